@@ -1,0 +1,91 @@
+//! Identifiers and time. Ids are 128-bit values chosen outside the engine (random or UUIDv7 at
+//! the edge): they mean nothing about the machine that made them, so a shard can move.
+
+use std::fmt;
+
+use bincode::{Decode, Encode};
+
+macro_rules! id128 {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
+        pub struct $name(pub u128);
+
+        impl $name {
+            /// The prefix of the id's text form, e.g. `acct_`.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// Big-endian bytes: the storage key, ordered like the number.
+            pub fn to_be_bytes(self) -> [u8; 16] {
+                self.0.to_be_bytes()
+            }
+
+            pub fn from_be_bytes(bytes: [u8; 16]) -> Self {
+                Self(u128::from_be_bytes(bytes))
+            }
+
+            /// Parses the text form (`prefix` then 32 lower-case hex digits).
+            pub fn parse(text: &str) -> Option<Self> {
+                let hex = text.strip_prefix($prefix)?;
+                if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                    return None;
+                }
+                u128::from_str_radix(hex, 16).ok().map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{:032x}", $prefix, self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+    };
+}
+
+id128!(
+    /// An account: a balance in one currency.
+    AccountId,
+    "acct_"
+);
+id128!(
+    /// A transfer: one balanced set of postings, applied at most once.
+    TransferId,
+    "tr_"
+);
+
+/// Nanoseconds since the Unix epoch, given to the engine by its caller (the engine has no
+/// clock, so that replay and simulation are deterministic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Encode, Decode)]
+pub struct Timestamp(pub u64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trip() {
+        let id = AccountId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        let text = id.to_string();
+        assert_eq!(text, "acct_0123456789abcdef0011223344556677");
+        assert_eq!(AccountId::parse(&text), Some(id));
+        assert_eq!(
+            AccountId::parse("acct_0123456789ABCDEF0011223344556677"),
+            None
+        );
+        assert_eq!(
+            AccountId::parse("tr_0123456789abcdef0011223344556677"),
+            None
+        );
+        assert_eq!(
+            AccountId::parse("acct_+123456789abcdef0011223344556677"),
+            None
+        );
+        assert_eq!(AccountId::parse("acct_123"), None);
+    }
+}

@@ -1,0 +1,240 @@
+//! Transfers: balanced sets of postings. Every money movement is one.
+
+use bincode::{Decode, Encode};
+
+use crate::ids::{AccountId, Timestamp, TransferId};
+use crate::money::{Currency, AMOUNT_MINOR_MAX};
+use crate::Reject;
+
+/// Most postings one transfer may have. A payment uses three (payer, merchant, fee); the
+/// bound keeps a single command's work and record size small and predictable.
+pub const POSTINGS_PER_TRANSFER_MAX: usize = 8;
+
+/// One leg: `amount` minor units into (`> 0`, credit) or out of (`< 0`, debit) an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Posting {
+    pub account: AccountId,
+    pub currency: Currency,
+    pub amount: i64,
+}
+
+/// What a transfer is for; carried in the journal for the accounting layers above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum TransferKind {
+    /// Customer funds received from a bank into a customer's account.
+    Deposit,
+    /// A payment from a payer to a merchant, net of the platform fee.
+    Payment,
+    /// Money back from a merchant to a payer.
+    Refund,
+    /// A plain movement between two accounts.
+    Transfer,
+}
+
+/// The three accounts of a payment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentParties {
+    pub payer: AccountId,
+    pub merchant: AccountId,
+    /// The platform's fee income account in the payment's currency.
+    pub fee_account: AccountId,
+}
+
+/// A balanced set of postings, applied atomically and at most once (by `id`).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Transfer {
+    pub id: TransferId,
+    pub kind: TransferKind,
+    pub postings: Vec<Posting>,
+    pub timestamp: Timestamp,
+}
+
+impl Transfer {
+    /// A payment of `amount` from `payer`, `amount - fee` to `merchant` and `fee` to
+    /// `fee_account`. A zero leg is left out.
+    pub fn payment(
+        id: TransferId,
+        parties: PaymentParties,
+        currency: Currency,
+        amount: i64,
+        fee: i64,
+        timestamp: Timestamp,
+    ) -> Transfer {
+        let PaymentParties {
+            payer,
+            merchant,
+            fee_account,
+        } = parties;
+        let mut postings = vec![Posting {
+            account: payer,
+            currency,
+            amount: -amount,
+        }];
+        let net = amount.checked_sub(fee).unwrap_or(0);
+        if net != 0 {
+            postings.push(Posting {
+                account: merchant,
+                currency,
+                amount: net,
+            });
+        }
+        if fee != 0 {
+            postings.push(Posting {
+                account: fee_account,
+                currency,
+                amount: fee,
+            });
+        }
+        Transfer {
+            id,
+            kind: TransferKind::Payment,
+            postings,
+            timestamp,
+        }
+    }
+
+    /// A two-legged movement of `amount` from `from` to `to`.
+    pub fn between(
+        id: TransferId,
+        kind: TransferKind,
+        from: AccountId,
+        to: AccountId,
+        currency: Currency,
+        amount: i64,
+        timestamp: Timestamp,
+    ) -> Transfer {
+        let postings = vec![
+            Posting {
+                account: from,
+                currency,
+                amount: amount.checked_neg().unwrap_or(0),
+            },
+            Posting {
+                account: to,
+                currency,
+                amount,
+            },
+        ];
+        Transfer {
+            id,
+            kind,
+            postings,
+            timestamp,
+        }
+    }
+
+    /// Checks the transfer's own shape, without looking at any account: 2 to
+    /// [`POSTINGS_PER_TRANSFER_MAX`] postings, each non-zero and within
+    /// [`AMOUNT_MINOR_MAX`], no account twice, and the postings of each currency sum to zero.
+    pub fn validate(&self) -> Result<(), Reject> {
+        let n = self.postings.len();
+        if n < 2 {
+            return Err(Reject::TooFewPostings);
+        }
+        if n > POSTINGS_PER_TRANSFER_MAX {
+            return Err(Reject::TooManyPostings);
+        }
+        for (i, p) in self.postings.iter().enumerate() {
+            if p.amount == 0 || p.amount.unsigned_abs() > AMOUNT_MINOR_MAX.unsigned_abs() {
+                return Err(Reject::InvalidAmount);
+            }
+            if self.postings[..i].iter().any(|q| q.account == p.account) {
+                return Err(Reject::DuplicateAccount(p.account));
+            }
+        }
+        // Per-currency sums; n <= 8, so a quadratic scan beats any map. i128 cannot overflow
+        // with at most 8 amounts of at most 10^15.
+        for (i, p) in self.postings.iter().enumerate() {
+            if self.postings[..i].iter().any(|q| q.currency == p.currency) {
+                continue;
+            }
+            let sum: i128 = self
+                .postings
+                .iter()
+                .filter(|q| q.currency == p.currency)
+                .map(|q| i128::from(q.amount))
+                .sum();
+            if sum != 0 {
+                return Err(Reject::Unbalanced(p.currency));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: Currency = Currency::CNY;
+    const PARTIES: PaymentParties = PaymentParties {
+        payer: AccountId(1),
+        merchant: AccountId(2),
+        fee_account: AccountId(3),
+    };
+
+    #[test]
+    fn payment_legs_balance() {
+        let t = Transfer::payment(TransferId(1), PARTIES, C, 1000, 6, Timestamp(0));
+        assert_eq!(
+            t.postings.iter().map(|p| p.amount).collect::<Vec<_>>(),
+            vec![-1000, 994, 6]
+        );
+        assert_eq!(t.validate(), Ok(()));
+        let free = Transfer::payment(TransferId(1), PARTIES, C, 1000, 0, Timestamp(0));
+        assert_eq!(free.postings.len(), 2);
+        assert_eq!(free.validate(), Ok(()));
+    }
+
+    #[test]
+    fn shape_rules() {
+        let p = |a: u128, c: Currency, amount: i64| Posting {
+            account: AccountId(a),
+            currency: c,
+            amount,
+        };
+        let t = |postings: Vec<Posting>| Transfer {
+            id: TransferId(9),
+            kind: TransferKind::Transfer,
+            postings,
+            timestamp: Timestamp(0),
+        };
+        assert_eq!(t(vec![p(1, C, -5)]).validate(), Err(Reject::TooFewPostings));
+        assert_eq!(
+            t(vec![p(1, C, -5), p(2, C, 4)]).validate(),
+            Err(Reject::Unbalanced(C))
+        );
+        assert_eq!(
+            t(vec![p(1, C, 0), p(2, C, 0)]).validate(),
+            Err(Reject::InvalidAmount)
+        );
+        assert_eq!(
+            t(vec![p(1, C, -5), p(1, C, 5)]).validate(),
+            Err(Reject::DuplicateAccount(AccountId(1)))
+        );
+        let big = AMOUNT_MINOR_MAX + 1;
+        assert_eq!(
+            t(vec![p(1, C, -big), p(2, C, big)]).validate(),
+            Err(Reject::InvalidAmount)
+        );
+        assert_eq!(
+            t(vec![p(1, C, i64::MIN), p(2, C, 1)]).validate(),
+            Err(Reject::InvalidAmount)
+        );
+        // Two currencies, each balanced (an FX conversion through two clearing accounts).
+        let usd = Currency::USD;
+        let fx = t(vec![
+            p(1, C, -700),
+            p(2, C, 700),
+            p(3, usd, -100),
+            p(4, usd, 100),
+        ]);
+        assert_eq!(fx.validate(), Ok(()));
+        let unbalanced = t(vec![p(1, C, -700), p(2, usd, 700)]);
+        assert_eq!(unbalanced.validate(), Err(Reject::Unbalanced(C)));
+        let many = t((0..9)
+            .map(|i| p(i, C, if i == 0 { -8 } else { 1 }))
+            .collect());
+        assert_eq!(many.validate(), Err(Reject::TooManyPostings));
+    }
+}

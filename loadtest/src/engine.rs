@@ -1,0 +1,309 @@
+//! The engine benchmark: real actors, real RocksDB, synced group commit.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actors::{Ledger, LedgerConfig, LedgerError};
+use engine::{Account, AccountId, Currency, Effect, Timestamp, Transfer, TransferId, TransferKind};
+use hdrhistogram::Histogram;
+use rand::Rng;
+use storage::{CommitUnit, Store, StoreOptions};
+
+/// How far each benchmark account may overdraw: no transfer is refused for funds, since a
+/// refusal is cheaper than a commit and would flatter the numbers.
+const BENCH_CREDIT_LIMIT: i64 = 1_000_000_000_000;
+const CREATE_PER_UNIT: usize = 8_192;
+
+#[derive(Clone, Debug)]
+pub struct EngineBenchConfig {
+    pub dir: PathBuf,
+    pub accounts: u64,
+    pub submitters: Vec<usize>,
+    pub duration: Duration,
+    pub warmup: Duration,
+}
+
+/// Where the credits go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    /// Payer and payee drawn uniformly from all accounts.
+    Uniform,
+    /// Payer uniform, every transfer credits account 0 (one hot merchant).
+    HotAccount,
+}
+
+#[derive(Clone, Debug)]
+pub struct ScenarioResult {
+    pub pattern: Pattern,
+    pub submitters: usize,
+    pub transfers: u64,
+    pub elapsed: Duration,
+    pub latency_us: Histogram<u64>,
+    pub group_writes: u64,
+    pub overloaded: u64,
+    pub rejected: u64,
+    /// Bytes the store wrote per transfer (journal, dedup, two account deltas).
+    pub bytes_per_unit: u64,
+}
+
+impl ScenarioResult {
+    pub fn per_second(&self) -> f64 {
+        self.transfers as f64 / self.elapsed.as_secs_f64()
+    }
+    pub fn units_per_group(&self) -> f64 {
+        self.transfers as f64 / self.group_writes.max(1) as f64
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RawResult {
+    pub batch_records: usize,
+    pub record_bytes: usize,
+    pub records: u64,
+    pub elapsed: Duration,
+    pub batch_latency_us: Histogram<u64>,
+}
+
+impl RawResult {
+    pub fn per_second(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+pub fn account(i: u64) -> AccountId {
+    AccountId(0x1000_0000 + u128::from(i))
+}
+
+/// Creates `n` accounts straight through the store, 8,192 per commit unit.
+pub fn populate(store: &Store, n: u64) -> Result<(), storage::StoreError> {
+    let mut i = 0;
+    while i < n {
+        let end = (i + CREATE_PER_UNIT as u64).min(n);
+        let effects = (i..end)
+            .map(|k| {
+                Effect::AccountCreated(Account::new(
+                    account(k),
+                    Currency::CNY,
+                    BENCH_CREDIT_LIMIT,
+                    Timestamp(0),
+                ))
+            })
+            .collect();
+        store.commit_blocking(CommitUnit {
+            effects,
+            aux: Vec::new(),
+        })?;
+        i = end;
+    }
+    Ok(())
+}
+
+/// Runs one scenario for `duration` on the current actix system.
+pub async fn run_scenario(
+    ledger: &Ledger,
+    accounts: u64,
+    pattern: Pattern,
+    submitters: usize,
+    duration: Duration,
+) -> ScenarioResult {
+    let stats = ledger.store().stats();
+    let groups_before = stats.group_writes.load(Ordering::Relaxed);
+    let bytes_before = stats.bytes.load(Ordering::Relaxed);
+    let units_before = stats.units.load(Ordering::Relaxed);
+    let totals = Rc::new(RefCell::new((
+        Histogram::<u64>::new(3).expect("histogram"),
+        0u64,
+        0u64,
+        0u64,
+    )));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..submitters)
+        .map(|_| {
+            let ledger = ledger.clone();
+            let totals = Rc::clone(&totals);
+            actix_rt::spawn(async move {
+                let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                let (mut done, mut overloaded, mut rejected) = (0u64, 0u64, 0u64);
+                while Instant::now() < deadline {
+                    let (id, from, to, amount) = {
+                        let mut rng = rand::rng();
+                        let from = rng.random_range(0..accounts);
+                        let to = match pattern {
+                            Pattern::Uniform => (from + rng.random_range(1..accounts)) % accounts,
+                            Pattern::HotAccount if from == 0 => 1,
+                            Pattern::HotAccount => 0,
+                        };
+                        (rng.random::<u128>(), from, to, rng.random_range(1..100_000))
+                    };
+                    let t = Transfer::between(
+                        TransferId(id),
+                        TransferKind::Transfer,
+                        account(from),
+                        account(to),
+                        Currency::CNY,
+                        amount,
+                        Timestamp(0),
+                    );
+                    let t0 = Instant::now();
+                    match ledger.transfer(t).await {
+                        Ok(Ok(_)) => {
+                            let us = t0.elapsed().as_micros() as u64;
+                            hist.saturating_record(us.max(1));
+                            done += 1;
+                        }
+                        Ok(Err(_)) => rejected += 1,
+                        Err(LedgerError::Overloaded(_)) => {
+                            overloaded += 1;
+                            actix_rt::time::sleep(Duration::from_micros(200)).await;
+                        }
+                        Err(e) => panic!("benchmark transfer failed: {e}"),
+                    }
+                }
+                let mut t = totals.borrow_mut();
+                t.0.add(&hist).expect("same histogram bounds");
+                t.1 += done;
+                t.2 += overloaded;
+                t.3 += rejected;
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("submitter task");
+    }
+    let elapsed = started.elapsed();
+    let (latency_us, transfers, overloaded, rejected) = totals.borrow().clone();
+    let units = stats.units.load(Ordering::Relaxed) - units_before;
+    ScenarioResult {
+        pattern,
+        submitters,
+        transfers,
+        elapsed,
+        latency_us,
+        group_writes: stats.group_writes.load(Ordering::Relaxed) - groups_before,
+        overloaded,
+        rejected,
+        bytes_per_unit: (stats.bytes.load(Ordering::Relaxed) - bytes_before) / units.max(1),
+    }
+}
+
+/// The raw ceiling: synced RocksDB `WriteBatch`es of `batch_records` puts of `record_bytes`
+/// each, from one thread, for `duration`. What the disk and RocksDB allow with no engine.
+pub fn raw_ceiling(
+    dir: &Path,
+    batch_records: usize,
+    record_bytes: usize,
+    duration: Duration,
+) -> RawResult {
+    let mut o = rocksdb::Options::default();
+    o.create_if_missing(true);
+    o.set_write_buffer_size(64 << 20);
+    o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    let db = rocksdb::DB::open(&o, dir).expect("open raw rocksdb");
+    let mut w = rocksdb::WriteOptions::default();
+    w.set_sync(true);
+    let mut rng = rand::rng();
+    let value: Vec<u8> = (0..record_bytes).map(|_| rng.random()).collect();
+    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    let mut records = 0u64;
+    let mut key = 0u64;
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        let mut batch = rocksdb::WriteBatch::default();
+        for _ in 0..batch_records {
+            key += 1;
+            batch.put(key.to_be_bytes(), &value);
+        }
+        let t0 = Instant::now();
+        db.write_opt(batch, &w).expect("raw synced write");
+        hist.saturating_record((t0.elapsed().as_micros() as u64).max(1));
+        records += batch_records as u64;
+    }
+    RawResult {
+        batch_records,
+        record_bytes,
+        records,
+        elapsed: started.elapsed(),
+        batch_latency_us: hist,
+    }
+}
+
+/// Everything `payd bench engine` reports.
+#[derive(Clone, Debug)]
+pub struct EngineReport {
+    pub accounts: u64,
+    pub populate: Duration,
+    pub warm: Duration,
+    pub rss_after_warm_bytes: Option<u64>,
+    pub active_accounts: usize,
+    pub scenarios: Vec<(ScenarioResult, RawResult)>,
+}
+
+/// Populates a fresh store in `config.dir`, activates every account, then runs each
+/// (pattern, submitters) scenario followed by its raw ceiling at the same batch shape.
+pub fn run(config: &EngineBenchConfig) -> Result<EngineReport, String> {
+    let store_dir = config.dir.join("store");
+    if store_dir.exists() {
+        return Err(format!(
+            "{} exists: give the benchmark an empty directory",
+            store_dir.display()
+        ));
+    }
+    let config = config.clone();
+    actix_rt::System::new().block_on(async move {
+        let (store, _) =
+            Store::open(&store_dir, StoreOptions::default()).map_err(|e| e.to_string())?;
+        let store = Arc::new(store);
+        let t0 = Instant::now();
+        populate(&store, config.accounts).map_err(|e| e.to_string())?;
+        let populate_time = t0.elapsed();
+        let ledger = Ledger::start(
+            Arc::clone(&store),
+            LedgerConfig {
+                active_accounts_max: config.accounts as usize + 16,
+                ..LedgerConfig::default()
+            },
+        );
+        let t0 = Instant::now();
+        for i in 0..config.accounts {
+            ledger.activate(account(i)).map_err(|e| e.to_string())?;
+            if i % 65_536 == 0 {
+                actix_rt::task::yield_now().await; // let the actors start
+            }
+        }
+        actix_rt::task::yield_now().await;
+        let warm = t0.elapsed();
+        let rss = crate::proc_stats::rss_bytes();
+        let active = ledger.active_accounts();
+        let mut scenarios = Vec::new();
+        for pattern in [Pattern::Uniform, Pattern::HotAccount] {
+            for &n in &config.submitters {
+                run_scenario(&ledger, config.accounts, pattern, n, config.warmup).await;
+                let result =
+                    run_scenario(&ledger, config.accounts, pattern, n, config.duration).await;
+                let raw_dir = config.dir.join(format!("raw-{pattern:?}-{n}"));
+                let batch = result.units_per_group().round().max(1.0) as usize;
+                let raw = raw_ceiling(
+                    &raw_dir,
+                    batch,
+                    result.bytes_per_unit as usize,
+                    config.duration,
+                );
+                let _ = std::fs::remove_dir_all(&raw_dir);
+                scenarios.push((result, raw));
+            }
+        }
+        Ok(EngineReport {
+            accounts: config.accounts,
+            populate: populate_time,
+            warm,
+            rss_after_warm_bytes: rss,
+            active_accounts: active,
+            scenarios,
+        })
+    })
+}

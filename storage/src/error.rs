@@ -1,0 +1,34 @@
+//! Storage errors: infrastructure failures, never business outcomes.
+
+use crate::codec::CodecError;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Cloneable so that one failed group write can be reported to every submitter in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage i/o failed: {0}")]
+    Io(String),
+    #[error("store is poisoned by an earlier failed write ({0}); restart to recover")]
+    Poisoned(String),
+    #[error("commit queue is full ({0} units waiting)")]
+    Overloaded(usize),
+    #[error("store is shut down")]
+    Closed,
+    #[error("corrupt record in {cf} at key {key}: {source}")]
+    Corrupt {
+        cf: &'static str,
+        key: String,
+        source: CodecError,
+    },
+    #[error("store is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error("commit unit too large: {0}")]
+    TooLarge(String),
+}
+
+impl From<rocksdb::Error> for StoreError {
+    fn from(e: rocksdb::Error) -> Self {
+        StoreError::Io(e.into_string())
+    }
+}

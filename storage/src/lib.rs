@@ -1,0 +1,25 @@
+//! rongpay's durable store: RocksDB with column families, versioned and checksummed records,
+//! and a group-commit writer that makes every acknowledged commit a synced write.
+//!
+//! Layout:
+//! - [`codec`]: record framing (format version, kind, CRC-32) around bincode 2 payloads.
+//! - [`schema`]: column families, keys, journal entries and account merge operands.
+//! - [`writer`]: the group-commit thread: queue, batch, one synced `WriteBatch`, ack; poison
+//!   on failure.
+//! - [`store`]: open and recovery checks, reads, full verification against a journal replay.
+//!
+//! What is durable when: a commit unit is durable exactly when its [`writer::Ack`] resolves
+//! `Ok(seq)`. The journal entry, the account balance deltas (RocksDB merge operands), the
+//! dedup index and the unit's auxiliary records are in that one `WriteBatch`, so they are
+//! recovered together or not at all.
+
+pub mod codec;
+pub mod error;
+pub mod schema;
+pub mod store;
+pub mod writer;
+
+pub use error::{Result, StoreError};
+pub use schema::JournalEntry;
+pub use store::{Recovery, Store, StoreOptions, Verification, WriterStats};
+pub use writer::{Ack, CommitUnit};

@@ -1,0 +1,67 @@
+//! Column families, keys and the records stored under them.
+
+use bincode::{Decode, Encode};
+use engine::{AccountStatus, Effect};
+
+/// Journal: key = commit sequence number (u64 big-endian) → [`JournalEntry`]. The ordered log
+/// of everything that happened; replaying it from the start rebuilds every balance.
+pub const CF_JOURNAL: &str = "journal";
+/// Accounts: key = account id (u128 big-endian) → [`engine::Account`] base record, updated by
+/// [`AccountDelta`] merge operands in the same write as the journal entry that causes them.
+pub const CF_ACCOUNTS: &str = "accounts";
+/// Dedup: key = transfer id (u128 big-endian) → sequence number of the entry that posted it.
+/// Makes "applied at most once" a single point lookup.
+pub const CF_DEDUP: &str = "dedup";
+/// Idempotency and other records of the layers above, written atomically with the effects.
+pub const CF_AUX: &str = "aux";
+/// Store metadata: format version, creation time.
+pub const CF_META: &str = "meta";
+
+pub const COLUMN_FAMILIES: [&str; 5] = [CF_JOURNAL, CF_ACCOUNTS, CF_DEDUP, CF_AUX, CF_META];
+
+pub const META_FORMAT_VERSION: &[u8] = b"format_version";
+
+/// The name RocksDB records for our merge operator; changing it makes old stores unreadable.
+pub const ACCOUNT_MERGE_OPERATOR: &str = "rongpay.account.v1";
+
+/// One commit unit as written to the journal.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct JournalEntry {
+    /// Redundant with the key: a record copied to the wrong key is detected.
+    pub seq: u64,
+    pub effects: Vec<Effect>,
+}
+
+/// A merge operand on an account record. Deltas are summed, so operands from concurrent
+/// transfers combine in any order; a status change is a last-writer-wins field.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct AccountDelta {
+    /// i128: a sum of deltas may exceed i64 even though every balance fits.
+    pub balance: i128,
+    pub held: i128,
+    pub status: Option<AccountStatus>,
+}
+
+impl AccountDelta {
+    pub fn then(self, next: AccountDelta) -> Option<AccountDelta> {
+        Some(AccountDelta {
+            balance: self.balance.checked_add(next.balance)?,
+            held: self.held.checked_add(next.held)?,
+            status: next.status.or(self.status),
+        })
+    }
+}
+
+/// Metadata: the store's format version.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct FormatMeta {
+    pub format_version: u8,
+}
+
+pub fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+pub fn seq_from_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}

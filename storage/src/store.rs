@@ -1,0 +1,608 @@
+//! Opening, recovering, reading and verifying the store.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use engine::{Account, AccountId, Currency, Ledger, TransferId};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
+    DBRecoveryMode, IteratorMode, MergeOperands, Options, DB,
+};
+use tokio::sync::oneshot;
+
+use crate::codec::{self, Kind};
+use crate::error::{Result, StoreError};
+use crate::schema::*;
+use crate::writer::{self, Ack, CommitUnit, Msg};
+
+/// Units queued for the writer at most; beyond it `submit` answers `Overloaded`.
+pub const COMMIT_QUEUE_UNITS_MAX: usize = 65_536;
+/// Units one group write takes at most (one `WriteBatch`, one sync).
+pub const GROUP_UNITS_MAX: usize = 8_192;
+/// Journal entries whose checksum and sequence are checked on every open.
+pub const RECOVERY_TAIL_ENTRIES: u64 = 4_096;
+/// Effects one commit unit may carry.
+pub const UNIT_EFFECTS_MAX: usize = engine::state_machine::BATCH_COMMANDS_MAX;
+
+/// How the store is opened. `Default` is what payd uses.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Upper bound on units per group write.
+    pub group_units_max: usize,
+    /// Upper bound on units waiting for the writer.
+    pub queue_units_max: usize,
+    /// RocksDB memtable size per column family, in bytes.
+    pub write_buffer_bytes: usize,
+    /// Block cache shared by the column families, in bytes.
+    pub block_cache_bytes: usize,
+    /// Fault injection for tests: the Nth group write (1-based) and all after it fail as if
+    /// the disk had. `None` in production.
+    pub fail_group_write_from: Option<u64>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            group_units_max: GROUP_UNITS_MAX,
+            queue_units_max: COMMIT_QUEUE_UNITS_MAX,
+            write_buffer_bytes: 64 << 20,
+            block_cache_bytes: 128 << 20,
+            fail_group_write_from: None,
+        }
+    }
+}
+
+/// Counters of the group-commit writer, read by metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub group_writes: AtomicU64,
+    pub units: AtomicU64,
+    pub bytes: AtomicU64,
+    pub write_nanos: AtomicU64,
+    pub group_units_last: AtomicU64,
+}
+
+impl WriterStats {
+    pub(crate) fn record_group(&self, units: usize, bytes: usize, elapsed: Duration) {
+        self.group_writes.fetch_add(1, Ordering::Relaxed);
+        self.units.fetch_add(units as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.write_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.group_units_last.store(units as u64, Ordering::Relaxed);
+    }
+}
+
+/// What was found on open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// Sequence number of the last durable journal entry (0: empty store).
+    pub last_seq: u64,
+    pub accounts: u64,
+    /// Sum of balances per currency; all zero, or the open would have failed.
+    pub trial_balance: BTreeMap<Currency, i128>,
+    pub elapsed: Duration,
+}
+
+/// What a full verification found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verification {
+    pub entries: u64,
+    pub transfers: u64,
+    pub accounts: u64,
+    pub trial_balance: BTreeMap<Currency, i128>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: DB,
+    pub(crate) last_seq: AtomicU64,
+    pub(crate) stats: WriterStats,
+    poison: OnceLock<String>,
+    /// Set once the first failure was injected (tests only).
+    fail_from: Option<u64>,
+    groups_attempted: AtomicU64,
+    injected: AtomicBool,
+}
+
+impl Inner {
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column family created on open")
+    }
+    pub(crate) fn cf_journal(&self) -> &ColumnFamily {
+        self.cf(CF_JOURNAL)
+    }
+    pub(crate) fn cf_accounts(&self) -> &ColumnFamily {
+        self.cf(CF_ACCOUNTS)
+    }
+    pub(crate) fn cf_dedup(&self) -> &ColumnFamily {
+        self.cf(CF_DEDUP)
+    }
+    pub(crate) fn cf_aux(&self) -> &ColumnFamily {
+        self.cf(CF_AUX)
+    }
+    pub(crate) fn poison_reason(&self) -> Option<String> {
+        self.poison.get().cloned()
+    }
+    pub(crate) fn poison(&self, reason: String) {
+        let _ = self.poison.set(reason);
+    }
+    pub(crate) fn inject_failure(&self) -> bool {
+        let n = self.groups_attempted.fetch_add(1, Ordering::Relaxed) + 1;
+        let fail = self.fail_from.is_some_and(|from| n >= from);
+        if fail {
+            self.injected.store(true, Ordering::Relaxed);
+        }
+        fail
+    }
+}
+
+/// The durable store. Cheap to share behind an `Arc`; all writes go through [`Store::submit`].
+pub struct Store {
+    inner: Arc<Inner>,
+    tx: crossbeam_channel::Sender<Msg>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+fn merge_full(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let mut account: Option<Account> = match existing {
+        Some(bytes) => Some(codec::decode(Kind::Account, bytes).ok()?),
+        None => None,
+    };
+    for op in operands {
+        if codec::kind_of(op).ok()? == Kind::Account as u8 {
+            account = Some(codec::decode(Kind::Account, op).ok()?);
+            continue;
+        }
+        let delta: AccountDelta = codec::decode(Kind::AccountDelta, op).ok()?;
+        // A delta without a base record means the store lost an account: refuse to make one up.
+        let a = account.as_mut()?;
+        a.balance = i64::try_from(i128::from(a.balance).checked_add(delta.balance)?).ok()?;
+        a.held = i64::try_from(i128::from(a.held).checked_add(delta.held)?).ok()?;
+        if let Some(status) = delta.status {
+            a.status = status;
+        }
+    }
+    Some(codec::encode(Kind::Account, &account?))
+}
+
+fn merge_partial(
+    _key: &[u8],
+    _existing: Option<&[u8]>,
+    operands: &MergeOperands,
+) -> Option<Vec<u8>> {
+    let mut sum = AccountDelta::default();
+    for op in operands {
+        // A base record among the operands cannot be folded into a delta: let RocksDB keep
+        // the operands as they are.
+        let delta: AccountDelta = codec::decode(Kind::AccountDelta, op).ok()?;
+        sum = sum.then(delta)?;
+    }
+    Some(codec::encode(Kind::AccountDelta, &sum))
+}
+
+impl Store {
+    /// Opens (creating when missing) the store in `path`, recovers, checks, and starts the
+    /// writer. Refuses to open a store whose records do not check out.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<(Store, Recovery)> {
+        let started = Instant::now();
+        let path = path.as_ref().to_path_buf();
+        let mut db_options = Options::default();
+        db_options.create_if_missing(true);
+        db_options.create_missing_column_families(true);
+        // A torn last record (a write the crash interrupted, never acknowledged) is dropped;
+        // corruption anywhere else refuses to open instead of silently losing what follows.
+        db_options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
+        // Column families flush together, so the journal and the balances it explains can
+        // never be recovered from different points in time.
+        db_options.set_atomic_flush(true);
+        db_options.set_paranoid_checks(true);
+        db_options.set_max_background_jobs(2);
+        db_options.set_max_total_wal_size(512 << 20);
+        db_options.set_db_write_buffer_size(options.write_buffer_bytes * 4);
+
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let cf = |name: &str, bloom: bool| {
+            let mut o = Options::default();
+            o.set_write_buffer_size(options.write_buffer_bytes);
+            o.set_compression_type(DBCompressionType::Lz4);
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            if bloom {
+                table.set_bloom_filter(10.0, false);
+                o.set_memtable_whole_key_filtering(true);
+                o.set_memtable_prefix_bloom_ratio(0.05);
+            }
+            o.set_block_based_table_factory(&table);
+            if name == CF_ACCOUNTS {
+                o.set_merge_operator(ACCOUNT_MERGE_OPERATOR, merge_full, merge_partial);
+            }
+            ColumnFamilyDescriptor::new(name, o)
+        };
+        let descriptors = vec![
+            cf(CF_JOURNAL, false),
+            cf(CF_ACCOUNTS, true),
+            cf(CF_DEDUP, true),
+            cf(CF_AUX, true),
+            cf(CF_META, false),
+        ];
+        let db = DB::open_cf_descriptors(&db_options, &path, descriptors).map_err(|e| {
+            StoreError::Inconsistent(format!(
+                "cannot open store in {}: {}",
+                path.display(),
+                e.into_string()
+            ))
+        })?;
+        let inner = Arc::new(Inner {
+            db,
+            last_seq: AtomicU64::new(0),
+            stats: WriterStats::default(),
+            poison: OnceLock::new(),
+            fail_from: options.fail_group_write_from,
+            groups_attempted: AtomicU64::new(0),
+            injected: AtomicBool::new(false),
+        });
+        let last_seq = check_format_and_tail(&inner)?;
+        inner.last_seq.store(last_seq, Ordering::Release);
+        let (accounts, trial_balance) = check_trial_balance(&inner)?;
+
+        let (tx, rx) = crossbeam_channel::bounded(options.queue_units_max);
+        let writer_inner = Arc::clone(&inner);
+        let group_units_max = options.group_units_max.clamp(1, GROUP_UNITS_MAX);
+        let writer = std::thread::Builder::new()
+            .name("rongpay-wal".to_string())
+            .spawn(move || writer::run(writer_inner, rx, group_units_max))
+            .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
+        let recovery = Recovery {
+            last_seq,
+            accounts,
+            trial_balance,
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(
+            last_seq,
+            accounts,
+            elapsed_ms = recovery.elapsed.as_millis() as u64,
+            "store recovered"
+        );
+        Ok((
+            Store {
+                inner,
+                tx,
+                writer: Mutex::new(Some(writer)),
+                path,
+            },
+            recovery,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a unit for the next group write. The returned [`Ack`] resolves with the unit's
+    /// sequence number once its group is synced, or with the error that kept it from disk.
+    pub fn submit(&self, unit: CommitUnit) -> Result<Ack> {
+        if let Some(reason) = self.inner.poison_reason() {
+            return Err(StoreError::Poisoned(reason));
+        }
+        if unit.effects.len() > UNIT_EFFECTS_MAX {
+            return Err(StoreError::TooLarge(format!(
+                "{} effects",
+                unit.effects.len()
+            )));
+        }
+        let (ack_tx, ack_rx) = oneshot::channel();
+        match self.tx.try_send(Msg::Commit(unit, ack_tx)) {
+            Ok(()) => Ok(ack_rx),
+            Err(crossbeam_channel::TrySendError::Full(_)) => {
+                Err(StoreError::Overloaded(self.tx.len()))
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        }
+    }
+
+    /// Submits and waits, for callers outside an async runtime.
+    pub fn commit_blocking(&self, unit: CommitUnit) -> Result<u64> {
+        self.submit(unit)?
+            .blocking_recv()
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// False once a write failed: the store accepts nothing more until restarted.
+    pub fn is_healthy(&self) -> bool {
+        self.inner.poison.get().is_none()
+    }
+
+    pub fn poison_reason(&self) -> Option<String> {
+        self.inner.poison_reason()
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.inner.last_seq.load(Ordering::Acquire)
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.inner.stats
+    }
+
+    /// Units waiting for the writer right now.
+    pub fn queue_len(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// The durable state of an account, or `None` if it was never created.
+    pub fn account(&self, id: AccountId) -> Result<Option<Account>> {
+        let key = id.to_be_bytes();
+        match self.inner.db.get_pinned_cf(self.inner.cf_accounts(), key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(Kind::Account, &bytes)
+                .map(Some)
+                .map_err(|source| StoreError::Corrupt {
+                    cf: CF_ACCOUNTS,
+                    key: id.to_string(),
+                    source,
+                }),
+        }
+    }
+
+    /// The sequence number of the journal entry that posted `id`, if it was posted.
+    pub fn transfer_seq(&self, id: TransferId) -> Result<Option<u64>> {
+        let value = self
+            .inner
+            .db
+            .get_pinned_cf(self.inner.cf_dedup(), id.to_be_bytes())?;
+        Ok(value.and_then(|v| seq_from_key(&v)))
+    }
+
+    /// A record of the layers above.
+    pub fn aux(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.inner.db.get_cf(self.inner.cf_aux(), key)?)
+    }
+
+    /// Calls `f` with every journal entry from `from_seq` on, in order.
+    pub fn for_each_entry(
+        &self,
+        from_seq: u64,
+        mut f: impl FnMut(JournalEntry) -> Result<()>,
+    ) -> Result<()> {
+        let start = seq_key(from_seq);
+        let iter = self.inner.db.iterator_cf(
+            self.inner.cf_journal(),
+            IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            f(decode_entry(&key, &value)?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every account.
+    pub fn for_each_account(&self, f: impl FnMut(Account) -> Result<()>) -> Result<()> {
+        for_each_account(&self.inner, f)
+    }
+
+    /// Replays the whole journal through the engine and checks that it agrees with the
+    /// accounts and the dedup index: sequence numbers contiguous from 1, every posted transfer
+    /// indexed at its entry, every account equal to its replay, trial balance zero.
+    pub fn verify(&self) -> Result<Verification> {
+        let mut ledger = Ledger::new();
+        let mut expected_seq = 1u64;
+        let mut transfers = 0u64;
+        self.for_each_entry(1, |entry| {
+            if entry.seq != expected_seq {
+                return Err(StoreError::Inconsistent(format!(
+                    "journal entry {} where {} was expected",
+                    entry.seq, expected_seq
+                )));
+            }
+            expected_seq += 1;
+            for effect in &entry.effects {
+                ledger.replay(effect).map_err(|e| {
+                    StoreError::Inconsistent(format!("journal entry {}: {e}", entry.seq))
+                })?;
+                if let engine::Effect::Posted(t) = effect {
+                    transfers += 1;
+                    if self.transfer_seq(t.id)? != Some(entry.seq) {
+                        return Err(StoreError::Inconsistent(format!(
+                            "transfer {} in entry {} is not indexed there",
+                            t.id, entry.seq
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let mut accounts = 0u64;
+        self.for_each_account(|stored| {
+            accounts += 1;
+            match ledger.account(stored.id) {
+                Some(replayed) if *replayed == stored => Ok(()),
+                Some(replayed) => Err(StoreError::Inconsistent(format!(
+                    "account {} is {stored:?} but the journal replays to {replayed:?}",
+                    stored.id
+                ))),
+                None => Err(StoreError::Inconsistent(format!(
+                    "account {} is not in the journal",
+                    stored.id
+                ))),
+            }
+        })?;
+        let replayed_accounts = ledger.accounts().count() as u64;
+        if replayed_accounts != accounts {
+            return Err(StoreError::Inconsistent(format!(
+                "journal creates {replayed_accounts} accounts, store holds {accounts}"
+            )));
+        }
+        let trial_balance = engine::trial_balance(ledger.accounts());
+        check_zero(&trial_balance)?;
+        Ok(Verification {
+            entries: expected_seq - 1,
+            transfers,
+            accounts,
+            trial_balance,
+        })
+    }
+
+    /// Stops the writer after it wrote everything queued so far. Idempotent.
+    pub fn shutdown(&self) {
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = self.tx.send(Msg::Stop);
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn decode_entry(key: &[u8], value: &[u8]) -> Result<JournalEntry> {
+    let seq = seq_from_key(key)
+        .ok_or_else(|| StoreError::Inconsistent(format!("journal key of {} bytes", key.len())))?;
+    let entry: JournalEntry =
+        codec::decode(Kind::Journal, value).map_err(|source| StoreError::Corrupt {
+            cf: CF_JOURNAL,
+            key: seq.to_string(),
+            source,
+        })?;
+    if entry.seq != seq {
+        return Err(StoreError::Inconsistent(format!(
+            "journal entry {} stored at key {seq}",
+            entry.seq
+        )));
+    }
+    Ok(entry)
+}
+
+fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> Result<()> {
+    for item in inner
+        .db
+        .iterator_cf(inner.cf_accounts(), IteratorMode::Start)
+    {
+        let (key, value) = item?;
+        let account: Account =
+            codec::decode(Kind::Account, &value).map_err(|source| StoreError::Corrupt {
+                cf: CF_ACCOUNTS,
+                key: format!("{key:02x?}"),
+                source,
+            })?;
+        if account.id.to_be_bytes()[..] != key[..] {
+            return Err(StoreError::Inconsistent(format!(
+                "account {} stored under another key",
+                account.id
+            )));
+        }
+        f(account)?;
+    }
+    Ok(())
+}
+
+/// Checks (or, on a new store, writes) the format version, then the journal's tail: the last
+/// [`RECOVERY_TAIL_ENTRIES`] entries decode, carry their own key, and are contiguous.
+fn check_format_and_tail(inner: &Inner) -> Result<u64> {
+    let meta = inner.cf(CF_META);
+    let last_key = inner
+        .db
+        .iterator_cf(inner.cf_journal(), IteratorMode::End)
+        .next()
+        .transpose()?
+        .map(|(k, _)| k);
+    match inner.db.get_cf(meta, META_FORMAT_VERSION)? {
+        Some(bytes) => {
+            let found: FormatMeta =
+                codec::decode(Kind::Meta, &bytes).map_err(|source| StoreError::Corrupt {
+                    cf: CF_META,
+                    key: "format_version".into(),
+                    source,
+                })?;
+            if found.format_version != codec::FORMAT_VERSION {
+                return Err(StoreError::Inconsistent(format!(
+                    "store format {} is not supported by this build (format {})",
+                    found.format_version,
+                    codec::FORMAT_VERSION
+                )));
+            }
+        }
+        None if last_key.is_none() => {
+            let mut o = rocksdb::WriteOptions::default();
+            o.set_sync(true);
+            let meta_record = FormatMeta {
+                format_version: codec::FORMAT_VERSION,
+            };
+            inner.db.put_cf_opt(
+                meta,
+                META_FORMAT_VERSION,
+                codec::encode(Kind::Meta, &meta_record),
+                &o,
+            )?;
+        }
+        None => {
+            return Err(StoreError::Inconsistent(
+                "journal present but format version missing".into(),
+            ));
+        }
+    }
+    let Some(last_key) = last_key else {
+        return Ok(0);
+    };
+    let last = decode_entry(
+        &last_key,
+        &inner
+            .db
+            .get_cf(inner.cf_journal(), &last_key)?
+            .unwrap_or_default(),
+    )?
+    .seq;
+    let from = last.saturating_sub(RECOVERY_TAIL_ENTRIES - 1).max(1);
+    let start = seq_key(from);
+    let tail = inner.db.iterator_cf(
+        inner.cf_journal(),
+        IteratorMode::From(&start, rocksdb::Direction::Forward),
+    );
+    for (expected, item) in (from..).zip(tail) {
+        let (key, value) = item?;
+        let entry = decode_entry(&key, &value)?;
+        if entry.seq != expected {
+            return Err(StoreError::Inconsistent(format!(
+                "journal gap: entry {} follows {}",
+                entry.seq,
+                expected - 1
+            )));
+        }
+    }
+    Ok(last)
+}
+
+fn check_trial_balance(inner: &Inner) -> Result<(u64, BTreeMap<Currency, i128>)> {
+    let mut sums = BTreeMap::new();
+    let mut accounts = 0u64;
+    for_each_account(inner, |a| {
+        accounts += 1;
+        *sums.entry(a.currency).or_insert(0i128) += i128::from(a.balance);
+        Ok(())
+    })?;
+    check_zero(&sums)?;
+    Ok((accounts, sums))
+}
+
+fn check_zero(sums: &BTreeMap<Currency, i128>) -> Result<()> {
+    for (currency, sum) in sums {
+        if *sum != 0 {
+            return Err(StoreError::Inconsistent(format!(
+                "trial balance of {currency} is {sum} minor units, not zero"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -13,6 +13,9 @@ use storage::Store;
 use crate::account_actor::{AccountActor, Passivate, ACCOUNT_MAILBOX_MAX};
 use crate::error::LedgerError;
 
+/// Hasher of the id-keyed maps: randomly seeded, fast on 16-byte keys.
+pub type IdHasher = foldhash::fast::RandomState;
+
 struct Slot {
     addr: Addr<AccountActor>,
     /// Seconds since the registry's epoch when the account was last looked up; the sweeper
@@ -22,7 +25,7 @@ struct Slot {
 
 /// The account actors currently in memory, by id.
 pub struct Registry {
-    actors: DashMap<AccountId, Slot>,
+    actors: DashMap<AccountId, Slot, IdHasher>,
     epoch: Instant,
     /// More active accounts than this and activation answers `Overloaded` until the sweeper
     /// passivated some: memory stays bounded whatever the access pattern.
@@ -32,7 +35,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(active_max: usize) -> Registry {
         Registry {
-            actors: DashMap::new(),
+            actors: DashMap::default(),
             epoch: Instant::now(),
             active_max,
         }

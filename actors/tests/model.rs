@@ -211,7 +211,7 @@ fn run(case: Case) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn transfers_match_the_reference_model(case in case()) {

@@ -57,13 +57,25 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             };
             let report = loadtest::engine::run(&config).map_err(anyhow::Error::msg)?;
             println!("## payd bench engine\n");
+            let mib = |b: Option<u64>| {
+                b.map(|b| (b >> 20).to_string())
+                    .unwrap_or_else(|| "?".into())
+            };
+            let per_account = match (report.rss_before_warm_bytes, report.rss_after_warm_bytes) {
+                (Some(before), Some(after)) if report.active_accounts > 0 => {
+                    (after.saturating_sub(before) / report.active_accounts as u64).to_string()
+                }
+                _ => "?".into(),
+            };
             println!(
-                "{} accounts: created in {:.1} s, made resident in {:.1} s; {} active; RSS after warm-up {} MiB\n",
+                "{} accounts: created in {:.1} s, made resident in {:.1} s; {} active; process RSS {} MiB before activation, {} MiB with all resident ({} bytes per resident account)\n",
                 report.accounts,
                 report.populate.as_secs_f64(),
                 report.warm.as_secs_f64(),
                 report.active_accounts,
-                report.rss_after_warm_bytes.map(|b| (b >> 20).to_string()).unwrap_or_else(|| "?".into())
+                mib(report.rss_before_warm_bytes),
+                mib(report.rss_after_warm_bytes),
+                per_account
             );
             println!("| pattern | submitters | transfers/s | p50 ms | p99 ms | p999 ms | transfers/sync | bytes/transfer | raw ceiling records/s (same batch) | engine / raw | overloaded |");
             println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");

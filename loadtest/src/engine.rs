@@ -74,6 +74,12 @@ impl RawResult {
     }
 }
 
+/// Microseconds from 1 µs to 60 s at 3 significant digits. Fixed bounds: `saturating_record`
+/// clamps to them (an auto-resizing histogram would clamp to its tiny initial range).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
 pub fn account(i: u64) -> AccountId {
     AccountId(0x1000_0000 + u128::from(i))
 }
@@ -114,12 +120,7 @@ pub async fn run_scenario(
     let groups_before = stats.group_writes.load(Ordering::Relaxed);
     let bytes_before = stats.bytes.load(Ordering::Relaxed);
     let units_before = stats.units.load(Ordering::Relaxed);
-    let totals = Rc::new(RefCell::new((
-        Histogram::<u64>::new(3).expect("histogram"),
-        0u64,
-        0u64,
-        0u64,
-    )));
+    let totals = Rc::new(RefCell::new((latency_histogram(), 0u64, 0u64, 0u64)));
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = (0..submitters)
@@ -127,7 +128,7 @@ pub async fn run_scenario(
             let ledger = ledger.clone();
             let totals = Rc::clone(&totals);
             actix_rt::spawn(async move {
-                let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                let mut hist = latency_histogram();
                 let (mut done, mut overloaded, mut rejected) = (0u64, 0u64, 0u64);
                 while Instant::now() < deadline {
                     let (id, from, to, amount) = {
@@ -208,7 +209,7 @@ pub fn raw_ceiling(
     w.set_sync(true);
     let mut rng = rand::rng();
     let value: Vec<u8> = (0..record_bytes).map(|_| rng.random()).collect();
-    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    let mut hist = latency_histogram();
     let mut records = 0u64;
     let mut key = 0u64;
     let started = Instant::now();
@@ -238,6 +239,9 @@ pub struct EngineReport {
     pub accounts: u64,
     pub populate: Duration,
     pub warm: Duration,
+    /// Resident memory with the store open and populated, before any account is activated.
+    pub rss_before_warm_bytes: Option<u64>,
+    /// Resident memory with every account active (actors, registry, RocksDB caches).
     pub rss_after_warm_bytes: Option<u64>,
     pub active_accounts: usize,
     pub scenarios: Vec<(ScenarioResult, RawResult)>,
@@ -253,14 +257,13 @@ pub fn run(config: &EngineBenchConfig) -> Result<EngineReport, String> {
             store_dir.display()
         ));
     }
+    let (store, _) = Store::open(&store_dir, StoreOptions::default()).map_err(|e| e.to_string())?;
+    let store = Arc::new(store);
+    let t0 = Instant::now();
+    populate(&store, config.accounts).map_err(|e| e.to_string())?;
+    let populate_time = t0.elapsed();
     let config = config.clone();
     actix_rt::System::new().block_on(async move {
-        let (store, _) =
-            Store::open(&store_dir, StoreOptions::default()).map_err(|e| e.to_string())?;
-        let store = Arc::new(store);
-        let t0 = Instant::now();
-        populate(&store, config.accounts).map_err(|e| e.to_string())?;
-        let populate_time = t0.elapsed();
         let ledger = Ledger::start(
             Arc::clone(&store),
             LedgerConfig {
@@ -268,6 +271,7 @@ pub fn run(config: &EngineBenchConfig) -> Result<EngineReport, String> {
                 ..LedgerConfig::default()
             },
         );
+        let rss_before = crate::proc_stats::rss_bytes();
         let t0 = Instant::now();
         for i in 0..config.accounts {
             ledger.activate(account(i)).map_err(|e| e.to_string())?;
@@ -301,6 +305,7 @@ pub fn run(config: &EngineBenchConfig) -> Result<EngineReport, String> {
             accounts: config.accounts,
             populate: populate_time,
             warm,
+            rss_before_warm_bytes: rss_before,
             rss_after_warm_bytes: rss,
             active_accounts: active,
             scenarios,

@@ -12,11 +12,13 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bincode::Encode;
 use crossbeam_channel::Receiver;
-use engine::{Effect, TransferId};
+use std::collections::HashMap;
+
+use engine::{AccountId, Effect, TransferId};
 use rocksdb::{WriteBatch, WriteOptions};
 use tokio::sync::oneshot;
 
@@ -71,6 +73,7 @@ struct JournalEntryRef<'a> {
 pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) {
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
+    write_options.set_no_slowdown(true);
     let mut group: Vec<(CommitUnit, oneshot::Sender<Result<u64>>)> =
         Vec::with_capacity(batch_units_max);
     let mut stopping = false;
@@ -99,6 +102,32 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) 
     }
 }
 
+/// The longest a group waits out a RocksDB write stall before the store poisons itself.
+pub const WRITE_STALL_MAX: Duration = Duration::from_secs(10);
+
+/// The group as one `WriteBatch`: every unit's journal entry, records and dedup keys, then one
+/// merge operand per account (a hot account costs one memtable insert per sync, not one per
+/// transfer), after the base records of the accounts this group creates.
+fn build_batch(
+    inner: &Inner,
+    group: &[(CommitUnit, oneshot::Sender<Result<u64>>)],
+    first_seq: u64,
+) -> WriteBatch {
+    let mut batch = WriteBatch::default();
+    let mut deltas = Deltas::default();
+    for (i, (unit, _)) in group.iter().enumerate() {
+        add_unit(inner, &mut batch, &mut deltas, first_seq + i as u64, unit);
+    }
+    for (account, delta) in &deltas {
+        batch.merge_cf(
+            inner.cf_accounts(),
+            account.to_be_bytes(),
+            codec::encode(Kind::AccountDelta, delta),
+        );
+    }
+    batch
+}
+
 fn write_group(
     inner: &Inner,
     group: &mut Vec<(CommitUnit, oneshot::Sender<Result<u64>>)>,
@@ -111,19 +140,40 @@ fn write_group(
         return;
     }
     let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
-    let mut batch = WriteBatch::default();
-    for (i, (unit, _)) in group.iter().enumerate() {
-        add_unit(inner, &mut batch, first_seq + i as u64, unit);
-    }
-    let bytes = batch.size_in_bytes();
     let started = Instant::now();
-    let result = if inner.inject_failure() {
-        Err(StoreError::Io("injected write failure".to_string()))
-    } else {
-        inner
-            .db
-            .write_opt(batch, write_options)
-            .map_err(StoreError::from)
+    let mut bytes;
+    let result = loop {
+        let batch = build_batch(inner, group, first_seq);
+        bytes = batch.size_in_bytes();
+        if inner.inject_failure() {
+            break Err(StoreError::Io("injected write failure".to_string()));
+        }
+        match inner.db.write_opt(batch, write_options) {
+            Ok(()) => break Ok(()),
+            // `no_slowdown`: RocksDB refused to wait out a write stall and wrote nothing.
+            // A stall from load clears as flushes and compactions catch up; one caused by a
+            // failed background job (a flush that hit a full disk) never does, and RocksDB
+            // would otherwise block this thread until space appears, acknowledging nothing
+            // and failing nothing. So: retry briefly, give up on a background error or after
+            // WRITE_STALL_MAX.
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => {
+                if inner.background_errors() > 0 {
+                    break Err(StoreError::Io(format!(
+                        "writes stalled after a background flush or compaction failed (disk full?): {}",
+                        e.into_string()
+                    )));
+                }
+                if started.elapsed() > WRITE_STALL_MAX {
+                    break Err(StoreError::Io(format!(
+                        "writes stalled for more than {} s: {}",
+                        WRITE_STALL_MAX.as_secs(),
+                        e.into_string()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => break Err(StoreError::from(e)),
+        }
     };
     let elapsed = started.elapsed();
     inner.stats.record_group(group.len(), bytes, elapsed);
@@ -147,7 +197,23 @@ fn write_group(
     }
 }
 
-fn add_unit(inner: &Inner, batch: &mut WriteBatch, seq: u64, unit: &CommitUnit) {
+/// Balance and status changes of one group, summed per account.
+type Deltas = HashMap<AccountId, AccountDelta, foldhash::fast::RandomState>;
+
+fn add_delta(deltas: &mut Deltas, account: AccountId, delta: AccountDelta) {
+    let slot = deltas.entry(account).or_default();
+    // Two deltas of one group sum to less than the largest possible balance swing: this
+    // cannot overflow i128.
+    *slot = slot.then(delta).expect("group deltas fit in i128");
+}
+
+fn add_unit(
+    inner: &Inner,
+    batch: &mut WriteBatch,
+    deltas: &mut Deltas,
+    seq: u64,
+    unit: &CommitUnit,
+) {
     let entry = JournalEntryRef {
         seq,
         effects: &unit.effects,
@@ -173,11 +239,7 @@ fn add_unit(inner: &Inner, batch: &mut WriteBatch, seq: u64, unit: &CommitUnit) 
                         balance: i128::from(p.amount),
                         ..Default::default()
                     };
-                    batch.merge_cf(
-                        inner.cf_accounts(),
-                        p.account.to_be_bytes(),
-                        codec::encode(Kind::AccountDelta, &delta),
-                    );
+                    add_delta(deltas, p.account, delta);
                 }
             }
             Effect::StatusSet { account, status } => {
@@ -185,11 +247,7 @@ fn add_unit(inner: &Inner, batch: &mut WriteBatch, seq: u64, unit: &CommitUnit) 
                     status: Some(*status),
                     ..Default::default()
                 };
-                batch.merge_cf(
-                    inner.cf_accounts(),
-                    account.to_be_bytes(),
-                    codec::encode(Kind::AccountDelta, &delta),
-                );
+                add_delta(deltas, *account, delta);
             }
         }
     }

@@ -176,6 +176,19 @@ impl Ledger {
         currency: Currency,
         credit_limit: i64,
     ) -> Result<Outcome, LedgerError> {
+        self.create_account_with(id, currency, credit_limit, Vec::new())
+            .await
+    }
+
+    /// Creates an empty active account, writing `records` (key/value pairs of the layers
+    /// above, e.g. the account's owner) in the same durable write.
+    pub async fn create_account_with(
+        &self,
+        id: AccountId,
+        currency: Currency,
+        credit_limit: i64,
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Outcome, LedgerError> {
         if credit_limit < 0 {
             return Ok(Err(Reject::InvalidCreditLimit));
         }
@@ -191,9 +204,11 @@ impl Ledger {
                 return Ok(Err(Reject::AccountExists(id)));
             }
             let account = Account::new(id, currency, credit_limit, now());
-            let ack = inner
-                .store
-                .submit(CommitUnit::effect(Effect::AccountCreated(account)))?;
+            let unit = CommitUnit {
+                effects: vec![Effect::AccountCreated(account)],
+                aux: records,
+            };
+            let ack = inner.store.submit(unit)?;
             let seq = ack.await.map_err(|_| LedgerError::ShuttingDown)??;
             Ok(Ok(seq))
         })
@@ -202,7 +217,18 @@ impl Ledger {
 
     /// Applies a transfer atomically and durably, or rejects it with nothing changed. The
     /// transfer's timestamp is set to now.
-    pub async fn transfer(&self, mut transfer: Transfer) -> Result<Outcome, LedgerError> {
+    pub async fn transfer(&self, transfer: Transfer) -> Result<Outcome, LedgerError> {
+        self.transfer_with(transfer, Vec::new()).await
+    }
+
+    /// [`Ledger::transfer`], writing `records` (the payment object, an idempotency key's
+    /// response) in the same durable write as the transfer, so that a crash can never
+    /// separate them. Nothing of `records` is written if the transfer is rejected.
+    pub async fn transfer_with(
+        &self,
+        mut transfer: Transfer,
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Outcome, LedgerError> {
         if let Err(reject) = transfer.validate() {
             return Ok(Err(reject));
         }
@@ -211,7 +237,7 @@ impl Ledger {
         let inner = Arc::clone(&self.inner);
         spawn_detached(async move {
             let _admitted = admitted;
-            run_transfer(&inner, transfer).await
+            run_transfer(&inner, transfer, records).await
         })
         .await
     }
@@ -309,7 +335,11 @@ where
     Err(LedgerError::Overloaded("account activations"))
 }
 
-async fn run_transfer(inner: &Inner, transfer: Transfer) -> Result<Outcome, LedgerError> {
+async fn run_transfer(
+    inner: &Inner,
+    transfer: Transfer,
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<Outcome, LedgerError> {
     let id = transfer.id;
     if inner.transfers_inflight.insert(id, ()).is_some() {
         return Ok(Err(Reject::DuplicateId));
@@ -342,10 +372,11 @@ async fn run_transfer(inner: &Inner, transfer: Transfer) -> Result<Outcome, Ledg
             }
         }
     }
-    let ack = match inner
-        .store
-        .submit(CommitUnit::effect(Effect::Posted(transfer)))
-    {
+    let unit = CommitUnit {
+        effects: vec![Effect::Posted(transfer)],
+        aux: records,
+    };
+    let ack = match inner.store.submit(unit) {
         Ok(ack) => ack,
         Err(e) => {
             release(prepared);

@@ -59,6 +59,25 @@ id128!(
     "tr_"
 );
 
+impl AccountId {
+    /// The platform's own account for `role` in a currency (ISO numeric code): a fixed id in a
+    /// reserved range that random or time-ordered ids never reach (top 32 bits all ones).
+    pub const fn platform(role: PlatformRole, currency_numeric: u16) -> AccountId {
+        AccountId((0xffff_ffff_u128 << 96) | ((role as u128) << 16) | currency_numeric as u128)
+    }
+}
+
+/// What a platform account is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum PlatformRole {
+    /// Customer funds held at banks: the counterpart of every deposit and withdrawal. Its
+    /// balance is minus what the platform owes its customers.
+    CustomerFunds = 1,
+    /// The platform's fee income.
+    FeeIncome = 2,
+}
+
 /// Nanoseconds since the Unix epoch, given to the engine by its caller (the engine has no
 /// clock, so that replay and simulation are deterministic).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Encode, Decode)]

@@ -20,7 +20,7 @@ pub mod state_machine;
 pub mod transfer;
 
 pub use account::{Account, AccountStatus, LiveAccount};
-pub use ids::{AccountId, Timestamp, TransferId};
+pub use ids::{AccountId, PlatformRole, Timestamp, TransferId};
 pub use money::{Currency, MoneyError, AMOUNT_MINOR_MAX};
 pub use state_machine::{trial_balance, Applied, Command, Effect, Ledger, ReplayError};
 pub use transfer::{PaymentParties, Posting, Transfer, TransferKind, POSTINGS_PER_TRANSFER_MAX};

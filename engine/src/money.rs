@@ -191,8 +191,9 @@ pub fn parse_amount(text: &str, currency: Currency) -> Result<i64, MoneyError> {
 }
 
 /// Formats minor units at the currency's full scale: 1230 CNY is `"12.30"`, -5 is `"-0.05"`.
-pub fn format_minor(minor: i64, currency: Currency) -> String {
-    Decimal::from_i128_with_scale(i128::from(minor), currency.minor_units()).to_string()
+/// Takes `i128` too: an available amount adds a credit limit to a balance.
+pub fn format_minor(minor: impl Into<i128>, currency: Currency) -> String {
+    Decimal::from_i128_with_scale(minor.into(), currency.minor_units()).to_string()
 }
 
 /// Parses a fee rate such as `"0.006"` into parts per million. At most 6 decimal places,

@@ -1,0 +1,84 @@
+//! Who is calling: the operator (admin token) or, later, a merchant (secret key).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use subtle::ConstantTimeEq;
+
+use crate::config::{check_token, Secret};
+use crate::error::ApiError;
+
+/// The authenticated caller of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+}
+
+/// The bearer token of a request, or a 401 saying what is wrong with the header.
+fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthenticated(
+            "missing Authorization header; send \"Authorization: Bearer <token>\"",
+        )
+    })?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("the Authorization header is not visible ASCII"))?;
+    value
+        .strip_prefix("Bearer ")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthenticated("the Authorization header must be \"Bearer <token>\"")
+        })
+}
+
+/// Authenticates the request as the operator. Compared in constant time.
+pub fn admin(req: &HttpRequest, admin_token: &Secret) -> Result<Caller, ApiError> {
+    let token = bearer(req)?;
+    if bool::from(token.as_bytes().ct_eq(admin_token.0.as_bytes())) {
+        Ok(Caller::Admin)
+    } else {
+        Err(ApiError::unauthenticated("the bearer token is not valid"))
+    }
+}
+
+/// The admin token: from the configuration (`RONGPAY_ADMIN_TOKEN`), else the one kept in
+/// `<data_dir>/admin_token`, else a new random one written there with mode 0600. Returns the
+/// file it was generated into, if it was, so the caller can say where it is (never what).
+pub fn resolve_admin_token(
+    configured: Option<&Secret>,
+    data_dir: &Path,
+) -> std::io::Result<(Secret, Option<PathBuf>)> {
+    if let Some(token) = configured {
+        return Ok((token.clone(), None));
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join("admin_token");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let token = text.trim().to_string();
+            check_token(&token)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+            Ok((Secret(token), None))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = format!(
+                "adm_{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            );
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            file.write_all(token.as_bytes())?;
+            file.sync_all()?;
+            Ok((Secret(token), Some(path)))
+        }
+        Err(e) => Err(e),
+    }
+}

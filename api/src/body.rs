@@ -1,0 +1,213 @@
+//! Reading a JSON request body: content type, size limit, deadline, then strict parsing.
+//!
+//! Done by hand instead of with `web::Json` because actix's `client_request_timeout` covers
+//! only the request head: a client trickling its body would hold a connection forever. Here
+//! the whole body must arrive within `body_timeout`, and an oversized body is drained (up
+//! to a bound) before the 413 is sent, so the client reads the answer instead of a reset.
+
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorType};
+
+/// Bytes of an oversized body read and thrown away before answering 413.
+const DRAIN_BYTES_MAX: usize = 8 << 20;
+
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    pub limit_bytes: usize,
+    pub timeout: Duration,
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorType::InvalidRequestError,
+        "body_too_large",
+        format!("the request body is larger than {limit} bytes"),
+    )
+}
+
+fn timed_out(timeout: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        ErrorType::InvalidRequestError,
+        "body_timeout",
+        format!(
+            "the request body did not arrive within {} ms",
+            timeout.as_millis()
+        ),
+    )
+}
+
+/// Checks that the request says it carries JSON (`application/json`, any parameters).
+pub fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let value = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let essence = value.map(|v| {
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if essence.as_deref() == Some("application/json") {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorType::InvalidRequestError,
+        "unsupported_media_type",
+        format!(
+            "content-type must be application/json, not {:?}",
+            value.unwrap_or("")
+        ),
+    ))
+}
+
+/// Reads the whole body within the limits.
+pub async fn read_body(
+    mut payload: web::Payload,
+    limits: BodyLimits,
+    declared: Option<usize>,
+) -> Result<web::Bytes, ApiError> {
+    let read = async {
+        let mut body = web::BytesMut::new();
+        let mut overflow = declared.is_some_and(|n| n > limits.limit_bytes);
+        let mut drained = 0usize;
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::invalid(
+                    "invalid_body",
+                    format!("the request body could not be read: {e}"),
+                )
+            })?;
+            if overflow {
+                drained += chunk.len();
+                if drained > DRAIN_BYTES_MAX {
+                    break;
+                }
+                continue;
+            }
+            if body.len() + chunk.len() > limits.limit_bytes {
+                overflow = true;
+                drained = body.len() + chunk.len();
+                body.clear();
+                continue;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if overflow {
+            return Err(too_large(limits.limit_bytes));
+        }
+        Ok(body.freeze())
+    };
+    match tokio::time::timeout(limits.timeout, read).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out(limits.timeout)),
+    }
+}
+
+/// Content type, body, then JSON into `T`. A field of the wrong type or a missing one names
+/// the field in `param`; fields listed in `amount_fields` fail as `invalid_amount`.
+pub async fn json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits,
+    amount_fields: &[&str],
+) -> Result<T, ApiError> {
+    check_json_content_type(req)?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let bytes = read_body(payload, limits, declared).await?;
+    parse(&bytes, amount_fields)
+}
+
+/// Strict JSON parsing with the failing field's path.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8], amount_fields: &[&str]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::invalid(
+            "invalid_json",
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(value) => Ok(value),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.to_string();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(ApiError::invalid(
+                    "invalid_json",
+                    format!("the request body is not valid JSON: {message}"),
+                ));
+            }
+            // serde reports a missing field at its parent's path; its name is in the message.
+            let field = match message.strip_prefix("missing field `") {
+                Some(rest) => rest.split('`').next().unwrap_or("").to_string(),
+                None if path == "." => String::new(),
+                None => path,
+            };
+            let code = if message.starts_with("missing field") {
+                "parameter_missing"
+            } else if amount_fields.iter().any(|f| *f == field) {
+                "invalid_amount"
+            } else {
+                "invalid_parameter"
+            };
+            let err = ApiError::invalid(code, message);
+            Err(if field.is_empty() {
+                err
+            } else {
+                err.with_param(field)
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Req {
+        amount: String,
+        currency: String,
+        owner: Option<String>,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse::<Req>(br#"{"amount": 5, "currency": "CNY"}"#, &["amount"]).unwrap_err();
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            ("invalid_amount", Some("amount"))
+        );
+        let e = parse::<Req>(br#"{"amount": "5"}"#, &["amount"]).unwrap_err();
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            ("parameter_missing", Some("currency"))
+        );
+        let e = parse::<Req>(br#"{"amount": "5", "currency": "CNY", "x": 1}"#, &[]).unwrap_err();
+        assert_eq!(e.code, "invalid_parameter");
+        let e = parse::<Req>(br#"{"amount": "5", "#, &[]).unwrap_err();
+        assert_eq!(e.code, "invalid_json");
+        let e = parse::<Req>(b"[1,2]", &[]).unwrap_err();
+        assert_eq!(e.code, "invalid_parameter");
+        let e = parse::<Req>(b"", &[]).unwrap_err();
+        assert_eq!(e.code, "invalid_json");
+    }
+}

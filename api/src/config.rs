@@ -1,0 +1,212 @@
+//! Server configuration: defaults, then a TOML file, then `RONGPAY_*` environment variables,
+//! then command-line flags (flags win). [`Config::validate`] refuses a bad configuration with
+//! a clear message before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use engine::money::{parse_fee_rate, FEE_RATE_PPM_MAX};
+use engine::Currency;
+use serde::Deserialize;
+
+/// Smallest and largest request body limit accepted in a configuration, in bytes.
+pub const BODY_LIMIT_BYTES_MIN: usize = 1_024;
+pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
+
+/// A secret whose `Debug` never prints it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+/// The settings' names, as in the file and after `RONGPAY_` in the environment.
+pub const SETTINGS: [&str; 10] = [
+    "data_dir",
+    "listen",
+    "admin_token",
+    "body_limit_bytes",
+    "body_timeout_ms",
+    "head_timeout_ms",
+    "workers",
+    "connections_max",
+    "default_currency",
+    "default_fee_rate",
+];
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory of the embedded store (created when missing).
+    pub data_dir: PathBuf,
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// The operator's bearer token. Unset: generated on first start and kept in the data dir.
+    pub admin_token: Option<Secret>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long a client may take to send its whole body, in milliseconds.
+    pub body_timeout_ms: u64,
+    /// How long a client may take to send the request head, in milliseconds.
+    pub head_timeout_ms: u64,
+    /// HTTP worker threads (each an actix arbiter).
+    pub workers: usize,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub connections_max: usize,
+    /// Currency of merchants' own balance accounts.
+    pub default_currency: String,
+    /// Fee rate applied to merchants created without one.
+    pub default_fee_rate: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:8080".to_string(),
+            admin_token: None,
+            body_limit_bytes: 64 << 10,
+            body_timeout_ms: 10_000,
+            head_timeout_ms: 5_000,
+            workers: 1,
+            connections_max: 4_096,
+            default_currency: "CNY".to_string(),
+            default_fee_rate: "0.006".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then `RONGPAY_*` variables
+    /// (`RONGPAY_BODY_LIMIT_BYTES=…`).
+    pub fn load(file: Option<&std::path::Path>) -> Result<Config, String> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+        }
+        // Only variables naming a setting: RONGPAY_LOG and friends are not settings, and a
+        // typo in the file must still be refused by `deny_unknown_fields`.
+        let vars: config::Map<String, String> = std::env::vars()
+            .filter(|(k, _)| {
+                k.strip_prefix("RONGPAY_")
+                    .is_some_and(|key| SETTINGS.contains(&key.to_ascii_lowercase().as_str()))
+            })
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("RONGPAY")
+                .source(Some(vars))
+                .try_parsing(true)
+                .ignore_empty(true),
+        );
+        let loaded = builder
+            .build()
+            .map_err(|e| format!("reading configuration: {e}"))?;
+        loaded
+            .try_deserialize()
+            .map_err(|e| format!("invalid configuration: {e}"))
+    }
+
+    /// Checks every setting; the message names the setting and quotes the bad value.
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen.parse::<SocketAddr>().map_err(|_| {
+            format!(
+                "listen: {:?} is not an address like 127.0.0.1:8080",
+                self.listen
+            )
+        })?;
+        if !(BODY_LIMIT_BYTES_MIN..=BODY_LIMIT_BYTES_MAX).contains(&self.body_limit_bytes) {
+            return Err(format!(
+                "body_limit_bytes: {} is outside {BODY_LIMIT_BYTES_MIN}..={BODY_LIMIT_BYTES_MAX}",
+                self.body_limit_bytes
+            ));
+        }
+        for (name, ms) in [
+            ("body_timeout_ms", self.body_timeout_ms),
+            ("head_timeout_ms", self.head_timeout_ms),
+        ] {
+            if !(100..=300_000).contains(&ms) {
+                return Err(format!("{name}: {ms} is outside 100..=300000"));
+            }
+        }
+        if !(1..=64).contains(&self.workers) {
+            return Err(format!("workers: {} is outside 1..=64", self.workers));
+        }
+        if !(1..=1_000_000).contains(&self.connections_max) {
+            return Err(format!(
+                "connections_max: {} is outside 1..=1000000",
+                self.connections_max
+            ));
+        }
+        Currency::from_code(&self.default_currency).map_err(|_| {
+            format!(
+                "default_currency: {:?} is not an active ISO 4217 code",
+                self.default_currency
+            )
+        })?;
+        let ppm = parse_fee_rate(&self.default_fee_rate).map_err(|_| {
+            format!(
+                "default_fee_rate: {:?} is not a decimal between 0 and 1",
+                self.default_fee_rate
+            )
+        })?;
+        assert!(ppm <= FEE_RATE_PPM_MAX);
+        if let Some(token) = &self.admin_token {
+            check_token(&token.0).map_err(|e| format!("admin_token: {e}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    pub fn head_timeout(&self) -> Duration {
+        Duration::from_millis(self.head_timeout_ms)
+    }
+
+    pub fn currency(&self) -> Currency {
+        Currency::from_code(&self.default_currency).expect("validated")
+    }
+}
+
+/// A bearer token must be 16–255 visible ASCII characters.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if !(16..=255).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be 16 to 255 visible ASCII characters".to_string());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let bad = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert!(bad(|c| c.listen = "localhost".into()).starts_with("listen:"));
+        assert!(bad(|c| c.body_limit_bytes = 10).starts_with("body_limit_bytes:"));
+        assert!(bad(|c| c.workers = 0).starts_with("workers:"));
+        assert!(bad(|c| c.default_currency = "XXX".into()).starts_with("default_currency:"));
+        assert!(bad(|c| c.default_fee_rate = "1.5".into()).starts_with("default_fee_rate:"));
+        assert!(bad(|c| c.admin_token = Some(Secret("short".into()))).starts_with("admin_token:"));
+        assert_eq!(
+            format!("{:?}", Secret("hunter2hunter2hunter2".into())),
+            "Secret(****)"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! The public error shape: every non-2xx answer is
+//! `{"error": {"type", "code", "message", "param"?}}` with the contract's status codes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// The contract's error types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    InvalidRequestError,
+    AuthenticationError,
+    IdempotencyError,
+    RateLimitError,
+    ApiError,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+struct Body<'a> {
+    error: &'a ApiError,
+}
+
+/// An error answer. Build one with the constructors; `message` is lowercase and quotes the
+/// bad input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    #[serde(rename = "type")]
+    pub kind: ErrorType,
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        kind: ErrorType,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// 400 for a request that is understood but invalid.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorType::InvalidRequestError,
+            code,
+            message,
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorType::InvalidRequestError,
+            "resource_not_found",
+            message,
+        )
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorType::AuthenticationError,
+            "invalid_credentials",
+            message,
+        )
+    }
+
+    pub fn not_ready() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::ApiError,
+            "not_ready",
+            "the server is recovering its store; retry shortly",
+        )
+    }
+
+    pub fn overloaded(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::ApiError,
+            "overloaded",
+            format!("the server is overloaded ({what}); retry later"),
+        )
+    }
+
+    /// 503 for a store failure: the request was not acknowledged. Never a 500: nothing here
+    /// is the client's fault, and retrying with the same idempotency key is safe.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::ApiError,
+            "storage_unavailable",
+            message,
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(Body { error: self })
+    }
+}
+
+impl From<actors::LedgerError> for ApiError {
+    fn from(e: actors::LedgerError) -> Self {
+        match e {
+            actors::LedgerError::Overloaded(what) => ApiError::overloaded(what),
+            actors::LedgerError::Store(e) => {
+                ApiError::unavailable(format!("the write was not acknowledged: {e}"))
+            }
+            actors::LedgerError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorType::ApiError,
+                "shutting_down",
+                "the server is shutting down",
+            ),
+        }
+    }
+}
+
+impl From<storage::StoreError> for ApiError {
+    fn from(e: storage::StoreError) -> Self {
+        actors::LedgerError::from(e).into()
+    }
+}

@@ -1,0 +1,256 @@
+//! `/v1/accounts`: create, read, deposit (admin).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use engine::money::{format_minor, parse_amount};
+use engine::{
+    AccountId, AccountStatus, Currency, LiveAccount, MoneyError, PlatformRole, Reject, Timestamp,
+    Transfer, TransferId, TransferKind,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::auth;
+use crate::body;
+use crate::error::{ApiError, ErrorType};
+use crate::records::{self, AccountMeta};
+use crate::state::{new_id, now_ns, AppState};
+
+/// Longest `owner` and `reference` texts, in bytes.
+pub const TEXT_FIELD_LEN_MAX: usize = 256;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAccount {
+    currency: String,
+    owner: Option<String>,
+    credit_limit: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateDeposit {
+    amount: String,
+    reference: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct AccountView {
+    pub id: String,
+    pub currency: &'static str,
+    pub balance: String,
+    pub available: String,
+    pub credit_limit: String,
+    pub status: &'static str,
+    pub owner: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DepositView {
+    id: String,
+    account_id: String,
+    amount: String,
+    balance: String,
+}
+
+pub fn status_name(status: AccountStatus) -> &'static str {
+    match status {
+        AccountStatus::Active => "active",
+        AccountStatus::Frozen => "frozen",
+        AccountStatus::Closed => "closed",
+    }
+}
+
+pub fn view(live: &LiveAccount, owner: Option<String>) -> AccountView {
+    let a = &live.account;
+    AccountView {
+        id: a.id.to_string(),
+        currency: a.currency.code(),
+        balance: format_minor(a.balance, a.currency),
+        available: format_minor(live.available(), a.currency),
+        credit_limit: format_minor(a.credit_limit, a.currency),
+        status: status_name(a.status),
+        owner,
+    }
+}
+
+pub fn parse_currency(text: &str) -> Result<Currency, ApiError> {
+    Currency::from_code(text)
+        .map_err(|e| ApiError::invalid("invalid_currency", e.to_string()).with_param("currency"))
+}
+
+/// A positive amount of `currency`, or `400 invalid_amount` naming `param`.
+pub fn parse_positive(text: &str, currency: Currency, param: &str) -> Result<i64, ApiError> {
+    parse_amount(text, currency)
+        .map_err(|e| ApiError::invalid("invalid_amount", e.to_string()).with_param(param))
+}
+
+/// A non-negative amount (zero allowed), e.g. a credit limit.
+fn parse_non_negative(text: &str, currency: Currency, param: &str) -> Result<i64, ApiError> {
+    match parse_amount(text, currency) {
+        Err(MoneyError::NotPositive(_)) => Ok(0),
+        other => {
+            other.map_err(|e| ApiError::invalid("invalid_amount", e.to_string()).with_param(param))
+        }
+    }
+}
+
+pub fn check_text(text: &Option<String>, param: &str) -> Result<(), ApiError> {
+    match text {
+        Some(t) if t.len() > TEXT_FIELD_LEN_MAX => Err(ApiError::invalid(
+            "invalid_parameter",
+            format!(
+                "{param} is {} bytes long; the maximum is {TEXT_FIELD_LEN_MAX}",
+                t.len()
+            ),
+        )
+        .with_param(param)),
+        _ => Ok(()),
+    }
+}
+
+/// The account named by the path, or 404 (a malformed id is just an unknown one).
+pub async fn load(state: &AppState, id_text: &str) -> Result<LiveAccount, ApiError> {
+    let id = AccountId::parse(id_text)
+        .ok_or_else(|| ApiError::not_found(format!("no account {id_text:?}")))?;
+    state
+        .ledger()?
+        .account(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no account {id_text:?}")))
+}
+
+fn rejected(reject: Reject) -> ApiError {
+    let conflict = |code, msg: String| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorType::InvalidRequestError,
+            code,
+            msg,
+        )
+    };
+    match reject {
+        Reject::AccountFrozen(id) => conflict("account_frozen", format!("account {id} is frozen")),
+        Reject::AccountClosed(id) => conflict("account_closed", format!("account {id} is closed")),
+        Reject::UnknownAccount(id) => ApiError::not_found(format!("no account {id}")),
+        Reject::Overflow(id) => ApiError::invalid(
+            "invalid_amount",
+            format!("the balance of {id} would exceed the maximum"),
+        )
+        .with_param("amount"),
+        other => ApiError::invalid(other.code(), other.to_string()),
+    }
+}
+
+/// Makes sure the platform's customer-funds and fee accounts exist for `currency`.
+pub async fn ensure_platform_accounts(
+    ledger: &actors::Ledger,
+    currency: Currency,
+) -> Result<(), ApiError> {
+    for role in [PlatformRole::CustomerFunds, PlatformRole::FeeIncome] {
+        let id = AccountId::platform(role, currency.numeric());
+        // Customer funds mirror money at banks: any sign. Fee income never goes below zero.
+        let limit = if role == PlatformRole::CustomerFunds {
+            i64::MAX
+        } else {
+            0
+        };
+        match ledger.create_account(id, currency, limit).await? {
+            Ok(_) | Err(Reject::AccountExists(_)) => {}
+            Err(other) => return Err(rejected(other)),
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &state.admin_token)?;
+    let body: CreateAccount = body::json(&req, payload, state.limits, &["credit_limit"]).await?;
+    let currency = parse_currency(&body.currency)?;
+    let credit_limit = match &body.credit_limit {
+        Some(text) => parse_non_negative(text, currency, "credit_limit")?,
+        None => 0,
+    };
+    check_text(&body.owner, "owner")?;
+    let ledger = state.ledger()?;
+    let id = AccountId(new_id());
+    let meta = AccountMeta {
+        owner: body.owner.clone(),
+    };
+    let records = vec![(records::account_meta_key(id), records::encode(&meta))];
+    ledger
+        .create_account_with(id, currency, credit_limit, records)
+        .await?
+        .map_err(rejected)?;
+    let live = ledger
+        .account(id)
+        .await?
+        .ok_or_else(|| ApiError::unavailable("the account vanished after creation"))?;
+    Ok(HttpResponse::Created().json(view(&live, body.owner)))
+}
+
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &state.admin_token)?;
+    let live = load(&state, &path).await?;
+    let meta: Option<AccountMeta> =
+        records::read(state.store()?, &records::account_meta_key(live.account.id))?;
+    Ok(HttpResponse::Ok().json(view(&live, meta.and_then(|m| m.owner))))
+}
+
+pub async fn deposit(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &state.admin_token)?;
+    let body: CreateDeposit = body::json(&req, payload, state.limits, &["amount"]).await?;
+    let live = load(&state, &path).await?;
+    let account = live.account.id;
+    let currency = live.account.currency;
+    let amount = parse_positive(&body.amount, currency, "amount")?;
+    check_text(&body.reference, "reference")?;
+    let ledger = state.ledger()?;
+    ensure_platform_accounts(ledger, currency).await?;
+    let id = TransferId(new_id());
+    let funds = AccountId::platform(PlatformRole::CustomerFunds, currency.numeric());
+    let record = records::Deposit {
+        account,
+        amount,
+        reference: body.reference,
+        created_at_ns: now_ns(),
+    };
+    let transfer = Transfer::between(
+        id,
+        TransferKind::Deposit,
+        funds,
+        account,
+        currency,
+        amount,
+        Timestamp(0),
+    );
+    ledger
+        .transfer_with(
+            transfer,
+            vec![(records::deposit_key(id), records::encode(&record))],
+        )
+        .await?
+        .map_err(rejected)?;
+    let after = ledger
+        .account(account)
+        .await?
+        .ok_or_else(|| ApiError::unavailable("the account vanished"))?;
+    Ok(HttpResponse::Created().json(DepositView {
+        id: format!("dep_{:032x}", id.0),
+        account_id: account.to_string(),
+        amount: format_minor(amount, currency),
+        balance: format_minor(after.account.balance, currency),
+    }))
+}

@@ -1,0 +1,145 @@
+//! `payd serve`: bind, recover the store in the background (readiness 503 until done), serve,
+//! and on SIGTERM or SIGINT stop accepting, finish in-flight requests, flush, exit 0.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::dev::Service;
+use actix_web::{web, App, HttpServer};
+use futures_util::FutureExt;
+use metrics::counter;
+use storage::{Store, StoreOptions};
+
+use crate::body::BodyLimits;
+use crate::config::Config;
+use crate::routes::{self, accounts, health};
+use crate::state::AppState;
+
+/// Registers every route on an app (shared by the server and in-process tests).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let resource =
+        |path: &str| web::resource(path).default_service(web::to(routes::method_not_allowed));
+    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
+        .service(resource("/v1/accounts").route(web::post().to(accounts::create)))
+        .service(resource("/v1/accounts/{id}").route(web::get().to(accounts::get)))
+        .service(resource("/v1/accounts/{id}/deposits").route(web::post().to(accounts::deposit)));
+}
+
+pub fn serve(config: Config) -> anyhow::Result<()> {
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
+    let (admin_token, generated) =
+        crate::auth::resolve_admin_token(config.admin_token.as_ref(), &config.data_dir)
+            .map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
+    match generated {
+        Some(path) => println!(
+            "payd: generated an admin token in {} (mode 0600)",
+            path.display()
+        ),
+        None if config.admin_token.is_none() => {
+            println!(
+                "payd: admin token read from {}",
+                config.data_dir.join("admin_token").display()
+            )
+        }
+        None => println!("payd: admin token from RONGPAY_ADMIN_TOKEN"),
+    }
+    let metrics = crate::metrics::install()?;
+    let state = web::Data::new(AppState {
+        limits: BodyLimits {
+            limit_bytes: config.body_limit_bytes,
+            timeout: config.body_timeout(),
+        },
+        admin_token,
+        ledger: OnceLock::new(),
+        store: OnceLock::new(),
+        metrics,
+        config: config.clone(),
+    });
+    let listen = config.listen.clone();
+    actix_rt::System::new().block_on(async move {
+        let recovering = state.clone();
+        actix_rt::spawn(async move { recover(recovering).await });
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap_fn(|req, srv| {
+                    srv.call(req).map(|res| {
+                        if let Ok(res) = &res {
+                            let class = match res.status().as_u16() / 100 {
+                                2 => "2xx",
+                                3 => "3xx",
+                                4 => "4xx",
+                                _ => "5xx",
+                            };
+                            counter!(crate::metrics::HTTP_REQUESTS, "class" => class).increment(1);
+                        }
+                        res
+                    })
+                })
+                .configure(configure)
+                .default_service(web::to(routes::unknown_route))
+        })
+        .workers(config.workers)
+        .max_connections(config.connections_max)
+        .client_request_timeout(config.head_timeout())
+        .shutdown_timeout(30)
+        .bind(&listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?
+        .run();
+        println!("payd: listening on http://{listen}");
+        server.await?;
+        // The server stopped accepting and finished its requests; let the ledger commands
+        // they started finish too before the writer stops.
+        if let Some(ledger) = state.ledger.get() {
+            while ledger.inflight() > 0 {
+                actix_rt::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        if let Some(store) = state.store.get() {
+            store.shutdown();
+            println!("payd: stopped cleanly at seq {}", store.last_seq());
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// Opens the store off the async threads, then starts the ledger and marks the server ready.
+/// A store that cannot be opened ends the process: serving without it would only ever 503.
+async fn recover(state: web::Data<AppState>) {
+    let dir = state.config.data_dir.clone();
+    let opened = web::block(move || Store::open(&dir, StoreOptions::default())).await;
+    let (store, recovery) = match opened {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => fatal(&format!(
+            "cannot recover the store in {}: {e}",
+            state.config.data_dir.display()
+        )),
+        Err(e) => fatal(&format!("store recovery thread failed: {e}")),
+    };
+    let store = Arc::new(store);
+    let ledger = actors::Ledger::start(Arc::clone(&store), actors::LedgerConfig::default());
+    if let Err(e) =
+        routes::accounts::ensure_platform_accounts(&ledger, state.config.currency()).await
+    {
+        fatal(&format!("cannot create the platform accounts: {e}"));
+    }
+    let _ = state.store.set(store);
+    let _ = state.ledger.set(ledger);
+    println!(
+        "payd: recovered journal through seq {} ({} accounts, trial balance zero) in {} ms; ready",
+        recovery.last_seq,
+        recovery.accounts,
+        recovery.elapsed.as_millis()
+    );
+}
+
+fn fatal(message: &str) -> ! {
+    eprintln!("payd: {message}");
+    tracing::error!("{message}");
+    std::process::exit(2)
+}

@@ -1,0 +1,56 @@
+//! What every request handler shares.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actors::Ledger;
+use metrics_exporter_prometheus::PrometheusHandle;
+use storage::Store;
+
+use crate::body::BodyLimits;
+use crate::config::{Config, Secret};
+use crate::error::ApiError;
+
+pub struct AppState {
+    pub config: Config,
+    pub admin_token: Secret,
+    pub limits: BodyLimits,
+    /// Set once recovery finished; until then money endpoints answer 503 `not_ready`.
+    pub ledger: OnceLock<Ledger>,
+    pub store: OnceLock<Arc<Store>>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn ledger(&self) -> Result<&Ledger, ApiError> {
+        self.ledger.get().ok_or_else(ApiError::not_ready)
+    }
+
+    pub fn store(&self) -> Result<&Arc<Store>, ApiError> {
+        self.store.get().ok_or_else(ApiError::not_ready)
+    }
+
+    /// Ready: recovered, and the store still takes writes.
+    pub fn is_ready(&self) -> bool {
+        self.store.get().is_some_and(|s| s.is_healthy()) && self.ledger.get().is_some()
+    }
+}
+
+/// A new id: milliseconds since the epoch in the top 48 bits, 80 random bits below. Time
+/// order keeps RocksDB inserts near the end of the key space; the randomness makes ids
+/// unguessable; nothing in it names this machine.
+pub fn new_id() -> u128 {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    ((ms & 0xffff_ffff_ffff) << 80) | (rand::random::<u128>() >> 48)
+}
+
+pub fn now_ns() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    u64::try_from(nanos).unwrap_or(u64::MAX)
+}

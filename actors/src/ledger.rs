@@ -242,6 +242,25 @@ impl Ledger {
         .await
     }
 
+    /// Makes records of the layers above durable on their own, with no effect on any balance
+    /// (e.g. a declined payment, which is an object but moves no money).
+    pub async fn write_records(
+        &self,
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Seq, LedgerError> {
+        let admitted = self.admit()?;
+        let inner = Arc::clone(&self.inner);
+        spawn_detached(async move {
+            let _admitted = admitted;
+            let ack = inner.store.submit(CommitUnit {
+                effects: Vec::new(),
+                aux: records,
+            })?;
+            Ok(ack.await.map_err(|_| LedgerError::ShuttingDown)??)
+        })
+        .await
+    }
+
     /// Freezes, unfreezes or closes an account, durably.
     pub async fn set_status(
         &self,

@@ -10,11 +10,67 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{check_token, Secret};
 use crate::error::ApiError;
+use crate::records;
 
 /// The authenticated caller of a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Caller {
     Admin,
+    Merchant(Box<records::Merchant>),
+}
+
+impl Caller {
+    /// Whether this caller may see a resource of `merchant`: the operator sees all, a
+    /// merchant only its own (others' answer 404, so ids cannot be probed).
+    pub fn may_see(&self, merchant: u128) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::Merchant(m) => m.id == merchant,
+        }
+    }
+}
+
+/// SHA-256 of a secret key: what is stored and looked up, never the key itself. A key is
+/// 256 random bits, so a fast hash is enough (argon2 is for low-entropy passwords).
+pub fn key_sha256(key: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes()).into()
+}
+
+/// Authenticates the operator or a merchant (by its secret key).
+pub fn caller(
+    req: &HttpRequest,
+    admin_token: &Secret,
+    store: &storage::Store,
+) -> Result<Caller, ApiError> {
+    let token = bearer(req)?;
+    if bool::from(token.as_bytes().ct_eq(admin_token.0.as_bytes())) {
+        return Ok(Caller::Admin);
+    }
+    if token.starts_with("sk_") {
+        let hash = key_sha256(token);
+        if let Some(id) = records::read::<u128>(store, &records::merchant_key_index(&hash))? {
+            if let Some(m) = records::read::<records::Merchant>(store, &records::merchant_key(id))?
+            {
+                return Ok(Caller::Merchant(Box::new(m)));
+            }
+        }
+    }
+    Err(ApiError::unauthenticated("the bearer token is not valid"))
+}
+
+/// Authenticates a merchant; the operator is refused here (it acts through admin routes).
+pub fn merchant(
+    req: &HttpRequest,
+    admin_token: &Secret,
+    store: &storage::Store,
+) -> Result<records::Merchant, ApiError> {
+    match caller(req, admin_token, store)? {
+        Caller::Merchant(m) => Ok(*m),
+        Caller::Admin => Err(ApiError::unauthenticated(
+            "this route takes a merchant's secret key, not the admin token",
+        )),
+    }
 }
 
 /// The bearer token of a request, or a 401 saying what is wrong with the header.

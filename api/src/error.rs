@@ -33,6 +33,9 @@ pub struct ApiError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
+    /// The first payment, on `409 duplicate_out_trade_no`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
 }
 
 impl ApiError {
@@ -48,6 +51,7 @@ impl ApiError {
             code,
             message: message.into(),
             param: None,
+            payment_id: None,
         }
     }
 

@@ -45,3 +45,64 @@ pub fn read<T: Decode<()>>(store: &Store, key: &[u8]) -> Result<Option<T>, ApiEr
             .map_err(|e| ApiError::unavailable(format!("a stored record does not decode: {e}"))),
     }
 }
+
+/// A merchant. Its secret key is never stored: only its SHA-256, under which
+/// [`merchant_key_index`] finds the merchant.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Merchant {
+    pub id: u128,
+    pub name: String,
+    pub fee_rate_ppm: u32,
+    pub key_sha256: [u8; 32],
+    /// The merchant's own balance account, into which its payments settle net of fees.
+    pub account: AccountId,
+    pub created_at_ns: u64,
+}
+
+/// Payment outcome as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum PaymentStatus {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Payment {
+    pub id: u128,
+    pub merchant: u128,
+    pub out_trade_no: String,
+    pub amount: i64,
+    /// ISO 4217 numeric code.
+    pub currency: u16,
+    pub fee: i64,
+    pub payer: AccountId,
+    pub status: PaymentStatus,
+    /// Stable code of why it failed (`insufficient_funds`, …).
+    pub failure_code: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Vec<(String, String)>,
+    pub refunded: i64,
+    pub created_at_ns: u64,
+}
+
+pub fn merchant_key(id: u128) -> Vec<u8> {
+    [b"mc".as_slice(), &id.to_be_bytes()].concat()
+}
+
+pub fn merchant_key_index(key_sha256: &[u8; 32]) -> Vec<u8> {
+    [b"mk".as_slice(), key_sha256].concat()
+}
+
+pub fn payment_key(id: u128) -> Vec<u8> {
+    [b"py".as_slice(), &id.to_be_bytes()].concat()
+}
+
+/// out_trade_no → payment id, unique per merchant.
+pub fn out_trade_no_key(merchant: u128, out_trade_no: &str) -> Vec<u8> {
+    [
+        b"ot".as_slice(),
+        &merchant.to_be_bytes(),
+        out_trade_no.as_bytes(),
+    ]
+    .concat()
+}

@@ -12,7 +12,7 @@ use storage::{Store, StoreOptions};
 
 use crate::body::BodyLimits;
 use crate::config::Config;
-use crate::routes::{self, accounts, health};
+use crate::routes::{self, accounts, health, merchants, payments};
 use crate::state::AppState;
 
 /// Registers every route on an app (shared by the server and in-process tests).
@@ -24,7 +24,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/metrics").route(web::get().to(health::metrics)))
         .service(resource("/v1/accounts").route(web::post().to(accounts::create)))
         .service(resource("/v1/accounts/{id}").route(web::get().to(accounts::get)))
-        .service(resource("/v1/accounts/{id}/deposits").route(web::post().to(accounts::deposit)));
+        .service(resource("/v1/accounts/{id}/deposits").route(web::post().to(accounts::deposit)))
+        .service(resource("/v1/merchants").route(web::post().to(merchants::create)))
+        .service(
+            resource("/v1/payments")
+                .route(web::post().to(payments::create))
+                .route(web::get().to(payments::list)),
+        )
+        .service(resource("/v1/payments/{id}").route(web::get().to(payments::get)));
 }
 
 pub fn serve(config: Config) -> anyhow::Result<()> {
@@ -57,6 +64,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         ledger: OnceLock::new(),
         store: OnceLock::new(),
         metrics,
+        trade_claims: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();

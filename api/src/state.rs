@@ -19,6 +19,9 @@ pub struct AppState {
     pub ledger: OnceLock<Ledger>,
     pub store: OnceLock<Arc<Store>>,
     pub metrics: PrometheusHandle,
+    /// out_trade_no index keys of payments in flight → their payment id: a concurrent twin is
+    /// refused as a duplicate before either is durable. Bounded by the ledger's admission.
+    pub trade_claims: dashmap::DashMap<Vec<u8>, u128, foldhash::fast::RandomState>,
 }
 
 impl AppState {

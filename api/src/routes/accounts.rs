@@ -197,8 +197,17 @@ pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::admin(&req, &state.admin_token)?;
+    let caller = auth::caller(&req, &state.admin_token, state.store()?)?;
     let live = load(&state, &path).await?;
+    // A merchant sees its own balance account only; any other answers 404, like a missing one.
+    if let auth::Caller::Merchant(m) = &caller {
+        if m.account != live.account.id {
+            return Err(ApiError::not_found(format!(
+                "no account {:?}",
+                path.as_str()
+            )));
+        }
+    }
     let meta: Option<AccountMeta> =
         records::read(state.store()?, &records::account_meta_key(live.account.id))?;
     Ok(HttpResponse::Ok().json(view(&live, meta.and_then(|m| m.owner))))

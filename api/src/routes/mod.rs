@@ -2,6 +2,8 @@
 
 pub mod accounts;
 pub mod health;
+pub mod merchants;
+pub mod payments;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};

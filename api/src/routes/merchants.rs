@@ -1,0 +1,95 @@
+//! `/v1/merchants` (admin): a merchant, its secret key (shown once), its balance account.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use engine::money::{format_fee_rate, parse_fee_rate};
+use engine::{AccountId, Reject};
+use serde::{Deserialize, Serialize};
+
+use crate::auth;
+use crate::body;
+use crate::error::ApiError;
+use crate::records::{self, Merchant};
+use crate::state::{new_id, now_ns, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateMerchant {
+    name: String,
+    fee_rate: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MerchantCreated {
+    id: String,
+    name: String,
+    fee_rate: String,
+    /// Shown in this response only; stored as a SHA-256.
+    secret_key: String,
+    account_id: String,
+}
+
+pub fn merchant_id_text(id: u128) -> String {
+    format!("mch_{id:032x}")
+}
+
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &state.admin_token)?;
+    let body: CreateMerchant = body::json(&req, payload, state.limits, &[]).await?;
+    if body.name.trim().is_empty() || body.name.len() > super::accounts::TEXT_FIELD_LEN_MAX {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "name must be 1 to 256 bytes and not blank",
+        )
+        .with_param("name"));
+    }
+    let fee_rate_text = body
+        .fee_rate
+        .unwrap_or_else(|| state.config.default_fee_rate.clone());
+    let fee_rate_ppm = parse_fee_rate(&fee_rate_text).map_err(|e| {
+        ApiError::invalid("invalid_parameter", e.to_string()).with_param("fee_rate")
+    })?;
+    let ledger = state.ledger()?;
+    let currency = state.config.currency();
+    let id = new_id();
+    let secret_key = format!(
+        "sk_{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    );
+    let key_sha256 = auth::key_sha256(&secret_key);
+    let account = AccountId(new_id());
+    let merchant = Merchant {
+        id,
+        name: body.name,
+        fee_rate_ppm,
+        key_sha256,
+        account,
+        created_at_ns: now_ns(),
+    };
+    let records = vec![
+        (records::merchant_key(id), records::encode(&merchant)),
+        (
+            records::merchant_key_index(&key_sha256),
+            records::encode(&id),
+        ),
+    ];
+    match ledger
+        .create_account_with(account, currency, 0, records)
+        .await?
+    {
+        Ok(_) => {}
+        Err(Reject::AccountExists(_)) => return Err(ApiError::unavailable("id collision; retry")),
+        Err(other) => return Err(ApiError::invalid(other.code(), other.to_string())),
+    }
+    Ok(HttpResponse::Created().json(MerchantCreated {
+        id: merchant_id_text(id),
+        name: merchant.name,
+        fee_rate: format_fee_rate(fee_rate_ppm),
+        secret_key,
+        account_id: account.to_string(),
+    }))
+}

@@ -1,0 +1,350 @@
+//! `/v1/payments` (merchant): balance payments, by id and by `out_trade_no`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, UNIX_EPOCH};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use engine::money::{fee_minor, format_minor};
+use engine::{
+    AccountId, Currency, PaymentParties, PlatformRole, Reject, Timestamp, Transfer, TransferId,
+};
+use serde::{Deserialize, Serialize};
+
+use super::accounts::{check_text, ensure_platform_accounts, parse_currency, parse_positive};
+use super::merchants::merchant_id_text;
+use crate::auth::{self, Caller};
+use crate::body;
+use crate::error::{ApiError, ErrorType};
+use crate::records::{self, Payment, PaymentStatus};
+use crate::state::{new_id, now_ns, AppState};
+
+pub const OUT_TRADE_NO_LEN_MAX: usize = 64;
+pub const METADATA_ENTRIES_MAX: usize = 20;
+pub const METADATA_KEY_LEN_MAX: usize = 40;
+pub const METADATA_VALUE_LEN_MAX: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePayment {
+    out_trade_no: String,
+    amount: String,
+    currency: String,
+    payment_method: PaymentMethod,
+    description: Option<String>,
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentMethod {
+    #[serde(rename = "type")]
+    kind: String,
+    account_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MethodView {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    account_id: String,
+}
+
+#[derive(Serialize)]
+pub struct PaymentView {
+    id: String,
+    merchant_id: String,
+    out_trade_no: String,
+    amount: String,
+    currency: &'static str,
+    status: &'static str,
+    failure_code: Option<String>,
+    fee: String,
+    net_amount: String,
+    payment_method: MethodView,
+    description: Option<String>,
+    metadata: BTreeMap<String, String>,
+    refunded_amount: String,
+    created_at: String,
+}
+
+pub fn payment_id_text(id: u128) -> String {
+    format!("pay_{id:032x}")
+}
+
+fn parse_payment_id(text: &str) -> Option<u128> {
+    let hex = text.strip_prefix("pay_")?;
+    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u128::from_str_radix(hex, 16).ok()
+}
+
+pub fn view(p: &Payment) -> PaymentView {
+    let currency =
+        Currency::from_numeric(p.currency).expect("stored payments carry an active currency");
+    let created = UNIX_EPOCH + Duration::from_nanos(p.created_at_ns);
+    PaymentView {
+        id: payment_id_text(p.id),
+        merchant_id: merchant_id_text(p.merchant),
+        out_trade_no: p.out_trade_no.clone(),
+        amount: format_minor(p.amount, currency),
+        currency: currency.code(),
+        status: match p.status {
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Failed => "failed",
+        },
+        failure_code: p.failure_code.clone(),
+        fee: format_minor(p.fee, currency),
+        net_amount: format_minor(p.amount - p.fee, currency),
+        payment_method: MethodView {
+            kind: "balance",
+            account_id: p.payer.to_string(),
+        },
+        description: p.description.clone(),
+        metadata: p.metadata.iter().cloned().collect(),
+        refunded_amount: format_minor(p.refunded, currency),
+        created_at: humantime::format_rfc3339_millis(created).to_string(),
+    }
+}
+
+fn duplicate(payment_id: u128) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::CONFLICT,
+        ErrorType::InvalidRequestError,
+        "duplicate_out_trade_no",
+        "this merchant already has a payment with that out_trade_no",
+    )
+    .with_param("out_trade_no");
+    e.payment_id = Some(payment_id_text(payment_id));
+    e
+}
+
+fn check_out_trade_no(text: &str) -> Result<(), ApiError> {
+    if text.is_empty()
+        || text.len() > OUT_TRADE_NO_LEN_MAX
+        || !text.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            format!("out_trade_no must be 1 to {OUT_TRADE_NO_LEN_MAX} visible ASCII characters, got {text:?}"),
+        )
+        .with_param("out_trade_no"));
+    }
+    Ok(())
+}
+
+fn check_metadata(m: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    let bad = |msg: String| Err(ApiError::invalid("invalid_parameter", msg).with_param("metadata"));
+    if m.len() > METADATA_ENTRIES_MAX {
+        return bad(format!(
+            "metadata has {} entries; the maximum is {METADATA_ENTRIES_MAX}",
+            m.len()
+        ));
+    }
+    for (k, v) in m {
+        if k.is_empty() || k.len() > METADATA_KEY_LEN_MAX || v.len() > METADATA_VALUE_LEN_MAX {
+            return bad(format!(
+                "metadata keys are 1 to {METADATA_KEY_LEN_MAX} bytes and values at most {METADATA_VALUE_LEN_MAX}: {k:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The public failure code of a declined payment.
+fn failure_code(reject: Reject) -> String {
+    match reject {
+        Reject::Overflow(_) => "limit_exceeded".to_string(),
+        other => other.code().to_string(),
+    }
+}
+
+/// Removes an out_trade_no claim when the request finishes, however it finishes.
+struct Claim<'a>(&'a AppState, Vec<u8>);
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.0.trade_claims.remove(&self.1);
+    }
+}
+
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store()?;
+    let merchant = auth::merchant(&req, &state.admin_token, store)?;
+    let body: CreatePayment = body::json(&req, payload, state.limits, &["amount"]).await?;
+    check_out_trade_no(&body.out_trade_no)?;
+    let currency = parse_currency(&body.currency)?;
+    let amount = parse_positive(&body.amount, currency, "amount")?;
+    if body.payment_method.kind != "balance" {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            format!(
+                "payment_method.type {:?} is not supported; use \"balance\"",
+                body.payment_method.kind
+            ),
+        )
+        .with_param("payment_method.type"));
+    }
+    let payer_text = body.payment_method.account_id.as_deref().ok_or_else(|| {
+        ApiError::invalid(
+            "parameter_missing",
+            "a balance payment needs payment_method.account_id",
+        )
+        .with_param("payment_method.account_id")
+    })?;
+    check_text(&body.description, "description")?;
+    let metadata = body.metadata.unwrap_or_default();
+    check_metadata(&metadata)?;
+    let ledger = state.ledger()?;
+    let not_found = || {
+        ApiError::not_found(format!("no account {payer_text:?}"))
+            .with_param("payment_method.account_id")
+    };
+    let payer = AccountId::parse(payer_text).ok_or_else(not_found)?;
+    let payer_account = ledger.account(payer).await?.ok_or_else(not_found)?;
+    let merchant_account = ledger
+        .account(merchant.account)
+        .await?
+        .ok_or_else(|| ApiError::unavailable("the merchant's balance account is missing"))?;
+    if merchant_account.account.currency != currency {
+        return Err(ApiError::invalid(
+            "invalid_currency",
+            format!(
+                "this merchant settles in {}; {} payments are not supported",
+                merchant_account.account.currency, currency
+            ),
+        )
+        .with_param("currency"));
+    }
+    if payer_account.account.currency != currency {
+        return Err(ApiError::invalid(
+            "invalid_currency",
+            format!(
+                "the payer's account is in {}, not {currency}",
+                payer_account.account.currency
+            ),
+        )
+        .with_param("currency"));
+    }
+
+    // out_trade_no: claimed in memory against a concurrent twin, then checked in the store.
+    let index_key = records::out_trade_no_key(merchant.id, &body.out_trade_no);
+    let id = new_id();
+    match state.trade_claims.entry(index_key.clone()) {
+        dashmap::mapref::entry::Entry::Occupied(first) => return Err(duplicate(*first.get())),
+        dashmap::mapref::entry::Entry::Vacant(slot) => {
+            slot.insert(id);
+        }
+    }
+    let _claim = Claim(&state, index_key.clone());
+    if let Some(first) = records::read::<u128>(store, &index_key)? {
+        return Err(duplicate(first));
+    }
+
+    ensure_platform_accounts(ledger, currency).await?;
+    let fee = fee_minor(amount, merchant.fee_rate_ppm);
+    let mut payment = Payment {
+        id,
+        merchant: merchant.id,
+        out_trade_no: body.out_trade_no,
+        amount,
+        currency: currency.numeric(),
+        fee,
+        payer,
+        status: PaymentStatus::Succeeded,
+        failure_code: None,
+        description: body.description,
+        metadata: metadata.into_iter().collect(),
+        refunded: 0,
+        created_at_ns: now_ns(),
+    };
+    let parties = PaymentParties {
+        payer,
+        merchant: merchant.account,
+        fee_account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
+    };
+    let transfer = Transfer::payment(TransferId(id), parties, currency, amount, fee, Timestamp(0));
+    let records_for = |p: &Payment| {
+        vec![
+            (records::payment_key(id), records::encode(p)),
+            (index_key.clone(), records::encode(&id)),
+        ]
+    };
+    match ledger
+        .transfer_with(transfer, records_for(&payment))
+        .await?
+    {
+        Ok(_) => {}
+        Err(reject) => {
+            // Declined is not an HTTP error: the payment exists, failed, durably.
+            payment.status = PaymentStatus::Failed;
+            payment.failure_code = Some(failure_code(reject));
+            payment.fee = 0;
+            ledger.write_records(records_for(&payment)).await?;
+        }
+    }
+    Ok(HttpResponse::Created().json(view(&payment)))
+}
+
+async fn load_visible(
+    state: &AppState,
+    caller: &Caller,
+    id_text: &str,
+) -> Result<Payment, ApiError> {
+    let not_found = || ApiError::not_found(format!("no payment {id_text:?}"));
+    let id = parse_payment_id(id_text).ok_or_else(not_found)?;
+    let payment = records::read::<Payment>(state.store()?, &records::payment_key(id))?
+        .ok_or_else(not_found)?;
+    if !caller.may_see(payment.merchant) {
+        return Err(not_found());
+    }
+    Ok(payment)
+}
+
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth::caller(&req, &state.admin_token, state.store()?)?;
+    let payment = load_visible(&state, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(view(&payment)))
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let store = state.store()?;
+    let merchant = auth::merchant(&req, &state.admin_token, store)?;
+    let query =
+        web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|e| {
+            ApiError::invalid(
+                "invalid_parameter",
+                format!("the query string does not parse: {e}"),
+            )
+        })?;
+    if let Some(unknown) = query.keys().find(|k| *k != "out_trade_no") {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            format!("unknown query parameter {unknown:?}"),
+        )
+        .with_param(unknown.clone()));
+    }
+    let out_trade_no = query.get("out_trade_no").ok_or_else(|| {
+        ApiError::invalid("parameter_missing", "list payments by ?out_trade_no=…")
+            .with_param("out_trade_no")
+    })?;
+    check_out_trade_no(out_trade_no)?;
+    let mut data = Vec::new();
+    if let Some(id) =
+        records::read::<u128>(store, &records::out_trade_no_key(merchant.id, out_trade_no))?
+    {
+        if let Some(p) = records::read::<Payment>(store, &records::payment_key(id))? {
+            data.push(view(&p));
+        }
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+}

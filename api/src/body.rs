@@ -132,6 +132,23 @@ pub async fn json<T: DeserializeOwned>(
     parse(&bytes, amount_fields)
 }
 
+/// [`json`], also returning the raw bytes (the idempotency fingerprint covers them).
+pub async fn json_raw<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits,
+    amount_fields: &[&str],
+) -> Result<(T, web::Bytes), ApiError> {
+    check_json_content_type(req)?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let bytes = read_body(payload, limits, declared).await?;
+    Ok((parse(&bytes, amount_fields)?, bytes))
+}
+
 /// Strict JSON parsing with the failing field's path.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8], amount_fields: &[&str]) -> Result<T, ApiError> {
     if bytes.is_empty() {

@@ -65,6 +65,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         store: OnceLock::new(),
         metrics,
         trade_claims: Default::default(),
+        idempotency_claims: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();

@@ -14,6 +14,22 @@ pub const CF_ACCOUNTS: &str = "accounts";
 pub const CF_DEDUP: &str = "dedup";
 /// Idempotency and other records of the layers above, written atomically with the effects.
 pub const CF_AUX: &str = "aux";
+/// Keys of the `aux` column family starting with this byte hold expiring records: the value is
+/// `[expires_at: u64 ns since the epoch, big-endian][record]`. Compaction drops them once
+/// expired, which bounds their storage (idempotency keys).
+pub const AUX_EXPIRING_PREFIX: u8 = b'x';
+
+/// An expiring aux value: the expiry, then the record.
+pub fn expiring_value(expires_at_ns: u64, record: &[u8]) -> Vec<u8> {
+    [expires_at_ns.to_be_bytes().as_slice(), record].concat()
+}
+
+/// Splits an expiring aux value into its expiry and its record.
+pub fn split_expiring(value: &[u8]) -> Option<(u64, &[u8])> {
+    let (head, record) = value.split_at_checked(8)?;
+    Some((u64::from_be_bytes(head.try_into().ok()?), record))
+}
+
 /// Store metadata: format version, creation time.
 pub const CF_META: &str = "meta";
 

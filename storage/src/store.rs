@@ -198,6 +198,21 @@ fn merge_partial(
     Some(codec::encode(Kind::AccountDelta, &sum))
 }
 
+/// Compaction filter of the `aux` family: drops expiring records past their expiry.
+fn drop_expired(_level: u32, key: &[u8], value: &[u8]) -> rocksdb::CompactionDecision {
+    if key.first() != Some(&AUX_EXPIRING_PREFIX) {
+        return rocksdb::CompactionDecision::Keep;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    match split_expiring(value) {
+        Some((expires_at, _)) if expires_at < now => rocksdb::CompactionDecision::Remove,
+        _ => rocksdb::CompactionDecision::Keep,
+    }
+}
+
 impl Store {
     /// Opens (creating when missing) the store in `path`, recovers, checks, and starts the
     /// writer. Refuses to open a store whose records do not check out.
@@ -243,6 +258,11 @@ impl Store {
             o.set_block_based_table_factory(&table);
             if name == CF_ACCOUNTS {
                 o.set_merge_operator(ACCOUNT_MERGE_OPERATOR, merge_full, merge_partial);
+            }
+            if name == CF_AUX {
+                o.set_compaction_filter("rongpay.aux.expiry", drop_expired);
+                // Compact every file at least daily, so expired records go even when idle.
+                o.set_periodic_compaction_seconds(24 * 3600);
             }
             ColumnFamilyDescriptor::new(name, o)
         };

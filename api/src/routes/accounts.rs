@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth;
 use crate::body;
 use crate::error::{ApiError, ErrorType};
+use crate::idempotency;
 use crate::records::{self, AccountMeta};
 use crate::state::{new_id, now_ns, AppState};
 
@@ -167,8 +168,13 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::admin(&req, &state.admin_token)?;
-    let body: CreateAccount = body::json(&req, payload, state.limits, &["credit_limit"]).await?;
+    let caller = auth::admin(&req, &state.admin_token)?;
+    let (body, raw): (CreateAccount, _) =
+        body::json_raw(&req, payload, state.limits, &["credit_limit"]).await?;
+    let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
+        idempotency::Begin::Replay(response) => return Ok(response),
+        idempotency::Begin::Proceed(guard) => guard,
+    };
     let currency = parse_currency(&body.currency)?;
     let credit_limit = match &body.credit_limit {
         Some(text) => parse_non_negative(text, currency, "credit_limit")?,
@@ -177,19 +183,27 @@ pub async fn create(
     check_text(&body.owner, "owner")?;
     let ledger = state.ledger()?;
     let id = AccountId(new_id());
-    let meta = AccountMeta {
-        owner: body.owner.clone(),
-    };
-    let records = vec![(records::account_meta_key(id), records::encode(&meta))];
+    // A new account's answer is known before it exists: render it first, so that the
+    // idempotency record carrying it is written with the account.
+    let fresh = LiveAccount::new(engine::Account::new(
+        id,
+        currency,
+        credit_limit,
+        Timestamp(0),
+    ));
+    let answer =
+        serde_json::to_vec(&view(&fresh, body.owner.clone())).expect("an account view serializes");
+    let meta = AccountMeta { owner: body.owner };
+    let mut records = vec![(records::account_meta_key(id), records::encode(&meta))];
+    records.extend(
+        idem.as_ref()
+            .map(|g| g.record(StatusCode::CREATED, &answer)),
+    );
     ledger
         .create_account_with(id, currency, credit_limit, records)
         .await?
         .map_err(rejected)?;
-    let live = ledger
-        .account(id)
-        .await?
-        .ok_or_else(|| ApiError::unavailable("the account vanished after creation"))?;
-    Ok(HttpResponse::Created().json(view(&live, body.owner)))
+    Ok(idempotency::respond(StatusCode::CREATED, answer))
 }
 
 pub async fn get(
@@ -219,8 +233,13 @@ pub async fn deposit(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::admin(&req, &state.admin_token)?;
-    let body: CreateDeposit = body::json(&req, payload, state.limits, &["amount"]).await?;
+    let caller = auth::admin(&req, &state.admin_token)?;
+    let (body, raw): (CreateDeposit, _) =
+        body::json_raw(&req, payload, state.limits, &["amount"]).await?;
+    let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
+        idempotency::Begin::Replay(response) => return Ok(response),
+        idempotency::Begin::Proceed(guard) => guard,
+    };
     let live = load(&state, &path).await?;
     let account = live.account.id;
     let currency = live.account.currency;
@@ -230,12 +249,31 @@ pub async fn deposit(
     ensure_platform_accounts(ledger, currency).await?;
     let id = TransferId(new_id());
     let funds = AccountId::platform(PlatformRole::CustomerFunds, currency.numeric());
+    // `balance` is the account's balance as this request saw it plus the deposit: rendered
+    // before the write so the idempotency record can carry the exact answer. Postings that
+    // commit concurrently on the same account are not reflected in it.
+    let balance_after = live.account.balance.checked_add(amount).ok_or_else(|| {
+        ApiError::invalid("invalid_amount", "the balance would exceed the maximum")
+            .with_param("amount")
+    })?;
+    let answer = serde_json::to_vec(&DepositView {
+        id: format!("dep_{:032x}", id.0),
+        account_id: account.to_string(),
+        amount: format_minor(amount, currency),
+        balance: format_minor(balance_after, currency),
+    })
+    .expect("a deposit view serializes");
     let record = records::Deposit {
         account,
         amount,
         reference: body.reference,
         created_at_ns: now_ns(),
     };
+    let mut records = vec![(records::deposit_key(id), records::encode(&record))];
+    records.extend(
+        idem.as_ref()
+            .map(|g| g.record(StatusCode::CREATED, &answer)),
+    );
     let transfer = Transfer::between(
         id,
         TransferKind::Deposit,
@@ -246,20 +284,8 @@ pub async fn deposit(
         Timestamp(0),
     );
     ledger
-        .transfer_with(
-            transfer,
-            vec![(records::deposit_key(id), records::encode(&record))],
-        )
+        .transfer_with(transfer, records)
         .await?
         .map_err(rejected)?;
-    let after = ledger
-        .account(account)
-        .await?
-        .ok_or_else(|| ApiError::unavailable("the account vanished"))?;
-    Ok(HttpResponse::Created().json(DepositView {
-        id: format!("dep_{:032x}", id.0),
-        account_id: account.to_string(),
-        amount: format_minor(amount, currency),
-        balance: format_minor(after.account.balance, currency),
-    }))
+    Ok(idempotency::respond(StatusCode::CREATED, answer))
 }

@@ -1,5 +1,6 @@
 //! `/v1/merchants` (admin): a merchant, its secret key (shown once), its balance account.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use engine::money::{format_fee_rate, parse_fee_rate};
 use engine::{AccountId, Reject};
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth;
 use crate::body;
 use crate::error::ApiError;
+use crate::idempotency;
 use crate::records::{self, Merchant};
 use crate::state::{new_id, now_ns, AppState};
 
@@ -23,8 +25,8 @@ struct MerchantCreated {
     id: String,
     name: String,
     fee_rate: String,
-    /// Shown in this response only; stored as a SHA-256.
-    secret_key: String,
+    /// Shown in this response only; stored as a SHA-256 (null in an idempotent replay).
+    secret_key: Option<String>,
     account_id: String,
 }
 
@@ -37,8 +39,12 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::admin(&req, &state.admin_token)?;
-    let body: CreateMerchant = body::json(&req, payload, state.limits, &[]).await?;
+    let caller = auth::admin(&req, &state.admin_token)?;
+    let (body, raw): (CreateMerchant, _) = body::json_raw(&req, payload, state.limits, &[]).await?;
+    let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
+        idempotency::Begin::Replay(response) => return Ok(response),
+        idempotency::Begin::Proceed(guard) => guard,
+    };
     if body.name.trim().is_empty() || body.name.len() > super::accounts::TEXT_FIELD_LEN_MAX {
         return Err(ApiError::invalid(
             "invalid_parameter",
@@ -62,6 +68,17 @@ pub async fn create(
     );
     let key_sha256 = auth::key_sha256(&secret_key);
     let account = AccountId(new_id());
+    let mut created = MerchantCreated {
+        id: merchant_id_text(id),
+        name: body.name.clone(),
+        fee_rate: format_fee_rate(fee_rate_ppm),
+        secret_key: None,
+        account_id: account.to_string(),
+    };
+    // The secret is stored only as a hash, so the idempotency record replays the answer
+    // without it (`"secret_key": null`).
+    let replay = serde_json::to_vec(&created).expect("a merchant view serializes");
+    created.secret_key = Some(secret_key);
     let merchant = Merchant {
         id,
         name: body.name,
@@ -70,13 +87,17 @@ pub async fn create(
         account,
         created_at_ns: now_ns(),
     };
-    let records = vec![
+    let mut records = vec![
         (records::merchant_key(id), records::encode(&merchant)),
         (
             records::merchant_key_index(&key_sha256),
             records::encode(&id),
         ),
     ];
+    records.extend(
+        idem.as_ref()
+            .map(|g| g.record(StatusCode::CREATED, &replay)),
+    );
     match ledger
         .create_account_with(account, currency, 0, records)
         .await?
@@ -85,11 +106,5 @@ pub async fn create(
         Err(Reject::AccountExists(_)) => return Err(ApiError::unavailable("id collision; retry")),
         Err(other) => return Err(ApiError::invalid(other.code(), other.to_string())),
     }
-    Ok(HttpResponse::Created().json(MerchantCreated {
-        id: merchant_id_text(id),
-        name: merchant.name,
-        fee_rate: format_fee_rate(fee_rate_ppm),
-        secret_key,
-        account_id: account.to_string(),
-    }))
+    Ok(HttpResponse::Created().json(created))
 }

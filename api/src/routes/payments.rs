@@ -16,6 +16,7 @@ use super::merchants::merchant_id_text;
 use crate::auth::{self, Caller};
 use crate::body;
 use crate::error::{ApiError, ErrorType};
+use crate::idempotency;
 use crate::records::{self, Payment, PaymentStatus};
 use crate::state::{new_id, now_ns, AppState};
 
@@ -176,7 +177,13 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let store = state.store()?;
     let merchant = auth::merchant(&req, &state.admin_token, store)?;
-    let body: CreatePayment = body::json(&req, payload, state.limits, &["amount"]).await?;
+    let (body, raw): (CreatePayment, _) =
+        body::json_raw(&req, payload, state.limits, &["amount"]).await?;
+    let caller = Caller::Merchant(Box::new(merchant.clone()));
+    let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
+        idempotency::Begin::Replay(response) => return Ok(response),
+        idempotency::Begin::Proceed(guard) => guard,
+    };
     check_out_trade_no(&body.out_trade_no)?;
     let currency = parse_currency(&body.currency)?;
     let amount = parse_positive(&body.amount, currency, "amount")?;
@@ -269,26 +276,28 @@ pub async fn create(
         fee_account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
     };
     let transfer = Transfer::payment(TransferId(id), parties, currency, amount, fee, Timestamp(0));
+    // The answer is rendered before the write, so the idempotency record carrying it is in
+    // the same durable unit as the payment.
     let records_for = |p: &Payment| {
-        vec![
+        let body = serde_json::to_vec(&view(p)).expect("a payment view serializes");
+        let mut records = vec![
             (records::payment_key(id), records::encode(p)),
             (index_key.clone(), records::encode(&id)),
-        ]
+        ];
+        records.extend(idem.as_ref().map(|g| g.record(StatusCode::CREATED, &body)));
+        (records, body)
     };
-    match ledger
-        .transfer_with(transfer, records_for(&payment))
-        .await?
-    {
-        Ok(_) => {}
-        Err(reject) => {
-            // Declined is not an HTTP error: the payment exists, failed, durably.
-            payment.status = PaymentStatus::Failed;
-            payment.failure_code = Some(failure_code(reject));
-            payment.fee = 0;
-            ledger.write_records(records_for(&payment)).await?;
-        }
+    let (records, mut answer) = records_for(&payment);
+    if let Err(reject) = ledger.transfer_with(transfer, records).await? {
+        // Declined is not an HTTP error: the payment exists, failed, durably.
+        payment.status = PaymentStatus::Failed;
+        payment.failure_code = Some(failure_code(reject));
+        payment.fee = 0;
+        let (records, body) = records_for(&payment);
+        ledger.write_records(records).await?;
+        answer = body;
     }
-    Ok(HttpResponse::Created().json(view(&payment)))
+    Ok(idempotency::respond(StatusCode::CREATED, answer))
 }
 
 async fn load_visible(

@@ -106,3 +106,31 @@ pub fn out_trade_no_key(merchant: u128, out_trade_no: &str) -> Vec<u8> {
     ]
     .concat()
 }
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Refund {
+    pub id: u128,
+    pub payment: u128,
+    pub out_refund_no: String,
+    pub amount: i64,
+    /// The part of the refund taken back from the platform's fee income.
+    pub fee_part: i64,
+    pub status: PaymentStatus,
+    pub failure_code: Option<String>,
+    pub reason: Option<String>,
+    pub created_at_ns: u64,
+}
+
+pub fn refund_key(id: u128) -> Vec<u8> {
+    [b"rf".as_slice(), &id.to_be_bytes()].concat()
+}
+
+/// out_refund_no → refund id, unique per payment.
+pub fn out_refund_no_key(payment: u128, out_refund_no: &str) -> Vec<u8> {
+    [
+        b"or".as_slice(),
+        &payment.to_be_bytes(),
+        out_refund_no.as_bytes(),
+    ]
+    .concat()
+}

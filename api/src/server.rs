@@ -12,7 +12,7 @@ use storage::{Store, StoreOptions};
 
 use crate::body::BodyLimits;
 use crate::config::Config;
-use crate::routes::{self, accounts, health, merchants, payments};
+use crate::routes::{self, accounts, health, merchants, payments, refunds};
 use crate::state::AppState;
 
 /// Registers every route on an app (shared by the server and in-process tests).
@@ -31,7 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(payments::create))
                 .route(web::get().to(payments::list)),
         )
-        .service(resource("/v1/payments/{id}").route(web::get().to(payments::get)));
+        .service(resource("/v1/payments/{id}").route(web::get().to(payments::get)))
+        .service(resource("/v1/payments/{id}/refunds").route(web::post().to(refunds::create)));
 }
 
 pub fn serve(config: Config) -> anyhow::Result<()> {
@@ -66,6 +67,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         metrics,
         trade_claims: Default::default(),
         idempotency_claims: Default::default(),
+        refund_claims: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();

@@ -232,6 +232,20 @@ pub fn fee_minor(amount_minor: i64, rate_ppm: u32) -> i64 {
     fee
 }
 
+/// `value × numerator / denominator`, rounded half up: the share of a fee that goes with a
+/// share of a payment. Refunds use it on cumulative amounts (fee refunded after this refund
+/// minus fee refunded before), so partial refunds add up to exactly the whole fee.
+///
+/// # Panics
+/// Unless `0 <= numerator <= denominator`, `denominator > 0` and `value >= 0`.
+pub fn pro_rata_minor(value: i64, numerator: i64, denominator: i64) -> i64 {
+    assert!(denominator > 0 && (0..=denominator).contains(&numerator) && value >= 0);
+    let scaled = i128::from(value) * i128::from(numerator);
+    let d = i128::from(denominator);
+    let share = (2 * scaled + d) / (2 * d);
+    i64::try_from(share).expect("a share of value fits")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +331,29 @@ mod tests {
         assert_eq!(format_minor(0, Currency::CNY), "0.00");
         assert_eq!(format_minor(500, Currency::JPY), "500");
         assert_eq!(format_minor(1, Currency::KWD), "0.001");
+    }
+
+    #[test]
+    fn pro_rata_shares_add_up() {
+        assert_eq!(pro_rata_minor(7, 0, 1234), 0);
+        assert_eq!(pro_rata_minor(7, 1234, 1234), 7);
+        assert_eq!(pro_rata_minor(7, 617, 1234), 4); // 3.5 rounds up
+                                                     // Any split of a payment into refunds refunds exactly the fee in total.
+        let (fee, amount) = (7i64, 1234i64);
+        for parts in [
+            vec![1, 1, 1232],
+            vec![617, 617],
+            vec![100; 12].into_iter().chain([34]).collect::<Vec<_>>(),
+        ] {
+            let mut refunded = 0;
+            let mut fee_back = 0;
+            for p in parts {
+                let before = pro_rata_minor(fee, refunded, amount);
+                refunded += p;
+                fee_back += pro_rata_minor(fee, refunded, amount) - before;
+            }
+            assert_eq!((refunded, fee_back), (amount, fee));
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod health;
 pub mod merchants;
 pub mod payments;
+pub mod refunds;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};

@@ -300,7 +300,7 @@ pub async fn create(
     Ok(idempotency::respond(StatusCode::CREATED, answer))
 }
 
-async fn load_visible(
+pub async fn load_visible(
     state: &AppState,
     caller: &Caller,
     id_text: &str,

@@ -1,0 +1,222 @@
+//! `POST /v1/payments/{id}/refunds`: money back from the merchant (and the platform's fee,
+//! pro rata) to the payer, never above the payment, once per `out_refund_no`.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use engine::money::{format_minor, pro_rata_minor};
+use engine::{
+    AccountId, Currency, PlatformRole, Posting, Timestamp, Transfer, TransferId, TransferKind,
+};
+use serde::{Deserialize, Serialize};
+
+use super::accounts::{check_text, parse_positive};
+use super::payments::{load_visible, payment_id_text};
+use crate::auth;
+use crate::body;
+use crate::error::{ApiError, ErrorType};
+use crate::idempotency;
+use crate::records::{self, Payment, PaymentStatus, Refund};
+use crate::state::{new_id, now_ns, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRefund {
+    amount: Option<String>,
+    out_refund_no: String,
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RefundView {
+    id: String,
+    payment_id: String,
+    out_refund_no: String,
+    amount: String,
+    status: &'static str,
+    failure_code: Option<String>,
+    reason: Option<String>,
+    created_at: String,
+}
+
+fn view(r: &Refund, currency: Currency) -> RefundView {
+    RefundView {
+        id: format!("re_{:032x}", r.id),
+        payment_id: payment_id_text(r.payment),
+        out_refund_no: r.out_refund_no.clone(),
+        amount: format_minor(r.amount, currency),
+        status: match r.status {
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Failed => "failed",
+        },
+        failure_code: r.failure_code.clone(),
+        reason: r.reason.clone(),
+        created_at: humantime::format_rfc3339_millis(
+            UNIX_EPOCH + Duration::from_nanos(r.created_at_ns),
+        )
+        .to_string(),
+    }
+}
+
+fn conflict(code: &'static str, message: String) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        ErrorType::InvalidRequestError,
+        code,
+        message,
+    )
+}
+
+/// Serializes refunds of one payment: its refunded total is read, checked and rewritten.
+struct Claim<'a>(&'a AppState, u128);
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.0.refund_claims.remove(&self.1);
+    }
+}
+
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store()?;
+    let caller = auth::caller(&req, &state.admin_token, store)?;
+    let (body, raw): (CreateRefund, _) =
+        body::json_raw(&req, payload, state.limits, &["amount"]).await?;
+    let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
+        idempotency::Begin::Replay(response) => return Ok(response),
+        idempotency::Begin::Proceed(guard) => guard,
+    };
+    let otn = &body.out_refund_no;
+    if otn.is_empty() || otn.len() > 64 || !otn.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            format!("out_refund_no must be 1 to 64 visible ASCII characters, got {otn:?}"),
+        )
+        .with_param("out_refund_no"));
+    }
+    check_text(&body.reason, "reason")?;
+    let payment = load_visible(&state, &caller, &path).await?;
+    match state.refund_claims.entry(payment.id) {
+        dashmap::mapref::entry::Entry::Occupied(_) => {
+            return Err(conflict(
+                "refund_in_progress",
+                "another refund of this payment is in progress; retry".to_string(),
+            ))
+        }
+        dashmap::mapref::entry::Entry::Vacant(slot) => {
+            slot.insert(());
+        }
+    }
+    let _claim = Claim(&state, payment.id);
+    // Re-read under the claim: the refunded total may have moved since.
+    let mut payment: Payment = records::read(store, &records::payment_key(payment.id))?
+        .ok_or_else(|| ApiError::unavailable("the payment vanished"))?;
+    let currency =
+        Currency::from_numeric(payment.currency).expect("stored payments carry an active currency");
+
+    let index_key = records::out_refund_no_key(payment.id, otn);
+    if let Some(existing) = records::read::<u128>(store, &index_key)? {
+        // The same out_refund_no is the same refund: answer it again, refund nothing.
+        let refund: Refund = records::read(store, &records::refund_key(existing))?
+            .ok_or_else(|| ApiError::unavailable("an indexed refund is missing"))?;
+        return Ok(HttpResponse::Ok().json(view(&refund, currency)));
+    }
+    if payment.status != PaymentStatus::Succeeded {
+        return Err(conflict(
+            "payment_not_refundable",
+            format!("payment {} did not succeed", payment_id_text(payment.id)),
+        ));
+    }
+    let rest = payment.amount - payment.refunded;
+    let amount = match &body.amount {
+        Some(text) => parse_positive(text, currency, "amount")?,
+        None => rest,
+    };
+    if amount > rest || rest == 0 {
+        return Err(ApiError::invalid(
+            "refund_exceeds_payment",
+            format!(
+                "{} is more than the unrefunded {}",
+                format_minor(amount, currency),
+                format_minor(rest, currency)
+            ),
+        )
+        .with_param("amount"));
+    }
+    let fee_part = pro_rata_minor(payment.fee, payment.refunded + amount, payment.amount)
+        - pro_rata_minor(payment.fee, payment.refunded, payment.amount);
+    let merchant_part = amount - fee_part;
+    let merchant: records::Merchant =
+        records::read(store, &records::merchant_key(payment.merchant))?
+            .ok_or_else(|| ApiError::unavailable("the payment's merchant is missing"))?;
+    let mut postings = vec![Posting {
+        account: payment.payer,
+        currency,
+        amount,
+    }];
+    if merchant_part > 0 {
+        postings.push(Posting {
+            account: merchant.account,
+            currency,
+            amount: -merchant_part,
+        });
+    }
+    if fee_part > 0 {
+        let fees = AccountId::platform(PlatformRole::FeeIncome, currency.numeric());
+        postings.push(Posting {
+            account: fees,
+            currency,
+            amount: -fee_part,
+        });
+    }
+    let id = new_id();
+    let transfer = Transfer {
+        id: TransferId(id),
+        kind: TransferKind::Refund,
+        postings,
+        timestamp: Timestamp(0),
+    };
+    let mut refund = Refund {
+        id,
+        payment: payment.id,
+        out_refund_no: otn.clone(),
+        amount,
+        fee_part,
+        status: PaymentStatus::Succeeded,
+        failure_code: None,
+        reason: body.reason,
+        created_at_ns: now_ns(),
+    };
+    let records_for = |r: &Refund, p: &Payment| {
+        let answer = serde_json::to_vec(&view(r, currency)).expect("a refund view serializes");
+        let mut records = vec![
+            (records::refund_key(id), records::encode(r)),
+            (index_key.clone(), records::encode(&id)),
+            (records::payment_key(p.id), records::encode(p)),
+        ];
+        records.extend(
+            idem.as_ref()
+                .map(|g| g.record(StatusCode::CREATED, &answer)),
+        );
+        (records, answer)
+    };
+    let before = payment.clone();
+    payment.refunded += amount;
+    let (records, mut answer) = records_for(&refund, &payment);
+    let ledger = state.ledger()?;
+    if let Err(reject) = ledger.transfer_with(transfer, records).await? {
+        // The merchant cannot cover it (or an account is frozen): a failed refund, durable,
+        // and the payment's refunded total unchanged.
+        refund.status = PaymentStatus::Failed;
+        refund.failure_code = Some(reject.code().to_string());
+        let (records, body) = records_for(&refund, &before);
+        ledger.write_records(records).await?;
+        answer = body;
+    }
+    Ok(idempotency::respond(StatusCode::CREATED, answer))
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing rongpay needs on a fresh Debian machine:
 # libclang (bindgen, for the rocksdb crate's bundled C++), clang, and Prometheus/promtool
-# (real scrapes in tests). Idempotent: skips packages already installed.
+# (real scrapes in tests), and schemathesis from PyPI (API fuzzing). Idempotent: skips what
+# is already installed.
 set -euo pipefail
 packages=(libclang-dev clang prometheus)
 missing=()
@@ -13,6 +14,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# schemathesis fuzzes the live API from its OpenAPI document in the test suite.
+if ! schemathesis --version 2>/dev/null | grep -q "4.32.5"; then
+  echo "setup: installing schemathesis 4.32.5 (PyPI)"
+  python3 -m pip install -q --root-user-action=ignore "schemathesis==4.32.5"
 fi
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"

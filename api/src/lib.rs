@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
+pub mod openapi;
 pub mod records;
 pub mod routes;
 pub mod server;

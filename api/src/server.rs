@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::dev::Service;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpServer};
 use futures_util::FutureExt;
 use metrics::counter;
 use storage::{Store, StoreOptions};
@@ -17,22 +17,31 @@ use crate::state::AppState;
 
 /// Registers every route on an app (shared by the server and in-process tests).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource =
-        |path: &str| web::resource(path).default_service(web::to(routes::method_not_allowed));
-    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/readyz").route(web::get().to(health::readyz)))
-        .service(resource("/metrics").route(web::get().to(health::metrics)))
-        .service(resource("/v1/accounts").route(web::post().to(accounts::create)))
-        .service(resource("/v1/accounts/{id}").route(web::get().to(accounts::get)))
-        .service(resource("/v1/accounts/{id}/deposits").route(web::post().to(accounts::deposit)))
-        .service(resource("/v1/merchants").route(web::post().to(merchants::create)))
+    // Each path answers its other methods 405 with the Allow header listing these.
+    let resource = |path: &str, allow: &'static str| {
+        web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+            routes::method_not_allowed(&req, allow)
+        }))
+    };
+    cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
+        .service(resource("/openapi.json", "GET").route(web::get().to(health::openapi)))
+        .service(resource("/v1/accounts", "POST").route(web::post().to(accounts::create)))
+        .service(resource("/v1/accounts/{id}", "GET").route(web::get().to(accounts::get)))
         .service(
-            resource("/v1/payments")
+            resource("/v1/accounts/{id}/deposits", "POST").route(web::post().to(accounts::deposit)),
+        )
+        .service(resource("/v1/merchants", "POST").route(web::post().to(merchants::create)))
+        .service(
+            resource("/v1/payments", "GET, POST")
                 .route(web::post().to(payments::create))
                 .route(web::get().to(payments::list)),
         )
-        .service(resource("/v1/payments/{id}").route(web::get().to(payments::get)))
-        .service(resource("/v1/payments/{id}/refunds").route(web::post().to(refunds::create)));
+        .service(resource("/v1/payments/{id}", "GET").route(web::get().to(payments::get)))
+        .service(
+            resource("/v1/payments/{id}/refunds", "POST").route(web::post().to(refunds::create)),
+        );
 }
 
 pub fn serve(config: Config) -> anyhow::Result<()> {

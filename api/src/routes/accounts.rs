@@ -19,22 +19,32 @@ use crate::state::{new_id, now_ns, AppState};
 /// Longest `owner` and `reference` texts, in bytes.
 pub const TEXT_FIELD_LEN_MAX: usize = 256;
 
-#[derive(Deserialize)]
+/// Opens an account.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateAccount {
+pub struct CreateAccount {
+    /// ISO 4217 alphabetic code.
+    #[schema(example = "CNY", pattern = r"^[A-Z]{3}$")]
     currency: String,
+    /// Free text, at most 256 bytes.
+    #[schema(max_length = 64)]
     owner: Option<String>,
+    /// How far below zero the balance may go (default "0").
+    #[schema(example = "0.00", pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40)]
     credit_limit: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Customer funds received for an account.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateDeposit {
+pub struct CreateDeposit {
+    #[schema(example = "100.00", pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40)]
     amount: String,
+    #[schema(max_length = 64)]
     reference: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: String,
     pub currency: &'static str,
@@ -45,8 +55,8 @@ pub struct AccountView {
     pub owner: Option<String>,
 }
 
-#[derive(Serialize)]
-struct DepositView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DepositView {
     id: String,
     account_id: String,
     amount: String,
@@ -163,6 +173,19 @@ pub async fn ensure_platform_accounts(
     Ok(())
 }
 
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccount, params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "account created", body = AccountView),
+        (status = 400, description = "invalid request", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "body not received in time", body = crate::openapi::ErrorResponse),
+        (status = 413, description = "body too large", body = crate::openapi::ErrorResponse),
+        (status = 415, description = "not JSON", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready, overloaded or storage unavailable", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "conflict (idempotency key in use, duplicate, state)", body = crate::openapi::ErrorResponse),
+        (status = 422, description = "idempotency key reused with another request", body = crate::openapi::ErrorResponse)
+    ))]
 pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
@@ -206,6 +229,15 @@ pub async fn create(
     Ok(idempotency::respond(StatusCode::CREATED, answer))
 }
 
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "account id (acct_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the account", body = AccountView),
+        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "unknown or not yours", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready or storage unavailable", body = crate::openapi::ErrorResponse)
+    ))]
 pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -227,6 +259,21 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view(&live, meta.and_then(|m| m.owner))))
 }
 
+#[utoipa::path(post, path = "/v1/accounts/{id}/deposits", tag = "accounts", request_body = CreateDeposit,
+    params(("id" = String, Path, description = "account id (acct_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "deposited", body = DepositView),
+        (status = 404, description = "unknown account", body = crate::openapi::ErrorResponse),
+        (status = 400, description = "invalid request", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "body not received in time", body = crate::openapi::ErrorResponse),
+        (status = 413, description = "body too large", body = crate::openapi::ErrorResponse),
+        (status = 415, description = "not JSON", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready, overloaded or storage unavailable", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "conflict (idempotency key in use, duplicate, state)", body = crate::openapi::ErrorResponse),
+        (status = 422, description = "idempotency key reused with another request", body = crate::openapi::ErrorResponse)
+    ))]
 pub async fn deposit(
     req: HttpRequest,
     payload: web::Payload,

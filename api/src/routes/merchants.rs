@@ -13,15 +13,19 @@ use crate::idempotency;
 use crate::records::{self, Merchant};
 use crate::state::{new_id, now_ns, AppState};
 
-#[derive(Deserialize)]
+/// Signs up a merchant.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateMerchant {
+pub struct CreateMerchant {
+    #[schema(pattern = r"\S", max_length = 64)]
     name: String,
+    /// Between 0 and 1, at most 6 decimal places (default: the platform's).
+    #[schema(example = "0.006", pattern = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$")]
     fee_rate: Option<String>,
 }
 
-#[derive(Serialize)]
-struct MerchantCreated {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MerchantCreated {
     id: String,
     name: String,
     fee_rate: String,
@@ -34,6 +38,19 @@ pub fn merchant_id_text(id: u128) -> String {
     format!("mch_{id:032x}")
 }
 
+#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = CreateMerchant, params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "merchant created; secret_key shown once", body = MerchantCreated),
+        (status = 400, description = "invalid request", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "body not received in time", body = crate::openapi::ErrorResponse),
+        (status = 413, description = "body too large", body = crate::openapi::ErrorResponse),
+        (status = 415, description = "not JSON", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready, overloaded or storage unavailable", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "conflict (idempotency key in use, duplicate, state)", body = crate::openapi::ErrorResponse),
+        (status = 422, description = "idempotency key reused with another request", body = crate::openapi::ErrorResponse)
+    ))]
 pub async fn create(
     req: HttpRequest,
     payload: web::Payload,

@@ -7,7 +7,7 @@ pub mod payments;
 pub mod refunds;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::{ApiError, ErrorType};
 
@@ -21,12 +21,23 @@ pub async fn unknown_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     ))
 }
 
-/// 405 for a known path with a method it does not serve.
-pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
+/// 405 for a known path with a method it does not serve, with the `Allow` header RFC 9110
+/// requires.
+pub fn method_not_allowed(req: &HttpRequest, allow: &'static str) -> HttpResponse {
+    let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         ErrorType::InvalidRequestError,
         "method_not_allowed",
-        format!("{} is not allowed on {}", req.method(), req.path()),
-    ))
+        format!(
+            "{} is not allowed on {}; allowed: {allow}",
+            req.method(),
+            req.path()
+        ),
+    )
+    .error_response();
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    response
 }

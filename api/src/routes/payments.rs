@@ -25,33 +25,44 @@ pub const METADATA_ENTRIES_MAX: usize = 20;
 pub const METADATA_KEY_LEN_MAX: usize = 40;
 pub const METADATA_VALUE_LEN_MAX: usize = 500;
 
-#[derive(Deserialize)]
+/// A payment request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreatePayment {
+pub struct CreatePayment {
+    /// The merchant's order number, unique per merchant.
+    #[schema(pattern = r"^[!-~]{1,64}$")]
     out_trade_no: String,
+    #[schema(example = "12.34", pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40)]
     amount: String,
+    #[schema(example = "CNY", pattern = r"^[A-Z]{3}$")]
     currency: String,
     payment_method: PaymentMethod,
+    #[schema(max_length = 64)]
     description: Option<String>,
+    /// At most 20 entries; keys 1–40 bytes, values at most 500.
     metadata: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PaymentMethod {
+pub struct PaymentMethod {
+    /// Only "balance" so far.
     #[serde(rename = "type")]
+    #[schema(pattern = r"^balance$")]
     kind: String,
+    /// The payer's account (required for "balance").
+    #[schema(pattern = r"^acct_[0-9a-f]{32}$")]
     account_id: Option<String>,
 }
 
-#[derive(Serialize)]
-struct MethodView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MethodView {
     #[serde(rename = "type")]
     kind: &'static str,
     account_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     id: String,
     merchant_id: String,
@@ -67,6 +78,12 @@ pub struct PaymentView {
     metadata: BTreeMap<String, String>,
     refunded_amount: String,
     created_at: String,
+}
+
+/// `GET /v1/payments?out_trade_no=…`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PaymentList {
+    pub data: Vec<PaymentView>,
 }
 
 pub fn payment_id_text(id: u128) -> String {
@@ -170,6 +187,20 @@ impl Drop for Claim<'_> {
     }
 }
 
+#[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = CreatePayment, params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "payment created: succeeded, or failed with a failure_code", body = PaymentView),
+        (status = 404, description = "unknown payer account", body = crate::openapi::ErrorResponse),
+        (status = 400, description = "invalid request", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "body not received in time", body = crate::openapi::ErrorResponse),
+        (status = 413, description = "body too large", body = crate::openapi::ErrorResponse),
+        (status = 415, description = "not JSON", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready, overloaded or storage unavailable", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "conflict (idempotency key in use, duplicate, state)", body = crate::openapi::ErrorResponse),
+        (status = 422, description = "idempotency key reused with another request", body = crate::openapi::ErrorResponse)
+    ))]
 pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
@@ -315,6 +346,15 @@ pub async fn load_visible(
     Ok(payment)
 }
 
+#[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments",
+    params(("id" = String, Path, description = "payment id (pay_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the payment", body = PaymentView),
+        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "unknown or not yours", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready or storage unavailable", body = crate::openapi::ErrorResponse)
+    ))]
 pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -325,6 +365,15 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view(&payment)))
 }
 
+#[utoipa::path(get, path = "/v1/payments", tag = "payments",
+    params(("out_trade_no" = String, Query, description = "the merchant's order number")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the payment with that out_trade_no, if any", body = PaymentList),
+        (status = 400, description = "invalid query", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready or storage unavailable", body = crate::openapi::ErrorResponse)
+    ))]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store()?;
     let merchant = auth::merchant(&req, &state.admin_token, store)?;
@@ -355,5 +404,5 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             data.push(view(&p));
         }
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+    Ok(HttpResponse::Ok().json(PaymentList { data }))
 }

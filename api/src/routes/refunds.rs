@@ -20,16 +20,22 @@ use crate::idempotency;
 use crate::records::{self, Payment, PaymentStatus, Refund};
 use crate::state::{new_id, now_ns, AppState};
 
-#[derive(Deserialize)]
+/// A refund request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRefund {
+pub struct CreateRefund {
+    /// Default: the whole unrefunded rest.
+    #[schema(example = "5.00", pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40)]
     amount: Option<String>,
+    /// Unique per payment.
+    #[schema(pattern = r"^[!-~]{1,64}$")]
     out_refund_no: String,
+    #[schema(max_length = 64)]
     reason: Option<String>,
 }
 
-#[derive(Serialize)]
-struct RefundView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RefundView {
     id: String,
     payment_id: String,
     out_refund_no: String,
@@ -77,6 +83,22 @@ impl Drop for Claim<'_> {
     }
 }
 
+#[utoipa::path(post, path = "/v1/payments/{id}/refunds", tag = "payments", request_body = CreateRefund,
+    params(("id" = String, Path, description = "payment id (pay_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "this out_refund_no was already used: that refund", body = RefundView),
+        (status = 201, description = "refund created: succeeded, or failed with a failure_code", body = RefundView),
+        (status = 404, description = "unknown or not yours", body = crate::openapi::ErrorResponse),
+        (status = 400, description = "invalid request", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "body not received in time", body = crate::openapi::ErrorResponse),
+        (status = 413, description = "body too large", body = crate::openapi::ErrorResponse),
+        (status = 415, description = "not JSON", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready, overloaded or storage unavailable", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "conflict (idempotency key in use, duplicate, state)", body = crate::openapi::ErrorResponse),
+        (status = 422, description = "idempotency key reused with another request", body = crate::openapi::ErrorResponse)
+    ))]
 pub async fn create(
     req: HttpRequest,
     payload: web::Payload,

@@ -1,0 +1,51 @@
+//! schemathesis (from PyPI, installed by scripts/setup.sh) fuzzes the live payd from its own
+//! `/openapi.json`: as the operator and as a merchant. Checked: no 5xx, and every answer
+//! conforms to the document (status codes, content types, bodies, headers), including 405s
+//! for undeclared methods. Positive-data acceptance is not asserted: the schema cannot say
+//! that "12.345" is over-precise for CNY but fine for KWD.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method";
+
+fn run(p: &Payd, token: &str) {
+    let out = Command::new("schemathesis")
+        .args(["run", &format!("http://{}/openapi.json", p.addr)])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            "40",
+            "--seed",
+            "20261125",
+            "--no-color",
+        ])
+        .output()
+        .expect("schemathesis is installed by scripts/setup.sh (pip install schemathesis)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("generated") || l.contains("failures") || l.contains("passed"))
+        .collect();
+    println!("schemathesis as {}: {}", &token[..4], summary.join(" | "));
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_nonconforming_answer() {
+    let p = Payd::start();
+    run(&p, ADMIN);
+    let m = p
+        .admin("POST", "/v1/merchants", r#"{"name":"Fuzz"}"#)
+        .json();
+    run(&p, m["secret_key"].as_str().unwrap());
+}

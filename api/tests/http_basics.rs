@@ -531,3 +531,61 @@ fn a_bad_configuration_is_refused_before_starting() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen: \"not-an-address\""));
 }
+
+#[test]
+fn config_file_then_environment_then_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("payd.toml");
+    std::fs::write(
+        &file,
+        format!("listen = \"127.0.0.1:1\"\nadmin_token = \"{ADMIN}\"\nbody_limit_bytes = 2048\ndefault_currency = \"USD\"\n"),
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    let body = format!(r#"{{"currency":"CNY","owner":"{}"}}"#, "x".repeat(2_100));
+    // The file's token and limit apply; --listen (given by the harness) wins over its listen.
+    let p = Payd::start_in(&tmp.path().join("a"), &[("RONGPAY_CONFIG", config)]);
+    let r = p.admin("POST", "/v1/accounts", &body);
+    assert_eq!((r.status, r.error_code().as_str()), (413, "body_too_large"));
+    let m = p
+        .admin("POST", "/v1/merchants", r#"{"name":"usd shop"}"#)
+        .json();
+    let acct = p
+        .admin(
+            "GET",
+            &format!("/v1/accounts/{}", m["account_id"].as_str().unwrap()),
+            "",
+        )
+        .json();
+    assert_eq!(acct["currency"], "USD", "default_currency from the file");
+    drop(p);
+    // The environment overrides the file.
+    let p = Payd::start_in(
+        &tmp.path().join("b"),
+        &[
+            ("RONGPAY_CONFIG", config),
+            ("RONGPAY_BODY_LIMIT_BYTES", "8192"),
+        ],
+    );
+    let r = p.admin("POST", "/v1/accounts", &body);
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_parameter"),
+        "past the limit: the owner is too long"
+    );
+    drop(p);
+    // A typo in the file is refused, naming it.
+    std::fs::write(&file, "body_limit_byte = 10\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_payd"))
+        .args(["serve", "--data-dir"])
+        .arg(tmp.path().join("c"))
+        .env("RONGPAY_CONFIG", config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("body_limit_byte"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

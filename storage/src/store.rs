@@ -407,6 +407,14 @@ impl Store {
         Ok(self.inner.db.get_cf(self.inner.cf_aux(), key)?)
     }
 
+    /// Compacts the `aux` family now, dropping expired records (compaction does this by
+    /// itself over time; operators and tests can force it).
+    pub fn compact_aux(&self) {
+        self.inner
+            .db
+            .compact_range_cf(self.inner.cf_aux(), None::<&[u8]>, None::<&[u8]>);
+    }
+
     /// Calls `f` with every journal entry from `from_seq` on, in order.
     pub fn for_each_entry(
         &self,

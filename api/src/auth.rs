@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{check_token, Secret};
 use crate::error::ApiError;
 use crate::records;
+use crate::state::AppState;
 
 /// The authenticated caller of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,21 +38,30 @@ pub fn key_sha256(key: &str) -> [u8; 32] {
     sha2::Sha256::digest(key.as_bytes()).into()
 }
 
+/// Merchants remembered by key hash, so that a request costs no store read to
+/// authenticate. Merchant records never change once written, so entries cannot go stale; the
+/// map is bounded (cleared when full: merchants are few and a miss costs two point reads).
+pub const MERCHANT_CACHE_MAX: usize = 65_536;
+
 /// Authenticates the operator or a merchant (by its secret key).
-pub fn caller(
-    req: &HttpRequest,
-    admin_token: &Secret,
-    store: &storage::Store,
-) -> Result<Caller, ApiError> {
+pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
     let token = bearer(req)?;
-    if bool::from(token.as_bytes().ct_eq(admin_token.0.as_bytes())) {
+    if bool::from(token.as_bytes().ct_eq(state.admin_token.0.as_bytes())) {
         return Ok(Caller::Admin);
     }
     if token.starts_with("sk_") {
         let hash = key_sha256(token);
+        if let Some(m) = state.merchant_cache.get(&hash) {
+            return Ok(Caller::Merchant(Box::new(m.clone())));
+        }
+        let store = state.store()?;
         if let Some(id) = records::read::<u128>(store, &records::merchant_key_index(&hash))? {
             if let Some(m) = records::read::<records::Merchant>(store, &records::merchant_key(id))?
             {
+                if state.merchant_cache.len() >= MERCHANT_CACHE_MAX {
+                    state.merchant_cache.clear();
+                }
+                state.merchant_cache.insert(hash, m.clone());
                 return Ok(Caller::Merchant(Box::new(m)));
             }
         }
@@ -60,12 +70,8 @@ pub fn caller(
 }
 
 /// Authenticates a merchant; the operator is refused here (it acts through admin routes).
-pub fn merchant(
-    req: &HttpRequest,
-    admin_token: &Secret,
-    store: &storage::Store,
-) -> Result<records::Merchant, ApiError> {
-    match caller(req, admin_token, store)? {
+pub fn merchant(req: &HttpRequest, state: &AppState) -> Result<records::Merchant, ApiError> {
+    match caller(req, state)? {
         Caller::Merchant(m) => Ok(*m),
         Caller::Admin => Err(ApiError::unauthenticated(
             "this route takes a merchant's secret key, not the admin token",

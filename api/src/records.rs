@@ -56,6 +56,8 @@ pub struct Merchant {
     pub key_sha256: [u8; 32],
     /// The merchant's own balance account, into which its payments settle net of fees.
     pub account: AccountId,
+    /// ISO numeric code of that account's currency: the currency it accepts payments in.
+    pub currency: u16,
     pub created_at_ns: u64,
 }
 

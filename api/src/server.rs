@@ -77,6 +77,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         trade_claims: Default::default(),
         idempotency_claims: Default::default(),
         refund_claims: Default::default(),
+        merchant_cache: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();

@@ -243,7 +243,7 @@ pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth::caller(&req, &state.admin_token, state.store()?)?;
+    let caller = auth::caller(&req, &state)?;
     let live = load(&state, &path).await?;
     // A merchant sees its own balance account only; any other answers 404, like a missing one.
     if let auth::Caller::Merchant(m) = &caller {

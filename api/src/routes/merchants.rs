@@ -102,6 +102,7 @@ pub async fn create(
         fee_rate_ppm,
         key_sha256,
         account,
+        currency: currency.numeric(),
         created_at_ns: now_ns(),
     };
     let mut records = vec![

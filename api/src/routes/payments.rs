@@ -207,7 +207,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let store = state.store()?;
-    let merchant = auth::merchant(&req, &state.admin_token, store)?;
+    let merchant = auth::merchant(&req, &state)?;
     let (body, raw): (CreatePayment, _) =
         body::json_raw(&req, payload, state.limits, &["amount"]).await?;
     let caller = Caller::Merchant(Box::new(merchant.clone()));
@@ -245,17 +245,13 @@ pub async fn create(
     };
     let payer = AccountId::parse(payer_text).ok_or_else(not_found)?;
     let payer_account = ledger.account(payer).await?.ok_or_else(not_found)?;
-    let merchant_account = ledger
-        .account(merchant.account)
-        .await?
-        .ok_or_else(|| ApiError::unavailable("the merchant's balance account is missing"))?;
-    if merchant_account.account.currency != currency {
+    if merchant.currency != currency.numeric() {
+        let settles = Currency::from_numeric(merchant.currency)
+            .map(|c| c.code())
+            .unwrap_or("?");
         return Err(ApiError::invalid(
             "invalid_currency",
-            format!(
-                "this merchant settles in {}; {} payments are not supported",
-                merchant_account.account.currency, currency
-            ),
+            format!("this merchant settles in {settles}; {currency} payments are not supported"),
         )
         .with_param("currency"));
     }
@@ -360,7 +356,7 @@ pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth::caller(&req, &state.admin_token, state.store()?)?;
+    let caller = auth::caller(&req, &state)?;
     let payment = load_visible(&state, &caller, &path).await?;
     Ok(HttpResponse::Ok().json(view(&payment)))
 }
@@ -376,7 +372,7 @@ pub async fn get(
     ))]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store()?;
-    let merchant = auth::merchant(&req, &state.admin_token, store)?;
+    let merchant = auth::merchant(&req, &state)?;
     let query =
         web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|e| {
             ApiError::invalid(

@@ -106,7 +106,7 @@ pub async fn create(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let store = state.store()?;
-    let caller = auth::caller(&req, &state.admin_token, store)?;
+    let caller = auth::caller(&req, &state)?;
     let (body, raw): (CreateRefund, _) =
         body::json_raw(&req, payload, state.limits, &["amount"]).await?;
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {

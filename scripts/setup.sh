@@ -16,7 +16,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # schemathesis fuzzes the live API from its OpenAPI document in the test suite.
-if ! schemathesis --version 2>/dev/null | grep -q "4.32.5"; then
+st="$(python3 -c "import sysconfig; print(sysconfig.get_path('scripts'))")/schemathesis"
+if ! "$st" --version 2>/dev/null | grep -q "4.32.5"; then
   echo "setup: installing schemathesis 4.32.5 (PyPI)"
   python3 -m pip install -q --root-user-action=ignore "schemathesis==4.32.5"
 fi

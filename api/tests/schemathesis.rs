@@ -12,8 +12,31 @@ use common::*;
 
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,unsupported_method";
 
+/// The schemathesis command: on PATH, or in the scripts directory of the `python3` that
+/// scripts/setup.sh installed it with.
+fn schemathesis() -> String {
+    if Command::new("schemathesis")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return "schemathesis".to_string();
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .expect("python3 is on PATH");
+    format!(
+        "{}/schemathesis",
+        String::from_utf8_lossy(&out.stdout).trim()
+    )
+}
+
 fn run(p: &Payd, token: &str) {
-    let out = Command::new("schemathesis")
+    let out = Command::new(schemathesis())
         .args(["run", &format!("http://{}/openapi.json", p.addr)])
         .args(["-H", &format!("Authorization: Bearer {token}")])
         .args([

@@ -114,26 +114,10 @@ pub async fn read_body(
     }
 }
 
-/// Content type, body, then JSON into `T`. A field of the wrong type or a missing one names
-/// the field in `param`; fields listed in `amount_fields` fail as `invalid_amount`.
+/// Content type, body, then JSON into `T`, with the raw bytes (the idempotency fingerprint
+/// covers them). A field of the wrong type or a missing one names the field in `param`;
+/// fields listed in `amount_fields` fail as `invalid_amount`.
 pub async fn json<T: DeserializeOwned>(
-    req: &HttpRequest,
-    payload: web::Payload,
-    limits: BodyLimits,
-    amount_fields: &[&str],
-) -> Result<T, ApiError> {
-    check_json_content_type(req)?;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let bytes = read_body(payload, limits, declared).await?;
-    parse(&bytes, amount_fields)
-}
-
-/// [`json`], also returning the raw bytes (the idempotency fingerprint covers them).
-pub async fn json_raw<T: DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
     limits: BodyLimits,

@@ -7,23 +7,11 @@ use std::sync::Arc;
 use common::*;
 
 fn post(p: &Payd, token: &str, path: &str, key: Option<&str>, body: &str) -> Response {
-    let auth = format!("Bearer {token}");
-    let mut headers = vec![
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    if let Some(k) = key {
-        headers.push(("Idempotency-Key", k));
-    }
-    p.req("POST", path, &headers, body.as_bytes())
+    p.post(token, path, key, body)
 }
 
 fn balance(p: &Payd, account: &str) -> String {
-    p.admin("GET", &format!("/v1/accounts/{account}"), "")
-        .json()["balance"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    p.balance(account)
 }
 
 struct World {

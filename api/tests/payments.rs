@@ -59,11 +59,7 @@ fn pay(p: &Payd, key: &str, otn: &str, amount: &str, payer: &str) -> Response {
 }
 
 fn balance(p: &Payd, account: &str) -> String {
-    p.admin("GET", &format!("/v1/accounts/{account}"), "")
-        .json()["balance"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    p.balance(account)
 }
 
 const FEE_ACCOUNT_CNY: &str = "acct_ffffffff00000000000000000002009c";

@@ -6,24 +6,11 @@ mod common;
 use common::*;
 
 fn post(p: &Payd, token: &str, path: &str, body: &str) -> Response {
-    let auth = format!("Bearer {token}");
-    p.req(
-        "POST",
-        path,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
+    p.post(token, path, None, body)
 }
 
 fn balance(p: &Payd, account: &str) -> String {
-    p.admin("GET", &format!("/v1/accounts/{account}"), "")
-        .json()["balance"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    p.balance(account)
 }
 
 const FEES: &str = "acct_ffffffff00000000000000000002009c";

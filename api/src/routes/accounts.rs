@@ -193,7 +193,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth::admin(&req, &state.admin_token)?;
     let (body, raw): (CreateAccount, _) =
-        body::json_raw(&req, payload, state.limits, &["credit_limit"]).await?;
+        body::json(&req, payload, state.limits, &["credit_limit"]).await?;
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,
@@ -282,7 +282,7 @@ pub async fn deposit(
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth::admin(&req, &state.admin_token)?;
     let (body, raw): (CreateDeposit, _) =
-        body::json_raw(&req, payload, state.limits, &["amount"]).await?;
+        body::json(&req, payload, state.limits, &["amount"]).await?;
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,

@@ -57,7 +57,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth::admin(&req, &state.admin_token)?;
-    let (body, raw): (CreateMerchant, _) = body::json_raw(&req, payload, state.limits, &[]).await?;
+    let (body, raw): (CreateMerchant, _) = body::json(&req, payload, state.limits, &[]).await?;
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,

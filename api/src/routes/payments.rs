@@ -209,7 +209,7 @@ pub async fn create(
     let store = state.store()?;
     let merchant = auth::merchant(&req, &state)?;
     let (body, raw): (CreatePayment, _) =
-        body::json_raw(&req, payload, state.limits, &["amount"]).await?;
+        body::json(&req, payload, state.limits, &["amount"]).await?;
     let caller = Caller::Merchant(Box::new(merchant.clone()));
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
         idempotency::Begin::Replay(response) => return Ok(response),

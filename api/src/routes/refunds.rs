@@ -108,7 +108,7 @@ pub async fn create(
     let store = state.store()?;
     let caller = auth::caller(&req, &state)?;
     let (body, raw): (CreateRefund, _) =
-        body::json_raw(&req, payload, state.limits, &["amount"]).await?;
+        body::json(&req, payload, state.limits, &["amount"]).await?;
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,

@@ -93,6 +93,28 @@ impl Payd {
         )
     }
 
+    /// A JSON POST with `token`, and an `Idempotency-Key` when given.
+    pub fn post(&self, token: &str, path: &str, key: Option<&str>, body: &str) -> Response {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        if let Some(k) = key {
+            headers.push(("Idempotency-Key", k));
+        }
+        self.req("POST", path, &headers, body.as_bytes())
+    }
+
+    /// An account's balance as the admin reads it.
+    pub fn balance(&self, account: &str) -> String {
+        self.admin("GET", &format!("/v1/accounts/{account}"), "")
+            .json()["balance"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// SIGTERM, and the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         unsafe_kill(self.child.id(), 15);

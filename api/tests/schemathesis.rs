@@ -36,7 +36,10 @@ fn schemathesis() -> String {
 }
 
 fn run(p: &Payd, token: &str) {
+    // schemathesis keeps a cache in its working directory: not in the source tree.
+    let workdir = tempfile::tempdir().unwrap();
     let out = Command::new(schemathesis())
+        .current_dir(workdir.path())
         .args(["run", &format!("http://{}/openapi.json", p.addr)])
         .args(["-H", &format!("Authorization: Bearer {token}")])
         .args([

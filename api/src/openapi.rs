@@ -31,6 +31,51 @@ pub struct ErrorDetail {
     pub payment_id: Option<String>,
 }
 
+/// The errors every creating POST may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description of responses, never built
+pub enum CreateErrors {
+    /// invalid request (malformed JSON, missing or invalid field, bad amount or currency)
+    #[response(status = 400)]
+    BadRequest(ErrorResponse),
+    /// missing or wrong credentials
+    #[response(status = 401)]
+    Unauthorized(ErrorResponse),
+    /// the body did not arrive in time
+    #[response(status = 408)]
+    BodyTimeout(ErrorResponse),
+    /// conflict: idempotency key in use, duplicate out_trade_no, or the resource's state
+    #[response(status = 409)]
+    Conflict(ErrorResponse),
+    /// the body is larger than the limit
+    #[response(status = 413)]
+    TooLarge(ErrorResponse),
+    /// the body is not JSON
+    #[response(status = 415)]
+    NotJson(ErrorResponse),
+    /// the idempotency key was used with another request
+    #[response(status = 422)]
+    KeyReused(ErrorResponse),
+    /// not ready, overloaded, or the store is unavailable
+    #[response(status = 503)]
+    Unavailable(ErrorResponse),
+}
+
+/// The errors a read may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description of responses, never built
+pub enum ReadErrors {
+    /// missing or wrong credentials
+    #[response(status = 401)]
+    Unauthorized(ErrorResponse),
+    /// unknown, or not yours
+    #[response(status = 404)]
+    NotFound(ErrorResponse),
+    /// not ready, or the store is unavailable
+    #[response(status = 503)]
+    Unavailable(ErrorResponse),
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Status {
     pub status: String,

@@ -177,14 +177,7 @@ pub async fn ensure_platform_accounts(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "account created", body = AccountView),
-        (status = 400, description = "invalid request", body = crate::openapi::ErrorResponse),
-        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
-        (status = 408, description = "body not received in time", body = crate::openapi::ErrorResponse),
-        (status = 413, description = "body too large", body = crate::openapi::ErrorResponse),
-        (status = 415, description = "not JSON", body = crate::openapi::ErrorResponse),
-        (status = 503, description = "not ready, overloaded or storage unavailable", body = crate::openapi::ErrorResponse),
-        (status = 409, description = "conflict (idempotency key in use, duplicate, state)", body = crate::openapi::ErrorResponse),
-        (status = 422, description = "idempotency key reused with another request", body = crate::openapi::ErrorResponse)
+        crate::openapi::CreateErrors
     ))]
 pub async fn create(
     req: HttpRequest,
@@ -234,9 +227,7 @@ pub async fn create(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the account", body = AccountView),
-        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
-        (status = 404, description = "unknown or not yours", body = crate::openapi::ErrorResponse),
-        (status = 503, description = "not ready or storage unavailable", body = crate::openapi::ErrorResponse)
+        crate::openapi::ReadErrors
     ))]
 pub async fn get(
     req: HttpRequest,
@@ -265,14 +256,7 @@ pub async fn get(
     responses(
         (status = 201, description = "deposited", body = DepositView),
         (status = 404, description = "unknown account", body = crate::openapi::ErrorResponse),
-        (status = 400, description = "invalid request", body = crate::openapi::ErrorResponse),
-        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
-        (status = 408, description = "body not received in time", body = crate::openapi::ErrorResponse),
-        (status = 413, description = "body too large", body = crate::openapi::ErrorResponse),
-        (status = 415, description = "not JSON", body = crate::openapi::ErrorResponse),
-        (status = 503, description = "not ready, overloaded or storage unavailable", body = crate::openapi::ErrorResponse),
-        (status = 409, description = "conflict (idempotency key in use, duplicate, state)", body = crate::openapi::ErrorResponse),
-        (status = 422, description = "idempotency key reused with another request", body = crate::openapi::ErrorResponse)
+        crate::openapi::CreateErrors
     ))]
 pub async fn deposit(
     req: HttpRequest,

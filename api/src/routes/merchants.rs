@@ -42,14 +42,7 @@ pub fn merchant_id_text(id: u128) -> String {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "merchant created; secret_key shown once", body = MerchantCreated),
-        (status = 400, description = "invalid request", body = crate::openapi::ErrorResponse),
-        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
-        (status = 408, description = "body not received in time", body = crate::openapi::ErrorResponse),
-        (status = 413, description = "body too large", body = crate::openapi::ErrorResponse),
-        (status = 415, description = "not JSON", body = crate::openapi::ErrorResponse),
-        (status = 503, description = "not ready, overloaded or storage unavailable", body = crate::openapi::ErrorResponse),
-        (status = 409, description = "conflict (idempotency key in use, duplicate, state)", body = crate::openapi::ErrorResponse),
-        (status = 422, description = "idempotency key reused with another request", body = crate::openapi::ErrorResponse)
+        crate::openapi::CreateErrors
     ))]
 pub async fn create(
     req: HttpRequest,

@@ -90,14 +90,7 @@ impl Drop for Claim<'_> {
         (status = 200, description = "this out_refund_no was already used: that refund", body = RefundView),
         (status = 201, description = "refund created: succeeded, or failed with a failure_code", body = RefundView),
         (status = 404, description = "unknown or not yours", body = crate::openapi::ErrorResponse),
-        (status = 400, description = "invalid request", body = crate::openapi::ErrorResponse),
-        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
-        (status = 408, description = "body not received in time", body = crate::openapi::ErrorResponse),
-        (status = 413, description = "body too large", body = crate::openapi::ErrorResponse),
-        (status = 415, description = "not JSON", body = crate::openapi::ErrorResponse),
-        (status = 503, description = "not ready, overloaded or storage unavailable", body = crate::openapi::ErrorResponse),
-        (status = 409, description = "conflict (idempotency key in use, duplicate, state)", body = crate::openapi::ErrorResponse),
-        (status = 422, description = "idempotency key reused with another request", body = crate::openapi::ErrorResponse)
+        crate::openapi::CreateErrors
     ))]
 pub async fn create(
     req: HttpRequest,

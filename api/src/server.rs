@@ -78,6 +78,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         idempotency_claims: Default::default(),
         refund_claims: Default::default(),
         merchant_cache: Default::default(),
+        platform_ready: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();

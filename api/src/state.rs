@@ -22,6 +22,9 @@ pub struct AppState {
     /// out_trade_no index keys of payments in flight → their payment id: a concurrent twin is
     /// refused as a duplicate before either is durable. Bounded by the ledger's admission.
     pub trade_claims: dashmap::DashMap<Vec<u8>, u128, foldhash::fast::RandomState>,
+    /// Currencies (ISO numeric) whose platform accounts are known to exist. At most one entry
+    /// per active ISO 4217 currency.
+    pub platform_ready: dashmap::DashMap<u16, (), foldhash::fast::RandomState>,
     /// Authenticated merchants by key hash (see `auth::MERCHANT_CACHE_MAX`).
     pub merchant_cache:
         dashmap::DashMap<[u8; 32], crate::records::Merchant, foldhash::fast::RandomState>,

@@ -119,6 +119,20 @@ pub fn check_text(text: &Option<String>, param: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Makes sure the platform accounts for `currency` exist, once per process: after the first
+/// success the check costs a map lookup instead of two reads of hot, merge-heavy accounts.
+pub async fn ensure_platform_accounts_once(
+    state: &AppState,
+    currency: Currency,
+) -> Result<(), ApiError> {
+    if state.platform_ready.contains_key(&currency.numeric()) {
+        return Ok(());
+    }
+    ensure_platform_accounts(state.ledger()?, currency).await?;
+    state.platform_ready.insert(currency.numeric(), ());
+    Ok(())
+}
+
 /// The account named by the path, or 404 (a malformed id is just an unknown one).
 pub async fn load(state: &AppState, id_text: &str) -> Result<LiveAccount, ApiError> {
     let id = AccountId::parse(id_text)
@@ -277,7 +291,7 @@ pub async fn deposit(
     let amount = parse_positive(&body.amount, currency, "amount")?;
     check_text(&body.reference, "reference")?;
     let ledger = state.ledger()?;
-    ensure_platform_accounts(ledger, currency).await?;
+    ensure_platform_accounts_once(&state, currency).await?;
     let id = TransferId(new_id());
     let funds = AccountId::platform(PlatformRole::CustomerFunds, currency.numeric());
     // `balance` is the account's balance as this request saw it plus the deposit: rendered

@@ -11,7 +11,7 @@ use engine::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{check_text, ensure_platform_accounts, parse_currency, parse_positive};
+use super::accounts::{check_text, ensure_platform_accounts_once, parse_currency, parse_positive};
 use super::merchants::merchant_id_text;
 use crate::auth::{self, Caller};
 use crate::body;
@@ -273,7 +273,7 @@ pub async fn create(
         return Err(duplicate(first));
     }
 
-    ensure_platform_accounts(ledger, currency).await?;
+    ensure_platform_accounts_once(&state, currency).await?;
     let fee = fee_minor(amount, merchant.fee_rate_ppm);
     let mut payment = Payment {
         id,

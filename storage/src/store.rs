@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -66,7 +66,6 @@ pub struct WriterStats {
     pub units: AtomicU64,
     pub bytes: AtomicU64,
     pub write_nanos: AtomicU64,
-    pub group_units_last: AtomicU64,
 }
 
 impl WriterStats {
@@ -76,7 +75,6 @@ impl WriterStats {
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.write_nanos
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
-        self.group_units_last.store(units as u64, Ordering::Relaxed);
     }
 }
 
@@ -105,10 +103,10 @@ pub(crate) struct Inner {
     pub(crate) last_seq: AtomicU64,
     pub(crate) stats: WriterStats,
     poison: OnceLock<String>,
-    /// Set once the first failure was injected (tests only).
+    /// Fault injection (tests only): group writes from this one (1-based) on fail.
     fail_from: Option<u64>,
+    /// Group writes attempted, counted only for `fail_from`.
     groups_attempted: AtomicU64,
-    injected: AtomicBool,
 }
 
 impl Inner {
@@ -145,11 +143,7 @@ impl Inner {
     }
     pub(crate) fn inject_failure(&self) -> bool {
         let n = self.groups_attempted.fetch_add(1, Ordering::Relaxed) + 1;
-        let fail = self.fail_from.is_some_and(|from| n >= from);
-        if fail {
-            self.injected.store(true, Ordering::Relaxed);
-        }
-        fail
+        self.fail_from.is_some_and(|from| n >= from)
     }
 }
 
@@ -287,7 +281,6 @@ impl Store {
             poison: OnceLock::new(),
             fail_from: options.fail_group_write_from,
             groups_attempted: AtomicU64::new(0),
-            injected: AtomicBool::new(false),
         });
         let last_seq = check_format_and_tail(&inner)?;
         inner.last_seq.store(last_seq, Ordering::Release);

@@ -26,7 +26,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 10] = [
+pub const SETTINGS: [&str; 12] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -37,6 +37,8 @@ pub const SETTINGS: [&str; 10] = [
     "connections_max",
     "default_currency",
     "default_fee_rate",
+    "inflight_max",
+    "store_lock_wait_ms",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -62,6 +64,11 @@ pub struct Config {
     pub default_currency: String,
     /// Fee rate applied to merchants created without one.
     pub default_fee_rate: String,
+    /// Ledger commands admitted at once; beyond it requests are answered `503 overloaded`.
+    pub inflight_max: usize,
+    /// How long to wait for the data dir while another process holds it (a predecessor
+    /// still shutting down), answering `503 not_ready` meanwhile. 0: refuse to start at once.
+    pub store_lock_wait_ms: u64,
 }
 
 impl Default for Config {
@@ -77,6 +84,8 @@ impl Default for Config {
             connections_max: 4_096,
             default_currency: "CNY".to_string(),
             default_fee_rate: "0.006".to_string(),
+            inflight_max: actors::ledger::INFLIGHT_COMMANDS_MAX,
+            store_lock_wait_ms: 60_000,
         }
     }
 }
@@ -142,6 +151,18 @@ impl Config {
                 self.connections_max
             ));
         }
+        if !(1..=1_000_000).contains(&self.inflight_max) {
+            return Err(format!(
+                "inflight_max: {} is outside 1..=1000000",
+                self.inflight_max
+            ));
+        }
+        if self.store_lock_wait_ms > 3_600_000 {
+            return Err(format!(
+                "store_lock_wait_ms: {} is outside 0..=3600000",
+                self.store_lock_wait_ms
+            ));
+        }
         Currency::from_code(&self.default_currency).map_err(|_| {
             format!(
                 "default_currency: {:?} is not an active ISO 4217 code",
@@ -201,6 +222,8 @@ mod tests {
         assert!(bad(|c| c.listen = "localhost".into()).starts_with("listen:"));
         assert!(bad(|c| c.body_limit_bytes = 10).starts_with("body_limit_bytes:"));
         assert!(bad(|c| c.workers = 0).starts_with("workers:"));
+        assert!(bad(|c| c.inflight_max = 0).starts_with("inflight_max:"));
+        assert!(bad(|c| c.store_lock_wait_ms = u64::MAX).starts_with("store_lock_wait_ms:"));
         assert!(bad(|c| c.default_currency = "XXX".into()).starts_with("default_currency:"));
         assert!(bad(|c| c.default_fee_rate = "1.5".into()).starts_with("default_fee_rate:"));
         assert!(bad(|c| c.admin_token = Some(Secret("short".into()))).starts_with("admin_token:"));

@@ -110,6 +110,7 @@ impl Modify for BearerAuth {
         health::openapi,
         accounts::create,
         accounts::get,
+        accounts::update,
         accounts::deposit,
         merchants::create,
         payments::create,

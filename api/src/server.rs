@@ -28,7 +28,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
         .service(resource("/openapi.json", "GET").route(web::get().to(health::openapi)))
         .service(resource("/v1/accounts", "POST").route(web::post().to(accounts::create)))
-        .service(resource("/v1/accounts/{id}", "GET").route(web::get().to(accounts::get)))
+        .service(
+            resource("/v1/accounts/{id}", "GET, PATCH")
+                .route(web::get().to(accounts::get))
+                .route(web::patch().to(accounts::update)),
+        )
         .service(
             resource("/v1/accounts/{id}/deposits", "POST").route(web::post().to(accounts::deposit)),
         )
@@ -134,17 +138,40 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
 /// A store that cannot be opened ends the process: serving without it would only ever 503.
 async fn recover(state: web::Data<AppState>) {
     let dir = state.config.data_dir.clone();
-    let opened = web::block(move || Store::open(&dir, StoreOptions::default())).await;
-    let (store, recovery) = match opened {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => fatal(&format!(
-            "cannot recover the store in {}: {e}",
-            state.config.data_dir.display()
-        )),
-        Err(e) => fatal(&format!("store recovery thread failed: {e}")),
+    let wait = Duration::from_millis(state.config.store_lock_wait_ms);
+    let started = std::time::Instant::now();
+    let mut said_waiting = false;
+    let (store, recovery) = loop {
+        let dir = dir.clone();
+        match web::block(move || Store::open(&dir, StoreOptions::default())).await {
+            Ok(Ok(pair)) => break pair,
+            // A predecessor still holds the store (a restart overlapping its shutdown):
+            // keep answering 503 not_ready and try again until it lets go or time is up.
+            Ok(Err(storage::StoreError::Locked(why))) if started.elapsed() < wait => {
+                if !said_waiting {
+                    println!(
+                        "payd: the data dir is held by another process; waiting up to {} ms ({why})",
+                        wait.as_millis()
+                    );
+                    said_waiting = true;
+                }
+                actix_rt::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(Err(e)) => fatal(&format!(
+                "cannot recover the store in {}: {e}",
+                state.config.data_dir.display()
+            )),
+            Err(e) => fatal(&format!("store recovery thread failed: {e}")),
+        }
     };
     let store = Arc::new(store);
-    let ledger = actors::Ledger::start(Arc::clone(&store), actors::LedgerConfig::default());
+    let ledger = actors::Ledger::start(
+        Arc::clone(&store),
+        actors::LedgerConfig {
+            inflight_max: state.config.inflight_max,
+            ..actors::LedgerConfig::default()
+        },
+    );
     if let Err(e) =
         routes::accounts::ensure_platform_accounts(&ledger, state.config.currency()).await
     {

@@ -8,56 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-struct Shop {
-    key: String,
-    id: String,
-    account: String,
-}
-
-fn merchant(p: &Payd, body: &str) -> Shop {
-    let r = p.admin("POST", "/v1/merchants", body);
-    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
-    let m = r.json();
-    Shop {
-        key: m["secret_key"].as_str().unwrap().to_string(),
-        id: m["id"].as_str().unwrap().to_string(),
-        account: m["account_id"].as_str().unwrap().to_string(),
-    }
-}
-
-fn funded_account(p: &Payd, amount: &str) -> String {
-    let a = p
-        .admin("POST", "/v1/accounts", r#"{"currency":"CNY"}"#)
-        .json();
-    let id = a["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        p.admin(
-            "POST",
-            &format!("/v1/accounts/{id}/deposits"),
-            &format!(r#"{{"amount":"{amount}"}}"#)
-        )
-        .status,
-        201
-    );
-    id
-}
-
-fn pay(p: &Payd, key: &str, otn: &str, amount: &str, payer: &str) -> Response {
-    let body = format!(
-        r#"{{"out_trade_no":"{otn}","amount":"{amount}","currency":"CNY","payment_method":{{"type":"balance","account_id":"{payer}"}},"metadata":{{"order":"{otn}"}}}}"#
-    );
-    let auth = format!("Bearer {key}");
-    p.req(
-        "POST",
-        "/v1/payments",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-}
-
 fn balance(p: &Payd, account: &str) -> String {
     p.balance(account)
 }

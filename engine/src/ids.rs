@@ -65,6 +65,11 @@ impl AccountId {
     pub const fn platform(role: PlatformRole, currency_numeric: u16) -> AccountId {
         AccountId((0xffff_ffff_u128 << 96) | ((role as u128) << 16) | currency_numeric as u128)
     }
+
+    /// One of the platform's own accounts (see [`AccountId::platform`]).
+    pub const fn is_platform(self) -> bool {
+        self.0 >> 96 == 0xffff_ffff
+    }
 }
 
 /// What a platform account is for.

@@ -25,6 +25,8 @@ pub enum StoreError {
     Inconsistent(String),
     #[error("commit unit too large: {0}")]
     TooLarge(String),
+    #[error("store is in use by another process ({0})")]
+    Locked(String),
 }
 
 impl From<rocksdb::Error> for StoreError {

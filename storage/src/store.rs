@@ -268,11 +268,16 @@ impl Store {
             cf(CF_META, false),
         ];
         let db = DB::open_cf_descriptors(&db_options, &path, descriptors).map_err(|e| {
-            StoreError::Inconsistent(format!(
-                "cannot open store in {}: {}",
-                path.display(),
-                e.into_string()
-            ))
+            let message = e.into_string();
+            // RocksDB's advisory lock on `LOCK`: another process has this store open.
+            if message.contains("While lock file") {
+                StoreError::Locked(format!("{}: {message}", path.display()))
+            } else {
+                StoreError::Inconsistent(format!(
+                    "cannot open store in {}: {message}",
+                    path.display()
+                ))
+            }
         })?;
         let inner = Arc::new(Inner {
             db,

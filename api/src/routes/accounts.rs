@@ -44,6 +44,25 @@ pub struct CreateDeposit {
     reference: Option<String>,
 }
 
+/// An account's lifecycle state as set by an operator.
+#[derive(Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusName {
+    /// Takes and gives money.
+    Active,
+    /// Refuses every posting (payments fail with `account_frozen`) until made active again.
+    Frozen,
+    /// Final; only an account with zero balance and nothing held or in flight can close.
+    Closed,
+}
+
+/// Changes an account's status (admin).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAccount {
+    status: StatusName,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: String,
@@ -156,6 +175,10 @@ fn rejected(reject: Reject) -> ApiError {
     match reject {
         Reject::AccountFrozen(id) => conflict("account_frozen", format!("account {id} is frozen")),
         Reject::AccountClosed(id) => conflict("account_closed", format!("account {id} is closed")),
+        Reject::AccountNotEmpty(id) => conflict(
+            "account_not_empty",
+            format!("account {id} still holds money or has postings in flight"),
+        ),
         Reject::UnknownAccount(id) => ApiError::not_found(format!("no account {id}")),
         Reject::Overflow(id) => ApiError::invalid(
             "invalid_amount",
@@ -259,9 +282,14 @@ pub async fn get(
             )));
         }
     }
+    respond(&state, &live)
+}
+
+/// `200` with the account and its owner text.
+fn respond(state: &AppState, live: &LiveAccount) -> Result<HttpResponse, ApiError> {
     let meta: Option<AccountMeta> =
         records::read(state.store()?, &records::account_meta_key(live.account.id))?;
-    Ok(HttpResponse::Ok().json(view(&live, meta.and_then(|m| m.owner))))
+    Ok(HttpResponse::Ok().json(view(live, meta.and_then(|m| m.owner))))
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{id}/deposits", tag = "accounts", request_body = CreateDeposit,
@@ -333,4 +361,43 @@ pub async fn deposit(
         .await?
         .map_err(rejected)?;
     Ok(idempotency::respond(StatusCode::CREATED, answer))
+}
+
+#[utoipa::path(patch, path = "/v1/accounts/{id}", tag = "accounts", request_body = UpdateAccount,
+    params(("id" = String, Path, description = "account id (acct_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the account with its new status", body = AccountView),
+        (status = 404, description = "unknown account", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "closed, or not empty when closing", body = crate::openapi::ErrorResponse),
+        crate::openapi::CreateErrors
+    ))]
+pub async fn update(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &state.admin_token)?;
+    let (body, _): (UpdateAccount, _) = body::json(&req, payload, state.limits, &[]).await?;
+    let id = load(&state, &path).await?.account.id;
+    if id.is_platform() {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "the platform's own accounts always stay active",
+        )
+        .with_param("status"));
+    }
+    let status = match body.status {
+        StatusName::Active => AccountStatus::Active,
+        StatusName::Frozen => AccountStatus::Frozen,
+        StatusName::Closed => AccountStatus::Closed,
+    };
+    // Durable (a journal entry) before the answer, like every other change of the ledger.
+    state
+        .ledger()?
+        .set_status(id, status)
+        .await?
+        .map_err(rejected)?;
+    respond(&state, &load(&state, &path).await?)
 }

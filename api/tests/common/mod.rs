@@ -38,6 +38,13 @@ impl Payd {
 
     /// Starts payd on `dir` with extra environment variables, and waits until ready.
     pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Payd {
+        let p = Payd::spawn_in(dir, env);
+        p.wait_ready();
+        p
+    }
+
+    /// Starts payd on `dir` and returns once it was spawned (it may not even listen yet).
+    pub fn spawn_in(dir: &Path, env: &[(&str, &str)]) -> Payd {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_payd"));
         cmd.args(["serve", "--data-dir"])
@@ -52,14 +59,12 @@ impl Payd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let p = Payd {
+        Payd {
             child,
             addr,
             dir: dir.to_path_buf(),
             _tmp: None,
-        };
-        p.wait_ready();
-        p
+        }
     }
 
     pub fn wait_ready(&self) {
@@ -180,6 +185,60 @@ impl Response {
         );
         e["code"].as_str().unwrap().to_string()
     }
+}
+
+/// A merchant made through the API: its secret key, id and balance account.
+pub struct Shop {
+    pub key: String,
+    pub id: String,
+    pub account: String,
+}
+
+/// Creates a merchant (admin) with `body`.
+pub fn merchant(p: &Payd, body: &str) -> Shop {
+    let r = p.admin("POST", "/v1/merchants", body);
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let m = r.json();
+    Shop {
+        key: m["secret_key"].as_str().unwrap().to_string(),
+        id: m["id"].as_str().unwrap().to_string(),
+        account: m["account_id"].as_str().unwrap().to_string(),
+    }
+}
+
+/// A new CNY account holding `amount` from a deposit.
+pub fn funded_account(p: &Payd, amount: &str) -> String {
+    let a = p
+        .admin("POST", "/v1/accounts", r#"{"currency":"CNY"}"#)
+        .json();
+    let id = a["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        p.admin(
+            "POST",
+            &format!("/v1/accounts/{id}/deposits"),
+            &format!(r#"{{"amount":"{amount}"}}"#)
+        )
+        .status,
+        201
+    );
+    id
+}
+
+/// A balance payment by merchant key `key` from `payer`.
+pub fn pay(p: &Payd, key: &str, otn: &str, amount: &str, payer: &str) -> Response {
+    let body = format!(
+        r#"{{"out_trade_no":"{otn}","amount":"{amount}","currency":"CNY","payment_method":{{"type":"balance","account_id":"{payer}"}},"metadata":{{"order":"{otn}"}}}}"#
+    );
+    let auth = format!("Bearer {key}");
+    p.req(
+        "POST",
+        "/v1/payments",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
 }
 
 /// One request on a fresh connection (`Connection: close`), with the given raw body.

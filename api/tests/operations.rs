@@ -1,0 +1,339 @@
+//! The operational answers, each driven for real against payd: account status changes
+//! (`account_frozen`, `account_closed`, `account_not_empty`), admission overload
+//! (`overloaded`), a second process waiting for the data dir (`not_ready`), and concurrent
+//! refunds of one payment (`refund_in_progress`).
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const FEES: &str = "acct_ffffffff00000000000000000002009c";
+
+fn set_status(p: &Payd, account: &str, status: &str) -> Response {
+    p.admin(
+        "PATCH",
+        &format!("/v1/accounts/{account}"),
+        &format!(r#"{{"status":"{status}"}}"#),
+    )
+}
+
+fn deposit(p: &Payd, account: &str, amount: &str) -> Response {
+    p.admin(
+        "POST",
+        &format!("/v1/accounts/{account}/deposits"),
+        &format!(r#"{{"amount":"{amount}"}}"#),
+    )
+}
+
+#[test]
+fn frozen_and_closed_accounts_refuse_money_durably() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let p = Payd::start_in(&dir, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+    let shop = merchant(&p, r#"{"name":"Status","fee_rate":"0.01"}"#);
+    let payer = funded_account(&p, "100.00");
+
+    let r = set_status(&p, &payer, "frozen");
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["status"], "frozen");
+    assert_eq!(r.json()["balance"], "100.00");
+
+    // A declined payment is a created, failed payment; nothing moves.
+    let r = pay(&p, &shop.key, "frozen-1", "10.00", &payer);
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        (
+            r.json()["status"].as_str(),
+            r.json()["failure_code"].as_str()
+        ),
+        (Some("failed"), Some("account_frozen"))
+    );
+    let r = deposit(&p, &payer, "1.00");
+    assert_eq!((r.status, r.error_code().as_str()), (409, "account_frozen"));
+    let r = set_status(&p, &payer, "closed");
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (409, "account_not_empty")
+    );
+    assert_eq!(p.balance(&payer), "100.00");
+    assert_eq!(p.balance(&shop.account), "0.00");
+
+    // A frozen merchant account declines the payments that would credit it.
+    assert_eq!(set_status(&p, &shop.account, "frozen").status, 200);
+    let r = pay(&p, &shop.key, "frozen-2", "10.00", &payer);
+    assert_eq!(r.json()["failure_code"], "account_frozen");
+    assert_eq!(set_status(&p, &shop.account, "active").status, 200);
+
+    // Unfrozen, the same payer pays.
+    assert_eq!(set_status(&p, &payer, "active").json()["status"], "active");
+    let r = pay(&p, &shop.key, "thawed-1", "10.00", &payer);
+    assert_eq!(r.json()["status"], "succeeded");
+    assert_eq!(p.balance(&payer), "90.00");
+    assert_eq!(p.balance(&shop.account), "9.90");
+
+    // Closing is final and only for an empty account.
+    let empty = p
+        .admin("POST", "/v1/accounts", r#"{"currency":"CNY"}"#)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(set_status(&p, &empty, "closed").json()["status"], "closed");
+    let r = deposit(&p, &empty, "1.00");
+    assert_eq!((r.status, r.error_code().as_str()), (409, "account_closed"));
+    let r = set_status(&p, &empty, "active");
+    assert_eq!((r.status, r.error_code().as_str()), (409, "account_closed"));
+    let r = pay(&p, &shop.key, "closed-1", "1.00", &empty);
+    assert_eq!(r.json()["failure_code"], "account_closed");
+
+    // Bad requests change nothing.
+    for (account, body, status, code) in [
+        (
+            payer.as_str(),
+            r#"{"status":"asleep"}"#,
+            400,
+            "invalid_parameter",
+        ),
+        (
+            payer.as_str(),
+            r#"{"state":"frozen"}"#,
+            400,
+            "invalid_parameter",
+        ),
+        (payer.as_str(), r#"{}"#, 400, "parameter_missing"),
+        (FEES, r#"{"status":"frozen"}"#, 400, "invalid_parameter"),
+        (
+            "acct_00000000000000000000000000000001",
+            r#"{"status":"frozen"}"#,
+            404,
+            "resource_not_found",
+        ),
+    ] {
+        let r = p.admin("PATCH", &format!("/v1/accounts/{account}"), body);
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (status, code),
+            "{body}"
+        );
+    }
+    let auth = format!("Bearer {}", shop.key);
+    let r = p.req(
+        "PATCH",
+        &format!("/v1/accounts/{}", shop.account),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"status":"frozen"}"#,
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (401, "invalid_credentials")
+    );
+    assert_eq!(set_status(&p, &payer, "frozen").status, 200);
+
+    // Status changes are journal entries: a restart (even kill -9) keeps them.
+    p.kill9();
+    let p = Payd::start_in(&dir, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+    let get = |id: &str| p.admin("GET", &format!("/v1/accounts/{id}"), "").json();
+    assert_eq!(get(&payer)["status"], "frozen");
+    assert_eq!(get(&empty)["status"], "closed");
+    assert_eq!(get(&shop.account)["status"], "active");
+    assert_eq!(get(&payer)["balance"], "90.00");
+}
+
+#[test]
+fn admission_overload_is_503_and_moves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let p = Arc::new(Payd::start_in(
+        &dir,
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_INFLIGHT_MAX", "1"),
+        ],
+    ));
+    let shop = Arc::new(merchant(&p, r#"{"name":"Busy","fee_rate":"0"}"#));
+    let payer = Arc::new(funded_account(&p, "100.00"));
+    const THREADS: usize = 16;
+    const EACH: usize = 10;
+    let start = Arc::new(Barrier::new(THREADS));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (p, shop, payer, start) = (p.clone(), shop.clone(), payer.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                (0..EACH)
+                    .map(|i| {
+                        let otn = format!("busy-{t}-{i}");
+                        let key = format!("k-{otn}");
+                        let r = p.post(
+                            &shop.key,
+                            "/v1/payments",
+                            Some(&key),
+                            &payment_body(&otn, &payer),
+                        );
+                        let code = (r.status != 201).then(|| r.error_code());
+                        (otn, r.status, code)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let created = answers.iter().filter(|a| a.1 == 201).count();
+    let overloaded: Vec<_> = answers
+        .iter()
+        .filter(|a| a.1 == 503 && a.2.as_deref() == Some("overloaded"))
+        .collect();
+    println!(
+        "{} payments: {created} created, {} answered 503 overloaded",
+        answers.len(),
+        overloaded.len()
+    );
+    assert_eq!(created + overloaded.len(), answers.len(), "{answers:?}");
+    assert!(created > 0 && !overloaded.is_empty());
+    // Only the acknowledged payments moved money (1.00 each, no fee).
+    assert_eq!(p.balance(&shop.account), cents(created as i64 * 100));
+    assert_eq!(p.balance(&payer), cents(10_000 - created as i64 * 100));
+    // An overloaded request was not remembered: retried with its key, it goes through.
+    let (otn, _, _) = overloaded[0];
+    let r = p.post(
+        &shop.key,
+        "/v1/payments",
+        Some(&format!("k-{otn}")),
+        &payment_body(otn, &payer),
+    );
+    assert_eq!((r.status, r.header("Idempotent-Replayed")), (201, None));
+    assert_eq!(r.json()["status"], "succeeded");
+}
+
+fn cents(n: i64) -> String {
+    format!("{}.{:02}", n / 100, n % 100)
+}
+
+fn payment_body(otn: &str, payer: &str) -> String {
+    format!(
+        r#"{{"out_trade_no":"{otn}","amount":"1.00","currency":"CNY","payment_method":{{"type":"balance","account_id":"{payer}"}}}}"#
+    )
+}
+
+#[test]
+fn a_second_payd_on_the_same_data_dir_is_not_ready_until_the_first_lets_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
+    let first = Payd::start_in(&dir, &env);
+    let shop = merchant(&first, r#"{"name":"Handover"}"#);
+    let payer = funded_account(&first, "50.00");
+    let paid = pay(&first, &shop.key, "handover-1", "20.00", &payer).json();
+    assert_eq!(paid["status"], "succeeded");
+
+    // The successor listens at once but cannot open the store: alive, not ready, and every
+    // endpoint that needs the store answers 503 not_ready.
+    let second = Payd::spawn_in(&dir, &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while try_request(&second.addr, "GET", "/healthz", &[], b"")
+        .map(|r| r.status)
+        .ok()
+        != Some(200)
+    {
+        assert!(Instant::now() < deadline, "the second payd never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let r = second.req("GET", "/readyz", &[], b"");
+    assert_eq!((r.status, r.error_code().as_str()), (503, "not_ready"));
+    let r = second.admin("POST", "/v1/accounts", r#"{"currency":"CNY"}"#);
+    assert_eq!((r.status, r.error_code().as_str()), (503, "not_ready"));
+    let r = pay(&second, &shop.key, "handover-2", "1.00", &payer);
+    assert_eq!((r.status, r.error_code().as_str()), (503, "not_ready"));
+    // Still served by the first.
+    assert_eq!(first.balance(&payer), "30.00");
+
+    // The first stops; the second takes the store over with everything acknowledged.
+    assert!(first.terminate().success());
+    second.wait_ready();
+    let id = paid["id"].as_str().unwrap();
+    let auth = format!("Bearer {}", shop.key);
+    let r = second.req(
+        "GET",
+        &format!("/v1/payments/{id}"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.json()["amount"], "20.00");
+    assert_eq!(second.balance(&payer), "30.00");
+    let r = pay(&second, &shop.key, "handover-2", "1.00", &payer);
+    assert_eq!(r.json()["status"], "succeeded");
+
+    // With no waiting allowed, a second process refuses to start instead.
+    let mut third = Payd::spawn_in(
+        &dir,
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_STORE_LOCK_WAIT_MS", "0"),
+        ],
+    );
+    let status = third.child.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(second.balance(&payer), "29.00");
+}
+
+#[test]
+fn concurrent_refunds_of_one_payment_take_turns() {
+    let p = Arc::new(Payd::start());
+    let shop = Arc::new(merchant(&p, r#"{"name":"Refunds","fee_rate":"0"}"#));
+    let payer = funded_account(&p, "10.00");
+    let paid = pay(&p, &shop.key, "refund-race", "10.00", &payer).json();
+    let path = Arc::new(format!(
+        "/v1/payments/{}/refunds",
+        paid["id"].as_str().unwrap()
+    ));
+    let mut refunded = 0;
+    let mut in_progress = 0;
+    for round in 0..200 {
+        let start = Arc::new(Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                let (p, shop, path, start) = (p.clone(), shop.clone(), path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let body = format!(r#"{{"amount":"0.01","out_refund_no":"r-{round}-{i}"}}"#);
+                    let r = p.post(&shop.key, &path, None, &body);
+                    (r.status, (r.status != 201).then(|| r.error_code()))
+                })
+            })
+            .collect();
+        for answer in threads.into_iter().map(|t| t.join().unwrap()) {
+            match answer {
+                (201, None) => refunded += 1,
+                (409, Some(code)) if code == "refund_in_progress" => in_progress += 1,
+                other => panic!("unexpected answer {other:?}"),
+            }
+        }
+        if in_progress > 0 && round >= 20 {
+            break;
+        }
+    }
+    println!("{refunded} refunds created, {in_progress} answered 409 refund_in_progress");
+    assert!(in_progress > 0, "two simultaneous refunds never overlapped");
+    let auth = format!("Bearer {}", shop.key);
+    let now = p
+        .req(
+            "GET",
+            &format!("/v1/payments/{}", paid["id"].as_str().unwrap()),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json();
+    assert_eq!(now["refunded_amount"], cents(refunded));
+    assert_eq!(p.balance(&payer), cents(refunded));
+    assert_eq!(p.balance(&shop.account), cents(1000 - refunded));
+}

@@ -42,6 +42,12 @@ enum Cmd {
     },
 }
 
+/// mimalloc instead of glibc's malloc: a payment allocates and frees many small buffers
+/// (JSON, records, actor messages) across threads, and glibc's free lists and consolidation
+/// took ~12% of payd's CPU under load (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,12 +1,46 @@
 //! Durable commit through the group-commit writer: one synced `WriteBatch` per group, for
 //! groups of 1, 64 and 1,024 transfer units, next to raw RocksDB synced batches of the same
-//! size. Real disk, real fsync: expect noise on a shared machine.
+//! size. Real disk, real fsync: expect noise on a shared machine. Also the WAL record codec
+//! alone (framing, CRC-32, bincode) for one payment's journal entry.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use engine::{Account, AccountId, Currency, Effect, Timestamp, Transfer, TransferId, TransferKind};
-use storage::{CommitUnit, Store, StoreOptions};
+use engine::{
+    Account, AccountId, Currency, Effect, PaymentParties, Timestamp, Transfer, TransferId,
+    TransferKind,
+};
+use std::hint::black_box;
+use storage::codec::{self, Kind};
+use storage::{CommitUnit, JournalEntry, Store, StoreOptions};
+
+fn wal_record(c: &mut Criterion) {
+    let entry = JournalEntry {
+        seq: 123_456_789,
+        effects: vec![Effect::Posted(Transfer::payment(
+            TransferId(u128::MAX / 3),
+            PaymentParties {
+                payer: AccountId(u128::MAX / 5),
+                merchant: AccountId(u128::MAX / 7),
+                fee_account: AccountId::platform(engine::PlatformRole::FeeIncome, 156),
+            },
+            Currency::CNY,
+            12_34,
+            7,
+            Timestamp(1_764_000_000_000_000_000),
+        ))],
+    };
+    let bytes = codec::encode(Kind::Journal, &entry);
+    let mut g = c.benchmark_group("wal_record");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("encode_payment_entry", |b| {
+        b.iter(|| codec::encode(Kind::Journal, black_box(&entry)))
+    });
+    g.bench_function("decode_payment_entry", |b| {
+        b.iter(|| codec::decode::<JournalEntry>(Kind::Journal, black_box(&bytes)).unwrap())
+    });
+    g.finish();
+}
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -86,5 +120,5 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, wal_record, bench);
 criterion_main!(benches);

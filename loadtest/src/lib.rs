@@ -4,7 +4,10 @@
 //!   second and commit latency through the real actors and store, with N concurrent
 //!   submitters, uniform or hot-account, next to the raw RocksDB synced-write ceiling
 //!   measured in the same run.
+//! - [`harness`]: the load-test harness of the `loadtest` binary (payd over HTTP, and the
+//!   PostgreSQL baseline): closed or open loop, HDR latencies, end-of-run checks, reports.
 //! - [`proc_stats`]: resident memory of this process.
 
 pub mod engine;
+pub mod harness;
 pub mod proc_stats;

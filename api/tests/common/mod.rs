@@ -45,7 +45,12 @@ impl Payd {
 
     /// Starts payd on `dir` and returns once it was spawned (it may not even listen yet).
     pub fn spawn_in(dir: &Path, env: &[(&str, &str)]) -> Payd {
-        let addr = format!("127.0.0.1:{}", free_port());
+        Payd::spawn_at(dir, &format!("127.0.0.1:{}", free_port()), env)
+    }
+
+    /// Starts payd on `dir` listening on `addr`, without waiting.
+    pub fn spawn_at(dir: &Path, addr: &str, env: &[(&str, &str)]) -> Payd {
+        let addr = addr.to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_payd"));
         cmd.args(["serve", "--data-dir"])
             .arg(dir)

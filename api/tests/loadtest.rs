@@ -1,0 +1,121 @@
+//! The load-test harness (`loadtest::harness`, what the `loadtest` binary runs) against the
+//! real payd: a mixed run passes its end-of-run checks; a kill -9 and restart in the middle
+//! of a run leaves answers unknown but loses nothing acknowledged; and a server that comes
+//! back without its data is caught as losing payments.
+
+mod common;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use common::*;
+use loadtest::harness::payd::{Mix, Payd as Target, PaydConfig, Scenario};
+use loadtest::harness::report::Checks;
+use loadtest::harness::{self, Pacing, RunConfig, Stats};
+
+fn config(addr: &str, mix: &str) -> PaydConfig {
+    PaydConfig {
+        addr: addr.to_string(),
+        admin_token: ADMIN.to_string(),
+        scenario: Scenario::Uniform,
+        mix: Mix::parse(mix).unwrap(),
+        accounts: 200,
+        merchants: 4,
+        idempotency_keys: true,
+        setup_connections: 8,
+    }
+}
+
+/// Sets up, runs closed-loop for `secs` with 16 connections, and checks.
+fn load(config: PaydConfig, secs: u64) -> (Stats, Checks) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio::task::LocalSet::new().block_on(&rt, async move {
+        let target = Rc::new(Target::setup(config).await.unwrap());
+        let stats = harness::run(
+            target.clone(),
+            &RunConfig {
+                connections: 16,
+                pacing: Pacing::Closed,
+                duration: Duration::from_secs(secs),
+                warmup: Duration::ZERO,
+                max_requests: 1_000_000,
+                progress: false,
+            },
+        )
+        .await;
+        let checks = target.check(8).await.unwrap();
+        (stats, checks)
+    })
+}
+
+#[test]
+fn a_mixed_run_is_checked_payment_by_payment() {
+    let p = Payd::start();
+    let (stats, checks) = load(config(&p.addr, "refund=10,retry=10,decline=10"), 2);
+    println!("outcomes {:?}\nchecks {checks:?}", stats.outcomes);
+    assert!(checks.passed, "{checks:?}");
+    assert_eq!(stats.errors, 0, "{:?}", stats.outcomes);
+    for outcome in [
+        "succeeded",
+        "refunded",
+        "replayed",
+        "declined:insufficient_funds",
+    ] {
+        assert!(
+            stats.outcomes.get(outcome).copied().unwrap_or(0) > 0,
+            "no {outcome}"
+        );
+    }
+    assert_eq!(checks.verified, checks.acknowledged);
+    assert!(checks.acknowledged > 100 && checks.accounts_checked >= 200);
+}
+
+#[test]
+fn a_kill9_mid_run_leaves_unknowns_but_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
+    let first = Payd::start_in(&dir, &env);
+    let addr = first.addr.clone();
+    let (dir2, addr2) = (dir.clone(), addr.clone());
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1_500));
+        first.kill9();
+        std::thread::sleep(Duration::from_millis(300));
+        let second = Payd::spawn_at(&dir2, &addr2, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+        second.wait_ready();
+        second
+    });
+    let (stats, checks) = load(config(&addr, "refund=10,retry=5"), 4);
+    let _second = killer.join().unwrap();
+    println!("outcomes {:?}\nchecks {checks:?}", stats.outcomes);
+    assert!(checks.passed, "{checks:?}");
+    assert!(checks.unknown_outcomes > 0, "the kill interrupted nothing?");
+    assert_eq!(checks.missing, 0);
+    assert!(stats.outcomes.get("succeeded").copied().unwrap_or(0) > 100);
+}
+
+#[test]
+fn a_server_that_comes_back_without_its_data_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
+    let first = Payd::start_in(&tmp.path().join("a"), &env);
+    let addr = first.addr.clone();
+    let (empty, addr2) = (tmp.path().join("b"), addr.clone());
+    let swapper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1_000));
+        first.kill9();
+        let second = Payd::spawn_at(&empty, &addr2, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+        second.wait_ready();
+        second
+    });
+    let (_, checks) = load(config(&addr, ""), 2);
+    let _second = swapper.join().unwrap();
+    println!("checks {checks:?}");
+    assert!(!checks.passed);
+    assert!(checks.missing > 100, "{checks:?}");
+    assert!(checks.balance_mismatches > 0);
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The benchmark report of docs/BENCHMARKS.md, in one run on this machine:
+#   - payd's trivial GET /healthz ceiling (the harness, and wrk),
+#   - durable balance payments, uniform and one hot merchant (the harness, closed loop),
+#   - the same uniform load from wrk with a Lua script (a second, independent client),
+#   - payments with refunds, idempotent retries and declines mixed in,
+#   - an open-loop run at 70% of the uniform closed-loop rate (latency without coordinated
+#     omission),
+#   - the PostgreSQL ledger (one ACID transaction per payment, default durability), uniform
+#     and hot, driven by the same harness.
+# The server under test (payd, then PostgreSQL) is pinned to core 0, the load generator to
+# core 1. Prints one table with ratios; reports and plots go to $OUT.
+# Usage: loadtest/bench.sh [seconds per run, default 10] [connections, default 64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-10}"
+conns="${2:-64}"
+scripts/setup.sh
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v wrk >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt-get install -y -qq wrk postgresql >/dev/null
+fi
+. scripts/env.sh
+cargo build --release --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/release"
+out="${OUT:-loadtest-out/bench-$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$out"
+work=$(mktemp -d)
+chmod 755 "$work"
+machine="$(nproc --all) cores, $(lscpu | sed -n 's/^Model name: *//p'), Linux $(uname -r)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -f "$work/pg/postmaster.pid" ]; then runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ---- payd
+token="adm_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+port=18480
+RONGPAY_ADMIN_TOKEN="$token" taskset -c 0 "$bin/payd" serve --data-dir "$work/payd" \
+  --listen "127.0.0.1:$port" >"$work/payd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
+export RONGPAY_ADMIN_TOKEN="$token"
+lt() { taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "${secs}s" \
+  --connections "$conns" --out "$out" -q "$@" | grep -E '^\| [a-z]|^checks' ; }
+echo "machine: $machine; server on core 0, load on core 1, $conns connections, ${secs}s per run"
+lt --scenario healthz --label healthz
+taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/healthz" | grep -E "Requests/sec" | sed 's/^/wrk healthz: /'
+lt --scenario uniform --accounts 10000 --label payd-uniform
+lt --scenario hot --accounts 10000 --label payd-hot
+taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --accounts 10000 --setup-only \
+  --wrk-setup "$work/wrk.txt" -q
+WRK_SETUP="$work/wrk.txt" WRK_JSON="$out/wrk-payments.json" LABEL=wrk-payments CONNECTIONS="$conns" \
+  MACHINE="$machine" RUN_ID="b$RANDOM" taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" \
+  -s loadtest/wrk/payments.lua "http://127.0.0.1:$port" | grep '^wrk:'
+lt --scenario uniform --accounts 10000 --mix refund=5,retry=5,decline=5 --label payd-mixed
+rate=$(python3 -c "import json; print(int(json.load(open('$out/payd-uniform.json'))['throughput'] * 0.7))")
+lt --scenario uniform --accounts 10000 --rate "constant:$rate" --label payd-open-70pct
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+
+# ---- PostgreSQL: a private cluster on loopback with the defaults (fsync, synchronous_commit)
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+mkdir -p "$work/pg" && chown postgres "$work/pg"
+runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
+taskset -c 0 runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w \
+  -o "-p 55432 -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
+pg="host=127.0.0.1 port=55432 user=postgres dbname=postgres"
+echo "postgres: $("$pgbin/postgres" --version), fsync=$(runuser -u postgres -- psql -h 127.0.0.1 -p 55432 -Atc 'show fsync'), synchronous_commit=$(runuser -u postgres -- psql -h 127.0.0.1 -p 55432 -Atc 'show synchronous_commit')"
+lt --target postgres --pg "$pg" --scenario uniform --accounts 10000 --label postgres-uniform
+lt --target postgres --pg "$pg" --scenario hot --accounts 10000 --label postgres-hot
+
+echo
+echo "## $(date -u +%Y-%m-%dT%H:%MZ), $machine"
+"$bin/loadtest" table --baseline healthz --baseline payd-uniform --baseline postgres-uniform \
+  --baseline postgres-hot "$out"/healthz.json "$out"/payd-uniform.json "$out"/payd-hot.json \
+  "$out"/wrk-payments.json "$out"/payd-mixed.json "$out"/payd-open-70pct.json \
+  "$out"/postgres-uniform.json "$out"/postgres-hot.json | tee "$out/table.md"
+echo "reports and plots: $out"

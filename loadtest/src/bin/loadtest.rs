@@ -1,0 +1,289 @@
+//! `loadtest`: the load-test harness. `loadtest run` drives payd (or the PostgreSQL
+//! baseline) and writes JSON, Markdown and SVG reports; `loadtest table` puts several runs
+//! side by side with ratios to the baselines. See docs/BENCHMARKS.md.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use loadtest::harness::payd::{Mix, Payd, PaydConfig, Scenario};
+use loadtest::harness::pg::{Pg, PgConfig};
+use loadtest::harness::report::{self, Describe, Report};
+use loadtest::harness::{self, Pacing, RunConfig, Schedule};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Load tests for rongpay's payd, and the PostgreSQL baseline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Set up, run the load, check that nothing acknowledged was lost, write the reports.
+    Run(Box<RunArgs>),
+    /// One Markdown table of several runs' JSON reports, with ratios to the baselines.
+    Table {
+        /// Labels of runs to compare the others against (repeatable).
+        #[arg(long)]
+        baseline: Vec<String>,
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TargetKind {
+    Payd,
+    Postgres,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    Healthz,
+    Uniform,
+    Hot,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long, value_enum, default_value = "payd")]
+    target: TargetKind,
+    /// payd's address (host:port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// The operator token, used for setup and checks.
+    #[arg(
+        long,
+        env = "RONGPAY_ADMIN_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    admin_token: String,
+    /// PostgreSQL connection string (target postgres).
+    #[arg(
+        long,
+        default_value = "host=127.0.0.1 port=55432 user=postgres dbname=postgres"
+    )]
+    pg: String,
+    #[arg(long, value_enum, default_value = "uniform")]
+    scenario: ScenarioArg,
+    /// Other operations mixed into the payments, in percent: `refund=5,retry=5,decline=5`.
+    #[arg(long, default_value = "")]
+    mix: String,
+    /// Funded payer accounts.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    accounts: u32,
+    /// Merchants (uniform scenario; the hot one has one).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    merchants: u32,
+    /// Concurrent keep-alive connections.
+    #[arg(long, short, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    connections: u32,
+    /// Open loop on a schedule (`constant:RATE`, `ramp:FROM-TO`, `steps:RATExSECS,…`);
+    /// without it, closed loop.
+    #[arg(long)]
+    rate: Option<String>,
+    /// Length of the run, warmup included (closed loop; open loop: the schedule's).
+    #[arg(long, short, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Answers to requests sent in this first stretch are not counted.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Stop after this many requests whatever the time.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    max_requests: u64,
+    /// Do not send an Idempotency-Key with each payment.
+    #[arg(long)]
+    no_idempotency_keys: bool,
+    /// Skip the end-of-run checks.
+    #[arg(long)]
+    no_check: bool,
+    /// Name of the run in reports.
+    #[arg(long)]
+    label: Option<String>,
+    /// Directory for `<label>.json`, `.md`, `-timeline.svg`, `-latency.svg`.
+    #[arg(long, default_value = "loadtest-out")]
+    out: PathBuf,
+    /// Write the merchant's auth header and the payer ids (for wrk's lua script) here.
+    #[arg(long)]
+    wrk_setup: Option<PathBuf>,
+    /// Set up (and write --wrk-setup) but send no load.
+    #[arg(long)]
+    setup_only: bool,
+    /// No progress line.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Table { baseline, files } => {
+            let reports = files
+                .iter()
+                .map(|f| {
+                    let bytes =
+                        std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+                    serde_json::from_slice::<Report>(&bytes)
+                        .with_context(|| format!("parsing {}", f.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            print!("{}", report::table(&reports, &baseline));
+            Ok(())
+        }
+        Cmd::Run(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let passed = tokio::task::LocalSet::new().block_on(&rt, run(*args))?;
+            if !passed {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<bool> {
+    let scenario = match args.scenario {
+        ScenarioArg::Healthz => Scenario::Healthz,
+        ScenarioArg::Uniform => Scenario::Uniform,
+        ScenarioArg::Hot => Scenario::Hot,
+    };
+    let mix = Mix::parse(&args.mix).map_err(anyhow::Error::msg)?;
+    let pacing = match &args.rate {
+        None => Pacing::Closed,
+        Some(text) => {
+            Pacing::Open(Schedule::parse(text, args.duration).map_err(anyhow::Error::msg)?)
+        }
+    };
+    if args.warmup >= args.duration && args.rate.is_none() {
+        bail!("--warmup must be shorter than --duration");
+    }
+    let target_name = match args.target {
+        TargetKind::Payd => "payd",
+        TargetKind::Postgres => "postgres",
+    };
+    let scenario_name = format!("{:?}", scenario).to_lowercase();
+    let label = args
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("{target_name}-{scenario_name}"));
+    let config = RunConfig {
+        connections: args.connections as usize,
+        pacing: pacing.clone(),
+        duration: args.duration,
+        warmup: args.warmup,
+        max_requests: args.max_requests,
+        progress: !args.quiet,
+    };
+    let describe = Describe {
+        label: label.clone(),
+        target: target_name.into(),
+        scenario: scenario_name,
+        mix: args.mix.clone(),
+        pacing: match &args.rate {
+            None => "closed".into(),
+            Some(r) => format!("open {r}"),
+        },
+        connections: args.connections as usize,
+    };
+    eprintln!("loadtest: setting up {label} ({} accounts)", args.accounts);
+    let (stats, checks) = match args.target {
+        TargetKind::Payd => {
+            if args.admin_token.is_empty() && scenario != Scenario::Healthz {
+                bail!("payd needs --admin-token or RONGPAY_ADMIN_TOKEN for setup");
+            }
+            let target = Rc::new(
+                Payd::setup(PaydConfig {
+                    addr: args.addr.clone(),
+                    admin_token: args.admin_token.clone(),
+                    scenario,
+                    mix,
+                    accounts: args.accounts as usize,
+                    merchants: args.merchants as usize,
+                    idempotency_keys: !args.no_idempotency_keys,
+                    setup_connections: 16,
+                })
+                .await?,
+            );
+            if let Some(path) = &args.wrk_setup {
+                std::fs::write(path, target.wrk_setup())?;
+            }
+            if args.setup_only {
+                return Ok(true);
+            }
+            eprintln!("loadtest: running {label}");
+            let stats = harness::run(target.clone(), &config).await;
+            let checks = if args.no_check || scenario == Scenario::Healthz {
+                None
+            } else {
+                eprintln!("loadtest: checking every acknowledged payment");
+                Some(target.check(args.connections.min(32) as usize).await?)
+            };
+            (stats, checks)
+        }
+        TargetKind::Postgres => {
+            if scenario == Scenario::Healthz || mix.refund > 0 || mix.retry > 0 {
+                bail!("the PostgreSQL baseline runs payments (uniform or hot, with declines) only");
+            }
+            let target = Rc::new(
+                Pg::setup(PgConfig {
+                    conn: args.pg.clone(),
+                    scenario,
+                    mix,
+                    accounts: args.accounts as usize,
+                    merchants: args.merchants as usize,
+                })
+                .await?,
+            );
+            if args.setup_only {
+                return Ok(true);
+            }
+            eprintln!("loadtest: running {label}");
+            let stats = harness::run(target.clone(), &config).await;
+            let checks = if args.no_check {
+                None
+            } else {
+                Some(target.check().await?)
+            };
+            (stats, checks)
+        }
+    };
+    let report = report::build(describe, &stats, checks);
+    let stem: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    report.write(&args.out, &stem)?;
+    println!("{}\n{}", report::TABLE_HEAD, report.row());
+    let passed = report.checks.as_ref().is_none_or(|c| c.passed);
+    if let Some(c) = &report.checks {
+        println!(
+            "checks: {} acknowledged, {} verified, {} missing, {} mismatched, {} unknown ({} found done), {} accounts, {} balance mismatches, conserved {}",
+            c.acknowledged, c.verified, c.missing, c.mismatched, c.unknown_outcomes, c.unknown_found, c.accounts_checked, c.balance_mismatches, c.conserved
+        );
+        if !c.passed {
+            eprintln!("loadtest: CHECKS FAILED — the target lost or changed acknowledged work:");
+            for n in &c.notes {
+                eprintln!("  {n}");
+            }
+        }
+    }
+    println!(
+        "reports: {}/{stem}.{{json,md}}, {stem}-timeline.svg, {stem}-latency.svg",
+        args.out.display()
+    );
+    Ok(passed)
+}

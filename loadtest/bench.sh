@@ -4,7 +4,7 @@
 #   - durable balance payments, uniform and one hot merchant (the harness, closed loop),
 #   - the same uniform load from wrk with a Lua script (a second, independent client),
 #   - payments with refunds, idempotent retries and declines mixed in,
-#   - an open-loop run at 70% of the uniform closed-loop rate (latency without coordinated
+#   - an open-loop run at 50% of the uniform closed-loop rate (latency without coordinated
 #     omission),
 #   - the PostgreSQL ledger (one ACID transaction per payment, default durability), uniform
 #     and hot, driven by the same harness.
@@ -57,8 +57,8 @@ WRK_SETUP="$work/wrk.txt" WRK_JSON="$out/wrk-payments.json" LABEL=wrk-payments C
   MACHINE="$machine" RUN_ID="b$RANDOM" taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" \
   -s loadtest/wrk/payments.lua "http://127.0.0.1:$port" | grep '^wrk:'
 lt --scenario uniform --accounts 10000 --mix refund=5,retry=5,decline=5 --label payd-mixed
-rate=$(python3 -c "import json; print(int(json.load(open('$out/payd-uniform.json'))['throughput'] * 0.7))")
-lt --scenario uniform --accounts 10000 --rate "constant:$rate" --label payd-open-70pct
+rate=$(python3 -c "import json; print(int(json.load(open('$out/payd-uniform.json'))['throughput'] * 0.5))")
+lt --scenario uniform --accounts 10000 --rate "constant:$rate" --label payd-open-50pct
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 
 # ---- PostgreSQL: a private cluster on loopback with the defaults (fsync, synchronous_commit)
@@ -76,6 +76,6 @@ echo
 echo "## $(date -u +%Y-%m-%dT%H:%MZ), $machine"
 "$bin/loadtest" table --baseline healthz --baseline payd-uniform --baseline postgres-uniform \
   --baseline postgres-hot "$out"/healthz.json "$out"/payd-uniform.json "$out"/payd-hot.json \
-  "$out"/wrk-payments.json "$out"/payd-mixed.json "$out"/payd-open-70pct.json \
+  "$out"/wrk-payments.json "$out"/payd-mixed.json "$out"/payd-open-50pct.json \
   "$out"/postgres-uniform.json "$out"/postgres-hot.json | tee "$out/table.md"
 echo "reports and plots: $out"

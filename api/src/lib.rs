@@ -9,9 +9,12 @@
 //! - [`error`]: the contract's error shape for every non-2xx answer.
 //! - [`records`]: API objects persisted atomically with the effects they describe.
 //! - [`metrics`]: Prometheus exposition.
+//! - [`channel_sim`]: the simulated channels of the `channel-sim` binary (test tooling) and
+//!   the channel wire protocol.
 
 pub mod auth;
 pub mod body;
+pub mod channel_sim;
 pub mod config;
 pub mod error;
 pub mod idempotency;

@@ -1,0 +1,573 @@
+//! The channel simulator (`channel-sim`, test and development tooling): plays any number of
+//! banks / third-party channels on loopback, each on its own port, with the failure modes a
+//! real channel has. Also the wire protocol payd's channel client speaks.
+//!
+//! Per channel: a latency distribution (log-normal around `latency_ms`), technical errors
+//! (`503`, money definitely not taken: safe to retry elsewhere), issuer declines (final),
+//! timeouts (the charge is decided and recorded, but no answer comes), down (the port refuses
+//! connections), and an asynchronous result notification `notify_delay_ms` after each charge,
+//! signed with the channel's secret. Charges and refunds are idempotent on our `request_id`
+//! and kept as the channel's own record (its statement, for reconciliation).
+//!
+//! Control plane (on the simulator's main address):
+//! - `PUT /_sim/channels/{name}` with any of `{"latency_ms", "error_rate", "decline_rate",
+//!   "timeout_rate", "down", "notify_delay_ms"}`: creates the channel or changes it live;
+//!   answers its state, including its `url`.
+//! - `GET /_sim/channels`: every channel; `GET /_sim/channels/{name}/records`: its charges
+//!   and refunds in the order they were decided.
+//!
+//! Channel plane (on the channel's own `url`):
+//! - `POST /charges` [`ChargeRequest`] → `200` [`ChargeAnswer`] (`succeeded` or `declined`),
+//!   `503` technical error, or no answer (timeout).
+//! - `GET /charges/{request_id}` → the recorded charge (status sync), `404` when unknown.
+//! - `POST /refunds` [`RefundRequest`] → `200` [`RefundAnswer`].
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use hmac::{KeyInit, Mac};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Charges and refunds a channel remembers; beyond it new ones are refused with 503.
+pub const RECORDS_MAX: usize = 1_000_000;
+/// How long a timed-out charge keeps its connection without answering.
+pub const HANG_MS: u64 = 120_000;
+/// Notification attempts per charge (1 s apart).
+const NOTIFY_ATTEMPTS: u32 = 5;
+
+/// Settings of one simulated channel (all optional in a `PUT`: unset fields keep their value).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettings {
+    pub latency_ms: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub decline_rate: Option<f64>,
+    pub timeout_rate: Option<f64>,
+    pub down: Option<bool>,
+    pub notify_delay_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ChannelConfig {
+    /// Median answer time; the spread is log-normal (σ = 0.3).
+    pub latency_ms: f64,
+    pub error_rate: f64,
+    pub decline_rate: f64,
+    pub timeout_rate: f64,
+    pub down: bool,
+    pub notify_delay_ms: u64,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            latency_ms: 1.0,
+            error_rate: 0.0,
+            decline_rate: 0.0,
+            timeout_rate: 0.0,
+            down: false,
+            notify_delay_ms: 100,
+        }
+    }
+}
+
+impl ChannelConfig {
+    fn apply(&mut self, s: &ChannelSettings) -> Result<(), String> {
+        let mut next = self.clone();
+        if let Some(v) = s.latency_ms {
+            next.latency_ms = v;
+        }
+        if let Some(v) = s.error_rate {
+            next.error_rate = v;
+        }
+        if let Some(v) = s.decline_rate {
+            next.decline_rate = v;
+        }
+        if let Some(v) = s.timeout_rate {
+            next.timeout_rate = v;
+        }
+        if let Some(v) = s.down {
+            next.down = v;
+        }
+        if let Some(v) = s.notify_delay_ms {
+            next.notify_delay_ms = v;
+        }
+        if !(0.0..=60_000.0).contains(&next.latency_ms) {
+            return Err("latency_ms must be within 0..=60000".into());
+        }
+        for (name, rate) in [
+            ("error_rate", next.error_rate),
+            ("decline_rate", next.decline_rate),
+            ("timeout_rate", next.timeout_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{name} must be within 0..=1"));
+            }
+        }
+        if next.error_rate + next.timeout_rate > 1.0 {
+            return Err("error_rate + timeout_rate must not exceed 1".into());
+        }
+        if next.notify_delay_ms > 3_600_000 {
+            return Err("notify_delay_ms must be within 0..=3600000".into());
+        }
+        *self = next;
+        Ok(())
+    }
+}
+
+/// A charge request from payd.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChargeRequest {
+    /// Ours, unique per charge attempt: a repeat returns the recorded result.
+    pub request_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// What is charged (a card token, an account at the channel).
+    pub instrument: String,
+    /// Where to POST the asynchronous result.
+    pub notify_url: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeStatus {
+    Succeeded,
+    Declined,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChargeAnswer {
+    pub request_id: String,
+    pub status: ChargeStatus,
+    /// The channel's own reference for the charge.
+    pub channel_ref: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub decline_reason: Option<String>,
+    pub refunded_minor: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RefundRequest {
+    pub request_id: String,
+    /// The `request_id` of the charge being refunded.
+    pub charge_request_id: String,
+    pub amount_minor: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefundAnswer {
+    pub request_id: String,
+    pub charge_request_id: String,
+    pub status: ChargeStatus,
+    pub amount_minor: i64,
+    pub decline_reason: Option<String>,
+}
+
+/// The asynchronous result the channel POSTs to `notify_url`, with header
+/// `Channel-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the secret>`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Notification {
+    pub channel: String,
+    pub charge: ChargeAnswer,
+}
+
+/// One line of a channel's own record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    Charge(ChargeAnswer),
+    Refund(RefundAnswer),
+}
+
+/// `t=…,v1=…` for `body` at unix time `t`.
+pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
+}
+
+#[derive(Default)]
+struct Ledger {
+    charges: HashMap<String, ChargeAnswer>,
+    refunds: HashMap<String, RefundAnswer>,
+    records: Vec<Record>,
+}
+
+pub struct Channel {
+    pub name: String,
+    pub addr: SocketAddr,
+    secret: String,
+    config: Mutex<ChannelConfig>,
+    ledger: Mutex<Ledger>,
+    server: Mutex<Option<ServerHandle>>,
+}
+
+#[derive(Serialize)]
+struct ChannelView {
+    name: String,
+    url: String,
+    secret: String,
+    #[serde(flatten)]
+    config: ChannelConfig,
+    charges: usize,
+    refunds: usize,
+}
+
+impl Channel {
+    fn view(&self) -> ChannelView {
+        let ledger = self.ledger.lock().expect("sim ledger");
+        ChannelView {
+            name: self.name.clone(),
+            url: format!("http://{}", self.addr),
+            secret: self.secret.clone(),
+            config: self.config.lock().expect("sim config").clone(),
+            charges: ledger.charges.len(),
+            refunds: ledger.refunds.len(),
+        }
+    }
+
+    fn latency(&self) -> Duration {
+        let median = self.config.lock().expect("sim config").latency_ms;
+        // Log-normal: exp(N(0, 0.3)) via Box-Muller.
+        let mut rng = rand::rng();
+        let (u1, u2): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        Duration::from_secs_f64((median * (0.3 * z).exp()).max(0.0) / 1000.0)
+    }
+}
+
+pub struct Sim {
+    channels: Mutex<HashMap<String, Arc<Channel>>>,
+    http: reqwest::Client,
+}
+
+impl Sim {
+    pub fn new() -> Arc<Sim> {
+        Arc::new(Sim {
+            channels: Mutex::default(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("an HTTP client"),
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<Channel>> {
+        self.channels.lock().expect("sim").get(name).cloned()
+    }
+
+    /// Creates `name` (on a free loopback port) or changes its settings.
+    pub fn put(
+        self: &Arc<Self>,
+        name: &str,
+        settings: &ChannelSettings,
+    ) -> Result<Arc<Channel>, String> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err("a channel name is 1-64 letters, digits, '_' or '-'".into());
+        }
+        let existing = self.get(name);
+        let channel = match existing {
+            Some(c) => c,
+            None => {
+                let mut config = ChannelConfig::default();
+                config.apply(settings)?;
+                let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                drop(listener);
+                let secret: String = (0..32)
+                    .map(|_| format!("{:x}", rand::rng().random_range(0..16u8)))
+                    .collect();
+                let channel = Arc::new(Channel {
+                    name: name.to_string(),
+                    addr,
+                    secret,
+                    config: Mutex::new(config),
+                    ledger: Mutex::default(),
+                    server: Mutex::new(None),
+                });
+                self.channels
+                    .lock()
+                    .expect("sim")
+                    .insert(name.to_string(), channel.clone());
+                self.sync_listener(&channel)?;
+                return Ok(channel);
+            }
+        };
+        channel.config.lock().expect("sim config").apply(settings)?;
+        self.sync_listener(&channel)?;
+        Ok(channel)
+    }
+
+    /// Listening when up, not listening (connections refused) when down.
+    fn sync_listener(self: &Arc<Self>, channel: &Arc<Channel>) -> Result<(), String> {
+        let down = channel.config.lock().expect("sim config").down;
+        let mut server = channel.server.lock().expect("sim server");
+        match (down, server.is_some()) {
+            (true, true) => {
+                if let Some(handle) = server.take() {
+                    // Stop accepting at once; in-flight requests are dropped too.
+                    actix_rt::spawn(async move { handle.stop(false).await });
+                }
+            }
+            (false, false) => {
+                let (sim, ch) = (self.clone(), channel.clone());
+                let mut attempts = 0;
+                let running = loop {
+                    let (sim, ch) = (sim.clone(), ch.clone());
+                    let built = HttpServer::new(move || {
+                        App::new()
+                            .app_data(web::Data::new((sim.clone(), ch.clone())))
+                            .route("/charges", web::post().to(charge))
+                            .route("/charges/{request_id}", web::get().to(charge_status))
+                            .route("/refunds", web::post().to(refund))
+                    })
+                    .workers(1)
+                    .disable_signals()
+                    .shutdown_timeout(0)
+                    .bind(channel.addr);
+                    match built {
+                        Ok(b) => break b.run(),
+                        // The port may linger briefly after going down.
+                        Err(_) if attempts < 50 => {
+                            attempts += 1;
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(e) => return Err(format!("cannot listen on {}: {e}", channel.addr)),
+                    }
+                };
+                *server = Some(running.handle());
+                actix_rt::spawn(running);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn notify(self: &Arc<Self>, channel: &Arc<Channel>, url: String, charge: ChargeAnswer) {
+        let (sim, channel) = (self.clone(), channel.clone());
+        let delay = channel.config.lock().expect("sim config").notify_delay_ms;
+        actix_rt::spawn(async move {
+            actix_rt::time::sleep(Duration::from_millis(delay)).await;
+            let body = serde_json::to_vec(&Notification {
+                channel: channel.name.clone(),
+                charge,
+            })
+            .expect("a notification serializes");
+            for attempt in 0..NOTIFY_ATTEMPTS {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let sent = sim
+                    .http
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .header(
+                        "Channel-Signature",
+                        sign(channel.secret.as_bytes(), t, &body),
+                    )
+                    .body(body.clone())
+                    .send()
+                    .await;
+                if sent.is_ok_and(|r| r.status().is_success()) {
+                    return;
+                }
+                actix_rt::time::sleep(Duration::from_secs(1 + attempt as u64)).await;
+            }
+        });
+    }
+}
+
+type ChannelData = web::Data<(Arc<Sim>, Arc<Channel>)>;
+
+fn unavailable(why: &str) -> HttpResponse {
+    HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "error", "error": why}))
+}
+
+async fn charge(data: ChannelData, body: web::Json<ChargeRequest>) -> HttpResponse {
+    let (sim, channel) = (&data.0, &data.1);
+    let req = body.into_inner();
+    actix_rt::time::sleep(channel.latency()).await;
+    if req.amount_minor <= 0 || req.request_id.is_empty() || req.request_id.len() > 128 {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"status": "error", "error": "invalid request"}));
+    }
+    let config = channel.config.lock().expect("sim config").clone();
+    let (answer, hang) = {
+        let mut ledger = channel.ledger.lock().expect("sim ledger");
+        if let Some(done) = ledger.charges.get(&req.request_id) {
+            // Idempotent: the recorded result, however the first attempt ended.
+            (done.clone(), false)
+        } else {
+            let mut rng = rand::rng();
+            let roll: f64 = rng.random();
+            if roll < config.error_rate {
+                return unavailable("technical error: nothing was charged");
+            }
+            if ledger.records.len() >= RECORDS_MAX {
+                return unavailable("the simulator's record is full");
+            }
+            let hang = roll < config.error_rate + config.timeout_rate;
+            let declined = rng.random::<f64>() < config.decline_rate;
+            let answer = ChargeAnswer {
+                request_id: req.request_id.clone(),
+                status: if declined {
+                    ChargeStatus::Declined
+                } else {
+                    ChargeStatus::Succeeded
+                },
+                channel_ref: format!("{}_{:016x}", channel.name, rng.random::<u64>()),
+                amount_minor: req.amount_minor,
+                currency: req.currency.clone(),
+                decline_reason: declined.then(|| "do_not_honor".to_string()),
+                refunded_minor: 0,
+            };
+            ledger
+                .charges
+                .insert(req.request_id.clone(), answer.clone());
+            ledger.records.push(Record::Charge(answer.clone()));
+            if let Some(url) = &req.notify_url {
+                sim.notify(channel, url.clone(), answer.clone());
+            }
+            (answer, hang)
+        }
+    };
+    if hang {
+        actix_rt::time::sleep(Duration::from_millis(HANG_MS)).await;
+        return unavailable("timed out");
+    }
+    HttpResponse::Ok().json(answer)
+}
+
+async fn charge_status(data: ChannelData, path: web::Path<String>) -> HttpResponse {
+    let channel = &data.1;
+    actix_rt::time::sleep(channel.latency()).await;
+    let ledger = channel.ledger.lock().expect("sim ledger");
+    match ledger.charges.get(path.as_str()) {
+        Some(c) => HttpResponse::Ok().json(c),
+        None => HttpResponse::NotFound().json(serde_json::json!({"status": "not_found"})),
+    }
+}
+
+async fn refund(data: ChannelData, body: web::Json<RefundRequest>) -> HttpResponse {
+    let channel = &data.1;
+    let req = body.into_inner();
+    actix_rt::time::sleep(channel.latency()).await;
+    let error_rate = channel.config.lock().expect("sim config").error_rate;
+    let mut ledger = channel.ledger.lock().expect("sim ledger");
+    if let Some(done) = ledger.refunds.get(&req.request_id) {
+        return HttpResponse::Ok().json(done.clone());
+    }
+    if rand::rng().random::<f64>() < error_rate {
+        return unavailable("technical error: nothing was refunded");
+    }
+    if ledger.records.len() >= RECORDS_MAX {
+        return unavailable("the simulator's record is full");
+    }
+    let decline = |reason: &str| RefundAnswer {
+        request_id: req.request_id.clone(),
+        charge_request_id: req.charge_request_id.clone(),
+        status: ChargeStatus::Declined,
+        amount_minor: req.amount_minor,
+        decline_reason: Some(reason.to_string()),
+    };
+    let answer = match ledger.charges.get_mut(&req.charge_request_id) {
+        None => decline("unknown_charge"),
+        Some(c) if c.status != ChargeStatus::Succeeded => decline("charge_not_succeeded"),
+        Some(c)
+            if req.amount_minor <= 0 || req.amount_minor > c.amount_minor - c.refunded_minor =>
+        {
+            decline("exceeds_charge")
+        }
+        Some(c) => {
+            c.refunded_minor += req.amount_minor;
+            RefundAnswer {
+                request_id: req.request_id.clone(),
+                charge_request_id: req.charge_request_id.clone(),
+                status: ChargeStatus::Succeeded,
+                amount_minor: req.amount_minor,
+                decline_reason: None,
+            }
+        }
+    };
+    ledger
+        .refunds
+        .insert(req.request_id.clone(), answer.clone());
+    ledger.records.push(Record::Refund(answer.clone()));
+    HttpResponse::Ok().json(answer)
+}
+
+async fn put_channel(
+    sim: web::Data<Arc<Sim>>,
+    path: web::Path<String>,
+    body: web::Json<ChannelSettings>,
+) -> HttpResponse {
+    match sim.put(&path, &body) {
+        Ok(channel) => HttpResponse::Ok().json(channel.view()),
+        Err(e) => HttpResponse::BadRequest().json(serde_json::json!({"error": e})),
+    }
+}
+
+async fn list_channels(sim: web::Data<Arc<Sim>>) -> HttpResponse {
+    let mut all: Vec<_> = sim
+        .channels
+        .lock()
+        .expect("sim")
+        .values()
+        .map(|c| c.view())
+        .collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    HttpResponse::Ok().json(serde_json::json!({ "data": all }))
+}
+
+async fn records(sim: web::Data<Arc<Sim>>, path: web::Path<String>) -> HttpResponse {
+    match sim.get(&path) {
+        Some(c) => {
+            let ledger = c.ledger.lock().expect("sim ledger");
+            HttpResponse::Ok().json(serde_json::json!({ "data": ledger.records }))
+        }
+        None => HttpResponse::NotFound().json(serde_json::json!({"error": "no such channel"})),
+    }
+}
+
+/// Runs the simulator's control plane on `listen` with `initial` channels; returns when the
+/// process is told to stop (SIGINT/SIGTERM).
+pub fn run(listen: &str, initial: Vec<(String, ChannelSettings)>) -> anyhow::Result<()> {
+    actix_rt::System::new().block_on(async move {
+        let sim = Sim::new();
+        for (name, settings) in &initial {
+            let c = sim.put(name, settings).map_err(anyhow::Error::msg)?;
+            println!("channel-sim: channel {name} on http://{}", c.addr);
+        }
+        let data = web::Data::new(sim);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::JsonConfig::default().limit(16 << 10))
+                .route("/_sim/channels", web::get().to(list_channels))
+                .route("/_sim/channels/{name}", web::put().to(put_channel))
+                .route("/_sim/channels/{name}/records", web::get().to(records))
+        })
+        .workers(1)
+        .bind(listen)?
+        .run();
+        println!("channel-sim: control on http://{listen}");
+        server.await?;
+        anyhow::Ok(())
+    })
+}

@@ -7,6 +7,7 @@
 //! - [`account`]: the account record and the prepare / commit / release rules every posting
 //!   obeys (the same rules the per-account actors run).
 //! - [`transfer`]: balanced sets of postings (payment, deposit, refund, transfer).
+//! - [`risk`]: payment risk scoring (rules, bounded velocity memory, score → decision).
 //! - [`state_machine`]: the batch state machine, outcome per command, effects to persist, and
 //!   journal replay.
 //!
@@ -16,6 +17,7 @@
 pub mod account;
 pub mod ids;
 pub mod money;
+pub mod risk;
 pub mod state_machine;
 pub mod transfer;
 

@@ -26,7 +26,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 12] = [
+pub const SETTINGS: [&str; 13] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -39,6 +39,7 @@ pub const SETTINGS: [&str; 12] = [
     "default_fee_rate",
     "inflight_max",
     "store_lock_wait_ms",
+    "risk_rules_file",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -69,6 +70,9 @@ pub struct Config {
     /// How long to wait for the data dir while another process holds it (a predecessor
     /// still shutting down), answering `503 not_ready` meanwhile. 0: refuse to start at once.
     pub store_lock_wait_ms: u64,
+    /// TOML risk rules (see `api::risk`); unset: every payment scores 0 and is approved.
+    /// Reloaded by `POST /v1/risk/rules/reload`.
+    pub risk_rules_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             default_fee_rate: "0.006".to_string(),
             inflight_max: actors::ledger::INFLIGHT_COMMANDS_MAX,
             store_lock_wait_ms: 60_000,
+            risk_rules_file: None,
         }
     }
 }
@@ -176,6 +181,10 @@ impl Config {
             )
         })?;
         assert!(ppm <= FEE_RATE_PPM_MAX);
+        if let Some(path) = &self.risk_rules_file {
+            crate::risk::load(path, self.currency_checked()?)
+                .map_err(|e| format!("risk_rules_file: {e}"))?;
+        }
         if let Some(token) = &self.admin_token {
             check_token(&token.0).map_err(|e| format!("admin_token: {e}"))?;
         }
@@ -188,6 +197,19 @@ impl Config {
 
     pub fn head_timeout(&self) -> Duration {
         Duration::from_millis(self.head_timeout_ms)
+    }
+
+    fn currency_checked(&self) -> Result<Currency, String> {
+        Currency::from_code(&self.default_currency)
+            .map_err(|_| format!("default_currency: {:?}", self.default_currency))
+    }
+
+    /// The engine's risk rules: from `risk_rules_file`, or none.
+    pub fn risk_rules(&self) -> Result<engine::risk::RiskRules, String> {
+        match &self.risk_rules_file {
+            Some(path) => crate::risk::load(path, self.currency_checked()?),
+            None => Ok(engine::risk::RiskRules::default()),
+        }
     }
 
     pub fn currency(&self) -> Currency {

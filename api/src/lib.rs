@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod records;
+pub mod risk;
 pub mod routes;
 pub mod server;
 pub mod state;

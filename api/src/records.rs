@@ -8,6 +8,31 @@ use storage::Store;
 
 use crate::error::ApiError;
 
+/// A field added to a record after its first layout: records written before it end where
+/// it would start, and decode it as the default. Always the last field(s) of a record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode)]
+pub struct Tail<T>(pub T);
+
+impl<Ctx, T: Decode<Ctx> + Default> Decode<Ctx> for Tail<T> {
+    fn decode<D: bincode::de::Decoder<Context = Ctx>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        match T::decode(decoder) {
+            Ok(v) => Ok(Tail(v)),
+            Err(bincode::error::DecodeError::UnexpectedEnd { .. }) => Ok(Tail(T::default())),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<'de, Ctx, T: Decode<Ctx> + Default> bincode::BorrowDecode<'de, Ctx> for Tail<T> {
+    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = Ctx>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        <Self as Decode<Ctx>>::decode(decoder)
+    }
+}
+
 /// What the ledger does not know about an account.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct AccountMeta {
@@ -59,6 +84,8 @@ pub struct Merchant {
     /// ISO numeric code of that account's currency: the currency it accepts payments in.
     pub currency: u16,
     pub created_at_ns: u64,
+    /// Business category (risk rules are per category); `None` reads as "general".
+    pub category: Tail<Option<String>>,
 }
 
 /// Payment outcome as stored.
@@ -66,6 +93,20 @@ pub struct Merchant {
 pub enum PaymentStatus {
     Succeeded,
     Failed,
+    /// Decided later: held for a risk review (nothing has moved yet).
+    Processing,
+}
+
+/// The risk assessment a payment got before any money moved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct RiskRecord {
+    pub score: u8,
+    /// 0 approve, 1 review, 2 reject.
+    pub decision: u8,
+    /// (reason code, points).
+    pub reasons: Vec<(String, u8)>,
+    /// The operator's review, when there was one: (approved, at).
+    pub reviewed: Option<(bool, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -85,6 +126,8 @@ pub struct Payment {
     pub metadata: Vec<(String, String)>,
     pub refunded: i64,
     pub created_at_ns: u64,
+    /// `None` only in payments made before risk scoring existed.
+    pub risk: Tail<Option<RiskRecord>>,
 }
 
 pub fn merchant_key(id: u128) -> Vec<u8> {

@@ -45,6 +45,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/payments/{id}", "GET").route(web::get().to(payments::get)))
         .service(
             resource("/v1/payments/{id}/refunds", "POST").route(web::post().to(refunds::create)),
+        )
+        .service(
+            resource("/v1/payments/{id}/review", "POST").route(web::post().to(payments::review)),
+        )
+        .service(
+            resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)),
         );
 }
 
@@ -83,6 +89,12 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         refund_claims: Default::default(),
         merchant_cache: Default::default(),
         platform_ready: Default::default(),
+        risk: std::sync::Mutex::new(engine::risk::RiskEngine::new(
+            config
+                .risk_rules()
+                .map_err(|e| anyhow::anyhow!("refusing to start: risk_rules_file: {e}"))?,
+        )),
+        review_claims: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();

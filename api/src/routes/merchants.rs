@@ -22,6 +22,10 @@ pub struct CreateMerchant {
     /// Between 0 and 1, at most 6 decimal places (default: the platform's).
     #[schema(example = "0.006", pattern = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$")]
     fee_rate: Option<String>,
+    /// (extension) Business category for the risk rules: 1–32 of `a-z 0-9 _` (default
+    /// "general").
+    #[schema(example = "gaming", pattern = r"^[a-z0-9_]{1,32}$")]
+    category: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -32,6 +36,7 @@ pub struct MerchantCreated {
     /// Shown in this response only; stored as a SHA-256 (null in an idempotent replay).
     secret_key: Option<String>,
     account_id: String,
+    category: String,
 }
 
 pub fn merchant_id_text(id: u128) -> String {
@@ -68,6 +73,19 @@ pub async fn create(
     let fee_rate_ppm = parse_fee_rate(&fee_rate_text).map_err(|e| {
         ApiError::invalid("invalid_parameter", e.to_string()).with_param("fee_rate")
     })?;
+    let category = body.category.unwrap_or_else(|| "general".to_string());
+    if category.is_empty()
+        || category.len() > 32
+        || !category
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "category must be 1 to 32 of a-z, 0-9 and _",
+        )
+        .with_param("category"));
+    }
     let ledger = state.ledger()?;
     let currency = state.config.currency();
     let id = new_id();
@@ -84,6 +102,7 @@ pub async fn create(
         fee_rate: format_fee_rate(fee_rate_ppm),
         secret_key: None,
         account_id: account.to_string(),
+        category: category.clone(),
     };
     // The secret is stored only as a hash, so the idempotency record replays the answer
     // without it (`"secret_key": null`).
@@ -97,6 +116,7 @@ pub async fn create(
         account,
         currency: currency.numeric(),
         created_at_ns: now_ns(),
+        category: records::Tail(Some(category)),
     };
     let mut records = vec![
         (records::merchant_key(id), records::encode(&merchant)),

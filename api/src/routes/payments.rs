@@ -17,8 +17,9 @@ use crate::auth::{self, Caller};
 use crate::body;
 use crate::error::{ApiError, ErrorType};
 use crate::idempotency;
-use crate::records::{self, Payment, PaymentStatus};
+use crate::records::{self, Payment, PaymentStatus, RiskRecord};
 use crate::state::{new_id, now_ns, AppState};
+use engine::risk::{Decision, RiskInput};
 
 pub const OUT_TRADE_NO_LEN_MAX: usize = 64;
 pub const METADATA_ENTRIES_MAX: usize = 20;
@@ -41,6 +42,35 @@ pub struct CreatePayment {
     description: Option<String>,
     /// At most 20 entries; keys 1–40 bytes, values at most 500.
     metadata: Option<BTreeMap<String, String>>,
+    /// (extension) The paying customer's IP address as the merchant saw it, for risk rules.
+    #[schema(example = "203.0.113.7", max_length = 45)]
+    payer_ip: Option<String>,
+    /// (extension) The paying customer's device id as the merchant knows it, for risk rules.
+    #[schema(max_length = 64)]
+    device_id: Option<String>,
+}
+
+/// The risk assessment every payment gets before any money moves.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RiskView {
+    #[schema(minimum = 0, maximum = 100)]
+    score: u8,
+    /// approve, review or reject.
+    decision: &'static str,
+    /// Codes of the rules that added points (`velocity_payer_count`, `large_amount`, …).
+    reasons: Vec<String>,
+    /// (extension) The operator's decision on a reviewed payment: approve or reject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    review: Option<&'static str>,
+}
+
+/// An operator's decision on a payment held for review.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewDecision {
+    /// "approve" (the payment goes ahead now) or "reject" (it fails with risk_rejected).
+    #[schema(pattern = r"^(approve|reject)$")]
+    decision: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -78,6 +108,7 @@ pub struct PaymentView {
     metadata: BTreeMap<String, String>,
     refunded_amount: String,
     created_at: String,
+    risk: Option<RiskView>,
 }
 
 /// `GET /v1/payments?out_trade_no=…`.
@@ -111,6 +142,7 @@ pub fn view(p: &Payment) -> PaymentView {
         status: match p.status {
             PaymentStatus::Succeeded => "succeeded",
             PaymentStatus::Failed => "failed",
+            PaymentStatus::Processing => "processing",
         },
         failure_code: p.failure_code.clone(),
         fee: format_minor(p.fee, currency),
@@ -123,6 +155,18 @@ pub fn view(p: &Payment) -> PaymentView {
         metadata: p.metadata.iter().cloned().collect(),
         refunded_amount: format_minor(p.refunded, currency),
         created_at: humantime::format_rfc3339_millis(created).to_string(),
+        risk: p.risk.0.as_ref().map(|r| RiskView {
+            score: r.score,
+            decision: match r.decision {
+                0 => "approve",
+                1 => "review",
+                _ => "reject",
+            },
+            reasons: r.reasons.iter().map(|(code, _)| code.clone()).collect(),
+            review: r
+                .reviewed
+                .map(|(approved, _)| if approved { "approve" } else { "reject" }),
+        }),
     }
 }
 
@@ -229,6 +273,29 @@ pub async fn create(
         .with_param("payment_method.account_id")
     })?;
     check_text(&body.description, "description")?;
+    let payer_ip = body
+        .payer_ip
+        .as_deref()
+        .map(|ip| {
+            ip.parse::<std::net::IpAddr>().map_err(|_| {
+                ApiError::invalid(
+                    "invalid_parameter",
+                    format!("payer_ip {ip:?} is not an IP address"),
+                )
+                .with_param("payer_ip")
+            })
+        })
+        .transpose()?;
+    if body
+        .device_id
+        .as_ref()
+        .is_some_and(|d| d.is_empty() || d.len() > 64)
+    {
+        return Err(
+            ApiError::invalid("invalid_parameter", "device_id must be 1 to 64 bytes")
+                .with_param("device_id"),
+        );
+    }
     let metadata = body.metadata.unwrap_or_default();
     check_metadata(&metadata)?;
     let ledger = state.ledger()?;
@@ -274,6 +341,23 @@ pub async fn create(
     }
 
     ensure_platform_accounts_once(&state, currency).await?;
+    // Scored before any money moves; the attempt counts toward velocity whatever follows.
+    let created_at_ns = now_ns();
+    let assessment = state
+        .risk
+        .lock()
+        .map_err(|_| ApiError::unavailable("risk state poisoned"))?
+        .assess(&RiskInput {
+            at: Timestamp(created_at_ns),
+            merchant_category: merchant.category.0.as_deref().unwrap_or("general"),
+            amount_minor: amount,
+            currency,
+            payer: Some(payer),
+            payer_created_at: Some(payer_account.account.created_at),
+            card: None,
+            ip: payer_ip,
+            device: body.device_id.as_deref(),
+        });
     let fee = fee_minor(amount, merchant.fee_rate_ppm);
     let mut payment = Payment {
         id,
@@ -288,7 +372,21 @@ pub async fn create(
         description: body.description,
         metadata: metadata.into_iter().collect(),
         refunded: 0,
-        created_at_ns: now_ns(),
+        created_at_ns,
+        risk: records::Tail(Some(RiskRecord {
+            score: assessment.score,
+            decision: match assessment.decision {
+                Decision::Approve => 0,
+                Decision::Review => 1,
+                Decision::Reject => 2,
+            },
+            reasons: assessment
+                .reasons
+                .iter()
+                .map(|r| (r.code.clone(), r.points))
+                .collect(),
+            reviewed: None,
+        })),
     };
     let parties = PaymentParties {
         payer,
@@ -307,6 +405,20 @@ pub async fn create(
         records.extend(idem.as_ref().map(|g| g.record(StatusCode::CREATED, &body)));
         (records, body)
     };
+    if assessment.decision != Decision::Approve {
+        // Rejected: failed now. Review: processing until an operator decides. Either way
+        // nothing moves; the payment exists durably.
+        if assessment.decision == Decision::Reject {
+            payment.status = PaymentStatus::Failed;
+            payment.failure_code = Some("risk_rejected".to_string());
+            payment.fee = 0;
+        } else {
+            payment.status = PaymentStatus::Processing;
+        }
+        let (records, body) = records_for(&payment);
+        ledger.write_records(records).await?;
+        return Ok(idempotency::respond(StatusCode::CREATED, body));
+    }
     let (records, mut answer) = records_for(&payment);
     if let Err(reject) = ledger.transfer_with(transfer, records).await? {
         // Declined is not an HTTP error: the payment exists, failed, durably.
@@ -392,4 +504,116 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         }
     }
     Ok(HttpResponse::Ok().json(PaymentList { data }))
+}
+
+/// Removes a review claim when the request finishes, however it finishes.
+struct ReviewClaim<'a>(&'a AppState, u128);
+
+impl Drop for ReviewClaim<'_> {
+    fn drop(&mut self) {
+        self.0.review_claims.remove(&self.1);
+    }
+}
+
+fn not_in_review(id: u128) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        ErrorType::InvalidRequestError,
+        "payment_not_in_review",
+        format!("payment {} is not held for review", payment_id_text(id)),
+    )
+}
+
+#[utoipa::path(post, path = "/v1/payments/{id}/review", tag = "payments", request_body = ReviewDecision,
+    params(("id" = String, Path, description = "payment id (pay_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "decided: succeeded (or failed if the payer can no longer pay), or failed with risk_rejected", body = PaymentView),
+        (status = 404, description = "unknown payment", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "not held for review, or another decision is running", body = crate::openapi::ErrorResponse),
+        crate::openapi::CreateErrors
+    ))]
+/// (extension, admin) Decides a payment the risk rules held for review.
+pub async fn review(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth::admin(&req, &state.admin_token)?;
+    let (body, _): (ReviewDecision, _) = body::json(&req, payload, state.limits, &[]).await?;
+    let approve = match body.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return Err(ApiError::invalid(
+                "invalid_parameter",
+                format!("decision {other:?}: use approve or reject"),
+            )
+            .with_param("decision"))
+        }
+    };
+    let ledger = state.ledger()?;
+    let mut payment = load_visible(&state, &caller, &path).await?;
+    let id = payment.id;
+    if state.review_claims.insert(id, ()).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorType::InvalidRequestError,
+            "review_in_progress",
+            "another decision on this payment is running",
+        ));
+    }
+    let _claim = ReviewClaim(&state, id);
+    // Re-read under the claim: a decision that finished meanwhile is seen.
+    payment = load_visible(&state, &caller, &path).await?;
+    if payment.status != PaymentStatus::Processing {
+        return Err(not_in_review(id));
+    }
+    if let Some(r) = payment.risk.0.as_mut() {
+        r.reviewed = Some((approve, now_ns()));
+    }
+    let key = records::payment_key(id);
+    if !approve {
+        payment.status = PaymentStatus::Failed;
+        payment.failure_code = Some("risk_rejected".to_string());
+        payment.fee = 0;
+        ledger
+            .write_records(vec![(key, records::encode(&payment))])
+            .await?;
+        return Ok(HttpResponse::Ok().json(view(&payment)));
+    }
+    let currency = Currency::from_numeric(payment.currency)
+        .ok_or_else(|| ApiError::unavailable("a stored payment has an unknown currency"))?;
+    let merchant = records::read::<records::Merchant>(
+        state.store()?,
+        &records::merchant_key(payment.merchant),
+    )?
+    .ok_or_else(|| ApiError::unavailable("a stored payment's merchant is missing"))?;
+    let parties = PaymentParties {
+        payer: payment.payer,
+        merchant: merchant.account,
+        fee_account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
+    };
+    let transfer = Transfer::payment(
+        TransferId(id),
+        parties,
+        currency,
+        payment.amount,
+        payment.fee,
+        Timestamp(0),
+    );
+    payment.status = PaymentStatus::Succeeded;
+    let outcome = ledger
+        .transfer_with(transfer, vec![(key.clone(), records::encode(&payment))])
+        .await?;
+    if let Err(reject) = outcome {
+        payment.status = PaymentStatus::Failed;
+        payment.failure_code = Some(failure_code(reject));
+        payment.fee = 0;
+        ledger
+            .write_records(vec![(key, records::encode(&payment))])
+            .await?;
+    }
+    Ok(HttpResponse::Ok().json(view(&payment)))
 }

@@ -54,7 +54,7 @@ fn view(r: &Refund, currency: Currency) -> RefundView {
         amount: format_minor(r.amount, currency),
         status: match r.status {
             PaymentStatus::Succeeded => "succeeded",
-            PaymentStatus::Failed => "failed",
+            PaymentStatus::Failed | PaymentStatus::Processing => "failed",
         },
         failure_code: r.failure_code.clone(),
         reason: r.reason.clone(),

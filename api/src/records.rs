@@ -179,3 +179,62 @@ pub fn out_refund_no_key(payment: u128, out_refund_no: &str) -> Vec<u8> {
     ]
     .concat()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A payment exactly as written before risk scoring existed.
+    #[derive(Encode)]
+    struct PaymentBeforeRisk {
+        id: u128,
+        merchant: u128,
+        out_trade_no: String,
+        amount: i64,
+        currency: u16,
+        fee: i64,
+        payer: AccountId,
+        status: PaymentStatus,
+        failure_code: Option<String>,
+        description: Option<String>,
+        metadata: Vec<(String, String)>,
+        refunded: i64,
+        created_at_ns: u64,
+    }
+
+    #[test]
+    fn records_written_before_a_field_existed_still_decode() {
+        let old = encode(&PaymentBeforeRisk {
+            id: 7,
+            merchant: 9,
+            out_trade_no: "o-1".into(),
+            amount: 1234,
+            currency: 156,
+            fee: 7,
+            payer: AccountId(5),
+            status: PaymentStatus::Succeeded,
+            failure_code: None,
+            description: Some("tea".into()),
+            metadata: vec![("k".into(), "v".into())],
+            refunded: 0,
+            created_at_ns: 42,
+        });
+        let p: Payment = codec::decode(Kind::Aux, &old).unwrap();
+        assert_eq!((p.id, p.amount, p.created_at_ns), (7, 1234, 42));
+        assert_eq!(p.risk, Tail(None));
+        // And the new layout round-trips with the field.
+        let mut p = p;
+        p.risk = Tail(Some(RiskRecord {
+            score: 55,
+            decision: 1,
+            reasons: vec![("large_amount".into(), 55)],
+            reviewed: Some((true, 99)),
+        }));
+        let back: Payment = codec::decode(Kind::Aux, &encode(&p)).unwrap();
+        assert_eq!(back, p);
+        // A record cut short is still an error (its checksum fails), never a default.
+        let bytes = encode(&p);
+        let cut = bytes[..bytes.len() - 3].to_vec();
+        assert!(codec::decode::<Payment>(Kind::Aux, &cut).is_err());
+    }
+}

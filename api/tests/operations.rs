@@ -1,7 +1,9 @@
 //! The operational answers, each driven for real against payd: account status changes
 //! (`account_frozen`, `account_closed`, `account_not_empty`), admission overload
-//! (`overloaded`), a second process waiting for the data dir (`not_ready`), and concurrent
-//! refunds of one payment (`refund_in_progress`).
+//! (`overloaded`), a second process waiting for the data dir (`not_ready`), concurrent
+//! refunds of one payment (`refund_in_progress`) and decisions on one held payment
+//! (`review_in_progress`), a broken chunked body (`invalid_body`), and a credit that would
+//! overflow a balance (`limit_exceeded`).
 
 mod common;
 
@@ -336,4 +338,128 @@ fn concurrent_refunds_of_one_payment_take_turns() {
     assert_eq!(now["refunded_amount"], cents(refunded));
     assert_eq!(p.balance(&payer), cents(refunded));
     assert_eq!(p.balance(&shop.account), cents(1000 - refunded));
+}
+
+#[test]
+fn a_broken_chunked_body_is_invalid_body_and_changes_nothing() {
+    let p = Payd::start();
+    let mut s = std::net::TcpStream::connect(&p.addr).unwrap();
+    use std::io::Write;
+    write!(
+        s,
+        "POST /v1/accounts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"cur\r\nzz\r\n"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = read_response(s).unwrap();
+    assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_body"));
+}
+
+#[test]
+fn a_credit_that_would_overflow_a_balance_is_declined_with_limit_exceeded() {
+    // 9,223 deposits of the largest amount (10^15 minor units) bring an account within
+    // 3.8 × 10^14 of i64::MAX; a further maximal credit must be refused, not wrap.
+    let p = Arc::new(Payd::start());
+    let shop = Arc::new(merchant(&p, r#"{"name":"Whale","fee_rate":"0"}"#));
+    const MAX: &str = "10000000000000.00";
+    const DEPOSITS: usize = 9_223;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (p, shop, next) = (p.clone(), shop.clone(), next.clone());
+            std::thread::spawn(move || {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < DEPOSITS {
+                    let r = deposit(&p, &shop.account, MAX);
+                    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(p.balance(&shop.account), "92230000000000000.00");
+    let r = deposit(&p, &shop.account, MAX);
+    assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_amount"));
+    // All the customer funds the ledger can hold are now at the merchant: the payer pays
+    // on credit.
+    let payer = p
+        .admin(
+            "POST",
+            "/v1/accounts",
+            &format!(r#"{{"currency":"CNY","credit_limit":"{MAX}"}}"#),
+        )
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = pay(&p, &shop.key, "whale-1", MAX, &payer).json();
+    assert_eq!(
+        (r["status"].as_str(), r["failure_code"].as_str()),
+        (Some("failed"), Some("limit_exceeded"))
+    );
+    assert_eq!(p.balance(&payer), "0.00");
+    assert_eq!(p.balance(&shop.account), "92230000000000000.00");
+}
+
+#[test]
+fn two_decisions_on_one_held_payment_take_turns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("risk.toml");
+    std::fs::write(
+        &rules,
+        "review_at = 50\nreject_at = 90\n[[amount]]\ncurrency = \"CNY\"\nabove = \"1.00\"\npoints = 60\n",
+    )
+    .unwrap();
+    let p = Arc::new(Payd::start_in(
+        &tmp.path().join("data"),
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_RISK_RULES_FILE", rules.to_str().unwrap()),
+        ],
+    ));
+    let shop = merchant(&p, r#"{"name":"Held","fee_rate":"0"}"#);
+    let payer = funded_account(&p, "1000.00");
+    let (mut approved, mut busy) = (0, 0);
+    for round in 0..100 {
+        let held = pay(&p, &shop.key, &format!("held-{round}"), "5.00", &payer).json();
+        assert_eq!(held["status"], "processing");
+        let path = Arc::new(format!(
+            "/v1/payments/{}/review",
+            held["id"].as_str().unwrap()
+        ));
+        let start = Arc::new(Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (p, path, start) = (p.clone(), path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let r = p.admin("POST", &path, r#"{"decision":"approve"}"#);
+                    (r.status, (r.status != 200).then(|| r.error_code()))
+                })
+            })
+            .collect();
+        let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        for a in &answers {
+            match a {
+                (200, None) => approved += 1,
+                (409, Some(c)) if c == "review_in_progress" => busy += 1,
+                (409, Some(c)) if c == "payment_not_in_review" => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            answers.iter().filter(|a| a.0 == 200).count(),
+            1,
+            "round {round}"
+        );
+        if busy > 0 && round >= 10 {
+            break;
+        }
+    }
+    println!("{approved} approved once each, {busy} answered 409 review_in_progress");
+    assert!(busy > 0, "two simultaneous decisions never overlapped");
+    // Each held payment moved its money exactly once.
+    assert_eq!(p.balance(&payer), cents(100_000 - approved * 500));
 }

@@ -107,39 +107,52 @@ pub fn admin(req: &HttpRequest, admin_token: &Secret) -> Result<Caller, ApiError
     }
 }
 
-/// The admin token: from the configuration (`RONGPAY_ADMIN_TOKEN`), else the one kept in
-/// `<data_dir>/admin_token`, else a new random one written there with mode 0600. Returns the
-/// file it was generated into, if it was, so the caller can say where it is (never what).
+/// The operator token: configured, or read from `<data_dir>/admin_token`, or generated
+/// there (mode 0600) on first start. The path is returned when it was generated.
 pub fn resolve_admin_token(
     configured: Option<&Secret>,
     data_dir: &Path,
 ) -> std::io::Result<(Secret, Option<PathBuf>)> {
-    if let Some(token) = configured {
-        return Ok((token.clone(), None));
+    resolve_secret(configured, data_dir, "admin_token", check_token, || {
+        format!(
+            "adm_{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        )
+    })
+}
+
+/// A secret setting: configured, else read from `<data_dir>/<file>`, else generated into
+/// that file (mode 0600, synced) on first start. The path is returned when it was generated.
+pub fn resolve_secret(
+    configured: Option<&Secret>,
+    data_dir: &Path,
+    file: &str,
+    check: fn(&str) -> Result<(), String>,
+    generate: fn() -> String,
+) -> std::io::Result<(Secret, Option<PathBuf>)> {
+    if let Some(secret) = configured {
+        return Ok((secret.clone(), None));
     }
     std::fs::create_dir_all(data_dir)?;
-    let path = data_dir.join("admin_token");
+    let path = data_dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let token = text.trim().to_string();
-            check_token(&token)
+            let secret = text.trim().to_string();
+            check(&secret)
                 .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
-            Ok((Secret(token), None))
+            Ok((Secret(secret), None))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let token = format!(
-                "adm_{:032x}{:032x}",
-                rand::random::<u128>(),
-                rand::random::<u128>()
-            );
-            let mut file = std::fs::OpenOptions::new()
+            let secret = generate();
+            let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .open(&path)?;
-            file.write_all(token.as_bytes())?;
-            file.sync_all()?;
-            Ok((Secret(token), Some(path)))
+            f.write_all(secret.as_bytes())?;
+            f.sync_all()?;
+            Ok((Secret(secret), Some(path)))
         }
         Err(e) => Err(e),
     }

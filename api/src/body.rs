@@ -133,6 +133,30 @@ pub async fn json<T: DeserializeOwned>(
     Ok((parse(&bytes, amount_fields)?, bytes))
 }
 
+/// [`json`] for bodies holding secrets (card numbers): an error keeps its code and field but
+/// never quotes the input (serde's messages do: "invalid type: integer `4111…`").
+pub async fn json_sensitive<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits,
+) -> Result<(T, web::Bytes), ApiError> {
+    json(req, payload, limits, &[]).await.map_err(|mut e| {
+        if matches!(
+            e.code,
+            "invalid_json" | "invalid_parameter" | "parameter_missing"
+        ) {
+            e.message = match &e.param {
+                Some(p) => format!("{}: the field {p} is missing or not valid", e.code),
+                None => format!(
+                    "{}: the body is not a valid JSON object for this request",
+                    e.code
+                ),
+            };
+        }
+        e
+    })
+}
+
 /// Strict JSON parsing with the failing field's path.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8], amount_fields: &[&str]) -> Result<T, ApiError> {
     if bytes.is_empty() {

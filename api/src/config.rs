@@ -26,7 +26,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 13] = [
+pub const SETTINGS: [&str; 14] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -40,6 +40,7 @@ pub const SETTINGS: [&str; 13] = [
     "inflight_max",
     "store_lock_wait_ms",
     "risk_rules_file",
+    "card_key",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -73,6 +74,9 @@ pub struct Config {
     /// TOML risk rules (see `api::risk`); unset: every payment scores 0 and is approved.
     /// Reloaded by `POST /v1/risk/rules/reload`.
     pub risk_rules_file: Option<PathBuf>,
+    /// AES-256 key (64 hex digits) sealing card data at rest. Unset: generated on first
+    /// start into `<data_dir>/card_key` (mode 0600); production sets it from a secret store.
+    pub card_key: Option<Secret>,
 }
 
 impl Default for Config {
@@ -91,6 +95,7 @@ impl Default for Config {
             inflight_max: actors::ledger::INFLIGHT_COMMANDS_MAX,
             store_lock_wait_ms: 60_000,
             risk_rules_file: None,
+            card_key: None,
         }
     }
 }
@@ -184,6 +189,9 @@ impl Config {
         if let Some(path) = &self.risk_rules_file {
             crate::risk::load(path, self.currency_checked()?)
                 .map_err(|e| format!("risk_rules_file: {e}"))?;
+        }
+        if let Some(key) = &self.card_key {
+            crate::vault::check_key(&key.0).map_err(|e| format!("card_key: {e}"))?;
         }
         if let Some(token) = &self.admin_token {
             check_token(&token.0).map_err(|e| format!("admin_token: {e}"))?;

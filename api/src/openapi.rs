@@ -113,6 +113,7 @@ impl Modify for BearerAuth {
         accounts::update,
         accounts::deposit,
         merchants::create,
+        crate::routes::cards::create,
         payments::create,
         payments::list,
         payments::get,

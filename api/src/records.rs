@@ -152,6 +152,38 @@ pub fn out_trade_no_key(merchant: u128, out_trade_no: &str) -> Vec<u8> {
     .concat()
 }
 
+/// A tokenized card. The number and the holder are sealed by the vault (never stored in
+/// clear); the rest is what risk rules and receipts may show.
+#[derive(Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Card {
+    pub token: u128,
+    pub merchant: u128,
+    /// `vault.seal(number \0 holder, token)`.
+    pub sealed: Vec<u8>,
+    pub brand: String,
+    pub bin: u32,
+    pub last4: String,
+    pub exp_month: u8,
+    pub exp_year: u16,
+    /// Keyed fingerprint of the number (first 8 bytes of the vault's HMAC).
+    pub fingerprint: u64,
+    pub created_at_ns: u64,
+}
+
+impl std::fmt::Debug for Card {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Card(tok_{:032x}, {} ****{})",
+            self.token, self.brand, self.last4
+        )
+    }
+}
+
+pub fn card_key(token: u128) -> Vec<u8> {
+    [b"cd".as_slice(), &token.to_be_bytes()].concat()
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Refund {
     pub id: u128,

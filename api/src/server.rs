@@ -49,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/v1/payments/{id}/review", "POST").route(web::post().to(payments::review)),
         )
+        .service(resource("/v1/cards", "POST").route(web::post().to(routes::cards::create)))
         .service(
             resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)),
         );
@@ -74,6 +75,22 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => println!("payd: admin token from RONGPAY_ADMIN_TOKEN"),
     }
+    let (card_key, generated) = crate::auth::resolve_secret(
+        config.card_key.as_ref(),
+        &config.data_dir,
+        "card_key",
+        |k| crate::vault::check_key(k).map(|_| ()),
+        crate::vault::generate_key,
+    )
+    .map_err(|e| anyhow::anyhow!("card_key: {e}"))?;
+    if let Some(path) = generated {
+        println!(
+            "payd: generated a card encryption key in {} (mode 0600); set card_key in production",
+            path.display()
+        );
+    }
+    let vault =
+        crate::vault::Vault::new(&card_key.0).map_err(|e| anyhow::anyhow!("card_key: {e}"))?;
     let metrics = crate::metrics::install()?;
     let state = web::Data::new(AppState {
         limits: BodyLimits {
@@ -95,6 +112,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("refusing to start: risk_rules_file: {e}"))?,
         )),
         review_claims: Default::default(),
+        vault,
         config: config.clone(),
     });
     let listen = config.listen.clone();

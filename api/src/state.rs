@@ -30,6 +30,8 @@ pub struct AppState {
         dashmap::DashMap<[u8; 32], crate::records::Merchant, foldhash::fast::RandomState>,
     /// Payments with a refund in flight: one at a time per payment.
     pub refund_claims: dashmap::DashMap<u128, (), foldhash::fast::RandomState>,
+    /// Seals card data at rest (key from `card_key`).
+    pub vault: crate::vault::Vault,
     /// The risk scorer and its velocity memory. A mutex, not an actor: scoring is ~2 µs of
     /// pure work, less than a message hop between threads.
     pub risk: std::sync::Mutex<engine::risk::RiskEngine>,

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource.
 
 pub mod accounts;
+pub mod cards;
 pub mod health;
 pub mod merchants;
 pub mod payments;

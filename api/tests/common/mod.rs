@@ -50,6 +50,32 @@ impl Payd {
 
     /// Starts payd on `dir` listening on `addr`, without waiting.
     pub fn spawn_at(dir: &Path, addr: &str, env: &[(&str, &str)]) -> Payd {
+        Payd::spawn_with_output(dir, addr, env, Stdio::piped(), Stdio::null())
+    }
+
+    /// Starts payd on `dir` with stdout and stderr (its logs) appended to `log`, and waits
+    /// until ready.
+    pub fn start_logging(dir: &Path, env: &[(&str, &str)], log: &Path) -> Payd {
+        let file = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap()
+        };
+        let addr = format!("127.0.0.1:{}", free_port());
+        let p = Payd::spawn_with_output(dir, &addr, env, file().into(), file().into());
+        p.wait_ready();
+        p
+    }
+
+    fn spawn_with_output(
+        dir: &Path,
+        addr: &str,
+        env: &[(&str, &str)],
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Payd {
         let addr = addr.to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_payd"));
         cmd.args(["serve", "--data-dir"])
@@ -59,11 +85,7 @@ impl Payd {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = cmd.stdout(stdout).stderr(stderr).spawn().unwrap();
         Payd {
             child,
             addr,

@@ -1,0 +1,252 @@
+//! `/v1/cards` (merchant): tokenizes a bank card. The number is Luhn-checked, the expiry must
+//! be in the future, the brand comes from the BIN; number and holder are sealed with the
+//! vault's key before they are stored, and never appear in answers, errors, logs or `Debug`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, Caller};
+use crate::body;
+use crate::error::ApiError;
+use crate::idempotency;
+use crate::records::{self, Card};
+use crate::state::{new_id, now_ns, AppState};
+
+/// A card number in a request: `Debug` never shows it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, example = "4111111111111111", pattern = r"^[0-9]{12,19}$")]
+pub struct CardNumber(String);
+
+impl std::fmt::Debug for CardNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CardNumber(****)")
+    }
+}
+
+/// Tokenizes a card.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCard {
+    /// 12–19 digits, Luhn-valid.
+    card_number: CardNumber,
+    #[schema(minimum = 1, maximum = 12)]
+    exp_month: u8,
+    #[schema(minimum = 2000, maximum = 2100)]
+    exp_year: u16,
+    /// The name on the card, 1–64 bytes (sealed like the number).
+    #[schema(max_length = 64)]
+    holder: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CardView {
+    card_token: String,
+    /// visa, mastercard, unionpay, amex, jcb, discover, diners or unknown.
+    brand: String,
+    last4: String,
+    exp_month: u8,
+    exp_year: u16,
+}
+
+pub fn card_token_text(token: u128) -> String {
+    format!("tok_{token:032x}")
+}
+
+/// Luhn checksum over ASCII digits.
+pub fn luhn_valid(digits: &str) -> bool {
+    let mut sum = 0u32;
+    for (i, b) in digits.bytes().rev().enumerate() {
+        let mut d = u32::from(b - b'0');
+        if i % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    sum.is_multiple_of(10)
+}
+
+/// The brand from the leading digits (IIN ranges as published by the networks).
+pub fn brand_of(digits: &str) -> &'static str {
+    let prefix = |n: usize| {
+        digits
+            .get(..n)
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let (p1, p2, p3, p4, p6) = (prefix(1), prefix(2), prefix(3), prefix(4), prefix(6));
+    match () {
+        _ if p2 == 34 || p2 == 37 => "amex",
+        _ if p2 == 36 || (300..=305).contains(&p3) || p2 == 38 || p2 == 39 => "diners",
+        _ if (3528..=3589).contains(&p4) => "jcb",
+        _ if p4 == 6011 || p2 == 65 || (644..=649).contains(&p3) => "discover",
+        _ if p2 == 62 || p2 == 81 => "unionpay",
+        _ if (51..=55).contains(&p2) || (222_100..=272_099).contains(&p6) => "mastercard",
+        _ if p1 == 4 => "visa",
+        _ => "unknown",
+    }
+}
+
+/// Days since 1970-01-01 of the first day of (year, month), proleptic Gregorian.
+fn days_from_civil(year: i64, month: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A card is valid through the last day of its expiry month (UTC).
+pub fn expired(exp_month: u8, exp_year: u16, now_ns: u64) -> bool {
+    let (y, m) = if exp_month == 12 {
+        (i64::from(exp_year) + 1, 1)
+    } else {
+        (i64::from(exp_year), i64::from(exp_month) + 1)
+    };
+    let first_day_after = days_from_civil(y, m) * 86_400;
+    (now_ns / 1_000_000_000) as i64 >= first_day_after
+}
+
+#[utoipa::path(post, path = "/v1/cards", tag = "cards", request_body = CreateCard,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "the card's token; the number is sealed and never shown again", body = CardView),
+        crate::openapi::CreateErrors
+    ))]
+/// (merchant) Tokenizes a bank card for later payments.
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let merchant = auth::merchant(&req, &state)?;
+    let (body, raw): (CreateCard, _) = body::json_sensitive(&req, payload, state.limits).await?;
+    let caller = Caller::Merchant(Box::new(merchant.clone()));
+    // The idempotency fingerprint of a body holding a card number is keyed, never a plain
+    // hash of it.
+    let keyed = state.vault.mac(&raw);
+    let idem = match idempotency::begin(&req, &state, &caller, &keyed)? {
+        idempotency::Begin::Replay(response) => return Ok(response),
+        idempotency::Begin::Proceed(guard) => guard,
+    };
+    let number = body.card_number.0.as_str();
+    let invalid = |code: &'static str, message: &str, param: &str| {
+        ApiError::invalid(code, message.to_string()).with_param(param.to_string())
+    };
+    if !(12..=19).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "invalid_card_number",
+            "card_number must be 12 to 19 digits",
+            "card_number",
+        ));
+    }
+    if !luhn_valid(number) {
+        return Err(invalid(
+            "invalid_card_number",
+            "card_number fails its check digit",
+            "card_number",
+        ));
+    }
+    if !(1..=12).contains(&body.exp_month) {
+        return Err(invalid(
+            "invalid_parameter",
+            "exp_month must be 1 to 12",
+            "exp_month",
+        ));
+    }
+    if !(2000..=2100).contains(&body.exp_year) {
+        return Err(invalid(
+            "invalid_parameter",
+            "exp_year must be 2000 to 2100",
+            "exp_year",
+        ));
+    }
+    let now = now_ns();
+    if expired(body.exp_month, body.exp_year, now) {
+        return Err(invalid("card_expired", "the card has expired", "exp_year"));
+    }
+    if body.holder.trim().is_empty() || body.holder.len() > 64 || body.holder.contains('\0') {
+        return Err(invalid(
+            "invalid_parameter",
+            "holder must be 1 to 64 bytes",
+            "holder",
+        ));
+    }
+    let token = new_id();
+    let token_text = card_token_text(token);
+    let mut secret = Vec::with_capacity(number.len() + 1 + body.holder.len());
+    secret.extend_from_slice(number.as_bytes());
+    secret.push(0);
+    secret.extend_from_slice(body.holder.as_bytes());
+    let sealed = state.vault.seal(&secret, token_text.as_bytes());
+    secret.fill(0);
+    let fp = state.vault.mac(number.as_bytes());
+    let card = Card {
+        token,
+        merchant: merchant.id,
+        sealed,
+        brand: brand_of(number).to_string(),
+        bin: number[..6].parse().unwrap_or(0),
+        last4: number[number.len() - 4..].to_string(),
+        exp_month: body.exp_month,
+        exp_year: body.exp_year,
+        fingerprint: u64::from_be_bytes(fp[..8].try_into().expect("8 bytes")),
+        created_at_ns: now,
+    };
+    let answer = serde_json::to_vec(&CardView {
+        card_token: token_text,
+        brand: card.brand.clone(),
+        last4: card.last4.clone(),
+        exp_month: card.exp_month,
+        exp_year: card.exp_year,
+    })
+    .expect("a card view serializes");
+    let mut records = vec![(records::card_key(token), records::encode(&card))];
+    records.extend(
+        idem.as_ref()
+            .map(|g| g.record(StatusCode::CREATED, &answer)),
+    );
+    state.ledger()?.write_records(records).await?;
+    Ok(idempotency::respond(StatusCode::CREATED, answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_brands_and_expiry() {
+        for (n, brand) in [
+            ("4111111111111111", "visa"),
+            ("5555555555554444", "mastercard"),
+            ("2223003122003222", "mastercard"),
+            ("378282246310005", "amex"),
+            ("6011111111111117", "discover"),
+            ("3530111333300000", "jcb"),
+            ("6212345678901265", "unionpay"),
+            ("30569309025904", "diners"),
+        ] {
+            assert!(luhn_valid(n), "{n}");
+            assert_eq!(brand_of(n), brand, "{n}");
+        }
+        assert!(!luhn_valid("4111111111111112"));
+        // 2026-11-25: November 2026 is still valid, October is not; December 2030 is.
+        let now = 1_795_000_000u64 * 1_000_000_000;
+        assert_eq!(days_from_civil(1970, 1), 0);
+        assert_eq!(days_from_civil(2000, 3), 11_017);
+        assert!(!expired(12, 2030, now));
+        assert!(!expired(11, 2026, now));
+        assert!(expired(10, 2026, now));
+        assert_eq!(
+            format!("{:?}", CardNumber("4111111111111111".into())),
+            "CardNumber(****)"
+        );
+    }
+}

@@ -165,5 +165,75 @@ fn risk(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, risk);
+/// Routing one card payment among 10 channels with live health (issue #5's budget for risk
+/// plus routing is 20 µs of CPU per payment).
+fn routing(c: &mut Criterion) {
+    use engine::routing::*;
+    const SEC: u64 = 1_000_000_000;
+    let specs: Vec<ChannelSpec> = (0..10u32)
+        .map(|i| ChannelSpec {
+            name: format!("bank_{i}"),
+            methods: vec![Method::BankCard],
+            currencies: vec![Currency::CNY, Currency::USD],
+            fee_rate_ppm: 3_000 + i * 500,
+            fee_fixed_minor: i64::from(i),
+            min_minor: 100,
+            max_minor: 10_000_000,
+            daily_limit_minor: i64::MAX,
+            priority: 10 - i,
+            weight: i + 1,
+            enabled: true,
+            inflight_max: 1_000,
+        })
+        .collect();
+    let mut health: Vec<ChannelHealth> = (0..10)
+        .map(|_| ChannelHealth::new(BreakerConfig::default()))
+        .collect();
+    let at = 1_764_000_000 * SEC;
+    for (i, h) in health.iter_mut().enumerate() {
+        for k in 0..200u64 {
+            let result = if k % (i as u64 + 2) == 0 {
+                CallResult::Failed
+            } else {
+                CallResult::Answered
+            };
+            h.finish(
+                Timestamp(at - 20 * SEC + k * 100_000_000),
+                result,
+                1_000 + k,
+                0,
+            );
+        }
+    }
+    let mut g = c.benchmark_group("routing");
+    g.throughput(Throughput::Elements(1));
+    for (name, policy) in [
+        ("cost", Policy::Cost),
+        ("success_rate", Policy::SuccessRate),
+        ("weighted_split", Policy::WeightedSplit),
+    ] {
+        g.bench_function(name, |b| {
+            let mut draw = 0u64;
+            b.iter(|| {
+                draw = draw.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut candidates: Vec<Candidate> = specs
+                    .iter()
+                    .zip(health.iter_mut())
+                    .map(|(spec, health)| Candidate { spec, health })
+                    .collect();
+                let req = RouteRequest {
+                    method: Method::BankCard,
+                    currency: Currency::CNY,
+                    amount_minor: 12_345,
+                    at: Timestamp(at),
+                    draw,
+                };
+                black_box(route(&mut candidates, black_box(&req), policy))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, risk, routing);
 criterion_main!(benches);

@@ -8,6 +8,8 @@
 //!   obeys (the same rules the per-account actors run).
 //! - [`transfer`]: balanced sets of postings (payment, deposit, refund, transfer).
 //! - [`risk`]: payment risk scoring (rules, bounded velocity memory, score → decision).
+//! - [`routing`]: channel health (sliding window, circuit breaker, bulkhead, daily volume)
+//!   and the router's filter-and-rank by policy.
 //! - [`state_machine`]: the batch state machine, outcome per command, effects to persist, and
 //!   journal replay.
 //!
@@ -18,6 +20,7 @@ pub mod account;
 pub mod ids;
 pub mod money;
 pub mod risk;
+pub mod routing;
 pub mod state_machine;
 pub mod transfer;
 

@@ -51,6 +51,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/cards", "POST").route(web::post().to(routes::cards::create)))
         .service(
+            resource("/v1/channels", "GET, POST")
+                .route(web::post().to(routes::channels::create))
+                .route(web::get().to(routes::channels::list)),
+        )
+        .service(
+            resource("/v1/channels/{id}", "PATCH").route(web::patch().to(routes::channels::update)),
+        )
+        .service(
             resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)),
         );
 }
@@ -113,6 +121,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         )),
         review_claims: Default::default(),
         vault,
+        channels: Default::default(),
+        channel_admin: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();
@@ -195,6 +205,11 @@ async fn recover(state: web::Data<AppState>) {
         }
     };
     let store = Arc::new(store);
+    match routes::channels::load_all(&state, &store) {
+        Ok(n) if n > 0 => println!("payd: {n} channels configured"),
+        Ok(_) => {}
+        Err(e) => fatal(&format!("cannot load the channels: {e}")),
+    }
     let ledger = actors::Ledger::start(
         Arc::clone(&store),
         actors::LedgerConfig {

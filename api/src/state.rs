@@ -30,6 +30,14 @@ pub struct AppState {
         dashmap::DashMap<[u8; 32], crate::records::Merchant, foldhash::fast::RandomState>,
     /// Payments with a refund in flight: one at a time per payment.
     pub refund_claims: dashmap::DashMap<u128, (), foldhash::fast::RandomState>,
+    /// Configured channels and their live state, by id (at most `channels::CHANNELS_MAX`).
+    pub channels: dashmap::DashMap<
+        u128,
+        std::sync::Mutex<crate::routes::channels::ChannelRuntime>,
+        foldhash::fast::RandomState,
+    >,
+    /// Serializes channel configuration changes.
+    pub channel_admin: tokio::sync::Mutex<()>,
     /// Seals card data at rest (key from `card_key`).
     pub vault: crate::vault::Vault,
     /// The risk scorer and its velocity memory. A mutex, not an actor: scoring is ~2 µs of

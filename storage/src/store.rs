@@ -413,6 +413,30 @@ impl Store {
         Ok(self.inner.db.get_cf(self.inner.cf_aux(), key)?)
     }
 
+    /// Calls `f` with up to `limit` records of the layers above whose keys start with
+    /// `prefix`, in key order (for small registries such as channels, loaded at start).
+    pub fn for_each_aux_with_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        let iter = self.inner.db.iterator_cf(
+            self.inner.cf_aux(),
+            IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        let mut seen = 0;
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) || seen >= limit {
+                break;
+            }
+            f(&key, &value)?;
+            seen += 1;
+        }
+        Ok(seen)
+    }
+
     /// Compacts the `aux` family now, dropping expired records (compaction does this by
     /// itself over time; operators and tests can force it).
     pub fn compact_aux(&self) {

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod cards;
+pub mod channels;
 pub mod health;
 pub mod merchants;
 pub mod payments;

@@ -1,0 +1,513 @@
+//! `/v1/channels` (admin): the banks and third-party channels payments can be routed to —
+//! endpoint, method, currency, fee (rate + fixed), per-transaction and daily limits,
+//! priority, weight, bulkhead, enabled — with each channel's live state (success rate and
+//! latency over the window, circuit breaker, calls in flight, today's volume).
+//!
+//! Configuration is durable (an `aux` record per channel, loaded at start); live state is
+//! in memory (`engine::routing::ChannelHealth`) and starts fresh after a restart.
+
+use std::sync::Mutex;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bincode::{Decode, Encode};
+use engine::money::{format_fee_rate, format_minor, parse_amount, parse_fee_rate, MoneyError};
+use engine::routing::{BreakerConfig, BreakerState, ChannelHealth, ChannelSpec, Method};
+use engine::{Currency, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::accounts::parse_currency;
+use crate::auth;
+use crate::body;
+use crate::error::{ApiError, ErrorType};
+use crate::idempotency;
+use crate::records;
+use crate::state::{new_id, now_ns, AppState};
+
+/// Channels a deployment may configure.
+pub const CHANNELS_MAX: usize = 1_000;
+
+/// A channel as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ChannelRecord {
+    pub id: u128,
+    pub name: String,
+    pub endpoint: String,
+    /// ISO numeric code of the one currency it takes (limits are in its minor units).
+    pub currency: u16,
+    pub bank_card: bool,
+    pub fee_rate_ppm: u32,
+    pub fee_fixed_minor: i64,
+    pub min_minor: i64,
+    pub max_minor: i64,
+    pub daily_limit_minor: i64,
+    pub priority: u32,
+    pub weight: u32,
+    pub enabled: bool,
+    pub inflight_max: u32,
+    pub created_at_ns: u64,
+}
+
+impl ChannelRecord {
+    pub fn spec(&self) -> ChannelSpec {
+        ChannelSpec {
+            name: self.name.clone(),
+            methods: if self.bank_card {
+                vec![Method::BankCard]
+            } else {
+                vec![]
+            },
+            currencies: Currency::from_numeric(self.currency).into_iter().collect(),
+            fee_rate_ppm: self.fee_rate_ppm,
+            fee_fixed_minor: self.fee_fixed_minor,
+            min_minor: self.min_minor,
+            max_minor: self.max_minor,
+            daily_limit_minor: self.daily_limit_minor,
+            priority: self.priority,
+            weight: self.weight,
+            enabled: self.enabled,
+            inflight_max: self.inflight_max,
+        }
+    }
+}
+
+/// A channel's configuration and live state (what its actor will own).
+pub struct ChannelRuntime {
+    pub record: ChannelRecord,
+    pub health: ChannelHealth,
+}
+
+pub fn channel_key(id: u128) -> Vec<u8> {
+    [b"cn".as_slice(), &id.to_be_bytes()].concat()
+}
+
+fn channel_name_key(name: &str) -> Vec<u8> {
+    [b"cN".as_slice(), name.as_bytes()].concat()
+}
+
+pub fn channel_id_text(id: u128) -> String {
+    format!("chn_{id:032x}")
+}
+
+fn parse_channel_id(text: &str) -> Option<u128> {
+    let hex = text.strip_prefix("chn_")?;
+    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u128::from_str_radix(hex, 16).ok()
+}
+
+/// Loads every configured channel into `state.channels` (at start).
+pub fn load_all(state: &AppState, store: &storage::Store) -> Result<usize, String> {
+    let mut loaded = Vec::new();
+    store
+        .for_each_aux_with_prefix(b"cn", CHANNELS_MAX, |_, value| {
+            let r: ChannelRecord = storage::codec::decode(storage::codec::Kind::Aux, value)
+                .map_err(|e| storage::StoreError::Inconsistent(format!("a channel record: {e}")))?;
+            loaded.push(r);
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    let n = loaded.len();
+    for r in loaded {
+        state.channels.insert(
+            r.id,
+            Mutex::new(ChannelRuntime {
+                record: r,
+                health: ChannelHealth::new(BreakerConfig::default()),
+            }),
+        );
+    }
+    Ok(n)
+}
+
+/// Creates a channel.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannel {
+    /// Unique, 1–64 of `a-z 0-9 _ -`.
+    #[schema(example = "bank_a", pattern = r"^[a-z0-9_-]{1,64}$")]
+    name: String,
+    /// Base URL of the channel's API (`http://host:port`).
+    #[schema(example = "http://127.0.0.1:9101")]
+    endpoint: String,
+    /// Payment methods served; so far `["bank_card"]`.
+    methods: Vec<String>,
+    /// The one currency this channel takes (limits and fixed fee are in it).
+    #[schema(example = "CNY", pattern = r"^[A-Z]{3}$")]
+    currency: String,
+    #[schema(example = "0.003")]
+    fee_rate: String,
+    #[schema(example = "0.10")]
+    fee_fixed: Option<String>,
+    #[schema(example = "0.01")]
+    min_amount: Option<String>,
+    #[schema(example = "50000.00")]
+    max_amount: String,
+    #[schema(example = "1000000.00")]
+    daily_limit: String,
+    /// Lower is preferred (default 100).
+    priority: Option<u32>,
+    /// Share in a weighted split (default 1).
+    weight: Option<u32>,
+    /// Default true.
+    enabled: Option<bool>,
+    /// Calls in flight at once (default 64, at most 10,000).
+    inflight_max: Option<u32>,
+}
+
+/// Changes a channel; absent fields keep their value.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChannel {
+    endpoint: Option<String>,
+    fee_rate: Option<String>,
+    fee_fixed: Option<String>,
+    min_amount: Option<String>,
+    max_amount: Option<String>,
+    daily_limit: Option<String>,
+    priority: Option<u32>,
+    weight: Option<u32>,
+    enabled: Option<bool>,
+    inflight_max: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChannelView {
+    id: String,
+    name: String,
+    endpoint: String,
+    methods: Vec<&'static str>,
+    currency: &'static str,
+    fee_rate: String,
+    fee_fixed: String,
+    min_amount: String,
+    max_amount: String,
+    daily_limit: String,
+    priority: u32,
+    weight: u32,
+    enabled: bool,
+    inflight_max: u32,
+    /// Live state over the breaker's window.
+    health: HealthView,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HealthView {
+    /// closed, open or half_open.
+    breaker: &'static str,
+    /// Results in the window, of which failed (technical errors, refusals, timeouts).
+    calls: u32,
+    failures: u32,
+    /// Decimal fraction of answered calls ("1.0000" with no calls yet).
+    success_rate: String,
+    mean_latency_ms: String,
+    inflight: u32,
+    /// Charged today (UTC) through this channel.
+    volume_today: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChannelList {
+    data: Vec<ChannelView>,
+}
+
+fn view(rt: &ChannelRuntime, at: Timestamp) -> ChannelView {
+    let r = &rt.record;
+    let currency = Currency::from_numeric(r.currency).expect("stored channels carry a currency");
+    let (calls, failures, latency_us) = rt.health.stats(at);
+    let ppm = rt.health.success_ppm(at);
+    ChannelView {
+        id: channel_id_text(r.id),
+        name: r.name.clone(),
+        endpoint: r.endpoint.clone(),
+        methods: if r.bank_card {
+            vec!["bank_card"]
+        } else {
+            vec![]
+        },
+        currency: currency.code(),
+        fee_rate: format_fee_rate(r.fee_rate_ppm),
+        fee_fixed: format_minor(r.fee_fixed_minor, currency),
+        min_amount: format_minor(r.min_minor, currency),
+        max_amount: format_minor(r.max_minor, currency),
+        daily_limit: format_minor(r.daily_limit_minor, currency),
+        priority: r.priority,
+        weight: r.weight,
+        enabled: r.enabled,
+        inflight_max: r.inflight_max,
+        health: HealthView {
+            breaker: match rt.health.breaker {
+                BreakerState::Closed => "closed",
+                BreakerState::Open { .. } => "open",
+                BreakerState::HalfOpen { .. } => "half_open",
+            },
+            calls,
+            failures,
+            success_rate: format!("{}.{:04}", ppm / 1_000_000, (ppm % 1_000_000) / 100),
+            mean_latency_ms: format!("{}.{:03}", latency_us / 1_000, latency_us % 1_000),
+            inflight: rt.health.inflight,
+            volume_today: format_minor(rt.health.volume_today(at), currency),
+        },
+    }
+}
+
+fn bad(param: &str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid("invalid_parameter", message).with_param(param.to_string())
+}
+
+/// An amount of the channel's currency, zero allowed.
+fn amount(text: &str, currency: Currency, param: &str) -> Result<i64, ApiError> {
+    match parse_amount(text, currency) {
+        Err(MoneyError::NotPositive(_)) if !text.starts_with('-') => Ok(0),
+        other => other.map_err(|e| {
+            ApiError::invalid("invalid_amount", e.to_string()).with_param(param.to_string())
+        }),
+    }
+}
+
+fn check_endpoint(url: &str) -> Result<(), ApiError> {
+    let ok = url.len() <= 256
+        && (url.starts_with("http://") || url.starts_with("https://"))
+        && url
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains(char::is_whitespace));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "endpoint",
+            "endpoint must be an http:// or https:// URL of at most 256 bytes",
+        ))
+    }
+}
+
+/// Applies an update's fields to `r`, checking the result as a whole.
+fn apply(r: &mut ChannelRecord, u: &UpdateChannel) -> Result<(), ApiError> {
+    let currency = Currency::from_numeric(r.currency).expect("stored channels carry a currency");
+    if let Some(e) = &u.endpoint {
+        check_endpoint(e)?;
+        r.endpoint = e.clone();
+    }
+    if let Some(f) = &u.fee_rate {
+        r.fee_rate_ppm = parse_fee_rate(f).map_err(|e| bad("fee_rate", e.to_string()))?;
+    }
+    if let Some(f) = &u.fee_fixed {
+        r.fee_fixed_minor = amount(f, currency, "fee_fixed")?;
+    }
+    if let Some(m) = &u.min_amount {
+        r.min_minor = amount(m, currency, "min_amount")?;
+    }
+    if let Some(m) = &u.max_amount {
+        r.max_minor = amount(m, currency, "max_amount")?;
+    }
+    if let Some(d) = &u.daily_limit {
+        r.daily_limit_minor = amount(d, currency, "daily_limit")?;
+    }
+    if let Some(p) = u.priority {
+        r.priority = p;
+    }
+    if let Some(w) = u.weight {
+        r.weight = w;
+    }
+    if let Some(e) = u.enabled {
+        r.enabled = e;
+    }
+    if let Some(i) = u.inflight_max {
+        r.inflight_max = i;
+    }
+    if r.min_minor > r.max_minor {
+        return Err(bad("min_amount", "min_amount is above max_amount"));
+    }
+    if !(1..=10_000).contains(&r.inflight_max) {
+        return Err(bad("inflight_max", "inflight_max must be 1 to 10000"));
+    }
+    if r.weight > 1_000_000 {
+        return Err(bad("weight", "weight must be at most 1000000"));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/channels", tag = "channels", request_body = CreateChannel,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "channel created", body = ChannelView),
+        (status = 409, description = "a channel with that name exists", body = crate::openapi::ErrorResponse),
+        crate::openapi::CreateErrors
+    ))]
+/// (admin) Adds a channel.
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth::admin(&req, &state.admin_token)?;
+    let (body, raw): (CreateChannel, _) = body::json(
+        &req,
+        payload,
+        state.limits,
+        &["fee_fixed", "min_amount", "max_amount", "daily_limit"],
+    )
+    .await?;
+    let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
+        idempotency::Begin::Replay(response) => return Ok(response),
+        idempotency::Begin::Proceed(guard) => guard,
+    };
+    if body.name.is_empty()
+        || body.name.len() > 64
+        || !body
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(bad("name", "name must be 1 to 64 of a-z, 0-9, _ and -"));
+    }
+    check_endpoint(&body.endpoint)?;
+    if body.methods.is_empty() || body.methods.iter().any(|m| m != "bank_card") {
+        return Err(bad(
+            "methods",
+            "methods must be [\"bank_card\"] (the only channel method so far)",
+        ));
+    }
+    let currency = parse_currency(&body.currency)?;
+    let store = state.store()?;
+    let ledger = state.ledger()?;
+    // Channel changes are rare: one at a time keeps names unique and the stored order of
+    // changes the same as the order they reach memory.
+    let _serial = state.channel_admin.lock().await;
+    if state.channels.len() >= CHANNELS_MAX {
+        return Err(bad("name", format!("at most {CHANNELS_MAX} channels")));
+    }
+    let id = new_id();
+    let mut record = ChannelRecord {
+        id,
+        name: body.name.clone(),
+        endpoint: body.endpoint.clone(),
+        currency: currency.numeric(),
+        bank_card: true,
+        fee_rate_ppm: 0,
+        fee_fixed_minor: 0,
+        min_minor: 1,
+        max_minor: 0,
+        daily_limit_minor: 0,
+        priority: body.priority.unwrap_or(100),
+        weight: body.weight.unwrap_or(1),
+        enabled: body.enabled.unwrap_or(true),
+        inflight_max: body.inflight_max.unwrap_or(64),
+        created_at_ns: now_ns(),
+    };
+    apply(
+        &mut record,
+        &UpdateChannel {
+            endpoint: None,
+            fee_rate: Some(body.fee_rate),
+            fee_fixed: body.fee_fixed,
+            min_amount: body.min_amount,
+            max_amount: Some(body.max_amount),
+            daily_limit: Some(body.daily_limit),
+            priority: None,
+            weight: None,
+            enabled: None,
+            inflight_max: None,
+        },
+    )?;
+    // Names are unique: claimed in memory against a concurrent twin, then checked durably.
+    let name_key = channel_name_key(&record.name);
+    let taken = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorType::InvalidRequestError,
+            "duplicate_channel_name",
+            format!("a channel named {:?} exists", body.name),
+        )
+        .with_param("name")
+    };
+    if records::read::<u128>(store, &name_key)?.is_some() {
+        return Err(taken());
+    }
+    let runtime = ChannelRuntime {
+        record: record.clone(),
+        health: ChannelHealth::new(BreakerConfig::default()),
+    };
+    let answer = serde_json::to_vec(&view(&runtime, Timestamp(now_ns())))
+        .expect("a channel view serializes");
+    let mut recs = vec![
+        (channel_key(id), records::encode(&record)),
+        (name_key, records::encode(&id)),
+    ];
+    recs.extend(
+        idem.as_ref()
+            .map(|g| g.record(StatusCode::CREATED, &answer)),
+    );
+    ledger.write_records(recs).await?;
+    state.channels.insert(id, Mutex::new(runtime));
+    Ok(idempotency::respond(StatusCode::CREATED, answer))
+}
+
+#[utoipa::path(get, path = "/v1/channels", tag = "channels",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "every channel with its live state, by name", body = ChannelList),
+        (status = 401, description = "not the operator", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready", body = crate::openapi::ErrorResponse)
+    ))]
+/// (admin) Lists the channels.
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &state.admin_token)?;
+    state.store()?;
+    let at = Timestamp(now_ns());
+    let mut data: Vec<ChannelView> = state
+        .channels
+        .iter()
+        .filter_map(|c| c.value().lock().ok().map(|rt| view(&rt, at)))
+        .collect();
+    data.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(HttpResponse::Ok().json(ChannelList { data }))
+}
+
+#[utoipa::path(patch, path = "/v1/channels/{id}", tag = "channels", request_body = UpdateChannel,
+    params(("id" = String, Path, description = "channel id (chn_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the channel as changed", body = ChannelView),
+        (status = 404, description = "unknown channel", body = crate::openapi::ErrorResponse),
+        crate::openapi::CreateErrors
+    ))]
+/// (admin) Changes a channel (enable, disable, fees, limits, priority, weight, endpoint).
+pub async fn update(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &state.admin_token)?;
+    let (body, _): (UpdateChannel, _) = body::json(
+        &req,
+        payload,
+        state.limits,
+        &["fee_fixed", "min_amount", "max_amount", "daily_limit"],
+    )
+    .await?;
+    let ledger = state.ledger()?;
+    let _serial = state.channel_admin.lock().await;
+    let not_found = || ApiError::not_found(format!("no channel {:?}", path.as_str()));
+    let id = parse_channel_id(&path).ok_or_else(not_found)?;
+    let mut record = {
+        let entry = state.channels.get(&id).ok_or_else(not_found)?;
+        let rt = entry
+            .lock()
+            .map_err(|_| ApiError::unavailable("channel state poisoned"))?;
+        rt.record.clone()
+    };
+    apply(&mut record, &body)?;
+    ledger
+        .write_records(vec![(channel_key(id), records::encode(&record))])
+        .await?;
+    let entry = state.channels.get(&id).ok_or_else(not_found)?;
+    let mut rt = entry
+        .lock()
+        .map_err(|_| ApiError::unavailable("channel state poisoned"))?;
+    rt.record = record;
+    Ok(HttpResponse::Ok().json(view(&rt, Timestamp(now_ns()))))
+}

@@ -53,7 +53,7 @@ enum ScenarioArg {
 struct RunArgs {
     #[arg(long, value_enum, default_value = "payd")]
     target: TargetKind,
-    /// payd's address (host:port).
+    /// payd's address: `host:port` or `http://host:port` (loopback or any reachable host).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
     /// The operator token, used for setup and checks.
@@ -149,7 +149,12 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<bool> {
+async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
+    if let Some(rest) = args.addr.strip_prefix("http://") {
+        args.addr = rest.trim_end_matches('/').to_string();
+    } else if args.addr.starts_with("https://") {
+        bail!("https targets are not supported yet (payd's TLS is issue #6)");
+    }
     let scenario = match args.scenario {
         ScenarioArg::Healthz => Scenario::Healthz,
         ScenarioArg::Uniform => Scenario::Uniform,

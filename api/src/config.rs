@@ -26,7 +26,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 14] = [
+pub const SETTINGS: [&str; 16] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -41,6 +41,8 @@ pub const SETTINGS: [&str; 14] = [
     "store_lock_wait_ms",
     "risk_rules_file",
     "card_key",
+    "channel_timeout_ms",
+    "routing_policy",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -77,6 +79,11 @@ pub struct Config {
     /// AES-256 key (64 hex digits) sealing card data at rest. Unset: generated on first
     /// start into `<data_dir>/card_key` (mode 0600); production sets it from a secret store.
     pub card_key: Option<Secret>,
+    /// How long a channel may take to answer a charge before it counts as "no answer" (the
+    /// payment then stays processing and is resolved by asking the same channel).
+    pub channel_timeout_ms: u64,
+    /// How the router ranks channels: cost, success_rate, latency, priority, weighted_split.
+    pub routing_policy: String,
 }
 
 impl Default for Config {
@@ -96,6 +103,8 @@ impl Default for Config {
             store_lock_wait_ms: 60_000,
             risk_rules_file: None,
             card_key: None,
+            channel_timeout_ms: 5_000,
+            routing_policy: "cost".to_string(),
         }
     }
 }
@@ -190,6 +199,18 @@ impl Config {
             crate::risk::load(path, self.currency_checked()?)
                 .map_err(|e| format!("risk_rules_file: {e}"))?;
         }
+        if !(50..=120_000).contains(&self.channel_timeout_ms) {
+            return Err(format!(
+                "channel_timeout_ms: {} is outside 50..=120000",
+                self.channel_timeout_ms
+            ));
+        }
+        if parse_policy(&self.routing_policy).is_none() {
+            return Err(format!(
+                "routing_policy: {:?} is not cost, success_rate, latency, priority or weighted_split",
+                self.routing_policy
+            ));
+        }
         if let Some(key) = &self.card_key {
             crate::vault::check_key(&key.0).map_err(|e| format!("card_key: {e}"))?;
         }
@@ -220,9 +241,29 @@ impl Config {
         }
     }
 
+    pub fn channel_timeout(&self) -> Duration {
+        Duration::from_millis(self.channel_timeout_ms)
+    }
+
+    pub fn policy(&self) -> engine::routing::Policy {
+        parse_policy(&self.routing_policy).expect("validated")
+    }
+
     pub fn currency(&self) -> Currency {
         Currency::from_code(&self.default_currency).expect("validated")
     }
+}
+
+fn parse_policy(text: &str) -> Option<engine::routing::Policy> {
+    use engine::routing::Policy;
+    Some(match text {
+        "cost" => Policy::Cost,
+        "success_rate" => Policy::SuccessRate,
+        "latency" => Policy::Latency,
+        "priority" => Policy::Priority,
+        "weighted_split" => Policy::WeightedSplit,
+        _ => return None,
+    })
 }
 
 /// A bearer token must be 16–255 visible ASCII characters.

@@ -128,6 +128,25 @@ pub struct Payment {
     pub created_at_ns: u64,
     /// `None` only in payments made before risk scoring existed.
     pub risk: Tail<Option<RiskRecord>>,
+    /// A bank-card payment: the card and its way through the channels.
+    pub card: Tail<Option<CardPayment>>,
+}
+
+/// How a card payment went through the channels.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct CardPayment {
+    pub token: u128,
+    pub brand: String,
+    pub last4: String,
+    /// The channel of the current (or last) attempt, its name and our request id there.
+    pub channel: Option<(u128, String)>,
+    pub request_id: Option<String>,
+    /// The channel's fee on this payment (a cost to the platform).
+    pub channel_fee: i64,
+    /// (channel name, outcome) of each attempt, in order.
+    pub attempts: Vec<(String, String)>,
+    /// Channels left out and why, when routing found none.
+    pub excluded: Vec<(String, String)>,
 }
 
 pub fn merchant_key(id: u128) -> Vec<u8> {

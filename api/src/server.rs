@@ -122,6 +122,11 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         review_claims: Default::default(),
         vault,
         channels: Default::default(),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?,
         channel_admin: Default::default(),
         config: config.clone(),
     });

@@ -38,6 +38,8 @@ pub struct AppState {
     >,
     /// Serializes channel configuration changes.
     pub channel_admin: tokio::sync::Mutex<()>,
+    /// HTTP client for channels (bounded pool; per-call timeout `channel_timeout_ms`).
+    pub http: reqwest::Client,
     /// Seals card data at rest (key from `card_key`).
     pub vault: crate::vault::Vault,
     /// The risk scorer and its velocity memory. A mutex, not an actor: scoring is ~2 µs of

@@ -7,94 +7,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{read_response, try_request, Response};
+use common::{json_request, read_response, try_request, Response, Sim};
 use serde_json::{json, Value};
-
-struct Sim {
-    child: Child,
-    control: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-impl Sim {
-    fn start(channels: &[&str]) -> Sim {
-        let control = free_addr();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_channel-sim"));
-        cmd.args(["--listen", &control]);
-        for c in channels {
-            cmd.args(["--channel", c]);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sim = Sim { child, control };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while try_request(&sim.control, "GET", "/_sim/channels", &[], b"").is_err() {
-            assert!(Instant::now() < deadline, "channel-sim did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        sim
-    }
-
-    fn put(&self, name: &str, settings: Value) -> Value {
-        let r = json_request(
-            &self.control,
-            "PUT",
-            &format!("/_sim/channels/{name}"),
-            &settings,
-        );
-        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-        r.json()
-    }
-
-    /// The channel's address (host:port).
-    fn addr(&self, name: &str) -> String {
-        self.put(name, json!({}))["url"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("http://")
-            .to_string()
-    }
-
-    fn records(&self, name: &str) -> Vec<Value> {
-        let r = try_request(
-            &self.control,
-            "GET",
-            &format!("/_sim/channels/{name}/records"),
-            &[],
-            b"",
-        )
-        .unwrap();
-        r.json()["data"].as_array().unwrap().clone()
-    }
-}
-
-fn json_request(addr: &str, method: &str, path: &str, body: &Value) -> Response {
-    try_request(
-        addr,
-        method,
-        path,
-        &[("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
-    )
-    .unwrap()
-}
 
 fn charge(addr: &str, id: &str, amount: i64, notify: Option<&str>) -> Response {
     json_request(

@@ -66,6 +66,21 @@ impl AccountId {
         AccountId((0xffff_ffff_u128 << 96) | ((role as u128) << 16) | currency_numeric as u128)
     }
 
+    /// The platform's account for `role` at channel number `channel` (1 and up) in a
+    /// currency. Channel 0 is [`AccountId::platform`]'s layout.
+    pub const fn platform_at_channel(
+        role: PlatformRole,
+        channel: u32,
+        currency_numeric: u16,
+    ) -> AccountId {
+        AccountId(
+            (0xffff_ffff_u128 << 96)
+                | ((channel as u128) << 32)
+                | ((role as u128) << 16)
+                | currency_numeric as u128,
+        )
+    }
+
     /// One of the platform's own accounts (see [`AccountId::platform`]).
     pub const fn is_platform(self) -> bool {
         self.0 >> 96 == 0xffff_ffff
@@ -81,6 +96,11 @@ pub enum PlatformRole {
     CustomerFunds = 1,
     /// The platform's fee income.
     FeeIncome = 2,
+    /// What a channel owes us for charges it made (our position at it), net of its fee.
+    /// Minus that amount: like customer funds, it mirrors money held elsewhere.
+    ChannelReceivable = 3,
+    /// Fees channels take: a cost.
+    ChannelFees = 4,
 }
 
 /// Nanoseconds since the Unix epoch, given to the engine by its caller (the engine has no

@@ -93,6 +93,42 @@ impl Transfer {
         }
     }
 
+    /// A card payment charged by a channel: the channel owes `amount - channel_fee`
+    /// (`receivable`), its fee is a cost (`channel_fees`), the merchant gets
+    /// `amount - platform_fee` and the platform `platform_fee`. A zero leg is left out.
+    #[allow(clippy::too_many_arguments)]
+    pub fn channel_payment(
+        id: TransferId,
+        receivable: AccountId,
+        channel_fees: AccountId,
+        merchant: AccountId,
+        fee_account: AccountId,
+        currency: Currency,
+        (amount, channel_fee, platform_fee): (i64, i64, i64),
+        timestamp: Timestamp,
+    ) -> Transfer {
+        let legs = [
+            (receivable, channel_fee.checked_sub(amount).unwrap_or(0)),
+            (channel_fees, channel_fee.checked_neg().unwrap_or(0)),
+            (merchant, amount.checked_sub(platform_fee).unwrap_or(0)),
+            (fee_account, platform_fee),
+        ];
+        Transfer {
+            id,
+            kind: TransferKind::Payment,
+            postings: legs
+                .into_iter()
+                .filter(|(_, a)| *a != 0)
+                .map(|(account, amount)| Posting {
+                    account,
+                    currency,
+                    amount,
+                })
+                .collect(),
+            timestamp,
+        }
+    }
+
     /// A two-legged movement of `amount` from `from` to `to`.
     pub fn between(
         id: TransferId,

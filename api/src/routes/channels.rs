@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bincode::{Decode, Encode};
 use engine::money::{format_fee_rate, format_minor, parse_amount, parse_fee_rate, MoneyError};
 use engine::routing::{BreakerConfig, BreakerState, ChannelHealth, ChannelSpec, Method};
-use engine::{Currency, Timestamp};
+use engine::{AccountId, Currency, PlatformRole, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::accounts::parse_currency;
@@ -31,6 +31,8 @@ pub const CHANNELS_MAX: usize = 1_000;
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct ChannelRecord {
     pub id: u128,
+    /// 1, 2, …: numbers the channel's platform accounts (receivable, fees).
+    pub number: u32,
     pub name: String,
     pub endpoint: String,
     /// ISO numeric code of the one currency it takes (limits are in its minor units).
@@ -188,6 +190,9 @@ pub struct ChannelView {
     weight: u32,
     enabled: bool,
     inflight_max: u32,
+    /// Our position at the channel: what it owes us for the charges it made, net of its
+    /// fees (the receivable account's balance, sign flipped).
+    position: String,
     /// Live state over the breaker's window.
     health: HealthView,
 }
@@ -212,7 +217,7 @@ pub struct ChannelList {
     data: Vec<ChannelView>,
 }
 
-fn view(rt: &ChannelRuntime, at: Timestamp) -> ChannelView {
+fn view(rt: &ChannelRuntime, at: Timestamp, position: i64) -> ChannelView {
     let r = &rt.record;
     let currency = Currency::from_numeric(r.currency).expect("stored channels carry a currency");
     let (calls, failures, latency_us) = rt.health.stats(at);
@@ -236,6 +241,7 @@ fn view(rt: &ChannelRuntime, at: Timestamp) -> ChannelView {
         weight: r.weight,
         enabled: r.enabled,
         inflight_max: r.inflight_max,
+        position: format_minor(position.checked_neg().unwrap_or(i64::MAX), currency),
         health: HealthView {
             breaker: match rt.health.breaker {
                 BreakerState::Closed => "closed",
@@ -380,8 +386,16 @@ pub async fn create(
         return Err(bad("name", format!("at most {CHANNELS_MAX} channels")));
     }
     let id = new_id();
+    let number = state
+        .channels
+        .iter()
+        .filter_map(|c| c.value().lock().ok().map(|rt| rt.record.number))
+        .max()
+        .unwrap_or(0)
+        + 1;
     let mut record = ChannelRecord {
         id,
+        number,
         name: body.name.clone(),
         endpoint: body.endpoint.clone(),
         currency: currency.numeric(),
@@ -426,11 +440,19 @@ pub async fn create(
     if records::read::<u128>(store, &name_key)?.is_some() {
         return Err(taken());
     }
+    // Its position (receivable) and its fees (a cost) are platform accounts of any sign.
+    for role in [PlatformRole::ChannelReceivable, PlatformRole::ChannelFees] {
+        let account = AccountId::platform_at_channel(role, number, currency.numeric());
+        match ledger.create_account(account, currency, i64::MAX).await? {
+            Ok(_) | Err(engine::Reject::AccountExists(_)) => {}
+            Err(other) => return Err(ApiError::invalid(other.code(), other.to_string())),
+        }
+    }
     let runtime = ChannelRuntime {
         record: record.clone(),
         health: ChannelHealth::new(BreakerConfig::default()),
     };
-    let answer = serde_json::to_vec(&view(&runtime, Timestamp(now_ns())))
+    let answer = serde_json::to_vec(&view(&runtime, Timestamp(now_ns()), 0))
         .expect("a channel view serializes");
     let mut recs = vec![
         (channel_key(id), records::encode(&record)),
@@ -455,12 +477,41 @@ pub async fn create(
 /// (admin) Lists the channels.
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     auth::admin(&req, &state.admin_token)?;
-    state.store()?;
+    let ledger = state.ledger()?;
     let at = Timestamp(now_ns());
+    let accounts: Vec<(u128, AccountId)> = state
+        .channels
+        .iter()
+        .filter_map(|c| {
+            c.value().lock().ok().map(|rt| {
+                let r = &rt.record;
+                (
+                    r.id,
+                    AccountId::platform_at_channel(
+                        PlatformRole::ChannelReceivable,
+                        r.number,
+                        r.currency,
+                    ),
+                )
+            })
+        })
+        .collect();
+    let mut positions = std::collections::HashMap::new();
+    for (id, account) in accounts {
+        let balance = ledger
+            .account(account)
+            .await?
+            .map(|a| a.account.balance)
+            .unwrap_or(0);
+        positions.insert(id, balance);
+    }
     let mut data: Vec<ChannelView> = state
         .channels
         .iter()
-        .filter_map(|c| c.value().lock().ok().map(|rt| view(&rt, at)))
+        .filter_map(|c| {
+            let position = positions.get(c.key()).copied().unwrap_or(0);
+            c.value().lock().ok().map(|rt| view(&rt, at, position))
+        })
         .collect();
     data.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(HttpResponse::Ok().json(ChannelList { data }))
@@ -504,10 +555,27 @@ pub async fn update(
     ledger
         .write_records(vec![(channel_key(id), records::encode(&record))])
         .await?;
+    let receivable = AccountId::platform_at_channel(
+        PlatformRole::ChannelReceivable,
+        record.number,
+        record.currency,
+    );
+    {
+        let entry = state.channels.get(&id).ok_or_else(not_found)?;
+        let mut rt = entry
+            .lock()
+            .map_err(|_| ApiError::unavailable("channel state poisoned"))?;
+        rt.record = record;
+    }
+    // No lock is held across an await: the channel's state is read again after it.
+    let position = ledger
+        .account(receivable)
+        .await?
+        .map(|a| a.account.balance)
+        .unwrap_or(0);
     let entry = state.channels.get(&id).ok_or_else(not_found)?;
-    let mut rt = entry
+    let rt = entry
         .lock()
         .map_err(|_| ApiError::unavailable("channel state poisoned"))?;
-    rt.record = record;
-    Ok(HttpResponse::Ok().json(view(&rt, Timestamp(now_ns()))))
+    Ok(HttpResponse::Ok().json(view(&rt, Timestamp(now_ns()), position)))
 }

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource.
 
 pub mod accounts;
+pub mod card_payments;
 pub mod cards;
 pub mod channels;
 pub mod health;

@@ -76,20 +76,48 @@ pub struct ReviewDecision {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentMethod {
-    /// Only "balance" so far.
+    /// "balance" (an account here) or "bank_card" (a card token, charged through a channel).
     #[serde(rename = "type")]
-    #[schema(pattern = r"^balance$")]
+    #[schema(pattern = r"^(balance|bank_card)$")]
     kind: String,
     /// The payer's account (required for "balance").
     #[schema(pattern = r"^acct_[0-9a-f]{32}$")]
     account_id: Option<String>,
+    /// The card's token from `POST /v1/cards` (required for "bank_card").
+    #[schema(pattern = r"^tok_[0-9a-f]{32}$")]
+    card_token: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct MethodView {
     #[serde(rename = "type")]
     kind: &'static str,
-    account_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    brand: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last4: Option<String>,
+}
+
+/// (extension) How a card payment went through the channels.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RoutingView {
+    /// The channel of the current or last attempt.
+    channel: Option<String>,
+    /// Each attempt: the channel and what happened (charged, declined, channel_error,
+    /// connection_refused, no_answer, status_sync).
+    attempts: Vec<AttemptView>,
+    /// Channels left out and why (disabled, breaker_open, daily_limit_reached, …).
+    excluded: Vec<AttemptView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    channel: String,
+    outcome: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -109,6 +137,8 @@ pub struct PaymentView {
     refunded_amount: String,
     created_at: String,
     risk: Option<RiskView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routing: Option<RoutingView>,
 }
 
 /// `GET /v1/payments?out_trade_no=…`.
@@ -147,9 +177,21 @@ pub fn view(p: &Payment) -> PaymentView {
         failure_code: p.failure_code.clone(),
         fee: format_minor(p.fee, currency),
         net_amount: format_minor(p.amount - p.fee, currency),
-        payment_method: MethodView {
-            kind: "balance",
-            account_id: p.payer.to_string(),
+        payment_method: match p.card.0.as_ref() {
+            None => MethodView {
+                kind: "balance",
+                account_id: Some(p.payer.to_string()),
+                card_token: None,
+                brand: None,
+                last4: None,
+            },
+            Some(c) => MethodView {
+                kind: "bank_card",
+                account_id: None,
+                card_token: Some(super::cards::card_token_text(c.token)),
+                brand: Some(c.brand.clone()),
+                last4: Some(c.last4.clone()),
+            },
         },
         description: p.description.clone(),
         metadata: p.metadata.iter().cloned().collect(),
@@ -166,6 +208,21 @@ pub fn view(p: &Payment) -> PaymentView {
             review: r
                 .reviewed
                 .map(|(approved, _)| if approved { "approve" } else { "reject" }),
+        }),
+        routing: p.card.0.as_ref().map(|c| {
+            let pairs = |v: &[(String, String)]| {
+                v.iter()
+                    .map(|(channel, outcome)| AttemptView {
+                        channel: channel.clone(),
+                        outcome: outcome.clone(),
+                    })
+                    .collect()
+            };
+            RoutingView {
+                channel: c.channel.as_ref().map(|(_, name)| name.clone()),
+                attempts: pairs(&c.attempts),
+                excluded: pairs(&c.excluded),
+            }
         }),
     }
 }
@@ -222,6 +279,14 @@ fn failure_code(reject: Reject) -> String {
     }
 }
 
+/// Where the money comes from.
+enum Source {
+    /// An account here (its id as sent).
+    Balance(String),
+    /// A tokenized card, charged through a channel.
+    Card(Box<records::Card>),
+}
+
 /// Removes an out_trade_no claim when the request finishes, however it finishes.
 struct Claim<'a>(&'a AppState, Vec<u8>);
 
@@ -255,23 +320,49 @@ pub async fn create(
     check_out_trade_no(&body.out_trade_no)?;
     let currency = parse_currency(&body.currency)?;
     let amount = parse_positive(&body.amount, currency, "amount")?;
-    if body.payment_method.kind != "balance" {
-        return Err(ApiError::invalid(
-            "invalid_parameter",
-            format!(
-                "payment_method.type {:?} is not supported; use \"balance\"",
-                body.payment_method.kind
+    let method = match body.payment_method.kind.as_str() {
+        "balance" => {
+            let text = body.payment_method.account_id.clone().ok_or_else(|| {
+                ApiError::invalid(
+                    "parameter_missing",
+                    "a balance payment needs payment_method.account_id",
+                )
+                .with_param("payment_method.account_id")
+            })?;
+            Source::Balance(text)
+        }
+        "bank_card" => {
+            let text = body.payment_method.card_token.clone().ok_or_else(|| {
+                ApiError::invalid(
+                    "parameter_missing",
+                    "a bank_card payment needs payment_method.card_token",
+                )
+                .with_param("payment_method.card_token")
+            })?;
+            let not_found = || {
+                ApiError::not_found(format!("no card {text:?}"))
+                    .with_param("payment_method.card_token")
+            };
+            let token = super::cards::parse_card_token(&text).ok_or_else(not_found)?;
+            let card = records::read::<records::Card>(store, &records::card_key(token))?
+                .filter(|c| c.merchant == merchant.id)
+                .ok_or_else(not_found)?;
+            if super::cards::expired(card.exp_month, card.exp_year, now_ns()) {
+                return Err(ApiError::invalid("card_expired", "the card has expired")
+                    .with_param("payment_method.card_token"));
+            }
+            Source::Card(Box::new(card))
+        }
+        other => {
+            return Err(ApiError::invalid(
+                "invalid_parameter",
+                format!(
+                "payment_method.type {other:?} is not supported; use \"balance\" or \"bank_card\""
             ),
-        )
-        .with_param("payment_method.type"));
-    }
-    let payer_text = body.payment_method.account_id.as_deref().ok_or_else(|| {
-        ApiError::invalid(
-            "parameter_missing",
-            "a balance payment needs payment_method.account_id",
-        )
-        .with_param("payment_method.account_id")
-    })?;
+            )
+            .with_param("payment_method.type"))
+        }
+    };
     check_text(&body.description, "description")?;
     let payer_ip = body
         .payer_ip
@@ -299,12 +390,6 @@ pub async fn create(
     let metadata = body.metadata.unwrap_or_default();
     check_metadata(&metadata)?;
     let ledger = state.ledger()?;
-    let not_found = || {
-        ApiError::not_found(format!("no account {payer_text:?}"))
-            .with_param("payment_method.account_id")
-    };
-    let payer = AccountId::parse(payer_text).ok_or_else(not_found)?;
-    let payer_account = ledger.account(payer).await?.ok_or_else(not_found)?;
     if merchant.currency != currency.numeric() {
         let settles = Currency::from_numeric(merchant.currency)
             .map(|c| c.code())
@@ -315,16 +400,37 @@ pub async fn create(
         )
         .with_param("currency"));
     }
-    if payer_account.account.currency != currency {
-        return Err(ApiError::invalid(
-            "invalid_currency",
-            format!(
-                "the payer's account is in {}, not {currency}",
-                payer_account.account.currency
-            ),
-        )
-        .with_param("currency"));
-    }
+    // A balance payment's payer account; a card payment has none (the channel is paid).
+    let (payer, payer_created_at) = match &method {
+        Source::Balance(payer_text) => {
+            let not_found = || {
+                ApiError::not_found(format!("no account {payer_text:?}"))
+                    .with_param("payment_method.account_id")
+            };
+            let payer = AccountId::parse(payer_text).ok_or_else(not_found)?;
+            let payer_account = ledger.account(payer).await?.ok_or_else(not_found)?;
+            if payer_account.account.currency != currency {
+                return Err(ApiError::invalid(
+                    "invalid_currency",
+                    format!(
+                        "the payer's account is in {}, not {currency}",
+                        payer_account.account.currency
+                    ),
+                )
+                .with_param("currency"));
+            }
+            (payer, Some(payer_account.account.created_at))
+        }
+        Source::Card(_) => (AccountId(0), None),
+    };
+    let card_facts = match &method {
+        Source::Card(card) => Some(engine::risk::CardFacts {
+            fingerprint: card.fingerprint,
+            bin: card.bin,
+            first_seen: Timestamp(card.created_at_ns),
+        }),
+        Source::Balance(_) => None,
+    };
 
     // out_trade_no: claimed in memory against a concurrent twin, then checked in the store.
     let index_key = records::out_trade_no_key(merchant.id, &body.out_trade_no);
@@ -352,9 +458,9 @@ pub async fn create(
             merchant_category: merchant.category.0.as_deref().unwrap_or("general"),
             amount_minor: amount,
             currency,
-            payer: Some(payer),
-            payer_created_at: Some(payer_account.account.created_at),
-            card: None,
+            payer: payer_created_at.map(|_| payer),
+            payer_created_at,
+            card: card_facts,
             ip: payer_ip,
             device: body.device_id.as_deref(),
         });
@@ -387,6 +493,15 @@ pub async fn create(
                 .collect(),
             reviewed: None,
         })),
+        card: records::Tail(match &method {
+            Source::Card(card) => Some(records::CardPayment {
+                token: card.token,
+                brand: card.brand.clone(),
+                last4: card.last4.clone(),
+                ..Default::default()
+            }),
+            Source::Balance(_) => None,
+        }),
     };
     let parties = PaymentParties {
         payer,
@@ -417,6 +532,19 @@ pub async fn create(
         }
         let (records, body) = records_for(&payment);
         ledger.write_records(records).await?;
+        return Ok(idempotency::respond(StatusCode::CREATED, body));
+    }
+    if payment.card.0.is_some() {
+        // Through the channels: the index is written with the first attempt's record, the
+        // idempotency record with the answer.
+        payment.status = PaymentStatus::Processing;
+        ledger
+            .write_records(vec![(index_key.clone(), records::encode(&id))])
+            .await?;
+        let answer_of = |p: &Payment| records_for(p).0;
+        let done =
+            super::card_payments::charge(&state, payment, merchant.account, &answer_of).await?;
+        let body = serde_json::to_vec(&view(&done)).expect("a payment view serializes");
         return Ok(idempotency::respond(StatusCode::CREATED, body));
     }
     let (records, mut answer) = records_for(&payment);
@@ -582,6 +710,18 @@ pub async fn review(
             .write_records(vec![(key, records::encode(&payment))])
             .await?;
         return Ok(HttpResponse::Ok().json(view(&payment)));
+    }
+    if payment.card.0.is_some() {
+        let merchant = records::read::<records::Merchant>(
+            state.store()?,
+            &records::merchant_key(payment.merchant),
+        )?
+        .ok_or_else(|| ApiError::unavailable("a stored payment's merchant is missing"))?;
+        let key = records::payment_key(id);
+        let answer_of = |p: &Payment| vec![(key.clone(), records::encode(p))];
+        let done =
+            super::card_payments::charge(&state, payment, merchant.account, &answer_of).await?;
+        return Ok(HttpResponse::Ok().json(view(&done)));
     }
     let currency = Currency::from_numeric(payment.currency)
         .ok_or_else(|| ApiError::unavailable("a stored payment has an unknown currency"))?;

@@ -141,6 +141,14 @@ pub async fn create(
             .ok_or_else(|| ApiError::unavailable("an indexed refund is missing"))?;
         return Ok(HttpResponse::Ok().json(view(&refund, currency)));
     }
+    if payment.card.0.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorType::InvalidRequestError,
+            "payment_not_refundable",
+            "refunds of card payments go back through their channel; not supported yet",
+        ));
+    }
     if payment.status != PaymentStatus::Succeeded {
         return Err(conflict(
             "payment_not_refundable",

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+
 pub const ADMIN: &str = "adm_test_token_0123456789abcdef";
 
 pub struct Payd {
@@ -335,4 +337,88 @@ pub fn read_response(stream: TcpStream) -> std::io::Result<Response> {
         headers,
         body,
     })
+}
+
+/// A running `channel-sim`.
+pub struct Sim {
+    pub child: Child,
+    pub control: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+impl Sim {
+    pub fn start(channels: &[&str]) -> Sim {
+        let control = free_addr();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_channel-sim"));
+        cmd.args(["--listen", &control]);
+        for c in channels {
+            cmd.args(["--channel", c]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sim = Sim { child, control };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while try_request(&sim.control, "GET", "/_sim/channels", &[], b"").is_err() {
+            assert!(Instant::now() < deadline, "channel-sim did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sim
+    }
+
+    pub fn put(&self, name: &str, settings: Value) -> Value {
+        let r = json_request(
+            &self.control,
+            "PUT",
+            &format!("/_sim/channels/{name}"),
+            &settings,
+        );
+        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+        r.json()
+    }
+
+    /// The channel's address (host:port).
+    pub fn addr(&self, name: &str) -> String {
+        self.put(name, json!({}))["url"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("http://")
+            .to_string()
+    }
+
+    pub fn records(&self, name: &str) -> Vec<Value> {
+        let r = try_request(
+            &self.control,
+            "GET",
+            &format!("/_sim/channels/{name}/records"),
+            &[],
+            b"",
+        )
+        .unwrap();
+        r.json()["data"].as_array().unwrap().clone()
+    }
+}
+
+pub fn json_request(addr: &str, method: &str, path: &str, body: &Value) -> Response {
+    try_request(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .unwrap()
 }

@@ -1,0 +1,353 @@
+//! Bank-card payments through the channels (issue #5): route, then for each ranked channel
+//! write the attempt durably, call the channel, and act on what it says — charged (one
+//! ledger unit: receivable, channel fee, merchant net, platform fee), declined (final),
+//! technical failure (definitely not charged: fail over to the next), or no answer (stay
+//! `processing` and ask the same channel until it says; never charge elsewhere).
+
+use std::time::{Duration, Instant};
+
+use engine::routing::{route, CallResult, Candidate, Method, RouteRequest};
+use engine::{AccountId, Currency, PlatformRole, Timestamp, Transfer, TransferId};
+
+use super::payments::payment_id_text;
+use crate::channel_sim::{ChargeAnswer, ChargeRequest, ChargeStatus};
+use crate::error::ApiError;
+use crate::records::{self, Payment, PaymentStatus};
+use crate::state::{now_ns, AppState};
+
+/// Records to write with a payment state (key, value).
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// How often, and how many times, a charge with no answer is asked about.
+const SYNC_EVERY: Duration = Duration::from_millis(500);
+const SYNC_ATTEMPTS: u32 = 7_200;
+
+/// One channel to try, as routing ranked it.
+#[derive(Clone)]
+struct Call {
+    id: u128,
+    name: String,
+    endpoint: String,
+    number: u32,
+    fee: i64,
+}
+
+enum Outcome {
+    Charged(ChargeAnswer),
+    Declined,
+    /// Definitely not charged (refused, technical error).
+    Failed(&'static str),
+    /// No answer: it may or may not have charged.
+    Unknown,
+}
+
+/// The ranked channels for `payment` (and the reasons of those left out), starting the
+/// first one's bulkhead slot is left to the caller.
+fn plan(
+    state: &AppState,
+    payment: &Payment,
+    currency: Currency,
+) -> (Vec<Call>, Vec<(String, String)>) {
+    let mut ids: Vec<u128> = state.channels.iter().map(|e| *e.key()).collect();
+    ids.sort_unstable();
+    let refs: Vec<_> = ids.iter().filter_map(|id| state.channels.get(id)).collect();
+    let mut locked: Vec<_> = refs.iter().filter_map(|r| r.value().lock().ok()).collect();
+    let specs: Vec<_> = locked.iter().map(|rt| rt.record.spec()).collect();
+    let mut candidates: Vec<Candidate> = specs
+        .iter()
+        .zip(locked.iter_mut())
+        .map(|(spec, rt)| Candidate {
+            spec,
+            health: &mut rt.health,
+        })
+        .collect();
+    let req = RouteRequest {
+        method: Method::BankCard,
+        currency,
+        amount_minor: payment.amount,
+        at: Timestamp(now_ns()),
+        draw: rand::random(),
+    };
+    let routed = route(&mut candidates, &req, state.config.policy());
+    let calls = routed
+        .ranked
+        .iter()
+        .map(|&i| {
+            let r = &locked[i].record;
+            Call {
+                id: r.id,
+                name: r.name.clone(),
+                endpoint: r.endpoint.clone(),
+                number: r.number,
+                fee: specs[i].fee(payment.amount),
+            }
+        })
+        .collect();
+    let excluded = routed
+        .excluded
+        .iter()
+        .map(|&(i, why)| (specs[i].name.clone(), why.code().to_string()))
+        .collect();
+    (calls, excluded)
+}
+
+fn with_health(
+    state: &AppState,
+    channel: u128,
+    f: impl FnOnce(&mut engine::routing::ChannelHealth),
+) {
+    if let Some(entry) = state.channels.get(&channel) {
+        if let Ok(mut rt) = entry.lock() {
+            f(&mut rt.health);
+        }
+    }
+}
+
+async fn call(state: &AppState, c: &Call, payment: &Payment, request_id: &str) -> Outcome {
+    let currency = Currency::from_numeric(payment.currency)
+        .map(|c| c.code())
+        .unwrap_or("?");
+    let started = Instant::now();
+    with_health(state, c.id, |h| h.start());
+    let sent = state
+        .http
+        .post(format!("{}/charges", c.endpoint.trim_end_matches('/')))
+        .timeout(state.config.channel_timeout())
+        .json(&ChargeRequest {
+            request_id: request_id.to_string(),
+            amount_minor: payment.amount,
+            currency: currency.to_string(),
+            instrument: payment
+                .card
+                .0
+                .as_ref()
+                .map(|card| super::cards::card_token_text(card.token))
+                .unwrap_or_default(),
+            notify_url: None,
+        })
+        .send()
+        .await;
+    let outcome = match sent {
+        Ok(resp) if resp.status().is_success() => match resp.json::<ChargeAnswer>().await {
+            Ok(a) if a.status == ChargeStatus::Succeeded && a.amount_minor == payment.amount => {
+                Outcome::Charged(a)
+            }
+            Ok(a) if a.status == ChargeStatus::Declined => Outcome::Declined,
+            // An answer we cannot trust: ask again later rather than guess.
+            _ => Outcome::Unknown,
+        },
+        // The channel answered that it did not charge (technical error, bad request).
+        Ok(_) => Outcome::Failed("channel_error"),
+        Err(e) if e.is_connect() => Outcome::Failed("connection_refused"),
+        Err(_) => Outcome::Unknown,
+    };
+    let (result, charged) = match &outcome {
+        Outcome::Charged(a) => (CallResult::Answered, a.amount_minor),
+        Outcome::Declined => (CallResult::Answered, 0),
+        Outcome::Failed(_) | Outcome::Unknown => (CallResult::Failed, 0),
+    };
+    let latency = started.elapsed().as_micros() as u64;
+    with_health(state, c.id, |h| {
+        h.finish(Timestamp(now_ns()), result, latency, charged)
+    });
+    outcome
+}
+
+/// Records the charge: the payment `succeeded` and the postings, in one durable unit with
+/// `extra` records (the idempotency record).
+async fn book(
+    state: &AppState,
+    payment: &mut Payment,
+    merchant_account: AccountId,
+    channel_number: u32,
+    extra: Records,
+) -> Result<(), ApiError> {
+    let currency = Currency::from_numeric(payment.currency)
+        .ok_or_else(|| ApiError::unavailable("a payment with an unknown currency"))?;
+    let channel_fee = payment.card.0.as_ref().map(|c| c.channel_fee).unwrap_or(0);
+    let transfer = Transfer::channel_payment(
+        TransferId(payment.id),
+        AccountId::platform_at_channel(
+            PlatformRole::ChannelReceivable,
+            channel_number,
+            currency.numeric(),
+        ),
+        AccountId::platform_at_channel(
+            PlatformRole::ChannelFees,
+            channel_number,
+            currency.numeric(),
+        ),
+        merchant_account,
+        AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
+        currency,
+        (payment.amount, channel_fee, payment.fee),
+        Timestamp(0),
+    );
+    payment.status = PaymentStatus::Succeeded;
+    let mut recs = vec![(records::payment_key(payment.id), records::encode(&*payment))];
+    recs.extend(extra);
+    match state.ledger()?.transfer_with(transfer, recs).await? {
+        Ok(_) => Ok(()),
+        Err(reject) => {
+            // The customer was charged but the ledger refuses the credit (the merchant's
+            // account was frozen or closed meanwhile): keep it processing for an operator,
+            // with the reason, rather than pretend either way.
+            payment.status = PaymentStatus::Processing;
+            payment.failure_code = Some(format!("charged_but_{}", reject.code()));
+            tracing::error!(payment = %payment_id_text(payment.id), %reject, "charged by the channel but refused by the ledger");
+            write(state, payment, vec![]).await
+        }
+    }
+}
+
+async fn write(
+    state: &AppState,
+    payment: &Payment,
+    extra: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<(), ApiError> {
+    let mut recs = vec![(records::payment_key(payment.id), records::encode(payment))];
+    recs.extend(extra);
+    state.ledger()?.write_records(recs).await?;
+    Ok(())
+}
+
+fn fail(payment: &mut Payment, code: &str) {
+    payment.status = PaymentStatus::Failed;
+    payment.failure_code = Some(code.to_string());
+    payment.fee = 0;
+}
+
+/// Runs a card payment (in `Processing`, with its card) through the channels. `answer_of`
+/// renders the answer for a payment state and the idempotency record to write with it.
+/// Returns the payment as it stands when the caller should answer.
+pub async fn charge(
+    state: &actix_web::web::Data<AppState>,
+    mut payment: Payment,
+    merchant_account: AccountId,
+    answer_of: &dyn Fn(&Payment) -> Records,
+) -> Result<Payment, ApiError> {
+    let currency = Currency::from_numeric(payment.currency)
+        .ok_or_else(|| ApiError::unavailable("a payment with an unknown currency"))?;
+    let (calls, excluded) = plan(state, &payment, currency);
+    if let Some(card) = payment.card.0.as_mut() {
+        card.excluded = excluded;
+    }
+    for (n, c) in calls.iter().enumerate() {
+        let request_id = format!("{}-{}", payment_id_text(payment.id), n + 1);
+        if let Some(card) = payment.card.0.as_mut() {
+            card.channel = Some((c.id, c.name.clone()));
+            card.request_id = Some(request_id.clone());
+            card.channel_fee = c.fee;
+        }
+        // Durable before the channel can move money: a crash from here on leaves a record
+        // that names the channel and the request to ask about.
+        write(state, &payment, vec![]).await?;
+        let outcome = call(state, c, &payment, &request_id).await;
+        let label = match &outcome {
+            Outcome::Charged(_) => "charged",
+            Outcome::Declined => "declined",
+            Outcome::Failed(why) => why,
+            Outcome::Unknown => "no_answer",
+        };
+        if let Some(card) = payment.card.0.as_mut() {
+            card.attempts.push((c.name.clone(), label.to_string()));
+        }
+        match outcome {
+            Outcome::Charged(_) => {
+                let extra = answer_of(&Payment {
+                    status: PaymentStatus::Succeeded,
+                    ..payment.clone()
+                });
+                book(state, &mut payment, merchant_account, c.number, extra).await?;
+                return Ok(payment);
+            }
+            Outcome::Declined => {
+                fail(&mut payment, "channel_declined");
+                write(state, &payment, answer_of(&payment)).await?;
+                return Ok(payment);
+            }
+            Outcome::Failed(_) => continue,
+            Outcome::Unknown => {
+                write(state, &payment, answer_of(&payment)).await?;
+                spawn_sync(
+                    state.clone(),
+                    payment.clone(),
+                    merchant_account,
+                    c.clone(),
+                    request_id,
+                );
+                return Ok(payment);
+            }
+        }
+    }
+    fail(
+        &mut payment,
+        if calls.is_empty() {
+            "no_channel_available"
+        } else {
+            "channel_unavailable"
+        },
+    );
+    write(state, &payment, answer_of(&payment)).await?;
+    Ok(payment)
+}
+
+/// Asks the channel about a charge that got no answer until it says; then books it or fails
+/// it. Only this channel is ever asked: charging elsewhere could charge twice.
+fn spawn_sync(
+    state: actix_web::web::Data<AppState>,
+    mut payment: Payment,
+    merchant_account: AccountId,
+    c: Call,
+    request_id: String,
+) {
+    actix_rt::spawn(async move {
+        let url = format!("{}/charges/{request_id}", c.endpoint.trim_end_matches('/'));
+        for _ in 0..SYNC_ATTEMPTS {
+            actix_rt::time::sleep(SYNC_EVERY).await;
+            let asked = state
+                .http
+                .get(&url)
+                .timeout(state.config.channel_timeout())
+                .send()
+                .await;
+            let resp = match asked {
+                Ok(r) => r,
+                Err(_) => continue,
+            };
+            let decided = if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                // The request never reached the channel: definitely not charged.
+                Some(None)
+            } else if resp.status().is_success() {
+                resp.json::<ChargeAnswer>().await.ok().map(Some)
+            } else {
+                None
+            };
+            let Some(answer) = decided else { continue };
+            if let Some(card) = payment.card.0.as_mut() {
+                card.attempts
+                    .push((c.name.clone(), "status_sync".to_string()));
+            }
+            let result = match answer {
+                Some(a)
+                    if a.status == ChargeStatus::Succeeded && a.amount_minor == payment.amount =>
+                {
+                    book(&state, &mut payment, merchant_account, c.number, vec![]).await
+                }
+                Some(_) => {
+                    fail(&mut payment, "channel_declined");
+                    write(&state, &payment, vec![]).await
+                }
+                None => {
+                    fail(&mut payment, "channel_unavailable");
+                    write(&state, &payment, vec![]).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(payment = %payment_id_text(payment.id), %e, "status sync could not record the outcome");
+            }
+            return;
+        }
+        tracing::error!(payment = %payment_id_text(payment.id), "no status from the channel; the payment stays processing");
+    });
+}

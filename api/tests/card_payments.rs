@@ -1,0 +1,198 @@
+//! Card payments through channels, against the real payd and the real channel-sim: the
+//! cheapest channel is chosen and the money booked (merchant net, position, fees); a
+//! channel that is down is failed over and its breaker opens; a decline is final; a charge
+//! with no answer stays processing and is resolved by asking the same channel, charged once.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn channel(p: &Payd, name: &str, url: &str, fee_rate: &str) -> Value {
+    let r = p.post(
+        ADMIN,
+        "/v1/channels",
+        None,
+        &format!(
+            r#"{{"name":"{name}","endpoint":"{url}","methods":["bank_card"],"currency":"CNY",
+                "fee_rate":"{fee_rate}","max_amount":"50000.00","daily_limit":"1000000.00"}}"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+fn channels(p: &Payd) -> Vec<Value> {
+    p.admin("GET", "/v1/channels", "").json()["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn card_pay(p: &Payd, key: &str, otn: &str, amount: &str, token: &str) -> Value {
+    let r = p.post(
+        key,
+        "/v1/payments",
+        None,
+        &format!(
+            r#"{{"out_trade_no":"{otn}","amount":"{amount}","currency":"CNY","payment_method":{{"type":"bank_card","card_token":"{token}"}}}}"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+fn outcomes(v: &Value) -> Vec<(String, String)> {
+    v["routing"]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["channel"].as_str().unwrap().to_string(),
+                a["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn card_payments_route_fail_over_and_never_charge_twice() {
+    let sim = Sim::start(&["cheap", "dear"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(
+        &tmp.path().join("data"),
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_CHANNEL_TIMEOUT_MS", "500"),
+        ],
+    );
+    let cheap_url = format!("http://{}", sim.addr("cheap"));
+    let dear_url = format!("http://{}", sim.addr("dear"));
+    channel(&p, "cheap", &cheap_url, "0.002");
+    channel(&p, "dear", &dear_url, "0.005");
+    let shop = merchant(&p, r#"{"name":"Cards","fee_rate":"0.006"}"#);
+    let card = p.post(
+        &shop.key,
+        "/v1/cards",
+        None,
+        r#"{"card_number":"4111111111111111","exp_month":12,"exp_year":2030,"holder":"Han Meimei"}"#,
+    );
+    let token = card.json()["card_token"].as_str().unwrap().to_string();
+
+    // The cheapest channel charges; merchant net of 0.6 %, our position net of its 0.2 %.
+    let v = card_pay(&p, &shop.key, "c-1", "100.00", &token);
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["payment_method"]["type"], "bank_card");
+    assert_eq!(v["payment_method"]["last4"], "1111");
+    assert_eq!(v["routing"]["channel"], "cheap");
+    assert_eq!(outcomes(&v), vec![("cheap".into(), "charged".into())]);
+    assert_eq!(p.balance(&shop.account), "99.40");
+    let cheap = channels(&p)
+        .into_iter()
+        .find(|c| c["name"] == "cheap")
+        .unwrap();
+    assert_eq!(cheap["position"], "99.80");
+    assert_eq!(cheap["health"]["volume_today"], "100.00");
+    assert_eq!(sim.records("cheap").len(), 1);
+
+    // Cheap goes down: every payment fails over to dear; after enough failures cheap's
+    // breaker opens and it is no longer even tried.
+    sim.put("cheap", json!({"down": true}));
+    std::thread::sleep(Duration::from_millis(200));
+    let v = card_pay(&p, &shop.key, "c-2", "10.00", &token);
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(
+        outcomes(&v),
+        vec![
+            ("cheap".into(), "connection_refused".into()),
+            ("dear".into(), "charged".into())
+        ]
+    );
+    for n in 3..=25 {
+        assert_eq!(
+            card_pay(&p, &shop.key, &format!("c-{n}"), "10.00", &token)["status"],
+            "succeeded"
+        );
+    }
+    let cheap = channels(&p)
+        .into_iter()
+        .find(|c| c["name"] == "cheap")
+        .unwrap();
+    assert_eq!(cheap["health"]["breaker"], "open", "{cheap}");
+    let v = card_pay(&p, &shop.key, "c-26", "10.00", &token);
+    assert_eq!(outcomes(&v), vec![("dear".into(), "charged".into())]);
+    assert_eq!(v["routing"]["excluded"][0]["outcome"], "breaker_open");
+    // 100.00 + 25 × 10.00, each net of 0.6 %.
+    assert_eq!(p.balance(&shop.account), "347.90");
+    assert_eq!(sim.records("dear").len(), 25);
+
+    // A decline is final: no failover, nothing booked.
+    sim.put("dear", json!({"decline_rate": 1}));
+    let v = card_pay(&p, &shop.key, "d-1", "10.00", &token);
+    assert_eq!(
+        (v["status"].as_str(), v["failure_code"].as_str()),
+        (Some("failed"), Some("channel_declined"))
+    );
+    assert_eq!(p.balance(&shop.account), "347.90");
+
+    // No answer: processing, then resolved by asking dear (never by charging elsewhere).
+    sim.put("dear", json!({"decline_rate": 0, "timeout_rate": 1}));
+    let v = card_pay(&p, &shop.key, "t-1", "20.00", &token);
+    assert_eq!(v["status"], "processing", "{v}");
+    assert_eq!(outcomes(&v), vec![("dear".into(), "no_answer".into())]);
+    sim.put("dear", json!({"timeout_rate": 0}));
+    let id = v["id"].as_str().unwrap();
+    let auth = format!("Bearer {}", shop.key);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let settled = loop {
+        let now = p
+            .req(
+                "GET",
+                &format!("/v1/payments/{id}"),
+                &[("Authorization", &auth)],
+                b"",
+            )
+            .json();
+        if now["status"] != "processing" {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "status sync never resolved {id}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(settled["status"], "succeeded", "{settled}");
+    assert_eq!(outcomes(&settled).last().unwrap().1, "status_sync");
+    assert_eq!(p.balance(&shop.account), "367.78");
+    let charges_for_t1: Vec<_> = sim
+        .records("dear")
+        .into_iter()
+        .filter(|r| r["request_id"].as_str().unwrap().starts_with(id))
+        .collect();
+    assert_eq!(charges_for_t1.len(), 1, "charged once at the channel");
+
+    // Card refunds go through the channel: not yet, and said so.
+    let r = p.post(
+        &shop.key,
+        &format!("/v1/payments/{id}/refunds"),
+        None,
+        r#"{"out_refund_no":"r"}"#,
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (409, "payment_not_refundable")
+    );
+    // Unknown or foreign card tokens are 404.
+    let other = merchant(&p, r#"{"name":"Other"}"#);
+    let r = p.post(
+        &other.key,
+        "/v1/payments",
+        None,
+        &format!(r#"{{"out_trade_no":"x","amount":"1.00","currency":"CNY","payment_method":{{"type":"bank_card","card_token":"{token}"}}}}"#),
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "resource_not_found")
+    );
+}

@@ -227,8 +227,15 @@ async fn recover(state: web::Data<AppState>) {
     {
         fatal(&format!("cannot create the platform accounts: {e}"));
     }
+    let resume_from = Arc::clone(&store);
     let _ = state.store.set(store);
     let _ = state.ledger.set(ledger);
+    // Card payments whose channel never answered: ask again (needs the ledger set).
+    match routes::card_payments::resume(&state, &resume_from) {
+        Ok(n) if n > 0 => println!("payd: resumed status sync of {n} card payments"),
+        Ok(_) => {}
+        Err(e) => fatal(&format!("cannot resume card payments: {e}")),
+    }
     println!(
         "payd: recovered journal through seq {} ({} accounts, trial balance zero) in {} ms; ready",
         recovery.last_seq,

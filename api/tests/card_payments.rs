@@ -196,3 +196,66 @@ fn card_payments_route_fail_over_and_never_charge_twice() {
         (404, "resource_not_found")
     );
 }
+
+#[test]
+fn a_charge_left_unanswered_by_a_crash_is_resolved_after_restart_and_booked_once() {
+    let sim = Sim::start(&[r#"slow={"timeout_rate":1}"#]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [
+        ("RONGPAY_ADMIN_TOKEN", ADMIN),
+        ("RONGPAY_CHANNEL_TIMEOUT_MS", "300"),
+    ];
+    let p = Payd::start_in(&dir, &env);
+    channel(&p, "slow", &format!("http://{}", sim.addr("slow")), "0.004");
+    let shop = merchant(&p, r#"{"name":"Crashy","fee_rate":"0.01"}"#);
+    let card = p.post(
+        &shop.key,
+        "/v1/cards",
+        None,
+        r#"{"card_number":"5555555555554444","exp_month":1,"exp_year":2031,"holder":"Li Lei"}"#,
+    );
+    let token = card.json()["card_token"].as_str().unwrap().to_string();
+    let v = card_pay(&p, &shop.key, "crash-1", "50.00", &token);
+    assert_eq!(v["status"], "processing");
+    let id = v["id"].as_str().unwrap().to_string();
+    // Crash before the status sync can learn anything (the channel answers nothing yet:
+    // its status query works, so stop payd at once).
+    p.kill9();
+    sim.put("slow", json!({"timeout_rate": 0}));
+
+    let p = Payd::start_in(&dir, &env);
+    let auth = format!("Bearer {}", shop.key);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let settled = loop {
+        let now = p
+            .req(
+                "GET",
+                &format!("/v1/payments/{id}"),
+                &[("Authorization", &auth)],
+                b"",
+            )
+            .json();
+        if now["status"] != "processing" {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "never resumed {id}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(settled["status"], "succeeded", "{settled}");
+    assert_eq!(p.balance(&shop.account), "49.50");
+    let position = channels(&p)[0]["position"].clone();
+    assert_eq!(position, "49.80");
+    assert_eq!(sim.records("slow").len(), 1, "charged once");
+    // It was the restarted payd that resolved it.
+    let mut p = p;
+    let _ = std::process::Command::new("kill")
+        .args(["-15", &p.child.id().to_string()])
+        .status();
+    let _ = p.child.wait();
+    let out = Payd::stdout(&mut p.child);
+    assert!(
+        out.contains("resumed status sync of 1 card payments"),
+        "{out}"
+    );
+}

@@ -15,6 +15,81 @@ use crate::error::ApiError;
 use crate::records::{self, Payment, PaymentStatus};
 use crate::state::{now_ns, AppState};
 
+/// How long an open-attempt marker is kept (it is only read at start; a payment still
+/// processing after this needs an operator).
+const OPEN_ATTEMPT_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The marker of a channel call that may not be resolved: written with the attempt, read at
+/// start to resume status sync. Expiring, so resolved ones go by themselves.
+fn open_attempt_key(payment: u128) -> Vec<u8> {
+    [
+        [storage::schema::AUX_EXPIRING_PREFIX].as_slice(),
+        b"oa",
+        &payment.to_be_bytes(),
+    ]
+    .concat()
+}
+
+fn open_attempt_record(payment: u128) -> (Vec<u8>, Vec<u8>) {
+    let expires = now_ns().saturating_add(OPEN_ATTEMPT_KEEP.as_nanos() as u64);
+    (
+        open_attempt_key(payment),
+        storage::schema::expiring_value(expires, &[1]),
+    )
+}
+
+/// At start: every card payment whose last attempt got no answer is asked about again.
+pub fn resume(
+    state: &actix_web::web::Data<AppState>,
+    store: &storage::Store,
+) -> Result<usize, String> {
+    let prefix = [[storage::schema::AUX_EXPIRING_PREFIX].as_slice(), b"oa"].concat();
+    let mut ids = Vec::new();
+    store
+        .for_each_aux_with_prefix(&prefix, 1_000_000, |key, _| {
+            if let Some(id) = key
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            {
+                ids.push(u128::from_be_bytes(id));
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    let mut resumed = 0;
+    for id in ids {
+        let payment = records::read::<Payment>(store, &records::payment_key(id))
+            .map_err(|e| e.to_string())?;
+        let Some(payment) = payment.filter(|p| p.status == PaymentStatus::Processing) else {
+            continue;
+        };
+        let Some(card) = payment.card.0.clone() else {
+            continue;
+        };
+        let (Some((channel, name)), Some(request_id)) = (card.channel, card.request_id) else {
+            continue;
+        };
+        let merchant =
+            records::read::<records::Merchant>(store, &records::merchant_key(payment.merchant))
+                .map_err(|e| e.to_string())?
+                .ok_or("a payment's merchant is missing")?;
+        let Some(call) = state.channels.get(&channel).and_then(|c| {
+            c.value().lock().ok().map(|rt| Call {
+                id: rt.record.id,
+                name: name.clone(),
+                endpoint: rt.record.endpoint.clone(),
+                number: rt.record.number,
+                fee: card.channel_fee,
+            })
+        }) else {
+            continue;
+        };
+        spawn_sync(state.clone(), payment, merchant.account, call, request_id);
+        resumed += 1;
+    }
+    Ok(resumed)
+}
+
 /// Records to write with a payment state (key, value).
 pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -240,8 +315,8 @@ pub async fn charge(
             card.channel_fee = c.fee;
         }
         // Durable before the channel can move money: a crash from here on leaves a record
-        // that names the channel and the request to ask about.
-        write(state, &payment, vec![]).await?;
+        // that names the channel and the request to ask about, and a marker to resume from.
+        write(state, &payment, vec![open_attempt_record(payment.id)]).await?;
         let outcome = call(state, c, &payment, &request_id).await;
         let label = match &outcome {
             Outcome::Charged(_) => "charged",

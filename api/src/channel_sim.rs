@@ -133,14 +133,14 @@ pub struct ChargeRequest {
     pub notify_url: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeStatus {
     Succeeded,
     Declined,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ChargeAnswer {
     pub request_id: String,
     pub status: ChargeStatus,
@@ -171,7 +171,7 @@ pub struct RefundAnswer {
 
 /// The asynchronous result the channel POSTs to `notify_url`, with header
 /// `Channel-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the secret>`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Notification {
     pub channel: String,
     pub charge: ChargeAnswer,

@@ -26,7 +26,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 16] = [
+pub const SETTINGS: [&str; 18] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -43,6 +43,8 @@ pub const SETTINGS: [&str; 16] = [
     "card_key",
     "channel_timeout_ms",
     "routing_policy",
+    "public_url",
+    "status_sync_ms",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -84,6 +86,11 @@ pub struct Config {
     pub channel_timeout_ms: u64,
     /// How the router ranks channels: cost, success_rate, latency, priority, weighted_split.
     pub routing_policy: String,
+    /// Base URL channels reach payd at, for their result notifications (default
+    /// `http://<listen>`).
+    pub public_url: Option<String>,
+    /// How often a card payment with no answer from its channel is asked about.
+    pub status_sync_ms: u64,
 }
 
 impl Default for Config {
@@ -105,6 +112,8 @@ impl Default for Config {
             card_key: None,
             channel_timeout_ms: 5_000,
             routing_policy: "cost".to_string(),
+            public_url: None,
+            status_sync_ms: 500,
         }
     }
 }
@@ -205,6 +214,12 @@ impl Config {
                 self.channel_timeout_ms
             ));
         }
+        if !(10..=600_000).contains(&self.status_sync_ms) {
+            return Err(format!(
+                "status_sync_ms: {} is outside 10..=600000",
+                self.status_sync_ms
+            ));
+        }
         if parse_policy(&self.routing_policy).is_none() {
             return Err(format!(
                 "routing_policy: {:?} is not cost, success_rate, latency, priority or weighted_split",
@@ -239,6 +254,15 @@ impl Config {
             Some(path) => crate::risk::load(path, self.currency_checked()?),
             None => Ok(engine::risk::RiskRules::default()),
         }
+    }
+
+    /// Base URL for notifications, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
     }
 
     pub fn channel_timeout(&self) -> Duration {

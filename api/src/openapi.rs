@@ -117,6 +117,7 @@ impl Modify for BearerAuth {
         crate::routes::channels::create,
         crate::routes::channels::list,
         crate::routes::channels::update,
+        crate::routes::channels::notification,
         payments::create,
         payments::list,
         payments::get,

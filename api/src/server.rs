@@ -59,6 +59,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/v1/channels/{id}", "PATCH").route(web::patch().to(routes::channels::update)),
         )
         .service(
+            resource("/v1/channels/{id}/notifications", "POST")
+                .route(web::post().to(routes::channels::notification)),
+        )
+        .service(
             resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)),
         );
 }
@@ -128,6 +132,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             .build()
             .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?,
         channel_admin: Default::default(),
+        resolving: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();

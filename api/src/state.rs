@@ -36,6 +36,8 @@ pub struct AppState {
         std::sync::Mutex<crate::routes::channels::ChannelRuntime>,
         foldhash::fast::RandomState,
     >,
+    /// Card payments whose channel outcome is being applied (status sync or notification).
+    pub resolving: dashmap::DashMap<u128, (), foldhash::fast::RandomState>,
     /// Serializes channel configuration changes.
     pub channel_admin: tokio::sync::Mutex<()>,
     /// HTTP client for channels (bounded pool; per-call timeout `channel_timeout_ms`).

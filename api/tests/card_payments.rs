@@ -259,3 +259,130 @@ fn a_charge_left_unanswered_by_a_crash_is_resolved_after_restart_and_booked_once
         "{out}"
     );
 }
+
+#[test]
+fn signed_notifications_resolve_a_charge_once_and_forgeries_change_nothing() {
+    let sim = Sim::start(&[r#"note={"timeout_rate":1,"notify_delay_ms":600}"#]);
+    let secret = sim.put("note", json!({}))["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(
+        &tmp.path().join("data"),
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_CHANNEL_TIMEOUT_MS", "200"),
+            // Slow status sync: the notification must be what resolves it.
+            ("RONGPAY_STATUS_SYNC_MS", "60000"),
+        ],
+    );
+    let ch = channel(&p, "note", &format!("http://{}", sim.addr("note")), "0.002");
+    let ch_id = ch["id"].as_str().unwrap().to_string();
+    let r = p.admin(
+        "PATCH",
+        &format!("/v1/channels/{ch_id}"),
+        &format!(r#"{{"notify_secret":"{secret}"}}"#),
+    );
+    assert_eq!(r.json()["notifications"], true);
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains(&secret),
+        "the secret is never shown"
+    );
+    let shop = merchant(&p, r#"{"name":"Notified","fee_rate":"0"}"#);
+    let token = p
+        .post(
+            &shop.key,
+            "/v1/cards",
+            None,
+            r#"{"card_number":"6212345678901265","exp_month":6,"exp_year":2032,"holder":"Wei"}"#,
+        )
+        .json()["card_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = card_pay(&p, &shop.key, "n-1", "30.00", &token);
+    assert_eq!(v["status"], "processing");
+    let id = v["id"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {}", shop.key);
+    let get = || {
+        p.req(
+            "GET",
+            &format!("/v1/payments/{id}"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json()
+    };
+
+    // Forgeries first: a wrong key, a stale timestamp, no signature. Nothing changes.
+    let charge = json!({"request_id": format!("{id}-1"), "status": "declined",
+        "channel_ref": "forged", "amount_minor": 3000, "currency": "CNY",
+        "decline_reason": "do_not_honor", "refunded_minor": 0});
+    let forged = json!({"channel": "note", "charge": charge}).to_string();
+    let path = format!("/v1/channels/{ch_id}/notifications");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (signature, why) in [
+        (
+            api::channel_sim::sign(b"not the secret", now, forged.as_bytes()),
+            "wrong key",
+        ),
+        (
+            api::channel_sim::sign(secret.as_bytes(), now - 3_600, forged.as_bytes()),
+            "stale",
+        ),
+        ("t=1,v1=zz".to_string(), "malformed"),
+    ] {
+        let r = p.req(
+            "POST",
+            &path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Channel-Signature", &signature),
+            ],
+            forged.as_bytes(),
+        );
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (401, "invalid_signature"),
+            "{why}"
+        );
+    }
+    assert_eq!(get()["status"], "processing");
+
+    // The channel's own notification arrives and resolves it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let settled = loop {
+        let now = get();
+        if now["status"] != "processing" {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "no notification resolved {id}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(settled["status"], "succeeded", "{settled}");
+    assert_eq!(outcomes(&settled).last().unwrap().1, "notification");
+    assert_eq!(p.balance(&shop.account), "30.00");
+
+    // A replay of a validly signed notification (even one saying otherwise) changes nothing.
+    let signature = api::channel_sim::sign(secret.as_bytes(), now, forged.as_bytes());
+    let r = p.req(
+        "POST",
+        &path,
+        &[
+            ("Content-Type", "application/json"),
+            ("Channel-Signature", &signature),
+        ],
+        forged.as_bytes(),
+    );
+    assert_eq!(
+        (r.status, r.json()["applied"].as_bool()),
+        (200, Some(false))
+    );
+    assert_eq!(get()["status"], "succeeded");
+    assert_eq!(p.balance(&shop.account), "30.00");
+    assert_eq!(sim.records("note").len(), 1);
+}

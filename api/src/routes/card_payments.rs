@@ -93,8 +93,7 @@ pub fn resume(
 /// Records to write with a payment state (key, value).
 pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// How often, and how many times, a charge with no answer is asked about.
-const SYNC_EVERY: Duration = Duration::from_millis(500);
+/// How many times a charge with no answer is asked about (every `status_sync_ms`).
 const SYNC_ATTEMPTS: u32 = 7_200;
 
 /// One channel to try, as routing ranked it.
@@ -198,7 +197,11 @@ async fn call(state: &AppState, c: &Call, payment: &Payment, request_id: &str) -
                 .as_ref()
                 .map(|card| super::cards::card_token_text(card.token))
                 .unwrap_or_default(),
-            notify_url: None,
+            notify_url: Some(format!(
+                "{}/v1/channels/{}/notifications",
+                state.config.public_url(),
+                super::channels::channel_id_text(c.id)
+            )),
         })
         .send()
         .await;
@@ -303,6 +306,10 @@ pub async fn charge(
 ) -> Result<Payment, ApiError> {
     let currency = Currency::from_numeric(payment.currency)
         .ok_or_else(|| ApiError::unavailable("a payment with an unknown currency"))?;
+    // This request resolves the payment while it talks to the channels: a notification
+    // arriving meanwhile finds the claim and leaves the payment to it.
+    state.resolving.insert(payment.id, ());
+    let _claim = Resolving(state, payment.id);
     let (calls, excluded) = plan(state, &payment, currency);
     if let Some(card) = payment.card.0.as_mut() {
         card.excluded = excluded;
@@ -371,15 +378,15 @@ pub async fn charge(
 /// it. Only this channel is ever asked: charging elsewhere could charge twice.
 fn spawn_sync(
     state: actix_web::web::Data<AppState>,
-    mut payment: Payment,
-    merchant_account: AccountId,
+    payment: Payment,
+    _merchant_account: AccountId,
     c: Call,
     request_id: String,
 ) {
     actix_rt::spawn(async move {
         let url = format!("{}/charges/{request_id}", c.endpoint.trim_end_matches('/'));
         for _ in 0..SYNC_ATTEMPTS {
-            actix_rt::time::sleep(SYNC_EVERY).await;
+            actix_rt::time::sleep(Duration::from_millis(state.config.status_sync_ms)).await;
             let asked = state
                 .http
                 .get(&url)
@@ -399,30 +406,81 @@ fn spawn_sync(
                 None
             };
             let Some(answer) = decided else { continue };
-            if let Some(card) = payment.card.0.as_mut() {
-                card.attempts
-                    .push((c.name.clone(), "status_sync".to_string()));
-            }
-            let result = match answer {
-                Some(a)
-                    if a.status == ChargeStatus::Succeeded && a.amount_minor == payment.amount =>
-                {
-                    book(&state, &mut payment, merchant_account, c.number, vec![]).await
-                }
-                Some(_) => {
-                    fail(&mut payment, "channel_declined");
-                    write(&state, &payment, vec![]).await
-                }
-                None => {
-                    fail(&mut payment, "channel_unavailable");
-                    write(&state, &payment, vec![]).await
-                }
-            };
-            if let Err(e) = result {
+            if let Err(e) = resolve(&state, payment.id, &request_id, answer, "status_sync").await {
                 tracing::error!(payment = %payment_id_text(payment.id), %e, "status sync could not record the outcome");
             }
             return;
         }
         tracing::error!(payment = %payment_id_text(payment.id), "no status from the channel; the payment stays processing");
     });
+}
+
+/// Removes a resolution claim however the resolution ends.
+struct Resolving<'a>(&'a AppState, u128);
+
+impl Drop for Resolving<'_> {
+    fn drop(&mut self) {
+        self.0.resolving.remove(&self.1);
+    }
+}
+
+/// Applies what the channel finally said about `request_id` (`None`: it never got it) to
+/// payment `id`, once: status sync and notifications race for it; one claims it, and a
+/// payment no longer processing or on another attempt is left alone.
+pub async fn resolve(
+    state: &AppState,
+    id: u128,
+    request_id: &str,
+    answer: Option<ChargeAnswer>,
+    how: &str,
+) -> Result<bool, ApiError> {
+    if state.resolving.insert(id, ()).is_some() {
+        return Ok(false);
+    }
+    let _claim = Resolving(state, id);
+    let store = state.store()?;
+    let Some(mut payment) = records::read::<Payment>(store, &records::payment_key(id))? else {
+        return Ok(false);
+    };
+    let Some(card) = payment.card.0.clone() else {
+        return Ok(false);
+    };
+    if payment.status != PaymentStatus::Processing
+        || card.request_id.as_deref() != Some(request_id)
+        || payment
+            .risk
+            .0
+            .as_ref()
+            .is_some_and(|r| r.decision == 1 && r.reviewed.is_none())
+    {
+        return Ok(false);
+    }
+    let (channel, name) = card.channel.clone().unwrap_or_default();
+    if let Some(c) = payment.card.0.as_mut() {
+        c.attempts.push((name, how.to_string()));
+    }
+    match answer {
+        Some(a) if a.status == ChargeStatus::Succeeded && a.amount_minor == payment.amount => {
+            let merchant = records::read::<records::Merchant>(
+                store,
+                &records::merchant_key(payment.merchant),
+            )?
+            .ok_or_else(|| ApiError::unavailable("a payment's merchant is missing"))?;
+            let number = state
+                .channels
+                .get(&channel)
+                .and_then(|c| c.value().lock().ok().map(|rt| rt.record.number))
+                .ok_or_else(|| ApiError::unavailable("a payment's channel is missing"))?;
+            book(state, &mut payment, merchant.account, number, vec![]).await?;
+        }
+        Some(_) => {
+            fail(&mut payment, "channel_declined");
+            write(state, &payment, vec![]).await?;
+        }
+        None => {
+            fail(&mut payment, "channel_unavailable");
+            write(state, &payment, vec![]).await?;
+        }
+    }
+    Ok(true)
 }

@@ -27,8 +27,8 @@ use crate::state::{new_id, now_ns, AppState};
 /// Channels a deployment may configure.
 pub const CHANNELS_MAX: usize = 1_000;
 
-/// A channel as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+/// A channel as stored. `Debug` leaves the notification secret out.
+#[derive(Clone, PartialEq, Eq, Encode, Decode)]
 pub struct ChannelRecord {
     pub id: u128,
     /// 1, 2, …: numbers the channel's platform accounts (receivable, fees).
@@ -48,6 +48,20 @@ pub struct ChannelRecord {
     pub enabled: bool,
     pub inflight_max: u32,
     pub created_at_ns: u64,
+    /// The key the channel signs its notifications with (never shown in answers).
+    pub notify_secret: Option<String>,
+}
+
+impl std::fmt::Debug for ChannelRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ChannelRecord({} {} #{})",
+            channel_id_text(self.id),
+            self.name,
+            self.number
+        )
+    }
 }
 
 impl ChannelRecord {
@@ -156,6 +170,9 @@ pub struct CreateChannel {
     enabled: Option<bool>,
     /// Calls in flight at once (default 64, at most 10,000).
     inflight_max: Option<u32>,
+    /// The key the channel signs its result notifications with (HMAC-SHA256); without it
+    /// notifications are refused and results come by status sync only. Never shown again.
+    notify_secret: Option<String>,
 }
 
 /// Changes a channel; absent fields keep their value.
@@ -172,6 +189,7 @@ pub struct UpdateChannel {
     weight: Option<u32>,
     enabled: Option<bool>,
     inflight_max: Option<u32>,
+    notify_secret: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -190,6 +208,8 @@ pub struct ChannelView {
     weight: u32,
     enabled: bool,
     inflight_max: u32,
+    /// Whether a notification secret is set (the secret itself is never shown).
+    notifications: bool,
     /// Our position at the channel: what it owes us for the charges it made, net of its
     /// fees (the receivable account's balance, sign flipped).
     position: String,
@@ -241,6 +261,7 @@ fn view(rt: &ChannelRuntime, at: Timestamp, position: i64) -> ChannelView {
         weight: r.weight,
         enabled: r.enabled,
         inflight_max: r.inflight_max,
+        notifications: r.notify_secret.is_some(),
         position: format_minor(position.checked_neg().unwrap_or(i64::MAX), currency),
         health: HealthView {
             breaker: match rt.health.breaker {
@@ -321,6 +342,15 @@ fn apply(r: &mut ChannelRecord, u: &UpdateChannel) -> Result<(), ApiError> {
     }
     if let Some(i) = u.inflight_max {
         r.inflight_max = i;
+    }
+    if let Some(secret) = &u.notify_secret {
+        if !(16..=256).contains(&secret.len()) || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad(
+                "notify_secret",
+                "notify_secret must be 16 to 256 visible ASCII characters",
+            ));
+        }
+        r.notify_secret = Some(secret.clone());
     }
     if r.min_minor > r.max_minor {
         return Err(bad("min_amount", "min_amount is above max_amount"));
@@ -410,6 +440,7 @@ pub async fn create(
         enabled: body.enabled.unwrap_or(true),
         inflight_max: body.inflight_max.unwrap_or(64),
         created_at_ns: now_ns(),
+        notify_secret: None,
     };
     apply(
         &mut record,
@@ -424,6 +455,7 @@ pub async fn create(
             weight: None,
             enabled: None,
             inflight_max: None,
+            notify_secret: body.notify_secret,
         },
     )?;
     // Names are unique: claimed in memory against a concurrent twin, then checked durably.
@@ -578,4 +610,110 @@ pub async fn update(
         .lock()
         .map_err(|_| ApiError::unavailable("channel state poisoned"))?;
     Ok(HttpResponse::Ok().json(view(&rt, Timestamp(now_ns()), position)))
+}
+
+/// Seconds a notification's timestamp may be off from our clock.
+pub const NOTIFICATION_SKEW_SECS: u64 = 300;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NotificationAccepted {
+    /// Whether this notification changed the payment (false: already resolved, or a replay).
+    applied: bool,
+}
+
+/// `t=<unix seconds>,v1=<hex>` → (t, tag bytes).
+fn parse_signature(header: &str) -> Option<(u64, Vec<u8>)> {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=')? {
+            ("t", value) => t = value.parse::<u64>().ok(),
+            ("v1", value) if value.len() == 64 => {
+                let bytes: Option<Vec<u8>> = (0..32)
+                    .map(|i| u8::from_str_radix(&value[2 * i..2 * i + 2], 16).ok())
+                    .collect();
+                v1 = bytes;
+            }
+            _ => {}
+        }
+    }
+    Some((t?, v1?))
+}
+
+#[utoipa::path(post, path = "/v1/channels/{id}/notifications", tag = "channels",
+    request_body = crate::channel_sim::Notification,
+    params(("id" = String, Path, description = "channel id (chn_…)"),
+           ("Channel-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\" under the channel's notify_secret>")),
+    responses(
+        (status = 200, description = "verified; applied once", body = NotificationAccepted),
+        (status = 401, description = "missing, malformed, wrong or stale signature", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "unknown channel or payment", body = crate::openapi::ErrorResponse),
+        crate::openapi::CreateErrors
+    ))]
+/// (channels) A channel's asynchronous result for a charge: verified by its signature
+/// (constant-time, timestamp within ±300 s), applied at most once.
+pub async fn notification(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    use hmac::{KeyInit, Mac};
+    let (body, raw): (crate::channel_sim::Notification, _) =
+        body::json(&req, payload, state.limits, &[]).await?;
+    let not_found = || ApiError::not_found(format!("no channel {:?}", path.as_str()));
+    let id = parse_channel_id(&path).ok_or_else(not_found)?;
+    let secret = {
+        let entry = state.channels.get(&id).ok_or_else(not_found)?;
+        let rt = entry
+            .lock()
+            .map_err(|_| ApiError::unavailable("channel state poisoned"))?;
+        rt.record.notify_secret.clone()
+    };
+    let unauthenticated = |why: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorType::AuthenticationError,
+            "invalid_signature",
+            why.to_string(),
+        )
+    };
+    let secret = secret.ok_or_else(|| unauthenticated("this channel has no notify_secret"))?;
+    let (t, tag) = req
+        .headers()
+        .get("Channel-Signature")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_signature)
+        .ok_or_else(|| unauthenticated("Channel-Signature is missing or malformed"))?;
+    let now = now_ns() / 1_000_000_000;
+    if now.abs_diff(t) > NOTIFICATION_SKEW_SECS {
+        return Err(unauthenticated(
+            "the signature's timestamp is outside ±300 s",
+        ));
+    }
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .map_err(|_| ApiError::unavailable("bad notify_secret"))?;
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(&raw);
+    mac.verify_slice(&tag)
+        .map_err(|_| unauthenticated("the signature does not match"))?;
+    // The request id names the payment: `pay_<hex>-<attempt>`.
+    let payment_id = body
+        .charge
+        .request_id
+        .rsplit_once('-')
+        .and_then(|(pay, _)| pay.strip_prefix("pay_"))
+        .and_then(|hex| u128::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| ApiError::not_found("no payment for this request_id"))?;
+    let request_id = body.charge.request_id.clone();
+    let applied = super::card_payments::resolve(
+        &state,
+        payment_id,
+        &request_id,
+        Some(body.charge),
+        "notification",
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(NotificationAccepted { applied }))
 }

@@ -44,6 +44,27 @@ fn card_pay(p: &Payd, key: &str, otn: &str, amount: &str, token: &str) -> Value 
     r.json()
 }
 
+/// The payment, once it is no longer processing (within 20 s).
+fn settled(p: &Payd, key: &str, id: &str) -> Value {
+    let auth = format!("Bearer {key}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = p
+            .req(
+                "GET",
+                &format!("/v1/payments/{id}"),
+                &[("Authorization", &auth)],
+                b"",
+            )
+            .json();
+        if now["status"] != "processing" {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "{id} was never resolved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn outcomes(v: &Value) -> Vec<(String, String)> {
     v["routing"]["attempts"]
         .as_array()
@@ -145,23 +166,7 @@ fn card_payments_route_fail_over_and_never_charge_twice() {
     assert_eq!(outcomes(&v), vec![("dear".into(), "no_answer".into())]);
     sim.put("dear", json!({"timeout_rate": 0}));
     let id = v["id"].as_str().unwrap();
-    let auth = format!("Bearer {}", shop.key);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let settled = loop {
-        let now = p
-            .req(
-                "GET",
-                &format!("/v1/payments/{id}"),
-                &[("Authorization", &auth)],
-                b"",
-            )
-            .json();
-        if now["status"] != "processing" {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "status sync never resolved {id}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let settled = settled(&p, &shop.key, id);
     assert_eq!(settled["status"], "succeeded", "{settled}");
     assert_eq!(outcomes(&settled).last().unwrap().1, "status_sync");
     assert_eq!(p.balance(&shop.account), "367.78");
@@ -225,23 +230,7 @@ fn a_charge_left_unanswered_by_a_crash_is_resolved_after_restart_and_booked_once
     sim.put("slow", json!({"timeout_rate": 0}));
 
     let p = Payd::start_in(&dir, &env);
-    let auth = format!("Bearer {}", shop.key);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let settled = loop {
-        let now = p
-            .req(
-                "GET",
-                &format!("/v1/payments/{id}"),
-                &[("Authorization", &auth)],
-                b"",
-            )
-            .json();
-        if now["status"] != "processing" {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "never resumed {id}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let settled = settled(&p, &shop.key, &id);
     assert_eq!(settled["status"], "succeeded", "{settled}");
     assert_eq!(p.balance(&shop.account), "49.50");
     let position = channels(&p)[0]["position"].clone();
@@ -354,15 +343,7 @@ fn signed_notifications_resolve_a_charge_once_and_forgeries_change_nothing() {
     assert_eq!(get()["status"], "processing");
 
     // The channel's own notification arrives and resolves it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let settled = loop {
-        let now = get();
-        if now["status"] != "processing" {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "no notification resolved {id}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let settled = settled(&p, &shop.key, &id);
     assert_eq!(settled["status"], "succeeded", "{settled}");
     assert_eq!(outcomes(&settled).last().unwrap().1, "notification");
     assert_eq!(p.balance(&shop.account), "30.00");

@@ -177,17 +177,6 @@ fn card_payments_route_fail_over_and_never_charge_twice() {
         .collect();
     assert_eq!(charges_for_t1.len(), 1, "charged once at the channel");
 
-    // Card refunds go through the channel: not yet, and said so.
-    let r = p.post(
-        &shop.key,
-        &format!("/v1/payments/{id}/refunds"),
-        None,
-        r#"{"out_refund_no":"r"}"#,
-    );
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (409, "payment_not_refundable")
-    );
     // Unknown or foreign card tokens are 404.
     let other = merchant(&p, r#"{"name":"Other"}"#);
     let r = p.post(
@@ -366,4 +355,101 @@ fn signed_notifications_resolve_a_charge_once_and_forgeries_change_nothing() {
     assert_eq!(get()["status"], "succeeded");
     assert_eq!(p.balance(&shop.account), "30.00");
     assert_eq!(sim.records("note").len(), 1);
+}
+
+#[test]
+fn card_refunds_go_back_through_the_channel_or_are_reversed() {
+    let sim = Sim::start(&["bank"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(&tmp.path().join("data"), &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+    channel(&p, "bank", &format!("http://{}", sim.addr("bank")), "0.002");
+    let shop = merchant(&p, r#"{"name":"Refunder","fee_rate":"0.006"}"#);
+    let token = p
+        .post(
+            &shop.key,
+            "/v1/cards",
+            None,
+            r#"{"card_number":"378282246310005","exp_month":3,"exp_year":2031,"holder":"Amy"}"#,
+        )
+        .json()["card_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = card_pay(&p, &shop.key, "r-1", "100.00", &token);
+    assert_eq!(v["status"], "succeeded");
+    let id = v["id"].as_str().unwrap().to_string();
+    let position = |p: &Payd| channels(p)[0]["position"].as_str().unwrap().to_string();
+    assert_eq!(
+        (p.balance(&shop.account), position(&p)),
+        ("99.40".into(), "99.80".into())
+    );
+
+    // 40.00 back to the card: the merchant returns it net of 0.24 of fee, our position at
+    // the channel pays it, and the channel records the refund.
+    let r = p.post(
+        &shop.key,
+        &format!("/v1/payments/{id}/refunds"),
+        None,
+        r#"{"amount":"40.00","out_refund_no":"rf-1"}"#,
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(r.json()["status"], "succeeded");
+    assert_eq!(
+        (p.balance(&shop.account), position(&p)),
+        ("59.64".into(), "59.80".into())
+    );
+    let records = sim.records("bank");
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        (
+            records[1]["kind"].as_str(),
+            records[1]["amount_minor"].as_i64()
+        ),
+        (Some("refund"), Some(4_000))
+    );
+
+    // The channel unreachable: definitely not refunded, so the booking is reversed.
+    sim.put("bank", json!({"down": true}));
+    std::thread::sleep(Duration::from_millis(200));
+    let r = p.post(
+        &shop.key,
+        &format!("/v1/payments/{id}/refunds"),
+        None,
+        r#"{"amount":"10.00","out_refund_no":"rf-2"}"#,
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        (
+            r.json()["status"].as_str(),
+            r.json()["failure_code"].as_str()
+        ),
+        (Some("failed"), Some("channel_unavailable"))
+    );
+    assert_eq!(
+        (p.balance(&shop.account), position(&p)),
+        ("59.64".into(), "59.80".into())
+    );
+    let auth = format!("Bearer {}", shop.key);
+    let now = p
+        .req(
+            "GET",
+            &format!("/v1/payments/{id}"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json();
+    assert_eq!(now["refunded_amount"], "40.00");
+    // Never more than the payment.
+    sim.put("bank", json!({"down": false}));
+    let r = p.post(
+        &shop.key,
+        &format!("/v1/payments/{id}/refunds"),
+        None,
+        r#"{"amount":"60.01","out_refund_no":"rf-3"}"#,
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "refund_exceeds_payment")
+    );
+    assert_eq!(sim.records("bank").len(), 2);
 }

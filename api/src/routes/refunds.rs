@@ -54,7 +54,8 @@ fn view(r: &Refund, currency: Currency) -> RefundView {
         amount: format_minor(r.amount, currency),
         status: match r.status {
             PaymentStatus::Succeeded => "succeeded",
-            PaymentStatus::Failed | PaymentStatus::Processing => "failed",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Processing => "processing",
         },
         failure_code: r.failure_code.clone(),
         reason: r.reason.clone(),
@@ -141,14 +142,6 @@ pub async fn create(
             .ok_or_else(|| ApiError::unavailable("an indexed refund is missing"))?;
         return Ok(HttpResponse::Ok().json(view(&refund, currency)));
     }
-    if payment.card.0.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            ErrorType::InvalidRequestError,
-            "payment_not_refundable",
-            "refunds of card payments go back through their channel; not supported yet",
-        ));
-    }
     if payment.status != PaymentStatus::Succeeded {
         return Err(conflict(
             "payment_not_refundable",
@@ -177,8 +170,40 @@ pub async fn create(
     let merchant: records::Merchant =
         records::read(store, &records::merchant_key(payment.merchant))?
             .ok_or_else(|| ApiError::unavailable("the payment's merchant is missing"))?;
+    // Money goes back to whoever paid: the payer's account, or for a card payment the
+    // card, through the channel that charged it (our position there pays for it).
+    let channel = match payment.card.0.as_ref() {
+        None => None,
+        Some(card) => {
+            let (channel_id, _) = card.channel.clone().ok_or_else(|| {
+                conflict(
+                    "payment_not_refundable",
+                    "the payment has no channel".into(),
+                )
+            })?;
+            let call = state
+                .channels
+                .get(&channel_id)
+                .and_then(|c| {
+                    c.value()
+                        .lock()
+                        .ok()
+                        .map(|rt| (rt.record.number, rt.record.endpoint.clone()))
+                })
+                .ok_or_else(|| ApiError::unavailable("the payment's channel is not configured"))?;
+            Some((call, card.request_id.clone().unwrap_or_default()))
+        }
+    };
+    let refund_source = match &channel {
+        None => payment.payer,
+        Some(((number, _), _)) => AccountId::platform_at_channel(
+            PlatformRole::ChannelReceivable,
+            *number,
+            currency.numeric(),
+        ),
+    };
     let mut postings = vec![Posting {
-        account: payment.payer,
+        account: refund_source,
         currency,
         amount,
     }];
@@ -230,8 +255,23 @@ pub async fn create(
     };
     let before = payment.clone();
     payment.refunded += amount;
-    let (records, mut answer) = records_for(&refund, &payment);
     let ledger = state.ledger()?;
+    if let Some(((_, endpoint), charge_request_id)) = channel {
+        return through_channel(
+            &state,
+            ChannelRefund {
+                endpoint,
+                charge_request_id,
+                transfer,
+                refund,
+                payment,
+                before,
+            },
+            &records_for,
+        )
+        .await;
+    }
+    let (records, mut answer) = records_for(&refund, &payment);
     if let Err(reject) = ledger.transfer_with(transfer, records).await? {
         // The merchant cannot cover it (or an account is frozen): a failed refund, durable,
         // and the payment's refunded total unchanged.
@@ -242,4 +282,105 @@ pub async fn create(
         answer = body;
     }
     Ok(idempotency::respond(StatusCode::CREATED, answer))
+}
+
+/// Renders a refund state's records (with the payment) and its answer.
+type RecordsFor<'a> = dyn Fn(&Refund, &Payment) -> (super::card_payments::Records, Vec<u8>) + 'a;
+
+/// A card payment's refund on its way through the channel.
+struct ChannelRefund {
+    endpoint: String,
+    charge_request_id: String,
+    /// The postings: the channel receivable gives, the merchant and the fee return.
+    transfer: Transfer,
+    refund: Refund,
+    /// The payment with the refund counted, and as it was.
+    payment: Payment,
+    before: Payment,
+}
+
+/// Books the refund first (so the merchant's money is taken before the customer's is
+/// returned), then asks the channel. Refunded: done. Refused or unreachable (definitely not
+/// refunded): a compensating transfer puts the money back and the refund fails. No answer:
+/// the refund stays processing (money is booked as on its way back).
+async fn through_channel(
+    state: &AppState,
+    c: ChannelRefund,
+    records_for: &RecordsFor<'_>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledger()?;
+    let ChannelRefund {
+        endpoint,
+        charge_request_id,
+        transfer,
+        mut refund,
+        payment,
+        before,
+    } = c;
+    refund.status = PaymentStatus::Processing;
+    let (records, answer) = records_for(&refund, &payment);
+    let reversal: Vec<Posting> = transfer
+        .postings
+        .iter()
+        .map(|p| Posting {
+            amount: -p.amount,
+            ..*p
+        })
+        .collect();
+    if let Err(reject) = ledger.transfer_with(transfer, records.clone()).await? {
+        refund.status = PaymentStatus::Failed;
+        refund.failure_code = Some(reject.code().to_string());
+        let (records, body) = records_for(&refund, &before);
+        ledger.write_records(records).await?;
+        return Ok(idempotency::respond(StatusCode::CREATED, body));
+    }
+    let sent = state
+        .http
+        .post(format!("{}/refunds", endpoint.trim_end_matches('/')))
+        .timeout(state.config.channel_timeout())
+        .json(&crate::channel_sim::RefundRequest {
+            request_id: format!("re_{:032x}", refund.id),
+            charge_request_id,
+            amount_minor: refund.amount,
+        })
+        .send()
+        .await;
+    use crate::channel_sim::{ChargeStatus, RefundAnswer};
+    let refused = match sent {
+        Ok(resp) if resp.status().is_success() => match resp.json::<RefundAnswer>().await {
+            Ok(a) if a.status == ChargeStatus::Succeeded => None,
+            Ok(_) => Some("channel_declined"),
+            Err(_) => return Ok(idempotency::respond(StatusCode::CREATED, answer)),
+        },
+        Ok(_) => Some("channel_unavailable"),
+        Err(e) if e.is_connect() => Some("channel_unavailable"),
+        // No answer: booked and processing; what the channel did is asked later.
+        Err(_) => return Ok(idempotency::respond(StatusCode::CREATED, answer)),
+    };
+    match refused {
+        None => {
+            refund.status = PaymentStatus::Succeeded;
+            let (records, body) = records_for(&refund, &payment);
+            ledger.write_records(records).await?;
+            Ok(idempotency::respond(StatusCode::CREATED, body))
+        }
+        Some(code) => {
+            refund.status = PaymentStatus::Failed;
+            refund.failure_code = Some(code.to_string());
+            let (records, body) = records_for(&refund, &before);
+            let compensation = Transfer {
+                id: TransferId(new_id()),
+                kind: TransferKind::Refund,
+                postings: reversal,
+                timestamp: Timestamp(0),
+            };
+            match ledger.transfer_with(compensation, records).await? {
+                Ok(_) => Ok(idempotency::respond(StatusCode::CREATED, body)),
+                Err(reject) => {
+                    tracing::error!(refund = refund.id, %reject, "a refused card refund could not be reversed");
+                    Err(ApiError::unavailable("the refund was refused by the channel and its reversal failed; an operator must look at it"))
+                }
+            }
+        }
+    }
 }

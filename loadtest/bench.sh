@@ -4,6 +4,7 @@
 #   - durable balance payments, uniform and one hot merchant (the harness, closed loop),
 #   - the same uniform load from wrk with a Lua script (a second, independent client),
 #   - payments with refunds, idempotent retries and declines mixed in,
+#   - card payments through channel-sim (2 channels, 1 ms), healthy and with one failing 30%,
 #   - an open-loop run at 50% of the uniform closed-loop rate (latency without coordinated
 #     omission),
 #   - the PostgreSQL ledger (one ACID transaction per payment, default durability), uniform
@@ -57,6 +58,21 @@ WRK_SETUP="$work/wrk.txt" WRK_JSON="$out/wrk-payments.json" LABEL=wrk-payments C
   MACHINE="$machine" RUN_ID="b$RANDOM" taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" \
   -s loadtest/wrk/payments.lua "http://127.0.0.1:$port" | grep '^wrk:'
 lt --scenario uniform --accounts 10000 --mix refund=5,retry=5,decline=5 --label payd-mixed
+# Card payments through channel-sim (two channels, 1 ms median latency; the simulator runs
+# on the load generator's core), healthy and with one channel failing 30% of charges.
+taskset -c 1 "$bin/channel-sim" --listen 127.0.0.1:18490 --channel 'a={"latency_ms":1}' \
+  --channel 'b={"latency_ms":1}' >"$work/sim.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -sf 127.0.0.1:18490/_sim/channels >/dev/null && break; sleep 0.05; done
+lt --scenario card --sim 127.0.0.1:18490 --label payd-card
+curl -sf -X PUT 127.0.0.1:18490/_sim/channels/b -H 'Content-Type: application/json' -d '{"error_rate":0.3}' >/dev/null
+lt --scenario card --sim 127.0.0.1:18490 --label payd-card-b-failing-30pct
+python3 - "$out" <<'PY'
+import json, sys
+for n in ["payd-card", "payd-card-b-failing-30pct"]:
+    o = json.load(open(f"{sys.argv[1]}/{n}.json"))["outcomes"]
+    print(f"{n}: {o.get('succeeded', 0)} of {sum(o.values())} succeeded ({o.get('succeeded', 0) / max(1, sum(o.values())):.4f})")
+PY
 rate=$(python3 -c "import json; print(int(json.load(open('$out/payd-uniform.json'))['throughput'] * 0.5))")
 lt --scenario uniform --accounts 10000 --rate "constant:$rate" --label payd-open-50pct
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
@@ -77,5 +93,6 @@ echo "## $(date -u +%Y-%m-%dT%H:%MZ), $machine"
 "$bin/loadtest" table --baseline healthz --baseline payd-uniform --baseline postgres-uniform \
   --baseline postgres-hot "$out"/healthz.json "$out"/payd-uniform.json "$out"/payd-hot.json \
   "$out"/wrk-payments.json "$out"/payd-mixed.json "$out"/payd-open-50pct.json \
+  "$out"/payd-card.json "$out"/payd-card-b-failing-30pct.json \
   "$out"/postgres-uniform.json "$out"/postgres-hot.json | tee "$out/table.md"
 echo "reports and plots: $out"

@@ -23,6 +23,7 @@ fn config(addr: &str, mix: &str) -> PaydConfig {
         merchants: 4,
         idempotency_keys: true,
         setup_connections: 8,
+        sim: None,
     }
 }
 

@@ -80,6 +80,7 @@ pub fn resume(
                 endpoint: rt.record.endpoint.clone(),
                 number: rt.record.number,
                 fee: card.channel_fee,
+                notify: rt.record.notify_secret.is_some(),
             })
         }) else {
             continue;
@@ -104,6 +105,9 @@ struct Call {
     endpoint: String,
     number: u32,
     fee: i64,
+    /// The channel has a notify_secret: ask it to notify (else its notifications would
+    /// only be refused).
+    notify: bool,
 }
 
 enum Outcome {
@@ -154,6 +158,7 @@ fn plan(
                 endpoint: r.endpoint.clone(),
                 number: r.number,
                 fee: specs[i].fee(payment.amount),
+                notify: r.notify_secret.is_some(),
             }
         })
         .collect();
@@ -197,11 +202,13 @@ async fn call(state: &AppState, c: &Call, payment: &Payment, request_id: &str) -
                 .as_ref()
                 .map(|card| super::cards::card_token_text(card.token))
                 .unwrap_or_default(),
-            notify_url: Some(format!(
-                "{}/v1/channels/{}/notifications",
-                state.config.public_url(),
-                super::channels::channel_id_text(c.id)
-            )),
+            notify_url: c.notify.then(|| {
+                format!(
+                    "{}/v1/channels/{}/notifications",
+                    state.config.public_url(),
+                    super::channels::channel_id_text(c.id)
+                )
+            }),
         })
         .send()
         .await;

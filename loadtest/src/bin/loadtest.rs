@@ -47,6 +47,7 @@ enum ScenarioArg {
     Healthz,
     Uniform,
     Hot,
+    Card,
 }
 
 #[derive(clap::Args)]
@@ -72,6 +73,9 @@ struct RunArgs {
     pg: String,
     #[arg(long, value_enum, default_value = "uniform")]
     scenario: ScenarioArg,
+    /// channel-sim's control address (host:port), for `--scenario card`.
+    #[arg(long)]
+    sim: Option<String>,
     /// Other operations mixed into the payments, in percent: `refund=5,retry=5,decline=5`.
     #[arg(long, default_value = "")]
     mix: String,
@@ -159,6 +163,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
         ScenarioArg::Healthz => Scenario::Healthz,
         ScenarioArg::Uniform => Scenario::Uniform,
         ScenarioArg::Hot => Scenario::Hot,
+        ScenarioArg::Card => Scenario::Card,
     };
     let mix = Mix::parse(&args.mix).map_err(anyhow::Error::msg)?;
     let pacing = match &args.rate {
@@ -214,6 +219,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
                     merchants: args.merchants as usize,
                     idempotency_keys: !args.no_idempotency_keys,
                     setup_connections: 16,
+                    sim: args.sim.clone(),
                 })
                 .await?,
             );

@@ -132,6 +132,9 @@ pub enum Scenario {
     Uniform,
     /// Payers uniform, every payment to one merchant.
     Hot,
+    /// Bank-card payments (one card per merchant) routed by payd to the channels of a
+    /// running channel-sim (`PaydConfig::sim`), merchants uniform.
+    Card,
 }
 
 /// Shares of operations other than plain payments, in percent.
@@ -179,6 +182,9 @@ pub struct PaydConfig {
     /// Send an `Idempotency-Key` with every payment (what a careful merchant does).
     pub idempotency_keys: bool,
     pub setup_connections: usize,
+    /// channel-sim's control address (host:port), for the card scenario: its channels are
+    /// configured in payd at setup.
+    pub sim: Option<String>,
 }
 
 struct Payer {
@@ -192,6 +198,8 @@ struct Merchant {
     auth: HeaderValue,
     account: String,
     balance_before: i64,
+    /// Its card token (card scenario).
+    card: Option<String>,
 }
 
 struct Acked {
@@ -201,6 +209,8 @@ struct Acked {
     payer: Option<u32>,
     amount: i64,
     succeeded: bool,
+    /// Answered `processing` (a channel gave no answer in time): its outcome is read back.
+    pending: bool,
     refunded: i64,
     /// Refunds whose answer never came: they may or may not have happened.
     refund_unknown: i64,
@@ -379,7 +389,44 @@ impl Payd {
             Scenario::Healthz => (0, 0, 0),
             Scenario::Hot => (1, config.accounts, 64),
             Scenario::Uniform => (config.merchants.max(1), config.accounts, 64),
+            Scenario::Card => (config.merchants.max(1), 0, 0),
         };
+        if config.scenario == Scenario::Card {
+            let sim = config
+                .sim
+                .clone()
+                .ok_or_else(|| anyhow!("the card scenario needs channel-sim's address (--sim)"))?;
+            let mut sim_conn = None;
+            let a = send(
+                &sim,
+                &mut sim_conn,
+                Method::GET,
+                "/_sim/channels",
+                None,
+                None,
+                None,
+            )
+            .await?;
+            let v: serde_json::Value = serde_json::from_slice(&a.body)?;
+            let channels = v["data"].as_array().cloned().unwrap_or_default();
+            if channels.is_empty() {
+                bail!("channel-sim at {sim} has no channels");
+            }
+            for c in channels {
+                let name = c["name"].as_str().unwrap_or("");
+                let url = c["url"].as_str().unwrap_or("");
+                create(
+                    &addr,
+                    &mut conn,
+                    &admin,
+                    "/v1/channels",
+                    format!(
+                        r#"{{"name":"lt{run:08x}-{name}","endpoint":"{url}","methods":["bank_card"],"currency":"CNY","fee_rate":"0.002","max_amount":"50000.00","daily_limit":"10000000000.00","inflight_max":1000}}"#
+                    ),
+                )
+                .await?;
+            }
+        }
         let fee_before = if n_merchants > 0 {
             balance_of(&addr, &mut conn, &admin, FEE_ACCOUNT_CNY).await?
         } else {
@@ -395,10 +442,30 @@ impl Payd {
                 format!(r#"{{"name":"loadtest {run:08x} #{m}","fee_rate":"0.006"}}"#),
             )
             .await?;
+            let auth = bearer(v["secret_key"].as_str().unwrap_or(""))?;
+            let card = if config.scenario == Scenario::Card {
+                let a = send(
+                    &addr,
+                    &mut conn,
+                    Method::POST,
+                    "/v1/cards",
+                    Some(&auth),
+                    None,
+                    Some(Bytes::from_static(
+                        br#"{"card_number":"4111111111111111","exp_month":12,"exp_year":2030,"holder":"Load Test"}"#,
+                    )),
+                )
+                .await?;
+                let v: serde_json::Value = serde_json::from_slice(&a.body)?;
+                Some(v["card_token"].as_str().unwrap_or("").to_string())
+            } else {
+                None
+            };
             merchants.push(Merchant {
-                auth: bearer(v["secret_key"].as_str().unwrap_or(""))?,
+                auth,
                 account: v["account_id"].as_str().unwrap_or("").to_string(),
                 balance_before: 0,
+                card,
             });
         }
         let accounts: Slots<(String, bool)> = Rc::new(RefCell::new(vec![None; n_payers + n_poor]));
@@ -533,11 +600,21 @@ impl Payd {
         amount: i64,
         n: u64,
     ) -> Outcome {
-        let payer_id = match payer {
-            Some(p) => &self.payers[p as usize].id,
-            None => &self.poor[n as usize % self.poor.len()],
+        let body = match &self.merchants[merchant as usize].card {
+            Some(token) => format!(
+                r#"{{"out_trade_no":"{}","amount":"{}","currency":"CNY","payment_method":{{"type":"bank_card","card_token":"{token}"}}}}"#,
+                self.out_trade_no(n),
+                format_cents(amount)
+            )
+            .into(),
+            None => {
+                let payer_id = match payer {
+                    Some(p) => &self.payers[p as usize].id,
+                    None => &self.poor[n as usize % self.poor.len()],
+                };
+                self.payment_body(payer_id, amount, n)
+            }
         };
-        let body = self.payment_body(payer_id, amount, n);
         let key = self
             .config
             .idempotency_keys
@@ -583,6 +660,7 @@ impl Payd {
             return unknown("unparsable_201");
         };
         let succeeded = p.status == "succeeded";
+        let pending = p.status == "processing";
         if succeeded {
             if let Some(i) = payer {
                 let paid = &self.payers[i as usize].paid;
@@ -595,6 +673,7 @@ impl Payd {
             payer,
             amount,
             succeeded,
+            pending,
             refunded: 0,
             refund_unknown: 0,
         });
@@ -620,6 +699,8 @@ impl Payd {
         }
         if succeeded {
             Outcome::ok("succeeded")
+        } else if pending {
+            Outcome::ok("processing")
         } else {
             Outcome::ok(format!("declined:{}", p.failure_code.unwrap_or("none")))
         }
@@ -752,17 +833,57 @@ impl Payd {
                     payer: u.payer,
                     amount: u.amount,
                     succeeded,
+                    pending: false,
                     refunded: 0,
                     refund_unknown: 0,
                 });
             }
         }
-        // 2. Every acknowledged payment, read back by id.
+        // 2. Payments answered processing settle first (status sync, notifications), so
+        //    that balances are read after them; up to a minute.
+        let pending: Vec<(String, u32)> = self
+            .acked
+            .borrow()
+            .iter()
+            .filter(|a| a.pending)
+            .map(|a| (a.id.clone(), a.merchant))
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut conn = None;
+        for (id, merchant) in &pending {
+            let auth = &self.merchants[*merchant as usize].auth;
+            while std::time::Instant::now() < deadline {
+                let path = format!("/v1/payments/{id}");
+                let settled = match send(
+                    &self.config.addr,
+                    &mut conn,
+                    Method::GET,
+                    &path,
+                    Some(auth),
+                    None,
+                    None,
+                )
+                .await
+                {
+                    Ok(a) => serde_json::from_slice::<PaymentAnswer>(&a.body)
+                        .map(|p| p.status != "processing")
+                        .unwrap_or(false),
+                    Err(_) => false,
+                };
+                if settled {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        // 3. Every acknowledged payment, read back by id.
         let acked = Rc::new(self.acked.take());
         checks.acknowledged = acked.len() as u64 - checks.unknown_found;
         #[derive(Clone, Default)]
         struct Seen {
             present: bool,
+            /// Succeeded as read back (what counts for a payment answered processing).
+            succeeded: bool,
             refunded: i64,
             problem: Option<String>,
         }
@@ -793,7 +914,10 @@ impl Payd {
                             match serde_json::from_slice::<PaymentAnswer>(&answer.body) {
                                 Ok(p) => {
                                     s.refunded = cents(p.refunded_amount).unwrap_or(-1);
-                                    let status_ok = (p.status == "succeeded") == a.succeeded;
+                                    s.succeeded = p.status == "succeeded";
+                                    // A payment answered processing may end either way.
+                                    let status_ok =
+                                        a.pending || (p.status == "succeeded") == a.succeeded;
                                     let amount_ok = cents(p.amount).ok() == Some(a.amount);
                                     let refund_ok = (a.refunded..=a.refunded + a.refund_unknown)
                                         .contains(&s.refunded);
@@ -828,6 +952,16 @@ impl Payd {
         let mut refunded_by_payer = vec![0i64; self.payers.len()];
         let mut gained = 0i64;
         for (a, s) in acked.iter().zip(&seen) {
+            if a.pending {
+                checks.pending += 1;
+                if s.succeeded {
+                    // Resolved later (status sync, notification, review): it counts now.
+                    gained += a.amount - s.refunded.max(0);
+                    if let Some(p) = a.payer {
+                        refunded_by_payer[p as usize] += s.refunded.max(0) - a.amount;
+                    }
+                }
+            }
             if s.present {
                 checks.verified += 1;
             } else {
@@ -846,7 +980,7 @@ impl Payd {
                 }
             }
         }
-        // 3. Balances: payers, poor accounts, merchants and the fee account.
+        // 4. Balances: payers, poor accounts, merchants and the fee account.
         let mut expected: Vec<(String, Option<i64>)> = self
             .payers
             .iter()
@@ -946,7 +1080,7 @@ impl Target for Payd {
         let roll = rng.random_range(0..100);
         let amount = rng.random_range(100..=9_999);
         let merchant = match self.config.scenario {
-            Scenario::Uniform => rng.random_range(0..self.merchants.len() as u32),
+            Scenario::Uniform | Scenario::Card => rng.random_range(0..self.merchants.len() as u32),
             _ => 0,
         };
         if roll < mix.refund {
@@ -975,7 +1109,7 @@ impl Target for Payd {
         }
         Op::Pay {
             merchant,
-            payer: Some(rng.random_range(0..self.payers.len() as u32)),
+            payer: (!self.payers.is_empty()).then(|| rng.random_range(0..self.payers.len() as u32)),
             amount,
             n: i,
         }

@@ -32,6 +32,9 @@ pub struct Checks {
     pub conserved: bool,
     /// Acknowledged payments beyond the harness's memory bound, not checked.
     pub dropped_from_checks: u64,
+    /// Answered `processing`; their outcome as read back is what the checks count.
+    #[serde(default)]
+    pub pending: u64,
     pub passed: bool,
     pub notes: Vec<String>,
 }

@@ -31,6 +31,20 @@ fn channels(p: &Payd) -> Vec<Value> {
         .clone()
 }
 
+/// Tokenizes `number` (valid through a future month) for the merchant `key`.
+fn tokenize(p: &Payd, key: &str, number: &str) -> String {
+    let r = p.post(
+        key,
+        "/v1/cards",
+        None,
+        &format!(
+            r#"{{"card_number":"{number}","exp_month":12,"exp_year":2031,"holder":"Li Lei"}}"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    r.json()["card_token"].as_str().unwrap().to_string()
+}
+
 fn card_pay(p: &Payd, key: &str, otn: &str, amount: &str, token: &str) -> Value {
     let r = p.post(
         key,
@@ -95,13 +109,7 @@ fn card_payments_route_fail_over_and_never_charge_twice() {
     channel(&p, "cheap", &cheap_url, "0.002");
     channel(&p, "dear", &dear_url, "0.005");
     let shop = merchant(&p, r#"{"name":"Cards","fee_rate":"0.006"}"#);
-    let card = p.post(
-        &shop.key,
-        "/v1/cards",
-        None,
-        r#"{"card_number":"4111111111111111","exp_month":12,"exp_year":2030,"holder":"Han Meimei"}"#,
-    );
-    let token = card.json()["card_token"].as_str().unwrap().to_string();
+    let token = tokenize(&p, &shop.key, "4111111111111111");
 
     // The cheapest channel charges; merchant net of 0.6 %, our position net of its 0.2 %.
     let v = card_pay(&p, &shop.key, "c-1", "100.00", &token);
@@ -203,13 +211,7 @@ fn a_charge_left_unanswered_by_a_crash_is_resolved_after_restart_and_booked_once
     let p = Payd::start_in(&dir, &env);
     channel(&p, "slow", &format!("http://{}", sim.addr("slow")), "0.004");
     let shop = merchant(&p, r#"{"name":"Crashy","fee_rate":"0.01"}"#);
-    let card = p.post(
-        &shop.key,
-        "/v1/cards",
-        None,
-        r#"{"card_number":"5555555555554444","exp_month":1,"exp_year":2031,"holder":"Li Lei"}"#,
-    );
-    let token = card.json()["card_token"].as_str().unwrap().to_string();
+    let token = tokenize(&p, &shop.key, "5555555555554444");
     let v = card_pay(&p, &shop.key, "crash-1", "50.00", &token);
     assert_eq!(v["status"], "processing");
     let id = v["id"].as_str().unwrap().to_string();
@@ -268,17 +270,7 @@ fn signed_notifications_resolve_a_charge_once_and_forgeries_change_nothing() {
         "the secret is never shown"
     );
     let shop = merchant(&p, r#"{"name":"Notified","fee_rate":"0"}"#);
-    let token = p
-        .post(
-            &shop.key,
-            "/v1/cards",
-            None,
-            r#"{"card_number":"6212345678901265","exp_month":6,"exp_year":2032,"holder":"Wei"}"#,
-        )
-        .json()["card_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = tokenize(&p, &shop.key, "6212345678901265");
     let v = card_pay(&p, &shop.key, "n-1", "30.00", &token);
     assert_eq!(v["status"], "processing");
     let id = v["id"].as_str().unwrap().to_string();
@@ -364,17 +356,7 @@ fn card_refunds_go_back_through_the_channel_or_are_reversed() {
     let p = Payd::start_in(&tmp.path().join("data"), &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
     channel(&p, "bank", &format!("http://{}", sim.addr("bank")), "0.002");
     let shop = merchant(&p, r#"{"name":"Refunder","fee_rate":"0.006"}"#);
-    let token = p
-        .post(
-            &shop.key,
-            "/v1/cards",
-            None,
-            r#"{"card_number":"378282246310005","exp_month":3,"exp_year":2031,"holder":"Amy"}"#,
-        )
-        .json()["card_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = tokenize(&p, &shop.key, "378282246310005");
     let v = card_pay(&p, &shop.key, "r-1", "100.00", &token);
     assert_eq!(v["status"], "succeeded");
     let id = v["id"].as_str().unwrap().to_string();

@@ -310,6 +310,7 @@ pub async fn charge(
     mut payment: Payment,
     merchant_account: AccountId,
     answer_of: &dyn Fn(&Payment) -> Records,
+    mut first: Records,
 ) -> Result<Payment, ApiError> {
     let currency = Currency::from_numeric(payment.currency)
         .ok_or_else(|| ApiError::unavailable("a payment with an unknown currency"))?;
@@ -330,7 +331,9 @@ pub async fn charge(
         }
         // Durable before the channel can move money: a crash from here on leaves a record
         // that names the channel and the request to ask about, and a marker to resume from.
-        write(state, &payment, vec![open_attempt_record(payment.id)]).await?;
+        let mut with = std::mem::take(&mut first);
+        with.push(open_attempt_record(payment.id));
+        write(state, &payment, with).await?;
         let outcome = call(state, c, &payment, &request_id).await;
         let label = match &outcome {
             Outcome::Charged(_) => "charged",
@@ -347,7 +350,18 @@ pub async fn charge(
                     status: PaymentStatus::Succeeded,
                     ..payment.clone()
                 });
-                book(state, &mut payment, merchant_account, c.number, extra).await?;
+                if let Err(e) = book(state, &mut payment, merchant_account, c.number, extra).await {
+                    // Charged but not booked (the store refused the write): the status
+                    // sync books it as soon as the store takes writes again.
+                    spawn_sync(
+                        state.clone(),
+                        payment.clone(),
+                        merchant_account,
+                        c.clone(),
+                        request_id,
+                    );
+                    return Err(e);
+                }
                 return Ok(payment);
             }
             Outcome::Declined => {

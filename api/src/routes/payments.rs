@@ -538,12 +538,11 @@ pub async fn create(
         // Through the channels: the index is written with the first attempt's record, the
         // idempotency record with the answer.
         payment.status = PaymentStatus::Processing;
-        ledger
-            .write_records(vec![(index_key.clone(), records::encode(&id))])
-            .await?;
         let answer_of = |p: &Payment| records_for(p).0;
+        let index = vec![(index_key.clone(), records::encode(&id))];
         let done =
-            super::card_payments::charge(&state, payment, merchant.account, &answer_of).await?;
+            super::card_payments::charge(&state, payment, merchant.account, &answer_of, index)
+                .await?;
         let body = serde_json::to_vec(&view(&done)).expect("a payment view serializes");
         return Ok(idempotency::respond(StatusCode::CREATED, body));
     }
@@ -720,7 +719,8 @@ pub async fn review(
         let key = records::payment_key(id);
         let answer_of = |p: &Payment| vec![(key.clone(), records::encode(p))];
         let done =
-            super::card_payments::charge(&state, payment, merchant.account, &answer_of).await?;
+            super::card_payments::charge(&state, payment, merchant.account, &answer_of, vec![])
+                .await?;
         return Ok(HttpResponse::Ok().json(view(&done)));
     }
     let currency = Currency::from_numeric(payment.currency)

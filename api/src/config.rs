@@ -91,6 +91,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// How often a card payment with no answer from its channel is asked about.
     pub status_sync_ms: u64,
+    /// Channels to create at start when none of that name exists (`[[channels]]` in the
+    /// file, the fields of `POST /v1/channels`); the admin API changes them after.
+    pub channels: Vec<crate::routes::channels::CreateChannel>,
 }
 
 impl Default for Config {
@@ -114,6 +117,7 @@ impl Default for Config {
             routing_policy: "cost".to_string(),
             public_url: None,
             status_sync_ms: 500,
+            channels: Vec::new(),
         }
     }
 }

@@ -235,6 +235,11 @@ async fn recover(state: web::Data<AppState>) {
     let resume_from = Arc::clone(&store);
     let _ = state.store.set(store);
     let _ = state.ledger.set(ledger);
+    match routes::channels::add_configured(&state).await {
+        Ok(n) if n > 0 => println!("payd: {n} channels added from the config file"),
+        Ok(_) => {}
+        Err(e) => fatal(&e),
+    }
     // Card payments whose channel never answered: ask again (needs the ledger set).
     match routes::card_payments::resume(&state, &resume_from) {
         Ok(n) if n > 0 => println!("payd: resumed status sync of {n} card payments"),

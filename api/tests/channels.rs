@@ -172,3 +172,69 @@ fn channels_are_configured_listed_changed_and_kept() {
     let r = create(&p, &channel("bank_a", 1), None);
     assert_eq!(r.status, 409, "names stay unique across restarts");
 }
+
+#[test]
+fn channels_from_the_config_file_are_added_once_then_left_to_the_admin_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let config = tmp.path().join("payd.toml");
+    let file = |fee: &str| {
+        format!(
+            r#"
+[[channels]]
+name = "filed"
+endpoint = "http://127.0.0.1:9101"
+methods = ["bank_card"]
+currency = "CNY"
+fee_rate = "{fee}"
+max_amount = "50000.00"
+daily_limit = "1000000.00"
+"#
+        )
+    };
+    std::fs::write(&config, file("0.003")).unwrap();
+    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
+    let p = Payd::start_with_config(&dir, &env, &config);
+    let all = list(&p);
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0]["name"].as_str(), all[0]["fee_rate"].as_str()),
+        (Some("filed"), Some("0.003"))
+    );
+    let id = all[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        p.admin("PATCH", &format!("/v1/channels/{id}"), r#"{"priority":5}"#)
+            .status,
+        200
+    );
+    assert!(p.terminate().success());
+
+    // Restarted with a changed file: the channel exists, so the admin API's state stands.
+    std::fs::write(&config, file("0.009")).unwrap();
+    let p = Payd::start_with_config(&dir, &env, &config);
+    let all = list(&p);
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0]["fee_rate"].as_str(), all[0]["priority"].as_u64()),
+        (Some("0.003"), Some(5))
+    );
+    assert!(p.terminate().success());
+
+    // A bad channel in the file stops payd with the channel named.
+    std::fs::write(&config, file("2.5").replace("filed", "broken")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_payd"))
+        .args(["serve", "--data-dir"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", &free_addr()])
+        .env("RONGPAY_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"broken\""),
+        "{:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -137,8 +137,8 @@ pub fn load_all(state: &AppState, store: &storage::Store) -> Result<usize, Strin
     Ok(n)
 }
 
-/// Creates a channel.
-#[derive(Deserialize, utoipa::ToSchema)]
+/// Creates a channel (request body, and an entry of the config file's `[[channels]]`).
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
     /// Unique, 1–64 of `a-z 0-9 _ -`.
@@ -173,6 +173,12 @@ pub struct CreateChannel {
     /// The key the channel signs its result notifications with (HMAC-SHA256); without it
     /// notifications are refused and results come by status sync only. Never shown again.
     notify_secret: Option<String>,
+}
+
+impl std::fmt::Debug for CreateChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CreateChannel({} at {})", self.name, self.endpoint)
+    }
 }
 
 /// Changes a channel; absent fields keep their value.
@@ -390,6 +396,20 @@ pub async fn create(
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,
     };
+    let answer = add(&state, body, |answer| {
+        idem.as_ref().map(|g| g.record(StatusCode::CREATED, answer))
+    })
+    .await?;
+    Ok(idempotency::respond(StatusCode::CREATED, answer))
+}
+
+/// Validates and adds a channel: its record, its name index, its platform accounts, its
+/// live state. Returns the answer (a `ChannelView`), with which `extra` may add a record.
+pub async fn add(
+    state: &AppState,
+    body: CreateChannel,
+    extra: impl FnOnce(&[u8]) -> Option<(Vec<u8>, Vec<u8>)>,
+) -> Result<Vec<u8>, ApiError> {
     if body.name.is_empty()
         || body.name.len() > 64
         || !body
@@ -490,13 +510,32 @@ pub async fn create(
         (channel_key(id), records::encode(&record)),
         (name_key, records::encode(&id)),
     ];
-    recs.extend(
-        idem.as_ref()
-            .map(|g| g.record(StatusCode::CREATED, &answer)),
-    );
+    recs.extend(extra(&answer));
     ledger.write_records(recs).await?;
     state.channels.insert(id, Mutex::new(runtime));
-    Ok(idempotency::respond(StatusCode::CREATED, answer))
+    Ok(answer)
+}
+
+/// Adds the config file's channels that do not exist yet (by name); existing ones keep
+/// what the admin API set.
+pub async fn add_configured(state: &AppState) -> Result<usize, String> {
+    let mut added = 0;
+    for c in state.config.channels.clone() {
+        let exists = state.channels.iter().any(|e| {
+            e.value()
+                .lock()
+                .map(|rt| rt.record.name == c.name)
+                .unwrap_or(false)
+        });
+        if !exists {
+            let name = c.name.clone();
+            add(state, c, |_| None)
+                .await
+                .map_err(|e| format!("channel {name:?} from the config file: {e}"))?;
+            added += 1;
+        }
+    }
+    Ok(added)
 }
 
 #[utoipa::path(get, path = "/v1/channels", tag = "channels",

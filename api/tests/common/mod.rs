@@ -52,7 +52,15 @@ impl Payd {
 
     /// Starts payd on `dir` listening on `addr`, without waiting.
     pub fn spawn_at(dir: &Path, addr: &str, env: &[(&str, &str)]) -> Payd {
-        Payd::spawn_with_output(dir, addr, env, Stdio::piped(), Stdio::null())
+        Payd::spawn_full(dir, addr, env, Stdio::piped(), Stdio::null(), None)
+    }
+
+    /// Starts payd on `dir` with a config file, and waits until ready.
+    pub fn start_with_config(dir: &Path, env: &[(&str, &str)], config: &Path) -> Payd {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let p = Payd::spawn_full(dir, &addr, env, Stdio::piped(), Stdio::null(), Some(config));
+        p.wait_ready();
+        p
     }
 
     /// Starts payd on `dir` with stdout and stderr (its logs) appended to `log`, and waits
@@ -66,23 +74,27 @@ impl Payd {
                 .unwrap()
         };
         let addr = format!("127.0.0.1:{}", free_port());
-        let p = Payd::spawn_with_output(dir, &addr, env, file().into(), file().into());
+        let p = Payd::spawn_full(dir, &addr, env, file().into(), file().into(), None);
         p.wait_ready();
         p
     }
 
-    fn spawn_with_output(
+    fn spawn_full(
         dir: &Path,
         addr: &str,
         env: &[(&str, &str)],
         stdout: Stdio,
         stderr: Stdio,
+        config: Option<&Path>,
     ) -> Payd {
         let addr = addr.to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_payd"));
         cmd.args(["serve", "--data-dir"])
             .arg(dir)
             .args(["--listen", &addr]);
+        if let Some(file) = config {
+            cmd.arg("--config").arg(file);
+        }
         cmd.env_remove("RONGPAY_ADMIN_TOKEN");
         for (k, v) in env {
             cmd.env(k, v);

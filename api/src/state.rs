@@ -29,7 +29,7 @@ pub struct AppState {
     pub merchant_cache:
         dashmap::DashMap<[u8; 32], crate::records::Merchant, foldhash::fast::RandomState>,
     /// Payments with a refund in flight: one at a time per payment.
-    pub refund_claims: dashmap::DashMap<u128, (), foldhash::fast::RandomState>,
+    pub refund_claims: ClaimSet,
     /// Configured channels and their live state, by id (at most `channels::CHANNELS_MAX`).
     pub channels: dashmap::DashMap<
         u128,
@@ -37,7 +37,7 @@ pub struct AppState {
         foldhash::fast::RandomState,
     >,
     /// Card payments whose channel outcome is being applied (status sync or notification).
-    pub resolving: dashmap::DashMap<u128, (), foldhash::fast::RandomState>,
+    pub resolving: ClaimSet,
     /// Serializes channel configuration changes.
     pub channel_admin: tokio::sync::Mutex<()>,
     /// HTTP client for channels (bounded pool; per-call timeout `channel_timeout_ms`).
@@ -48,7 +48,7 @@ pub struct AppState {
     /// pure work, less than a message hop between threads.
     pub risk: std::sync::Mutex<engine::risk::RiskEngine>,
     /// Payments under review with a decision in flight: one at a time per payment.
-    pub review_claims: dashmap::DashMap<u128, (), foldhash::fast::RandomState>,
+    pub review_claims: ClaimSet,
     /// Idempotency keys of requests in flight (scoped store keys).
     pub idempotency_claims: dashmap::DashMap<Vec<u8>, (), foldhash::fast::RandomState>,
 }
@@ -65,6 +65,30 @@ impl AppState {
     /// Ready: recovered, and the store still takes writes.
     pub fn is_ready(&self) -> bool {
         self.store.get().is_some_and(|s| s.is_healthy()) && self.ledger.get().is_some()
+    }
+}
+
+/// Ids being worked on, one request at a time per id (refunds of a payment, a review
+/// decision, a channel outcome being applied).
+pub type ClaimSet = dashmap::DashMap<u128, (), foldhash::fast::RandomState>;
+
+/// Holds an id in its [`ClaimSet`] until dropped, however the request ends.
+pub struct Claimed<'a>(&'a ClaimSet, u128);
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        self.0.remove(&self.1);
+    }
+}
+
+/// Claims `id`; `None` while another request holds it.
+pub fn claim(set: &ClaimSet, id: u128) -> Option<Claimed<'_>> {
+    match set.entry(id) {
+        dashmap::mapref::entry::Entry::Occupied(_) => None,
+        dashmap::mapref::entry::Entry::Vacant(slot) => {
+            slot.insert(());
+            Some(Claimed(set, id))
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use super::payments::payment_id_text;
 use crate::channel_sim::{ChargeAnswer, ChargeRequest, ChargeStatus};
 use crate::error::ApiError;
 use crate::records::{self, Payment, PaymentStatus};
-use crate::state::{now_ns, AppState};
+use crate::state::{claim, now_ns, AppState};
 
 /// How long an open-attempt marker is kept (it is only read at start; a payment still
 /// processing after this needs an operator).
@@ -69,10 +69,6 @@ pub fn resume(
         let (Some((channel, name)), Some(request_id)) = (card.channel, card.request_id) else {
             continue;
         };
-        let merchant =
-            records::read::<records::Merchant>(store, &records::merchant_key(payment.merchant))
-                .map_err(|e| e.to_string())?
-                .ok_or("a payment's merchant is missing")?;
         let Some(call) = state.channels.get(&channel).and_then(|c| {
             c.value().lock().ok().map(|rt| Call {
                 id: rt.record.id,
@@ -85,7 +81,7 @@ pub fn resume(
         }) else {
             continue;
         };
-        spawn_sync(state.clone(), payment, merchant.account, call, request_id);
+        spawn_sync(state.clone(), payment, call, request_id);
         resumed += 1;
     }
     Ok(resumed)
@@ -316,8 +312,7 @@ pub async fn charge(
         .ok_or_else(|| ApiError::unavailable("a payment with an unknown currency"))?;
     // This request resolves the payment while it talks to the channels: a notification
     // arriving meanwhile finds the claim and leaves the payment to it.
-    state.resolving.insert(payment.id, ());
-    let _claim = Resolving(state, payment.id);
+    let _claim = claim(&state.resolving, payment.id);
     let (calls, excluded) = plan(state, &payment, currency);
     if let Some(card) = payment.card.0.as_mut() {
         card.excluded = excluded;
@@ -353,13 +348,7 @@ pub async fn charge(
                 if let Err(e) = book(state, &mut payment, merchant_account, c.number, extra).await {
                     // Charged but not booked (the store refused the write): the status
                     // sync books it as soon as the store takes writes again.
-                    spawn_sync(
-                        state.clone(),
-                        payment.clone(),
-                        merchant_account,
-                        c.clone(),
-                        request_id,
-                    );
+                    spawn_sync(state.clone(), payment.clone(), c.clone(), request_id);
                     return Err(e);
                 }
                 return Ok(payment);
@@ -372,13 +361,7 @@ pub async fn charge(
             Outcome::Failed(_) => continue,
             Outcome::Unknown => {
                 write(state, &payment, answer_of(&payment)).await?;
-                spawn_sync(
-                    state.clone(),
-                    payment.clone(),
-                    merchant_account,
-                    c.clone(),
-                    request_id,
-                );
+                spawn_sync(state.clone(), payment.clone(), c.clone(), request_id);
                 return Ok(payment);
             }
         }
@@ -400,7 +383,6 @@ pub async fn charge(
 fn spawn_sync(
     state: actix_web::web::Data<AppState>,
     payment: Payment,
-    _merchant_account: AccountId,
     c: Call,
     request_id: String,
 ) {
@@ -436,15 +418,6 @@ fn spawn_sync(
     });
 }
 
-/// Removes a resolution claim however the resolution ends.
-struct Resolving<'a>(&'a AppState, u128);
-
-impl Drop for Resolving<'_> {
-    fn drop(&mut self) {
-        self.0.resolving.remove(&self.1);
-    }
-}
-
 /// Applies what the channel finally said about `request_id` (`None`: it never got it) to
 /// payment `id`, once: status sync and notifications race for it; one claims it, and a
 /// payment no longer processing or on another attempt is left alone.
@@ -455,10 +428,9 @@ pub async fn resolve(
     answer: Option<ChargeAnswer>,
     how: &str,
 ) -> Result<bool, ApiError> {
-    if state.resolving.insert(id, ()).is_some() {
+    let Some(_claim) = claim(&state.resolving, id) else {
         return Ok(false);
-    }
-    let _claim = Resolving(state, id);
+    };
     let store = state.store()?;
     let Some(mut payment) = records::read::<Payment>(store, &records::payment_key(id))? else {
         return Ok(false);

@@ -18,7 +18,7 @@ use crate::body;
 use crate::error::{ApiError, ErrorType};
 use crate::idempotency;
 use crate::records::{self, Payment, PaymentStatus, RiskRecord};
-use crate::state::{new_id, now_ns, AppState};
+use crate::state::{claim, new_id, now_ns, AppState};
 use engine::risk::{Decision, RiskInput};
 
 pub const OUT_TRADE_NO_LEN_MAX: usize = 64;
@@ -633,15 +633,6 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(PaymentList { data }))
 }
 
-/// Removes a review claim when the request finishes, however it finishes.
-struct ReviewClaim<'a>(&'a AppState, u128);
-
-impl Drop for ReviewClaim<'_> {
-    fn drop(&mut self) {
-        self.0.review_claims.remove(&self.1);
-    }
-}
-
 fn not_in_review(id: u128) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
@@ -683,15 +674,14 @@ pub async fn review(
     let ledger = state.ledger()?;
     let mut payment = load_visible(&state, &caller, &path).await?;
     let id = payment.id;
-    if state.review_claims.insert(id, ()).is_some() {
-        return Err(ApiError::new(
+    let _claim = claim(&state.review_claims, id).ok_or_else(|| {
+        ApiError::new(
             StatusCode::CONFLICT,
             ErrorType::InvalidRequestError,
             "review_in_progress",
             "another decision on this payment is running",
-        ));
-    }
-    let _claim = ReviewClaim(&state, id);
+        )
+    })?;
     // Re-read under the claim: a decision that finished meanwhile is seen.
     payment = load_visible(&state, &caller, &path).await?;
     if payment.status != PaymentStatus::Processing {

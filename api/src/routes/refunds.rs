@@ -18,7 +18,7 @@ use crate::body;
 use crate::error::{ApiError, ErrorType};
 use crate::idempotency;
 use crate::records::{self, Payment, PaymentStatus, Refund};
-use crate::state::{new_id, now_ns, AppState};
+use crate::state::{claim, new_id, now_ns, AppState};
 
 /// A refund request.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -75,15 +75,6 @@ fn conflict(code: &'static str, message: String) -> ApiError {
     )
 }
 
-/// Serializes refunds of one payment: its refunded total is read, checked and rewritten.
-struct Claim<'a>(&'a AppState, u128);
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        self.0.refund_claims.remove(&self.1);
-    }
-}
-
 #[utoipa::path(post, path = "/v1/payments/{id}/refunds", tag = "payments", request_body = CreateRefund,
     params(("id" = String, Path, description = "payment id (pay_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
     security(("bearer" = [])),
@@ -117,18 +108,13 @@ pub async fn create(
     }
     check_text(&body.reason, "reason")?;
     let payment = load_visible(&state, &caller, &path).await?;
-    match state.refund_claims.entry(payment.id) {
-        dashmap::mapref::entry::Entry::Occupied(_) => {
-            return Err(conflict(
-                "refund_in_progress",
-                "another refund of this payment is in progress; retry".to_string(),
-            ))
-        }
-        dashmap::mapref::entry::Entry::Vacant(slot) => {
-            slot.insert(());
-        }
-    }
-    let _claim = Claim(&state, payment.id);
+    // One refund of a payment at a time: its refunded total is read, checked and rewritten.
+    let _claim = claim(&state.refund_claims, payment.id).ok_or_else(|| {
+        conflict(
+            "refund_in_progress",
+            "another refund of this payment is in progress; retry".to_string(),
+        )
+    })?;
     // Re-read under the claim: the refunded total may have moved since.
     let mut payment: Payment = records::read(store, &records::payment_key(payment.id))?
         .ok_or_else(|| ApiError::unavailable("the payment vanished"))?;
@@ -327,7 +313,7 @@ async fn through_channel(
             ..*p
         })
         .collect();
-    if let Err(reject) = ledger.transfer_with(transfer, records.clone()).await? {
+    if let Err(reject) = ledger.transfer_with(transfer, records).await? {
         refund.status = PaymentStatus::Failed;
         refund.failure_code = Some(reject.code().to_string());
         let (records, body) = records_for(&refund, &before);

@@ -13,7 +13,15 @@ use storage::codec::{self, Kind};
 use storage::schema::AccountDelta;
 use storage::JournalEntry;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/format_v1.hex");
+/// The committed fixture. The crate's directory is taken at run time (cargo sets it for the
+/// test): a test binary reused from a shared target dir may have been built in another
+/// checkout, whose compile-time path need not exist here.
+fn fixture() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("tests/fixtures/format_v1.hex")
+}
 
 fn account() -> Account {
     Account {
@@ -87,9 +95,9 @@ fn format_v1_records_still_decode_and_encode_identically() {
             .iter()
             .map(|(name, bytes)| format!("{name} {}\n", hex(bytes)))
             .collect();
-        std::fs::write(FIXTURE, text).unwrap();
+        std::fs::write(fixture(), text).unwrap();
     }
-    let text = std::fs::read_to_string(FIXTURE).expect("committed fixture");
+    let text = std::fs::read_to_string(fixture()).expect("committed fixture");
     let fixture: Vec<(&str, Vec<u8>)> = text
         .lines()
         .map(|l| {

@@ -4,7 +4,7 @@
 //!
 //! Per channel: a latency distribution (log-normal around `latency_ms`), technical errors
 //! (`503`, money definitely not taken: safe to retry elsewhere), issuer declines (final),
-//! timeouts (the charge is decided and recorded, but no answer comes), down (the port refuses
+//! timeouts (the charge or refund is decided and recorded, but no answer comes), down (the port refuses
 //! connections), and an asynchronous result notification `notify_delay_ms` after each charge,
 //! signed with the channel's secret. Charges and refunds are idempotent on our `request_id`
 //! and kept as the channel's own record (its statement, for reconciliation).
@@ -20,7 +20,9 @@
 //! - `POST /charges` [`ChargeRequest`] → `200` [`ChargeAnswer`] (`succeeded` or `declined`),
 //!   `503` technical error, or no answer (timeout).
 //! - `GET /charges/{request_id}` → the recorded charge (status sync), `404` when unknown.
-//! - `POST /refunds` [`RefundRequest`] → `200` [`RefundAnswer`].
+//! - `POST /refunds` [`RefundRequest`] → `200` [`RefundAnswer`], `503` technical error, or
+//!   no answer (timeout: decided and recorded, like a charge).
+//! - `GET /refunds/{request_id}` → the recorded refund (status sync), `404` when unknown.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -335,6 +337,7 @@ impl Sim {
                             .route("/charges", web::post().to(charge))
                             .route("/charges/{request_id}", web::get().to(charge_status))
                             .route("/refunds", web::post().to(refund))
+                            .route("/refunds/{request_id}", web::get().to(refund_status))
                     })
                     .workers(1)
                     .disable_signals()
@@ -464,20 +467,57 @@ async fn charge_status(data: ChannelData, path: web::Path<String>) -> HttpRespon
     }
 }
 
+async fn refund_status(data: ChannelData, path: web::Path<String>) -> HttpResponse {
+    let channel = &data.1;
+    actix_rt::time::sleep(channel.latency()).await;
+    let ledger = channel.ledger.lock().expect("sim ledger");
+    match ledger.refunds.get(path.as_str()) {
+        Some(r) => HttpResponse::Ok().json(r),
+        None => HttpResponse::NotFound().json(serde_json::json!({"status": "not_found"})),
+    }
+}
+
 async fn refund(data: ChannelData, body: web::Json<RefundRequest>) -> HttpResponse {
     let channel = &data.1;
     let req = body.into_inner();
     actix_rt::time::sleep(channel.latency()).await;
-    let error_rate = channel.config.lock().expect("sim config").error_rate;
+    let rates = {
+        let config = channel.config.lock().expect("sim config");
+        (config.error_rate, config.timeout_rate, config.decline_rate)
+    };
+    let answer = match record_refund(channel, req, rates) {
+        Ok(answer) => answer,
+        Err(refused) => return refused,
+    };
+    match answer {
+        (answer, false) => HttpResponse::Ok().json(answer),
+        // Timed out: refunded (or declined) and recorded, but no answer comes back.
+        (_, true) => {
+            actix_rt::time::sleep(Duration::from_millis(HANG_MS)).await;
+            unavailable("timed out")
+        }
+    }
+}
+
+/// Decides and records a refund (idempotent on its request id) with the channel's
+/// (error, timeout, decline) rates; `true`: hang up on the caller instead of answering.
+#[allow(clippy::result_large_err)]
+fn record_refund(
+    channel: &Channel,
+    req: RefundRequest,
+    (error_rate, timeout_rate, decline_rate): (f64, f64, f64),
+) -> Result<(RefundAnswer, bool), HttpResponse> {
     let mut ledger = channel.ledger.lock().expect("sim ledger");
     if let Some(done) = ledger.refunds.get(&req.request_id) {
-        return HttpResponse::Ok().json(done.clone());
+        return Ok((done.clone(), false));
     }
-    if rand::rng().random::<f64>() < error_rate {
-        return unavailable("technical error: nothing was refunded");
+    let roll = rand::rng().random::<f64>();
+    if roll < error_rate {
+        return Err(unavailable("technical error: nothing was refunded"));
     }
+    let hang = roll < error_rate + timeout_rate;
     if ledger.records.len() >= RECORDS_MAX {
-        return unavailable("the simulator's record is full");
+        return Err(unavailable("the simulator's record is full"));
     }
     let decline = |reason: &str| RefundAnswer {
         request_id: req.request_id.clone(),
@@ -494,6 +534,7 @@ async fn refund(data: ChannelData, body: web::Json<RefundRequest>) -> HttpRespon
         {
             decline("exceeds_charge")
         }
+        Some(_) if rand::rng().random::<f64>() < decline_rate => decline("do_not_honor"),
         Some(c) => {
             c.refunded_minor += req.amount_minor;
             RefundAnswer {
@@ -509,7 +550,7 @@ async fn refund(data: ChannelData, body: web::Json<RefundRequest>) -> HttpRespon
         .refunds
         .insert(req.request_id.clone(), answer.clone());
     ledger.records.push(Record::Refund(answer.clone()));
-    HttpResponse::Ok().json(answer)
+    Ok((answer, hang))
 }
 
 async fn put_channel(

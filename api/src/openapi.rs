@@ -123,6 +123,8 @@ impl Modify for BearerAuth {
         payments::get,
         payments::review,
         refunds::create,
+        refunds::list,
+        refunds::get,
         crate::risk::reload,
     ),
     components(schemas(ErrorResponse, ErrorDetail, ErrorType, Status)),

@@ -44,8 +44,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/payments/{id}", "GET").route(web::get().to(payments::get)))
         .service(
-            resource("/v1/payments/{id}/refunds", "POST").route(web::post().to(refunds::create)),
+            resource("/v1/payments/{id}/refunds", "GET, POST")
+                .route(web::post().to(refunds::create))
+                .route(web::get().to(refunds::list)),
         )
+        .service(resource("/v1/refunds/{id}", "GET").route(web::get().to(refunds::get)))
         .service(
             resource("/v1/payments/{id}/review", "POST").route(web::post().to(payments::review)),
         )
@@ -245,6 +248,11 @@ async fn recover(state: web::Data<AppState>) {
         Ok(n) if n > 0 => println!("payd: resumed status sync of {n} card payments"),
         Ok(_) => {}
         Err(e) => fatal(&format!("cannot resume card payments: {e}")),
+    }
+    match routes::refunds::resume(&state, &resume_from) {
+        Ok(n) if n > 0 => println!("payd: resumed status sync of {n} card refunds"),
+        Ok(_) => {}
+        Err(e) => fatal(&format!("cannot resume card refunds: {e}")),
     }
     println!(
         "payd: recovered journal through seq {} ({} accounts, trial balance zero) in {} ms; ready",

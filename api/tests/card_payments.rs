@@ -60,17 +60,16 @@ fn card_pay(p: &Payd, key: &str, otn: &str, amount: &str, token: &str) -> Value 
 
 /// The payment, once it is no longer processing (within 20 s).
 fn settled(p: &Payd, key: &str, id: &str) -> Value {
+    settled_at(p, key, &format!("/v1/payments/{id}"))
+}
+
+/// Polls `path` (a payment or a refund) until it is no longer processing.
+fn settled_at(p: &Payd, key: &str, path: &str) -> Value {
     let auth = format!("Bearer {key}");
+    let id = path;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let now = p
-            .req(
-                "GET",
-                &format!("/v1/payments/{id}"),
-                &[("Authorization", &auth)],
-                b"",
-            )
-            .json();
+        let now = p.req("GET", path, &[("Authorization", &auth)], b"").json();
         if now["status"] != "processing" {
             return now;
         }
@@ -434,4 +433,152 @@ fn card_refunds_go_back_through_the_channel_or_are_reversed() {
         (400, "refund_exceeds_payment")
     );
     assert_eq!(sim.records("bank").len(), 2);
+}
+
+#[test]
+fn card_refunds_left_unanswered_are_settled_by_status_sync_even_across_a_crash() {
+    let sim = Sim::start(&["bank"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = |sync_ms: &'static str| {
+        [
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_CHANNEL_TIMEOUT_MS", "300"),
+            ("RONGPAY_STATUS_SYNC_MS", sync_ms),
+        ]
+    };
+    // Status sync far off: nothing is asked before the crash.
+    let p = Payd::start_in(&dir, &env("60000"));
+    channel(&p, "bank", &format!("http://{}", sim.addr("bank")), "0.002");
+    let shop = merchant(&p, r#"{"name":"Slow refunds","fee_rate":"0.006"}"#);
+    let token = tokenize(&p, &shop.key, "4012888888881881");
+    let v = card_pay(&p, &shop.key, "sr-1", "100.00", &token);
+    assert_eq!(v["status"], "succeeded");
+    let id = v["id"].as_str().unwrap().to_string();
+    let position = |p: &Payd| channels(p)[0]["position"].as_str().unwrap().to_string();
+
+    // The channel refunds but never answers: processing, and the money is booked as on
+    // its way back (merchant 30.00 net of 0.18 of fee, our position 30.00).
+    sim.put("bank", json!({"timeout_rate": 1}));
+    let refund = |p: &Payd, otn: &str, amount: &str| {
+        let r = p.post(
+            &shop.key,
+            &format!("/v1/payments/{id}/refunds"),
+            None,
+            &format!(r#"{{"amount":"{amount}","out_refund_no":"{otn}"}}"#),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.json());
+        r.json()
+    };
+    let r1 = refund(&p, "rf-1", "30.00");
+    assert_eq!(r1["status"], "processing", "{r1}");
+    assert_eq!(
+        (p.balance(&shop.account), position(&p)),
+        ("69.58".into(), "69.80".into())
+    );
+    p.kill9();
+
+    // Restarted (status sync every 100 ms): the refund is asked about and settles once.
+    let mut p = Payd::start_in(&dir, &env("100"));
+    let r1_path = format!("/v1/refunds/{}", r1["id"].as_str().unwrap());
+    let done = settled_at(&p, &shop.key, &r1_path);
+    assert_eq!(
+        (done["status"].as_str(), done["failure_code"].as_str()),
+        (Some("succeeded"), None),
+        "{done}"
+    );
+    assert_eq!(
+        (p.balance(&shop.account), position(&p)),
+        ("69.58".into(), "69.80".into())
+    );
+    let refunds_at_bank = |sim: &Sim| {
+        sim.records("bank")
+            .into_iter()
+            .filter(|r| r["kind"] == "refund")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        refunds_at_bank(&sim).len(),
+        1,
+        "refunded once at the channel"
+    );
+
+    // The channel declines a refund and the answer is lost: status sync learns the decline
+    // and reverses the booking; the payment's refunded total goes back.
+    sim.put("bank", json!({"timeout_rate": 1, "decline_rate": 1}));
+    let r2 = refund(&p, "rf-2", "10.00");
+    assert_eq!(r2["status"], "processing", "{r2}");
+    let r2_path = format!("/v1/refunds/{}", r2["id"].as_str().unwrap());
+    let done = settled_at(&p, &shop.key, &r2_path);
+    assert_eq!(
+        (done["status"].as_str(), done["failure_code"].as_str()),
+        (Some("failed"), Some("channel_declined")),
+        "{done}"
+    );
+    assert_eq!(
+        (p.balance(&shop.account), position(&p)),
+        ("69.58".into(), "69.80".into())
+    );
+    let auth = format!("Bearer {}", shop.key);
+    let payment = p
+        .req(
+            "GET",
+            &format!("/v1/payments/{id}"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json();
+    assert_eq!(payment["refunded_amount"], "30.00");
+
+    // The payment's refunds, listed; another merchant sees neither the list nor a refund.
+    let list = p
+        .req(
+            "GET",
+            &format!("/v1/payments/{id}/refunds"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json();
+    let listed: Vec<_> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["out_refund_no"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, vec![("rf-1", "succeeded"), ("rf-2", "failed")]);
+    assert_eq!(list["has_more"], false);
+    let other = merchant(&p, r#"{"name":"Nosy"}"#);
+    let nosy = format!("Bearer {}", other.key);
+    for path in [format!("/v1/payments/{id}/refunds"), r1_path.clone()] {
+        let r = p.req("GET", &path, &[("Authorization", &nosy)], b"");
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (404, "resource_not_found")
+        );
+    }
+    let r = p.req(
+        "GET",
+        "/v1/refunds/re_nope",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "resource_not_found")
+    );
+
+    let _ = std::process::Command::new("kill")
+        .args(["-15", &p.child.id().to_string()])
+        .status();
+    let _ = p.child.wait();
+    let out = Payd::stdout(&mut p.child);
+    assert!(
+        out.contains("resumed status sync of 1 card refunds"),
+        "{out}"
+    );
 }

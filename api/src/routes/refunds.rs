@@ -66,6 +66,50 @@ fn view(r: &Refund, currency: Currency) -> RefundView {
     }
 }
 
+/// A refund's postings: `source` (the payer's account, or our receivable at the channel
+/// that charged the card) gives `amount` back; the merchant returns `merchant_part` and the
+/// platform's fee income the rest.
+fn refund_postings(
+    source: AccountId,
+    merchant: AccountId,
+    currency: Currency,
+    amount: i64,
+    merchant_part: i64,
+) -> Vec<Posting> {
+    let fee_part = amount - merchant_part;
+    let mut postings = vec![Posting {
+        account: source,
+        currency,
+        amount,
+    }];
+    if merchant_part > 0 {
+        postings.push(Posting {
+            account: merchant,
+            currency,
+            amount: -merchant_part,
+        });
+    }
+    if fee_part > 0 {
+        postings.push(Posting {
+            account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
+            currency,
+            amount: -fee_part,
+        });
+    }
+    postings
+}
+
+/// Reverses postings (a compensating transfer).
+fn reversed(postings: &[Posting]) -> Vec<Posting> {
+    postings
+        .iter()
+        .map(|p| Posting {
+            amount: -p.amount,
+            ..*p
+        })
+        .collect()
+}
+
 fn conflict(code: &'static str, message: String) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
@@ -188,26 +232,13 @@ pub async fn create(
             currency.numeric(),
         ),
     };
-    let mut postings = vec![Posting {
-        account: refund_source,
+    let postings = refund_postings(
+        refund_source,
+        merchant.account,
         currency,
         amount,
-    }];
-    if merchant_part > 0 {
-        postings.push(Posting {
-            account: merchant.account,
-            currency,
-            amount: -merchant_part,
-        });
-    }
-    if fee_part > 0 {
-        let fees = AccountId::platform(PlatformRole::FeeIncome, currency.numeric());
-        postings.push(Posting {
-            account: fees,
-            currency,
-            amount: -fee_part,
-        });
-    }
+        merchant_part,
+    );
     let id = new_id();
     let transfer = Transfer {
         id: TransferId(id),
@@ -290,7 +321,7 @@ struct ChannelRefund {
 /// refunded): a compensating transfer puts the money back and the refund fails. No answer:
 /// the refund stays processing (money is booked as on its way back).
 async fn through_channel(
-    state: &AppState,
+    state: &web::Data<AppState>,
     c: ChannelRefund,
     records_for: &RecordsFor<'_>,
 ) -> Result<HttpResponse, ApiError> {
@@ -304,15 +335,11 @@ async fn through_channel(
         before,
     } = c;
     refund.status = PaymentStatus::Processing;
-    let (records, answer) = records_for(&refund, &payment);
-    let reversal: Vec<Posting> = transfer
-        .postings
-        .iter()
-        .map(|p| Posting {
-            amount: -p.amount,
-            ..*p
-        })
-        .collect();
+    let (mut records, answer) = records_for(&refund, &payment);
+    // Durable before the channel can move money: a crash from here on leaves the refund
+    // processing, and a marker to resume its status sync from.
+    records.push(open_refund_record(refund.id));
+    let reversal = reversed(&transfer.postings);
     if let Err(reject) = ledger.transfer_with(transfer, records).await? {
         refund.status = PaymentStatus::Failed;
         refund.failure_code = Some(reject.code().to_string());
@@ -332,16 +359,21 @@ async fn through_channel(
         .send()
         .await;
     use crate::channel_sim::{ChargeStatus, RefundAnswer};
+    let unknown = |state: &web::Data<AppState>| {
+        // No answer (or one we cannot read): booked and processing; the status sync asks
+        // the channel what it did.
+        spawn_sync(state.clone(), refund.id);
+        Ok(idempotency::respond(StatusCode::CREATED, answer.clone()))
+    };
     let refused = match sent {
         Ok(resp) if resp.status().is_success() => match resp.json::<RefundAnswer>().await {
             Ok(a) if a.status == ChargeStatus::Succeeded => None,
             Ok(_) => Some("channel_declined"),
-            Err(_) => return Ok(idempotency::respond(StatusCode::CREATED, answer)),
+            Err(_) => return unknown(state),
         },
         Ok(_) => Some("channel_unavailable"),
         Err(e) if e.is_connect() => Some("channel_unavailable"),
-        // No answer: booked and processing; what the channel did is asked later.
-        Err(_) => return Ok(idempotency::respond(StatusCode::CREATED, answer)),
+        Err(_) => return unknown(state),
     };
     match refused {
         None => {
@@ -369,4 +401,283 @@ async fn through_channel(
             }
         }
     }
+}
+
+/// How long an open-refund marker is kept (read only at start).
+const OPEN_REFUND_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How many times a card refund with no answer is asked about (every `status_sync_ms`).
+const SYNC_ATTEMPTS: u32 = 7_200;
+
+fn open_refunds_prefix() -> Vec<u8> {
+    [[storage::schema::AUX_EXPIRING_PREFIX].as_slice(), b"ro"].concat()
+}
+
+/// The marker of a card refund the channel may not have answered: written with its
+/// booking, read at start to resume status sync. Expiring, so resolved ones go by themselves.
+fn open_refund_record(refund: u128) -> (Vec<u8>, Vec<u8>) {
+    let expires = now_ns().saturating_add(OPEN_REFUND_KEEP.as_nanos() as u64);
+    (
+        [open_refunds_prefix().as_slice(), &refund.to_be_bytes()].concat(),
+        storage::schema::expiring_value(expires, &[1]),
+    )
+}
+
+/// At start: every card refund still processing is asked about again.
+pub fn resume(state: &web::Data<AppState>, store: &storage::Store) -> Result<usize, String> {
+    let prefix = open_refunds_prefix();
+    let mut ids = Vec::new();
+    store
+        .for_each_aux_with_prefix(&prefix, 1_000_000, |key, _| {
+            if let Some(id) = key
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            {
+                ids.push(u128::from_be_bytes(id));
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    let mut resumed = 0;
+    for id in ids {
+        let refund =
+            records::read::<Refund>(store, &records::refund_key(id)).map_err(|e| e.to_string())?;
+        if refund.is_some_and(|r| r.status == PaymentStatus::Processing) {
+            spawn_sync(state.clone(), id);
+            resumed += 1;
+        }
+    }
+    Ok(resumed)
+}
+
+/// The channel of a card payment's refund: (endpoint, channel number).
+fn channel_of(state: &AppState, payment: &Payment) -> Option<(String, u32)> {
+    let (channel, _) = payment.card.0.as_ref()?.channel.clone()?;
+    let entry = state.channels.get(&channel)?;
+    let rt = entry.value().lock().ok()?;
+    Some((rt.record.endpoint.clone(), rt.record.number))
+}
+
+/// Asks the channel about a card refund that got no answer until it says; then marks it
+/// succeeded, or reverses its booking and fails it.
+fn spawn_sync(state: web::Data<AppState>, refund_id: u128) {
+    actix_rt::spawn(async move {
+        let request_id = format!("re_{refund_id:032x}");
+        for _ in 0..SYNC_ATTEMPTS {
+            actix_rt::time::sleep(Duration::from_millis(state.config.status_sync_ms)).await;
+            let endpoint = match read_refund_and_payment(&state, refund_id) {
+                Ok(Some((refund, payment))) if refund.status == PaymentStatus::Processing => {
+                    match channel_of(&state, &payment) {
+                        Some((endpoint, _)) => endpoint,
+                        None => continue,
+                    }
+                }
+                Ok(_) => return,
+                Err(_) => continue,
+            };
+            let asked = state
+                .http
+                .get(format!(
+                    "{}/refunds/{request_id}",
+                    endpoint.trim_end_matches('/')
+                ))
+                .timeout(state.config.channel_timeout())
+                .send()
+                .await;
+            use crate::channel_sim::{ChargeStatus, RefundAnswer};
+            let refused = match asked {
+                // The request never reached the channel: definitely not refunded.
+                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
+                    Some("channel_unavailable")
+                }
+                Ok(r) if r.status().is_success() => match r.json::<RefundAnswer>().await {
+                    Ok(a) if a.status == ChargeStatus::Succeeded => None,
+                    Ok(_) => Some("channel_declined"),
+                    Err(_) => continue,
+                },
+                _ => continue,
+            };
+            match settle(&state, refund_id, refused).await {
+                Ok(true) => return,
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(refund = %request_id, %e, "refund status sync could not record the outcome");
+                }
+            }
+        }
+        tracing::error!(refund = %request_id, "no status from the channel; the refund stays processing");
+    });
+}
+
+fn read_refund_and_payment(
+    state: &AppState,
+    refund_id: u128,
+) -> Result<Option<(Refund, Payment)>, ApiError> {
+    let store = state.store()?;
+    let Some(refund) = records::read::<Refund>(store, &records::refund_key(refund_id))? else {
+        return Ok(None);
+    };
+    let payment = records::read::<Payment>(store, &records::payment_key(refund.payment))?;
+    Ok(payment.map(|p| (refund, p)))
+}
+
+/// Records what the channel finally said about a processing card refund (`None`: refunded;
+/// else the failure code), once, under the payment's refund claim. `false`: another refund
+/// of the payment holds the claim now; try again later.
+async fn settle(
+    state: &AppState,
+    refund_id: u128,
+    refused: Option<&'static str>,
+) -> Result<bool, ApiError> {
+    let Some((_, payment)) = read_refund_and_payment(state, refund_id)? else {
+        return Ok(true);
+    };
+    let Some(_claim) = claim(&state.refund_claims, payment.id) else {
+        return Ok(false);
+    };
+    // Re-read under the claim.
+    let Some((mut refund, mut payment)) = read_refund_and_payment(state, refund_id)? else {
+        return Ok(true);
+    };
+    if refund.status != PaymentStatus::Processing {
+        return Ok(true);
+    }
+    let currency = Currency::from_numeric(payment.currency)
+        .ok_or_else(|| ApiError::unavailable("a payment with an unknown currency"))?;
+    let ledger = state.ledger()?;
+    match refused {
+        None => {
+            refund.status = PaymentStatus::Succeeded;
+            ledger
+                .write_records(vec![(
+                    records::refund_key(refund.id),
+                    records::encode(&refund),
+                )])
+                .await?;
+        }
+        Some(code) => {
+            let store = state.store()?;
+            let merchant: records::Merchant =
+                records::read(store, &records::merchant_key(payment.merchant))?
+                    .ok_or_else(|| ApiError::unavailable("the payment's merchant is missing"))?;
+            let (_, number) = channel_of(state, &payment)
+                .ok_or_else(|| ApiError::unavailable("the payment's channel is not configured"))?;
+            let source = AccountId::platform_at_channel(
+                PlatformRole::ChannelReceivable,
+                number,
+                currency.numeric(),
+            );
+            let booked = refund_postings(
+                source,
+                merchant.account,
+                currency,
+                refund.amount,
+                refund.amount - refund.fee_part,
+            );
+            refund.status = PaymentStatus::Failed;
+            refund.failure_code = Some(code.to_string());
+            payment.refunded -= refund.amount;
+            let compensation = Transfer {
+                id: TransferId(new_id()),
+                kind: TransferKind::Refund,
+                postings: reversed(&booked),
+                timestamp: Timestamp(0),
+            };
+            let records = vec![
+                (records::refund_key(refund.id), records::encode(&refund)),
+                (records::payment_key(payment.id), records::encode(&payment)),
+            ];
+            if let Err(reject) = ledger.transfer_with(compensation, records).await? {
+                tracing::error!(refund = refund.id, %reject, "a refused card refund could not be reversed");
+                return Err(ApiError::unavailable(
+                    "the refund was refused by the channel and its reversal failed",
+                ));
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// `re_` + 32 hex digits.
+fn parse_refund_id(text: &str) -> Option<u128> {
+    let hex = text.strip_prefix("re_")?;
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u128::from_str_radix(hex, 16).ok()
+}
+
+#[utoipa::path(get, path = "/v1/refunds/{id}", tag = "payments",
+    params(("id" = String, Path, description = "refund id (re_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the refund", body = RefundView),
+        crate::openapi::ReadErrors
+    ))]
+/// A refund (its merchant, or the operator): a card refund left `processing` shows here
+/// what the channel finally said.
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth::caller(&req, &state)?;
+    let not_found = || ApiError::not_found(format!("no refund {:?}", path.as_str()));
+    let id = parse_refund_id(&path).ok_or_else(not_found)?;
+    let (refund, payment) = read_refund_and_payment(&state, id)?.ok_or_else(not_found)?;
+    if !caller.may_see(payment.merchant) {
+        return Err(not_found());
+    }
+    let currency =
+        Currency::from_numeric(payment.currency).expect("stored payments carry an active currency");
+    Ok(HttpResponse::Ok().json(view(&refund, currency)))
+}
+
+/// The most refunds one list answers.
+const LIST_MAX: usize = 1_000;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RefundList {
+    data: Vec<RefundView>,
+    /// More refunds than `LIST_MAX` (1,000) exist; only the first ones by `out_refund_no` are here.
+    has_more: bool,
+}
+
+#[utoipa::path(get, path = "/v1/payments/{id}/refunds", tag = "payments",
+    params(("id" = String, Path, description = "payment id (pay_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the payment's refunds, by out_refund_no", body = RefundList),
+        crate::openapi::ReadErrors
+    ))]
+/// A payment's refunds, ordered by `out_refund_no` (at most 1,000).
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth::caller(&req, &state)?;
+    let payment = load_visible(&state, &caller, &path).await?;
+    let store = state.store()?;
+    let currency =
+        Currency::from_numeric(payment.currency).expect("stored payments carry an active currency");
+    let prefix = records::out_refund_no_key(payment.id, "");
+    let mut ids = Vec::new();
+    store
+        .for_each_aux_with_prefix(&prefix, LIST_MAX + 1, |_, value| {
+            if let Ok(id) = storage::codec::decode::<u128>(storage::codec::Kind::Aux, value) {
+                ids.push(id);
+            }
+            Ok(())
+        })
+        .map_err(|e| ApiError::unavailable(format!("cannot read the refunds: {e}")))?;
+    let has_more = ids.len() > LIST_MAX;
+    ids.truncate(LIST_MAX);
+    let mut data = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(r) = records::read::<Refund>(store, &records::refund_key(id))? {
+            data.push(view(&r, currency));
+        }
+    }
+    Ok(HttpResponse::Ok().json(RefundList { data, has_more }))
 }

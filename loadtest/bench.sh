@@ -37,26 +37,38 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# ---- payd
+# ---- payd. Runs compared with each other start on an empty data dir (a fresh payd): a
+# store that earlier runs have grown is slower (bigger memtables, compactions), which made
+# the order of the runs decide their ratios.
 token="adm_bench_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 port=18480
-RONGPAY_ADMIN_TOKEN="$token" taskset -c 0 "$bin/payd" serve --data-dir "$work/payd" \
-  --listen "127.0.0.1:$port" >"$work/payd.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
 export RONGPAY_ADMIN_TOKEN="$token"
+payd_pid=
+fresh_payd() {
+  if [ -n "$payd_pid" ]; then kill "$payd_pid"; wait "$payd_pid" 2>/dev/null || true; fi
+  rm -rf "$work/payd"
+  taskset -c 0 "$bin/payd" serve --data-dir "$work/payd" --listen "127.0.0.1:$port" \
+    >>"$work/payd.log" 2>&1 &
+  payd_pid=$!
+  pids+=("$payd_pid")
+  for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
+}
 lt() { taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "${secs}s" \
   --connections "$conns" --out "$out" -q "$@" | grep -E '^\| [a-z]|^checks' ; }
 echo "machine: $machine; server on core 0, load on core 1, $conns connections, ${secs}s per run"
+fresh_payd
 lt --scenario healthz --label healthz
 taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/healthz" | grep -E "Requests/sec" | sed 's/^/wrk healthz: /'
 lt --scenario uniform --accounts 10000 --label payd-uniform
+fresh_payd
 lt --scenario hot --accounts 10000 --label payd-hot
+fresh_payd
 taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --accounts 10000 --setup-only \
   --wrk-setup "$work/wrk.txt" -q
 WRK_SETUP="$work/wrk.txt" WRK_JSON="$out/wrk-payments.json" LABEL=wrk-payments CONNECTIONS="$conns" \
   MACHINE="$machine" RUN_ID="b$RANDOM" taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" \
   -s loadtest/wrk/payments.lua "http://127.0.0.1:$port" | grep '^wrk:'
+fresh_payd
 lt --scenario uniform --accounts 10000 --mix refund=5,retry=5,decline=5 --label payd-mixed
 # Card payments through channel-sim (two channels, 1 ms median latency; the simulator runs
 # on the load generator's core), healthy and with one channel failing 30% of charges.
@@ -64,7 +76,9 @@ taskset -c 1 "$bin/channel-sim" --listen 127.0.0.1:18490 --channel 'a={"latency_
   --channel 'b={"latency_ms":1}' >"$work/sim.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf 127.0.0.1:18490/_sim/channels >/dev/null && break; sleep 0.05; done
+fresh_payd
 lt --scenario card --sim 127.0.0.1:18490 --label payd-card
+fresh_payd
 curl -sf -X PUT 127.0.0.1:18490/_sim/channels/b -H 'Content-Type: application/json' -d '{"error_rate":0.3}' >/dev/null
 lt --scenario card --sim 127.0.0.1:18490 --label payd-card-b-failing-30pct
 python3 - "$out" <<'PY'
@@ -73,9 +87,10 @@ for n in ["payd-card", "payd-card-b-failing-30pct"]:
     o = json.load(open(f"{sys.argv[1]}/{n}.json"))["outcomes"]
     print(f"{n}: {o.get('succeeded', 0)} of {sum(o.values())} succeeded ({o.get('succeeded', 0) / max(1, sum(o.values())):.4f})")
 PY
+fresh_payd
 rate=$(python3 -c "import json; print(int(json.load(open('$out/payd-uniform.json'))['throughput'] * 0.5))")
 lt --scenario uniform --accounts 10000 --rate "constant:$rate" --label payd-open-50pct
-kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+kill "$payd_pid"; wait "$payd_pid" 2>/dev/null || true
 
 # ---- PostgreSQL: a private cluster on loopback with the defaults (fsync, synchronous_commit)
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)

@@ -12,7 +12,8 @@
 //! Control plane (on the simulator's main address):
 //! - `PUT /_sim/channels/{name}` with any of `{"latency_ms", "error_rate", "decline_rate",
 //!   "timeout_rate", "down", "notify_delay_ms"}`: creates the channel or changes it live;
-//!   answers its state, including its `url`.
+//!   answers its state, including its `url`, and `inflight` / `peak_inflight` (charge
+//!   requests being handled now, and the most at once).
 //! - `GET /_sim/channels`: every channel; `GET /_sim/channels/{name}/records`: its charges
 //!   and refunds in the order they were decided.
 //!
@@ -26,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -212,6 +214,27 @@ pub struct Channel {
     config: Mutex<ChannelConfig>,
     ledger: Mutex<Ledger>,
     server: Mutex<Option<ServerHandle>>,
+    /// Charge requests being handled now, and the most ever at once (shows that payd's
+    /// bulkhead holds).
+    inflight: AtomicU32,
+    peak_inflight: AtomicU32,
+}
+
+/// Counts a charge request in flight for as long as it lives.
+struct InFlight<'a>(&'a Channel);
+
+impl<'a> InFlight<'a> {
+    fn new(channel: &'a Channel) -> InFlight<'a> {
+        let now = channel.inflight.fetch_add(1, Ordering::SeqCst) + 1;
+        channel.peak_inflight.fetch_max(now, Ordering::SeqCst);
+        InFlight(channel)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Serialize)]
@@ -223,6 +246,8 @@ struct ChannelView {
     config: ChannelConfig,
     charges: usize,
     refunds: usize,
+    inflight: u32,
+    peak_inflight: u32,
 }
 
 impl Channel {
@@ -235,6 +260,8 @@ impl Channel {
             config: self.config.lock().expect("sim config").clone(),
             charges: ledger.charges.len(),
             refunds: ledger.refunds.len(),
+            inflight: self.inflight.load(Ordering::SeqCst),
+            peak_inflight: self.peak_inflight.load(Ordering::SeqCst),
         }
     }
 
@@ -301,6 +328,8 @@ impl Sim {
                     config: Mutex::new(config),
                     ledger: Mutex::default(),
                     server: Mutex::new(None),
+                    inflight: AtomicU32::new(0),
+                    peak_inflight: AtomicU32::new(0),
                 });
                 self.channels
                     .lock()
@@ -404,6 +433,7 @@ fn unavailable(why: &str) -> HttpResponse {
 
 async fn charge(data: ChannelData, body: web::Json<ChargeRequest>) -> HttpResponse {
     let (sim, channel) = (&data.0, &data.1);
+    let _inflight = InFlight::new(channel);
     let req = body.into_inner();
     actix_rt::time::sleep(channel.latency()).await;
     if req.amount_minor <= 0 || req.request_id.is_empty() || req.request_id.len() > 128 {

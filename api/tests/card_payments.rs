@@ -582,3 +582,97 @@ fn card_refunds_left_unanswered_are_settled_by_status_sync_even_across_a_crash()
         "{out}"
     );
 }
+
+#[test]
+fn the_bulkhead_and_the_daily_limit_hold_under_concurrent_payments() {
+    let sim = Sim::start(&[r#"tiny={"latency_ms":40}"#]);
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(&tmp.path().join("data"), &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+    let r = p.post(
+        ADMIN,
+        "/v1/channels",
+        None,
+        &format!(
+            r#"{{"name":"tiny","endpoint":"http://{}","methods":["bank_card"],"currency":"CNY",
+                "fee_rate":"0.002","max_amount":"50.00","daily_limit":"100.00","inflight_max":3}}"#,
+            sim.addr("tiny")
+        ),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let tiny_id = r.json()["id"].as_str().unwrap().to_string();
+    let shop = merchant(&p, r#"{"name":"Rush","fee_rate":"0.006"}"#);
+    let token = tokenize(&p, &shop.key, "4111111111111111");
+
+    // 40 payments of 10.00 at once; returns how many succeeded, and why the others failed.
+    let rush = |round: &str| -> (usize, std::collections::BTreeSet<String>) {
+        let answers: Vec<Value> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..40)
+                .map(|n| {
+                    let (p, key, token) = (&p, &shop.key, &token);
+                    let otn = format!("{round}-{n}");
+                    s.spawn(move || card_pay(p, key, &otn, "10.00", token))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut why = std::collections::BTreeSet::new();
+        let mut succeeded = 0;
+        for v in &answers {
+            if v["status"] == "succeeded" {
+                succeeded += 1;
+                continue;
+            }
+            assert_eq!(
+                (v["status"].as_str(), v["failure_code"].as_str()),
+                (Some("failed"), Some("no_channel_available")),
+                "{v}"
+            );
+            let outcome = v["routing"]["excluded"]
+                .get(0)
+                .or_else(|| v["routing"]["attempts"].get(0))
+                .map(|e| e["outcome"].as_str().unwrap().to_string())
+                .unwrap();
+            why.insert(outcome);
+        }
+        (succeeded, why)
+    };
+
+    // A bulkhead of 3: the channel never has more than 3 of our charges at once.
+    let (succeeded, why) = rush("bulkhead");
+    let peak = sim.put("tiny", json!({}))["peak_inflight"]
+        .as_u64()
+        .unwrap();
+    println!("bulkhead 3: 40 at once, {succeeded} succeeded, peak in flight at the channel {peak}, others: {why:?}");
+    assert!(peak <= 3 && succeeded >= 1, "peak {peak}");
+    assert_eq!(why, ["busy".to_string()].into());
+
+    // A wide bulkhead: now the day's limit (100.00) is what stops them, exactly: the amounts
+    // in flight count against it, so 40 at once cannot overshoot it together.
+    let r = p.admin(
+        "PATCH",
+        &format!("/v1/channels/{tiny_id}"),
+        r#"{"inflight_max":64}"#,
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let (more, why) = rush("limit");
+    println!("daily limit 100.00 after {succeeded} × 10.00: 40 at once, {more} succeeded, others: {why:?}");
+    assert_eq!(succeeded + more, 10, "exactly the day's 100.00");
+    assert_eq!(why, ["daily_limit_reached".to_string()].into());
+    let charged: i64 = sim
+        .records("tiny")
+        .iter()
+        .map(|r| r["amount_minor"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        charged, 10_000,
+        "the channel charged exactly the day's 100.00"
+    );
+    assert_eq!(channels(&p)[0]["health"]["volume_today"], "100.00");
+    assert_eq!(channels(&p)[0]["health"]["inflight"], 0);
+    // Above the per-transaction maximum: never routed there.
+    let v = card_pay(&p, &shop.key, "big", "50.01", &token);
+    assert_eq!(
+        v["routing"]["excluded"][0]["outcome"], "above_maximum",
+        "{v}"
+    );
+}

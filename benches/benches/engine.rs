@@ -202,6 +202,7 @@ fn routing(c: &mut Criterion) {
                 result,
                 1_000 + k,
                 0,
+                0,
             );
         }
     }

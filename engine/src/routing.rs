@@ -106,6 +106,9 @@ pub struct ChannelHealth {
     pub breaker: BreakerState,
     buckets: Vec<Bucket>,
     pub inflight: u32,
+    /// The amounts of the calls in flight: counted against the daily limit until they end,
+    /// so concurrent payments cannot overshoot it together.
+    pub reserved: i64,
     /// (UTC day number, volume that day in minor units).
     pub today: (u64, i64),
 }
@@ -126,6 +129,7 @@ impl ChannelHealth {
             breaker: BreakerState::Closed,
             buckets: vec![Bucket::default(); breaker_config.window_secs.max(1) as usize],
             inflight: 0,
+            reserved: 0,
             today: (0, 0),
         }
     }
@@ -175,23 +179,74 @@ impl ChannelHealth {
         }
     }
 
-    /// A call starts: counts it in flight (and as a probe when half-open).
-    pub fn start(&mut self) {
-        self.inflight += 1;
-        if let BreakerState::HalfOpen { probes } = &mut self.breaker {
-            *probes += 1;
+    /// Why a call of `amount_minor` may not start now (daily limit with the amounts in
+    /// flight, breaker, bulkhead), or `None`. Moves an expired open breaker to half-open.
+    pub fn refuses(
+        &mut self,
+        spec: &ChannelSpec,
+        at: Timestamp,
+        amount_minor: i64,
+    ) -> Option<Excluded> {
+        if self
+            .volume_today(at)
+            .saturating_add(self.reserved)
+            .saturating_add(amount_minor)
+            > spec.daily_limit_minor
+        {
+            Some(Excluded::DailyLimitReached)
+        } else if !self.allows(at) {
+            Some(Excluded::BreakerOpen)
+        } else if self.inflight >= spec.inflight_max {
+            Some(Excluded::Busy)
+        } else {
+            None
         }
     }
 
-    /// A call ended: window, breaker and (when it charged) today's volume.
+    /// Starts a call of `amount_minor` if [`refuses`](Self::refuses) has nothing against
+    /// it: counts it in flight, reserves its amount against the daily limit, and counts it
+    /// as a probe when half-open. Check and start are one step under the channel's lock,
+    /// so concurrent payments cannot all pass the check and then overshoot together.
+    pub fn try_start(
+        &mut self,
+        spec: &ChannelSpec,
+        at: Timestamp,
+        amount_minor: i64,
+    ) -> Result<(), Excluded> {
+        if let Some(why) = self.refuses(spec, at, amount_minor) {
+            return Err(why);
+        }
+        self.inflight += 1;
+        self.reserved = self.reserved.saturating_add(amount_minor);
+        if let BreakerState::HalfOpen { probes } = &mut self.breaker {
+            *probes += 1;
+        }
+        Ok(())
+    }
+
+    /// A started call that was never made (its attempt could not be written): releases
+    /// its slot and reservation without counting a call.
+    pub fn abandon(&mut self, reserved_minor: i64) {
+        self.inflight = self.inflight.saturating_sub(1);
+        self.reserved = self.reserved.saturating_sub(reserved_minor);
+        if let BreakerState::HalfOpen { probes } = &mut self.breaker {
+            *probes = probes.saturating_sub(1);
+        }
+    }
+
+    /// A call ended: releases its slot and its reservation (`reserved_minor`, what
+    /// [`try_start`](Self::try_start) took), then counts it in the window, the breaker and
+    /// (what it charged, or may have) today's volume.
     pub fn finish(
         &mut self,
         at: Timestamp,
         result: CallResult,
         latency_us: u64,
+        reserved_minor: i64,
         charged_minor: i64,
     ) {
         self.inflight = self.inflight.saturating_sub(1);
+        self.reserved = self.reserved.saturating_sub(reserved_minor);
         let second = at.0 / NANOS_PER_SEC;
         let span = self.buckets.len() as u64;
         let b = &mut self.buckets[(second % span) as usize];
@@ -329,19 +384,8 @@ pub fn route(candidates: &mut [Candidate<'_>], req: &RouteRequest, policy: Polic
             Some(Excluded::BelowMinimum)
         } else if req.amount_minor > s.max_minor {
             Some(Excluded::AboveMaximum)
-        } else if c
-            .health
-            .volume_today(req.at)
-            .saturating_add(req.amount_minor)
-            > s.daily_limit_minor
-        {
-            Some(Excluded::DailyLimitReached)
-        } else if !c.health.allows(req.at) {
-            Some(Excluded::BreakerOpen)
-        } else if c.health.inflight >= s.inflight_max {
-            Some(Excluded::Busy)
         } else {
-            None
+            c.health.refuses(s, req.at, req.amount_minor)
         };
         match why {
             Some(w) => excluded.push((i, w)),
@@ -482,9 +526,9 @@ mod tests {
             } else {
                 CallResult::Answered
             };
-            health[0].finish(t, cheap, 9_000, 0);
-            health[1].finish(t, CallResult::Answered, 1_000, 0);
-            health[2].finish(t, CallResult::Answered, 4_000, 0);
+            health[0].finish(t, cheap, 9_000, 0, 0);
+            health[1].finish(t, CallResult::Answered, 1_000, 0, 0);
+            health[2].finish(t, CallResult::Answered, 4_000, 0, 0);
         }
         let r = |p, h: &mut [ChannelHealth]| names(&specs, &run(&specs, h, &req(10_000, at), p));
         assert_eq!(r(Policy::Cost, &mut health), vec!["cheap", "mid", "dear"]);
@@ -525,11 +569,11 @@ mod tests {
         };
         let mut h = ChannelHealth::new(c);
         let t0 = 100 * S;
-        h.finish(Timestamp(t0), CallResult::Answered, 10, 0);
-        h.finish(Timestamp(t0), CallResult::Failed, 10, 0);
-        h.finish(Timestamp(t0), CallResult::Answered, 10, 0);
+        h.finish(Timestamp(t0), CallResult::Answered, 10, 0, 0);
+        h.finish(Timestamp(t0), CallResult::Failed, 10, 0, 0);
+        h.finish(Timestamp(t0), CallResult::Answered, 10, 0, 0);
         assert_eq!(h.breaker, BreakerState::Closed, "fewer than min_calls");
-        h.finish(Timestamp(t0), CallResult::Failed, 10, 0);
+        h.finish(Timestamp(t0), CallResult::Failed, 10, 0, 0);
         assert_eq!(
             h.breaker,
             BreakerState::Open {
@@ -539,9 +583,10 @@ mod tests {
         assert!(!h.allows(Timestamp(t0 + 4 * S)));
         assert!(h.allows(Timestamp(t0 + 5 * S)));
         assert_eq!(h.breaker, BreakerState::HalfOpen { probes: 0 });
-        h.start();
+        let only = spec("only", 0, 1);
+        h.try_start(&only, Timestamp(t0 + 5 * S), 1).unwrap();
         assert!(!h.allows(Timestamp(t0 + 5 * S)), "one probe at a time");
-        h.finish(Timestamp(t0 + 6 * S), CallResult::Failed, 10, 0);
+        h.finish(Timestamp(t0 + 6 * S), CallResult::Failed, 10, 1, 0);
         assert_eq!(
             h.breaker,
             BreakerState::Open {
@@ -549,13 +594,13 @@ mod tests {
             }
         );
         assert!(h.allows(Timestamp(t0 + 11 * S)));
-        h.start();
-        h.finish(Timestamp(t0 + 11 * S), CallResult::Answered, 10, 0);
+        h.try_start(&only, Timestamp(t0 + 11 * S), 1).unwrap();
+        h.finish(Timestamp(t0 + 11 * S), CallResult::Answered, 10, 1, 0);
         assert_eq!(h.breaker, BreakerState::Closed);
         assert_eq!(h.stats(Timestamp(t0 + 11 * S)).0, 0, "a clean slate");
         // Old results leave the window.
         let mut h = ChannelHealth::new(c);
-        h.finish(Timestamp(t0), CallResult::Failed, 10, 0);
+        h.finish(Timestamp(t0), CallResult::Failed, 10, 0, 0);
         assert_eq!(h.stats(Timestamp(t0 + 9 * S)).1, 1);
         assert_eq!(h.stats(Timestamp(t0 + 10 * S)).1, 0);
     }
@@ -565,7 +610,7 @@ mod tests {
         let specs = vec![spec("only", 0, 1)];
         let mut health = vec![ChannelHealth::new(BreakerConfig::default())];
         let noon = 20_000 * SECS_PER_DAY * S + 12 * 3600 * S;
-        health[0].finish(Timestamp(noon), CallResult::Answered, 10, 4_500_000);
+        health[0].finish(Timestamp(noon), CallResult::Answered, 10, 0, 4_500_000);
         assert_eq!(health[0].volume_today(Timestamp(noon)), 4_500_000);
         let r = run(&specs, &mut health, &req(600_000, noon), Policy::Cost);
         assert_eq!(r.excluded, vec![(0, Excluded::DailyLimitReached)]);
@@ -575,5 +620,38 @@ mod tests {
         assert_eq!(health[0].volume_today(Timestamp(tomorrow)), 0);
         let r = run(&specs, &mut health, &req(600_000, tomorrow), Policy::Cost);
         assert_eq!(r.ranked, vec![0]);
+    }
+
+    #[test]
+    fn calls_in_flight_hold_their_amount_and_slot_until_they_end() {
+        let mut only = spec("only", 0, 1);
+        only.inflight_max = 3;
+        let mut h = ChannelHealth::new(BreakerConfig::default());
+        let noon = 20_000 * SECS_PER_DAY * S + 12 * 3600 * S;
+        let at = Timestamp(noon);
+        let limit = only.daily_limit_minor;
+        // Two calls in flight reserve 80% of the day's limit: a third of 30% is refused
+        // before either has ended, though today's volume is still zero.
+        h.try_start(&only, at, limit / 2).unwrap();
+        h.try_start(&only, at, limit * 3 / 10).unwrap();
+        assert_eq!(h.volume_today(at), 0);
+        assert_eq!(
+            h.try_start(&only, at, limit * 3 / 10),
+            Err(Excluded::DailyLimitReached)
+        );
+        h.try_start(&only, at, 1).unwrap();
+        assert_eq!(
+            h.try_start(&only, at, 1),
+            Err(Excluded::Busy),
+            "bulkhead of 3"
+        );
+        // The first call charged; the second charged nothing: its reservation goes back.
+        h.finish(at, CallResult::Answered, 10, limit / 2, limit / 2);
+        h.finish(at, CallResult::Answered, 10, limit * 3 / 10, 0);
+        h.abandon(1);
+        assert_eq!((h.inflight, h.reserved), (0, 0));
+        assert_eq!(h.volume_today(at), limit / 2);
+        h.try_start(&only, at, limit / 2).unwrap();
+        assert_eq!(h.try_start(&only, at, 1), Err(Excluded::DailyLimitReached));
     }
 }

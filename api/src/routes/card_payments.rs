@@ -183,7 +183,6 @@ async fn call(state: &AppState, c: &Call, payment: &Payment, request_id: &str) -
         .map(|c| c.code())
         .unwrap_or("?");
     let started = Instant::now();
-    with_health(state, c.id, |h| h.start());
     let sent = state
         .http
         .post(format!("{}/charges", c.endpoint.trim_end_matches('/')))
@@ -222,14 +221,23 @@ async fn call(state: &AppState, c: &Call, payment: &Payment, request_id: &str) -
         Err(e) if e.is_connect() => Outcome::Failed("connection_refused"),
         Err(_) => Outcome::Unknown,
     };
+    // What counts against the daily limit: a charge, and (conservatively) a call that may
+    // have charged.
     let (result, charged) = match &outcome {
         Outcome::Charged(a) => (CallResult::Answered, a.amount_minor),
         Outcome::Declined => (CallResult::Answered, 0),
-        Outcome::Failed(_) | Outcome::Unknown => (CallResult::Failed, 0),
+        Outcome::Failed(_) => (CallResult::Failed, 0),
+        Outcome::Unknown => (CallResult::Failed, payment.amount),
     };
     let latency = started.elapsed().as_micros() as u64;
     with_health(state, c.id, |h| {
-        h.finish(Timestamp(now_ns()), result, latency, charged)
+        h.finish(
+            Timestamp(now_ns()),
+            result,
+            latency,
+            payment.amount,
+            charged,
+        )
     });
     outcome
 }
@@ -318,6 +326,23 @@ pub async fn charge(
         card.excluded = excluded;
     }
     for (n, c) in calls.iter().enumerate() {
+        // Admitted again now, under the channel's lock, and its slot and amount taken in
+        // the same step: concurrent payments routed together cannot overshoot the bulkhead
+        // or the daily limit (nor can the failover's next channel, ranked earlier).
+        let admitted = state.channels.get(&c.id).and_then(|entry| {
+            entry.lock().ok().map(|mut rt| {
+                let spec = rt.record.spec();
+                rt.health
+                    .try_start(&spec, Timestamp(now_ns()), payment.amount)
+                    .map_err(|why| why.code())
+            })
+        });
+        if let Err(why) = admitted.unwrap_or(Err("removed")) {
+            if let Some(card) = payment.card.0.as_mut() {
+                card.attempts.push((c.name.clone(), why.to_string()));
+            }
+            continue;
+        }
         let request_id = format!("{}-{}", payment_id_text(payment.id), n + 1);
         if let Some(card) = payment.card.0.as_mut() {
             card.channel = Some((c.id, c.name.clone()));
@@ -328,7 +353,10 @@ pub async fn charge(
         // that names the channel and the request to ask about, and a marker to resume from.
         let mut with = std::mem::take(&mut first);
         with.push(open_attempt_record(payment.id));
-        write(state, &payment, with).await?;
+        if let Err(e) = write(state, &payment, with).await {
+            with_health(state, c.id, |h| h.abandon(payment.amount));
+            return Err(e);
+        }
         let outcome = call(state, c, &payment, &request_id).await;
         let label = match &outcome {
             Outcome::Charged(_) => "charged",
@@ -366,12 +394,17 @@ pub async fn charge(
             }
         }
     }
+    let called = payment
+        .card
+        .0
+        .as_ref()
+        .is_some_and(|card| card.request_id.is_some());
     fail(
         &mut payment,
-        if calls.is_empty() {
-            "no_channel_available"
-        } else {
+        if called {
             "channel_unavailable"
+        } else {
+            "no_channel_available"
         },
     );
     write(state, &payment, answer_of(&payment)).await?;

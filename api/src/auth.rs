@@ -52,6 +52,7 @@ pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
     if token.starts_with("sk_") {
         let hash = key_sha256(token);
         if let Some(m) = state.merchant_cache.get(&hash) {
+            state.rate.merchant.check(&m.id)?;
             return Ok(Caller::Merchant(Box::new(m.clone())));
         }
         let store = state.store()?;
@@ -62,6 +63,7 @@ pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
                     state.merchant_cache.clear();
                 }
                 state.merchant_cache.insert(hash, m.clone());
+                state.rate.merchant.check(&m.id)?;
                 return Ok(Caller::Merchant(Box::new(m)));
             }
         }

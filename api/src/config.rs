@@ -26,7 +26,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 18] = [
+pub const SETTINGS: [&str; 24] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -45,6 +45,12 @@ pub const SETTINGS: [&str; 18] = [
     "routing_policy",
     "public_url",
     "status_sync_ms",
+    "rate_ip_per_s",
+    "rate_ip_burst",
+    "rate_merchant_per_s",
+    "rate_merchant_burst",
+    "rate_payer_per_s",
+    "rate_payer_burst",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -91,6 +97,16 @@ pub struct Config {
     pub public_url: Option<String>,
     /// How often a card payment with no answer from its channel is asked about.
     pub status_sync_ms: u64,
+    /// Requests per second from one source IP (every route but `/healthz`, `/readyz` and
+    /// `/metrics`), and the burst allowed at once. 0: no limit.
+    pub rate_ip_per_s: u32,
+    pub rate_ip_burst: u32,
+    /// Requests per second with one merchant key, and its burst. 0: no limit.
+    pub rate_merchant_per_s: u32,
+    pub rate_merchant_burst: u32,
+    /// Balance payments per second from one payer account, and its burst. 0: no limit.
+    pub rate_payer_per_s: u32,
+    pub rate_payer_burst: u32,
     /// Channels to create at start when none of that name exists (`[[channels]]` in the
     /// file, the fields of `POST /v1/channels`); the admin API changes them after.
     pub channels: Vec<crate::routes::channels::CreateChannel>,
@@ -117,12 +133,37 @@ impl Default for Config {
             routing_policy: "cost".to_string(),
             public_url: None,
             status_sync_ms: 500,
+            rate_ip_per_s: 50_000,
+            rate_ip_burst: 100_000,
+            rate_merchant_per_s: 20_000,
+            rate_merchant_burst: 40_000,
+            rate_payer_per_s: 100,
+            rate_payer_burst: 200,
             channels: Vec::new(),
         }
     }
 }
 
 impl Config {
+    /// The rate limits, as configured.
+    pub fn rate_limits(&self) -> crate::ratelimit::Limits {
+        use crate::ratelimit::Rate;
+        crate::ratelimit::Limits::new(
+            Rate {
+                per_second: self.rate_ip_per_s,
+                burst: self.rate_ip_burst,
+            },
+            Rate {
+                per_second: self.rate_merchant_per_s,
+                burst: self.rate_merchant_burst,
+            },
+            Rate {
+                per_second: self.rate_payer_per_s,
+                burst: self.rate_payer_burst,
+            },
+        )
+    }
+
     /// Loads defaults, then `file` (if given), then `RONGPAY_*` variables
     /// (`RONGPAY_BODY_LIMIT_BYTES=…`).
     pub fn load(file: Option<&std::path::Path>) -> Result<Config, String> {
@@ -223,6 +264,21 @@ impl Config {
                 "status_sync_ms: {} is outside 10..=600000",
                 self.status_sync_ms
             ));
+        }
+        for (name, per_s, burst) in [
+            ("rate_ip", self.rate_ip_per_s, self.rate_ip_burst),
+            (
+                "rate_merchant",
+                self.rate_merchant_per_s,
+                self.rate_merchant_burst,
+            ),
+            ("rate_payer", self.rate_payer_per_s, self.rate_payer_burst),
+        ] {
+            if per_s > 0 && burst == 0 {
+                return Err(format!(
+                    "{name}_burst: 0 with {name}_per_s {per_s}; a limit needs a burst of at least 1"
+                ));
+            }
         }
         if parse_policy(&self.routing_policy).is_none() {
             return Err(format!(

@@ -36,6 +36,9 @@ pub struct ApiError {
     /// The first payment, on `409 duplicate_out_trade_no`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<String>,
+    /// `Retry-After` in seconds, on `429 rate_limited`.
+    #[serde(skip)]
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -52,6 +55,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             payment_id: None,
+            retry_after_s: None,
         }
     }
 
@@ -136,7 +140,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(Body { error: self })
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after_s {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(Body { error: self })
     }
 }
 

@@ -20,6 +20,7 @@ pub mod error;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod ratelimit;
 pub mod records;
 pub mod risk;
 pub mod routes;

@@ -136,16 +136,26 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?,
         channel_admin: Default::default(),
         resolving: Default::default(),
+        rate: config.rate_limits(),
         config: config.clone(),
     });
     let listen = config.listen.clone();
     actix_rt::System::new().block_on(async move {
         let recovering = state.clone();
         actix_rt::spawn(async move { recover(recovering).await });
+        let sweeping = state.clone();
+        actix_rt::spawn(async move {
+            let mut every = actix_rt::time::interval(crate::ratelimit::SWEEP_EVERY);
+            loop {
+                every.tick().await;
+                sweeping.rate.sweep();
+            }
+        });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(actix_web::middleware::from_fn(limit_source_ip))
                 .wrap_fn(|req, srv| {
                     srv.call(req).map(|res| {
                         if let Ok(res) = &res {
@@ -260,6 +270,27 @@ async fn recover(state: web::Data<AppState>) {
         recovery.accounts,
         recovery.elapsed.as_millis()
     );
+}
+
+/// The per-source-IP limit, before anything else is done for the request (health probes
+/// and the scrape are exempt: they must answer while a client is being refused).
+async fn limit_source_ip(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let exempt = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
+    if !exempt {
+        if let (Some(state), Some(peer)) = (req.app_data::<web::Data<AppState>>(), req.peer_addr())
+        {
+            if let Err(e) = state.rate.ip.check(&peer.ip()) {
+                let response = actix_web::ResponseError::error_response(&e);
+                return Ok(req.into_response(response).map_into_right_body());
+            }
+        }
+    }
+    next.call(req)
+        .await
+        .map(actix_web::dev::ServiceResponse::map_into_left_body)
 }
 
 fn fatal(message: &str) -> ! {

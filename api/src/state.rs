@@ -49,6 +49,8 @@ pub struct AppState {
     pub risk: std::sync::Mutex<engine::risk::RiskEngine>,
     /// Payments under review with a decision in flight: one at a time per payment.
     pub review_claims: ClaimSet,
+    /// Anti-abuse rate limits (per source IP, merchant key, payer account).
+    pub rate: crate::ratelimit::Limits,
     /// Idempotency keys of requests in flight (scoped store keys).
     pub idempotency_claims: dashmap::DashMap<Vec<u8>, (), foldhash::fast::RandomState>,
 }

@@ -408,6 +408,7 @@ pub async fn create(
                     .with_param("payment_method.account_id")
             };
             let payer = AccountId::parse(payer_text).ok_or_else(not_found)?;
+            state.rate.payer.check(&payer.0)?;
             let payer_account = ledger.account(payer).await?.ok_or_else(not_found)?;
             if payer_account.account.currency != currency {
                 return Err(ApiError::invalid(

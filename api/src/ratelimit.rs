@@ -1,0 +1,197 @@
+//! Anti-abuse rate limits (GCRA, `governor`): per source IP on every request but the health
+//! probes, per merchant key once a merchant is authenticated, and per payer account on
+//! balance payments. Over the limit: `429 rate_limited` with `Retry-After` (whole seconds,
+//! at least 1), and nothing changes.
+//!
+//! Memory is bounded: each keyed limiter forgets keys whose state is back to idle every
+//! [`SWEEP_EVERY`], and one that still holds more than [`KEYS_MAX`] keys is cleared (a
+//! flood of distinct keys then costs the flooder its own limits, never our memory).
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::{ApiError, ErrorType};
+
+/// Keys one limiter may hold before it is cleared.
+pub const KEYS_MAX: usize = 100_000;
+
+/// How often idle keys are forgotten.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// A rate: `per_second` sustained, `burst` at once. `per_second == 0` turns it off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Rate {
+    fn quota(self) -> Option<Quota> {
+        let per_second = NonZeroU32::new(self.per_second)?;
+        let burst = NonZeroU32::new(self.burst.max(1))?;
+        Some(Quota::per_second(per_second).allow_burst(burst))
+    }
+}
+
+/// One keyed limit, or none when turned off.
+pub struct Limit<K: Hash + Eq + Clone> {
+    /// Replaced by a fresh one when it holds too many keys (governor's keyed limiter has
+    /// no `clear`); the read lock is uncontended on the request path.
+    limiter: Option<RwLock<DefaultKeyedRateLimiter<K>>>,
+    quota: Option<Quota>,
+    /// What is limited, for the error message ("source IP", "merchant key", ...).
+    what: &'static str,
+}
+
+impl<K: Hash + Eq + Clone> Limit<K> {
+    pub fn new(rate: Rate, what: &'static str) -> Limit<K> {
+        let quota = rate.quota();
+        Limit {
+            limiter: quota.map(|q| RwLock::new(RateLimiter::dashmap(q))),
+            quota,
+            what,
+        }
+    }
+
+    /// Counts one request of `key`; `Err` is the 429 to answer.
+    pub fn check(&self, key: &K) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let checked = limiter
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .check_key(key);
+        match checked {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(rate_limited(self.what, wait))
+            }
+        }
+    }
+
+    /// Forgets idle keys; clears the limiter when it still holds more than [`KEYS_MAX`].
+    pub fn sweep(&self) {
+        let (Some(limiter), Some(quota)) = (&self.limiter, self.quota) else {
+            return;
+        };
+        let mut limiter = limiter
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        limiter.retain_recent();
+        if limiter.len() > KEYS_MAX {
+            *limiter = RateLimiter::dashmap(quota);
+        }
+        limiter.shrink_to_fit();
+    }
+
+    pub fn len(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |l| {
+            l.read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .len()
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The 429 answer: `Retry-After` is added from `retry_after_s` when it is rendered.
+pub fn rate_limited(what: &str, wait: Duration) -> ApiError {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorType::RateLimitError,
+        "rate_limited",
+        format!(
+            "too many requests for this {what}; retry after {} s",
+            seconds.max(1)
+        ),
+    );
+    e.retry_after_s = Some(seconds.max(1));
+    e
+}
+
+/// Every limit payd applies.
+pub struct Limits {
+    pub ip: Limit<IpAddr>,
+    pub merchant: Limit<u128>,
+    pub payer: Limit<u128>,
+}
+
+impl Limits {
+    pub fn new(ip: Rate, merchant: Rate, payer: Rate) -> Limits {
+        Limits {
+            ip: Limit::new(ip, "source IP"),
+            merchant: Limit::new(merchant, "merchant key"),
+            payer: Limit::new(payer, "payer account"),
+        }
+    }
+
+    pub fn sweep(&self) {
+        self.ip.sweep();
+        self.merchant.sweep();
+        self.payer.sweep();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_then_429_with_a_retry_after_and_off_means_off() {
+        let limit = Limit::<u32>::new(
+            Rate {
+                per_second: 1,
+                burst: 3,
+            },
+            "thing",
+        );
+        for _ in 0..3 {
+            limit.check(&7).unwrap();
+        }
+        let e = limit.check(&7).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (429, "rate_limited"));
+        assert_eq!(e.retry_after_s, Some(1));
+        limit.check(&8).expect("keys are limited apart");
+        let off = Limit::<u32>::new(
+            Rate {
+                per_second: 0,
+                burst: 0,
+            },
+            "thing",
+        );
+        for _ in 0..10_000 {
+            off.check(&1).unwrap();
+        }
+        assert!(off.is_empty());
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten_and_a_flood_of_keys_is_bounded() {
+        let limit = Limit::<u32>::new(
+            Rate {
+                per_second: 1_000_000,
+                burst: 1,
+            },
+            "thing",
+        );
+        for k in 0..(KEYS_MAX as u32 + 10) {
+            limit.check(&k).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        limit.sweep();
+        assert!(limit.len() <= KEYS_MAX, "{}", limit.len());
+    }
+}

@@ -1,17 +1,24 @@
-//! Who is calling: the operator (admin token) or, later, a merchant (secret key).
+//! Who is calling: the operator (admin token) or a merchant (secret key, and its request
+//! signature where the merchant requires one).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::Ordering;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::HttpRequest;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest};
 use subtle::ConstantTimeEq;
 
 use crate::config::{check_token, Secret};
 use crate::error::ApiError;
 use crate::records;
-use crate::state::AppState;
+use crate::signing;
+use crate::state::{now_ns, AppState};
 
 /// The authenticated caller of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,9 +46,53 @@ pub fn key_sha256(key: &str) -> [u8; 32] {
 }
 
 /// Merchants remembered by key hash, so that a request costs no store read to
-/// authenticate. Merchant records never change once written, so entries cannot go stale; the
-/// map is bounded (cleared when full: merchants are few and a miss costs two point reads).
+/// authenticate. A change to a merchant record bumps `AppState::merchant_generation` and
+/// clears the map (see [`merchant_changed`]); the map is bounded (cleared when full:
+/// merchants are few and a miss costs two point reads).
 pub const MERCHANT_CACHE_MAX: usize = 65_536;
+
+/// The merchant whose secret key `token` is, if that key works now (not rotated out or
+/// revoked).
+pub fn merchant_by_key(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<records::Merchant>, ApiError> {
+    if !token.starts_with("sk_") {
+        return Ok(None);
+    }
+    let hash = key_sha256(token);
+    let now = now_ns();
+    if let Some(m) = state.merchant_cache.get(&hash) {
+        return Ok(m
+            .auth
+            .0
+            .key_works(&m.key_sha256, &hash, now)
+            .then(|| m.clone()));
+    }
+    let generation = state.merchant_generation.load(Ordering::SeqCst);
+    let store = state.store()?;
+    let Some(id) = records::read::<u128>(store, &records::merchant_key_index(&hash))? else {
+        return Ok(None);
+    };
+    let Some(m) = records::read::<records::Merchant>(store, &records::merchant_key(id))? else {
+        return Ok(None);
+    };
+    if state.merchant_cache.len() >= MERCHANT_CACHE_MAX {
+        state.merchant_cache.clear();
+    }
+    state.merchant_cache.insert(hash, m.clone());
+    if state.merchant_generation.load(Ordering::SeqCst) != generation {
+        // A merchant changed while this one was read: what was read may be the old record.
+        state.merchant_cache.remove(&hash);
+    }
+    Ok(m.auth.0.key_works(&m.key_sha256, &hash, now).then_some(m))
+}
+
+/// After a merchant record was written: no request may go on using the old one.
+pub fn merchant_changed(state: &AppState) {
+    state.merchant_generation.fetch_add(1, Ordering::SeqCst);
+    state.merchant_cache.clear();
+}
 
 /// Authenticates the operator or a merchant (by its secret key).
 pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
@@ -49,26 +100,123 @@ pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
     if bool::from(token.as_bytes().ct_eq(state.admin_token.0.as_bytes())) {
         return Ok(Caller::Admin);
     }
-    if token.starts_with("sk_") {
-        let hash = key_sha256(token);
-        if let Some(m) = state.merchant_cache.get(&hash) {
-            state.rate.merchant.check(&m.id)?;
-            return Ok(Caller::Merchant(Box::new(m.clone())));
-        }
-        let store = state.store()?;
-        if let Some(id) = records::read::<u128>(store, &records::merchant_key_index(&hash))? {
-            if let Some(m) = records::read::<records::Merchant>(store, &records::merchant_key(id))?
-            {
-                if state.merchant_cache.len() >= MERCHANT_CACHE_MAX {
-                    state.merchant_cache.clear();
-                }
-                state.merchant_cache.insert(hash, m.clone());
-                state.rate.merchant.check(&m.id)?;
-                return Ok(Caller::Merchant(Box::new(m)));
-            }
-        }
+    if let Some(m) = merchant_by_key(state, token)? {
+        state.rate.merchant.check(&m.id)?;
+        return Ok(Caller::Merchant(Box::new(m)));
     }
     Err(ApiError::unauthenticated("the bearer token is not valid"))
+}
+
+/// Checks `Rongpay-Signature` on requests of merchants that require it (or that send one
+/// anyway), before any handler runs; see `crate::signing`. The body is read here (with the
+/// usual size limit and deadline) and handed on to the handler unchanged.
+pub async fn verify_signature(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let merchant = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => {
+            let token = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            match token.map(|t| merchant_by_key(state, t)) {
+                Some(Ok(Some(m)))
+                    if m.auth.0.require_signature
+                        || req.headers().contains_key(signing::HEADER) =>
+                {
+                    Some((state.clone(), m))
+                }
+                // Not a merchant (or the store is not ready): the handler answers.
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    if let Some((state, merchant)) = merchant {
+        if let Err(e) = check_signature(&state, &mut req, &merchant).await {
+            let response = actix_web::ResponseError::error_response(&e);
+            return Ok(req.into_response(response).map_into_right_body());
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+async fn check_signature(
+    state: &AppState,
+    req: &mut ServiceRequest,
+    merchant: &records::Merchant,
+) -> Result<(), ApiError> {
+    let header = req
+        .headers()
+        .get(signing::HEADER)
+        .ok_or_else(|| {
+            signing::invalid("this merchant must sign its requests: send Rongpay-Signature")
+        })?
+        .to_str()
+        .map_err(|_| signing::invalid("Rongpay-Signature is not visible ASCII"))?
+        .to_string();
+    let sig = signing::parse(&header)?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let payload = req.parts_mut().1.take();
+    let body = crate::body::read_body(payload, state.limits, declared).await?;
+    req.set_payload(actix_web::dev::Payload::from(body.clone()));
+    let now = now_ns();
+    let secrets = signing_secrets(state, merchant, now)?;
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or_else(|| req.path());
+    signing::verify(
+        &sig,
+        now / 1_000_000_000,
+        &secrets,
+        req.method().as_str(),
+        target,
+        &body,
+    )?;
+    state
+        .nonces
+        .remember(merchant.id, sig.nonce, now / 1_000_000_000)
+}
+
+/// The context a signing secret is sealed under: it opens only in its own merchant's
+/// record, at its own number.
+pub fn signing_context(merchant: u128, number: u32) -> Vec<u8> {
+    [
+        b"signing".as_slice(),
+        &merchant.to_be_bytes(),
+        &number.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// The merchant's signing secrets that work at `now`, opened.
+fn signing_secrets(
+    state: &AppState,
+    merchant: &records::Merchant,
+    now: u64,
+) -> Result<Vec<Vec<u8>>, ApiError> {
+    let mut secrets = Vec::new();
+    for s in &merchant.auth.0.signing {
+        if s.expires_at_ns.is_some_and(|at| at <= now) {
+            continue;
+        }
+        let secret = state
+            .master
+            .open(&s.sealed, &signing_context(merchant.id, s.number))
+            .map_err(|_| ApiError::unavailable("a signing secret does not open with master_key"))?;
+        secrets.push(secret);
+    }
+    Ok(secrets)
 }
 
 /// Authenticates a merchant; the operator is refused here (it acts through admin routes).

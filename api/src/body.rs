@@ -73,7 +73,8 @@ pub fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
 
 /// Reads the whole body within the limits.
 pub async fn read_body(
-    mut payload: web::Payload,
+    mut payload: impl futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>
+        + Unpin,
     limits: BodyLimits,
     declared: Option<usize>,
 ) -> Result<web::Bytes, ApiError> {

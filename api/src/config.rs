@@ -26,7 +26,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 24] = [
+pub const SETTINGS: [&str; 25] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -41,6 +41,7 @@ pub const SETTINGS: [&str; 24] = [
     "store_lock_wait_ms",
     "risk_rules_file",
     "card_key",
+    "master_key",
     "channel_timeout_ms",
     "routing_policy",
     "public_url",
@@ -87,6 +88,9 @@ pub struct Config {
     /// AES-256 key (64 hex digits) sealing card data at rest. Unset: generated on first
     /// start into `<data_dir>/card_key` (mode 0600); production sets it from a secret store.
     pub card_key: Option<Secret>,
+    /// AES-256 key (64 hex digits) sealing merchants' signing secrets at rest. Unset:
+    /// generated on first start into `<data_dir>/master_key` (mode 0600).
+    pub master_key: Option<Secret>,
     /// How long a channel may take to answer a charge before it counts as "no answer" (the
     /// payment then stays processing and is resolved by asking the same channel).
     pub channel_timeout_ms: u64,
@@ -129,6 +133,7 @@ impl Default for Config {
             store_lock_wait_ms: 60_000,
             risk_rules_file: None,
             card_key: None,
+            master_key: None,
             channel_timeout_ms: 5_000,
             routing_policy: "cost".to_string(),
             public_url: None,
@@ -285,6 +290,9 @@ impl Config {
                 "routing_policy: {:?} is not cost, success_rate, latency, priority or weighted_split",
                 self.routing_policy
             ));
+        }
+        if let Some(key) = &self.master_key {
+            crate::vault::check_key(&key.0).map_err(|e| format!("master_key: {e}"))?;
         }
         if let Some(key) = &self.card_key {
             crate::vault::check_key(&key.0).map_err(|e| format!("card_key: {e}"))?;

@@ -25,5 +25,6 @@ pub mod records;
 pub mod risk;
 pub mod routes;
 pub mod server;
+pub mod signing;
 pub mod state;
 pub mod vault;

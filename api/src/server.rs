@@ -38,6 +38,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/merchants", "POST").route(web::post().to(merchants::create)))
         .service(
+            resource("/v1/merchants/{id}", "GET, PATCH")
+                .route(web::get().to(merchants::get))
+                .route(web::patch().to(merchants::update)),
+        )
+        .service(
+            resource("/v1/merchants/{id}/secret_keys", "POST")
+                .route(web::post().to(merchants::rotate_secret_key)),
+        )
+        .service(
+            resource("/v1/merchants/{id}/signing_secrets", "POST")
+                .route(web::post().to(merchants::rotate_signing_secret)),
+        )
+        .service(
             resource("/v1/payments", "GET, POST")
                 .route(web::post().to(payments::create))
                 .route(web::get().to(payments::list)),
@@ -106,6 +119,22 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     }
     let vault =
         crate::vault::Vault::new(&card_key.0).map_err(|e| anyhow::anyhow!("card_key: {e}"))?;
+    let (master_key, generated) = crate::auth::resolve_secret(
+        config.master_key.as_ref(),
+        &config.data_dir,
+        "master_key",
+        |k| crate::vault::check_key(k).map(|_| ()),
+        crate::vault::generate_key,
+    )
+    .map_err(|e| anyhow::anyhow!("master_key: {e}"))?;
+    if let Some(path) = generated {
+        println!(
+            "payd: generated a master key in {} (mode 0600); set master_key in production",
+            path.display()
+        );
+    }
+    let master =
+        crate::vault::Vault::new(&master_key.0).map_err(|e| anyhow::anyhow!("master_key: {e}"))?;
     let metrics = crate::metrics::install()?;
     let state = web::Data::new(AppState {
         limits: BodyLimits {
@@ -137,6 +166,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         channel_admin: Default::default(),
         resolving: Default::default(),
         rate: config.rate_limits(),
+        master,
+        nonces: Default::default(),
+        merchant_admin: Default::default(),
+        merchant_generation: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();
@@ -149,12 +182,18 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             loop {
                 every.tick().await;
                 sweeping.rate.sweep();
+                sweeping
+                    .nonces
+                    .sweep(crate::state::now_ns() / 1_000_000_000);
             }
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::auth::verify_signature,
+                ))
                 .wrap(actix_web::middleware::from_fn(limit_source_ip))
                 .wrap_fn(|req, srv| {
                     srv.call(req).map(|res| {

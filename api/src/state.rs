@@ -51,6 +51,14 @@ pub struct AppState {
     pub review_claims: ClaimSet,
     /// Anti-abuse rate limits (per source IP, merchant key, payer account).
     pub rate: crate::ratelimit::Limits,
+    /// Seals merchants' signing secrets at rest (key from `master_key`).
+    pub master: crate::vault::Vault,
+    /// Nonces of signed requests seen recently (bounded: `signing::NONCES_MAX`).
+    pub nonces: crate::signing::Nonces,
+    /// Serializes changes to merchant records (credentials, settings): read, change, write.
+    pub merchant_admin: tokio::sync::Mutex<()>,
+    /// Bumped after each merchant record change (see `auth::merchant_changed`).
+    pub merchant_generation: std::sync::atomic::AtomicU64,
     /// Idempotency keys of requests in flight (scoped store keys).
     pub idempotency_claims: dashmap::DashMap<Vec<u8>, (), foldhash::fast::RandomState>,
 }

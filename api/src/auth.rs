@@ -11,7 +11,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest};
+use actix_web::{web, HttpMessage, HttpRequest};
 use subtle::ConstantTimeEq;
 
 use crate::config::{check_token, Secret};
@@ -100,12 +100,23 @@ pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
     if bool::from(token.as_bytes().ct_eq(state.admin_token.0.as_bytes())) {
         return Ok(Caller::Admin);
     }
-    if let Some(m) = merchant_by_key(state, token)? {
+    // The signature middleware already looked this key up.
+    let known = req.extensions().get::<KeyOwner>().cloned();
+    let merchant = match known {
+        Some(KeyOwner(m)) => Some(*m),
+        None => merchant_by_key(state, token)?,
+    };
+    if let Some(m) = merchant {
         state.rate.merchant.check(&m.id)?;
         return Ok(Caller::Merchant(Box::new(m)));
     }
     Err(ApiError::unauthenticated("the bearer token is not valid"))
 }
+
+/// The merchant whose working key the request's bearer token is (set by
+/// [`verify_signature`], so the handler does not look it up again).
+#[derive(Clone)]
+struct KeyOwner(Box<records::Merchant>);
 
 /// Checks `Rongpay-Signature` on requests of merchants that require it (or that send one
 /// anyway), before any handler runs; see `crate::signing`. The body is read here (with the
@@ -122,11 +133,10 @@ pub async fn verify_signature(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
             match token.map(|t| merchant_by_key(state, t)) {
-                Some(Ok(Some(m)))
-                    if m.auth.0.require_signature
-                        || req.headers().contains_key(signing::HEADER) =>
-                {
-                    Some((state.clone(), m))
+                Some(Ok(Some(m))) => {
+                    req.extensions_mut().insert(KeyOwner(Box::new(m.clone())));
+                    (m.auth.0.require_signature || req.headers().contains_key(signing::HEADER))
+                        .then(|| (state.clone(), m))
                 }
                 // Not a merchant (or the store is not ready): the handler answers.
                 _ => None,

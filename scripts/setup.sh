@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing rongpay needs on a fresh Debian machine:
 # libclang (bindgen, for the rocksdb crate's bundled C++), clang, and Prometheus/promtool
-# (real scrapes in tests), and schemathesis from PyPI (API fuzzing). Idempotent: skips what
+# (real scrapes in tests), curl and openssl (TLS tests: certificates made at test time, real
+# clients), and schemathesis from PyPI (API fuzzing). Idempotent: skips what
 # is already installed.
 set -euo pipefail
-packages=(libclang-dev clang prometheus)
+packages=(libclang-dev clang prometheus curl openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

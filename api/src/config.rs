@@ -26,7 +26,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 25] = [
+pub const SETTINGS: [&str; 27] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -42,6 +42,8 @@ pub const SETTINGS: [&str; 25] = [
     "risk_rules_file",
     "card_key",
     "master_key",
+    "tls_cert_file",
+    "tls_key_file",
     "channel_timeout_ms",
     "routing_policy",
     "public_url",
@@ -88,6 +90,10 @@ pub struct Config {
     /// AES-256 key (64 hex digits) sealing card data at rest. Unset: generated on first
     /// start into `<data_dir>/card_key` (mode 0600); production sets it from a secret store.
     pub card_key: Option<Secret>,
+    /// PEM certificate chain (leaf first) and private key: with both, the listener speaks
+    /// TLS 1.3/1.2 only (rustls); with neither, plain HTTP.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     /// AES-256 key (64 hex digits) sealing merchants' signing secrets at rest. Unset:
     /// generated on first start into `<data_dir>/master_key` (mode 0600).
     pub master_key: Option<Secret>,
@@ -134,6 +140,8 @@ impl Default for Config {
             risk_rules_file: None,
             card_key: None,
             master_key: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             channel_timeout_ms: 5_000,
             routing_policy: "cost".to_string(),
             public_url: None,
@@ -291,6 +299,17 @@ impl Config {
                 self.routing_policy
             ));
         }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => {
+                crate::tls::server_config(cert, key)?;
+            }
+            _ => {
+                return Err(
+                    "tls_cert_file and tls_key_file go together: set both or neither".into(),
+                )
+            }
+        }
         if let Some(key) = &self.master_key {
             crate::vault::check_key(&key.0).map_err(|e| format!("master_key: {e}"))?;
         }
@@ -324,11 +343,20 @@ impl Config {
         }
     }
 
+    /// `https` when the listener speaks TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Base URL for notifications, without a trailing slash.
     pub fn public_url(&self) -> String {
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("{}://{}", self.scheme(), self.listen))
             .trim_end_matches('/')
             .to_string()
     }

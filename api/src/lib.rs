@@ -27,4 +27,5 @@ pub mod routes;
 pub mod server;
 pub mod signing;
 pub mod state;
+pub mod tls;
 pub mod vault;

@@ -173,6 +173,13 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         config: config.clone(),
     });
     let listen = config.listen.clone();
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(
+            crate::tls::server_config(cert, key)
+                .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?,
+        ),
+        _ => None,
+    };
     actix_rt::System::new().block_on(async move {
         let recovering = state.clone();
         actix_rt::spawn(async move { recover(recovering).await });
@@ -215,11 +222,14 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         .workers(config.workers)
         .max_connections(config.connections_max)
         .client_request_timeout(config.head_timeout())
-        .shutdown_timeout(30)
-        .bind(&listen)
+        .shutdown_timeout(30);
+        let server = match &tls {
+            Some(tls) => server.bind_rustls_0_23(&listen, tls.clone()),
+            None => server.bind(&listen),
+        }
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?
         .run();
-        println!("payd: listening on http://{listen}");
+        println!("payd: listening on {}://{listen}", config.scheme());
         server.await?;
         // The server stopped accepting and finished its requests; let the ledger commands
         // they started finish too before the writer stops.

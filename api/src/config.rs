@@ -26,13 +26,14 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 27] = [
+pub const SETTINGS: [&str; 28] = [
     "data_dir",
     "listen",
     "admin_token",
     "body_limit_bytes",
     "body_timeout_ms",
     "head_timeout_ms",
+    "head_limit_bytes",
     "workers",
     "connections_max",
     "default_currency",
@@ -71,6 +72,10 @@ pub struct Config {
     pub body_timeout_ms: u64,
     /// How long a client may take to send the request head, in milliseconds.
     pub head_timeout_ms: u64,
+    /// Largest request head accepted (request line and headers), in bytes: larger gets
+    /// `431 header_too_large`. The HTTP parser's own hard cap (128 KiB, 96 headers) holds
+    /// beyond it.
+    pub head_limit_bytes: usize,
     /// HTTP worker threads (each an actix arbiter).
     pub workers: usize,
     /// Connections served at once; more wait in the kernel's backlog.
@@ -132,7 +137,8 @@ impl Default for Config {
             body_timeout_ms: 10_000,
             head_timeout_ms: 5_000,
             workers: 1,
-            connections_max: 4_096,
+            connections_max: 16_384,
+            head_limit_bytes: 16 << 10,
             default_currency: "CNY".to_string(),
             default_fee_rate: "0.006".to_string(),
             inflight_max: actors::ledger::INFLIGHT_COMMANDS_MAX,
@@ -227,6 +233,12 @@ impl Config {
             if !(100..=300_000).contains(&ms) {
                 return Err(format!("{name}: {ms} is outside 100..=300000"));
             }
+        }
+        if !(1_024..=131_072).contains(&self.head_limit_bytes) {
+            return Err(format!(
+                "head_limit_bytes: {} is outside 1024..=131072",
+                self.head_limit_bytes
+            ));
         }
         if !(1..=64).contains(&self.workers) {
             return Err(format!("workers: {} is outside 1..=64", self.workers));

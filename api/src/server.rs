@@ -12,6 +12,7 @@ use storage::{Store, StoreOptions};
 
 use crate::body::BodyLimits;
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::routes::{self, accounts, health, merchants, payments, refunds};
 use crate::state::AppState;
 
@@ -201,7 +202,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 .wrap(actix_web::middleware::from_fn(
                     crate::auth::verify_signature,
                 ))
-                .wrap(actix_web::middleware::from_fn(limit_source_ip))
+                .wrap(actix_web::middleware::from_fn(guard_request))
                 .wrap_fn(|req, srv| {
                     srv.call(req).map(|res| {
                         if let Ok(res) = &res {
@@ -321,12 +322,35 @@ async fn recover(state: web::Data<AppState>) {
     );
 }
 
-/// The per-source-IP limit, before anything else is done for the request (health probes
-/// and the scrape are exempt: they must answer while a client is being refused).
-async fn limit_source_ip(
+/// Before anything else is done for a request: the head size limit, then the
+/// per-source-IP rate limit (health probes and the scrape are exempt from the rate: they
+/// must answer while a client is being refused).
+async fn guard_request(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        let head_bytes = req.method().as_str().len()
+            + req.uri().to_string().len()
+            + req
+                .headers()
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum::<usize>();
+        if head_bytes > state.config.head_limit_bytes {
+            let e = ApiError::new(
+                actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                crate::error::ErrorType::InvalidRequestError,
+                "header_too_large",
+                format!(
+                    "the request head is {head_bytes} bytes, more than {}",
+                    state.config.head_limit_bytes
+                ),
+            );
+            let response = actix_web::ResponseError::error_response(&e);
+            return Ok(req.into_response(response).map_into_right_body());
+        }
+    }
     let exempt = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
     if !exempt {
         if let (Some(state), Some(peer)) = (req.app_data::<web::Data<AppState>>(), req.peer_addr())

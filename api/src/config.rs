@@ -26,7 +26,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 28] = [
+pub const SETTINGS: [&str; 31] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -44,6 +44,9 @@ pub const SETTINGS: [&str; 28] = [
     "card_key",
     "master_key",
     "tls_cert_file",
+    "webhook_retry_ms",
+    "webhook_timeout_ms",
+    "webhook_poll_ms",
     "tls_key_file",
     "channel_timeout_ms",
     "routing_policy",
@@ -95,6 +98,13 @@ pub struct Config {
     /// AES-256 key (64 hex digits) sealing card data at rest. Unset: generated on first
     /// start into `<data_dir>/card_key` (mode 0600); production sets it from a secret store.
     pub card_key: Option<Secret>,
+    /// Waits between webhook delivery tries, in milliseconds, comma-separated: one more try
+    /// after each (default Alipay-like: 8 tries over about 25 h).
+    pub webhook_retry_ms: String,
+    /// How long a webhook receiver may take to answer.
+    pub webhook_timeout_ms: u64,
+    /// How often the webhook outbox is looked at when nothing wakes the dispatcher.
+    pub webhook_poll_ms: u64,
     /// PEM certificate chain (leaf first) and private key: with both, the listener speaks
     /// TLS 1.3/1.2 only (rustls); with neither, plain HTTP.
     pub tls_cert_file: Option<PathBuf>,
@@ -147,6 +157,9 @@ impl Default for Config {
             card_key: None,
             master_key: None,
             tls_cert_file: None,
+            webhook_retry_ms: "240000,600000,600000,3600000,7200000,21600000,54000000".into(),
+            webhook_timeout_ms: 5_000,
+            webhook_poll_ms: 200,
             tls_key_file: None,
             channel_timeout_ms: 5_000,
             routing_policy: "cost".to_string(),
@@ -311,6 +324,19 @@ impl Config {
                 self.routing_policy
             ));
         }
+        parse_retry(&self.webhook_retry_ms)?;
+        if !(100..=60_000).contains(&self.webhook_timeout_ms) {
+            return Err(format!(
+                "webhook_timeout_ms: {} is outside 100..=60000",
+                self.webhook_timeout_ms
+            ));
+        }
+        if !(10..=60_000).contains(&self.webhook_poll_ms) {
+            return Err(format!(
+                "webhook_poll_ms: {} is outside 10..=60000",
+                self.webhook_poll_ms
+            ));
+        }
         match (&self.tls_cert_file, &self.tls_key_file) {
             (None, None) => {}
             (Some(cert), Some(key)) => {
@@ -355,6 +381,11 @@ impl Config {
         }
     }
 
+    /// The webhook retry schedule (validated at start).
+    pub fn webhook_retry(&self) -> Vec<Duration> {
+        parse_retry(&self.webhook_retry_ms).unwrap_or_default()
+    }
+
     /// `https` when the listener speaks TLS.
     pub fn scheme(&self) -> &'static str {
         if self.tls_cert_file.is_some() {
@@ -384,6 +415,30 @@ impl Config {
     pub fn currency(&self) -> Currency {
         Currency::from_code(&self.default_currency).expect("validated")
     }
+}
+
+/// "ms,ms,…": 1 to 32 waits of 1 ms to 2 days each.
+fn parse_retry(text: &str) -> Result<Vec<Duration>, String> {
+    let waits: Vec<Duration> = text
+        .split(',')
+        .map(|w| {
+            w.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (1..=172_800_000).contains(ms))
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    format!("webhook_retry_ms: {w:?} is not a wait of 1 to 172800000 ms")
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    if waits.len() > 32 {
+        return Err(format!(
+            "webhook_retry_ms: {} waits, at most 32",
+            waits.len()
+        ));
+    }
+    Ok(waits)
 }
 
 fn parse_policy(text: &str) -> Option<engine::routing::Policy> {

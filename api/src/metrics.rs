@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::state::AppState;
 
 pub const HTTP_REQUESTS: &str = "rongpay_http_requests_total";
+pub const WEBHOOKS: &str = "rongpay_webhook_deliveries_total";
 
 /// Installs the process-wide recorder and describes every metric (HELP lines need it).
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -19,6 +20,16 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         HTTP_REQUESTS,
         Unit::Count,
         "HTTP requests answered, by status code class."
+    );
+    describe_counter!(
+        WEBHOOKS,
+        Unit::Count,
+        "Webhook delivery tries, by outcome: delivered, retry (scheduled again), failed (last try)."
+    );
+    describe_gauge!(
+        "rongpay_webhook_backlog",
+        Unit::Count,
+        "Webhook events waiting for delivery (counted up to 100000)."
     );
     describe_gauge!(
         "rongpay_ready",
@@ -65,6 +76,9 @@ pub fn refresh(state: &AppState) {
         gauge!("rongpay_store_group_writes").set(stats.group_writes.load(Ordering::Relaxed) as f64);
         gauge!("rongpay_store_units_written").set(stats.units.load(Ordering::Relaxed) as f64);
         gauge!("rongpay_store_commit_queue").set(store.queue_len() as f64);
+    }
+    if state.store.get().is_some() {
+        gauge!("rongpay_webhook_backlog").set(crate::webhooks::backlog(state) as f64);
     }
     if let Some(ledger) = state.ledger.get() {
         gauge!("rongpay_ledger_inflight").set(ledger.inflight() as f64);

@@ -66,6 +66,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/v1/payments/{id}/review", "POST").route(web::post().to(payments::review)),
         )
+        .service(
+            resource("/v1/webhook_endpoint", "GET, PUT")
+                .route(web::put().to(crate::webhooks::put))
+                .route(web::get().to(crate::webhooks::get)),
+        )
+        .service(resource("/v1/events", "GET").route(web::get().to(crate::webhooks::list)))
+        .service(
+            resource("/v1/events/{id}/resend", "POST")
+                .route(web::post().to(crate::webhooks::resend)),
+        )
         .service(resource("/v1/cards", "POST").route(web::post().to(routes::cards::create)))
         .service(
             resource("/v1/channels", "GET, POST")
@@ -171,6 +181,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         nonces: Default::default(),
         merchant_admin: Default::default(),
         merchant_generation: Default::default(),
+        webhook_endpoints: Default::default(),
+        webhook_busy: Default::default(),
+        webhook_wake: Default::default(),
+        last_event_ns: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();
@@ -184,6 +198,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     actix_rt::System::new().block_on(async move {
         let recovering = state.clone();
         actix_rt::spawn(async move { recover(recovering).await });
+        crate::webhooks::spawn_dispatcher(state.clone());
         let sweeping = state.clone();
         actix_rt::spawn(async move {
             let mut every = actix_rt::time::interval(crate::ratelimit::SWEEP_EVERY);
@@ -308,6 +323,11 @@ async fn recover(state: web::Data<AppState>) {
         Ok(n) if n > 0 => println!("payd: resumed status sync of {n} card payments"),
         Ok(_) => {}
         Err(e) => fatal(&format!("cannot resume card payments: {e}")),
+    }
+    match crate::webhooks::load(&state, &resume_from) {
+        Ok(n) if n > 0 => println!("payd: {n} webhook endpoints"),
+        Ok(_) => {}
+        Err(e) => fatal(&format!("cannot load the webhook endpoints: {e}")),
     }
     match routes::refunds::resume(&state, &resume_from) {
         Ok(n) if n > 0 => println!("payd: resumed status sync of {n} card refunds"),

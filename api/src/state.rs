@@ -57,6 +57,15 @@ pub struct AppState {
     pub nonces: crate::signing::Nonces,
     /// Serializes changes to merchant records (credentials, settings): read, change, write.
     pub merchant_admin: tokio::sync::Mutex<()>,
+    /// Merchants' webhook endpoints (one per merchant at most).
+    pub webhook_endpoints:
+        dashmap::DashMap<u128, crate::webhooks::Endpoint, foldhash::fast::RandomState>,
+    /// Merchants with a webhook delivery in flight (one at a time each).
+    pub webhook_busy: dashmap::DashMap<u128, (), foldhash::fast::RandomState>,
+    /// Wakes the webhook dispatcher when events were written.
+    pub webhook_wake: tokio::sync::Notify,
+    /// Last event id's time part (ids grow strictly within the process).
+    pub last_event_ns: std::sync::atomic::AtomicU64,
     /// Bumped after each merchant record change (see `auth::merchant_changed`).
     pub merchant_generation: std::sync::atomic::AtomicU64,
     /// Idempotency keys of requests in flight (scoped store keys).

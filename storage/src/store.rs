@@ -419,11 +419,24 @@ impl Store {
         &self,
         prefix: &[u8],
         limit: usize,
+        f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        self.for_each_aux_with_prefix_from(prefix, prefix, limit, f)
+    }
+
+    /// [`Store::for_each_aux_with_prefix`], starting at the first key ≥ `from` (which
+    /// should start with `prefix`): pages through a prefix without reading what came before.
+    pub fn for_each_aux_with_prefix_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<usize> {
+        let start = if from >= prefix { from } else { prefix };
         let iter = self.inner.db.iterator_cf(
             self.inner.cf_aux(),
-            IteratorMode::From(prefix, rocksdb::Direction::Forward),
+            IteratorMode::From(start, rocksdb::Direction::Forward),
         );
         let mut seen = 0;
         for item in iter {

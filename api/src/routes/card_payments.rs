@@ -497,15 +497,32 @@ pub async fn resolve(
                 .get(&channel)
                 .and_then(|c| c.value().lock().ok().map(|rt| rt.record.number))
                 .ok_or_else(|| ApiError::unavailable("a payment's channel is missing"))?;
-            book(state, &mut payment, merchant.account, number, vec![]).await?;
+            let events = super::payments::payment_records(
+                state,
+                &Payment {
+                    status: PaymentStatus::Succeeded,
+                    ..payment.clone()
+                },
+            );
+            book(state, &mut payment, merchant.account, number, events).await?;
         }
         Some(_) => {
             fail(&mut payment, "channel_declined");
-            write(state, &payment, vec![]).await?;
+            write(
+                state,
+                &payment,
+                super::payments::payment_records(state, &payment),
+            )
+            .await?;
         }
         None => {
             fail(&mut payment, "channel_unavailable");
-            write(state, &payment, vec![]).await?;
+            write(
+                state,
+                &payment,
+                super::payments::payment_records(state, &payment),
+            )
+            .await?;
         }
     }
     Ok(true)

@@ -147,6 +147,37 @@ pub struct PaymentList {
     pub data: Vec<PaymentView>,
 }
 
+/// The webhook event type of a payment in `status`.
+pub fn payment_event(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::Succeeded => "payment.succeeded",
+        PaymentStatus::Failed => "payment.failed",
+        PaymentStatus::Processing => "payment.processing",
+    }
+}
+
+/// The webhook event records of payment `p` as it now stands (`body`: its JSON view).
+pub fn events_for(state: &AppState, p: &Payment, body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    crate::webhooks::event_records(
+        state,
+        p.merchant,
+        payment_event(p.status),
+        &payment_id_text(p.id),
+        body,
+    )
+}
+
+/// A payment's record with the webhook event of its state: what every change of a
+/// payment's state writes (in one unit).
+pub fn payment_records(state: &AppState, p: &Payment) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut records = vec![(records::payment_key(p.id), records::encode(p))];
+    if state.webhook_endpoints.contains_key(&p.merchant) {
+        let body = serde_json::to_vec(&view(p)).expect("a payment view serializes");
+        records.extend(events_for(state, p, &body));
+    }
+    records
+}
+
 pub fn payment_id_text(id: u128) -> String {
     format!("pay_{id:032x}")
 }
@@ -519,6 +550,7 @@ pub async fn create(
             (index_key.clone(), records::encode(&id)),
         ];
         records.extend(idem.as_ref().map(|g| g.record(StatusCode::CREATED, &body)));
+        records.extend(events_for(&state, p, &body));
         (records, body)
     };
     if assessment.decision != Decision::Approve {
@@ -691,13 +723,12 @@ pub async fn review(
     if let Some(r) = payment.risk.0.as_mut() {
         r.reviewed = Some((approve, now_ns()));
     }
-    let key = records::payment_key(id);
     if !approve {
         payment.status = PaymentStatus::Failed;
         payment.failure_code = Some("risk_rejected".to_string());
         payment.fee = 0;
         ledger
-            .write_records(vec![(key, records::encode(&payment))])
+            .write_records(payment_records(&state, &payment))
             .await?;
         return Ok(HttpResponse::Ok().json(view(&payment)));
     }
@@ -707,8 +738,7 @@ pub async fn review(
             &records::merchant_key(payment.merchant),
         )?
         .ok_or_else(|| ApiError::unavailable("a stored payment's merchant is missing"))?;
-        let key = records::payment_key(id);
-        let answer_of = |p: &Payment| vec![(key.clone(), records::encode(p))];
+        let answer_of = |p: &Payment| payment_records(&state, p);
         let done =
             super::card_payments::charge(&state, payment, merchant.account, &answer_of, vec![])
                 .await?;
@@ -736,14 +766,14 @@ pub async fn review(
     );
     payment.status = PaymentStatus::Succeeded;
     let outcome = ledger
-        .transfer_with(transfer, vec![(key.clone(), records::encode(&payment))])
+        .transfer_with(transfer, payment_records(&state, &payment))
         .await?;
     if let Err(reject) = outcome {
         payment.status = PaymentStatus::Failed;
         payment.failure_code = Some(failure_code(reject));
         payment.fee = 0;
         ledger
-            .write_records(vec![(key, records::encode(&payment))])
+            .write_records(payment_records(&state, &payment))
             .await?;
     }
     Ok(HttpResponse::Ok().json(view(&payment)))

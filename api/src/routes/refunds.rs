@@ -99,6 +99,21 @@ fn refund_postings(
     postings
 }
 
+/// The webhook event of refund `r` as it now stands (`body`: its JSON view).
+fn refund_events(
+    state: &AppState,
+    merchant: u128,
+    r: &Refund,
+    body: &[u8],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let kind = match r.status {
+        PaymentStatus::Succeeded => "refund.succeeded",
+        PaymentStatus::Failed => "refund.failed",
+        PaymentStatus::Processing => "refund.processing",
+    };
+    crate::webhooks::event_records(state, merchant, kind, &format!("re_{:032x}", r.id), body)
+}
+
 /// Reverses postings (a compensating transfer).
 fn reversed(postings: &[Posting]) -> Vec<Posting> {
     postings
@@ -268,6 +283,7 @@ pub async fn create(
             idem.as_ref()
                 .map(|g| g.record(StatusCode::CREATED, &answer)),
         );
+        records.extend(refund_events(&state, p.merchant, r, &answer));
         (records, answer)
     };
     let before = payment.clone();
@@ -545,14 +561,22 @@ async fn settle(
     let currency = Currency::from_numeric(payment.currency)
         .ok_or_else(|| ApiError::unavailable("a payment with an unknown currency"))?;
     let ledger = state.ledger()?;
+    let with_events = |refund: &Refund, mut records: Vec<(Vec<u8>, Vec<u8>)>| {
+        if state.webhook_endpoints.contains_key(&payment.merchant) {
+            let body =
+                serde_json::to_vec(&view(refund, currency)).expect("a refund view serializes");
+            records.extend(refund_events(state, payment.merchant, refund, &body));
+        }
+        records
+    };
     match refused {
         None => {
             refund.status = PaymentStatus::Succeeded;
             ledger
-                .write_records(vec![(
-                    records::refund_key(refund.id),
-                    records::encode(&refund),
-                )])
+                .write_records(with_events(
+                    &refund,
+                    vec![(records::refund_key(refund.id), records::encode(&refund))],
+                ))
                 .await?;
         }
         Some(code) => {
@@ -583,10 +607,13 @@ async fn settle(
                 postings: reversed(&booked),
                 timestamp: Timestamp(0),
             };
-            let records = vec![
-                (records::refund_key(refund.id), records::encode(&refund)),
-                (records::payment_key(payment.id), records::encode(&payment)),
-            ];
+            let records = with_events(
+                &refund,
+                vec![
+                    (records::refund_key(refund.id), records::encode(&refund)),
+                    (records::payment_key(payment.id), records::encode(&payment)),
+                ],
+            );
             if let Err(reject) = ledger.transfer_with(compensation, records).await? {
                 tracing::error!(refund = refund.id, %reject, "a refused card refund could not be reversed");
                 return Err(ApiError::unavailable(

@@ -97,7 +97,11 @@ pub fn merchant_changed(state: &AppState) {
 /// Authenticates the operator or a merchant (by its secret key).
 pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
     let token = bearer(req)?;
-    if bool::from(token.as_bytes().ct_eq(state.admin_token.0.as_bytes())) {
+    if bool::from(
+        token
+            .as_bytes()
+            .ct_eq(state.admin_token.expose().as_bytes()),
+    ) {
         return Ok(Caller::Admin);
     }
     // The signature middleware already looked this key up.
@@ -214,7 +218,7 @@ fn signing_secrets(
     state: &AppState,
     merchant: &records::Merchant,
     now: u64,
-) -> Result<Vec<Vec<u8>>, ApiError> {
+) -> Result<Vec<Secret<Vec<u8>>>, ApiError> {
     let mut secrets = Vec::new();
     for s in &merchant.auth.0.signing {
         if s.expires_at_ns.is_some_and(|at| at <= now) {
@@ -224,7 +228,7 @@ fn signing_secrets(
             .master
             .open(&s.sealed, &signing_context(merchant.id, s.number))
             .map_err(|_| ApiError::unavailable("a signing secret does not open with master_key"))?;
-        secrets.push(secret);
+        secrets.push(Secret::new(secret));
     }
     Ok(secrets)
 }
@@ -260,7 +264,7 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
 /// Authenticates the request as the operator. Compared in constant time.
 pub fn admin(req: &HttpRequest, admin_token: &Secret) -> Result<Caller, ApiError> {
     let token = bearer(req)?;
-    if bool::from(token.as_bytes().ct_eq(admin_token.0.as_bytes())) {
+    if bool::from(token.as_bytes().ct_eq(admin_token.expose().as_bytes())) {
         Ok(Caller::Admin)
     } else {
         Err(ApiError::unauthenticated("the bearer token is not valid"))
@@ -301,7 +305,7 @@ pub fn resolve_secret(
             let secret = text.trim().to_string();
             check(&secret)
                 .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
-            Ok((Secret(secret), None))
+            Ok((Secret::new(secret), None))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let secret = generate();
@@ -312,7 +316,7 @@ pub fn resolve_secret(
                 .open(&path)?;
             f.write_all(secret.as_bytes())?;
             f.sync_all()?;
-            Ok((Secret(secret), Some(path)))
+            Ok((Secret::new(secret), Some(path)))
         }
         Err(e) => Err(e),
     }

@@ -14,16 +14,7 @@ use serde::Deserialize;
 pub const BODY_LIMIT_BYTES_MIN: usize = 1_024;
 pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 
-/// A secret whose `Debug` never prints it.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(****)")
-    }
-}
+pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
 pub const SETTINGS: [&str; 31] = [
@@ -349,13 +340,13 @@ impl Config {
             }
         }
         if let Some(key) = &self.master_key {
-            crate::vault::check_key(&key.0).map_err(|e| format!("master_key: {e}"))?;
+            crate::vault::check_key(key.expose()).map_err(|e| format!("master_key: {e}"))?;
         }
         if let Some(key) = &self.card_key {
-            crate::vault::check_key(&key.0).map_err(|e| format!("card_key: {e}"))?;
+            crate::vault::check_key(key.expose()).map_err(|e| format!("card_key: {e}"))?;
         }
         if let Some(token) = &self.admin_token {
-            check_token(&token.0).map_err(|e| format!("admin_token: {e}"))?;
+            check_token(token.expose()).map_err(|e| format!("admin_token: {e}"))?;
         }
         Ok(())
     }
@@ -484,9 +475,11 @@ mod tests {
         assert!(bad(|c| c.store_lock_wait_ms = u64::MAX).starts_with("store_lock_wait_ms:"));
         assert!(bad(|c| c.default_currency = "XXX".into()).starts_with("default_currency:"));
         assert!(bad(|c| c.default_fee_rate = "1.5".into()).starts_with("default_fee_rate:"));
-        assert!(bad(|c| c.admin_token = Some(Secret("short".into()))).starts_with("admin_token:"));
+        assert!(
+            bad(|c| c.admin_token = Some(Secret::new("short".into()))).starts_with("admin_token:")
+        );
         assert_eq!(
-            format!("{:?}", Secret("hunter2hunter2hunter2".into())),
+            format!("{:?}", Secret::new("hunter2hunter2hunter2".to_string())),
             "Secret(****)"
         );
     }

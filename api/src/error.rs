@@ -48,11 +48,16 @@ impl ApiError {
         code: &'static str,
         message: impl Into<String>,
     ) -> ApiError {
+        let message: String = message.into();
         ApiError {
             status,
             kind,
             code,
-            message: message.into(),
+            // Messages quote inputs; a card number in one never leaves.
+            message: match crate::pan::redact(&message) {
+                std::borrow::Cow::Borrowed(_) => message,
+                std::borrow::Cow::Owned(clean) => clean,
+            },
             param: None,
             payment_id: None,
             retry_after_s: None,

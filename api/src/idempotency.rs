@@ -101,6 +101,14 @@ pub fn begin<'a>(
         )
         .with_param(HEADER));
     }
+    // The key is stored as sent: never a card number.
+    if crate::pan::contains(&String::from_utf8_lossy(key)) {
+        return Err(ApiError::invalid(
+            "invalid_idempotency_key",
+            format!("{HEADER} looks like it holds a card number"),
+        )
+        .with_param(HEADER));
+    }
     let store_key = [[AUX_EXPIRING_PREFIX, b'i'].as_slice(), &scope(caller), key].concat();
     let mut h = sha2::Sha256::new();
     h.update(req.method().as_str().as_bytes());

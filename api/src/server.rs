@@ -128,8 +128,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             path.display()
         );
     }
-    let vault =
-        crate::vault::Vault::new(&card_key.0).map_err(|e| anyhow::anyhow!("card_key: {e}"))?;
+    let vault = crate::vault::Vault::new(card_key.expose())
+        .map_err(|e| anyhow::anyhow!("card_key: {e}"))?;
     let (master_key, generated) = crate::auth::resolve_secret(
         config.master_key.as_ref(),
         &config.data_dir,
@@ -144,8 +144,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             path.display()
         );
     }
-    let master =
-        crate::vault::Vault::new(&master_key.0).map_err(|e| anyhow::anyhow!("master_key: {e}"))?;
+    let master = crate::vault::Vault::new(master_key.expose())
+        .map_err(|e| anyhow::anyhow!("master_key: {e}"))?;
     let metrics = crate::metrics::install()?;
     let state = web::Data::new(AppState {
         limits: BodyLimits {

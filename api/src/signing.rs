@@ -24,6 +24,7 @@ use actix_web::http::StatusCode;
 use hmac::{KeyInit, Mac};
 
 use crate::error::{ApiError, ErrorType};
+use crate::secret::Secret;
 
 /// Largest accepted distance between the signature's time and ours, in seconds.
 pub const SKEW_S: u64 = 300;
@@ -143,7 +144,7 @@ pub fn sign(secret: &[u8], t: u64, nonce: &str, method: &str, target: &str, body
 pub fn verify(
     sig: &Signature<'_>,
     now_s: u64,
-    secrets: &[Vec<u8>],
+    secrets: &[Secret<Vec<u8>>],
     method: &str,
     target: &str,
     body: &[u8],
@@ -158,7 +159,7 @@ pub fn verify(
         ));
     }
     for secret in secrets {
-        let expected = mac(secret, sig.t, sig.nonce, method, target, body);
+        let expected = mac(secret.expose(), sig.t, sig.nonce, method, target, body);
         for given in &sig.v1 {
             if expected.clone().verify_slice(given).is_ok() {
                 return Ok(());
@@ -227,10 +228,10 @@ mod tests {
         let header = sign(SECRET, 1_000, "n1", "POST", "/v1/payments", b"{}");
         let sig = parse(&header).unwrap();
         assert_eq!((sig.t, sig.nonce), (1_000, "n1"));
-        let ok = |method, target, body: &[u8], secrets: &[Vec<u8>], now| {
+        let ok = |method, target, body: &[u8], secrets: &[Secret<Vec<u8>>], now| {
             verify(&sig, now, secrets, method, target, body).map_err(|e| e.code)
         };
-        let secrets = vec![b"other".to_vec(), SECRET.to_vec()];
+        let secrets = vec![Secret::new(b"other".to_vec()), Secret::new(SECRET.to_vec())];
         assert_eq!(ok("POST", "/v1/payments", b"{}", &secrets, 1_000), Ok(()));
         assert_eq!(ok("POST", "/v1/payments", b"{}", &secrets, 1_300), Ok(()));
         assert_eq!(ok("POST", "/v1/payments", b"{}", &secrets, 700), Ok(()));
@@ -245,7 +246,13 @@ mod tests {
             );
         }
         assert_eq!(
-            ok("POST", "/v1/payments", b"{}", &[b"other".to_vec()], 1_000),
+            ok(
+                "POST",
+                "/v1/payments",
+                b"{}",
+                &[Secret::new(b"other".to_vec())],
+                1_000
+            ),
             Err("invalid_signature")
         );
         assert_eq!(

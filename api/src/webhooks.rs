@@ -408,17 +408,22 @@ async fn post(
     endpoint: &Endpoint,
     event: &Event,
 ) -> Result<(), String> {
-    let secret = state
-        .master
-        .open(&endpoint.sealed_secret, &secret_context(merchant))
-        .map_err(|_| "the webhook secret does not open with master_key".to_string())?;
+    let secret = crate::secret::Secret::new(
+        state
+            .master
+            .open(&endpoint.sealed_secret, &secret_context(merchant))
+            .map_err(|_| "the webhook secret does not open with master_key".to_string())?,
+    );
     let t = now_ns() / 1_000_000_000;
     let sent = state
         .http
         .post(&endpoint.url)
         .timeout(Duration::from_millis(state.config.webhook_timeout_ms))
         .header("Content-Type", "application/json")
-        .header("Rongpay-Signature", sign(&secret, t, &event.payload))
+        .header(
+            "Rongpay-Signature",
+            sign(secret.expose(), t, &event.payload),
+        )
         .header("Rongpay-Event-Id", event_id_text(event.id))
         .body(event.payload.clone())
         .send()
@@ -468,6 +473,7 @@ pub async fn put(
     let merchant = auth::merchant(&req, &state)?;
     let (body, _): (SetEndpoint, _) = body::json(&req, payload, state.limits, &[]).await?;
     let url = body.url;
+    crate::pan::refuse(&url, "url")?;
     if url.len() > URL_LEN_MAX {
         return Err(invalid_url(format!(
             "url is longer than {URL_LEN_MAX} bytes"

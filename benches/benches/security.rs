@@ -29,7 +29,9 @@ fn signatures(c: &mut Criterion) {
             n += 1;
             let nonce = format!("nonce-{n}");
             let header = signing::sign(SECRET, now, &nonce, "POST", "/v1/payments", BODY);
-            let secrets = vec![master.open(&sealed, &context).unwrap()];
+            let secrets = vec![api::secret::Secret::new(
+                master.open(&sealed, &context).unwrap(),
+            )];
             let sig = signing::parse(black_box(&header)).unwrap();
             signing::verify(&sig, now, &secrets, "POST", "/v1/payments", BODY).unwrap();
             nonces.remember(7, sig.nonce, now).unwrap();

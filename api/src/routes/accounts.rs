@@ -125,6 +125,9 @@ fn parse_non_negative(text: &str, currency: Currency, param: &str) -> Result<i64
 }
 
 pub fn check_text(text: &Option<String>, param: &str) -> Result<(), ApiError> {
+    if let Some(t) = text {
+        crate::pan::refuse(t, param)?;
+    }
     match text {
         Some(t) if t.len() > TEXT_FIELD_LEN_MAX => Err(ApiError::invalid(
             "invalid_parameter",

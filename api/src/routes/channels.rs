@@ -419,6 +419,8 @@ pub async fn add(
     {
         return Err(bad("name", "name must be 1 to 64 of a-z, 0-9, _ and -"));
     }
+    crate::pan::refuse(&body.name, "name")?;
+    crate::pan::refuse(&body.endpoint, "endpoint")?;
     check_endpoint(&body.endpoint)?;
     if body.methods.is_empty() || body.methods.iter().any(|m| m != "bank_card") {
         return Err(bad(

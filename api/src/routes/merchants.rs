@@ -60,6 +60,10 @@ pub async fn create(
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,
     };
+    crate::pan::refuse(&body.name, "name")?;
+    if let Some(c) = &body.category {
+        crate::pan::refuse(c, "category")?;
+    }
     if body.name.trim().is_empty() || body.name.len() > super::accounts::TEXT_FIELD_LEN_MAX {
         return Err(ApiError::invalid(
             "invalid_parameter",

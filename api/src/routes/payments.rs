@@ -271,6 +271,7 @@ fn duplicate(payment_id: u128) -> ApiError {
 }
 
 fn check_out_trade_no(text: &str) -> Result<(), ApiError> {
+    crate::pan::refuse(text, "out_trade_no")?;
     if text.is_empty()
         || text.len() > OUT_TRADE_NO_LEN_MAX
         || !text.bytes().all(|b| b.is_ascii_graphic())
@@ -293,6 +294,8 @@ fn check_metadata(m: &BTreeMap<String, String>) -> Result<(), ApiError> {
         ));
     }
     for (k, v) in m {
+        crate::pan::refuse(k, "metadata")?;
+        crate::pan::refuse(v, "metadata")?;
         if k.is_empty() || k.len() > METADATA_KEY_LEN_MAX || v.len() > METADATA_VALUE_LEN_MAX {
             return bad(format!(
                 "metadata keys are 1 to {METADATA_KEY_LEN_MAX} bytes and values at most {METADATA_VALUE_LEN_MAX}: {k:?}"
@@ -420,6 +423,9 @@ pub async fn create(
     }
     let metadata = body.metadata.unwrap_or_default();
     check_metadata(&metadata)?;
+    if let Some(d) = &body.device_id {
+        crate::pan::refuse(d, "device_id")?;
+    }
     let ledger = state.ledger()?;
     if merchant.currency != currency.numeric() {
         let settles = Currency::from_numeric(merchant.currency)

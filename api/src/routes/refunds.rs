@@ -158,6 +158,7 @@ pub async fn create(
         idempotency::Begin::Proceed(guard) => guard,
     };
     let otn = &body.out_refund_no;
+    crate::pan::refuse(otn, "out_refund_no")?;
     if otn.is_empty() || otn.len() > 64 || !otn.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::invalid(
             "invalid_parameter",

@@ -12,6 +12,7 @@
 //! - [`channel_sim`]: the simulated channels of the `channel-sim` binary (test tooling) and
 //!   the channel wire protocol.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod channel_sim;

@@ -130,6 +130,7 @@ impl Modify for BearerAuth {
         refunds::list,
         refunds::get,
         crate::risk::reload,
+        crate::audit::list,
         crate::webhooks::put,
         crate::webhooks::get,
         crate::webhooks::list,

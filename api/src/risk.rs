@@ -280,6 +280,18 @@ pub async fn reload(
         .map_err(|_| ApiError::unavailable("risk state poisoned"))?
         .replace_rules(rules);
     tracing::info!("risk rules reloaded from {}", path.display());
+    crate::audit::write(
+        &state,
+        crate::audit::record(
+            &state,
+            &req,
+            "risk.reload",
+            &path.display().to_string(),
+            None::<&()>,
+            Some(&loaded),
+        ),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(loaded))
 }
 

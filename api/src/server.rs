@@ -71,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::put().to(crate::webhooks::put))
                 .route(web::get().to(crate::webhooks::get)),
         )
+        .service(resource("/v1/audit", "GET").route(web::get().to(crate::audit::list)))
         .service(resource("/v1/events", "GET").route(web::get().to(crate::webhooks::list)))
         .service(
             resource("/v1/events/{id}/resend", "POST")

@@ -132,7 +132,7 @@ fn parse_event_id(text: &str) -> Option<u128> {
 
 /// Event ids: nanoseconds, strictly increasing within the process (so a payment's events
 /// sort in the order they happened), then random bits.
-fn next_event_id(last: &AtomicU64) -> u128 {
+pub fn next_id(last: &AtomicU64) -> u128 {
     let now = now_ns();
     let mut prev = last.load(Ordering::SeqCst);
     loop {
@@ -160,7 +160,7 @@ pub fn event_records(
     if !state.webhook_endpoints.contains_key(&merchant) {
         return Vec::new();
     }
-    let id = next_event_id(&state.last_event_ns);
+    let id = next_id(&state.last_event_ns);
     let created_at_ns = now_ns();
     let mut payload = format!(
         r#"{{"id":"{}","type":"{kind}","created_at":"{}","data":"#,

@@ -32,8 +32,15 @@ pub fn split_expiring(value: &[u8]) -> Option<(u64, &[u8])> {
 
 /// Store metadata: format version, creation time.
 pub const CF_META: &str = "meta";
+/// Audit log of operator actions: key = entry id (u128 big-endian, time-ordered) → the
+/// entry (the API layer's record). Never expires, never rewritten.
+pub const CF_AUDIT: &str = "audit";
+/// A record of a commit unit whose key starts with these bytes goes to [`CF_AUDIT`] (under
+/// the rest of the key), in the same atomic write as everything else in the unit.
+pub const AUDIT_ROUTE: &[u8] = &[0xff, b'A'];
 
-pub const COLUMN_FAMILIES: [&str; 5] = [CF_JOURNAL, CF_ACCOUNTS, CF_DEDUP, CF_AUX, CF_META];
+pub const COLUMN_FAMILIES: [&str; 6] =
+    [CF_JOURNAL, CF_ACCOUNTS, CF_DEDUP, CF_AUX, CF_META, CF_AUDIT];
 
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 

@@ -124,6 +124,10 @@ impl Inner {
     pub(crate) fn cf_dedup(&self) -> &ColumnFamily {
         self.cf(CF_DEDUP)
     }
+    pub(crate) fn cf_audit(&self) -> &ColumnFamily {
+        self.cf(CF_AUDIT)
+    }
+
     pub(crate) fn cf_aux(&self) -> &ColumnFamily {
         self.cf(CF_AUX)
     }
@@ -274,6 +278,7 @@ impl Store {
             cf(CF_DEDUP, true),
             cf(CF_AUX, false),
             cf(CF_META, false),
+            cf(CF_AUDIT, false),
         ];
         let db = DB::open_cf_descriptors(&db_options, &path, descriptors).map_err(|e| {
             let message = e.into_string();
@@ -442,6 +447,30 @@ impl Store {
         for item in iter {
             let (key, value) = item?;
             if !key.starts_with(prefix) || seen >= limit {
+                break;
+            }
+            f(&key, &value)?;
+            seen += 1;
+        }
+        Ok(seen)
+    }
+
+    /// Calls `f` on audit entries in key order from the first key ≥ `from`, at most
+    /// `limit` of them.
+    pub fn for_each_audit_from(
+        &self,
+        from: &[u8],
+        limit: usize,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        let iter = self.inner.db.iterator_cf(
+            self.inner.cf_audit(),
+            IteratorMode::From(from, rocksdb::Direction::Forward),
+        );
+        let mut seen = 0;
+        for item in iter {
+            let (key, value) = item?;
+            if seen >= limit {
                 break;
             }
             f(&key, &value)?;

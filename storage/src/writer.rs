@@ -252,6 +252,9 @@ fn add_unit(
         }
     }
     for (key, value) in &unit.aux {
-        batch.put_cf(inner.cf_aux(), key, value);
+        match key.strip_prefix(crate::schema::AUDIT_ROUTE) {
+            Some(audit_key) => batch.put_cf(inner.cf_audit(), audit_key, value),
+            None => batch.put_cf(inner.cf_aux(), key, value),
+        }
     }
 }

@@ -250,7 +250,18 @@ pub async fn create(
     let answer =
         serde_json::to_vec(&view(&fresh, body.owner.clone())).expect("an account view serializes");
     let meta = AccountMeta { owner: body.owner };
-    let mut records = vec![(records::account_meta_key(id), records::encode(&meta))];
+    let after: Option<serde_json::Value> = serde_json::from_slice(&answer).ok();
+    let mut records = vec![
+        (records::account_meta_key(id), records::encode(&meta)),
+        crate::audit::record(
+            &state,
+            &req,
+            "account.create",
+            &id.to_string(),
+            None::<&()>,
+            after.as_ref(),
+        ),
+    ];
     records.extend(
         idem.as_ref()
             .map(|g| g.record(StatusCode::CREATED, &answer)),
@@ -345,7 +356,18 @@ pub async fn deposit(
         reference: body.reference,
         created_at_ns: now_ns(),
     };
-    let mut records = vec![(records::deposit_key(id), records::encode(&record))];
+    let after: Option<serde_json::Value> = serde_json::from_slice(&answer).ok();
+    let mut records = vec![
+        (records::deposit_key(id), records::encode(&record)),
+        crate::audit::record(
+            &state,
+            &req,
+            "deposit.create",
+            &account.to_string(),
+            None::<&()>,
+            after.as_ref(),
+        ),
+    ];
     records.extend(
         idem.as_ref()
             .map(|g| g.record(StatusCode::CREATED, &answer)),
@@ -383,7 +405,9 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     auth::admin(&req, &state.admin_token)?;
     let (body, _): (UpdateAccount, _) = body::json(&req, payload, state.limits, &[]).await?;
-    let id = load(&state, &path).await?.account.id;
+    let before = load(&state, &path).await?;
+    let id = before.account.id;
+    let before_status = format!("{:?}", before.account.status).to_lowercase();
     if id.is_platform() {
         return Err(ApiError::invalid(
             "invalid_parameter",
@@ -402,5 +426,18 @@ pub async fn update(
         .set_status(id, status)
         .await?
         .map_err(rejected)?;
+    // After the status entry (it is a journal entry of its own).
+    crate::audit::write(
+        &state,
+        crate::audit::record(
+            &state,
+            &req,
+            "account.update",
+            &id.to_string(),
+            Some(&serde_json::json!({ "status": before_status })),
+            Some(&serde_json::json!({ "status": format!("{status:?}").to_lowercase() })),
+        ),
+    )
+    .await?;
     respond(&state, &load(&state, &path).await?)
 }

@@ -397,7 +397,26 @@ pub async fn create(
         idempotency::Begin::Proceed(guard) => guard,
     };
     let answer = add(&state, body, |answer| {
-        idem.as_ref().map(|g| g.record(StatusCode::CREATED, answer))
+        let after: Option<serde_json::Value> = serde_json::from_slice(answer).ok();
+        let target = after
+            .as_ref()
+            .and_then(|v| v["id"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let mut recs: Vec<_> = idem
+            .as_ref()
+            .map(|g| g.record(StatusCode::CREATED, answer))
+            .into_iter()
+            .collect();
+        recs.push(crate::audit::record(
+            &state,
+            &req,
+            "channel.create",
+            &target,
+            None::<&()>,
+            after.as_ref(),
+        ));
+        recs
     })
     .await?;
     Ok(idempotency::respond(StatusCode::CREATED, answer))
@@ -408,7 +427,7 @@ pub async fn create(
 pub async fn add(
     state: &AppState,
     body: CreateChannel,
-    extra: impl FnOnce(&[u8]) -> Option<(Vec<u8>, Vec<u8>)>,
+    extra: impl FnOnce(&[u8]) -> Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<Vec<u8>, ApiError> {
     if body.name.is_empty()
         || body.name.len() > 64
@@ -518,6 +537,23 @@ pub async fn add(
     Ok(answer)
 }
 
+/// A channel's configuration for the audit log (its notify secret left out).
+fn record_json(r: &ChannelRecord) -> serde_json::Value {
+    serde_json::json!({
+        "name": r.name,
+        "endpoint": r.endpoint,
+        "enabled": r.enabled,
+        "fee_rate_ppm": r.fee_rate_ppm,
+        "fee_fixed_minor": r.fee_fixed_minor,
+        "min_minor": r.min_minor,
+        "max_minor": r.max_minor,
+        "daily_limit_minor": r.daily_limit_minor,
+        "priority": r.priority,
+        "weight": r.weight,
+        "inflight_max": r.inflight_max,
+    })
+}
+
 /// Adds the config file's channels that do not exist yet (by name); existing ones keep
 /// what the admin API set.
 pub async fn add_configured(state: &AppState) -> Result<usize, String> {
@@ -531,7 +567,7 @@ pub async fn add_configured(state: &AppState) -> Result<usize, String> {
         });
         if !exists {
             let name = c.name.clone();
-            add(state, c, |_| None)
+            add(state, c, |_| Vec::new())
                 .await
                 .map_err(|e| format!("channel {name:?} from the config file: {e}"))?;
             added += 1;
@@ -624,9 +660,18 @@ pub async fn update(
             .map_err(|_| ApiError::unavailable("channel state poisoned"))?;
         rt.record.clone()
     };
+    let before = record.clone();
     apply(&mut record, &body)?;
+    let audit = crate::audit::record(
+        &state,
+        &req,
+        "channel.update",
+        &channel_id_text(id),
+        Some(&record_json(&before)),
+        Some(&record_json(&record)),
+    );
     ledger
-        .write_records(vec![(channel_key(id), records::encode(&record))])
+        .write_records(vec![(channel_key(id), records::encode(&record)), audit])
         .await?;
     let receivable = AccountId::platform_at_channel(
         PlatformRole::ChannelReceivable,

@@ -123,11 +123,20 @@ pub async fn create(
         category: records::Tail(Some(category)),
         auth: records::Tail(Default::default()),
     };
+    let after: Option<serde_json::Value> = serde_json::from_slice(&replay).ok();
     let mut records = vec![
         (records::merchant_key(id), records::encode(&merchant)),
         (
             records::merchant_key_index(&key_sha256),
             records::encode(&id),
+        ),
+        crate::audit::record(
+            &state,
+            &req,
+            "merchant.create",
+            &merchant_id_text(id),
+            None::<&()>,
+            after.as_ref(),
         ),
     ];
     records.extend(
@@ -276,6 +285,7 @@ pub async fn update(
     let (body, _): (UpdateMerchant, _) = body::json(&req, payload, state.limits, &[]).await?;
     let _serial = state.merchant_admin.lock().await;
     let mut m = load(&state, &path)?;
+    let before = view(&m, now_ns());
     if let Some(required) = body.require_signature {
         if required
             && !m
@@ -295,12 +305,24 @@ pub async fn update(
         }
         m.auth.0.require_signature = required;
     }
+    let after = view(&m, now_ns());
+    let audit = crate::audit::record(
+        &state,
+        &req,
+        "merchant.update",
+        &merchant_id_text(m.id),
+        Some(&before),
+        Some(&after),
+    );
     state
         .ledger()?
-        .write_records(vec![(records::merchant_key(m.id), records::encode(&m))])
+        .write_records(vec![
+            (records::merchant_key(m.id), records::encode(&m)),
+            audit,
+        ])
         .await?;
     auth::merchant_changed(&state);
-    Ok(HttpResponse::Ok().json(view(&m, now_ns())))
+    Ok(HttpResponse::Ok().json(after))
 }
 
 /// Longest overlap during which a replaced credential keeps working: 30 days.
@@ -355,6 +377,7 @@ async fn rotate(
     let _serial = state.merchant_admin.lock().await;
     let mut m = load(&state, &path)?;
     let now = now_ns();
+    let before = view(&m, now);
     let until = now.saturating_add(overlap_s.saturating_mul(1_000_000_000));
     let retire = |expires: &mut Option<u64>| {
         *expires = Some(expires.map_or(until, |at| at.min(until)));
@@ -427,6 +450,17 @@ async fn rotate(
     };
     let replay = serde_json::to_vec(&answer).expect("a rotation answer serializes");
     records.push((records::merchant_key(m.id), records::encode(&m)));
+    records.push(crate::audit::record(
+        &state,
+        &req,
+        match kind {
+            Credential::SecretKey => "merchant.rotate_secret_key",
+            Credential::SigningSecret => "merchant.rotate_signing_secret",
+        },
+        &merchant_id_text(m.id),
+        Some(&before),
+        Some(&answer.merchant),
+    ));
     records.extend(
         idem.as_ref()
             .map(|g| g.record(StatusCode::CREATED, &replay)),

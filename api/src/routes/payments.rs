@@ -672,6 +672,28 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(PaymentList { data }))
 }
 
+/// Answers an operator's review decision, after recording it in the audit log.
+async fn reviewed(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Payment,
+) -> Result<HttpResponse, ApiError> {
+    let after = view(p);
+    crate::audit::write(
+        state,
+        crate::audit::record(
+            state,
+            req,
+            "payment.review",
+            &payment_id_text(p.id),
+            Some(&serde_json::json!({ "status": "processing" })),
+            Some(&after),
+        ),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(after))
+}
+
 fn not_in_review(id: u128) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
@@ -736,7 +758,7 @@ pub async fn review(
         ledger
             .write_records(payment_records(&state, &payment))
             .await?;
-        return Ok(HttpResponse::Ok().json(view(&payment)));
+        return reviewed(&state, &req, &payment).await;
     }
     if payment.card.0.is_some() {
         let merchant = records::read::<records::Merchant>(
@@ -748,7 +770,7 @@ pub async fn review(
         let done =
             super::card_payments::charge(&state, payment, merchant.account, &answer_of, vec![])
                 .await?;
-        return Ok(HttpResponse::Ok().json(view(&done)));
+        return reviewed(&state, &req, &done).await;
     }
     let currency = Currency::from_numeric(payment.currency)
         .ok_or_else(|| ApiError::unavailable("a stored payment has an unknown currency"))?;
@@ -782,5 +804,5 @@ pub async fn review(
             .write_records(payment_records(&state, &payment))
             .await?;
     }
-    Ok(HttpResponse::Ok().json(view(&payment)))
+    reviewed(&state, &req, &payment).await
 }

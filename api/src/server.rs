@@ -182,6 +182,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         nonces: Default::default(),
         merchant_admin: Default::default(),
         merchant_generation: Default::default(),
+        recovered: Default::default(),
         webhook_endpoints: Default::default(),
         webhook_busy: Default::default(),
         webhook_wake: Default::default(),
@@ -335,6 +336,9 @@ async fn recover(state: web::Data<AppState>) {
         Ok(_) => {}
         Err(e) => fatal(&format!("cannot resume card refunds: {e}")),
     }
+    state
+        .recovered
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     println!(
         "payd: recovered journal through seq {} ({} accounts, trial balance zero) in {} ms; ready",
         recovery.last_seq,

@@ -57,6 +57,9 @@ pub struct AppState {
     pub nonces: crate::signing::Nonces,
     /// Serializes changes to merchant records (credentials, settings): read, change, write.
     pub merchant_admin: tokio::sync::Mutex<()>,
+    /// Set once recovery finished entirely (configured channels added, webhook endpoints
+    /// loaded, status syncs resumed): `/readyz` answers 200 from then on.
+    pub recovered: std::sync::atomic::AtomicBool,
     /// Merchants' webhook endpoints (one per merchant at most).
     pub webhook_endpoints:
         dashmap::DashMap<u128, crate::webhooks::Endpoint, foldhash::fast::RandomState>,
@@ -83,7 +86,9 @@ impl AppState {
 
     /// Ready: recovered, and the store still takes writes.
     pub fn is_ready(&self) -> bool {
-        self.store.get().is_some_and(|s| s.is_healthy()) && self.ledger.get().is_some()
+        self.recovered.load(std::sync::atomic::Ordering::SeqCst)
+            && self.store.get().is_some_and(|s| s.is_healthy())
+            && self.ledger.get().is_some()
     }
 }
 

@@ -78,6 +78,11 @@ fn leaks(bytes: &[u8], secrets: &[String]) -> Vec<String> {
 #[test]
 fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
     let sim = Sim::start(&["bank"]);
+    // The channel's notification secret: payd keeps it sealed.
+    let notify_secret = sim.put("bank", serde_json::json!({}))["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let log = tmp.path().join("payd.log");
@@ -92,7 +97,7 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
     // The secrets (each shown once, in the answer that creates it: those answers are the
     // one place they may be, and are left out of the scan).
     let shop = merchant(&p, r#"{"name":"Leaky?"}"#);
-    let mut secrets = vec![ADMIN.to_string(), shop.key.clone()];
+    let mut secrets = vec![ADMIN.to_string(), shop.key.clone(), notify_secret.clone()];
     let r = p.admin(
         "POST",
         &format!("/v1/merchants/{}/signing_secrets", shop.id),
@@ -122,7 +127,7 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
         "/v1/channels",
         None,
         &format!(
-            r#"{{"name":"bank","endpoint":"http://{}","methods":["bank_card"],"currency":"CNY","fee_rate":"0.002","max_amount":"50000.00","daily_limit":"1000000.00"}}"#,
+            r#"{{"name":"bank","endpoint":"http://{}","methods":["bank_card"],"currency":"CNY","fee_rate":"0.002","max_amount":"50000.00","daily_limit":"1000000.00","notify_secret":"{notify_secret}"}}"#,
             sim.addr("bank")
         ),
     );

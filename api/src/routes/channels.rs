@@ -48,8 +48,28 @@ pub struct ChannelRecord {
     pub enabled: bool,
     pub inflight_max: u32,
     pub created_at_ns: u64,
-    /// The key the channel signs its notifications with (never shown in answers).
+    /// The key the channel signs its notifications with (never shown in answers). In
+    /// memory only: the store keeps it sealed in `notify_secret_sealed` (records written
+    /// before sealing existed hold it here, and are sealed when next written).
     pub notify_secret: Option<String>,
+    /// `notify_secret` sealed under the master key (context: the channel id).
+    pub notify_secret_sealed: crate::records::Tail<Option<Vec<u8>>>,
+}
+
+fn notify_context(id: u128) -> Vec<u8> {
+    [b"channel-notify".as_slice(), &id.to_be_bytes()].concat()
+}
+
+/// The record as stored: the notify secret sealed, never in clear.
+fn encode_sealed(state: &AppState, r: &ChannelRecord) -> Vec<u8> {
+    let mut stored = r.clone();
+    stored.notify_secret_sealed = crate::records::Tail(
+        r.notify_secret
+            .as_ref()
+            .map(|s| state.master.seal(s.as_bytes(), &notify_context(r.id))),
+    );
+    stored.notify_secret = None;
+    records::encode(&stored)
 }
 
 impl std::fmt::Debug for ChannelRecord {
@@ -118,8 +138,19 @@ pub fn load_all(state: &AppState, store: &storage::Store) -> Result<usize, Strin
     let mut loaded = Vec::new();
     store
         .for_each_aux_with_prefix(b"cn", CHANNELS_MAX, |_, value| {
-            let r: ChannelRecord = storage::codec::decode(storage::codec::Kind::Aux, value)
+            let mut r: ChannelRecord = storage::codec::decode(storage::codec::Kind::Aux, value)
                 .map_err(|e| storage::StoreError::Inconsistent(format!("a channel record: {e}")))?;
+            if let Some(sealed) = r.notify_secret_sealed.0.take() {
+                let open = state
+                    .master
+                    .open(&sealed, &notify_context(r.id))
+                    .map_err(|e| {
+                        storage::StoreError::Inconsistent(format!(
+                            "a channel's notify secret does not open with master_key: {e}"
+                        ))
+                    })?;
+                r.notify_secret = Some(String::from_utf8_lossy(&open).into_owned());
+            }
             loaded.push(r);
             Ok(())
         })
@@ -482,6 +513,7 @@ pub async fn add(
         inflight_max: body.inflight_max.unwrap_or(64),
         created_at_ns: now_ns(),
         notify_secret: None,
+        notify_secret_sealed: crate::records::Tail(None),
     };
     apply(
         &mut record,
@@ -528,7 +560,7 @@ pub async fn add(
     let answer = serde_json::to_vec(&view(&runtime, Timestamp(now_ns()), 0))
         .expect("a channel view serializes");
     let mut recs = vec![
-        (channel_key(id), records::encode(&record)),
+        (channel_key(id), encode_sealed(state, &record)),
         (name_key, records::encode(&id)),
     ];
     recs.extend(extra(&answer));
@@ -671,7 +703,10 @@ pub async fn update(
         Some(&record_json(&record)),
     );
     ledger
-        .write_records(vec![(channel_key(id), records::encode(&record)), audit])
+        .write_records(vec![
+            (channel_key(id), encode_sealed(&state, &record)),
+            audit,
+        ])
         .await?;
     let receivable = AccountId::platform_at_channel(
         PlatformRole::ChannelReceivable,

@@ -4,3 +4,9 @@ cache="${HOME:-/root}/.cache/rongpay/target"
 if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d "$cache" ]; then
   export CARGO_TARGET_DIR="$cache"
 fi
+# Test and bench binaries are relinked under a new name whenever their code changes, and the
+# old ones (hundreds of MB each, with debug info) would pile up in a shared cache until the
+# disk is full: drop executables not touched for two hours (cargo relinks any it still needs).
+if [ -n "${CARGO_TARGET_DIR:-}" ] && [ -d "$CARGO_TARGET_DIR/release/deps" ]; then
+  find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f ! -name '*.*' -mmin +120 -delete 2>/dev/null || true
+fi

@@ -22,6 +22,11 @@ if ! "$st" --version 2>/dev/null | grep -q "4.32.5"; then
   echo "setup: installing schemathesis 4.32.5 (PyPI)"
   python3 -m pip install -q --root-user-action=ignore "schemathesis==4.32.5"
 fi
+# cargo-fuzz (crates.io) runs the fuzz targets on stable Rust (`-s none`).
+if ! cargo fuzz --version 2>/dev/null | grep -q "0.13.2"; then
+  echo "setup: installing cargo-fuzz 0.13.2 (crates.io)"
+  cargo install -q --locked cargo-fuzz --version 0.13.2
+fi
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done

@@ -95,6 +95,21 @@ fn check(bytes: &[u8]) -> Result<(u8, &[u8]), CodecError> {
     Ok((kind, payload))
 }
 
+/// Largest payload a record's decoding may claim (containers included), in bytes.
+pub const RECORD_BYTES_MAX: usize = 64 << 20;
+
+/// Frames `payload` as a record of `kind` (version, kind, checksum): for tests and fuzzing
+/// of the payload decoders.
+pub fn frame(kind: Kind, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER_LEN];
+    out.extend_from_slice(payload);
+    let crc = checksum(kind as u8, payload);
+    out[0] = FORMAT_VERSION;
+    out[1] = kind as u8;
+    out[2..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
 /// Decodes a framed record, checking version, kind, checksum and that nothing trails it.
 pub fn decode<T: Decode<()>>(expected: Kind, bytes: &[u8]) -> Result<T, CodecError> {
     let (kind, payload) = check(bytes)?;
@@ -104,8 +119,11 @@ pub fn decode<T: Decode<()>>(expected: Kind, bytes: &[u8]) -> Result<T, CodecErr
             found: kind,
         });
     }
-    let (value, read) = bincode::decode_from_slice(payload, config())
-        .map_err(|e| CodecError::Payload(e.to_string()))?;
+    // A length inside a payload can never claim more than the payload holds: a corrupt
+    // record that passed its checksum must fail, not allocate gigabytes.
+    let (value, read) =
+        bincode::decode_from_slice(payload, config().with_limit::<RECORD_BYTES_MAX>())
+            .map_err(|e| CodecError::Payload(e.to_string()))?;
     if read != payload.len() {
         return Err(CodecError::Trailing(payload.len() - read));
     }

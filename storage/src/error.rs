@@ -29,6 +29,7 @@ pub enum StoreError {
     Locked(String),
 }
 
+#[cfg(feature = "rocksdb")]
 impl From<rocksdb::Error> for StoreError {
     fn from(e: rocksdb::Error) -> Self {
         StoreError::Io(e.into_string())

@@ -16,10 +16,14 @@
 pub mod codec;
 pub mod error;
 pub mod schema;
+#[cfg(feature = "rocksdb")]
 pub mod store;
+#[cfg(feature = "rocksdb")]
 pub mod writer;
 
 pub use error::{Result, StoreError};
 pub use schema::JournalEntry;
+#[cfg(feature = "rocksdb")]
 pub use store::{Recovery, Store, StoreOptions, Verification, WriterStats};
+#[cfg(feature = "rocksdb")]
 pub use writer::{Ack, CommitUnit};

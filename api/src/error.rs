@@ -65,7 +65,14 @@ impl ApiError {
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
-        self.param = Some(param.into());
+        // A field's name comes from the request too (an unknown field is named back).
+        self.param = Some(crate::pan::redact(&param.into()).into_owned());
+        self
+    }
+
+    /// Replaces the message (scrubbed of card numbers, like every message).
+    pub fn with_message(mut self, message: impl Into<String>) -> ApiError {
+        self.message = crate::pan::redact(&message.into()).into_owned();
         self
     }
 

@@ -2,8 +2,9 @@
 //! every endpoint — in the fields meant for them and in every other field, path, query and
 //! header — then everything payd wrote is scanned: its data dir (WAL, SSTs, manifest), its
 //! debug log, its metrics, and every answer it gave. Looked for: each seeded card number (as
-//! typed, with spaces or dashes too), any Luhn-valid 13–19 digit run of a card network, and
-//! each secret (admin token, secret keys, signing and webhook secrets). Zero found.
+//! typed, with spaces or dashes too), any Luhn-valid 13–19 digit run of a card network, each
+//! secret (admin token, secret keys, signing, webhook and channel secrets), and anything
+//! shaped like a credential (`sk_`, `ss_`, `whsec_`, `adm_` then 32+ hex digits). Zero found.
 
 mod common;
 
@@ -70,6 +71,19 @@ fn leaks(bytes: &[u8], secrets: &[String]) -> Vec<String> {
     for s in secrets {
         if contains(bytes, s) {
             found.push(format!("secret {}…", &s[..6]));
+        }
+    }
+    // Any credential by its shape, seeded or not: a key prefix then 32+ hex digits.
+    for prefix in ["sk_", "ss_", "whsec_", "adm_"] {
+        let p = prefix.as_bytes();
+        for (i, w) in bytes.windows(p.len()).enumerate() {
+            let hex = bytes[i + p.len()..]
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
+            if w == p && hex >= 32 {
+                found.push(format!("a {prefix}… credential"));
+            }
         }
     }
     found
@@ -319,7 +333,10 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
     for (i, b) in bodies.iter().enumerate() {
         all.push((format!("answer {i}"), b.clone()));
     }
-    // Control: the scan sees the data (a stored card's brand and last four are in clear).
+    // Controls: the scan finds a credential by its shape and a card number in text, and it
+    // sees the data (a stored card's brand and last four are in clear).
+    assert!(!leaks(format!("x sk_{} y", "ab".repeat(32)).as_bytes(), &[]).is_empty());
+    assert!(!leaks(b"card 6011 1111 1111 1117 here", &[]).is_empty());
     assert!(all.iter().any(|(_, b)| contains(b, "unionpay")));
     let mut found = Vec::new();
     for (name, bytes) in &all {

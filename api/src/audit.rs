@@ -154,17 +154,13 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let from = match query.get("after") {
         None => Vec::new(),
         Some(text) => {
-            let id = text
-                .strip_prefix("aud_")
-                .filter(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-                .and_then(|h| u128::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "invalid_parameter",
-                        format!("after={text:?} is not an audit entry id"),
-                    )
-                    .with_param("after")
-                })?;
+            let id = records::parse_id(text, "aud_").ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_parameter",
+                    format!("after={text:?} is not an audit entry id"),
+                )
+                .with_param("after")
+            })?;
             [id.to_be_bytes().as_slice(), &[0]].concat()
         }
     };

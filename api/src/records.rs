@@ -56,6 +56,16 @@ pub fn deposit_key(id: TransferId) -> Vec<u8> {
     [b"dp".as_slice(), &id.to_be_bytes()].concat()
 }
 
+/// The id in `text` if it is `prefix` followed by exactly 32 lowercase hex digits (how
+/// every id is shown: `pay_…`, `re_…`, `mch_…`); any other spelling is an unknown id.
+pub fn parse_id(text: &str, prefix: &str) -> Option<u128> {
+    let hex = text.strip_prefix(prefix)?;
+    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u128::from_str_radix(hex, 16).ok()
+}
+
 pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
     codec::encode(Kind::Aux, value)
 }

@@ -123,11 +123,7 @@ pub fn event_id_text(id: u128) -> String {
 }
 
 fn parse_event_id(text: &str) -> Option<u128> {
-    let hex = text.strip_prefix("evt_")?;
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u128::from_str_radix(hex, 16).ok()
+    crate::records::parse_id(text, "evt_")
 }
 
 /// Event ids: nanoseconds, strictly increasing within the process (so a payment's events

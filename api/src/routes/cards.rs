@@ -55,11 +55,7 @@ pub fn card_token_text(token: u128) -> String {
 }
 
 pub fn parse_card_token(text: &str) -> Option<u128> {
-    let hex = text.strip_prefix("tok_")?;
-    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    u128::from_str_radix(hex, 16).ok()
+    crate::records::parse_id(text, "tok_")
 }
 
 /// Luhn checksum over ASCII digits.

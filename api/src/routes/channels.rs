@@ -126,11 +126,7 @@ pub fn channel_id_text(id: u128) -> String {
 }
 
 fn parse_channel_id(text: &str) -> Option<u128> {
-    let hex = text.strip_prefix("chn_")?;
-    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    u128::from_str_radix(hex, 16).ok()
+    crate::records::parse_id(text, "chn_")
 }
 
 /// Loads every configured channel into `state.channels` (at start).

@@ -227,11 +227,7 @@ fn view(m: &Merchant, now: u64) -> MerchantView {
 }
 
 fn parse_merchant_id(text: &str) -> Option<u128> {
-    let hex = text.strip_prefix("mch_")?;
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u128::from_str_radix(hex, 16).ok()
+    crate::records::parse_id(text, "mch_")
 }
 
 fn load(state: &AppState, id_text: &str) -> Result<Merchant, ApiError> {

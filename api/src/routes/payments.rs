@@ -183,11 +183,7 @@ pub fn payment_id_text(id: u128) -> String {
 }
 
 fn parse_payment_id(text: &str) -> Option<u128> {
-    let hex = text.strip_prefix("pay_")?;
-    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    u128::from_str_radix(hex, 16).ok()
+    crate::records::parse_id(text, "pay_")
 }
 
 pub fn view(p: &Payment) -> PaymentView {

@@ -628,11 +628,7 @@ async fn settle(
 
 /// `re_` + 32 hex digits.
 fn parse_refund_id(text: &str) -> Option<u128> {
-    let hex = text.strip_prefix("re_")?;
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u128::from_str_radix(hex, 16).ok()
+    crate::records::parse_id(text, "re_")
 }
 
 #[utoipa::path(get, path = "/v1/refunds/{id}", tag = "payments",

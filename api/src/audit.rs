@@ -178,10 +178,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             if action.is_none_or(|a| *a == e.action) {
                 data.push(EntryView {
                     id: id_text(e.id),
-                    at: humantime::format_rfc3339_millis(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_nanos(e.at_ns),
-                    )
-                    .to_string(),
+                    at: records::time_text(e.at_ns),
                     actor: e.actor,
                     source_ip: e.source_ip,
                     action: e.action,

@@ -66,6 +66,12 @@ pub fn parse_id(text: &str, prefix: &str) -> Option<u128> {
     u128::from_str_radix(hex, 16).ok()
 }
 
+/// A stored time (ns since the epoch) as answers show it: RFC 3339, milliseconds, UTC.
+pub fn time_text(ns: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
+        .to_string()
+}
+
 pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
     codec::encode(Kind::Aux, value)
 }

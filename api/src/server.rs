@@ -356,7 +356,7 @@ async fn guard_request(
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     if let Some(state) = req.app_data::<web::Data<AppState>>() {
         let head_bytes = req.method().as_str().len()
-            + req.uri().to_string().len()
+            + req.uri().path_and_query().map_or(0, |pq| pq.as_str().len())
             + req
                 .headers()
                 .iter()

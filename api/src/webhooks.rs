@@ -140,9 +140,7 @@ pub fn next_id(last: &AtomicU64) -> u128 {
     }
 }
 
-fn time_text(ns: u64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
-}
+use crate::records::time_text;
 
 /// The outbox records of one event (`kind` about `object_id`, `data` its JSON as of now)
 /// for `merchant`, to be written with the change; none when the merchant has no endpoint.

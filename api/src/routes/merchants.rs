@@ -154,10 +154,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(created))
 }
 
-fn time_text(ns: u64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
-        .to_string()
-}
+use crate::records::time_text;
 
 /// A credential's dates (never the credential).
 #[derive(Serialize, utoipa::ToSchema)]

@@ -1,7 +1,7 @@
 //! `POST /v1/payments/{id}/refunds`: money back from the merchant (and the platform's fee,
 //! pro rata) to the payer, never above the payment, once per `out_refund_no`.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -59,10 +59,7 @@ fn view(r: &Refund, currency: Currency) -> RefundView {
         },
         failure_code: r.failure_code.clone(),
         reason: r.reason.clone(),
-        created_at: humantime::format_rfc3339_millis(
-            UNIX_EPOCH + Duration::from_nanos(r.created_at_ns),
-        )
-        .to_string(),
+        created_at: records::time_text(r.created_at_ns),
     }
 }
 

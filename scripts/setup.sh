@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing rongpay needs on a fresh Debian machine:
-# libclang (bindgen, for the rocksdb crate's bundled C++), clang, and Prometheus/promtool
-# (real scrapes in tests), curl and openssl (TLS tests: certificates made at test time, real
-# clients), and schemathesis from PyPI (API fuzzing). Idempotent: skips what
-# is already installed.
+# libclang (bindgen, for the rocksdb crate's bundled C++), clang, Prometheus/promtool and
+# Alertmanager (real scrapes, rule tests and the end-to-end alert in tests; scripts/ops.sh),
+# chromium (the ops page is checked in a headless browser), jq (docs/ops/LOGS.md's
+# one-liners), curl and openssl (TLS tests: certificates made at test time, real clients),
+# and schemathesis from PyPI (API fuzzing). Idempotent: skips what is already installed.
 set -euo pipefail
-packages=(libclang-dev clang prometheus curl openssl)
+packages=(libclang-dev clang prometheus prometheus-alertmanager chromium jq curl openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

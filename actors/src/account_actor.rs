@@ -1,5 +1,6 @@
 //! The per-account actor: owns one account's live state and serializes every change to it.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -11,6 +12,36 @@ use crate::registry::Registry;
 /// merchant account of a benchmark receives a prepare per transfer, so this is generous; the
 /// total is still bounded by the ledger's admission limit.
 pub const ACCOUNT_MAILBOX_MAX: usize = 4_096;
+
+/// Account messages sent and not yet handled: waiting in a mailbox or being handled.
+static MAILBOX_DEPTH: AtomicI64 = AtomicI64::new(0);
+
+/// Messages waiting in (or being handled from) every account actor's mailbox, summed.
+pub fn mailbox_depth() -> i64 {
+    MAILBOX_DEPTH.load(Ordering::Relaxed)
+}
+
+/// Accounts passivated since start (a counter).
+pub const PASSIVATIONS: &str = "rongpay_accounts_passivated_total";
+
+/// Carried by every account message: counts it in [`mailbox_depth`] from its creation until
+/// it is dropped (handled, or discarded with a stopped actor's mailbox), so the gauge cannot
+/// drift whatever happens to the message.
+#[derive(Debug)]
+pub struct Queued(());
+
+impl Default for Queued {
+    fn default() -> Queued {
+        MAILBOX_DEPTH.fetch_add(1, Ordering::Relaxed);
+        Queued(())
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        MAILBOX_DEPTH.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Why a prepare did not reserve anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +58,10 @@ pub enum PrepareError {
 pub struct Prepare {
     pub currency: Currency,
     pub amount: i64,
+    pub queued: Queued,
+    /// The sender's span: what the actor logs about this posting is found by the request's
+    /// (and the payment's) id.
+    pub span: tracing::Span,
 }
 
 /// Apply a prepared posting: its transfer is durable. Sent with `do_send`: it must never be
@@ -35,6 +70,7 @@ pub struct Prepare {
 #[rtype(result = "()")]
 pub struct Commit {
     pub amount: i64,
+    pub queued: Queued,
 }
 
 /// Drop a prepared posting: its transfer will not happen.
@@ -42,6 +78,7 @@ pub struct Commit {
 #[rtype(result = "()")]
 pub struct Release {
     pub amount: i64,
+    pub queued: Queued,
 }
 
 /// Check a status change and hold it pending until it is durable. While a change is pending
@@ -50,6 +87,7 @@ pub struct Release {
 #[rtype(result = "Result<(), PrepareError>")]
 pub struct PrepareStatus {
     pub status: AccountStatus,
+    pub queued: Queued,
 }
 
 /// Finish a pending status change: `apply` once durable, or abandon it.
@@ -57,17 +95,18 @@ pub struct PrepareStatus {
 #[rtype(result = "()")]
 pub struct FinishStatus {
     pub apply: bool,
+    pub queued: Queued,
 }
 
 /// The account as this actor sees it: durable state plus what is pending.
 #[derive(Message)]
 #[rtype(result = "Result<LiveAccount, PrepareError>")]
-pub struct Snapshot;
+pub struct Snapshot(pub Queued);
 
 /// The sweeper thinks this actor is idle: stop if nothing is pending.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Passivate;
+pub struct Passivate(pub Queued);
 
 pub struct AccountActor {
     live: LiveAccount,
@@ -115,9 +154,13 @@ impl Handler<Prepare> for AccountActor {
             }
             Some(AccountStatus::Active) | None => {}
         }
+        let _in = msg.span.enter();
         self.live
             .prepare(msg.currency, msg.amount)
-            .map_err(PrepareError::Rejected)
+            .map_err(|reject| {
+                tracing::debug!(account = %id, amount = msg.amount, %reject, "posting refused");
+                PrepareError::Rejected(reject)
+            })
     }
 }
 
@@ -204,6 +247,7 @@ impl Handler<Passivate> for AccountActor {
         // Nothing pending: the store holds exactly this state, so a later activation that
         // reloads it sees the same account.
         self.passivated = true;
+        metrics::counter!(PASSIVATIONS).increment(1);
         self.registry.remove(self.live.account.id, &ctx.address());
         ctx.stop();
     }

@@ -271,7 +271,12 @@ impl Ledger {
         let inner = Arc::clone(&self.inner);
         spawn_detached(async move {
             let _admitted = admitted;
-            let addr = match with_actor(&inner, id, || PrepareStatus { status }).await? {
+            let addr = match with_actor(&inner, id, || PrepareStatus {
+                status,
+                queued: Default::default(),
+            })
+            .await?
+            {
                 Err(reject) => return Ok(Err(reject)),
                 Ok(addr) => addr,
             };
@@ -286,6 +291,7 @@ impl Ledger {
                 Err(e) => Err(e.into()),
             };
             addr.do_send(FinishStatus {
+                queued: Default::default(),
                 apply: written.is_ok(),
             });
             Ok(Ok(written?))
@@ -310,7 +316,7 @@ impl Ledger {
             let Some(addr) = self.inner.registry.get(id) else {
                 return Ok(self.inner.store.account(id)?.map(LiveAccount::new));
             };
-            match addr.send(Snapshot).await {
+            match addr.send(Snapshot(Default::default())).await {
                 Ok(Ok(live)) => return Ok(Some(live)),
                 Ok(Err(_)) | Err(_) => continue,
             }
@@ -324,7 +330,8 @@ impl Ledger {
 async fn spawn_detached<T: 'static>(
     f: impl std::future::Future<Output = Result<T, LedgerError>> + 'static,
 ) -> Result<T, LedgerError> {
-    actix_rt::spawn(f)
+    // The caller's span (a request's, carrying its payment id) follows the work.
+    actix_rt::spawn(tracing::Instrument::in_current_span(f))
         .await
         .map_err(|_| LedgerError::ShuttingDown)?
 }
@@ -370,7 +377,10 @@ async fn run_transfer(
     let mut prepared: Vec<(Addr<AccountActor>, i64)> = Vec::with_capacity(transfer.postings.len());
     let release = |prepared: Vec<(Addr<AccountActor>, i64)>| {
         for (addr, amount) in prepared {
-            addr.do_send(Release { amount });
+            addr.do_send(Release {
+                amount,
+                queued: Default::default(),
+            });
         }
     };
     for &Posting {
@@ -379,7 +389,14 @@ async fn run_transfer(
         amount,
     } in &transfer.postings
     {
-        match with_actor(inner, account, || Prepare { currency, amount }).await {
+        match with_actor(inner, account, || Prepare {
+            currency,
+            amount,
+            queued: Default::default(),
+            span: tracing::Span::current(),
+        })
+        .await
+        {
             Ok(Ok(addr)) => prepared.push((addr, amount)),
             Ok(Err(reject)) => {
                 release(prepared);
@@ -404,8 +421,12 @@ async fn run_transfer(
     };
     match ack.await {
         Ok(Ok(seq)) => {
+            tracing::debug!(seq, transfer = %format_args!("{:032x}", id.0), "transfer durable");
             for (addr, amount) in prepared {
-                addr.do_send(Commit { amount });
+                addr.do_send(Commit {
+                    amount,
+                    queued: Default::default(),
+                });
             }
             Ok(Ok(seq))
         }

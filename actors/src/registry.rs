@@ -109,7 +109,7 @@ impl Registry {
         for slot in self.actors.iter() {
             if now.saturating_sub(slot.touched_s.load(Ordering::Relaxed)) >= idle_s {
                 // A full mailbox means the account is busy, not idle: skip it.
-                if slot.addr.try_send(Passivate).is_ok() {
+                if slot.addr.try_send(Passivate(Default::default())).is_ok() {
                     asked += 1;
                 }
             }

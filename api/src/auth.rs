@@ -111,6 +111,7 @@ pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
         None => merchant_by_key(state, token)?,
     };
     if let Some(m) = merchant {
+        crate::access::note_merchant(req, &crate::routes::merchants::merchant_id_text(m.id));
         state.rate.merchant.check(&m.id)?;
         return Ok(Caller::Merchant(Box::new(m)));
     }
@@ -244,7 +245,7 @@ pub fn merchant(req: &HttpRequest, state: &AppState) -> Result<records::Merchant
 }
 
 /// The bearer token of a request, or a 401 saying what is wrong with the header.
-fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+pub fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
     let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthenticated(
             "missing Authorization header; send \"Authorization: Bearer <token>\"",

@@ -124,14 +124,23 @@ pub async fn json<T: DeserializeOwned>(
     limits: BodyLimits,
     amount_fields: &[&str],
 ) -> Result<(T, web::Bytes), ApiError> {
+    let bytes = bytes(req, payload, limits).await?;
+    Ok((parse(&bytes, amount_fields)?, bytes))
+}
+
+/// Content type and body, unparsed (for bodies whose signature is checked first).
+pub async fn bytes(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits,
+) -> Result<web::Bytes, ApiError> {
     check_json_content_type(req)?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let bytes = read_body(payload, limits, declared).await?;
-    Ok((parse(&bytes, amount_fields)?, bytes))
+    read_body(payload, limits, declared).await
 }
 
 /// [`json`] for bodies holding secrets (card numbers): an error keeps its code and field but
@@ -208,6 +217,24 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], amount_fields: &[&str]) -> Resul
                 err.with_param(field)
             })
         }
+    }
+}
+
+/// A short machine word (a purpose, a category): 1 to 32 of `a-z 0-9 _`; `400
+/// invalid_parameter` naming `param` otherwise.
+pub fn check_word(value: &str, param: &str) -> Result<(), ApiError> {
+    if (1..=32).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_parameter",
+            format!("{param} must be 1 to 32 of a-z, 0-9 and _"),
+        )
+        .with_param(param.to_string()))
     }
 }
 

@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 31] = [
+pub const SETTINGS: [&str; 42] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -49,6 +49,17 @@ pub const SETTINGS: [&str; 31] = [
     "rate_merchant_burst",
     "rate_payer_per_s",
     "rate_payer_burst",
+    "metrics_enabled",
+    "alerts_token",
+    "sms_gateway_url",
+    "sms_gateway_key",
+    "sms_timeout_ms",
+    "sms_otp_per_hour",
+    "sms_otp_burst",
+    "sms_alert_per_hour",
+    "sms_alert_burst",
+    "otp_ttl_s",
+    "otp_attempts_max",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -126,6 +137,29 @@ pub struct Config {
     /// Channels to create at start when none of that name exists (`[[channels]]` in the
     /// file, the fields of `POST /v1/channels`); the admin API changes them after.
     pub channels: Vec<crate::routes::channels::CreateChannel>,
+    /// Record Prometheus metrics and serve them at `/metrics` (default true). Off: every
+    /// recording call is a no-op and `/metrics` answers 404 (how their cost is measured).
+    pub metrics_enabled: bool,
+    /// Bearer token of the alert intake (`POST /v1/ops/alerts`, Alertmanager's webhook).
+    /// Unset: generated on first start into `<data_dir>/alerts_token` (mode 0600).
+    pub alerts_token: Option<Secret>,
+    /// Who is paged by SMS for every alert (E.164 numbers).
+    pub oncall_phones: Vec<String>,
+    /// The SMS gateway (`http://host:port`) and its API key (also the key its delivery
+    /// receipts are signed with). Unset: no SMS (one-time codes answer 503 sms_unavailable).
+    pub sms_gateway_url: Option<String>,
+    pub sms_gateway_key: Option<Secret>,
+    /// How long the gateway may take to take a message.
+    pub sms_timeout_ms: u64,
+    /// One-time code SMS per phone number per hour, and the burst allowed at once.
+    pub sms_otp_per_hour: u32,
+    pub sms_otp_burst: u32,
+    /// Alert SMS per on-call number per hour, and the burst.
+    pub sms_alert_per_hour: u32,
+    pub sms_alert_burst: u32,
+    /// How long a one-time code is valid, and how many wrong tries lock it.
+    pub otp_ttl_s: u64,
+    pub otp_attempts_max: u32,
 }
 
 impl Default for Config {
@@ -163,6 +197,18 @@ impl Default for Config {
             rate_payer_per_s: 100,
             rate_payer_burst: 200,
             channels: Vec::new(),
+            metrics_enabled: true,
+            alerts_token: None,
+            oncall_phones: Vec::new(),
+            sms_gateway_url: None,
+            sms_gateway_key: None,
+            sms_timeout_ms: 3_000,
+            sms_otp_per_hour: 5,
+            sms_otp_burst: 3,
+            sms_alert_per_hour: 30,
+            sms_alert_burst: 10,
+            otp_ttl_s: 300,
+            otp_attempts_max: 5,
         }
     }
 }
@@ -347,6 +393,45 @@ impl Config {
         }
         if let Some(token) = &self.admin_token {
             check_token(token.expose()).map_err(|e| format!("admin_token: {e}"))?;
+        }
+        if let Some(token) = &self.alerts_token {
+            check_token(token.expose()).map_err(|e| format!("alerts_token: {e}"))?;
+        }
+        if self.oncall_phones.len() > 100 {
+            return Err("oncall_phones: at most 100 numbers".into());
+        }
+        for phone in &self.oncall_phones {
+            crate::notify::check_phone(phone, "oncall_phones")
+                .map_err(|e| format!("oncall_phones: {phone:?}: {}", e.message))?;
+        }
+        match (&self.sms_gateway_url, &self.sms_gateway_key) {
+            (None, None) => {}
+            (Some(url), Some(key)) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!("sms_gateway_url: {url:?} is not an http(s) URL"));
+                }
+                check_token(key.expose()).map_err(|e| format!("sms_gateway_key: {e}"))?;
+            }
+            _ => {
+                return Err(
+                    "sms_gateway_url and sms_gateway_key go together: set both or neither".into(),
+                )
+            }
+        }
+        if !(100..=60_000).contains(&self.sms_timeout_ms) {
+            return Err(format!(
+                "sms_timeout_ms: {} is outside 100..=60000",
+                self.sms_timeout_ms
+            ));
+        }
+        if !(1..=3_600).contains(&self.otp_ttl_s) {
+            return Err(format!("otp_ttl_s: {} is outside 1..=3600", self.otp_ttl_s));
+        }
+        if !(1..=20).contains(&self.otp_attempts_max) {
+            return Err(format!(
+                "otp_attempts_max: {} is outside 1..=20",
+                self.otp_attempts_max
+            ));
         }
         Ok(())
     }

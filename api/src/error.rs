@@ -71,6 +71,11 @@ impl ApiError {
     }
 
     /// Replaces the message (scrubbed of card numbers, like every message).
+    pub fn with_code(mut self, code: &'static str) -> ApiError {
+        self.code = code;
+        self
+    }
+
     pub fn with_message(mut self, message: impl Into<String>) -> ApiError {
         self.message = crate::pan::redact(&message.into()).into_owned();
         self
@@ -156,7 +161,11 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after_s {
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
         }
-        response.json(Body { error: self })
+        let mut response = response.json(Body { error: self });
+        response
+            .extensions_mut()
+            .insert(crate::access::ErrorCode(self.code));
+        response
     }
 }
 

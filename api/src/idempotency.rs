@@ -120,12 +120,13 @@ pub fn begin<'a>(
 
     match state.idempotency_claims.entry(store_key.clone()) {
         dashmap::mapref::entry::Entry::Occupied(_) => {
+            crate::metrics::idempotency("in_progress");
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorType::IdempotencyError,
                 "idempotency_key_in_use",
                 "a request with this idempotency key is still in progress; retry after it finishes",
-            ))
+            ));
         }
         dashmap::mapref::entry::Entry::Vacant(slot) => {
             slot.insert(());
@@ -138,17 +139,20 @@ pub fn begin<'a>(
     };
     let stored = state.store()?.aux(&guard.store_key)?;
     let Some(value) = stored else {
+        crate::metrics::idempotency("new");
         return Ok(Begin::Proceed(Some(guard)));
     };
     let (expires_at, bytes) = split_expiring(&value)
         .ok_or_else(|| ApiError::unavailable("a stored idempotency record is malformed"))?;
     if expires_at < now_ns() {
+        crate::metrics::idempotency("new");
         return Ok(Begin::Proceed(Some(guard)));
     }
     let record: IdemRecord = codec::decode(Kind::Aux, bytes).map_err(|e| {
         ApiError::unavailable(format!("a stored idempotency record does not decode: {e}"))
     })?;
     if record.fingerprint != guard.fingerprint {
+        crate::metrics::idempotency("reused");
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             ErrorType::IdempotencyError,
@@ -163,5 +167,6 @@ pub fn begin<'a>(
         "idempotent-replayed".parse().expect("valid header name"),
         "true".parse().expect("valid header value"),
     );
+    crate::metrics::idempotency("replayed");
     Ok(Begin::Replay(response))
 }

@@ -12,6 +12,8 @@
 //! - [`channel_sim`]: the simulated channels of the `channel-sim` binary (test tooling) and
 //!   the channel wire protocol.
 
+pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -20,7 +22,10 @@ pub mod config;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
+pub mod ops;
+pub mod otp;
 pub mod pan;
 pub mod ratelimit;
 pub mod records;
@@ -29,6 +34,7 @@ pub mod routes;
 pub mod secret;
 pub mod server;
 pub mod signing;
+pub mod sms_sim;
 pub mod state;
 pub mod tls;
 pub mod vault;

@@ -48,13 +48,33 @@ enum Cmd {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Lines the log writer may hold before it drops new ones (it never blocks a request).
+const LOG_LINES_BUFFERED: usize = 65_536;
+
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("RONGPAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Logs go to stderr through a bounded buffer and a writer thread: a slow terminal or
+    // disk drops lines (counted by tracing-appender) rather than stalling payments.
+    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_BUFFERED)
+        .lossy(true)
+        .finish(std::io::stderr());
+    let filter = EnvFilter::try_from_env("RONGPAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // JSON, one object per line (docs/ops/LOGS.md), unless RONGPAY_LOG_FORMAT=text.
+    if std::env::var("RONGPAY_LOG_FORMAT").is_ok_and(|f| f == "text") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .init();
+    }
     match Cli::parse().command {
         Cmd::Serve {
             data_dir,

@@ -48,15 +48,22 @@ pub struct Limit<K: Hash + Eq + Clone> {
     quota: Option<Quota>,
     /// What is limited, for the error message ("source IP", "merchant key", ...).
     what: &'static str,
+    /// Its metric label: ip, merchant or payer.
+    label: &'static str,
 }
 
 impl<K: Hash + Eq + Clone> Limit<K> {
-    pub fn new(rate: Rate, what: &'static str) -> Limit<K> {
-        let quota = rate.quota();
+    pub fn new(rate: Rate, what: &'static str, label: &'static str) -> Limit<K> {
+        Limit::from_quota(rate.quota(), what, label)
+    }
+
+    /// A limit of any period (`None`: no limit).
+    pub fn from_quota(quota: Option<Quota>, what: &'static str, label: &'static str) -> Limit<K> {
         Limit {
             limiter: quota.map(|q| RwLock::new(RateLimiter::dashmap(q))),
             quota,
             what,
+            label,
         }
     }
 
@@ -73,6 +80,7 @@ impl<K: Hash + Eq + Clone> Limit<K> {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
+                crate::metrics::rate_limited(self.label);
                 Err(rate_limited(self.what, wait))
             }
         }
@@ -132,9 +140,9 @@ pub struct Limits {
 impl Limits {
     pub fn new(ip: Rate, merchant: Rate, payer: Rate) -> Limits {
         Limits {
-            ip: Limit::new(ip, "source IP"),
-            merchant: Limit::new(merchant, "merchant key"),
-            payer: Limit::new(payer, "payer account"),
+            ip: Limit::new(ip, "source IP", "ip"),
+            merchant: Limit::new(merchant, "merchant key", "merchant"),
+            payer: Limit::new(payer, "payer account", "payer"),
         }
     }
 
@@ -157,6 +165,7 @@ mod tests {
                 burst: 3,
             },
             "thing",
+            "thing",
         );
         for _ in 0..3 {
             limit.check(&7).unwrap();
@@ -170,6 +179,7 @@ mod tests {
                 per_second: 0,
                 burst: 0,
             },
+            "thing",
             "thing",
         );
         for _ in 0..10_000 {
@@ -185,6 +195,7 @@ mod tests {
                 per_second: 1_000_000,
                 burst: 1,
             },
+            "thing",
             "thing",
         );
         for k in 0..(KEYS_MAX as u32 + 10) {

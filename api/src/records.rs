@@ -87,6 +87,31 @@ pub fn read<T: Decode<()>>(store: &Store, key: &[u8]) -> Result<Option<T>, ApiEr
     }
 }
 
+/// A record under an expiring key (`schema::AUX_EXPIRING_PREFIX`): compaction drops it
+/// after `expires_at_ns`.
+pub fn expiring<T: Encode>(key: Vec<u8>, expires_at_ns: u64, value: &T) -> (Vec<u8>, Vec<u8>) {
+    (
+        key,
+        storage::schema::expiring_value(expires_at_ns, &encode(value)),
+    )
+}
+
+/// Reads an expiring record; `None` when absent or expired (compaction may not have dropped
+/// it yet).
+pub fn read_expiring<T: Decode<()>>(store: &Store, key: &[u8]) -> Result<Option<T>, ApiError> {
+    let Some(value) = store.aux(key)? else {
+        return Ok(None);
+    };
+    let (expires_at_ns, bytes) = storage::schema::split_expiring(&value)
+        .ok_or_else(|| ApiError::unavailable("a stored expiring record is malformed"))?;
+    if expires_at_ns < crate::state::now_ns() {
+        return Ok(None);
+    }
+    codec::decode(Kind::Aux, bytes)
+        .map(Some)
+        .map_err(|e| ApiError::unavailable(format!("a stored record does not decode: {e}")))
+}
+
 /// A merchant. Its secret key is never stored: only its SHA-256, under which
 /// [`merchant_key_index`] finds the merchant.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use actix_web::dev::Service;
 use actix_web::{web, App, HttpRequest, HttpServer};
 use futures_util::FutureExt;
-use metrics::counter;
 use storage::{Store, StoreOptions};
+use tracing::Instrument;
 
 use crate::body::BodyLimits;
 use crate::config::Config;
@@ -28,6 +28,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
         .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
         .service(resource("/openapi.json", "GET").route(web::get().to(health::openapi)))
+        .service(resource("/ops", "GET").route(web::get().to(crate::ops::page)))
+        .service(resource("/ops/data.json", "GET").route(web::get().to(crate::ops::data_json)))
+        .service(resource("/ops/ops.js", "GET").route(web::get().to(crate::ops::script)))
         .service(resource("/v1/accounts", "POST").route(web::post().to(accounts::create)))
         .service(
             resource("/v1/accounts/{id}", "GET, PATCH")
@@ -92,6 +95,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)),
+        )
+        .service(resource("/v1/otp", "POST").route(web::post().to(crate::otp::create)))
+        .service(resource("/v1/otp/verify", "POST").route(web::post().to(crate::otp::verify)))
+        .service(resource("/v1/sms/receipts", "POST").route(web::post().to(crate::notify::receipt)))
+        .service(resource("/v1/sms/{id}", "GET").route(web::get().to(crate::notify::get)))
+        .service(
+            resource("/v1/ops/alerts", "GET, POST")
+                .route(web::post().to(crate::alerts::intake))
+                .route(web::get().to(crate::alerts::list)),
         );
 }
 
@@ -147,8 +159,44 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     }
     let master = crate::vault::Vault::new(master_key.expose())
         .map_err(|e| anyhow::anyhow!("master_key: {e}"))?;
-    let metrics = crate::metrics::install()?;
+    let metrics = if config.metrics_enabled {
+        Some(crate::metrics::install()?)
+    } else {
+        None
+    };
+    let (alerts_token, generated) = crate::auth::resolve_secret(
+        config.alerts_token.as_ref(),
+        &config.data_dir,
+        "alerts_token",
+        crate::config::check_token,
+        || {
+            format!(
+                "alt_{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            )
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("alerts_token: {e}"))?;
+    if let Some(path) = generated {
+        println!(
+            "payd: generated the alert intake token in {} (mode 0600)",
+            path.display()
+        );
+    }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
     let state = web::Data::new(AppState {
+        alerts_token,
+        notifier: crate::notify::Notifier::new(&config, http.clone()),
+        sms_receipts: Default::default(),
+        otp_claims: Default::default(),
+        recent_alerts: Default::default(),
+        live: Default::default(),
+        today: Default::default(),
         limits: BodyLimits {
             limit_bytes: config.body_limit_bytes,
             timeout: config.body_timeout(),
@@ -170,11 +218,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         review_claims: Default::default(),
         vault,
         channels: Default::default(),
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .build()
-            .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?,
+        http,
         channel_admin: Default::default(),
         resolving: Default::default(),
         rate: config.rate_limits(),
@@ -201,12 +245,23 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         let recovering = state.clone();
         actix_rt::spawn(async move { recover(recovering).await });
         crate::webhooks::spawn_dispatcher(state.clone());
+        if let Some(handle) = state.metrics.clone() {
+            // Folds histogram samples into buckets when nobody scrapes: bounded memory.
+            actix_rt::spawn(async move {
+                let mut every = actix_rt::time::interval(crate::metrics::UPKEEP_EVERY);
+                loop {
+                    every.tick().await;
+                    handle.run_upkeep();
+                }
+            });
+        }
         let sweeping = state.clone();
         actix_rt::spawn(async move {
             let mut every = actix_rt::time::interval(crate::ratelimit::SWEEP_EVERY);
             loop {
                 every.tick().await;
                 sweeping.rate.sweep();
+                sweeping.notifier.sweep();
                 sweeping
                     .nonces
                     .sweep(crate::state::now_ns() / 1_000_000_000);
@@ -221,15 +276,33 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 ))
                 .wrap(actix_web::middleware::from_fn(guard_request))
                 .wrap_fn(|req, srv| {
-                    srv.call(req).map(|res| {
-                        if let Ok(res) = &res {
-                            let class = match res.status().as_u16() / 100 {
-                                2 => "2xx",
-                                3 => "3xx",
-                                4 => "4xx",
-                                _ => "5xx",
-                            };
-                            counter!(crate::metrics::HTTP_REQUESTS, "class" => class).increment(1);
+                    // Outermost: sees every answer, the guards' refusals included.
+                    let started = std::time::Instant::now();
+                    let request_id = crate::access::request_id(&req);
+                    let span = crate::access::span(&request_id);
+                    srv.call(req).instrument(span).map(move |mut res| {
+                        if let Ok(res) = &mut res {
+                            let elapsed = started.elapsed();
+                            let route = res.request().match_pattern();
+                            crate::metrics::http_request(
+                                route.as_deref(),
+                                res.request().method(),
+                                res.status().as_u16(),
+                                elapsed,
+                            );
+                            let latency_us = elapsed.as_micros() as u64;
+                            crate::access::log(res, route.as_deref(), &request_id, latency_us);
+                            if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+                                state.live.request(latency_us);
+                            }
+                            if let Ok(value) =
+                                actix_web::http::header::HeaderValue::from_str(&request_id)
+                            {
+                                res.headers_mut().insert(
+                                    actix_web::http::header::HeaderName::from_static("request-id"),
+                                    value,
+                                );
+                            }
                         }
                         res
                     })
@@ -311,6 +384,11 @@ async fn recover(state: web::Data<AppState>) {
         routes::accounts::ensure_platform_accounts(&ledger, state.config.currency()).await
     {
         fatal(&format!("cannot create the platform accounts: {e}"));
+    }
+    match state.today.seed(&store) {
+        Ok(n) if n > 0 => println!("payd: today's totals from {n} payments and refunds of today"),
+        Ok(_) => {}
+        Err(e) => fatal(&format!("cannot read today's payments: {e}")),
     }
     let resume_from = Arc::clone(&store);
     let _ = state.store.set(store);

@@ -14,11 +14,27 @@ use crate::error::ApiError;
 pub struct AppState {
     pub config: Config,
     pub admin_token: Secret,
+    /// Bearer token of the alert intake (Alertmanager's webhook).
+    pub alerts_token: Secret,
+    /// The SMS platform.
+    pub notifier: crate::notify::Notifier,
+    /// Serializes delivery receipts (read, change, write of a message record).
+    pub sms_receipts: tokio::sync::Mutex<()>,
+    /// One-time codes with a try being judged: tries on one code take turns. Entries leave
+    /// with their last waiter, so this holds at most the requests in flight.
+    pub otp_claims:
+        dashmap::DashMap<u128, Arc<tokio::sync::Mutex<()>>, foldhash::fast::RandomState>,
+    /// The last alerts received from Alertmanager (at most `alerts::RECENT_MAX`).
+    pub recent_alerts: crate::alerts::Recent,
+    /// The ops page's live counters and today's totals.
+    pub live: crate::ops::Live,
+    pub today: crate::ops::Today,
     pub limits: BodyLimits,
     /// Set once recovery finished; until then money endpoints answer 503 `not_ready`.
     pub ledger: OnceLock<Ledger>,
     pub store: OnceLock<Arc<Store>>,
-    pub metrics: PrometheusHandle,
+    /// `None` with `metrics_enabled = false`.
+    pub metrics: Option<PrometheusHandle>,
     /// out_trade_no index keys of payments in flight → their payment id: a concurrent twin is
     /// refused as a duplicate before either is durable. Bounded by the ledger's admission.
     pub trade_claims: dashmap::DashMap<Vec<u8>, u128, foldhash::fast::RandomState>,
@@ -119,6 +135,20 @@ pub fn claim(set: &ClaimSet, id: u128) -> Option<Claimed<'_>> {
 /// A new id: milliseconds since the epoch in the top 48 bits, 80 random bits below. Time
 /// order keeps RocksDB inserts near the end of the key space; the randomness makes ids
 /// unguessable; nothing in it names this machine.
+impl AppState {
+    /// A payment reached its current status (durably): metrics and today's totals.
+    pub fn payment_reached(&self, p: &crate::records::Payment) {
+        crate::metrics::payment(p);
+        self.today.payment(p);
+    }
+
+    /// A refund of a payment in `currency` reached its current status (durably).
+    pub fn refund_reached(&self, r: &crate::records::Refund, currency: u16) {
+        crate::metrics::refund(r, currency);
+        self.today.refund(r, currency);
+    }
+}
+
 pub fn new_id() -> u128 {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -391,6 +391,21 @@ async fn deliver(state: &AppState, merchant: u128, id: u128) -> Result<Step, Api
             }
         }
     }
+    // A payment's events are found with its other lines (by payment_id).
+    let payment_id = event
+        .object_id
+        .starts_with("pay_")
+        .then_some(event.object_id.as_str());
+    tracing::info!(
+        event = %event_id_text(id),
+        kind = %event.kind,
+        payment_id,
+        object_id = %event.object_id,
+        attempt = event.attempts,
+        status = ?event.status,
+        error = event.last_error.as_deref(),
+        "webhook delivery"
+    );
     records.push((key, records::encode(&event)));
     state.ledger()?.write_records(records).await?;
     Ok(step)

@@ -5,78 +5,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-
-fn channel(p: &Payd, name: &str, url: &str, fee_rate: &str) -> Value {
-    let r = p.post(
-        ADMIN,
-        "/v1/channels",
-        None,
-        &format!(
-            r#"{{"name":"{name}","endpoint":"{url}","methods":["bank_card"],"currency":"CNY",
-                "fee_rate":"{fee_rate}","max_amount":"50000.00","daily_limit":"1000000.00"}}"#
-        ),
-    );
-    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
-    r.json()
-}
-
-fn channels(p: &Payd) -> Vec<Value> {
-    p.admin("GET", "/v1/channels", "").json()["data"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Tokenizes `number` (valid through a future month) for the merchant `key`.
-fn tokenize(p: &Payd, key: &str, number: &str) -> String {
-    let r = p.post(
-        key,
-        "/v1/cards",
-        None,
-        &format!(
-            r#"{{"card_number":"{number}","exp_month":12,"exp_year":2031,"holder":"Li Lei"}}"#
-        ),
-    );
-    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
-    r.json()["card_token"].as_str().unwrap().to_string()
-}
-
-fn card_pay(p: &Payd, key: &str, otn: &str, amount: &str, token: &str) -> Value {
-    let r = p.post(
-        key,
-        "/v1/payments",
-        None,
-        &format!(
-            r#"{{"out_trade_no":"{otn}","amount":"{amount}","currency":"CNY","payment_method":{{"type":"bank_card","card_token":"{token}"}}}}"#
-        ),
-    );
-    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
-    r.json()
-}
-
-/// The payment, once it is no longer processing (within 20 s).
-fn settled(p: &Payd, key: &str, id: &str) -> Value {
-    settled_at(p, key, &format!("/v1/payments/{id}"))
-}
-
-/// Polls `path` (a payment or a refund) until it is no longer processing.
-fn settled_at(p: &Payd, key: &str, path: &str) -> Value {
-    let auth = format!("Bearer {key}");
-    let id = path;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let now = p.req("GET", path, &[("Authorization", &auth)], b"").json();
-        if now["status"] != "processing" {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "{id} was never resolved");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn outcomes(v: &Value) -> Vec<(String, String)> {
     v["routing"]["attempts"]

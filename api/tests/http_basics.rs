@@ -22,7 +22,7 @@ fn health_readiness_and_metrics_need_no_token() {
     assert_eq!(m.status, 200);
     let text = String::from_utf8(m.body).unwrap();
     assert!(text.contains("rongpay_ready 1"), "{text}");
-    assert!(text.contains("# HELP rongpay_store_last_seq"), "{text}");
+    assert!(text.contains("# HELP rongpay_wal_last_seq"), "{text}");
 }
 
 #[test]

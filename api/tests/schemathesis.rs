@@ -68,7 +68,13 @@ fn run(p: &Payd, token: &str) {
 
 #[test]
 fn schemathesis_finds_no_server_error_and_no_nonconforming_answer() {
-    let p = Payd::start();
+    // With an SMS gateway: without one, one-time codes are a documented 503.
+    let sms = SmsSim::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, String)> = sms.env();
+    env.push(("RONGPAY_ADMIN_TOKEN", ADMIN.to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let p = Payd::start_in(&tmp.path().join("data"), &env);
     run(&p, ADMIN);
     let m = p
         .admin("POST", "/v1/merchants", r#"{"name":"Fuzz"}"#)

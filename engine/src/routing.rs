@@ -166,6 +166,15 @@ impl ChannelHealth {
         ((u64::from(calls - failures) * 1_000_000) / u64::from(calls)) as u32
     }
 
+    /// The breaker as of `at`, without changing it: an open breaker whose time is up shows
+    /// half-open (what the next call will find), though no call moved it there yet.
+    pub fn breaker_at(&self, at: Timestamp) -> BreakerState {
+        match self.breaker {
+            BreakerState::Open { until } if at.0 >= until.0 => BreakerState::HalfOpen { probes: 0 },
+            other => other,
+        }
+    }
+
     /// Whether a call may start now; moves an expired open breaker to half-open.
     pub fn allows(&mut self, at: Timestamp) -> bool {
         match self.breaker {
@@ -581,6 +590,18 @@ mod tests {
             }
         );
         assert!(!h.allows(Timestamp(t0 + 4 * S)));
+        assert_eq!(
+            h.breaker_at(Timestamp(t0 + 4 * S)),
+            BreakerState::Open {
+                until: Timestamp(t0 + 5 * S)
+            }
+        );
+        // Its time is up: shown half-open before any call moves it there.
+        assert_eq!(
+            h.breaker_at(Timestamp(t0 + 5 * S)),
+            BreakerState::HalfOpen { probes: 0 }
+        );
+        assert!(matches!(h.breaker, BreakerState::Open { .. }));
         assert!(h.allows(Timestamp(t0 + 5 * S)));
         assert_eq!(h.breaker, BreakerState::HalfOpen { probes: 0 });
         let only = spec("only", 0, 1);

@@ -70,6 +70,13 @@ struct JournalEntryRef<'a> {
     effects: &'a [Effect],
 }
 
+/// Seconds one group write took, `fdatasync` included (a histogram).
+pub const WAL_SYNC_SECONDS: &str = "rongpay_wal_sync_duration_seconds";
+/// Commit units per synced group write (a histogram).
+pub const WAL_BATCH_UNITS: &str = "rongpay_wal_batch_units";
+/// Bytes per synced group write (a histogram).
+pub const WAL_BATCH_BYTES: &str = "rongpay_wal_batch_bytes";
+
 pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) {
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
@@ -177,6 +184,9 @@ fn write_group(
     };
     let elapsed = started.elapsed();
     inner.stats.record_group(group.len(), bytes, elapsed);
+    metrics::histogram!(WAL_SYNC_SECONDS).record(elapsed.as_secs_f64());
+    metrics::histogram!(WAL_BATCH_UNITS).record(group.len() as f64);
+    metrics::histogram!(WAL_BATCH_BYTES).record(bytes as f64);
     match result {
         Ok(()) => {
             let last = first_seq + group.len() as u64 - 1;

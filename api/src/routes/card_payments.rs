@@ -115,6 +115,17 @@ enum Outcome {
     Unknown,
 }
 
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Charged(_) => "charged",
+            Outcome::Declined => "declined",
+            Outcome::Failed(why) => why,
+            Outcome::Unknown => "no_answer",
+        }
+    }
+}
+
 /// The ranked channels for `payment` (and the reasons of those left out), starting the
 /// first one's bulkhead slot is left to the caller.
 fn plan(
@@ -229,7 +240,16 @@ async fn call(state: &AppState, c: &Call, payment: &Payment, request_id: &str) -
         Outcome::Failed(_) => (CallResult::Failed, 0),
         Outcome::Unknown => (CallResult::Failed, payment.amount),
     };
-    let latency = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    crate::metrics::channel_call(&c.name, outcome.label(), elapsed);
+    tracing::info!(
+        channel = %c.name,
+        request = %request_id,
+        outcome = outcome.label(),
+        latency_us = elapsed.as_micros() as u64,
+        "channel call"
+    );
+    let latency = elapsed.as_micros() as u64;
     with_health(state, c.id, |h| {
         h.finish(
             Timestamp(now_ns()),
@@ -283,7 +303,7 @@ async fn book(
             // with the reason, rather than pretend either way.
             payment.status = PaymentStatus::Processing;
             payment.failure_code = Some(format!("charged_but_{}", reject.code()));
-            tracing::error!(payment = %payment_id_text(payment.id), %reject, "charged by the channel but refused by the ledger");
+            tracing::error!(payment_id = %payment_id_text(payment.id), %reject, "charged by the channel but refused by the ledger");
             write(state, payment, vec![]).await
         }
     }
@@ -322,6 +342,14 @@ pub async fn charge(
     // arriving meanwhile finds the claim and leaves the payment to it.
     let _claim = claim(&state.resolving, payment.id);
     let (calls, excluded) = plan(state, &payment, currency);
+    if let Some(first) = calls.first() {
+        crate::metrics::router_choice(&first.name);
+    }
+    tracing::info!(
+        ranked = ?calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        excluded = ?excluded,
+        "routed"
+    );
     if let Some(card) = payment.card.0.as_mut() {
         card.excluded = excluded;
     }
@@ -338,6 +366,7 @@ pub async fn charge(
             })
         });
         if let Err(why) = admitted.unwrap_or(Err("removed")) {
+            crate::metrics::router_failover(&c.name, why);
             if let Some(card) = payment.card.0.as_mut() {
                 card.attempts.push((c.name.clone(), why.to_string()));
             }
@@ -358,12 +387,7 @@ pub async fn charge(
             return Err(e);
         }
         let outcome = call(state, c, &payment, &request_id).await;
-        let label = match &outcome {
-            Outcome::Charged(_) => "charged",
-            Outcome::Declined => "declined",
-            Outcome::Failed(why) => why,
-            Outcome::Unknown => "no_answer",
-        };
+        let label = outcome.label();
         if let Some(card) = payment.card.0.as_mut() {
             card.attempts.push((c.name.clone(), label.to_string()));
         }
@@ -386,7 +410,10 @@ pub async fn charge(
                 write(state, &payment, answer_of(&payment)).await?;
                 return Ok(payment);
             }
-            Outcome::Failed(_) => continue,
+            Outcome::Failed(why) => {
+                crate::metrics::router_failover(&c.name, why);
+                continue;
+            }
             Outcome::Unknown => {
                 write(state, &payment, answer_of(&payment)).await?;
                 spawn_sync(state.clone(), payment.clone(), c.clone(), request_id);
@@ -419,36 +446,44 @@ fn spawn_sync(
     c: Call,
     request_id: String,
 ) {
-    actix_rt::spawn(async move {
-        let url = format!("{}/charges/{request_id}", c.endpoint.trim_end_matches('/'));
-        for _ in 0..SYNC_ATTEMPTS {
-            actix_rt::time::sleep(Duration::from_millis(state.config.status_sync_ms)).await;
-            let asked = state
-                .http
-                .get(&url)
-                .timeout(state.config.channel_timeout())
-                .send()
-                .await;
-            let resp = match asked {
-                Ok(r) => r,
-                Err(_) => continue,
-            };
-            let decided = if resp.status() == reqwest::StatusCode::NOT_FOUND {
-                // The request never reached the channel: definitely not charged.
-                Some(None)
-            } else if resp.status().is_success() {
-                resp.json::<ChargeAnswer>().await.ok().map(Some)
-            } else {
-                None
-            };
-            let Some(answer) = decided else { continue };
-            if let Err(e) = resolve(&state, payment.id, &request_id, answer, "status_sync").await {
-                tracing::error!(payment = %payment_id_text(payment.id), %e, "status sync could not record the outcome");
+    let span = tracing::info_span!("status_sync", payment_id = %payment_id_text(payment.id));
+    actix_rt::spawn(tracing::Instrument::instrument(
+        async move {
+            let url = format!("{}/charges/{request_id}", c.endpoint.trim_end_matches('/'));
+            for _ in 0..SYNC_ATTEMPTS {
+                actix_rt::time::sleep(Duration::from_millis(state.config.status_sync_ms)).await;
+                let asked = state
+                    .http
+                    .get(&url)
+                    .timeout(state.config.channel_timeout())
+                    .send()
+                    .await;
+                let resp = match asked {
+                    Ok(r) => r,
+                    Err(_) => continue,
+                };
+                let decided = if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                    // The request never reached the channel: definitely not charged.
+                    Some(None)
+                } else if resp.status().is_success() {
+                    resp.json::<ChargeAnswer>().await.ok().map(Some)
+                } else {
+                    None
+                };
+                let Some(answer) = decided else { continue };
+                match resolve(&state, payment.id, &request_id, answer, "status_sync").await {
+                    Ok(true) => {
+                        tracing::info!(channel = %c.name, request = %request_id, "status sync resolved the payment")
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(%e, "status sync could not record the outcome"),
+                }
+                return;
             }
-            return;
-        }
-        tracing::error!(payment = %payment_id_text(payment.id), "no status from the channel; the payment stays processing");
-    });
+            tracing::error!("no status from the channel; the payment stays processing");
+        },
+        span,
+    ));
 }
 
 /// Applies what the channel finally said about `request_id` (`None`: it never got it) to
@@ -525,5 +560,6 @@ pub async fn resolve(
             .await?;
         }
     }
+    state.payment_reached(&payment);
     Ok(true)
 }

@@ -54,6 +54,9 @@ pub struct ChannelRecord {
     pub notify_secret: Option<String>,
     /// `notify_secret` sealed under the master key (context: the channel id).
     pub notify_secret_sealed: crate::records::Tail<Option<Vec<u8>>>,
+    /// The position (minor units) below which the channel needs funding: an alert fires
+    /// under it. 0: none (records written before #7 read as 0).
+    pub position_low_water_minor: crate::records::Tail<i64>,
 }
 
 fn notify_context(id: u128) -> Vec<u8> {
@@ -200,6 +203,10 @@ pub struct CreateChannel {
     /// The key the channel signs its result notifications with (HMAC-SHA256); without it
     /// notifications are refused and results come by status sync only. Never shown again.
     notify_secret: Option<String>,
+    /// Position below which the channel needs funding (the `ChannelPositionLow` alert);
+    /// default 0.00: no alert.
+    #[schema(example = "5000.00")]
+    position_low_water: Option<String>,
 }
 
 impl std::fmt::Debug for CreateChannel {
@@ -223,6 +230,7 @@ pub struct UpdateChannel {
     enabled: Option<bool>,
     inflight_max: Option<u32>,
     notify_secret: Option<String>,
+    position_low_water: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -246,6 +254,8 @@ pub struct ChannelView {
     /// Our position at the channel: what it owes us for the charges it made, net of its
     /// fees (the receivable account's balance, sign flipped).
     position: String,
+    /// Position below which the channel needs funding (0.00: no alert).
+    position_low_water: String,
     /// Live state over the breaker's window.
     health: HealthView,
 }
@@ -296,8 +306,9 @@ fn view(rt: &ChannelRuntime, at: Timestamp, position: i64) -> ChannelView {
         inflight_max: r.inflight_max,
         notifications: r.notify_secret.is_some(),
         position: format_minor(position.checked_neg().unwrap_or(i64::MAX), currency),
+        position_low_water: format_minor(r.position_low_water_minor.0, currency),
         health: HealthView {
-            breaker: match rt.health.breaker {
+            breaker: match rt.health.breaker_at(at) {
                 BreakerState::Closed => "closed",
                 BreakerState::Open { .. } => "open",
                 BreakerState::HalfOpen { .. } => "half_open",
@@ -375,6 +386,10 @@ fn apply(r: &mut ChannelRecord, u: &UpdateChannel) -> Result<(), ApiError> {
     }
     if let Some(i) = u.inflight_max {
         r.inflight_max = i;
+    }
+    if let Some(l) = &u.position_low_water {
+        r.position_low_water_minor =
+            crate::records::Tail(amount(l, currency, "position_low_water")?);
     }
     if let Some(secret) = &u.notify_secret {
         if !(16..=256).contains(&secret.len()) || !secret.bytes().all(|b| b.is_ascii_graphic()) {
@@ -510,6 +525,7 @@ pub async fn add(
         created_at_ns: now_ns(),
         notify_secret: None,
         notify_secret_sealed: crate::records::Tail(None),
+        position_low_water_minor: crate::records::Tail(0),
     };
     apply(
         &mut record,
@@ -525,6 +541,7 @@ pub async fn add(
             enabled: None,
             inflight_max: None,
             notify_secret: body.notify_secret,
+            position_low_water: body.position_low_water,
         },
     )?;
     // Names are unique: claimed in memory against a concurrent twin, then checked durably.
@@ -579,6 +596,7 @@ fn record_json(r: &ChannelRecord) -> serde_json::Value {
         "priority": r.priority,
         "weight": r.weight,
         "inflight_max": r.inflight_max,
+        "position_low_water_minor": r.position_low_water_minor.0,
     })
 }
 
@@ -604,18 +622,11 @@ pub async fn add_configured(state: &AppState) -> Result<usize, String> {
     Ok(added)
 }
 
-#[utoipa::path(get, path = "/v1/channels", tag = "channels",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "every channel with its live state, by name", body = ChannelList),
-        (status = 401, description = "not the operator", body = crate::openapi::ErrorResponse),
-        (status = 503, description = "not ready", body = crate::openapi::ErrorResponse)
-    ))]
-/// (admin) Lists the channels.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    auth::admin(&req, &state.admin_token)?;
-    let ledger = state.ledger()?;
-    let at = Timestamp(now_ns());
+/// Every channel's receivable balance (our position, sign flipped), by channel id.
+async fn positions(
+    state: &AppState,
+    ledger: &actors::Ledger,
+) -> Result<std::collections::HashMap<u128, i64>, ApiError> {
     let accounts: Vec<(u128, AccountId)> = state
         .channels
         .iter()
@@ -642,6 +653,78 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             .unwrap_or(0);
         positions.insert(id, balance);
     }
+    Ok(positions)
+}
+
+/// A channel's live state as the metrics and the ops page show it.
+pub struct HealthSnapshot {
+    pub name: String,
+    pub currency: &'static str,
+    /// 0 closed, 1 half open, 2 open.
+    pub breaker: u8,
+    pub success_ratio: f64,
+    pub mean_latency_us: u64,
+    pub calls: u32,
+    pub inflight: u32,
+    pub enabled: bool,
+    /// Our position (what the channel owes us), minor units.
+    pub position: i64,
+    pub low_water: i64,
+    pub volume_today: i64,
+}
+
+/// Every channel's live state, sorted by name (positions read through the ledger; a channel
+/// whose position cannot be read shows 0).
+pub async fn health_snapshot(state: &AppState, ledger: &actors::Ledger) -> Vec<HealthSnapshot> {
+    let positions = positions(state, ledger).await.unwrap_or_default();
+    let at = Timestamp(now_ns());
+    let mut out: Vec<HealthSnapshot> = state
+        .channels
+        .iter()
+        .filter_map(|c| {
+            let position = positions.get(c.key()).copied().unwrap_or(0);
+            c.value().lock().ok().map(|rt| {
+                let r = &rt.record;
+                let (calls, _, latency_us) = rt.health.stats(at);
+                HealthSnapshot {
+                    name: r.name.clone(),
+                    currency: Currency::from_numeric(r.currency)
+                        .map(|c| c.code())
+                        .unwrap_or("unknown"),
+                    breaker: match rt.health.breaker_at(at) {
+                        BreakerState::Closed => 0,
+                        BreakerState::HalfOpen { .. } => 1,
+                        BreakerState::Open { .. } => 2,
+                    },
+                    success_ratio: f64::from(rt.health.success_ppm(at)) / 1_000_000.0,
+                    mean_latency_us: latency_us,
+                    calls,
+                    inflight: rt.health.inflight,
+                    enabled: r.enabled,
+                    position: position.checked_neg().unwrap_or(i64::MAX),
+                    low_water: r.position_low_water_minor.0,
+                    volume_today: rt.health.volume_today(at),
+                }
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+#[utoipa::path(get, path = "/v1/channels", tag = "channels",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "every channel with its live state, by name", body = ChannelList),
+        (status = 401, description = "not the operator", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready", body = crate::openapi::ErrorResponse)
+    ))]
+/// (admin) Lists the channels.
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    auth::admin(&req, &state.admin_token)?;
+    let ledger = state.ledger()?;
+    let at = Timestamp(now_ns());
+    let positions = positions(state.get_ref(), ledger).await?;
     let mut data: Vec<ChannelView> = state
         .channels
         .iter()

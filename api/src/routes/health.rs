@@ -29,12 +29,20 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    crate::metrics::refresh(&state);
-    HttpResponse::Ok()
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 404, description = "metrics are disabled (metrics_enabled = false)", body = crate::openapi::ErrorResponse)
+    ))]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let Some(handle) = &state.metrics else {
+        return Err(ApiError::not_found(
+            "metrics are disabled on this server (metrics_enabled = false)",
+        ));
+    };
+    crate::metrics::refresh(&state).await;
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(handle.render()))
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",

@@ -78,18 +78,7 @@ pub async fn create(
         ApiError::invalid("invalid_parameter", e.to_string()).with_param("fee_rate")
     })?;
     let category = body.category.unwrap_or_else(|| "general".to_string());
-    if category.is_empty()
-        || category.len() > 32
-        || !category
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        return Err(ApiError::invalid(
-            "invalid_parameter",
-            "category must be 1 to 32 of a-z, 0-9 and _",
-        )
-        .with_param("category"));
-    }
+    crate::body::check_word(&category, "category")?;
     let ledger = state.ledger()?;
     let currency = state.config.currency();
     let id = new_id();

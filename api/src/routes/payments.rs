@@ -469,6 +469,7 @@ pub async fn create(
     // out_trade_no: claimed in memory against a concurrent twin, then checked in the store.
     let index_key = records::out_trade_no_key(merchant.id, &body.out_trade_no);
     let id = new_id();
+    crate::access::note_payment(&req, &payment_id_text(id));
     match state.trade_claims.entry(index_key.clone()) {
         dashmap::mapref::entry::Entry::Occupied(first) => return Err(duplicate(*first.get())),
         dashmap::mapref::entry::Entry::Vacant(slot) => {
@@ -498,6 +499,7 @@ pub async fn create(
             ip: payer_ip,
             device: body.device_id.as_deref(),
         });
+    crate::metrics::risk(assessment.decision, assessment.score);
     let fee = fee_minor(amount, merchant.fee_rate_ppm);
     let mut payment = Payment {
         id,
@@ -567,6 +569,7 @@ pub async fn create(
         }
         let (records, body) = records_for(&payment);
         ledger.write_records(records).await?;
+        state.payment_reached(&payment);
         return Ok(idempotency::respond(StatusCode::CREATED, body));
     }
     if payment.card.0.is_some() {
@@ -578,6 +581,7 @@ pub async fn create(
         let done =
             super::card_payments::charge(&state, payment, merchant.account, &answer_of, index)
                 .await?;
+        state.payment_reached(&done);
         let body = serde_json::to_vec(&view(&done)).expect("a payment view serializes");
         return Ok(idempotency::respond(StatusCode::CREATED, body));
     }
@@ -591,6 +595,7 @@ pub async fn create(
         ledger.write_records(records).await?;
         answer = body;
     }
+    state.payment_reached(&payment);
     Ok(idempotency::respond(StatusCode::CREATED, answer))
 }
 
@@ -623,6 +628,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth::caller(&req, &state)?;
     let payment = load_visible(&state, &caller, &path).await?;
+    crate::access::note_payment(&req, &path);
     Ok(HttpResponse::Ok().json(view(&payment)))
 }
 
@@ -674,6 +680,7 @@ async fn reviewed(
     req: &HttpRequest,
     p: &Payment,
 ) -> Result<HttpResponse, ApiError> {
+    state.payment_reached(p);
     let after = view(p);
     crate::audit::write(
         state,
@@ -730,6 +737,7 @@ pub async fn review(
     };
     let ledger = state.ledger()?;
     let mut payment = load_visible(&state, &caller, &path).await?;
+    crate::access::note_payment(&req, &path);
     let id = payment.id;
     let _claim = claim(&state.review_claims, id).ok_or_else(|| {
         ApiError::new(

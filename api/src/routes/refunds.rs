@@ -165,6 +165,7 @@ pub async fn create(
     }
     check_text(&body.reason, "reason")?;
     let payment = load_visible(&state, &caller, &path).await?;
+    crate::access::note_payment(&req, &path);
     // One refund of a payment at a time: its refunded total is read, checked and rewritten.
     let _claim = claim(&state.refund_claims, payment.id).ok_or_else(|| {
         conflict(
@@ -312,6 +313,7 @@ pub async fn create(
         ledger.write_records(records).await?;
         answer = body;
     }
+    state.refund_reached(&refund, payment.currency);
     Ok(idempotency::respond(StatusCode::CREATED, answer))
 }
 
@@ -359,6 +361,7 @@ async fn through_channel(
         refund.failure_code = Some(reject.code().to_string());
         let (records, body) = records_for(&refund, &before);
         ledger.write_records(records).await?;
+        state.refund_reached(&refund, payment.currency);
         return Ok(idempotency::respond(StatusCode::CREATED, body));
     }
     let sent = state
@@ -376,6 +379,7 @@ async fn through_channel(
     let unknown = |state: &web::Data<AppState>| {
         // No answer (or one we cannot read): booked and processing; the status sync asks
         // the channel what it did.
+        state.refund_reached(&refund, payment.currency);
         spawn_sync(state.clone(), refund.id);
         Ok(idempotency::respond(StatusCode::CREATED, answer.clone()))
     };
@@ -394,6 +398,7 @@ async fn through_channel(
             refund.status = PaymentStatus::Succeeded;
             let (records, body) = records_for(&refund, &payment);
             ledger.write_records(records).await?;
+            state.refund_reached(&refund, payment.currency);
             Ok(idempotency::respond(StatusCode::CREATED, body))
         }
         Some(code) => {
@@ -407,7 +412,10 @@ async fn through_channel(
                 timestamp: Timestamp(0),
             };
             match ledger.transfer_with(compensation, records).await? {
-                Ok(_) => Ok(idempotency::respond(StatusCode::CREATED, body)),
+                Ok(_) => {
+                    state.refund_reached(&refund, payment.currency);
+                    Ok(idempotency::respond(StatusCode::CREATED, body))
+                }
                 Err(reject) => {
                     tracing::error!(refund = refund.id, %reject, "a refused card refund could not be reversed");
                     Err(ApiError::unavailable("the refund was refused by the channel and its reversal failed; an operator must look at it"))
@@ -620,6 +628,7 @@ async fn settle(
             }
         }
     }
+    state.refund_reached(&refund, payment.currency);
     Ok(true)
 }
 
@@ -679,6 +688,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth::caller(&req, &state)?;
     let payment = load_visible(&state, &caller, &path).await?;
+    crate::access::note_payment(&req, &path);
     let store = state.store()?;
     let currency =
         Currency::from_numeric(payment.currency).expect("stored payments carry an active currency");

@@ -55,6 +55,12 @@ impl Payd {
         Payd::spawn_full(dir, addr, env, Stdio::piped(), Stdio::null(), None)
     }
 
+    /// Starts payd on `dir` with its stderr (the JSON log) going to `stderr`, without waiting.
+    pub fn spawn_with_stderr(dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Payd {
+        let addr = format!("127.0.0.1:{}", free_port());
+        Payd::spawn_full(dir, &addr, env, Stdio::piped(), stderr, None)
+    }
+
     /// Starts payd on `dir` with a config file, and waits until ready.
     pub fn start_with_config(dir: &Path, env: &[(&str, &str)], config: &Path) -> Payd {
         let addr = format!("127.0.0.1:{}", free_port());
@@ -335,11 +341,26 @@ pub fn read_response(stream: TcpStream) -> std::io::Result<Response> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.parse::<usize>().ok());
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
     match len {
         Some(n) => {
             body.resize(n, 0);
             reader.read_exact(&mut body)?;
         }
+        None if chunked => loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|e| std::io::Error::other(format!("bad chunk size {size:?}: {e}")))?;
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        },
         None => {
             reader.read_to_end(&mut body)?;
         }
@@ -433,4 +454,225 @@ pub fn json_request(addr: &str, method: &str, path: &str, body: &Value) -> Respo
         body.to_string().as_bytes(),
     )
     .unwrap()
+}
+
+// Channels and card payments (shared by the card, metrics and ops tests).
+
+/// Adds a CNY card channel at `url`.
+pub fn channel(p: &Payd, name: &str, url: &str, fee_rate: &str) -> Value {
+    let r = p.post(
+        ADMIN,
+        "/v1/channels",
+        None,
+        &format!(
+            r#"{{"name":"{name}","endpoint":"{url}","methods":["bank_card"],"currency":"CNY",
+                "fee_rate":"{fee_rate}","max_amount":"50000.00","daily_limit":"1000000.00"}}"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+pub fn channels(p: &Payd) -> Vec<Value> {
+    p.admin("GET", "/v1/channels", "").json()["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Tokenizes `number` (valid through a future month) for the merchant `key`.
+pub fn tokenize(p: &Payd, key: &str, number: &str) -> String {
+    let r = p.post(
+        key,
+        "/v1/cards",
+        None,
+        &format!(
+            r#"{{"card_number":"{number}","exp_month":12,"exp_year":2031,"holder":"Li Lei"}}"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    r.json()["card_token"].as_str().unwrap().to_string()
+}
+
+pub fn card_pay(p: &Payd, key: &str, otn: &str, amount: &str, token: &str) -> Value {
+    let r = p.post(
+        key,
+        "/v1/payments",
+        None,
+        &format!(
+            r#"{{"out_trade_no":"{otn}","amount":"{amount}","currency":"CNY","payment_method":{{"type":"bank_card","card_token":"{token}"}}}}"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+/// The payment, once it is no longer processing (within 20 s).
+pub fn settled(p: &Payd, key: &str, id: &str) -> Value {
+    settled_at(p, key, &format!("/v1/payments/{id}"))
+}
+
+/// Polls `path` (a payment or a refund) until it is no longer processing.
+pub fn settled_at(p: &Payd, key: &str, path: &str) -> Value {
+    let auth = format!("Bearer {key}");
+    let id = path;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = p.req("GET", path, &[("Authorization", &auth)], b"").json();
+        if now["status"] != "processing" {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "{id} was never resolved");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running `sms-sim` (the SMS gateway simulator).
+pub struct SmsSim {
+    pub child: Child,
+    pub addr: String,
+    pub key: String,
+}
+
+impl Drop for SmsSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SmsSim {
+    pub fn start() -> SmsSim {
+        let addr = free_addr();
+        let key = "sms_test_key_0123456789abcdef".to_string();
+        let child = Command::new(env!("CARGO_BIN_EXE_sms-sim"))
+            .args(["--listen", &addr, "--key", &key, "--receipt-delay-ms", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sim = SmsSim { child, addr, key };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while try_request(&sim.addr, "GET", "/_sim/messages", &[], b"").is_err() {
+            assert!(Instant::now() < deadline, "sms-sim did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sim
+    }
+
+    /// payd's settings for this gateway.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("RONGPAY_SMS_GATEWAY_URL", format!("http://{}", self.addr)),
+            ("RONGPAY_SMS_GATEWAY_KEY", self.key.clone()),
+        ]
+    }
+
+    /// Messages that reached the handset `to` (every one with `None`).
+    pub fn messages(&self, to: Option<&str>) -> Vec<Value> {
+        let path = match to {
+            Some(to) => format!("/_sim/messages?to={}", to.replace('+', "%2B")),
+            None => "/_sim/messages".to_string(),
+        };
+        try_request(&self.addr, "GET", &path, &[], b"")
+            .unwrap()
+            .json()["data"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    pub fn set(&self, settings: Value) {
+        let r = json_request(&self.addr, "PUT", "/_sim/settings", &settings);
+        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    }
+}
+
+/// Waits up to `secs` for `f` to hold, polling every 50 ms.
+pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Prometheus and Alertmanager as `scripts/ops.sh` runs them, against `payd`, with short
+/// intervals (1 s scrapes and evaluations, 1 s group wait).
+pub struct Ops {
+    pub child: Child,
+    pub prometheus: String,
+    pub alertmanager: String,
+    pub dir: PathBuf,
+}
+
+impl Ops {
+    pub fn start(payd: &Payd, dir: &Path) -> Ops {
+        let prometheus = free_addr();
+        let alertmanager = free_addr();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ops.sh");
+        let child = Command::new("bash")
+            .arg(script)
+            .args(["--payd", &payd.addr, "--data-dir"])
+            .arg(&payd.dir)
+            .arg("--dir")
+            .arg(dir)
+            .env("RONGPAY_OPS_PROMETHEUS", &prometheus)
+            .env("RONGPAY_OPS_ALERTMANAGER", &alertmanager)
+            .env("RONGPAY_OPS_SCRAPE_INTERVAL", "1s")
+            .env("RONGPAY_OPS_GROUP_WAIT", "1s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ops = Ops {
+            child,
+            prometheus,
+            alertmanager,
+            dir: dir.to_path_buf(),
+        };
+        eventually(60, "Prometheus and Alertmanager to answer", || {
+            try_request(&ops.prometheus, "GET", "/-/ready", &[], b"").is_ok_and(|r| r.status == 200)
+                && try_request(&ops.alertmanager, "GET", "/-/ready", &[], b"")
+                    .is_ok_and(|r| r.status == 200)
+        });
+        ops
+    }
+
+    /// An instant query's result vector.
+    pub fn query(&self, promql: &str) -> Vec<Value> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let r = try_request(
+            &self.prometheus,
+            "GET",
+            &format!("/api/v1/query?query={encoded}"),
+            &[],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["data"]["result"].as_array().unwrap().clone()
+    }
+
+    pub fn log(&self, which: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{which}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Ops {
+    fn drop(&mut self) {
+        // SIGTERM: the script's trap stops Prometheus and Alertmanager (SIGKILL would orphan them).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
 }

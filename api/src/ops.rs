@@ -1,0 +1,419 @@
+//! The built-in ops page (`GET /ops`): server-rendered HTML with today's totals, the
+//! channels' health and positions, and live throughput and latency kept current by a small
+//! script served by payd itself (`/ops/ops.js`, no CDN, no third-party code), which polls
+//! `/ops/data.json` every 2 s and computes rates from the counters' deltas.
+//!
+//! Like `/metrics`, these pages show operational numbers without a token: bind payd's port
+//! to an internal network (or put the ops routes behind the operators' proxy).
+//!
+//! Today's totals (UTC day) count payments and refunds as they reach their final status; at
+//! start they are seeded from the payments and refunds created today (read from the store).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use crate::records::{self, Payment, PaymentStatus, Refund};
+use crate::state::{now_ns, AppState};
+
+/// Latency bucket bounds (µs) of the live histogram; one more bucket above the last.
+const LATENCY_BOUNDS_US: [u64; 14] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 10_000_000,
+];
+
+/// Counters of every answered request, read by the page's script (cumulative: the script
+/// takes deltas).
+#[derive(Default)]
+pub struct Live {
+    requests: AtomicU64,
+    latency: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+}
+
+impl Live {
+    pub fn request(&self, latency_us: u64) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let i = LATENCY_BOUNDS_US.partition_point(|&b| b < latency_us);
+        self.latency[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct CurrencyTotals {
+    pub payments_succeeded: u64,
+    /// Minor units.
+    pub amount_succeeded: i64,
+    pub payments_failed: u64,
+    pub refunds_succeeded: u64,
+    pub amount_refunded: i64,
+}
+
+#[derive(Default)]
+struct TodayInner {
+    /// UTC day number.
+    day: u64,
+    by_currency: BTreeMap<u16, CurrencyTotals>,
+}
+
+/// Today's totals per currency.
+#[derive(Default)]
+pub struct Today(Mutex<TodayInner>);
+
+const DAY_NS: u64 = 86_400 * 1_000_000_000;
+
+fn day_of(ns: u64) -> u64 {
+    ns / DAY_NS
+}
+
+/// The creation time of an id (`state::new_id` puts milliseconds in its top 48 bits).
+fn id_time_ns(id: u128) -> u64 {
+    ((id >> 80) as u64).saturating_mul(1_000_000)
+}
+
+impl Today {
+    fn with(&self, at_ns: u64, currency: u16, f: impl FnOnce(&mut CurrencyTotals)) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let day = day_of(at_ns);
+        if t.day != day {
+            t.day = day;
+            t.by_currency.clear();
+        }
+        f(t.by_currency.entry(currency).or_default());
+    }
+
+    /// A payment reached `p.status` now.
+    pub fn payment(&self, p: &Payment) {
+        match p.status {
+            PaymentStatus::Succeeded => self.with(now_ns(), p.currency, |t| {
+                t.payments_succeeded += 1;
+                t.amount_succeeded = t.amount_succeeded.saturating_add(p.amount);
+            }),
+            PaymentStatus::Failed => self.with(now_ns(), p.currency, |t| t.payments_failed += 1),
+            PaymentStatus::Processing => {}
+        }
+    }
+
+    /// A refund (of a payment in `currency`) reached its status now.
+    pub fn refund(&self, r: &Refund, currency: u16) {
+        if r.status == PaymentStatus::Succeeded {
+            self.with(now_ns(), currency, |t| {
+                t.refunds_succeeded += 1;
+                t.amount_refunded = t.amount_refunded.saturating_add(r.amount);
+            });
+        }
+    }
+
+    pub fn snapshot(&self) -> (u64, BTreeMap<u16, CurrencyTotals>) {
+        let t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if t.day == day_of(now_ns()) {
+            (t.day, t.by_currency.clone())
+        } else {
+            (day_of(now_ns()), BTreeMap::new())
+        }
+    }
+
+    /// Counts the payments and refunds created today as they stand in the store (at start,
+    /// before requests are served). Returns how many records were read.
+    pub fn seed(&self, store: &storage::Store) -> Result<usize, String> {
+        let now = now_ns();
+        let start_ms = u128::from(day_of(now) * DAY_NS / 1_000_000);
+        let from_id = start_ms << 80;
+        let mut read = 0;
+        for (prefix, is_payment) in [(b"py", true), (b"rf", false)] {
+            let from = [prefix.as_slice(), &from_id.to_be_bytes()].concat();
+            let mut refunds: Vec<Refund> = Vec::new();
+            store
+                .for_each_aux_with_prefix_from(prefix, &from, usize::MAX, |_, value| {
+                    read += 1;
+                    if is_payment {
+                        if let Ok(p) =
+                            storage::codec::decode::<Payment>(storage::codec::Kind::Aux, value)
+                        {
+                            if day_of(id_time_ns(p.id)) == day_of(now) {
+                                self.payment(&p);
+                            }
+                        }
+                    } else if let Ok(r) =
+                        storage::codec::decode::<Refund>(storage::codec::Kind::Aux, value)
+                    {
+                        refunds.push(r);
+                    }
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+            for r in refunds {
+                let currency = records::read::<Payment>(store, &records::payment_key(r.payment))
+                    .ok()
+                    .flatten()
+                    .map(|p| p.currency)
+                    .unwrap_or(0);
+                self.refund(&r, currency);
+            }
+        }
+        Ok(read)
+    }
+}
+
+fn money(minor: i64, currency: u16) -> String {
+    match engine::Currency::from_numeric(currency) {
+        Some(c) => engine::money::format_minor(minor, c),
+        None => minor.to_string(),
+    }
+}
+
+fn code(currency: u16) -> &'static str {
+    engine::Currency::from_numeric(currency)
+        .map(|c| c.code())
+        .unwrap_or("?")
+}
+
+#[derive(Serialize)]
+struct ChannelRow {
+    name: String,
+    breaker: &'static str,
+    success_rate: String,
+    mean_latency_ms: String,
+    calls: u32,
+    inflight: u32,
+    enabled: bool,
+    position: String,
+    low_water: String,
+    below_low_water: bool,
+    volume_today: String,
+}
+
+#[derive(Serialize)]
+struct TodayRow {
+    currency: &'static str,
+    payments_succeeded: u64,
+    amount_succeeded: String,
+    payments_failed: u64,
+    refunds_succeeded: u64,
+    amount_refunded: String,
+}
+
+#[derive(Serialize)]
+struct Data {
+    ready: bool,
+    at: String,
+    requests: u64,
+    /// Cumulative counts per latency bucket; `latency_bounds_us[i]` bounds bucket `i`.
+    latency_counts: Vec<u64>,
+    latency_bounds_us: &'static [u64],
+    today: Vec<TodayRow>,
+    channels: Vec<ChannelRow>,
+    alerts: Vec<crate::alerts::Received>,
+}
+
+async fn data(state: &AppState) -> Data {
+    let channels = match state.ledger.get() {
+        Some(ledger) => crate::routes::channels::health_snapshot(state, ledger).await,
+        None => Vec::new(),
+    };
+    let channels = channels
+        .into_iter()
+        .map(|c| {
+            let currency = engine::Currency::from_code(c.currency)
+                .map(|c| c.numeric())
+                .unwrap_or(0);
+            ChannelRow {
+                breaker: ["closed", "half_open", "open"][usize::from(c.breaker.min(2))],
+                success_rate: format!("{:.4}", c.success_ratio),
+                mean_latency_ms: format!("{:.3}", c.mean_latency_us as f64 / 1000.0),
+                calls: c.calls,
+                inflight: c.inflight,
+                enabled: c.enabled,
+                position: money(c.position, currency),
+                low_water: money(c.low_water, currency),
+                below_low_water: c.low_water > 0 && c.position < c.low_water,
+                volume_today: money(c.volume_today, currency),
+                name: c.name,
+            }
+        })
+        .collect();
+    let (_, totals) = state.today.snapshot();
+    Data {
+        ready: state.is_ready(),
+        at: records::time_text(now_ns()),
+        requests: state.live.requests.load(Ordering::Relaxed),
+        latency_counts: state
+            .live
+            .latency
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect(),
+        latency_bounds_us: &LATENCY_BOUNDS_US,
+        today: totals
+            .into_iter()
+            .map(|(currency, t)| TodayRow {
+                currency: code(currency),
+                payments_succeeded: t.payments_succeeded,
+                amount_succeeded: money(t.amount_succeeded, currency),
+                payments_failed: t.payments_failed,
+                refunds_succeeded: t.refunds_succeeded,
+                amount_refunded: money(t.amount_refunded, currency),
+            })
+            .collect(),
+        channels,
+        alerts: state.recent_alerts.list().into_iter().take(10).collect(),
+    }
+}
+
+/// `GET /ops/data.json`: what the page shows, for its script.
+pub async fn data_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .json(data(&state).await)
+}
+
+/// `GET /ops/ops.js`: the page's script (ours, served from the binary).
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("cache-control", "no-cache"))
+        .body(include_str!("ops.js"))
+}
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /ops`: the page, rendered with the numbers as of now.
+pub async fn page(state: web::Data<AppState>) -> HttpResponse {
+    let d = data(&state).await;
+    let mut today = String::new();
+    if d.today.is_empty() {
+        today.push_str(r#"<tr class="empty"><td colspan="6">no payments yet today</td></tr>"#);
+    }
+    for t in &d.today {
+        let _ = write!(
+            today,
+            r#"<tr data-currency="{c}"><td>{c}</td><td class="n" data-field="payments_succeeded">{}</td><td class="n" data-field="amount_succeeded">{}</td><td class="n" data-field="payments_failed">{}</td><td class="n" data-field="refunds_succeeded">{}</td><td class="n" data-field="amount_refunded">{}</td></tr>"#,
+            t.payments_succeeded,
+            t.amount_succeeded,
+            t.payments_failed,
+            t.refunds_succeeded,
+            t.amount_refunded,
+            c = t.currency
+        );
+    }
+    let mut channels = String::new();
+    if d.channels.is_empty() {
+        channels.push_str(r#"<tr class="empty"><td colspan="9">no channels configured</td></tr>"#);
+    }
+    for c in &d.channels {
+        let _ = write!(
+            channels,
+            r#"<tr data-channel="{name}" class="{cls}"><td>{name}</td><td data-field="breaker">{}</td><td class="n" data-field="success_rate">{}</td><td class="n" data-field="mean_latency_ms">{}</td><td class="n" data-field="calls">{}</td><td class="n" data-field="inflight">{}</td><td class="n" data-field="position">{}</td><td class="n" data-field="low_water">{}</td><td class="n" data-field="volume_today">{}</td></tr>"#,
+            c.breaker,
+            c.success_rate,
+            c.mean_latency_ms,
+            c.calls,
+            c.inflight,
+            c.position,
+            c.low_water,
+            c.volume_today,
+            name = esc(&c.name),
+            cls = if c.breaker != "closed" || c.below_low_water || !c.enabled {
+                "bad"
+            } else {
+                "ok"
+            },
+        );
+    }
+    let mut alerts = String::new();
+    for a in &d.alerts {
+        let _ = write!(
+            alerts,
+            "<li>{} <b>{}</b> {} ({}): {}</li>",
+            esc(&a.received_at),
+            esc(&a.status),
+            esc(&a.name),
+            esc(&a.severity),
+            esc(&a.summary)
+        );
+    }
+    if alerts.is_empty() {
+        alerts.push_str("<li>none received</li>");
+    }
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>rongpay ops</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }}
+h1 {{ font-size: 1.3em; }} h2 {{ font-size: 1.05em; margin-top: 1.5em; }}
+table {{ border-collapse: collapse; }} td, th {{ padding: .25em .7em; border-bottom: 1px solid #ddd; text-align: left; }}
+td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
+tr.bad td {{ background: #fde8e8; }} .tiles {{ display: flex; gap: 1em; flex-wrap: wrap; }}
+.tile {{ border: 1px solid #ddd; border-radius: 6px; padding: .6em 1em; min-width: 9em; }}
+.tile b {{ display: block; font-size: 1.6em; font-variant-numeric: tabular-nums; }}
+#status.ready {{ color: #137333; }} #status.not-ready {{ color: #b3261e; }}
+</style></head>
+<body data-live="0">
+<h1>rongpay ops <small id="status" class="{ready_class}">{ready_text}</small></h1>
+<p>As of <span id="at">{at}</span> (UTC); live numbers over the last <span id="window">–</span> s.</p>
+<div class="tiles">
+<div class="tile">requests/s<b id="throughput">–</b></div>
+<div class="tile">p50 latency (ms)<b id="p50">–</b></div>
+<div class="tile">p99 latency (ms)<b id="p99">–</b></div>
+<div class="tile">requests since start<b id="requests">{requests}</b></div>
+</div>
+<h2>Today (UTC)</h2>
+<table id="today"><thead><tr><th>currency</th><th>succeeded</th><th>amount</th><th>failed</th><th>refunds</th><th>refunded</th></tr></thead>
+<tbody>{today}</tbody></table>
+<h2>Channels</h2>
+<table id="channels"><thead><tr><th>channel</th><th>breaker</th><th>success rate</th><th>mean latency (ms)</th><th>calls (window)</th><th>in flight</th><th>position</th><th>low water</th><th>volume today</th></tr></thead>
+<tbody>{channels}</tbody></table>
+<h2>Recent alerts</h2>
+<ul id="alerts">{alerts}</ul>
+<script src="/ops/ops.js"></script>
+</body></html>
+"#,
+        ready_class = if d.ready { "ready" } else { "not-ready" },
+        ready_text = if d.ready { "ready" } else { "not ready" },
+        at = d.at,
+        requests = d.requests,
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("cache-control", "no-store"))
+        .insert_header((
+            "content-security-policy",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'",
+        ))
+        .body(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_lands_in_its_bucket() {
+        let live = Live::default();
+        for us in [100, 250, 251, 20_000_000] {
+            live.request(us);
+        }
+        let counts: Vec<u64> = live
+            .latency
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!((counts[0], counts[1], counts[14]), (2, 1, 1));
+        assert_eq!(live.requests.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn ids_carry_their_creation_day() {
+        let id = crate::state::new_id();
+        assert_eq!(day_of(id_time_ns(id)), day_of(now_ns()));
+    }
+}

@@ -335,6 +335,74 @@ fn describe() {
     );
 }
 
+/// Handles of the metrics with static labels, per thread, keyed by the addresses of the name
+/// and label values (all `&'static str`: literals, or interned route patterns). A registry
+/// lookup builds a key (allocating its label list) and hashes every string; this is a
+/// small-map lookup on five words, then an atomic. Bounded: the keys are the static label
+/// combinations of this file and at most [`ROUTES_MAX`] route patterns.
+type StaticKey = (usize, [usize; 4]);
+type Handles<T> = std::collections::HashMap<StaticKey, T, foldhash::fast::FixedState>;
+
+thread_local! {
+    static COUNTERS: std::cell::RefCell<Handles<metrics::Counter>> = Default::default();
+    static HISTOGRAMS: std::cell::RefCell<Handles<metrics::Histogram>> = Default::default();
+}
+
+fn static_key(name: &'static str, labels: &[(&'static str, &'static str)]) -> StaticKey {
+    let mut values = [0; 4];
+    for (slot, (_, v)) in values.iter_mut().zip(labels) {
+        *slot = v.as_ptr() as usize ^ (v.len() << 48);
+    }
+    (name.as_ptr() as usize, values)
+}
+
+fn owned_labels(labels: &[(&'static str, &'static str)]) -> Vec<metrics::Label> {
+    labels
+        .iter()
+        .map(|(k, v)| metrics::Label::new(*k, *v))
+        .collect()
+}
+
+/// Adds `n` to the counter `name` with static `labels` (at most 4).
+pub fn count(name: &'static str, labels: &[(&'static str, &'static str)], n: u64) {
+    COUNTERS.with(|c| {
+        c.borrow_mut()
+            .entry(static_key(name, labels))
+            .or_insert_with(|| counter!(name, owned_labels(labels)))
+            .increment(n)
+    });
+}
+
+/// Records `v` in the histogram `name` with static `labels` (at most 4).
+pub fn observe(name: &'static str, labels: &[(&'static str, &'static str)], v: f64) {
+    HISTOGRAMS.with(|h| {
+        h.borrow_mut()
+            .entry(static_key(name, labels))
+            .or_insert_with(|| metrics::histogram!(name, owned_labels(labels)))
+            .record(v)
+    });
+}
+
+/// Route patterns get a label of their own up to this many; beyond, "other".
+pub const ROUTES_MAX: usize = 256;
+
+/// The route pattern as a `&'static str`, interned once per pattern: a label that borrows
+/// costs the request no allocation.
+fn route_label(pattern: &str) -> &'static str {
+    static ROUTES: std::sync::OnceLock<dashmap::DashMap<String, &'static str>> =
+        std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(r) = routes.get(pattern) {
+        return *r;
+    }
+    if routes.len() >= ROUTES_MAX {
+        return "other";
+    }
+    *routes
+        .entry(pattern.to_string())
+        .or_insert_with(|| Box::leak(pattern.to_string().into_boxed_str()))
+}
+
 /// The label of a route pattern, method or status: borrowed when it is one we know.
 fn method_label(m: &actix_web::http::Method) -> &'static str {
     match m.as_str() {
@@ -381,15 +449,24 @@ pub fn http_request(
     status: u16,
     elapsed: Duration,
 ) {
-    let route: Cow<'static, str> = match pattern {
-        Some(p) => Cow::Owned(p.to_string()),
-        None => Cow::Borrowed("unmatched"),
-    };
+    let route = pattern.map_or("unmatched", route_label);
     let method = method_label(method);
-    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status_label(status))
-        .increment(1);
-    metrics::histogram!(HTTP_SECONDS, "route" => route, "method" => method)
-        .record(elapsed.as_secs_f64());
+    match status_label(status) {
+        Cow::Borrowed(status) => count(
+            HTTP_REQUESTS,
+            &[("route", route), ("method", method), ("status", status)],
+            1,
+        ),
+        Cow::Owned(status) => {
+            counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
+                .increment(1)
+        }
+    }
+    observe(
+        HTTP_SECONDS,
+        &[("route", route), ("method", method)],
+        elapsed.as_secs_f64(),
+    );
 }
 
 fn status_text(s: PaymentStatus) -> &'static str {
@@ -416,11 +493,27 @@ pub fn payment(p: &Payment) {
         (Some(code), PaymentStatus::Failed) => Cow::Owned(code.clone()),
         _ => Cow::Borrowed("none"),
     };
-    counter!(PAYMENTS, "method" => method, "status" => status_text(p.status), "failure_code" => failure, "channel" => channel)
-        .increment(1);
+    let status = status_text(p.status);
+    match (failure, channel) {
+        (Cow::Borrowed(failure), Cow::Borrowed(channel)) => count(
+            PAYMENTS,
+            &[
+                ("method", method),
+                ("status", status),
+                ("failure_code", failure),
+                ("channel", channel),
+            ],
+            1,
+        ),
+        (failure, channel) => counter!(PAYMENTS, "method" => method, "status" => status, "failure_code" => failure, "channel" => channel)
+            .increment(1),
+    }
     if p.status == PaymentStatus::Succeeded {
-        counter!(PAYMENT_AMOUNT, "currency" => currency_code(p.currency), "method" => method)
-            .increment(u64::try_from(p.amount).unwrap_or(0));
+        count(
+            PAYMENT_AMOUNT,
+            &[("currency", currency_code(p.currency)), ("method", method)],
+            u64::try_from(p.amount).unwrap_or(0),
+        );
     }
 }
 
@@ -446,8 +539,8 @@ pub fn risk(decision: engine::risk::Decision, score: u8) {
         engine::risk::Decision::Review => "review",
         engine::risk::Decision::Reject => "reject",
     };
-    counter!(RISK_DECISIONS, "decision" => decision).increment(1);
-    metrics::histogram!(RISK_SCORE).record(f64::from(score));
+    count(RISK_DECISIONS, &[("decision", decision)], 1);
+    observe(RISK_SCORE, &[], f64::from(score));
 }
 
 /// A charge call to `channel` ended with `outcome` after `elapsed`.
@@ -467,7 +560,7 @@ pub fn router_failover(channel: &str, reason: &str) {
 }
 
 pub fn idempotency(outcome: &'static str) {
-    counter!(IDEMPOTENCY, "outcome" => outcome).increment(1);
+    count(IDEMPOTENCY, &[("outcome", outcome)], 1);
 }
 
 pub fn rate_limited(limit: &'static str) {

@@ -78,6 +78,11 @@ pub const WAL_BATCH_UNITS: &str = "rongpay_wal_batch_units";
 pub const WAL_BATCH_BYTES: &str = "rongpay_wal_batch_bytes";
 
 pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) {
+    let wal_metrics = WalMetrics {
+        sync: metrics::histogram!(WAL_SYNC_SECONDS),
+        units: metrics::histogram!(WAL_BATCH_UNITS),
+        bytes: metrics::histogram!(WAL_BATCH_BYTES),
+    };
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
     write_options.set_no_slowdown(true);
@@ -99,7 +104,7 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) 
                 Err(_) => break,
             }
         }
-        write_group(&inner, &mut group, &write_options);
+        write_group(&inner, &mut group, &write_options, &wal_metrics);
     }
     // Anything that raced with Stop is refused, not dropped silently.
     while let Ok(msg) = rx.try_recv() {
@@ -135,10 +140,19 @@ fn build_batch(
     batch
 }
 
+/// The writer's histograms, looked up once when it starts (the process's recorder is
+/// installed before the store opens).
+struct WalMetrics {
+    sync: metrics::Histogram,
+    units: metrics::Histogram,
+    bytes: metrics::Histogram,
+}
+
 fn write_group(
     inner: &Inner,
     group: &mut Vec<(CommitUnit, oneshot::Sender<Result<u64>>)>,
     write_options: &WriteOptions,
+    wal_metrics: &WalMetrics,
 ) {
     if let Some(reason) = inner.poison_reason() {
         for (_, ack) in group.drain(..) {
@@ -184,9 +198,9 @@ fn write_group(
     };
     let elapsed = started.elapsed();
     inner.stats.record_group(group.len(), bytes, elapsed);
-    metrics::histogram!(WAL_SYNC_SECONDS).record(elapsed.as_secs_f64());
-    metrics::histogram!(WAL_BATCH_UNITS).record(group.len() as f64);
-    metrics::histogram!(WAL_BATCH_BYTES).record(bytes as f64);
+    wal_metrics.sync.record(elapsed.as_secs_f64());
+    wal_metrics.units.record(group.len() as f64);
+    wal_metrics.bytes.record(bytes as f64);
     match result {
         Ok(()) => {
             let last = first_seq + group.len() as u64 - 1;

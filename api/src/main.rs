@@ -66,6 +66,7 @@ fn main() -> anyhow::Result<()> {
             .with_writer(writer)
             .init();
     } else {
+        api::access::write_json_to(writer.clone());
         tracing_subscriber::fmt()
             .json()
             .flatten_event(true)

@@ -5,6 +5,7 @@
 //! histograms (counted once per payment, as if every payment had its own sync: an upper
 //! bound), and the mailbox tokens of the six account messages. Also one scrape's render with
 //! 100 channels. The load-test comparison (metrics on vs off) is `loadtest/metrics-cost.sh`.
+//! And what the structured log costs a request: its span and its JSON access line.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -42,8 +43,15 @@ fn metrics(c: &mut Criterion) {
     let sync = metrics::histogram!(storage::writer::WAL_SYNC_SECONDS);
     let units = metrics::histogram!(storage::writer::WAL_BATCH_UNITS);
     let bytes = metrics::histogram!(storage::writer::WAL_BATCH_BYTES);
+    // payd folds the histograms' samples into buckets every 5 s (~85k payments at full
+    // speed); here every 65,536 payments, its cost included.
+    let mut n = 0u32;
     g.bench_function("one_balance_payment_recorded", |b| {
         b.iter(|| {
+            n = n.wrapping_add(1);
+            if n.is_multiple_of(65_536) {
+                handle.run_upkeep();
+            }
             let tokens: Vec<actors::account_actor::Queued> =
                 (0..6).map(|_| Default::default()).collect();
             api::metrics::idempotency("new");
@@ -109,5 +117,48 @@ fn metrics(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, metrics);
+/// One request's logging as payd does it: its span (request id, then the payment id
+/// recorded), and its access line, JSON, through the bounded non-blocking writer (here into
+/// a sink; in payd, stderr).
+fn access_log(c: &mut Criterion) {
+    let (writer, _guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(65_536)
+        .lossy(true)
+        .finish(std::io::sink());
+    api::access::write_json_to(writer.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(writer)
+        .finish();
+    let mut g = c.benchmark_group("logs");
+    g.throughput(Throughput::Elements(1));
+    tracing::subscriber::with_default(subscriber, || {
+        g.bench_function("request_span_and_access_line", |b| {
+            b.iter(|| {
+                let span = api::access::span("req_0123abcd-1f");
+                span.record("payment_id", "pay_01a2160a25c265e0af349818540146e0");
+                drop(span);
+                api::access::Line {
+                    request_id: "req_0123abcd-1f",
+                    client: Some("127.0.0.1"),
+                    method: "POST",
+                    route: "/v1/payments",
+                    status: 201,
+                    error_code: None,
+                    latency_us: black_box(812),
+                    merchant: Some("mch_01a2160a25a3665c31888accb6a62f8c"),
+                    payment_id: Some("pay_01a2160a25c265e0af349818540146e0"),
+                }
+                .write();
+            })
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, metrics, access_log);
 criterion_main!(benches);

@@ -280,7 +280,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                     let started = std::time::Instant::now();
                     let request_id = crate::access::request_id(&req);
                     let span = crate::access::span(&request_id);
-                    srv.call(req).instrument(span).map(move |mut res| {
+                    // In the span both while the service chain is called (middlewares do
+                    // work there) and while its future runs.
+                    let answer = span.in_scope(|| srv.call(req));
+                    answer.instrument(span).map(move |mut res| {
                         if let Ok(res) = &mut res {
                             let elapsed = started.elapsed();
                             let route = res.request().match_pattern();

@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::io::Read;
-use std::path::Path;
-
 use common::*;
 
 const CARDS: [&str; 4] = [
@@ -26,31 +23,6 @@ fn card(p: &Payd, key: &str, number: &str, month: u8, year: u16, idem: Option<&s
             r#"{{"card_number":"{number}","exp_month":{month},"exp_year":{year},"holder":"Li Lei"}}"#
         ),
     )
-}
-
-/// Every file under `dir`, read whole.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            let mut bytes = Vec::new();
-            std::fs::File::open(&path)
-                .unwrap()
-                .read_to_end(&mut bytes)
-                .unwrap();
-            out.push((path.display().to_string(), bytes));
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
 }
 
 #[test]

@@ -8,9 +8,6 @@
 
 mod common;
 
-use std::io::Read;
-use std::path::Path;
-
 use common::*;
 
 const CARDS: [&str; 4] = [
@@ -19,30 +16,6 @@ const CARDS: [&str; 4] = [
     "378282246310005",
     "6212345678901265",
 ];
-
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            let mut bytes = Vec::new();
-            std::fs::File::open(&path)
-                .unwrap()
-                .read_to_end(&mut bytes)
-                .unwrap();
-            out.push((path.display().to_string(), bytes));
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
 
 /// What a scan of `bytes` finds: seeded card numbers, card-like runs, secrets.
 fn leaks(bytes: &[u8], secrets: &[String]) -> Vec<String> {

@@ -262,26 +262,12 @@ fn signed_requests_replays_skew_tampering_rotation_and_restart() {
     // Secrets are at rest only sealed (signing) or hashed (keys).
     p.terminate();
     let mut found = Vec::new();
-    for entry in walk(&dir) {
-        let bytes = std::fs::read(&entry).unwrap();
+    for (name, bytes) in files(&dir) {
         for secret in [&ss1, &ss2, &sk2, &shop.key] {
-            if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
-                found.push(entry.display().to_string());
+            if contains(&bytes, secret) {
+                found.push(name.clone());
             }
         }
     }
     assert!(found.is_empty(), "secrets in clear in {found:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let path = e.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

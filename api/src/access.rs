@@ -18,7 +18,7 @@ use actix_web::HttpMessage;
 pub struct RequestId(pub String);
 
 /// What a handler learned about the request that the access line should say.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Noted {
     pub merchant: Option<String>,
     pub payment: Option<String>,
@@ -188,7 +188,8 @@ impl Line<'_> {
 /// The access line of an answered request.
 pub fn log<B>(res: &ServiceResponse<B>, route: Option<&str>, request_id: &str, latency_us: u64) {
     let req = res.request();
-    let noted = req.extensions().get::<Noted>().cloned().unwrap_or_default();
+    let extensions = req.extensions();
+    let noted = extensions.get::<Noted>();
     let error = res.response().extensions().get::<ErrorCode>().map(|c| c.0);
     let client = req.peer_addr().map(|a| a.ip().to_string());
     Line {
@@ -199,8 +200,8 @@ pub fn log<B>(res: &ServiceResponse<B>, route: Option<&str>, request_id: &str, l
         status: res.status().as_u16(),
         error_code: error,
         latency_us,
-        merchant: noted.merchant.as_deref(),
-        payment_id: noted.payment.as_deref(),
+        merchant: noted.and_then(|n| n.merchant.as_deref()),
+        payment_id: noted.and_then(|n| n.payment.as_deref()),
     }
     .write();
 }

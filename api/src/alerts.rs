@@ -11,7 +11,6 @@ use std::sync::Mutex;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::notify::{self, Template};
@@ -78,19 +77,6 @@ impl Recent {
     }
 }
 
-fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let token = crate::auth::bearer(req)?;
-    if bool::from(
-        token
-            .as_bytes()
-            .ct_eq(state.alerts_token.expose().as_bytes()),
-    ) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthenticated("the bearer token is not valid"))
-    }
-}
-
 #[utoipa::path(post, path = "/v1/ops/alerts", tag = "operations", request_body = Object,
     security(("bearer" = [])),
     responses(
@@ -104,7 +90,7 @@ pub async fn intake(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &state)?;
+    crate::auth::bearer_is(&req, &state.alerts_token)?;
     let raw = crate::body::bytes(&req, payload, state.limits).await?;
     let n: Notification = crate::body::parse(&raw, &[])?;
     let mut sent = 0;

@@ -264,9 +264,14 @@ pub fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
 
 /// Authenticates the request as the operator. Compared in constant time.
 pub fn admin(req: &HttpRequest, admin_token: &Secret) -> Result<Caller, ApiError> {
+    bearer_is(req, admin_token).map(|()| Caller::Admin)
+}
+
+/// The request's bearer token is `expected` (compared in constant time), else 401.
+pub fn bearer_is(req: &HttpRequest, expected: &Secret) -> Result<(), ApiError> {
     let token = bearer(req)?;
-    if bool::from(token.as_bytes().ct_eq(admin_token.expose().as_bytes())) {
-        Ok(Caller::Admin)
+    if bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        Ok(())
     } else {
         Err(ApiError::unauthenticated("the bearer token is not valid"))
     }

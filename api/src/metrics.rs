@@ -527,7 +527,8 @@ pub fn refund(r: &crate::records::Refund, currency: u16) {
     }
 }
 
-fn currency_code(numeric: u16) -> &'static str {
+/// The ISO 4217 code of a numeric currency ("unknown" for one we do not know).
+pub fn currency_code(numeric: u16) -> &'static str {
     engine::Currency::from_numeric(numeric)
         .map(|c| c.code())
         .unwrap_or("unknown")
@@ -594,9 +595,10 @@ pub async fn refresh(state: &AppState) {
             } else {
                 0.0
             });
-            gauge!(CHANNEL_POSITION, "channel" => name.clone(), "currency" => c.currency)
+            let currency = currency_code(c.currency);
+            gauge!(CHANNEL_POSITION, "channel" => name.clone(), "currency" => currency)
                 .set(c.position as f64);
-            gauge!(CHANNEL_LOW_WATER, "channel" => name, "currency" => c.currency)
+            gauge!(CHANNEL_LOW_WATER, "channel" => name, "currency" => currency)
                 .set(c.low_water as f64);
         }
     }

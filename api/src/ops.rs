@@ -165,12 +165,6 @@ fn money(minor: i64, currency: u16) -> String {
     }
 }
 
-fn code(currency: u16) -> &'static str {
-    engine::Currency::from_numeric(currency)
-        .map(|c| c.code())
-        .unwrap_or("?")
-}
-
 #[derive(Serialize)]
 struct ChannelRow {
     name: String,
@@ -217,9 +211,7 @@ async fn data(state: &AppState) -> Data {
     let channels = channels
         .into_iter()
         .map(|c| {
-            let currency = engine::Currency::from_code(c.currency)
-                .map(|c| c.numeric())
-                .unwrap_or(0);
+            let currency = c.currency;
             ChannelRow {
                 breaker: ["closed", "half_open", "open"][usize::from(c.breaker.min(2))],
                 success_rate: format!("{:.4}", c.success_ratio),
@@ -250,7 +242,7 @@ async fn data(state: &AppState) -> Data {
         today: totals
             .into_iter()
             .map(|(currency, t)| TodayRow {
-                currency: code(currency),
+                currency: crate::metrics::currency_code(currency),
                 payments_succeeded: t.payments_succeeded,
                 amount_succeeded: money(t.amount_succeeded, currency),
                 payments_failed: t.payments_failed,

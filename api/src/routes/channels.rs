@@ -659,7 +659,8 @@ async fn positions(
 /// A channel's live state as the metrics and the ops page show it.
 pub struct HealthSnapshot {
     pub name: String,
-    pub currency: &'static str,
+    /// ISO 4217 numeric code.
+    pub currency: u16,
     /// 0 closed, 1 half open, 2 open.
     pub breaker: u8,
     pub success_ratio: f64,
@@ -688,9 +689,7 @@ pub async fn health_snapshot(state: &AppState, ledger: &actors::Ledger) -> Vec<H
                 let (calls, _, latency_us) = rt.health.stats(at);
                 HealthSnapshot {
                     name: r.name.clone(),
-                    currency: Currency::from_numeric(r.currency)
-                        .map(|c| c.code())
-                        .unwrap_or("unknown"),
+                    currency: r.currency,
                     breaker: match rt.health.breaker_at(at) {
                         BreakerState::Closed => 0,
                         BreakerState::HalfOpen { .. } => 1,

@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
 conns="${2:-64}"
-scripts/setup.sh
+scripts/setup.sh build
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v wrk >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt-get install -y -qq wrk postgresql >/dev/null

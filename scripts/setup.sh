@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
-# Installs what building and testing rongpay needs on a fresh Debian machine:
-# libclang (bindgen, for the rocksdb crate's bundled C++), clang, Prometheus/promtool and
-# Alertmanager (real scrapes, rule tests and the end-to-end alert in tests; scripts/ops.sh),
-# chromium (the ops page is checked in a headless browser), jq (docs/ops/LOGS.md's
-# one-liners), curl and openssl (TLS tests: certificates made at test time, real clients),
-# and schemathesis from PyPI (API fuzzing). Idempotent: skips what is already installed.
+# Installs what rongpay needs on a fresh Debian machine, in two tiers:
+#   scripts/setup.sh build   what building and serving payd needs: libclang and clang (bindgen,
+#                            for the rocksdb crate's bundled C++). This is all the run command
+#                            installs.
+#   scripts/setup.sh test    (the default) the build tier plus the test tools: Prometheus/promtool
+#                            and Alertmanager (real scrapes, rule tests, the end-to-end alert;
+#                            scripts/ops.sh), chromium (the ops page in a headless browser), jq
+#                            (docs/ops/LOGS.md's one-liners), curl and openssl (TLS tests:
+#                            certificates made at test time, real clients), schemathesis from
+#                            PyPI (API fuzzing), cargo-fuzz from crates.io, rustfmt and clippy.
+# Idempotent: skips what is already installed.
 set -euo pipefail
-packages=(libclang-dev clang prometheus prometheus-alertmanager chromium jq curl openssl)
+tier="${1:-test}"
+case "$tier" in
+  build) packages=(libclang-dev clang) ;;
+  test) packages=(libclang-dev clang prometheus prometheus-alertmanager chromium jq curl openssl) ;;
+  *) echo "usage: scripts/setup.sh [build|test]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
+  echo "setup: installing ${missing[*]} (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+[ "$tier" = build ] && exit 0
 # schemathesis fuzzes the live API from its OpenAPI document in the test suite.
 st="$(python3 -c "import sysconfig; print(sysconfig.get_path('scripts'))")/schemathesis"
 if ! "$st" --version 2>/dev/null | grep -q "4.32.5"; then

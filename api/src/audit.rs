@@ -5,7 +5,6 @@
 //! rewritten, never expires. `GET /v1/audit` (operator) pages through it, oldest first.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use bincode::{Decode, Encode};
 use serde::Serialize;
 
 use crate::auth;
@@ -16,23 +15,7 @@ use crate::state::{now_ns, AppState};
 /// Entries one page answers.
 pub const PAGE_MAX: usize = 100;
 
-/// One operator action as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct Entry {
-    pub id: u128,
-    pub at_ns: u64,
-    /// `admin:<first 8 hex digits of the token's SHA-256>` (tells tokens apart across a
-    /// rotation without storing them).
-    pub actor: String,
-    pub source_ip: Option<String>,
-    /// `account.create`, `merchant.rotate_secret_key`, `payment.review`, …
-    pub action: String,
-    /// The id of what it acted on.
-    pub target: String,
-    /// The object as JSON before and after (never a secret: views only).
-    pub before: Option<String>,
-    pub after: Option<String>,
-}
+pub use storage::records::AuditEntry as Entry;
 
 fn actor(req: &HttpRequest) -> String {
     let token = req
@@ -72,10 +55,7 @@ pub fn record(
         before: before.map(|b| json(b)),
         after: after.map(|a| json(a)),
     };
-    (
-        [storage::schema::AUDIT_ROUTE, &id.to_be_bytes()].concat(),
-        records::encode(&entry),
-    )
+    (records::audit_key(id), records::encode(&entry))
 }
 
 mod erased {

@@ -188,6 +188,69 @@ impl From<actors::LedgerError> for ApiError {
 
 impl From<storage::StoreError> for ApiError {
     fn from(e: storage::StoreError) -> Self {
-        actors::LedgerError::from(e).into()
+        match e {
+            // A read found a record it cannot decode: a storage fault, not a failed write.
+            e @ storage::StoreError::Corrupt { .. } => {
+                ApiError::unavailable(format!("a stored record does not decode: {e}"))
+            }
+            e => actors::LedgerError::from(e).into(),
+        }
+    }
+}
+
+/// The one translation of a service's error into an answer: every variant named, so a new
+/// one cannot reach a client unmapped.
+impl From<services::Error> for ApiError {
+    fn from(e: services::Error) -> Self {
+        use services::Error as E;
+        match e {
+            E::Invalid {
+                code,
+                message,
+                param,
+            } => {
+                let e = ApiError::invalid(code, message);
+                match param {
+                    Some(p) => e.with_param(p),
+                    None => e,
+                }
+            }
+            E::NotFound { message } => ApiError::not_found(message),
+            E::Conflict {
+                code,
+                message,
+                payment_id,
+            } => {
+                let mut e = ApiError::new(
+                    StatusCode::CONFLICT,
+                    ErrorType::InvalidRequestError,
+                    code,
+                    message,
+                );
+                e.payment_id = payment_id;
+                e
+            }
+            E::Unauthenticated { code, message } => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorType::AuthenticationError,
+                code,
+                message,
+            ),
+            E::NotReady => ApiError::not_ready(),
+            E::Overloaded(what) => ApiError::overloaded(&what),
+            E::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorType::ApiError,
+                "shutting_down",
+                "the server is shutting down",
+            ),
+            E::Storage(message) => ApiError::unavailable(message),
+            E::Unavailable { code, message } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorType::ApiError,
+                code,
+                message,
+            ),
+        }
     }
 }

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use bincode::{Decode, Encode};
 use sha2::Digest;
 use storage::codec::{self, Kind};
-use storage::schema::{expiring_value, split_expiring, AUX_EXPIRING_PREFIX};
+use storage::schema::{expiring_value, split_expiring};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorType};
@@ -24,12 +23,7 @@ pub const KEY_LEN_MAX: usize = 255;
 /// How long a key is remembered.
 pub const RETENTION: Duration = Duration::from_secs(48 * 3600);
 
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-struct IdemRecord {
-    fingerprint: [u8; 32],
-    status: u16,
-    body: Vec<u8>,
-}
+use storage::records::IdemRecord;
 
 /// An idempotent request in progress: holds the in-flight claim until dropped.
 pub struct Guard<'a> {
@@ -109,7 +103,7 @@ pub fn begin<'a>(
         )
         .with_param(HEADER));
     }
-    let store_key = [[AUX_EXPIRING_PREFIX, b'i'].as_slice(), &scope(caller), key].concat();
+    let store_key = storage::records::idempotency_key(&scope(caller), key);
     let mut h = sha2::Sha256::new();
     h.update(req.method().as_str().as_bytes());
     h.update(b" ");

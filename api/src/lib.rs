@@ -9,15 +9,12 @@
 //! - [`error`]: the contract's error shape for every non-2xx answer.
 //! - [`records`]: API objects persisted atomically with the effects they describe.
 //! - [`metrics`]: Prometheus exposition.
-//! - [`channel_sim`]: the simulated channels of the `channel-sim` binary (test tooling) and
-//!   the channel wire protocol.
 
 pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod body;
-pub mod channel_sim;
 pub mod config;
 pub mod error;
 pub mod idempotency;
@@ -34,7 +31,6 @@ pub mod routes;
 pub mod secret;
 pub mod server;
 pub mod signing;
-pub mod sms_sim;
 pub mod state;
 pub mod tls;
 pub mod vault;

@@ -14,10 +14,8 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use bincode::{Decode, Encode};
 use governor::Quota;
-use serde::{Deserialize, Serialize};
-use storage::schema::AUX_EXPIRING_PREFIX;
+use serde::Serialize;
 
 use crate::error::{ApiError, ErrorType};
 use crate::ratelimit::Limit;
@@ -74,23 +72,7 @@ impl Template {
     }
 }
 
-/// One message as the provider receives it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Outgoing {
-    pub to: String,
-    pub text: String,
-    /// Our id (`sms_…`): the receipt names it.
-    pub reference: String,
-    /// Where the gateway posts the delivery receipt.
-    pub callback_url: String,
-}
-
-/// The gateway took the message.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Accepted {
-    pub id: String,
-    pub status: String,
-}
+pub use services::notifications::wire::{Accepted, Outgoing, Receipt};
 
 /// Why a provider did not take a message.
 #[derive(Debug, thiserror::Error)]
@@ -205,26 +187,10 @@ impl Notifier {
     }
 }
 
-/// A message as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct SmsRecord {
-    pub id: u128,
-    pub to: String,
-    pub template: String,
-    /// queued (on its way to the gateway), sent (the gateway took it), delivered, failed.
-    pub status: String,
-    pub gateway_id: Option<String>,
-    pub error: Option<String>,
-    pub created_at_ns: u64,
-    pub receipt_at_ns: Option<u64>,
-}
+pub use storage::records::SmsRecord;
 
 fn sms_key(id: u128) -> Vec<u8> {
-    [
-        [AUX_EXPIRING_PREFIX, b's', b'm'].as_slice(),
-        &id.to_be_bytes(),
-    ]
-    .concat()
+    records::sms_key(id)
 }
 
 pub fn sms_id_text(id: u128) -> String {
@@ -233,8 +199,7 @@ pub fn sms_id_text(id: u128) -> String {
 
 /// `+` and 8 to 15 digits (E.164).
 pub fn check_phone(phone: &str, param: &str) -> Result<(), ApiError> {
-    let digits = phone.strip_prefix('+').unwrap_or("");
-    if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+    if services::notifications::is_e164(phone) {
         Ok(())
     } else {
         Err(ApiError::invalid(
@@ -385,18 +350,6 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view(&record)))
 }
 
-/// A delivery receipt from the gateway.
-#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
-pub struct Receipt {
-    /// The gateway's message id.
-    pub id: String,
-    /// Ours (`sms_…`).
-    pub reference: String,
-    /// delivered or failed.
-    pub status: String,
-    pub error: Option<String>,
-}
-
 #[utoipa::path(post, path = "/v1/sms/receipts", tag = "operations", request_body = Receipt,
     params(("Sms-Signature" = String, Header, description = "t=<unix s>,v1=<hex HMAC-SHA256 of \"t.body\" under the gateway key>")),
     responses(
@@ -464,7 +417,7 @@ fn verify_receipt(req: &HttpRequest, key: &[u8], body: &[u8]) -> Result<(), ApiE
     if now.abs_diff(t) > RECEIPT_SKEW_S {
         return Err(bad("is too old or from the future"));
     }
-    let expected = crate::webhooks::sign(key, t, body);
+    let expected = services::signature::sign(key, t, body);
     if bool::from(subtle::ConstantTimeEq::ct_eq(
         expected.as_bytes(),
         header.as_bytes(),

@@ -123,8 +123,11 @@ impl Today {
         let start_ms = u128::from(day_of(now) * DAY_NS / 1_000_000);
         let from_id = start_ms << 80;
         let mut read = 0;
-        for (prefix, is_payment) in [(b"py", true), (b"rf", false)] {
-            let from = [prefix.as_slice(), &from_id.to_be_bytes()].concat();
+        for (prefix, is_payment) in [
+            (storage::records::prefix::PAYMENT, true),
+            (storage::records::prefix::REFUND, false),
+        ] {
+            let from = [prefix, &from_id.to_be_bytes()].concat();
             let mut refunds: Vec<Refund> = Vec::new();
             store
                 .for_each_aux_with_prefix_from(prefix, &from, usize::MAX, |_, value| {

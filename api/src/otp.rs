@@ -5,9 +5,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
-use storage::schema::AUX_EXPIRING_PREFIX;
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, ErrorType};
@@ -18,27 +16,10 @@ use crate::state::{new_id, now_ns, AppState};
 /// How long a used or expired code's record is kept after it expires (for support).
 const KEEP_AFTER_EXPIRY_NS: u64 = 24 * 3600 * 1_000_000_000;
 
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct OtpRecord {
-    pub id: u128,
-    pub merchant: u128,
-    pub phone: String,
-    pub purpose: String,
-    /// HMAC of the id and the code: the code itself is never stored.
-    pub code_mac: [u8; 32],
-    pub expires_at_ns: u64,
-    pub attempts: u32,
-    pub attempts_max: u32,
-    pub verified_at_ns: Option<u64>,
-    pub sms: u128,
-}
+pub use storage::records::OtpRecord;
 
 fn otp_key(id: u128) -> Vec<u8> {
-    [
-        [AUX_EXPIRING_PREFIX, b'o', b't'].as_slice(),
-        &id.to_be_bytes(),
-    ]
-    .concat()
+    records::otp_key(id)
 }
 
 fn otp_id_text(id: u128) -> String {

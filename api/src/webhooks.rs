@@ -25,8 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use bincode::{Decode, Encode};
-use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
 use crate::auth;
@@ -50,54 +48,18 @@ const MARKER_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The most events one list answers.
 pub const LIST_MAX: usize = 100;
 
-/// A merchant's webhook endpoint (aux `"wh" + merchant`).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct Endpoint {
-    pub url: String,
-    /// The signing secret, sealed under the master key (context: merchant id).
-    pub sealed_secret: Vec<u8>,
-    pub created_at_ns: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
-pub enum EventStatus {
-    Pending,
-    Delivered,
-    /// Every try failed; `POST /v1/events/{id}/resend` queues it again.
-    Failed,
-}
-
-/// An event as stored (aux `"ev" + merchant + id`).
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct Event {
-    pub id: u128,
-    pub merchant: u128,
-    /// `payment.succeeded`, `refund.failed`, …
-    pub kind: String,
-    /// The id of the payment (or refund) it is about.
-    pub object_id: String,
-    /// The JSON body delivered.
-    pub payload: Vec<u8>,
-    pub created_at_ns: u64,
-    pub status: EventStatus,
-    /// Tries made so far.
-    pub attempts: u32,
-    /// Not before this time (ns) is the next try made.
-    pub next_at_ns: u64,
-    pub last_error: Option<String>,
-    pub delivered_at_ns: Option<u64>,
-}
+pub use storage::records::{Endpoint, Event, EventStatus};
 
 fn endpoint_key(merchant: u128) -> Vec<u8> {
-    [b"wh".as_slice(), &merchant.to_be_bytes()].concat()
+    records::webhook_endpoint_key(merchant)
 }
 
 fn event_key(merchant: u128, id: u128) -> Vec<u8> {
-    [b"ev".as_slice(), &merchant.to_be_bytes(), &id.to_be_bytes()].concat()
+    records::webhook_event_key(merchant, id)
 }
 
 fn markers_prefix() -> Vec<u8> {
-    [[storage::schema::AUX_EXPIRING_PREFIX].as_slice(), b"wq"].concat()
+    records::prefix::WEBHOOK_PENDING.to_vec()
 }
 
 fn marker(merchant: u128, id: u128, live: bool) -> (Vec<u8>, Vec<u8>) {
@@ -108,12 +70,7 @@ fn marker(merchant: u128, id: u128, live: bool) -> (Vec<u8>, Vec<u8>) {
         1
     };
     (
-        [
-            markers_prefix().as_slice(),
-            &merchant.to_be_bytes(),
-            &id.to_be_bytes(),
-        ]
-        .concat(),
+        records::webhook_pending_key(merchant, id),
         storage::schema::expiring_value(expires, &[]),
     )
 }
@@ -186,19 +143,7 @@ pub fn event_records(
 }
 
 /// The `Rongpay-Signature` of a delivery: `t=…,v1=<hex HMAC-SHA256 of "t.body">`.
-pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("t={t},v1={hex}")
-}
+pub use services::signature::sign;
 
 fn secret_context(merchant: u128) -> Vec<u8> {
     [b"webhook".as_slice(), &merchant.to_be_bytes()].concat()
@@ -208,16 +153,21 @@ fn secret_context(merchant: u128) -> Vec<u8> {
 pub fn load(state: &AppState, store: &storage::Store) -> Result<usize, String> {
     let mut n = 0;
     store
-        .for_each_aux_with_prefix(b"wh", 10_000_000, |key, value| {
-            let Some(id) = key.get(2..18).and_then(|b| <[u8; 16]>::try_from(b).ok()) else {
-                return Ok(());
-            };
-            if let Ok(e) = storage::codec::decode::<Endpoint>(storage::codec::Kind::Aux, value) {
-                state.webhook_endpoints.insert(u128::from_be_bytes(id), e);
-                n += 1;
-            }
-            Ok(())
-        })
+        .for_each_aux_with_prefix(
+            records::prefix::WEBHOOK_ENDPOINT,
+            10_000_000,
+            |key, value| {
+                let Some(id) = records::id_after(key, records::prefix::WEBHOOK_ENDPOINT) else {
+                    return Ok(());
+                };
+                if let Ok(e) = storage::codec::decode::<Endpoint>(storage::codec::Kind::Aux, value)
+                {
+                    state.webhook_endpoints.insert(id, e);
+                    n += 1;
+                }
+                Ok(())
+            },
+        )
         .map_err(|e| e.to_string())?;
     Ok(n)
 }
@@ -315,7 +265,7 @@ async fn drain(state: &AppState, merchant: u128, first: u128) {
 /// The merchant's first live pending marker after event `after`.
 fn next_pending(state: &AppState, merchant: u128, after: u128) -> Result<Option<u128>, ApiError> {
     let store = state.store()?;
-    let prefix = [markers_prefix().as_slice(), &merchant.to_be_bytes()].concat();
+    let prefix = records::webhook_pending_prefix(merchant);
     let from = [marker(merchant, after, false).0.as_slice(), &[0]].concat();
     let now = now_ns();
     let mut found = None;
@@ -622,7 +572,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         })?),
     };
     let store = state.store()?;
-    let prefix = [b"ev".as_slice(), &merchant.id.to_be_bytes()].concat();
+    let prefix = records::webhook_events_prefix(merchant.id);
     // Page: start just after `after` (its key plus one byte sorts right after it).
     let from = match after {
         Some(a) => [event_key(merchant.id, a).as_slice(), &[0]].concat(),

@@ -228,11 +228,11 @@ fn signed_notifications_resolve_a_charge_once_and_forgeries_change_nothing() {
         .as_secs();
     for (signature, why) in [
         (
-            api::channel_sim::sign(b"not the secret", now, forged.as_bytes()),
+            services::signature::sign(b"not the secret", now, forged.as_bytes()),
             "wrong key",
         ),
         (
-            api::channel_sim::sign(secret.as_bytes(), now - 3_600, forged.as_bytes()),
+            services::signature::sign(secret.as_bytes(), now - 3_600, forged.as_bytes()),
             "stale",
         ),
         ("t=1,v1=zz".to_string(), "malformed"),
@@ -261,7 +261,7 @@ fn signed_notifications_resolve_a_charge_once_and_forgeries_change_nothing() {
     assert_eq!(p.balance(&shop.account), "30.00");
 
     // A replay of a validly signed notification (even one saying otherwise) changes nothing.
-    let signature = api::channel_sim::sign(secret.as_bytes(), now, forged.as_bytes());
+    let signature = services::signature::sign(secret.as_bytes(), now, forged.as_bytes());
     let r = p.req(
         "POST",
         &path,

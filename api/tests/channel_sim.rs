@@ -229,11 +229,11 @@ fn a_timeout_is_decided_queryable_and_notified_with_a_valid_signature() {
         .unwrap();
     assert_eq!(
         signature,
-        api::channel_sim::sign(secret.as_bytes(), t, &body)
+        services::signature::sign(secret.as_bytes(), t, &body)
     );
     assert_ne!(
         signature,
-        api::channel_sim::sign(b"another secret", t, &body)
+        services::signature::sign(b"another secret", t, &body)
     );
 }
 

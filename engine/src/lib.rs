@@ -2,6 +2,7 @@
 //! can be tested exhaustively and replayed bit for bit.
 //!
 //! Layout:
+//! - [`cards`]: bank-card rules (Luhn, brand, expiry) and card numbers found in free text.
 //! - [`money`]: ISO 4217 currencies, strict decimal parsing into integer minor units, fees.
 //! - [`ids`]: 128-bit account and transfer ids with no machine-local meaning; timestamps.
 //! - [`account`]: the account record and the prepare / commit / release rules every posting
@@ -17,6 +18,7 @@
 //! journal is a [`state_machine::ReplayError`]; a broken invariant panics.
 
 pub mod account;
+pub mod cards;
 pub mod ids;
 pub mod money;
 pub mod risk;

@@ -3,7 +3,9 @@
 //!
 //! Layout:
 //! - [`codec`]: record framing (format version, kind, CRC-32) around bincode 2 payloads.
-//! - [`schema`]: column families, keys, journal entries and account merge operands.
+//! - [`schema`]: column families, journal entries and account merge operands.
+//! - [`records`]: the registry of every key prefix the layers above use, the key builders
+//!   and the record layouts stored under them.
 //! - [`writer`]: the group-commit thread: queue, batch, one synced `WriteBatch`, ack; poison
 //!   on failure.
 //! - [`store`]: open and recovery checks, reads, full verification against a journal replay.
@@ -15,6 +17,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod records;
 pub mod schema;
 #[cfg(feature = "rocksdb")]
 pub mod store;

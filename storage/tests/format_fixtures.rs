@@ -127,3 +127,266 @@ fn format_v1_records_still_decode_and_encode_identically() {
         );
     }
 }
+
+/// The records of the layers above (`storage::records`), as written today: one of each
+/// layout, every optional field set, so a change to any of them fails here.
+fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
+    use storage::records::*;
+    let payment = Payment {
+        id: 0x0190_0000_0000_0000_0000_0000_0000_0001,
+        merchant: 2,
+        out_trade_no: "订单-1".into(),
+        amount: 10_000,
+        currency: 156,
+        fee: 60,
+        payer: AccountId(3),
+        status: PaymentStatus::Succeeded,
+        failure_code: Some("insufficient_funds".into()),
+        description: Some("tea".into()),
+        metadata: vec![("k".into(), "v".into())],
+        refunded: 500,
+        created_at_ns: 1_764_000_000_000_000_000,
+        risk: Tail(Some(RiskRecord {
+            score: 55,
+            decision: 1,
+            reasons: vec![("large_amount".into(), 55)],
+            reviewed: Some((true, 99)),
+        })),
+        card: Tail(Some(CardPayment {
+            token: 4,
+            brand: "visa".into(),
+            last4: "4242".into(),
+            channel: Some((5, "bank_a".into())),
+            request_id: Some("req_1".into()),
+            channel_fee: 12,
+            attempts: vec![("bank_a".into(), "succeeded".into())],
+            excluded: vec![("bank_b".into(), "breaker_open".into())],
+        })),
+    };
+    let merchant = Merchant {
+        id: 2,
+        name: "茶馆".into(),
+        fee_rate_ppm: 6_000,
+        key_sha256: [7; 32],
+        account: AccountId(8),
+        currency: 156,
+        created_at_ns: 9,
+        category: Tail(Some("food".into())),
+        auth: Tail(MerchantAuth {
+            require_signature: true,
+            keys: vec![KeyEntry {
+                sha256: [1; 32],
+                created_at_ns: 10,
+                expires_at_ns: Some(11),
+            }],
+            signing: vec![SigningEntry {
+                number: 1,
+                sealed: vec![1, 2, 3],
+                created_at_ns: 12,
+                expires_at_ns: None,
+            }],
+        }),
+    };
+    let channel = ChannelRecord {
+        id: 5,
+        number: 1,
+        name: "bank_a".into(),
+        endpoint: "http://127.0.0.1:9101".into(),
+        currency: 156,
+        bank_card: true,
+        fee_rate_ppm: 3_000,
+        fee_fixed_minor: 10,
+        min_minor: 1,
+        max_minor: 1_000_000,
+        daily_limit_minor: 100_000_000,
+        priority: 1,
+        weight: 100,
+        enabled: true,
+        inflight_max: 64,
+        created_at_ns: 13,
+        notify_secret: None,
+        notify_secret_sealed: Tail(Some(vec![9, 9])),
+        position_low_water_minor: Tail(1_000),
+    };
+    vec![
+        ("payment", encode(&payment)),
+        ("merchant", encode(&merchant)),
+        ("channel", encode(&channel)),
+        (
+            "refund",
+            encode(&Refund {
+                id: 14,
+                payment: payment.id,
+                out_refund_no: "r-1".into(),
+                amount: 500,
+                fee_part: 3,
+                status: PaymentStatus::Processing,
+                failure_code: None,
+                reason: Some("returned".into()),
+                created_at_ns: 15,
+            }),
+        ),
+        (
+            "card",
+            encode(&Card {
+                token: 4,
+                merchant: 2,
+                sealed: vec![4, 5, 6],
+                brand: "visa".into(),
+                bin: 424_242,
+                last4: "4242".into(),
+                exp_month: 12,
+                exp_year: 2030,
+                fingerprint: 16,
+                created_at_ns: 17,
+            }),
+        ),
+        (
+            "account_meta",
+            encode(&AccountMeta {
+                owner: Some("alice".into()),
+            }),
+        ),
+        (
+            "deposit",
+            encode(&Deposit {
+                account: AccountId(3),
+                amount: 100,
+                reference: Some("wire 1".into()),
+                created_at_ns: 18,
+            }),
+        ),
+        (
+            "webhook_endpoint",
+            encode(&Endpoint {
+                url: "https://m.example/hook".into(),
+                sealed_secret: vec![1],
+                created_at_ns: 19,
+            }),
+        ),
+        (
+            "webhook_event",
+            encode(&Event {
+                id: 20,
+                merchant: 2,
+                kind: "payment.succeeded".into(),
+                object_id: "pay_1".into(),
+                payload: b"{}".to_vec(),
+                created_at_ns: 21,
+                status: EventStatus::Failed,
+                attempts: 8,
+                next_at_ns: 22,
+                last_error: Some("HTTP 500".into()),
+                delivered_at_ns: Some(23),
+            }),
+        ),
+        (
+            "sms",
+            encode(&SmsRecord {
+                id: 24,
+                to: "+8613800138000".into(),
+                template: "otp".into(),
+                status: "delivered".into(),
+                gateway_id: Some("gw_1".into()),
+                error: None,
+                created_at_ns: 25,
+                receipt_at_ns: Some(26),
+            }),
+        ),
+        (
+            "otp",
+            encode(&OtpRecord {
+                id: 27,
+                merchant: 2,
+                phone: "+8613800138000".into(),
+                purpose: "login".into(),
+                code_mac: [3; 32],
+                expires_at_ns: 28,
+                attempts: 1,
+                attempts_max: 5,
+                verified_at_ns: Some(29),
+                sms: 24,
+            }),
+        ),
+        (
+            "idempotency",
+            encode(&IdemRecord {
+                fingerprint: [2; 32],
+                status: 201,
+                body: b"{\"id\":1}".to_vec(),
+            }),
+        ),
+        (
+            "audit",
+            encode(&AuditEntry {
+                id: 30,
+                at_ns: 31,
+                actor: "admin:0123abcd".into(),
+                source_ip: Some("127.0.0.1".into()),
+                action: "merchant.create".into(),
+                target: "mch_1".into(),
+                before: None,
+                after: Some("{}".into()),
+            }),
+        ),
+    ]
+}
+
+/// Decodes a fixture line back into its record and encodes it again: identical bytes.
+fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
+    use storage::records::*;
+    fn again<T: bincode::Decode<()> + bincode::Encode>(bytes: &[u8]) -> Vec<u8> {
+        encode(&decode::<T>(b"fixture", bytes).expect("decodes"))
+    }
+    match name {
+        "payment" => again::<Payment>(bytes),
+        "merchant" => again::<Merchant>(bytes),
+        "channel" => again::<ChannelRecord>(bytes),
+        "refund" => again::<Refund>(bytes),
+        "card" => again::<Card>(bytes),
+        "account_meta" => again::<AccountMeta>(bytes),
+        "deposit" => again::<Deposit>(bytes),
+        "webhook_endpoint" => again::<Endpoint>(bytes),
+        "webhook_event" => again::<Event>(bytes),
+        "sms" => again::<SmsRecord>(bytes),
+        "otp" => again::<OtpRecord>(bytes),
+        "idempotency" => again::<IdemRecord>(bytes),
+        "audit" => again::<AuditEntry>(bytes),
+        other => panic!("unknown fixture record {other}"),
+    }
+}
+
+#[test]
+fn aux_records_still_decode_and_encode_identically() {
+    let path = fixture().with_file_name("aux_v1.hex");
+    let current = aux_records();
+    if std::env::var_os("RONGPAY_WRITE_FIXTURES").is_some() {
+        let text: String = current
+            .iter()
+            .map(|(name, bytes)| format!("{name} {}\n", hex(bytes)))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+    }
+    let text = std::fs::read_to_string(&path).expect("committed fixture");
+    let fixture: Vec<(&str, Vec<u8>)> = text
+        .lines()
+        .map(|l| {
+            let (name, h) = l.split_once(' ').unwrap();
+            (name, unhex(h))
+        })
+        .collect();
+    assert_eq!(fixture.len(), current.len());
+    for ((name, bytes), (fixture_name, fixture_bytes)) in current.iter().zip(&fixture) {
+        assert_eq!(name, fixture_name);
+        assert_eq!(
+            hex(&roundtrip(name, fixture_bytes)),
+            hex(fixture_bytes),
+            "{name} from the fixture does not decode to what encodes back to it"
+        );
+        assert_eq!(
+            hex(bytes),
+            hex(fixture_bytes),
+            "{name} encodes differently from the committed layout"
+        );
+    }
+}

@@ -10,10 +10,10 @@ use engine::routing::{route, CallResult, Candidate, Method, RouteRequest};
 use engine::{AccountId, Currency, PlatformRole, Timestamp, Transfer, TransferId};
 
 use super::payments::payment_id_text;
-use crate::channel_sim::{ChargeAnswer, ChargeRequest, ChargeStatus};
 use crate::error::ApiError;
 use crate::records::{self, Payment, PaymentStatus};
 use crate::state::{claim, now_ns, AppState};
+use services::channels::wire::{ChargeAnswer, ChargeRequest, ChargeStatus};
 
 /// How long an open-attempt marker is kept (it is only read at start; a payment still
 /// processing after this needs an operator).
@@ -22,12 +22,7 @@ const OPEN_ATTEMPT_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The marker of a channel call that may not be resolved: written with the attempt, read at
 /// start to resume status sync. Expiring, so resolved ones go by themselves.
 fn open_attempt_key(payment: u128) -> Vec<u8> {
-    [
-        [storage::schema::AUX_EXPIRING_PREFIX].as_slice(),
-        b"oa",
-        &payment.to_be_bytes(),
-    ]
-    .concat()
+    records::open_attempt_key(payment)
 }
 
 fn open_attempt_record(payment: u128) -> (Vec<u8>, Vec<u8>) {
@@ -43,15 +38,12 @@ pub fn resume(
     state: &actix_web::web::Data<AppState>,
     store: &storage::Store,
 ) -> Result<usize, String> {
-    let prefix = [[storage::schema::AUX_EXPIRING_PREFIX].as_slice(), b"oa"].concat();
+    let prefix = records::prefix::OPEN_ATTEMPT;
     let mut ids = Vec::new();
     store
-        .for_each_aux_with_prefix(&prefix, 1_000_000, |key, _| {
-            if let Some(id) = key
-                .get(prefix.len()..)
-                .and_then(|b| <[u8; 16]>::try_from(b).ok())
-            {
-                ids.push(u128::from_be_bytes(id));
+        .for_each_aux_with_prefix(prefix, 1_000_000, |key, _| {
+            if let Some(id) = records::id_after(key, prefix) {
+                ids.push(id);
             }
             Ok(())
         })

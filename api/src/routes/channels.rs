@@ -10,9 +10,8 @@ use std::sync::Mutex;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use bincode::{Decode, Encode};
 use engine::money::{format_fee_rate, format_minor, parse_amount, parse_fee_rate, MoneyError};
-use engine::routing::{BreakerConfig, BreakerState, ChannelHealth, ChannelSpec, Method};
+use engine::routing::{BreakerConfig, BreakerState, ChannelHealth};
 use engine::{AccountId, Currency, PlatformRole, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -27,37 +26,7 @@ use crate::state::{new_id, now_ns, AppState};
 /// Channels a deployment may configure.
 pub const CHANNELS_MAX: usize = 1_000;
 
-/// A channel as stored. `Debug` leaves the notification secret out.
-#[derive(Clone, PartialEq, Eq, Encode, Decode)]
-pub struct ChannelRecord {
-    pub id: u128,
-    /// 1, 2, …: numbers the channel's platform accounts (receivable, fees).
-    pub number: u32,
-    pub name: String,
-    pub endpoint: String,
-    /// ISO numeric code of the one currency it takes (limits are in its minor units).
-    pub currency: u16,
-    pub bank_card: bool,
-    pub fee_rate_ppm: u32,
-    pub fee_fixed_minor: i64,
-    pub min_minor: i64,
-    pub max_minor: i64,
-    pub daily_limit_minor: i64,
-    pub priority: u32,
-    pub weight: u32,
-    pub enabled: bool,
-    pub inflight_max: u32,
-    pub created_at_ns: u64,
-    /// The key the channel signs its notifications with (never shown in answers). In
-    /// memory only: the store keeps it sealed in `notify_secret_sealed` (records written
-    /// before sealing existed hold it here, and are sealed when next written).
-    pub notify_secret: Option<String>,
-    /// `notify_secret` sealed under the master key (context: the channel id).
-    pub notify_secret_sealed: crate::records::Tail<Option<Vec<u8>>>,
-    /// The position (minor units) below which the channel needs funding: an alert fires
-    /// under it. 0: none (records written before #7 read as 0).
-    pub position_low_water_minor: crate::records::Tail<i64>,
-}
+pub use storage::records::ChannelRecord;
 
 fn notify_context(id: u128) -> Vec<u8> {
     [b"channel-notify".as_slice(), &id.to_be_bytes()].concat()
@@ -66,48 +35,13 @@ fn notify_context(id: u128) -> Vec<u8> {
 /// The record as stored: the notify secret sealed, never in clear.
 fn encode_sealed(state: &AppState, r: &ChannelRecord) -> Vec<u8> {
     let mut stored = r.clone();
-    stored.notify_secret_sealed = crate::records::Tail(
+    stored.notify_secret_sealed = records::Tail(
         r.notify_secret
             .as_ref()
             .map(|s| state.master.seal(s.as_bytes(), &notify_context(r.id))),
     );
     stored.notify_secret = None;
     records::encode(&stored)
-}
-
-impl std::fmt::Debug for ChannelRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ChannelRecord({} {} #{})",
-            channel_id_text(self.id),
-            self.name,
-            self.number
-        )
-    }
-}
-
-impl ChannelRecord {
-    pub fn spec(&self) -> ChannelSpec {
-        ChannelSpec {
-            name: self.name.clone(),
-            methods: if self.bank_card {
-                vec![Method::BankCard]
-            } else {
-                vec![]
-            },
-            currencies: Currency::from_numeric(self.currency).into_iter().collect(),
-            fee_rate_ppm: self.fee_rate_ppm,
-            fee_fixed_minor: self.fee_fixed_minor,
-            min_minor: self.min_minor,
-            max_minor: self.max_minor,
-            daily_limit_minor: self.daily_limit_minor,
-            priority: self.priority,
-            weight: self.weight,
-            enabled: self.enabled,
-            inflight_max: self.inflight_max,
-        }
-    }
 }
 
 /// A channel's configuration and live state (what its actor will own).
@@ -117,11 +51,11 @@ pub struct ChannelRuntime {
 }
 
 pub fn channel_key(id: u128) -> Vec<u8> {
-    [b"cn".as_slice(), &id.to_be_bytes()].concat()
+    records::channel_key(id)
 }
 
 fn channel_name_key(name: &str) -> Vec<u8> {
-    [b"cN".as_slice(), name.as_bytes()].concat()
+    records::channel_name_key(name)
 }
 
 pub fn channel_id_text(id: u128) -> String {
@@ -136,7 +70,7 @@ fn parse_channel_id(text: &str) -> Option<u128> {
 pub fn load_all(state: &AppState, store: &storage::Store) -> Result<usize, String> {
     let mut loaded = Vec::new();
     store
-        .for_each_aux_with_prefix(b"cn", CHANNELS_MAX, |_, value| {
+        .for_each_aux_with_prefix(records::prefix::CHANNEL, CHANNELS_MAX, |_, value| {
             let mut r: ChannelRecord = storage::codec::decode(storage::codec::Kind::Aux, value)
                 .map_err(|e| storage::StoreError::Inconsistent(format!("a channel record: {e}")))?;
             if let Some(sealed) = r.notify_secret_sealed.0.take() {
@@ -193,12 +127,15 @@ pub struct CreateChannel {
     #[schema(example = "1000000.00")]
     daily_limit: String,
     /// Lower is preferred (default 100).
+    #[serde(default, deserialize_with = "services::json_int::opt_int")]
     priority: Option<u32>,
     /// Share in a weighted split (default 1).
+    #[serde(default, deserialize_with = "services::json_int::opt_int")]
     weight: Option<u32>,
     /// Default true.
     enabled: Option<bool>,
     /// Calls in flight at once (default 64, at most 10,000).
+    #[serde(default, deserialize_with = "services::json_int::opt_int")]
     inflight_max: Option<u32>,
     /// The key the channel signs its result notifications with (HMAC-SHA256); without it
     /// notifications are refused and results come by status sync only. Never shown again.
@@ -225,9 +162,12 @@ pub struct UpdateChannel {
     min_amount: Option<String>,
     max_amount: Option<String>,
     daily_limit: Option<String>,
+    #[serde(default, deserialize_with = "services::json_int::opt_int")]
     priority: Option<u32>,
+    #[serde(default, deserialize_with = "services::json_int::opt_int")]
     weight: Option<u32>,
     enabled: Option<bool>,
+    #[serde(default, deserialize_with = "services::json_int::opt_int")]
     inflight_max: Option<u32>,
     notify_secret: Option<String>,
     position_low_water: Option<String>,
@@ -388,8 +328,7 @@ fn apply(r: &mut ChannelRecord, u: &UpdateChannel) -> Result<(), ApiError> {
         r.inflight_max = i;
     }
     if let Some(l) = &u.position_low_water {
-        r.position_low_water_minor =
-            crate::records::Tail(amount(l, currency, "position_low_water")?);
+        r.position_low_water_minor = records::Tail(amount(l, currency, "position_low_water")?);
     }
     if let Some(secret) = &u.notify_secret {
         if !(16..=256).contains(&secret.len()) || !secret.bytes().all(|b| b.is_ascii_graphic()) {
@@ -524,8 +463,8 @@ pub async fn add(
         inflight_max: body.inflight_max.unwrap_or(64),
         created_at_ns: now_ns(),
         notify_secret: None,
-        notify_secret_sealed: crate::records::Tail(None),
-        position_low_water_minor: crate::records::Tail(0),
+        notify_secret_sealed: records::Tail(None),
+        position_low_water_minor: records::Tail(0),
     };
     apply(
         &mut record,
@@ -840,7 +779,7 @@ fn parse_signature(header: &str) -> Option<(u64, Vec<u8>)> {
 }
 
 #[utoipa::path(post, path = "/v1/channels/{id}/notifications", tag = "channels",
-    request_body = crate::channel_sim::Notification,
+    request_body = services::channels::wire::Notification,
     params(("id" = String, Path, description = "channel id (chn_…)"),
            ("Channel-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\" under the channel's notify_secret>")),
     responses(
@@ -858,7 +797,7 @@ pub async fn notification(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     use hmac::{KeyInit, Mac};
-    let (body, raw): (crate::channel_sim::Notification, _) =
+    let (body, raw): (services::channels::wire::Notification, _) =
         body::json(&req, payload, state.limits, &[]).await?;
     let not_found = || ApiError::not_found(format!("no channel {:?}", path.as_str()));
     let id = parse_channel_id(&path).ok_or_else(not_found)?;

@@ -316,6 +316,7 @@ pub const OVERLAP_S_MAX: u64 = 30 * 24 * 3600;
 pub struct Rotate {
     /// How long the credentials in use keep working beside the new one, in seconds
     /// (default 86400; 0 revokes them now; at most 2592000).
+    #[serde(default, deserialize_with = "services::json_int::opt_int")]
     overlap_seconds: Option<u64>,
 }
 

@@ -377,7 +377,7 @@ pub async fn create(
             let card = records::read::<records::Card>(store, &records::card_key(token))?
                 .filter(|c| c.merchant == merchant.id)
                 .ok_or_else(not_found)?;
-            if super::cards::expired(card.exp_month, card.exp_year, now_ns()) {
+            if engine::cards::expired(card.exp_month, card.exp_year, now_ns()) {
                 return Err(ApiError::invalid("card_expired", "the card has expired")
                     .with_param("payment_method.card_token"));
             }

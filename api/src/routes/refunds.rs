@@ -368,14 +368,14 @@ async fn through_channel(
         .http
         .post(format!("{}/refunds", endpoint.trim_end_matches('/')))
         .timeout(state.config.channel_timeout())
-        .json(&crate::channel_sim::RefundRequest {
+        .json(&services::channels::wire::RefundRequest {
             request_id: format!("re_{:032x}", refund.id),
             charge_request_id,
             amount_minor: refund.amount,
         })
         .send()
         .await;
-    use crate::channel_sim::{ChargeStatus, RefundAnswer};
+    use services::channels::wire::{ChargeStatus, RefundAnswer};
     let unknown = |state: &web::Data<AppState>| {
         // No answer (or one we cannot read): booked and processing; the status sync asks
         // the channel what it did.
@@ -431,31 +431,24 @@ const OPEN_REFUND_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How many times a card refund with no answer is asked about (every `status_sync_ms`).
 const SYNC_ATTEMPTS: u32 = 7_200;
 
-fn open_refunds_prefix() -> Vec<u8> {
-    [[storage::schema::AUX_EXPIRING_PREFIX].as_slice(), b"ro"].concat()
-}
-
 /// The marker of a card refund the channel may not have answered: written with its
 /// booking, read at start to resume status sync. Expiring, so resolved ones go by themselves.
 fn open_refund_record(refund: u128) -> (Vec<u8>, Vec<u8>) {
     let expires = now_ns().saturating_add(OPEN_REFUND_KEEP.as_nanos() as u64);
     (
-        [open_refunds_prefix().as_slice(), &refund.to_be_bytes()].concat(),
+        records::open_refund_key(refund),
         storage::schema::expiring_value(expires, &[1]),
     )
 }
 
 /// At start: every card refund still processing is asked about again.
 pub fn resume(state: &web::Data<AppState>, store: &storage::Store) -> Result<usize, String> {
-    let prefix = open_refunds_prefix();
+    let prefix = records::prefix::OPEN_REFUND;
     let mut ids = Vec::new();
     store
-        .for_each_aux_with_prefix(&prefix, 1_000_000, |key, _| {
-            if let Some(id) = key
-                .get(prefix.len()..)
-                .and_then(|b| <[u8; 16]>::try_from(b).ok())
-            {
-                ids.push(u128::from_be_bytes(id));
+        .for_each_aux_with_prefix(prefix, 1_000_000, |key, _| {
+            if let Some(id) = records::id_after(key, prefix) {
+                ids.push(id);
             }
             Ok(())
         })
@@ -506,7 +499,7 @@ fn spawn_sync(state: web::Data<AppState>, refund_id: u128) {
                 .timeout(state.config.channel_timeout())
                 .send()
                 .await;
-            use crate::channel_sim::{ChargeStatus, RefundAnswer};
+            use services::channels::wire::{ChargeStatus, RefundAnswer};
             let refused = match asked {
                 // The request never reached the channel: definitely not refunded.
                 Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {

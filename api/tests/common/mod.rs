@@ -390,10 +390,24 @@ pub fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
+/// A tooling binary (`channel-sim`, `sms-sim`: the `rongpay-sims` crate, which payd does not
+/// depend on) beside payd in the target dir. `cargo test --workspace` builds it (the sims
+/// crate has integration tests, so cargo builds its binaries); testing this crate alone
+/// needs `cargo build --release -p rongpay-sims` first.
+pub fn tool(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_payd")).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --release -p rongpay-sims` (or test the whole workspace)",
+        path.display()
+    );
+    path
+}
+
 impl Sim {
     pub fn start(channels: &[&str]) -> Sim {
         let control = free_addr();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_channel-sim"));
+        let mut cmd = Command::new(tool("channel-sim"));
         cmd.args(["--listen", &control]);
         for c in channels {
             cmd.args(["--channel", c]);
@@ -545,7 +559,7 @@ impl SmsSim {
     pub fn start() -> SmsSim {
         let addr = free_addr();
         let key = "sms_test_key_0123456789abcdef".to_string();
-        let child = Command::new(env!("CARGO_BIN_EXE_sms-sim"))
+        let child = Command::new(tool("sms-sim"))
             .args(["--listen", &addr, "--key", &key, "--receipt-delay-ms", "20"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

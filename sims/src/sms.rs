@@ -1,13 +1,13 @@
 //! The SMS gateway simulator (`sms-sim`, test and development tooling): plays a carrier
-//! aggregator's HTTP API on loopback, the provider payd's [`crate::notify::HttpGateway`]
-//! talks to.
+//! aggregator's HTTP API on loopback, the provider payd's SMS gateway client
+//! talks to (`services::notifications::wire`).
 //!
 //! Gateway plane:
 //! - `POST /v1/messages` with `Authorization: Bearer <key>` and
-//!   [`crate::notify::Outgoing`] → `202 {"id": "gw_…", "status": "accepted"}`; `401` for a
+//!   `Outgoing` → `202 {"id": "gw_…", "status": "accepted"}`; `401` for a
 //!   wrong key, `400` for a number that is not E.164 or an empty text, `503` while `down` or
 //!   when full. After `receipt_delay_ms` it posts a delivery receipt
-//!   ([`crate::notify::Receipt`]) to the message's `callback_url`, signed
+//!   (`Receipt`) to the message's `callback_url`, signed
 //!   `Sms-Signature: t=…,v1=<hex HMAC-SHA256 of "t.body" under the key>`, retried up to 5
 //!   times; `fail_rate` of them say `failed`.
 //!
@@ -22,7 +22,7 @@ use std::time::Duration;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde::{Deserialize, Serialize};
 
-use crate::notify::{Outgoing, Receipt};
+use services::notifications::wire::{Outgoing, Receipt};
 
 /// Messages kept; beyond it new ones are refused with 503 (a full gateway).
 pub const MESSAGES_MAX: usize = 100_000;
@@ -72,7 +72,10 @@ pub struct Gateway {
 }
 
 fn now_ms() -> u64 {
-    crate::state::now_ns() / 1_000_000
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 async fn accept(req: HttpRequest, body: web::Bytes, gw: web::Data<Arc<Gateway>>) -> HttpResponse {
@@ -97,7 +100,7 @@ async fn accept(req: HttpRequest, body: web::Bytes, gw: web::Data<Arc<Gateway>>)
     let Ok(m) = serde_json::from_slice::<Outgoing>(&body) else {
         return HttpResponse::BadRequest().json(serde_json::json!({"error": "bad body"}));
     };
-    if crate::notify::check_phone(&m.to, "to").is_err() || m.text.is_empty() {
+    if !services::notifications::is_e164(&m.to) || m.text.is_empty() {
         return HttpResponse::BadRequest().json(serde_json::json!({"error": "bad number or text"}));
     }
     let id = format!("gw_{:016x}", rand::random::<u64>());
@@ -144,7 +147,7 @@ impl Gateway {
                 .header("content-type", "application/json")
                 .header(
                     "sms-signature",
-                    crate::webhooks::sign(self.key.as_bytes(), t, &body),
+                    services::signature::sign(self.key.as_bytes(), t, &body),
                 )
                 .body(body.clone())
                 .timeout(Duration::from_secs(5))

@@ -1,6 +1,6 @@
 //! The channel simulator (`channel-sim`, test and development tooling): plays any number of
 //! banks / third-party channels on loopback, each on its own port, with the failure modes a
-//! real channel has. Also the wire protocol payd's channel client speaks.
+//! real channel has. It speaks payd's channel protocol, `services::channels::wire`.
 //!
 //! Per channel: a latency distribution (log-normal around `latency_ms`), technical errors
 //! (`503`, money definitely not taken: safe to retry elsewhere), issuer declines (final),
@@ -33,9 +33,12 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use hmac::{KeyInit, Mac};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+pub use services::channels::wire::{
+    ChargeAnswer, ChargeRequest, ChargeStatus, Notification, RefundAnswer, RefundRequest,
+};
+use services::signature::sign;
 
 /// Charges and refunds a channel remembers; beyond it new ones are refused with 503.
 pub const RECORDS_MAX: usize = 1_000_000;
@@ -124,80 +127,12 @@ impl ChannelConfig {
     }
 }
 
-/// A charge request from payd.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ChargeRequest {
-    /// Ours, unique per charge attempt: a repeat returns the recorded result.
-    pub request_id: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    /// What is charged (a card token, an account at the channel).
-    pub instrument: String,
-    /// Where to POST the asynchronous result.
-    pub notify_url: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ChargeStatus {
-    Succeeded,
-    Declined,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct ChargeAnswer {
-    pub request_id: String,
-    pub status: ChargeStatus,
-    /// The channel's own reference for the charge.
-    pub channel_ref: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub decline_reason: Option<String>,
-    pub refunded_minor: i64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RefundRequest {
-    pub request_id: String,
-    /// The `request_id` of the charge being refunded.
-    pub charge_request_id: String,
-    pub amount_minor: i64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RefundAnswer {
-    pub request_id: String,
-    pub charge_request_id: String,
-    pub status: ChargeStatus,
-    pub amount_minor: i64,
-    pub decline_reason: Option<String>,
-}
-
-/// The asynchronous result the channel POSTs to `notify_url`, with header
-/// `Channel-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the secret>`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct Notification {
-    pub channel: String,
-    pub charge: ChargeAnswer,
-}
-
 /// One line of a channel's own record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
     Charge(ChargeAnswer),
     Refund(RefundAnswer),
-}
-
-/// `t=…,v1=…` for `body` at unix time `t`.
-pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let tag = mac.finalize().into_bytes();
-    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={t},v1={hex}")
 }
 
 #[derive(Default)]

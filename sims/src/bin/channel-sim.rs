@@ -1,5 +1,5 @@
 //! `channel-sim`: simulated banks and third-party channels for tests and development (see
-//! `api::channel_sim` for the protocol and the control plane).
+//! `sims::channel` for the protocol and the control plane).
 //!
 //! ```sh
 //! channel-sim --listen 127.0.0.1:9100 --channel bank_a --channel 'bank_b={"latency_ms":5,"error_rate":0.3}'
@@ -31,5 +31,5 @@ fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--channel {spec}: {e}")),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    api::channel_sim::run(&cli.listen, initial)
+    sims::channel::run(&cli.listen, initial)
 }

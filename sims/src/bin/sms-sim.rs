@@ -1,4 +1,4 @@
-//! `sms-sim`: a simulated SMS gateway for tests and development (see `api::sms_sim` for the
+//! `sms-sim`: a simulated SMS gateway for tests and development (see `sims::sms` for the
 //! protocol and the control plane).
 //!
 //! ```sh
@@ -27,10 +27,10 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    api::sms_sim::run(
+    sims::sms::run(
         &cli.listen,
         cli.key,
-        api::sms_sim::Settings {
+        sims::sms::Settings {
             down: false,
             fail_rate: cli.fail_rate,
             receipt_delay_ms: cli.receipt_delay_ms,

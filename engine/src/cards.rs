@@ -1,0 +1,188 @@
+//! Bank cards as rules: the Luhn check, the brand from the leading digits, expiry, and
+//! finding card numbers (PANs) in free text so that they are refused or scrubbed everywhere
+//! but the card vault (issue #6).
+//!
+//! A PAN in text is a maximal run of 13 to 19 digits (single spaces or dashes may separate
+//! them, as people type them) that starts with a card network's leading digit (2–6) and
+//! passes the Luhn check. Runs starting with 0, 1, 7, 8 or 9 (nanosecond timestamps, ids)
+//! are not card numbers of any network we route.
+
+use std::borrow::Cow;
+
+/// Luhn checksum over ASCII digits.
+pub fn luhn_valid(digits: &str) -> bool {
+    let mut sum = 0u32;
+    for (i, b) in digits.bytes().rev().enumerate() {
+        let mut d = u32::from(b - b'0');
+        if i % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    sum.is_multiple_of(10)
+}
+
+/// The brand from the leading digits (IIN ranges as published by the networks).
+pub fn brand_of(digits: &str) -> &'static str {
+    let prefix = |n: usize| {
+        digits
+            .get(..n)
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let (p1, p2, p3, p4, p6) = (prefix(1), prefix(2), prefix(3), prefix(4), prefix(6));
+    match () {
+        _ if p2 == 34 || p2 == 37 => "amex",
+        _ if p2 == 36 || (300..=305).contains(&p3) || p2 == 38 || p2 == 39 => "diners",
+        _ if (3528..=3589).contains(&p4) => "jcb",
+        _ if p4 == 6011 || p2 == 65 || (644..=649).contains(&p3) => "discover",
+        _ if p2 == 62 || p2 == 81 => "unionpay",
+        _ if (51..=55).contains(&p2) || (222_100..=272_099).contains(&p6) => "mastercard",
+        _ if p1 == 4 => "visa",
+        _ => "unknown",
+    }
+}
+
+/// Days since 1970-01-01 of the first day of (year, month), proleptic Gregorian.
+fn days_from_civil(year: i64, month: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A card is valid through the last day of its expiry month (UTC).
+pub fn expired(exp_month: u8, exp_year: u16, now_ns: u64) -> bool {
+    let (y, m) = if exp_month == 12 {
+        (i64::from(exp_year) + 1, 1)
+    } else {
+        (i64::from(exp_year), i64::from(exp_month) + 1)
+    };
+    let first_day_after = days_from_civil(y, m) * 86_400;
+    (now_ns / 1_000_000_000) as i64 >= first_day_after
+}
+
+/// Byte ranges of the PANs in `text`.
+fn find(text: &str) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        // A maximal run of digits with single separators between them.
+        let start = i;
+        let mut end = i;
+        let mut digits = String::new();
+        let mut j = i;
+        while j < bytes.len() {
+            if bytes[j].is_ascii_digit() {
+                digits.push(bytes[j] as char);
+                end = j + 1;
+                j += 1;
+            } else if (bytes[j] == b' ' || bytes[j] == b'-')
+                && j + 1 < bytes.len()
+                && bytes[j + 1].is_ascii_digit()
+                && j > start
+                && bytes[j - 1].is_ascii_digit()
+            {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if (13..=19).contains(&digits.len())
+            && matches!(digits.as_bytes()[0], b'2'..=b'6')
+            && luhn_valid(&digits)
+        {
+            found.push((start, end));
+        }
+        i = end.max(i + 1);
+    }
+    found
+}
+
+/// Whether `text` holds something that looks like a card number.
+pub fn contains(text: &str) -> bool {
+    !find(text).is_empty()
+}
+
+/// `text` with every card number replaced by `[card number]`.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let found = find(text);
+    if found.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (s, e) in found {
+        out.push_str(&text[at..s]);
+        out.push_str("[card number]");
+        at = e;
+    }
+    out.push_str(&text[at..]);
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_brands_and_expiry() {
+        for (n, brand) in [
+            ("4111111111111111", "visa"),
+            ("5555555555554444", "mastercard"),
+            ("2223003122003222", "mastercard"),
+            ("378282246310005", "amex"),
+            ("6011111111111117", "discover"),
+            ("3530111333300000", "jcb"),
+            ("6212345678901265", "unionpay"),
+            ("30569309025904", "diners"),
+        ] {
+            assert!(luhn_valid(n), "{n}");
+            assert_eq!(brand_of(n), brand, "{n}");
+        }
+        assert!(!luhn_valid("4111111111111112"));
+        // 2026-11-25: November 2026 is still valid, October is not; December 2030 is.
+        let now = 1_795_000_000u64 * 1_000_000_000;
+        assert_eq!(days_from_civil(1970, 1), 0);
+        assert_eq!(days_from_civil(2000, 3), 11_017);
+        assert!(!expired(12, 2030, now));
+        assert!(!expired(11, 2026, now));
+        assert!(expired(10, 2026, now));
+    }
+
+    #[test]
+    fn card_numbers_are_found_in_text_and_timestamps_and_ids_are_not() {
+        for pan in [
+            "4111111111111111",
+            "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "5555555555554444",
+            "378282246310005",
+            "6212345678901265",
+        ] {
+            assert!(contains(&format!("order for card {pan}, thanks")), "{pan}");
+            assert_eq!(redact(&format!("x{pan}y")), "x[card number]y", "{pan}");
+        }
+        for not in [
+            "4111111111111112",              // Luhn fails
+            "1764123456789012345",           // a nanosecond timestamp
+            "acct_0193a1b2c3d4e5f60718293a", // hex id
+            "41111111111",                   // too short
+            "41111111111111111111111",       // a longer run is not a card number
+            "order 4111  1111 1111 1111",    // two separators: four numbers
+        ] {
+            assert!(!contains(not), "{not}");
+        }
+    }
+}

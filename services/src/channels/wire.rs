@@ -1,0 +1,75 @@
+//! The channel protocol: what payd's channel client sends a channel and what it answers,
+//! over HTTP with JSON bodies (`channel-sim` plays the channel side).
+//!
+//! - `POST /charges` [`ChargeRequest`] → `200` [`ChargeAnswer`] (`succeeded` or `declined`),
+//!   `503` technical error (nothing charged), or no answer (timeout: decided, learn it by
+//!   status query or notification).
+//! - `GET /charges/{request_id}` → the recorded [`ChargeAnswer`], `404` when unknown.
+//! - `POST /refunds` [`RefundRequest`] → `200` [`RefundAnswer`], `503`, or no answer.
+//! - `GET /refunds/{request_id}` → the recorded [`RefundAnswer`], `404` when unknown.
+//! - The channel POSTs a [`Notification`] to the charge's `notify_url`, signed with
+//!   `Channel-Signature` ([`crate::signature::sign`] under the channel's notify secret).
+
+use serde::{Deserialize, Serialize};
+
+/// A charge request from payd.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChargeRequest {
+    /// Ours, unique per charge attempt: a repeat returns the recorded result.
+    pub request_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// What is charged (a card token, an account at the channel).
+    pub instrument: String,
+    /// Where to POST the asynchronous result.
+    pub notify_url: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeStatus {
+    Succeeded,
+    Declined,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChargeAnswer {
+    pub request_id: String,
+    pub status: ChargeStatus,
+    /// The channel's own reference for the charge.
+    pub channel_ref: String,
+    #[serde(deserialize_with = "crate::json_int::int")]
+    pub amount_minor: i64,
+    pub currency: String,
+    pub decline_reason: Option<String>,
+    #[serde(deserialize_with = "crate::json_int::int")]
+    pub refunded_minor: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RefundRequest {
+    pub request_id: String,
+    /// The `request_id` of the charge being refunded.
+    pub charge_request_id: String,
+    pub amount_minor: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefundAnswer {
+    pub request_id: String,
+    pub charge_request_id: String,
+    pub status: ChargeStatus,
+    pub amount_minor: i64,
+    pub decline_reason: Option<String>,
+}
+
+/// The asynchronous result the channel POSTs to `notify_url`, with header
+/// `Channel-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the secret>`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Notification {
+    pub channel: String,
+    pub charge: ChargeAnswer,
+}

@@ -1,0 +1,10 @@
+//! Simulators of what payd talks to, for tests, benchmarks and development on one machine.
+//! Tooling, not the server: the server crates never depend on this one (a test of the
+//! dependency rules checks it). They speak the protocols defined by the services that use
+//! them, so a change of protocol is made once.
+//!
+//! - [`channel`]: `channel-sim`, banks and third-party channels (`services::channels::wire`).
+//! - [`sms`]: `sms-sim`, an SMS gateway (`services::notifications::wire`).
+
+pub mod channel;
+pub mod sms;

@@ -1,0 +1,68 @@
+//! Merchants and their credentials.
+
+use bincode::{Decode, Encode};
+use engine::AccountId;
+
+use super::Tail;
+
+/// A merchant. Its secret key is never stored: only its SHA-256, under which
+/// [`super::merchant_key_index`] finds the merchant.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Merchant {
+    pub id: u128,
+    pub name: String,
+    pub fee_rate_ppm: u32,
+    pub key_sha256: [u8; 32],
+    /// The merchant's own balance account, into which its payments settle net of fees.
+    pub account: AccountId,
+    /// ISO numeric code of that account's currency: the currency it accepts payments in.
+    pub currency: u16,
+    pub created_at_ns: u64,
+    /// Business category (risk rules are per category); `None` reads as "general".
+    pub category: Tail<Option<String>>,
+    /// Credentials beyond the first key: rotated keys, signing secrets, whether requests
+    /// must be signed (issue #6). Empty for merchants written before.
+    pub auth: Tail<MerchantAuth>,
+}
+
+/// A merchant's credentials as they changed after sign-up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct MerchantAuth {
+    /// Every request must carry a valid `Rongpay-Signature`.
+    pub require_signature: bool,
+    /// Secret keys (SHA-256 only), oldest first, once the first has been rotated; empty:
+    /// `Merchant::key_sha256` is the only key and never expires.
+    pub keys: Vec<KeyEntry>,
+    /// Signing secrets, sealed under the master key, oldest first.
+    pub signing: Vec<SigningEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct KeyEntry {
+    pub sha256: [u8; 32],
+    pub created_at_ns: u64,
+    /// When it stops working (set when a newer key replaces it, or when it is revoked).
+    pub expires_at_ns: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SigningEntry {
+    /// 1, 2, … per merchant.
+    pub number: u32,
+    /// AES-256-GCM under the master key (context: merchant id and number).
+    pub sealed: Vec<u8>,
+    pub created_at_ns: u64,
+    pub expires_at_ns: Option<u64>,
+}
+
+impl MerchantAuth {
+    /// Whether a key (by hash) works at `now_ns`; `first` is `Merchant::key_sha256`.
+    pub fn key_works(&self, first: &[u8; 32], sha256: &[u8; 32], now_ns: u64) -> bool {
+        if self.keys.is_empty() {
+            return first == sha256;
+        }
+        self.keys
+            .iter()
+            .any(|k| &k.sha256 == sha256 && k.expires_at_ns.is_none_or(|at| at > now_ns))
+    }
+}

@@ -1,0 +1,506 @@
+//! Every record the layers above keep in the store: its key prefix, its key layout and its
+//! record layout, in one place. The services build every key through the functions here and
+//! no crate builds one by hand, so two features cannot pick the same prefix, and a layout
+//! change is seen next to the format fixtures that pin it (`tests/format_fixtures.rs`).
+//!
+//! Layout:
+//! - [`REGISTRY`]: the one table of key prefixes (column family, key layout, record, expiry).
+//! - the key builders below it, one per registered prefix.
+//! - [`payments`], [`merchants`], [`channels`], [`outbox`]: the record layouts by capability.
+//! - [`Tail`]: a field added after a record's first layout.
+//!
+//! Records are framed and checksummed by [`crate::codec`] (`Kind::Aux`). A key of the `aux`
+//! column family starting with [`crate::schema::AUX_EXPIRING_PREFIX`] holds an expiring value
+//! (`schema::expiring_value`), dropped by compaction once expired.
+
+pub mod channels;
+pub mod merchants;
+pub mod outbox;
+pub mod payments;
+
+use bincode::{Decode, Encode};
+use engine::{AccountId, TransferId};
+
+pub use channels::ChannelRecord;
+pub use merchants::{KeyEntry, Merchant, MerchantAuth, SigningEntry};
+pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
+pub use payments::{
+    AccountMeta, Card, CardPayment, Deposit, Payment, PaymentStatus, Refund, RiskRecord,
+};
+
+use crate::codec::{self, Kind};
+use crate::schema::{AUDIT_ROUTE, CF_AUDIT, CF_AUX};
+
+/// One registered key prefix.
+#[derive(Clone, Copy, Debug)]
+pub struct Registered {
+    pub prefix: &'static [u8],
+    /// The column family its keys live in.
+    pub cf: &'static str,
+    /// What follows the prefix in a key.
+    pub key: &'static str,
+    /// The record stored under it.
+    pub record: &'static str,
+    /// Whether its values are expiring (`schema::expiring_value`).
+    pub expiring: bool,
+}
+
+/// Key prefixes, one constant each: the builders below use these and nothing else.
+pub mod prefix {
+    pub const ACCOUNT_META: &[u8] = b"am";
+    pub const DEPOSIT: &[u8] = b"dp";
+    pub const MERCHANT: &[u8] = b"mc";
+    pub const MERCHANT_KEY_INDEX: &[u8] = b"mk";
+    pub const PAYMENT: &[u8] = b"py";
+    pub const OUT_TRADE_NO: &[u8] = b"ot";
+    pub const CARD: &[u8] = b"cd";
+    pub const REFUND: &[u8] = b"rf";
+    pub const OUT_REFUND_NO: &[u8] = b"or";
+    pub const CHANNEL: &[u8] = b"cn";
+    pub const CHANNEL_NAME: &[u8] = b"cN";
+    pub const WEBHOOK_ENDPOINT: &[u8] = b"wh";
+    pub const WEBHOOK_EVENT: &[u8] = b"ev";
+    pub const WEBHOOK_PENDING: &[u8] = b"xwq";
+    pub const OPEN_ATTEMPT: &[u8] = b"xoa";
+    pub const OPEN_REFUND: &[u8] = b"xro";
+    pub const IDEMPOTENCY: &[u8] = b"xi";
+    pub const OTP: &[u8] = b"xot";
+    pub const SMS: &[u8] = b"xsm";
+    /// Routed to the `audit` column family by the writer (`schema::AUDIT_ROUTE`).
+    pub const AUDIT: &[u8] = crate::schema::AUDIT_ROUTE;
+}
+
+/// Every prefix in use. A test checks that no prefix starts another, that expiring ones
+/// (and only they) start with [`AUX_EXPIRING_PREFIX`], and that each builder uses its own.
+pub const REGISTRY: &[Registered] = &[
+    Registered {
+        prefix: prefix::ACCOUNT_META,
+        cf: CF_AUX,
+        key: "account id (u128 BE)",
+        record: "AccountMeta",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::DEPOSIT,
+        cf: CF_AUX,
+        key: "transfer id (u128 BE)",
+        record: "Deposit",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::MERCHANT,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE)",
+        record: "Merchant",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::MERCHANT_KEY_INDEX,
+        cf: CF_AUX,
+        key: "SHA-256 of a secret key (32 bytes)",
+        record: "merchant id (u128)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::PAYMENT,
+        cf: CF_AUX,
+        key: "payment id (u128 BE, time-ordered)",
+        record: "Payment",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::OUT_TRADE_NO,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE), out_trade_no (UTF-8)",
+        record: "payment id (u128)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CARD,
+        cf: CF_AUX,
+        key: "card token (u128 BE)",
+        record: "Card",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::REFUND,
+        cf: CF_AUX,
+        key: "refund id (u128 BE, time-ordered)",
+        record: "Refund",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::OUT_REFUND_NO,
+        cf: CF_AUX,
+        key: "payment id (u128 BE), out_refund_no (UTF-8)",
+        record: "refund id (u128)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CHANNEL,
+        cf: CF_AUX,
+        key: "channel id (u128 BE)",
+        record: "ChannelRecord",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CHANNEL_NAME,
+        cf: CF_AUX,
+        key: "channel name (UTF-8)",
+        record: "channel id (u128)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::WEBHOOK_ENDPOINT,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE)",
+        record: "Endpoint",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::WEBHOOK_EVENT,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE), event id (u128 BE)",
+        record: "Event",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::WEBHOOK_PENDING,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE), event id (u128 BE)",
+        record: "empty (a pending delivery marker)",
+        expiring: true,
+    },
+    Registered {
+        prefix: prefix::OPEN_ATTEMPT,
+        cf: CF_AUX,
+        key: "payment id (u128 BE)",
+        record: "[1] (a channel call that may be unanswered)",
+        expiring: true,
+    },
+    Registered {
+        prefix: prefix::OPEN_REFUND,
+        cf: CF_AUX,
+        key: "refund id (u128 BE)",
+        record: "[1] (a card refund that may be unanswered)",
+        expiring: true,
+    },
+    Registered {
+        prefix: prefix::IDEMPOTENCY,
+        cf: CF_AUX,
+        key: "caller scope, Idempotency-Key (as sent)",
+        record: "IdemRecord",
+        expiring: true,
+    },
+    Registered {
+        prefix: prefix::OTP,
+        cf: CF_AUX,
+        key: "one-time code id (u128 BE)",
+        record: "OtpRecord",
+        expiring: true,
+    },
+    Registered {
+        prefix: prefix::SMS,
+        cf: CF_AUX,
+        key: "message id (u128 BE)",
+        record: "SmsRecord",
+        expiring: true,
+    },
+    Registered {
+        prefix: prefix::AUDIT,
+        cf: CF_AUDIT,
+        key: "entry id (u128 BE, time-ordered); stored in `audit` without the prefix",
+        record: "AuditEntry",
+        expiring: false,
+    },
+];
+
+fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let len = prefix.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut k = Vec::with_capacity(len);
+    k.extend_from_slice(prefix);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+pub fn account_meta_key(id: AccountId) -> Vec<u8> {
+    key(prefix::ACCOUNT_META, &[&id.to_be_bytes()])
+}
+
+pub fn deposit_key(id: TransferId) -> Vec<u8> {
+    key(prefix::DEPOSIT, &[&id.to_be_bytes()])
+}
+
+pub fn merchant_key(id: u128) -> Vec<u8> {
+    key(prefix::MERCHANT, &[&id.to_be_bytes()])
+}
+
+/// A secret key's SHA-256 → its merchant.
+pub fn merchant_key_index(key_sha256: &[u8; 32]) -> Vec<u8> {
+    key(prefix::MERCHANT_KEY_INDEX, &[key_sha256])
+}
+
+pub fn payment_key(id: u128) -> Vec<u8> {
+    key(prefix::PAYMENT, &[&id.to_be_bytes()])
+}
+
+/// out_trade_no → payment id, unique per merchant.
+pub fn out_trade_no_key(merchant: u128, out_trade_no: &str) -> Vec<u8> {
+    key(
+        prefix::OUT_TRADE_NO,
+        &[&merchant.to_be_bytes(), out_trade_no.as_bytes()],
+    )
+}
+
+pub fn card_key(token: u128) -> Vec<u8> {
+    key(prefix::CARD, &[&token.to_be_bytes()])
+}
+
+pub fn refund_key(id: u128) -> Vec<u8> {
+    key(prefix::REFUND, &[&id.to_be_bytes()])
+}
+
+/// out_refund_no → refund id, unique per payment. With `""`: the prefix of a payment's
+/// refunds.
+pub fn out_refund_no_key(payment: u128, out_refund_no: &str) -> Vec<u8> {
+    key(
+        prefix::OUT_REFUND_NO,
+        &[&payment.to_be_bytes(), out_refund_no.as_bytes()],
+    )
+}
+
+pub fn channel_key(id: u128) -> Vec<u8> {
+    key(prefix::CHANNEL, &[&id.to_be_bytes()])
+}
+
+/// A channel's name → its id (names are unique).
+pub fn channel_name_key(name: &str) -> Vec<u8> {
+    key(prefix::CHANNEL_NAME, &[name.as_bytes()])
+}
+
+pub fn webhook_endpoint_key(merchant: u128) -> Vec<u8> {
+    key(prefix::WEBHOOK_ENDPOINT, &[&merchant.to_be_bytes()])
+}
+
+/// The prefix of one merchant's events, in id (time) order.
+pub fn webhook_events_prefix(merchant: u128) -> Vec<u8> {
+    key(prefix::WEBHOOK_EVENT, &[&merchant.to_be_bytes()])
+}
+
+pub fn webhook_event_key(merchant: u128, id: u128) -> Vec<u8> {
+    key(
+        prefix::WEBHOOK_EVENT,
+        &[&merchant.to_be_bytes(), &id.to_be_bytes()],
+    )
+}
+
+/// The prefix of one merchant's pending delivery markers.
+pub fn webhook_pending_prefix(merchant: u128) -> Vec<u8> {
+    key(prefix::WEBHOOK_PENDING, &[&merchant.to_be_bytes()])
+}
+
+pub fn webhook_pending_key(merchant: u128, id: u128) -> Vec<u8> {
+    key(
+        prefix::WEBHOOK_PENDING,
+        &[&merchant.to_be_bytes(), &id.to_be_bytes()],
+    )
+}
+
+pub fn open_attempt_key(payment: u128) -> Vec<u8> {
+    key(prefix::OPEN_ATTEMPT, &[&payment.to_be_bytes()])
+}
+
+pub fn open_refund_key(refund: u128) -> Vec<u8> {
+    key(prefix::OPEN_REFUND, &[&refund.to_be_bytes()])
+}
+
+/// An idempotency key as sent, scoped to its caller.
+pub fn idempotency_key(scope: &[u8], idempotency_key: &[u8]) -> Vec<u8> {
+    key(prefix::IDEMPOTENCY, &[scope, idempotency_key])
+}
+
+pub fn otp_key(id: u128) -> Vec<u8> {
+    key(prefix::OTP, &[&id.to_be_bytes()])
+}
+
+pub fn sms_key(id: u128) -> Vec<u8> {
+    key(prefix::SMS, &[&id.to_be_bytes()])
+}
+
+/// An audit entry: written in a commit unit under this key, stored in the `audit` column
+/// family under the id alone.
+pub fn audit_key(id: u128) -> Vec<u8> {
+    key(AUDIT_ROUTE, &[&id.to_be_bytes()])
+}
+
+/// The u128 right after `prefix` in `key` (ids in keys of the form prefix + id).
+pub fn id_after(key: &[u8], prefix: &[u8]) -> Option<u128> {
+    let bytes = key.strip_prefix(prefix)?.get(..16)?;
+    Some(u128::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// A field added to a record after its first layout: records written before it end where
+/// it would start, and decode it as the default. Always the last field(s) of a record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode)]
+pub struct Tail<T>(pub T);
+
+impl<Ctx, T: Decode<Ctx> + Default> Decode<Ctx> for Tail<T> {
+    fn decode<D: bincode::de::Decoder<Context = Ctx>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        match T::decode(decoder) {
+            Ok(v) => Ok(Tail(v)),
+            Err(bincode::error::DecodeError::UnexpectedEnd { .. }) => Ok(Tail(T::default())),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<'de, Ctx, T: Decode<Ctx> + Default> bincode::BorrowDecode<'de, Ctx> for Tail<T> {
+    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = Ctx>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        <Self as Decode<Ctx>>::decode(decoder)
+    }
+}
+
+/// A record as stored under its key.
+pub fn encode<T: Encode>(value: &T) -> Vec<u8> {
+    codec::encode(Kind::Aux, value)
+}
+
+/// A stored value decoded; a value that does not decode is a corrupt record.
+pub fn decode<T: Decode<()>>(key: &[u8], bytes: &[u8]) -> crate::Result<T> {
+    codec::decode(Kind::Aux, bytes).map_err(|source| corrupt(key, source))
+}
+
+fn corrupt(key: &[u8], source: codec::CodecError) -> crate::StoreError {
+    crate::StoreError::Corrupt {
+        cf: CF_AUX,
+        key: key.iter().map(|b| format!("{b:02x}")).collect(),
+        source,
+    }
+}
+
+/// A record under an expiring key: compaction drops it after `expires_at_ns`.
+pub fn expiring<T: Encode>(key: Vec<u8>, expires_at_ns: u64, value: &T) -> (Vec<u8>, Vec<u8>) {
+    (
+        key,
+        crate::schema::expiring_value(expires_at_ns, &encode(value)),
+    )
+}
+
+/// Reads and decodes a record.
+#[cfg(feature = "rocksdb")]
+pub fn read<T: Decode<()>>(store: &crate::Store, key: &[u8]) -> crate::Result<Option<T>> {
+    match store.aux(key)? {
+        None => Ok(None),
+        Some(bytes) => decode(key, &bytes).map(Some),
+    }
+}
+
+/// Reads an expiring record; `None` when absent or expired at `now_ns` (compaction may not
+/// have dropped it yet).
+#[cfg(feature = "rocksdb")]
+pub fn read_expiring<T: Decode<()>>(
+    store: &crate::Store,
+    key: &[u8],
+    now_ns: u64,
+) -> crate::Result<Option<T>> {
+    let Some(value) = store.aux(key)? else {
+        return Ok(None);
+    };
+    let Some((expires_at_ns, bytes)) = crate::schema::split_expiring(&value) else {
+        return Err(corrupt(key, codec::CodecError::Truncated(value.len())));
+    };
+    if expires_at_ns < now_ns {
+        return Ok(None);
+    }
+    decode(key, bytes).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::AUX_EXPIRING_PREFIX;
+
+    #[test]
+    fn no_prefix_starts_another() {
+        for (i, a) in REGISTRY.iter().enumerate() {
+            for b in &REGISTRY[i + 1..] {
+                assert!(
+                    !a.prefix.starts_with(b.prefix) && !b.prefix.starts_with(a.prefix),
+                    "{} ({:?}) and {} ({:?}) collide",
+                    a.record,
+                    a.prefix,
+                    b.record,
+                    b.prefix
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn expiring_records_and_only_they_start_with_the_expiring_byte() {
+        for r in REGISTRY.iter().filter(|r| r.cf == CF_AUX) {
+            assert_eq!(
+                r.prefix.first() == Some(&AUX_EXPIRING_PREFIX),
+                r.expiring,
+                "{}",
+                r.record
+            );
+        }
+    }
+
+    #[test]
+    fn every_builder_uses_a_registered_prefix_and_every_prefix_has_a_builder() {
+        let keys = [
+            (account_meta_key(AccountId(1)), prefix::ACCOUNT_META),
+            (deposit_key(TransferId(1)), prefix::DEPOSIT),
+            (merchant_key(1), prefix::MERCHANT),
+            (merchant_key_index(&[0; 32]), prefix::MERCHANT_KEY_INDEX),
+            (payment_key(1), prefix::PAYMENT),
+            (out_trade_no_key(1, "o"), prefix::OUT_TRADE_NO),
+            (card_key(1), prefix::CARD),
+            (refund_key(1), prefix::REFUND),
+            (out_refund_no_key(1, "r"), prefix::OUT_REFUND_NO),
+            (channel_key(1), prefix::CHANNEL),
+            (channel_name_key("a"), prefix::CHANNEL_NAME),
+            (webhook_endpoint_key(1), prefix::WEBHOOK_ENDPOINT),
+            (webhook_event_key(1, 2), prefix::WEBHOOK_EVENT),
+            (webhook_events_prefix(1), prefix::WEBHOOK_EVENT),
+            (webhook_pending_key(1, 2), prefix::WEBHOOK_PENDING),
+            (webhook_pending_prefix(1), prefix::WEBHOOK_PENDING),
+            (open_attempt_key(1), prefix::OPEN_ATTEMPT),
+            (open_refund_key(1), prefix::OPEN_REFUND),
+            (idempotency_key(b"m", b"k"), prefix::IDEMPOTENCY),
+            (otp_key(1), prefix::OTP),
+            (sms_key(1), prefix::SMS),
+            (audit_key(1), prefix::AUDIT),
+        ];
+        for (k, p) in &keys {
+            assert!(k.starts_with(p));
+            // The longest registered prefix of the key is its own.
+            let owner = REGISTRY
+                .iter()
+                .filter(|r| k.starts_with(r.prefix))
+                .max_by_key(|r| r.prefix.len())
+                .expect("registered");
+            assert_eq!(owner.prefix, *p);
+        }
+        for r in REGISTRY {
+            assert!(
+                keys.iter().any(|(_, p)| *p == r.prefix),
+                "{} has no builder",
+                r.record
+            );
+        }
+        assert_eq!(id_after(&payment_key(77), prefix::PAYMENT), Some(77));
+        assert_eq!(
+            id_after(&webhook_pending_key(3, 4), prefix::WEBHOOK_PENDING),
+            Some(3)
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Payments, refunds, deposits, card tokens and what the ledger does not know about an
+//! account.
+
+use bincode::{Decode, Encode};
+use engine::AccountId;
+
+use super::Tail;
+
+/// What the ledger does not know about an account.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct AccountMeta {
+    pub owner: Option<String>,
+}
+
+/// A confirmed top-up.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Deposit {
+    pub account: AccountId,
+    pub amount: i64,
+    pub reference: Option<String>,
+    pub created_at_ns: u64,
+}
+
+/// Payment outcome as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum PaymentStatus {
+    Succeeded,
+    Failed,
+    /// Decided later: held for a risk review (nothing has moved yet).
+    Processing,
+}
+
+/// The risk assessment a payment got before any money moved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct RiskRecord {
+    pub score: u8,
+    /// 0 approve, 1 review, 2 reject.
+    pub decision: u8,
+    /// (reason code, points).
+    pub reasons: Vec<(String, u8)>,
+    /// The operator's review, when there was one: (approved, at).
+    pub reviewed: Option<(bool, u64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Payment {
+    pub id: u128,
+    pub merchant: u128,
+    pub out_trade_no: String,
+    pub amount: i64,
+    /// ISO 4217 numeric code.
+    pub currency: u16,
+    pub fee: i64,
+    pub payer: AccountId,
+    pub status: PaymentStatus,
+    /// Stable code of why it failed (`insufficient_funds`, …).
+    pub failure_code: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Vec<(String, String)>,
+    pub refunded: i64,
+    pub created_at_ns: u64,
+    /// `None` only in payments made before risk scoring existed.
+    pub risk: Tail<Option<RiskRecord>>,
+    /// A bank-card payment: the card and its way through the channels.
+    pub card: Tail<Option<CardPayment>>,
+}
+
+/// How a card payment went through the channels.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct CardPayment {
+    pub token: u128,
+    pub brand: String,
+    pub last4: String,
+    /// The channel of the current (or last) attempt, its name and our request id there.
+    pub channel: Option<(u128, String)>,
+    pub request_id: Option<String>,
+    /// The channel's fee on this payment (a cost to the platform).
+    pub channel_fee: i64,
+    /// (channel name, outcome) of each attempt, in order.
+    pub attempts: Vec<(String, String)>,
+    /// Channels left out and why, when routing found none.
+    pub excluded: Vec<(String, String)>,
+}
+
+/// A tokenized card. The number and the holder are sealed by the vault (never stored in
+/// clear); the rest is what risk rules and receipts may show.
+#[derive(Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Card {
+    pub token: u128,
+    pub merchant: u128,
+    /// `vault.seal(number \0 holder, token)`.
+    pub sealed: Vec<u8>,
+    pub brand: String,
+    pub bin: u32,
+    pub last4: String,
+    pub exp_month: u8,
+    pub exp_year: u16,
+    /// Keyed fingerprint of the number (first 8 bytes of the vault's HMAC).
+    pub fingerprint: u64,
+    pub created_at_ns: u64,
+}
+
+impl std::fmt::Debug for Card {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Card(tok_{:032x}, {} ****{})",
+            self.token, self.brand, self.last4
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Refund {
+    pub id: u128,
+    pub payment: u128,
+    pub out_refund_no: String,
+    pub amount: i64,
+    /// The part of the refund taken back from the platform's fee income.
+    pub fee_part: i64,
+    pub status: PaymentStatus,
+    pub failure_code: Option<String>,
+    pub reason: Option<String>,
+    pub created_at_ns: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{self, Kind};
+    use crate::records::encode;
+
+    /// A payment exactly as written before risk scoring existed.
+    #[derive(Encode)]
+    struct PaymentBeforeRisk {
+        id: u128,
+        merchant: u128,
+        out_trade_no: String,
+        amount: i64,
+        currency: u16,
+        fee: i64,
+        payer: AccountId,
+        status: PaymentStatus,
+        failure_code: Option<String>,
+        description: Option<String>,
+        metadata: Vec<(String, String)>,
+        refunded: i64,
+        created_at_ns: u64,
+    }
+
+    #[test]
+    fn records_written_before_a_field_existed_still_decode() {
+        let old = encode(&PaymentBeforeRisk {
+            id: 7,
+            merchant: 9,
+            out_trade_no: "o-1".into(),
+            amount: 1234,
+            currency: 156,
+            fee: 7,
+            payer: AccountId(5),
+            status: PaymentStatus::Succeeded,
+            failure_code: None,
+            description: Some("tea".into()),
+            metadata: vec![("k".into(), "v".into())],
+            refunded: 0,
+            created_at_ns: 42,
+        });
+        let p: Payment = codec::decode(Kind::Aux, &old).unwrap();
+        assert_eq!((p.id, p.amount, p.created_at_ns), (7, 1234, 42));
+        assert_eq!(p.risk, Tail(None));
+        // And the new layout round-trips with the field.
+        let mut p = p;
+        p.risk = Tail(Some(RiskRecord {
+            score: 55,
+            decision: 1,
+            reasons: vec![("large_amount".into(), 55)],
+            reviewed: Some((true, 99)),
+        }));
+        let back: Payment = codec::decode(Kind::Aux, &encode(&p)).unwrap();
+        assert_eq!(back, p);
+        // A record cut short is still an error (its checksum fails), never a default.
+        let bytes = encode(&p);
+        let cut = bytes[..bytes.len() - 3].to_vec();
+        assert!(codec::decode::<Payment>(Kind::Aux, &cut).is_err());
+    }
+}

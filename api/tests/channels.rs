@@ -238,3 +238,28 @@ daily_limit = "1000000.00"
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Regression (#13 item 7): the OpenAPI document calls these fields integers, and JSON
+/// Schema's integers include `220.0`; schemathesis sent such requests and payd refused them.
+/// An integral float is the integer; a fractional one is still refused, naming the field.
+#[test]
+fn integer_fields_take_integral_floats_and_refuse_fractions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(&tmp.path().join("data"), &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+    let body = channel("bank_f", 2).replace(
+        r#""priority":2"#,
+        r#""priority":2.0,"weight":3.0,"inflight_max":220.0"#,
+    );
+    let r = create(&p, &body, None);
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let c = r.json();
+    assert_eq!(
+        (&c["priority"], &c["weight"], &c["inflight_max"]),
+        (&Value::from(2), &Value::from(3), &Value::from(220))
+    );
+    let fractional = channel("bank_g", 2).replace(r#""priority":2"#, r#""priority":2.5"#);
+    let r = create(&p, &fractional, None);
+    assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"]["param"], "priority");
+    assert_eq!(list(&p).len(), 1, "the refused channel changed nothing");
+}

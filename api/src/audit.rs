@@ -104,7 +104,7 @@ fn id_text(id: u128) -> String {
 
 #[utoipa::path(get, path = "/v1/audit", tag = "audit",
     params(
-        ("after" = Option<String>, Query, description = "entries after this one (aud_…)"),
+        ("after" = Option<String>, Query, pattern = r"^aud_[0-9a-f]{32}$", description = "entries after this one (aud_…)"),
         ("action" = Option<String>, Query, description = "only this action (e.g. merchant.update)")
     ),
     security(("bearer" = [])),

@@ -364,6 +364,11 @@ pub async fn receipt(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let raw = crate::body::bytes(&req, payload, state.limits).await?;
+    // The header is required whatever the configuration (the document says so): a request
+    // without it is refused as unsigned before anything else is looked at.
+    if req.headers().get("sms-signature").is_none() {
+        return Err(receipt_signature_error("is missing"));
+    }
     let Some(key) = &state.notifier.receipt_key else {
         return Err(ApiError::not_found("no SMS gateway is configured"));
     };
@@ -394,15 +399,17 @@ pub async fn receipt(
     )
 }
 
+fn receipt_signature_error(why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorType::AuthenticationError,
+        "invalid_signature",
+        format!("Sms-Signature {why}"),
+    )
+}
+
 fn verify_receipt(req: &HttpRequest, key: &[u8], body: &[u8]) -> Result<(), ApiError> {
-    let bad = |why: &str| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorType::AuthenticationError,
-            "invalid_signature",
-            format!("Sms-Signature {why}"),
-        )
-    };
+    let bad = receipt_signature_error;
     let header = req
         .headers()
         .get("sms-signature")

@@ -536,7 +536,7 @@ pub struct EventList {
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "webhooks",
-    params(("after" = Option<String>, Query, description = "list events after this one (evt_…)")),
+    params(("after" = Option<String>, Query, pattern = r"^evt_[0-9a-f]{32}$", description = "list events after this one (evt_…)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the caller's events, oldest first, 100 at a time", body = EventList),

@@ -401,3 +401,27 @@ fn a_channel_taken_down_in_the_simulator_pages_the_oncall_by_sms_end_to_end() {
         elapsed.as_secs_f64()
     );
 }
+
+/// Regression (#13 item 7): `Sms-Signature` is a required header of `POST /v1/sms/receipts`,
+/// and schemathesis found a request without it answered `404` (no gateway configured)
+/// instead of being refused as unsigned. Without the header: `401 invalid_signature`,
+/// configured or not; with one but no gateway: still `404`.
+#[test]
+fn an_unsigned_sms_receipt_is_refused_before_anything_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(&tmp.path().join("data"), &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+    let body = br#"{"id":"gw_1","reference":"sms_0","status":"delivered"}"#;
+    let json = ("Content-Type", "application/json");
+    let r = p.req("POST", "/v1/sms/receipts", &[json], body);
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (401, "invalid_signature")
+    );
+    let signed = p.req(
+        "POST",
+        "/v1/sms/receipts",
+        &[json, ("Sms-Signature", "t=1,v1=00")],
+        body,
+    );
+    assert_eq!(signed.status, 404);
+}

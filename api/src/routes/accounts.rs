@@ -213,7 +213,7 @@ pub async fn ensure_platform_accounts(
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccount, params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = CreateAccount, params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "account created", body = AccountView),
@@ -307,7 +307,7 @@ fn respond(state: &AppState, live: &LiveAccount) -> Result<HttpResponse, ApiErro
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{id}/deposits", tag = "accounts", request_body = CreateDeposit,
-    params(("id" = String, Path, description = "account id (acct_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    params(("id" = String, Path, description = "account id (acct_…)"), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "deposited", body = DepositView),

@@ -63,7 +63,7 @@ pub fn parse_card_token(text: &str) -> Option<u128> {
 }
 
 #[utoipa::path(post, path = "/v1/cards", tag = "cards", request_body = CreateCard,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "the card's token; the number is sealed and never shown again", body = CardView),

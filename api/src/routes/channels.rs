@@ -352,7 +352,7 @@ fn apply(r: &mut ChannelRecord, u: &UpdateChannel) -> Result<(), ApiError> {
 }
 
 #[utoipa::path(post, path = "/v1/channels", tag = "channels", request_body = CreateChannel,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "channel created", body = ChannelView),

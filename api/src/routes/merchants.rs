@@ -43,7 +43,7 @@ pub fn merchant_id_text(id: u128) -> String {
     format!("mch_{id:032x}")
 }
 
-#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = CreateMerchant, params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = CreateMerchant, params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "merchant created; secret_key shown once", body = MerchantCreated),
@@ -455,7 +455,7 @@ async fn rotate(
 }
 
 #[utoipa::path(post, path = "/v1/merchants/{id}/secret_keys", tag = "merchants", request_body = Rotate,
-    params(("id" = String, Path, description = "merchant id (mch_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    params(("id" = String, Path, description = "merchant id (mch_…)"), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "a new secret key (shown once); the others expire after the overlap", body = Rotated),
@@ -474,7 +474,7 @@ pub async fn rotate_secret_key(
 }
 
 #[utoipa::path(post, path = "/v1/merchants/{id}/signing_secrets", tag = "merchants", request_body = Rotate,
-    params(("id" = String, Path, description = "merchant id (mch_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    params(("id" = String, Path, description = "merchant id (mch_…)"), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "a new signing secret (shown once); the others expire after the overlap", body = Rotated),

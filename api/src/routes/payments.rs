@@ -326,7 +326,7 @@ impl Drop for Claim<'_> {
     }
 }
 
-#[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = CreatePayment, params(("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+#[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = CreatePayment, params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "payment created: succeeded, or failed with a failure_code", body = PaymentView),

@@ -132,7 +132,7 @@ fn conflict(code: &'static str, message: String) -> ApiError {
 }
 
 #[utoipa::path(post, path = "/v1/payments/{id}/refunds", tag = "payments", request_body = CreateRefund,
-    params(("id" = String, Path, description = "payment id (pay_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters; replays the first answer")),
+    params(("id" = String, Path, description = "payment id (pay_…)"), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "this out_refund_no was already used: that refund", body = RefundView),

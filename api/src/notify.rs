@@ -189,10 +189,6 @@ impl Notifier {
 
 pub use storage::records::SmsRecord;
 
-fn sms_key(id: u128) -> Vec<u8> {
-    records::sms_key(id)
-}
-
 pub fn sms_id_text(id: u128) -> String {
     format!("sms_{id:032x}")
 }
@@ -295,13 +291,17 @@ async fn write(state: &AppState, record: &SmsRecord) -> Result<(), ApiError> {
     let expires = now_ns().saturating_add(RECORD_TTL.as_nanos() as u64);
     state
         .ledger()?
-        .write_records(vec![records::expiring(sms_key(record.id), expires, record)])
+        .write_records(vec![records::expiring(
+            records::sms_key(record.id),
+            expires,
+            record,
+        )])
         .await?;
     Ok(())
 }
 
 fn read(state: &AppState, id: u128) -> Result<Option<SmsRecord>, ApiError> {
-    records::read_expiring(state.store()?, &sms_key(id))
+    records::read_expiring(state.store()?, &records::sms_key(id))
 }
 
 /// A message as the API shows it (the number masked).

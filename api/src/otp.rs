@@ -18,10 +18,6 @@ const KEEP_AFTER_EXPIRY_NS: u64 = 24 * 3600 * 1_000_000_000;
 
 pub use storage::records::OtpRecord;
 
-fn otp_key(id: u128) -> Vec<u8> {
-    records::otp_key(id)
-}
-
 fn otp_id_text(id: u128) -> String {
     format!("otp_{id:032x}")
 }
@@ -96,13 +92,13 @@ async fn write(state: &AppState, r: &OtpRecord) -> Result<(), ApiError> {
     let expires = r.expires_at_ns.saturating_add(KEEP_AFTER_EXPIRY_NS);
     state
         .ledger()?
-        .write_records(vec![records::expiring(otp_key(r.id), expires, r)])
+        .write_records(vec![records::expiring(records::otp_key(r.id), expires, r)])
         .await?;
     Ok(())
 }
 
 fn read(state: &AppState, id: u128) -> Result<Option<OtpRecord>, ApiError> {
-    records::read_expiring(state.store()?, &otp_key(id))
+    records::read_expiring(state.store()?, &records::otp_key(id))
 }
 
 fn outcome(o: &'static str) {

@@ -50,18 +50,6 @@ pub const LIST_MAX: usize = 100;
 
 pub use storage::records::{Endpoint, Event, EventStatus};
 
-fn endpoint_key(merchant: u128) -> Vec<u8> {
-    records::webhook_endpoint_key(merchant)
-}
-
-fn event_key(merchant: u128, id: u128) -> Vec<u8> {
-    records::webhook_event_key(merchant, id)
-}
-
-fn markers_prefix() -> Vec<u8> {
-    records::prefix::WEBHOOK_PENDING.to_vec()
-}
-
 fn marker(merchant: u128, id: u128, live: bool) -> (Vec<u8>, Vec<u8>) {
     let expires = if live {
         now_ns().saturating_add(MARKER_KEEP.as_nanos() as u64)
@@ -137,7 +125,10 @@ pub fn event_records(
     // Early, but cheap: the dispatcher also looks every `webhook_poll_ms`.
     state.webhook_wake.notify_one();
     vec![
-        (event_key(merchant, id), records::encode(&event)),
+        (
+            records::webhook_event_key(merchant, id),
+            records::encode(&event),
+        ),
         marker(merchant, id, true),
     ]
 }
@@ -212,10 +203,10 @@ pub fn spawn_dispatcher(state: web::Data<AppState>) {
 /// Each merchant's oldest live pending marker: (merchant, event id).
 fn pending_heads(state: &AppState) -> Result<Vec<(u128, u128)>, ApiError> {
     let store = state.store()?;
-    let prefix = markers_prefix();
+    let prefix = records::prefix::WEBHOOK_PENDING;
     let now = now_ns();
     let mut heads: Vec<(u128, u128)> = Vec::new();
-    store.for_each_aux_with_prefix(&prefix, SCAN_MAX, |key, value| {
+    store.for_each_aux_with_prefix(prefix, SCAN_MAX, |key, value| {
         let live = storage::schema::split_expiring(value).is_some_and(|(at, _)| at > now);
         let rest = &key[prefix.len()..];
         if let (true, Some(m), Some(id)) = (
@@ -285,7 +276,7 @@ fn next_pending(state: &AppState, merchant: u128, after: u128) -> Result<Option<
 /// Tries one event now if it is due; records the outcome durably.
 async fn deliver(state: &AppState, merchant: u128, id: u128) -> Result<Step, ApiError> {
     let store = state.store()?;
-    let key = event_key(merchant, id);
+    let key = records::webhook_event_key(merchant, id);
     let Some(mut event) = records::read::<Event>(store, &key)? else {
         // A marker without its event cannot be delivered: retire it.
         state
@@ -460,7 +451,7 @@ pub async fn put(
     state
         .ledger()?
         .write_records(vec![(
-            endpoint_key(merchant.id),
+            records::webhook_endpoint_key(merchant.id),
             records::encode(&endpoint),
         )])
         .await?;
@@ -575,7 +566,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let prefix = records::webhook_events_prefix(merchant.id);
     // Page: start just after `after` (its key plus one byte sorts right after it).
     let from = match after {
-        Some(a) => [event_key(merchant.id, a).as_slice(), &[0]].concat(),
+        Some(a) => [records::webhook_event_key(merchant.id, a).as_slice(), &[0]].concat(),
         None => prefix.clone(),
     };
     let mut data = Vec::new();
@@ -607,7 +598,7 @@ pub async fn resend(
     let merchant = auth::merchant(&req, &state)?;
     let not_found = || ApiError::not_found(format!("no event {:?}", path.as_str()));
     let id = parse_event_id(&path).ok_or_else(not_found)?;
-    let key = event_key(merchant.id, id);
+    let key = records::webhook_event_key(merchant.id, id);
     let _busy = WaitIdle::new(&state, merchant.id).await;
     let mut event = records::read::<Event>(state.store()?, &key)?.ok_or_else(not_found)?;
     event.status = EventStatus::Pending;
@@ -655,7 +646,7 @@ fn pending_count(state: &AppState) -> Result<usize, ApiError> {
     let store = state.store()?;
     let now = now_ns();
     let mut n = 0;
-    store.for_each_aux_with_prefix(&markers_prefix(), SCAN_MAX, |_, value| {
+    store.for_each_aux_with_prefix(records::prefix::WEBHOOK_PENDING, SCAN_MAX, |_, value| {
         if storage::schema::split_expiring(value).is_some_and(|(at, _)| at > now) {
             n += 1;
         }

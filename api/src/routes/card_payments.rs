@@ -21,14 +21,10 @@ const OPEN_ATTEMPT_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The marker of a channel call that may not be resolved: written with the attempt, read at
 /// start to resume status sync. Expiring, so resolved ones go by themselves.
-fn open_attempt_key(payment: u128) -> Vec<u8> {
-    records::open_attempt_key(payment)
-}
-
 fn open_attempt_record(payment: u128) -> (Vec<u8>, Vec<u8>) {
     let expires = now_ns().saturating_add(OPEN_ATTEMPT_KEEP.as_nanos() as u64);
     (
-        open_attempt_key(payment),
+        records::open_attempt_key(payment),
         storage::schema::expiring_value(expires, &[1]),
     )
 }

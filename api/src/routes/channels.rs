@@ -50,14 +50,6 @@ pub struct ChannelRuntime {
     pub health: ChannelHealth,
 }
 
-pub fn channel_key(id: u128) -> Vec<u8> {
-    records::channel_key(id)
-}
-
-fn channel_name_key(name: &str) -> Vec<u8> {
-    records::channel_name_key(name)
-}
-
 pub fn channel_id_text(id: u128) -> String {
     format!("chn_{id:032x}")
 }
@@ -484,7 +476,7 @@ pub async fn add(
         },
     )?;
     // Names are unique: claimed in memory against a concurrent twin, then checked durably.
-    let name_key = channel_name_key(&record.name);
+    let name_key = records::channel_name_key(&record.name);
     let taken = || {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -512,7 +504,7 @@ pub async fn add(
     let answer = serde_json::to_vec(&view(&runtime, Timestamp(now_ns()), 0))
         .expect("a channel view serializes");
     let mut recs = vec![
-        (channel_key(id), encode_sealed(state, &record)),
+        (records::channel_key(id), encode_sealed(state, &record)),
         (name_key, records::encode(&id)),
     ];
     recs.extend(extra(&answer));
@@ -721,7 +713,7 @@ pub async fn update(
     );
     ledger
         .write_records(vec![
-            (channel_key(id), encode_sealed(&state, &record)),
+            (records::channel_key(id), encode_sealed(&state, &record)),
             audit,
         ])
         .await?;

@@ -121,8 +121,8 @@ pub async fn intake(
         for phone in &state.config.oncall_phones {
             match notify::send(&state, phone, &template).await {
                 Ok(_) => sent_here += 1,
-                Err(e) if e.code == "rate_limited" => limited += 1,
-                Err(e) => failed = Some(e),
+                Err(services::Error::RateLimited { .. }) => limited += 1,
+                Err(e) => failed = Some(ApiError::from(e)),
             }
         }
         sent += sent_here;

@@ -10,14 +10,12 @@ use serde::Serialize;
 use crate::auth;
 use crate::error::ApiError;
 use crate::records;
-use crate::state::{now_ns, AppState};
+use crate::state::AppState;
 
-/// Entries one page answers.
-pub const PAGE_MAX: usize = 100;
+pub use services::audit::{Actor, Entry, PAGE_MAX};
 
-pub use storage::records::AuditEntry as Entry;
-
-fn actor(req: &HttpRequest) -> String {
+/// Who is acting: the operator token's short fingerprint, and the peer address.
+pub fn actor(req: &HttpRequest) -> Actor {
     let token = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -25,56 +23,16 @@ fn actor(req: &HttpRequest) -> String {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let hash = auth::key_sha256(token);
-    format!(
-        "admin:{}",
-        hash[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
-}
-
-/// The record of one action, to write with it (or right after).
-pub fn record(
-    state: &AppState,
-    req: &HttpRequest,
-    action: &str,
-    target: &str,
-    before: Option<&impl Serialize>,
-    after: Option<&impl Serialize>,
-) -> (Vec<u8>, Vec<u8>) {
-    let id = crate::webhooks::next_id(&state.last_event_ns);
-    let json = |v: &dyn erased::Json| v.to_json();
-    let entry = Entry {
-        id,
-        at_ns: now_ns(),
-        actor: actor(req),
+    Actor {
+        name: format!(
+            "admin:{}",
+            hash[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
         source_ip: req.peer_addr().map(|a| a.ip().to_string()),
-        action: action.to_string(),
-        target: target.to_string(),
-        before: before.map(|b| json(b)),
-        after: after.map(|a| json(a)),
-    };
-    (records::audit_key(id), records::encode(&entry))
-}
-
-mod erased {
-    /// Serializes to JSON text (object-safe).
-    pub trait Json {
-        fn to_json(&self) -> String;
     }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_else(|_| "null".into())
-        }
-    }
-}
-
-/// Writes an action's record on its own (for actions that are not one unit).
-pub async fn write(state: &AppState, entry: (Vec<u8>, Vec<u8>)) -> Result<(), ApiError> {
-    state.ledger()?.write_records(vec![entry]).await?;
-    Ok(())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -131,48 +89,44 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         )
         .with_param(unknown.clone()));
     }
-    let from = match query.get("after") {
-        None => Vec::new(),
-        Some(text) => {
-            let id = records::parse_id(text, "aud_").ok_or_else(|| {
-                ApiError::invalid(
-                    "invalid_parameter",
-                    format!("after={text:?} is not an audit entry id"),
-                )
-                .with_param("after")
-            })?;
-            [id.to_be_bytes().as_slice(), &[0]].concat()
-        }
+    let after = match query.get("after") {
+        None => None,
+        Some(text) => Some(records::parse_id(text, "aud_").ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_parameter",
+                format!("after={text:?} is not an audit entry id"),
+            )
+            .with_param("after")
+        })?),
     };
-    let action = query.get("action");
-    let store = state.store()?;
-    let mut data = Vec::new();
-    let mut has_more = false;
-    // Filtered pages read at most 100,000 entries each.
-    store.for_each_audit_from(&from, 100_000, |_, value| {
-        if data.len() > PAGE_MAX {
-            has_more = true;
-            return Ok(());
-        }
-        if let Ok(e) = storage::codec::decode::<Entry>(storage::codec::Kind::Aux, value) {
-            if action.is_none_or(|a| *a == e.action) {
-                data.push(EntryView {
-                    id: id_text(e.id),
-                    at: records::time_text(e.at_ns),
-                    actor: e.actor,
-                    source_ip: e.source_ip,
-                    action: e.action,
-                    target: e.target,
-                    before: e.before.and_then(|b| serde_json::from_str(&b).ok()),
-                    after: e.after.and_then(|a| serde_json::from_str(&a).ok()),
-                });
-            }
-        }
-        Ok(())
-    })?;
-    if data.len() > PAGE_MAX {
-        data.truncate(PAGE_MAX);
-        has_more = true;
-    }
+    let (entries, has_more) =
+        services::audit::page(&state, after, query.get("action").map(String::as_str))?;
+    let data = entries
+        .into_iter()
+        .map(|e| EntryView {
+            id: id_text(e.id),
+            at: records::time_text(e.at_ns),
+            actor: e.actor,
+            source_ip: e.source_ip,
+            action: e.action,
+            target: e.target,
+            before: e.before.and_then(|b| serde_json::from_str(&b).ok()),
+            after: e.after.and_then(|a| serde_json::from_str(&a).ok()),
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(AuditPage { data, has_more }))
 }
+
+/// The record of one action by the operator making `req` (see `services::audit::record`).
+pub fn record(
+    state: &services::Platform,
+    req: &HttpRequest,
+    action: &str,
+    target: &str,
+    before: Option<&impl Serialize>,
+    after: Option<&impl Serialize>,
+) -> (Vec<u8>, Vec<u8>) {
+    services::audit::record(state, &actor(req), action, target, before, after)
+}
+
+pub use services::audit::write;

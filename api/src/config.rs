@@ -136,7 +136,7 @@ pub struct Config {
     pub rate_payer_burst: u32,
     /// Channels to create at start when none of that name exists (`[[channels]]` in the
     /// file, the fields of `POST /v1/channels`); the admin API changes them after.
-    pub channels: Vec<crate::routes::channels::CreateChannel>,
+    pub channels: Vec<services::channels::CreateChannel>,
     /// Record Prometheus metrics and serve them at `/metrics` (default true). Off: every
     /// recording call is a no-op and `/metrics` answers 404 (how their cost is measured).
     pub metrics_enabled: bool,
@@ -325,7 +325,7 @@ impl Config {
         })?;
         assert!(ppm <= FEE_RATE_PPM_MAX);
         if let Some(path) = &self.risk_rules_file {
-            crate::risk::load(path, self.currency_checked()?)
+            services::risk::load(path, self.currency_checked()?)
                 .map_err(|e| format!("risk_rules_file: {e}"))?;
         }
         if !(50..=120_000).contains(&self.channel_timeout_ms) {
@@ -402,7 +402,7 @@ impl Config {
         }
         for phone in &self.oncall_phones {
             crate::notify::check_phone(phone, "oncall_phones")
-                .map_err(|e| format!("oncall_phones: {phone:?}: {}", e.message))?;
+                .map_err(|e| format!("oncall_phones: {phone:?}: {}", e))?;
         }
         match (&self.sms_gateway_url, &self.sms_gateway_key) {
             (None, None) => {}
@@ -436,6 +436,36 @@ impl Config {
         Ok(())
     }
 
+    /// What the business flows are configured with (call after [`Config::validate`]).
+    pub fn settings(&self) -> services::Settings {
+        services::Settings {
+            data_dir: self.data_dir.clone(),
+            currency: self.currency(),
+            default_fee_rate: self.default_fee_rate.clone(),
+            inflight_max: self.inflight_max,
+            store_lock_wait: Duration::from_millis(self.store_lock_wait_ms),
+            risk_rules_file: self.risk_rules_file.clone(),
+            channel_timeout: self.channel_timeout(),
+            routing_policy: self.policy(),
+            public_url: self.public_url(),
+            status_sync: Duration::from_millis(self.status_sync_ms),
+            channels: self.channels.clone(),
+            webhook_retry: self.webhook_retry(),
+            webhook_timeout: Duration::from_millis(self.webhook_timeout_ms),
+            webhook_poll: Duration::from_millis(self.webhook_poll_ms),
+            oncall_phones: self.oncall_phones.clone(),
+            sms_gateway_url: self.sms_gateway_url.clone(),
+            sms_gateway_key: self.sms_gateway_key.clone(),
+            sms_timeout: Duration::from_millis(self.sms_timeout_ms),
+            sms_otp_per_hour: self.sms_otp_per_hour,
+            sms_otp_burst: self.sms_otp_burst,
+            sms_alert_per_hour: self.sms_alert_per_hour,
+            sms_alert_burst: self.sms_alert_burst,
+            otp_ttl_s: self.otp_ttl_s,
+            otp_attempts_max: self.otp_attempts_max,
+        }
+    }
+
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
     }
@@ -447,14 +477,6 @@ impl Config {
     fn currency_checked(&self) -> Result<Currency, String> {
         Currency::from_code(&self.default_currency)
             .map_err(|_| format!("default_currency: {:?}", self.default_currency))
-    }
-
-    /// The engine's risk rules: from `risk_rules_file`, or none.
-    pub fn risk_rules(&self) -> Result<engine::risk::RiskRules, String> {
-        match &self.risk_rules_file {
-            Some(path) => crate::risk::load(path, self.currency_checked()?),
-            None => Ok(engine::risk::RiskRules::default()),
-        }
     }
 
     /// The webhook retry schedule (validated at start).

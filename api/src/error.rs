@@ -219,6 +219,7 @@ impl From<services::Error> for ApiError {
             E::Conflict {
                 code,
                 message,
+                param,
                 payment_id,
             } => {
                 let mut e = ApiError::new(
@@ -227,6 +228,9 @@ impl From<services::Error> for ApiError {
                     code,
                     message,
                 );
+                if let Some(p) = param {
+                    e = e.with_param(p);
+                }
                 e.payment_id = payment_id;
                 e
             }
@@ -236,6 +240,19 @@ impl From<services::Error> for ApiError {
                 code,
                 message,
             ),
+            E::RateLimited {
+                message,
+                retry_after_s,
+            } => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorType::RateLimitError,
+                    "rate_limited",
+                    message,
+                );
+                e.retry_after_s = Some(retry_after_s);
+                e
+            }
             E::NotReady => ApiError::not_ready(),
             E::Overloaded(what) => ApiError::overloaded(&what),
             E::ShuttingDown => ApiError::new(

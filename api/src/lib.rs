@@ -24,14 +24,13 @@ pub mod openapi;
 pub mod ops;
 pub mod otp;
 pub mod pan;
-pub mod ratelimit;
 pub mod records;
 pub mod risk;
 pub mod routes;
-pub mod secret;
 pub mod server;
 pub mod signing;
 pub mod state;
 pub mod tls;
-pub mod vault;
 pub mod webhooks;
+
+pub use services::{ratelimit, secret, vault};

@@ -1,13 +1,11 @@
 //! `payd serve`: bind, recover the store in the background (readiness 503 until done), serve,
 //! and on SIGTERM or SIGINT stop accepting, finish in-flight requests, flush, exit 0.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use actix_web::dev::Service;
 use actix_web::{web, App, HttpRequest, HttpServer};
 use futures_util::FutureExt;
-use storage::{Store, StoreOptions};
 use tracing::Instrument;
 
 use crate::body::BodyLimits;
@@ -160,7 +158,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let master = crate::vault::Vault::new(master_key.expose())
         .map_err(|e| anyhow::anyhow!("master_key: {e}"))?;
     let metrics = if config.metrics_enabled {
-        Some(crate::metrics::install()?)
+        Some(services::metrics::install().map_err(|e| anyhow::anyhow!(e))?)
     } else {
         None
     };
@@ -184,53 +182,22 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             path.display()
         );
     }
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .build()
-        .map_err(|e| anyhow::anyhow!("HTTP client: {e}"))?;
+    let platform = services::Platform::new(config.settings(), vault, master)
+        .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
     let state = web::Data::new(AppState {
+        platform: Arc::new(platform),
         alerts_token,
-        notifier: crate::notify::Notifier::new(&config, http.clone()),
-        sms_receipts: Default::default(),
-        otp_claims: Default::default(),
         recent_alerts: Default::default(),
         live: Default::default(),
-        today: Default::default(),
         limits: BodyLimits {
             limit_bytes: config.body_limit_bytes,
             timeout: config.body_timeout(),
         },
         admin_token,
-        ledger: OnceLock::new(),
-        store: OnceLock::new(),
         metrics,
-        trade_claims: Default::default(),
-        idempotency_claims: Default::default(),
-        refund_claims: Default::default(),
         merchant_cache: Default::default(),
-        platform_ready: Default::default(),
-        risk: std::sync::Mutex::new(engine::risk::RiskEngine::new(
-            config
-                .risk_rules()
-                .map_err(|e| anyhow::anyhow!("refusing to start: risk_rules_file: {e}"))?,
-        )),
-        review_claims: Default::default(),
-        vault,
-        channels: Default::default(),
-        http,
-        channel_admin: Default::default(),
-        resolving: Default::default(),
         rate: config.rate_limits(),
-        master,
         nonces: Default::default(),
-        merchant_admin: Default::default(),
-        merchant_generation: Default::default(),
-        recovered: Default::default(),
-        webhook_endpoints: Default::default(),
-        webhook_busy: Default::default(),
-        webhook_wake: Default::default(),
-        last_event_ns: Default::default(),
         config: config.clone(),
     });
     let listen = config.listen.clone();
@@ -242,9 +209,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         _ => None,
     };
     actix_rt::System::new().block_on(async move {
-        let recovering = state.clone();
-        actix_rt::spawn(async move { recover(recovering).await });
-        crate::webhooks::spawn_dispatcher(state.clone());
+        state.platform.start(fatal);
         if let Some(handle) = state.metrics.clone() {
             // Folds histogram samples into buckets when nobody scrapes: bounded memory.
             actix_rt::spawn(async move {
@@ -327,105 +292,11 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         server.await?;
         // The server stopped accepting and finished its requests; let the ledger commands
         // they started finish too before the writer stops.
-        if let Some(ledger) = state.ledger.get() {
-            while ledger.inflight() > 0 {
-                actix_rt::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-        if let Some(store) = state.store.get() {
-            store.shutdown();
-            println!("payd: stopped cleanly at seq {}", store.last_seq());
+        if let Some(seq) = state.platform.shutdown().await {
+            println!("payd: stopped cleanly at seq {seq}");
         }
         anyhow::Ok(())
     })
-}
-
-/// Opens the store off the async threads, then starts the ledger and marks the server ready.
-/// A store that cannot be opened ends the process: serving without it would only ever 503.
-async fn recover(state: web::Data<AppState>) {
-    let dir = state.config.data_dir.clone();
-    let wait = Duration::from_millis(state.config.store_lock_wait_ms);
-    let started = std::time::Instant::now();
-    let mut said_waiting = false;
-    let (store, recovery) = loop {
-        let dir = dir.clone();
-        match web::block(move || Store::open(&dir, StoreOptions::default())).await {
-            Ok(Ok(pair)) => break pair,
-            // A predecessor still holds the store (a restart overlapping its shutdown):
-            // keep answering 503 not_ready and try again until it lets go or time is up.
-            Ok(Err(storage::StoreError::Locked(why))) if started.elapsed() < wait => {
-                if !said_waiting {
-                    println!(
-                        "payd: the data dir is held by another process; waiting up to {} ms ({why})",
-                        wait.as_millis()
-                    );
-                    said_waiting = true;
-                }
-                actix_rt::time::sleep(Duration::from_millis(200)).await;
-            }
-            Ok(Err(e)) => fatal(&format!(
-                "cannot recover the store in {}: {e}",
-                state.config.data_dir.display()
-            )),
-            Err(e) => fatal(&format!("store recovery thread failed: {e}")),
-        }
-    };
-    let store = Arc::new(store);
-    match routes::channels::load_all(&state, &store) {
-        Ok(n) if n > 0 => println!("payd: {n} channels configured"),
-        Ok(_) => {}
-        Err(e) => fatal(&format!("cannot load the channels: {e}")),
-    }
-    let ledger = actors::Ledger::start(
-        Arc::clone(&store),
-        actors::LedgerConfig {
-            inflight_max: state.config.inflight_max,
-            ..actors::LedgerConfig::default()
-        },
-    );
-    if let Err(e) =
-        routes::accounts::ensure_platform_accounts(&ledger, state.config.currency()).await
-    {
-        fatal(&format!("cannot create the platform accounts: {e}"));
-    }
-    match state.today.seed(&store) {
-        Ok(n) if n > 0 => println!("payd: today's totals from {n} payments and refunds of today"),
-        Ok(_) => {}
-        Err(e) => fatal(&format!("cannot read today's payments: {e}")),
-    }
-    let resume_from = Arc::clone(&store);
-    let _ = state.store.set(store);
-    let _ = state.ledger.set(ledger);
-    match routes::channels::add_configured(&state).await {
-        Ok(n) if n > 0 => println!("payd: {n} channels added from the config file"),
-        Ok(_) => {}
-        Err(e) => fatal(&e),
-    }
-    // Card payments whose channel never answered: ask again (needs the ledger set).
-    match routes::card_payments::resume(&state, &resume_from) {
-        Ok(n) if n > 0 => println!("payd: resumed status sync of {n} card payments"),
-        Ok(_) => {}
-        Err(e) => fatal(&format!("cannot resume card payments: {e}")),
-    }
-    match crate::webhooks::load(&state, &resume_from) {
-        Ok(n) if n > 0 => println!("payd: {n} webhook endpoints"),
-        Ok(_) => {}
-        Err(e) => fatal(&format!("cannot load the webhook endpoints: {e}")),
-    }
-    match routes::refunds::resume(&state, &resume_from) {
-        Ok(n) if n > 0 => println!("payd: resumed status sync of {n} card refunds"),
-        Ok(_) => {}
-        Err(e) => fatal(&format!("cannot resume card refunds: {e}")),
-    }
-    state
-        .recovered
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    println!(
-        "payd: recovered journal through seq {} ({} accounts, trial balance zero) in {} ms; ready",
-        recovery.last_seq,
-        recovery.accounts,
-        recovery.elapsed.as_millis()
-    );
 }
 
 /// Before anything else is done for a request: the head size limit, then the
@@ -462,7 +333,7 @@ async fn guard_request(
         if let (Some(state), Some(peer)) = (req.app_data::<web::Data<AppState>>(), req.peer_addr())
         {
             if let Err(e) = state.rate.ip.check(&peer.ip()) {
-                let response = actix_web::ResponseError::error_response(&e);
+                let response = actix_web::ResponseError::error_response(&ApiError::from(e));
                 return Ok(req.into_response(response).map_into_right_body());
             }
         }

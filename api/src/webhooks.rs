@@ -1,391 +1,16 @@
-//! Merchant webhooks (issue #6): a durable outbox of payment and refund events, delivered
-//! signed, retried on a schedule, in order per merchant.
-//!
-//! - A merchant registers a URL (`PUT /v1/webhook_endpoint`) and gets a signing secret
-//!   (`whsec_…`, shown once, sealed under `master_key`).
-//! - Every payment and refund state a merchant with a URL sees (the state an answer reports,
-//!   and every later change: status sync, review, refund settlement) becomes an event
-//!   **written in the same durable unit as the change**: the event record
-//!   (`"ev" + merchant + event id`) and a pending marker (expiring aux key
-//!   `"x" "wq" + merchant + event id`). A crash can lose neither without the change, nor
-//!   invent one without it.
-//! - One dispatcher task scans the pending markers in key order (event ids grow with time),
-//!   takes each merchant's oldest pending event and POSTs it with
-//!   `Rongpay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">` and
-//!   `Rongpay-Event-Id`. A 2xx marks it delivered (and expires its marker) in one write;
-//!   anything else schedules the next try after `webhook_retry_ms[attempt]` (default
-//!   Alipay-like: 4 m, 10 m, 10 m, 1 h, 2 h, 6 h, 15 h: 8 tries over about 25 h), and that
-//!   merchant's later events wait behind it, so a receiver that was down gets every event
-//!   later, in order. After the last try the event is `failed` (resend it by hand) and the
-//!   queue moves on.
-//! - Delivery is at least once: a crash between the receiver's 2xx and our write sends the
-//!   event again; receivers deduplicate by event id.
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+//! `/v1/webhook_endpoint` and `/v1/events` (merchant): the URL events are delivered to and
+//! the events with their delivery state. The outbox and its delivery are
+//! `services::webhooks`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use services::webhooks::{event_id_text, parse_event_id, Event, EventStatus};
 
 use crate::auth;
 use crate::body;
 use crate::error::ApiError;
-use crate::records;
-use crate::state::{now_ns, AppState};
-
-/// Events whose markers one dispatcher pass looks at.
-pub const SCAN_MAX: usize = 100_000;
-
-/// Deliveries in flight at once (one per merchant at most).
-pub const DELIVERIES_MAX: usize = 64;
-
-/// Longest URL accepted.
-pub const URL_LEN_MAX: usize = 2_048;
-
-/// How long a pending marker is kept (longer than any retry schedule).
-const MARKER_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// The most events one list answers.
-pub const LIST_MAX: usize = 100;
-
-pub use storage::records::{Endpoint, Event, EventStatus};
-
-fn marker(merchant: u128, id: u128, live: bool) -> (Vec<u8>, Vec<u8>) {
-    let expires = if live {
-        now_ns().saturating_add(MARKER_KEEP.as_nanos() as u64)
-    } else {
-        // Already expired: the scan skips it and compaction drops it.
-        1
-    };
-    (
-        records::webhook_pending_key(merchant, id),
-        storage::schema::expiring_value(expires, &[]),
-    )
-}
-
-pub fn event_id_text(id: u128) -> String {
-    format!("evt_{id:032x}")
-}
-
-fn parse_event_id(text: &str) -> Option<u128> {
-    crate::records::parse_id(text, "evt_")
-}
-
-/// Event ids: nanoseconds, strictly increasing within the process (so a payment's events
-/// sort in the order they happened), then random bits.
-pub fn next_id(last: &AtomicU64) -> u128 {
-    let now = now_ns();
-    let mut prev = last.load(Ordering::SeqCst);
-    loop {
-        let next = now.max(prev + 1);
-        match last.compare_exchange(prev, next, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) => return (u128::from(next) << 64) | u128::from(rand::random::<u64>()),
-            Err(seen) => prev = seen,
-        }
-    }
-}
-
 use crate::records::time_text;
-
-/// The outbox records of one event (`kind` about `object_id`, `data` its JSON as of now)
-/// for `merchant`, to be written with the change; none when the merchant has no endpoint.
-pub fn event_records(
-    state: &AppState,
-    merchant: u128,
-    kind: &str,
-    object_id: &str,
-    data: &[u8],
-) -> Vec<(Vec<u8>, Vec<u8>)> {
-    if !state.webhook_endpoints.contains_key(&merchant) {
-        return Vec::new();
-    }
-    let id = next_id(&state.last_event_ns);
-    let created_at_ns = now_ns();
-    let mut payload = format!(
-        r#"{{"id":"{}","type":"{kind}","created_at":"{}","data":"#,
-        event_id_text(id),
-        time_text(created_at_ns)
-    )
-    .into_bytes();
-    payload.extend_from_slice(data);
-    payload.push(b'}');
-    let event = Event {
-        id,
-        merchant,
-        kind: kind.to_string(),
-        object_id: object_id.to_string(),
-        payload,
-        created_at_ns,
-        status: EventStatus::Pending,
-        attempts: 0,
-        next_at_ns: 0,
-        last_error: None,
-        delivered_at_ns: None,
-    };
-    // Early, but cheap: the dispatcher also looks every `webhook_poll_ms`.
-    state.webhook_wake.notify_one();
-    vec![
-        (
-            records::webhook_event_key(merchant, id),
-            records::encode(&event),
-        ),
-        marker(merchant, id, true),
-    ]
-}
-
-/// The `Rongpay-Signature` of a delivery: `t=…,v1=<hex HMAC-SHA256 of "t.body">`.
-pub use services::signature::sign;
-
-fn secret_context(merchant: u128) -> Vec<u8> {
-    [b"webhook".as_slice(), &merchant.to_be_bytes()].concat()
-}
-
-/// Loads every endpoint into memory (at start). Merchants are few; one entry each.
-pub fn load(state: &AppState, store: &storage::Store) -> Result<usize, String> {
-    let mut n = 0;
-    store
-        .for_each_aux_with_prefix(
-            records::prefix::WEBHOOK_ENDPOINT,
-            10_000_000,
-            |key, value| {
-                let Some(id) = records::id_after(key, records::prefix::WEBHOOK_ENDPOINT) else {
-                    return Ok(());
-                };
-                if let Ok(e) = storage::codec::decode::<Endpoint>(storage::codec::Kind::Aux, value)
-                {
-                    state.webhook_endpoints.insert(id, e);
-                    n += 1;
-                }
-                Ok(())
-            },
-        )
-        .map_err(|e| e.to_string())?;
-    Ok(n)
-}
-
-/// The dispatcher: runs for the life of the process.
-pub fn spawn_dispatcher(state: web::Data<AppState>) {
-    actix_rt::spawn(async move {
-        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(DELIVERIES_MAX));
-        loop {
-            let wait = Duration::from_millis(state.config.webhook_poll_ms);
-            let _ = tokio::time::timeout(wait, state.webhook_wake.notified()).await;
-            if state.store.get().is_none() || state.ledger.get().is_none() {
-                continue;
-            }
-            let heads = match pending_heads(&state) {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::error!(%e, "webhook dispatcher cannot scan the outbox");
-                    continue;
-                }
-            };
-            for (merchant, id) in heads {
-                // One delivery per merchant at a time: its order is its queue's.
-                if state.webhook_busy.insert(merchant, ()).is_some() {
-                    continue;
-                }
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    state.webhook_busy.remove(&merchant);
-                    break;
-                };
-                let state = state.clone();
-                actix_rt::spawn(async move {
-                    drain(&state, merchant, id).await;
-                    state.webhook_busy.remove(&merchant);
-                    drop(permit);
-                });
-            }
-        }
-    });
-}
-
-/// Each merchant's oldest live pending marker: (merchant, event id).
-fn pending_heads(state: &AppState) -> Result<Vec<(u128, u128)>, ApiError> {
-    let store = state.store()?;
-    let prefix = records::prefix::WEBHOOK_PENDING;
-    let now = now_ns();
-    let mut heads: Vec<(u128, u128)> = Vec::new();
-    store.for_each_aux_with_prefix(prefix, SCAN_MAX, |key, value| {
-        let live = storage::schema::split_expiring(value).is_some_and(|(at, _)| at > now);
-        let rest = &key[prefix.len()..];
-        if let (true, Some(m), Some(id)) = (
-            live,
-            rest.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()),
-            rest.get(16..32).and_then(|b| <[u8; 16]>::try_from(b).ok()),
-        ) {
-            let m = u128::from_be_bytes(m);
-            if heads.last().is_none_or(|(last, _)| *last != m) {
-                heads.push((m, u128::from_be_bytes(id)));
-            }
-        }
-        Ok(())
-    })?;
-    Ok(heads)
-}
-
-/// What one look at a merchant's head event did.
-#[derive(Debug, PartialEq, Eq)]
-enum Step {
-    /// Delivered, given up, or not pending: the queue moves on.
-    Done,
-    /// Not due yet, or tried and scheduled again: the queue waits.
-    Wait,
-}
-
-/// Delivers a merchant's pending events in order, starting at `first`, until one must
-/// wait (not due, or failed and scheduled again) or none is left.
-async fn drain(state: &AppState, merchant: u128, first: u128) {
-    let mut next = Some(first);
-    while let Some(id) = next {
-        match deliver(state, merchant, id).await {
-            Ok(Step::Done) => {}
-            Ok(Step::Wait) => return,
-            Err(e) => {
-                tracing::warn!(event = %event_id_text(id), %e, "webhook delivery not recorded");
-                return;
-            }
-        }
-        next = match next_pending(state, merchant, id) {
-            Ok(n) => n,
-            Err(_) => return,
-        };
-    }
-}
-
-/// The merchant's first live pending marker after event `after`.
-fn next_pending(state: &AppState, merchant: u128, after: u128) -> Result<Option<u128>, ApiError> {
-    let store = state.store()?;
-    let prefix = records::webhook_pending_prefix(merchant);
-    let from = [marker(merchant, after, false).0.as_slice(), &[0]].concat();
-    let now = now_ns();
-    let mut found = None;
-    store.for_each_aux_with_prefix_from(&prefix, &from, SCAN_MAX, |key, value| {
-        if found.is_none() && storage::schema::split_expiring(value).is_some_and(|(at, _)| at > now)
-        {
-            found = key
-                .get(prefix.len()..prefix.len() + 16)
-                .and_then(|b| <[u8; 16]>::try_from(b).ok())
-                .map(u128::from_be_bytes);
-        }
-        Ok(())
-    })?;
-    Ok(found)
-}
-
-/// Tries one event now if it is due; records the outcome durably.
-async fn deliver(state: &AppState, merchant: u128, id: u128) -> Result<Step, ApiError> {
-    let store = state.store()?;
-    let key = records::webhook_event_key(merchant, id);
-    let Some(mut event) = records::read::<Event>(store, &key)? else {
-        // A marker without its event cannot be delivered: retire it.
-        state
-            .ledger()?
-            .write_records(vec![marker(merchant, id, false)])
-            .await?;
-        return Ok(Step::Done);
-    };
-    if event.status != EventStatus::Pending {
-        state
-            .ledger()?
-            .write_records(vec![marker(merchant, id, false)])
-            .await?;
-        return Ok(Step::Done);
-    }
-    let now = now_ns();
-    if event.next_at_ns > now {
-        return Ok(Step::Wait);
-    }
-    let endpoint = state.webhook_endpoints.get(&merchant).map(|e| e.clone());
-    let outcome = match endpoint {
-        None => Err("no webhook endpoint".to_string()),
-        Some(e) => post(state, merchant, &e, &event).await,
-    };
-    event.attempts += 1;
-    let schedule = state.config.webhook_retry();
-    let mut records = Vec::new();
-    let step = match &outcome {
-        Ok(()) => Step::Done,
-        Err(_) if (event.attempts as usize) <= schedule.len() => Step::Wait,
-        Err(_) => Step::Done,
-    };
-    match outcome {
-        Ok(()) => {
-            event.status = EventStatus::Delivered;
-            event.delivered_at_ns = Some(now_ns());
-            event.last_error = None;
-            records.push(marker(merchant, id, false));
-            metrics::counter!(crate::metrics::WEBHOOKS, "outcome" => "delivered").increment(1);
-        }
-        Err(why) => {
-            event.last_error = Some(why);
-            match schedule.get(event.attempts as usize - 1) {
-                Some(delay) => {
-                    event.next_at_ns = now_ns().saturating_add(delay.as_nanos() as u64);
-                    metrics::counter!(crate::metrics::WEBHOOKS, "outcome" => "retry").increment(1);
-                }
-                None => {
-                    event.status = EventStatus::Failed;
-                    records.push(marker(merchant, id, false));
-                    metrics::counter!(crate::metrics::WEBHOOKS, "outcome" => "failed").increment(1);
-                }
-            }
-        }
-    }
-    // A payment's events are found with its other lines (by payment_id).
-    let payment_id = event
-        .object_id
-        .starts_with("pay_")
-        .then_some(event.object_id.as_str());
-    tracing::info!(
-        event = %event_id_text(id),
-        kind = %event.kind,
-        payment_id,
-        object_id = %event.object_id,
-        attempt = event.attempts,
-        status = ?event.status,
-        error = event.last_error.as_deref(),
-        "webhook delivery"
-    );
-    records.push((key, records::encode(&event)));
-    state.ledger()?.write_records(records).await?;
-    Ok(step)
-}
-
-async fn post(
-    state: &AppState,
-    merchant: u128,
-    endpoint: &Endpoint,
-    event: &Event,
-) -> Result<(), String> {
-    let secret = crate::secret::Secret::new(
-        state
-            .master
-            .open(&endpoint.sealed_secret, &secret_context(merchant))
-            .map_err(|_| "the webhook secret does not open with master_key".to_string())?,
-    );
-    let t = now_ns() / 1_000_000_000;
-    let sent = state
-        .http
-        .post(&endpoint.url)
-        .timeout(Duration::from_millis(state.config.webhook_timeout_ms))
-        .header("Content-Type", "application/json")
-        .header(
-            "Rongpay-Signature",
-            sign(secret.expose(), t, &event.payload),
-        )
-        .header("Rongpay-Event-Id", event_id_text(event.id))
-        .body(event.payload.clone())
-        .send()
-        .await;
-    match sent {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("the endpoint answered {}", r.status().as_u16())),
-        Err(e) if e.is_timeout() => Err("the endpoint did not answer in time".into()),
-        Err(e) if e.is_connect() => Err("the endpoint refused the connection".into()),
-        Err(_) => Err("the delivery failed".into()),
-    }
-}
+use crate::state::AppState;
 
 /// Registers (or replaces) the caller's webhook URL.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -403,10 +28,6 @@ pub struct EndpointView {
     created_at: String,
 }
 
-fn invalid_url(message: impl Into<String>) -> ApiError {
-    ApiError::invalid("invalid_parameter", message).with_param("url")
-}
-
 #[utoipa::path(put, path = "/v1/webhook_endpoint", tag = "webhooks", request_body = SetEndpoint,
     security(("bearer" = [])),
     responses(
@@ -422,41 +43,10 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let merchant = auth::merchant(&req, &state)?;
     let (body, _): (SetEndpoint, _) = body::json(&req, payload, state.limits, &[]).await?;
-    let url = body.url;
-    crate::pan::refuse(&url, "url")?;
-    if url.len() > URL_LEN_MAX {
-        return Err(invalid_url(format!(
-            "url is longer than {URL_LEN_MAX} bytes"
-        )));
-    }
-    let parsed = reqwest::Url::parse(&url)
-        .map_err(|e| invalid_url(format!("url {url:?} does not parse: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(invalid_url(format!(
-            "url {url:?} must be http:// or https:// with a host"
-        )));
-    }
-    let secret = format!(
-        "whsec_{:032x}{:032x}",
-        rand::random::<u128>(),
-        rand::random::<u128>()
-    );
-    let endpoint = Endpoint {
-        url: url.clone(),
-        sealed_secret: state
-            .master
-            .seal(secret.as_bytes(), &secret_context(merchant.id)),
-        created_at_ns: now_ns(),
-    };
-    state
-        .ledger()?
-        .write_records(vec![(
-            records::webhook_endpoint_key(merchant.id),
-            records::encode(&endpoint),
-        )])
-        .await?;
+    let (endpoint, secret) =
+        services::webhooks::set_endpoint(&state, merchant.id, body.url).await?;
     let created_at = time_text(endpoint.created_at_ns);
-    state.webhook_endpoints.insert(merchant.id, endpoint);
+    let url = endpoint.url;
     Ok(HttpResponse::Ok().json(EndpointView {
         url,
         secret: Some(secret),
@@ -473,11 +63,7 @@ pub async fn put(
 /// (merchant) The caller's webhook endpoint.
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let merchant = auth::merchant(&req, &state)?;
-    let e = state
-        .webhook_endpoints
-        .get(&merchant.id)
-        .map(|e| e.clone())
-        .ok_or_else(|| ApiError::not_found("no webhook endpoint is set"))?;
+    let e = services::webhooks::endpoint(&state, merchant.id)?;
     Ok(HttpResponse::Ok().json(EndpointView {
         url: e.url,
         secret: None,
@@ -562,22 +148,8 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             .with_param("after")
         })?),
     };
-    let store = state.store()?;
-    let prefix = records::webhook_events_prefix(merchant.id);
-    // Page: start just after `after` (its key plus one byte sorts right after it).
-    let from = match after {
-        Some(a) => [records::webhook_event_key(merchant.id, a).as_slice(), &[0]].concat(),
-        None => prefix.clone(),
-    };
-    let mut data = Vec::new();
-    store.for_each_aux_with_prefix_from(&prefix, &from, LIST_MAX + 1, |_, value| {
-        if let Ok(e) = storage::codec::decode::<Event>(storage::codec::Kind::Aux, value) {
-            data.push(event_view(&e));
-        }
-        Ok(())
-    })?;
-    let has_more = data.len() > LIST_MAX;
-    data.truncate(LIST_MAX);
+    let (events, has_more) = services::webhooks::events(&state, merchant.id, after)?;
+    let data = events.iter().map(event_view).collect();
     Ok(HttpResponse::Ok().json(EventList { data, has_more }))
 }
 
@@ -596,61 +168,6 @@ pub async fn resend(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let merchant = auth::merchant(&req, &state)?;
-    let not_found = || ApiError::not_found(format!("no event {:?}", path.as_str()));
-    let id = parse_event_id(&path).ok_or_else(not_found)?;
-    let key = records::webhook_event_key(merchant.id, id);
-    let _busy = WaitIdle::new(&state, merchant.id).await;
-    let mut event = records::read::<Event>(state.store()?, &key)?.ok_or_else(not_found)?;
-    event.status = EventStatus::Pending;
-    event.attempts = 0;
-    event.next_at_ns = 0;
-    state
-        .ledger()?
-        .write_records(vec![
-            (key, records::encode(&event)),
-            marker(merchant.id, id, true),
-        ])
-        .await?;
-    state.webhook_wake.notify_one();
+    let event = services::webhooks::resend(&state, merchant.id, &path).await?;
     Ok(HttpResponse::Accepted().json(event_view(&event)))
-}
-
-/// Holds a merchant's delivery slot (so a resend never races a delivery of the same
-/// event's record).
-struct WaitIdle<'a> {
-    state: &'a AppState,
-    merchant: u128,
-}
-
-impl<'a> WaitIdle<'a> {
-    async fn new(state: &'a AppState, merchant: u128) -> WaitIdle<'a> {
-        while state.webhook_busy.insert(merchant, ()).is_some() {
-            actix_rt::time::sleep(Duration::from_millis(5)).await;
-        }
-        WaitIdle { state, merchant }
-    }
-}
-
-impl Drop for WaitIdle<'_> {
-    fn drop(&mut self) {
-        self.state.webhook_busy.remove(&self.merchant);
-    }
-}
-
-/// The webhook backlog (pending markers, up to `SCAN_MAX`), for the metrics.
-pub fn backlog(state: &AppState) -> usize {
-    pending_count(state).unwrap_or(0)
-}
-
-fn pending_count(state: &AppState) -> Result<usize, ApiError> {
-    let store = state.store()?;
-    let now = now_ns();
-    let mut n = 0;
-    store.for_each_aux_with_prefix(records::prefix::WEBHOOK_PENDING, SCAN_MAX, |_, value| {
-        if storage::schema::split_expiring(value).is_some_and(|(at, _)| at > now) {
-            n += 1;
-        }
-        Ok(())
-    })?;
-    Ok(n)
 }

@@ -125,7 +125,7 @@ fn one_time_codes_are_hashed_expiring_attempt_limited_and_rate_limited() {
         .unwrap()
         .as_secs())
     .to_string();
-    let sig = api::webhooks::sign(
+    let sig = services::signature::sign(
         b"not-the-gateway-key-000",
         t.parse().unwrap(),
         forged.as_bytes(),

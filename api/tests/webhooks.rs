@@ -161,7 +161,7 @@ fn events(p: &Payd, key: &str) -> Vec<Value> {
 }
 
 fn hmac_hex(secret: &str, t: &str, body: &str) -> String {
-    api::webhooks::sign(secret.as_bytes(), t.parse().unwrap(), body.as_bytes())
+    services::signature::sign(secret.as_bytes(), t.parse().unwrap(), body.as_bytes())
 }
 
 #[test]

@@ -26,11 +26,16 @@ pub enum Error {
     Conflict {
         code: &'static str,
         message: String,
+        param: Option<String>,
         payment_id: Option<String>,
     },
     /// The credentials or a signature do not check out.
     #[error("{message}")]
     Unauthenticated { code: &'static str, message: String },
+    /// Too many requests for one key (a source, a merchant, a payer, a phone number): retry
+    /// after `retry_after_s`.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_s: u64 },
     /// The store is still being recovered.
     #[error("the server is recovering its store; retry shortly")]
     NotReady,
@@ -48,7 +53,7 @@ pub enum Error {
     Unavailable { code: &'static str, message: String },
 }
 
-pub type Result<T> = std::result::Result<T, Error>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Error {
@@ -69,17 +74,35 @@ impl Error {
         Error::Conflict {
             code,
             message: message.into(),
+            param: None,
             payment_id: None,
         }
     }
 
-    /// The same error naming the field it is about (only `Invalid` carries one).
+    /// A store fault or a stored record that cannot be used: nothing was acknowledged.
+    pub fn storage(message: impl Into<String>) -> Error {
+        Error::Storage(message.into())
+    }
+
+    /// The same error naming the field it is about (only `Invalid` and `Conflict` carry
+    /// one).
     pub fn with_param(self, param: impl Into<String>) -> Error {
         match self {
             Error::Invalid { code, message, .. } => Error::Invalid {
                 code,
                 message,
                 param: Some(param.into()),
+            },
+            Error::Conflict {
+                code,
+                message,
+                payment_id,
+                ..
+            } => Error::Conflict {
+                code,
+                message,
+                param: Some(param.into()),
+                payment_id,
             },
             other => other,
         }

@@ -1,22 +1,50 @@
 //! rongpay's business flows and background work, between the HTTP layer (`api`) and the
-//! actors: typed commands and results, no HTTP (it never depends on actix-web, never builds
-//! a JSON response, never knows a status code).
+//! actors: typed commands and results, no HTTP (it never depends on actix-web, never knows
+//! a status code). An object's public representation (a payment's, a refund's, a channel's
+//! view) is defined here because webhook events carry it too; `api` renders it.
 //!
-//! Layout, one module per capability (issue #13 moves the flows here from `api` one
-//! capability at a time; the funds layer adds its modules here from its first line):
-//! - [`channels`]: payment channels; [`channels::wire`] is the protocol payd's channel client
-//!   speaks, which `channel-sim` (in the `sims` tooling crate) plays.
-//! - [`notifications`]: the SMS platform; [`notifications::wire`] is the SMS gateway
-//!   protocol, which `sms-sim` plays.
+//! Layout, one module per capability:
+//! - [`platform`]: what the flows share ([`Platform`]), its recovery at start and the
+//!   background work started from it; ids and time.
+//! - [`payments`], [`card_payments`] (routing, charging, status sync, channel results),
+//!   [`refunds`], [`accounts`], [`merchants`], [`cards`] (with [`vault`] and [`pan`]).
+//! - [`channels`]: configuration, live health, notifications; [`channels::wire`] is the
+//!   protocol payd's channel client speaks (`channel-sim` in the `sims` crate plays it).
+//! - [`risk`]: the rules file; scoring itself is `engine::risk`.
+//! - [`webhooks`]: the durable outbox and its delivery.
+//! - [`notifications`]: the SMS platform; [`notifications::wire`] is the gateway protocol
+//!   (`sms-sim` plays it).
+//! - [`audit`]: the operator action log.
+//! - [`ratelimit`]: keyed token buckets (sources, merchants, payers, phone numbers).
+//! - [`metrics`]: every metric's name and the recording helpers; [`stats`]: today's totals.
 //! - [`error`]: the one error type; `api` maps each variant to a status and a code.
-//! - [`json_int`]: integers in JSON bodies as JSON Schema defines them (`220.0` is `220`).
-//! - [`signature`]: the `t=…,v1=…` HMAC-SHA256 signature of channel notifications, SMS
+//! - [`records`]: the store's records with id and time text; [`json_int`]: integers in JSON
+//!   bodies as JSON Schema defines them (`220.0` is `220`); [`secret`]: values never shown;
+//!   [`signature`]: the `t=…,v1=…` HMAC-SHA256 signature of channel notifications, SMS
 //!   receipts and merchant webhooks.
 
+pub mod accounts;
+pub mod audit;
+pub mod card_payments;
+pub mod cards;
 pub mod channels;
 pub mod error;
 pub mod json_int;
+pub mod merchants;
+pub mod metrics;
 pub mod notifications;
+pub mod pan;
+pub mod payments;
+pub mod platform;
+pub mod ratelimit;
+pub mod records;
+pub mod refunds;
+pub mod risk;
+pub mod secret;
 pub mod signature;
+pub mod stats;
+pub mod vault;
+pub mod webhooks;
 
 pub use error::{Error, Result};
+pub use platform::{Platform, Settings};

@@ -54,13 +54,7 @@ pub struct CardView {
     exp_year: u16,
 }
 
-pub fn card_token_text(token: u128) -> String {
-    format!("tok_{token:032x}")
-}
-
-pub fn parse_card_token(text: &str) -> Option<u128> {
-    crate::records::parse_id(text, "tok_")
-}
+pub use services::cards::{card_token_text, parse_card_token};
 
 #[utoipa::path(post, path = "/v1/cards", tag = "cards", request_body = CreateCard,
     params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),

@@ -39,9 +39,7 @@ pub struct MerchantCreated {
     category: String,
 }
 
-pub fn merchant_id_text(id: u128) -> String {
-    format!("mch_{id:032x}")
-}
+pub use services::merchants::{merchant_id_text, parse_merchant_id};
 
 #[utoipa::path(post, path = "/v1/merchants", tag = "merchants", request_body = CreateMerchant, params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1-255 visible ASCII characters; replays the first answer; reused with another request: 422 idempotency_key_reused; while the first is in flight: 409")),
     security(("bearer" = [])),
@@ -64,7 +62,7 @@ pub async fn create(
     if let Some(c) = &body.category {
         crate::pan::refuse(c, "category")?;
     }
-    if body.name.trim().is_empty() || body.name.len() > super::accounts::TEXT_FIELD_LEN_MAX {
+    if body.name.trim().is_empty() || body.name.len() > services::accounts::TEXT_FIELD_LEN_MAX {
         return Err(ApiError::invalid(
             "invalid_parameter",
             "name must be 1 to 256 bytes and not blank",
@@ -210,10 +208,6 @@ fn view(m: &Merchant, now: u64) -> MerchantView {
             .collect(),
         created_at: time_text(m.created_at_ns),
     }
-}
-
-fn parse_merchant_id(text: &str) -> Option<u128> {
-    crate::records::parse_id(text, "mch_")
 }
 
 fn load(state: &AppState, id_text: &str) -> Result<Merchant, ApiError> {

@@ -1,7 +1,6 @@
 //! The HTTP routes, one module per resource.
 
 pub mod accounts;
-pub mod card_payments;
 pub mod cards;
 pub mod channels;
 pub mod health;

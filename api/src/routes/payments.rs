@@ -1,18 +1,15 @@
 //! `/v1/payments` (merchant): balance payments, by id and by `out_trade_no`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use engine::money::{fee_minor, format_minor};
+use engine::money::fee_minor;
 use engine::{
     AccountId, Currency, PaymentParties, PlatformRole, Reject, Timestamp, Transfer, TransferId,
 };
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{check_text, ensure_platform_accounts_once, parse_currency, parse_positive};
-use super::merchants::merchant_id_text;
 use crate::auth::{self, Caller};
 use crate::body;
 use crate::error::{ApiError, ErrorType};
@@ -20,6 +17,12 @@ use crate::idempotency;
 use crate::records::{self, Payment, PaymentStatus, RiskRecord};
 use crate::state::{claim, new_id, now_ns, AppState};
 use engine::risk::{Decision, RiskInput};
+use services::accounts::{
+    check_text, ensure_platform_accounts_once, parse_currency, parse_positive,
+};
+use services::payments::{
+    events_for, parse_payment_id, payment_id_text, payment_records, view, PaymentView,
+};
 
 pub const OUT_TRADE_NO_LEN_MAX: usize = 64;
 pub const METADATA_ENTRIES_MAX: usize = 20;
@@ -50,20 +53,6 @@ pub struct CreatePayment {
     device_id: Option<String>,
 }
 
-/// The risk assessment every payment gets before any money moves.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct RiskView {
-    #[schema(minimum = 0, maximum = 100)]
-    score: u8,
-    /// approve, review or reject.
-    decision: &'static str,
-    /// Codes of the rules that added points (`velocity_payer_count`, `large_amount`, …).
-    reasons: Vec<String>,
-    /// (extension) The operator's decision on a reviewed payment: approve or reject.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    review: Option<&'static str>,
-}
-
 /// An operator's decision on a payment held for review.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -88,170 +77,10 @@ pub struct PaymentMethod {
     card_token: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct MethodView {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    account_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    card_token: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    brand: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last4: Option<String>,
-}
-
-/// (extension) How a card payment went through the channels.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct RoutingView {
-    /// The channel of the current or last attempt.
-    channel: Option<String>,
-    /// Each attempt: the channel and what happened (charged, declined, channel_error,
-    /// connection_refused, no_answer, status_sync).
-    attempts: Vec<AttemptView>,
-    /// Channels left out and why (disabled, breaker_open, daily_limit_reached, …).
-    excluded: Vec<AttemptView>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct AttemptView {
-    channel: String,
-    outcome: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PaymentView {
-    id: String,
-    merchant_id: String,
-    out_trade_no: String,
-    amount: String,
-    currency: &'static str,
-    status: &'static str,
-    failure_code: Option<String>,
-    fee: String,
-    net_amount: String,
-    payment_method: MethodView,
-    description: Option<String>,
-    metadata: BTreeMap<String, String>,
-    refunded_amount: String,
-    created_at: String,
-    risk: Option<RiskView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    routing: Option<RoutingView>,
-}
-
 /// `GET /v1/payments?out_trade_no=…`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PaymentList {
     pub data: Vec<PaymentView>,
-}
-
-/// The webhook event type of a payment in `status`.
-pub fn payment_event(status: PaymentStatus) -> &'static str {
-    match status {
-        PaymentStatus::Succeeded => "payment.succeeded",
-        PaymentStatus::Failed => "payment.failed",
-        PaymentStatus::Processing => "payment.processing",
-    }
-}
-
-/// The webhook event records of payment `p` as it now stands (`body`: its JSON view).
-pub fn events_for(state: &AppState, p: &Payment, body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    crate::webhooks::event_records(
-        state,
-        p.merchant,
-        payment_event(p.status),
-        &payment_id_text(p.id),
-        body,
-    )
-}
-
-/// A payment's record with the webhook event of its state: what every change of a
-/// payment's state writes (in one unit).
-pub fn payment_records(state: &AppState, p: &Payment) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut records = vec![(records::payment_key(p.id), records::encode(p))];
-    if state.webhook_endpoints.contains_key(&p.merchant) {
-        let body = serde_json::to_vec(&view(p)).expect("a payment view serializes");
-        records.extend(events_for(state, p, &body));
-    }
-    records
-}
-
-pub fn payment_id_text(id: u128) -> String {
-    format!("pay_{id:032x}")
-}
-
-fn parse_payment_id(text: &str) -> Option<u128> {
-    crate::records::parse_id(text, "pay_")
-}
-
-pub fn view(p: &Payment) -> PaymentView {
-    let currency =
-        Currency::from_numeric(p.currency).expect("stored payments carry an active currency");
-    let created = UNIX_EPOCH + Duration::from_nanos(p.created_at_ns);
-    PaymentView {
-        id: payment_id_text(p.id),
-        merchant_id: merchant_id_text(p.merchant),
-        out_trade_no: p.out_trade_no.clone(),
-        amount: format_minor(p.amount, currency),
-        currency: currency.code(),
-        status: match p.status {
-            PaymentStatus::Succeeded => "succeeded",
-            PaymentStatus::Failed => "failed",
-            PaymentStatus::Processing => "processing",
-        },
-        failure_code: p.failure_code.clone(),
-        fee: format_minor(p.fee, currency),
-        net_amount: format_minor(p.amount - p.fee, currency),
-        payment_method: match p.card.0.as_ref() {
-            None => MethodView {
-                kind: "balance",
-                account_id: Some(p.payer.to_string()),
-                card_token: None,
-                brand: None,
-                last4: None,
-            },
-            Some(c) => MethodView {
-                kind: "bank_card",
-                account_id: None,
-                card_token: Some(super::cards::card_token_text(c.token)),
-                brand: Some(c.brand.clone()),
-                last4: Some(c.last4.clone()),
-            },
-        },
-        description: p.description.clone(),
-        metadata: p.metadata.iter().cloned().collect(),
-        refunded_amount: format_minor(p.refunded, currency),
-        created_at: humantime::format_rfc3339_millis(created).to_string(),
-        risk: p.risk.0.as_ref().map(|r| RiskView {
-            score: r.score,
-            decision: match r.decision {
-                0 => "approve",
-                1 => "review",
-                _ => "reject",
-            },
-            reasons: r.reasons.iter().map(|(code, _)| code.clone()).collect(),
-            review: r
-                .reviewed
-                .map(|(approved, _)| if approved { "approve" } else { "reject" }),
-        }),
-        routing: p.card.0.as_ref().map(|c| {
-            let pairs = |v: &[(String, String)]| {
-                v.iter()
-                    .map(|(channel, outcome)| AttemptView {
-                        channel: channel.clone(),
-                        outcome: outcome.clone(),
-                    })
-                    .collect()
-            };
-            RoutingView {
-                channel: c.channel.as_ref().map(|(_, name)| name.clone()),
-                attempts: pairs(&c.attempts),
-                excluded: pairs(&c.excluded),
-            }
-        }),
-    }
 }
 
 fn duplicate(payment_id: u128) -> ApiError {
@@ -578,9 +407,14 @@ pub async fn create(
         payment.status = PaymentStatus::Processing;
         let answer_of = |p: &Payment| records_for(p).0;
         let index = vec![(index_key.clone(), records::encode(&id))];
-        let done =
-            super::card_payments::charge(&state, payment, merchant.account, &answer_of, index)
-                .await?;
+        let done = services::card_payments::charge(
+            &state.platform,
+            payment,
+            merchant.account,
+            &answer_of,
+            index,
+        )
+        .await?;
         state.payment_reached(&done);
         let body = serde_json::to_vec(&view(&done)).expect("a payment view serializes");
         return Ok(idempotency::respond(StatusCode::CREATED, body));
@@ -771,9 +605,14 @@ pub async fn review(
         )?
         .ok_or_else(|| ApiError::unavailable("a stored payment's merchant is missing"))?;
         let answer_of = |p: &Payment| payment_records(&state, p);
-        let done =
-            super::card_payments::charge(&state, payment, merchant.account, &answer_of, vec![])
-                .await?;
+        let done = services::card_payments::charge(
+            &state.platform,
+            payment,
+            merchant.account,
+            &answer_of,
+            vec![],
+        )
+        .await?;
         return reviewed(&state, &req, &done).await;
     }
     let currency = Currency::from_numeric(payment.currency)

@@ -4,16 +4,17 @@
 //! technical failure (definitely not charged: fail over to the next), or no answer (stay
 //! `processing` and ask the same channel until it says; never charge elsewhere).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::routing::{route, CallResult, Candidate, Method, RouteRequest};
 use engine::{AccountId, Currency, PlatformRole, Timestamp, Transfer, TransferId};
 
-use super::payments::payment_id_text;
-use crate::error::ApiError;
+use crate::channels::wire::{ChargeAnswer, ChargeRequest, ChargeStatus};
+use crate::payments::payment_id_text;
+use crate::platform::{claim, now_ns, Platform};
 use crate::records::{self, Payment, PaymentStatus};
-use crate::state::{claim, now_ns, AppState};
-use services::channels::wire::{ChargeAnswer, ChargeRequest, ChargeStatus};
+use crate::{Error, Result};
 
 /// How long an open-attempt marker is kept (it is only read at start; a payment still
 /// processing after this needs an operator).
@@ -30,10 +31,7 @@ fn open_attempt_record(payment: u128) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// At start: every card payment whose last attempt got no answer is asked about again.
-pub fn resume(
-    state: &actix_web::web::Data<AppState>,
-    store: &storage::Store,
-) -> Result<usize, String> {
+pub fn resume(state: &Arc<Platform>, store: &storage::Store) -> Result<usize, String> {
     let prefix = records::prefix::OPEN_ATTEMPT;
     let mut ids = Vec::new();
     store
@@ -117,7 +115,7 @@ impl Outcome {
 /// The ranked channels for `payment` (and the reasons of those left out), starting the
 /// first one's bulkhead slot is left to the caller.
 fn plan(
-    state: &AppState,
+    state: &Platform,
     payment: &Payment,
     currency: Currency,
 ) -> (Vec<Call>, Vec<(String, String)>) {
@@ -141,7 +139,7 @@ fn plan(
         at: Timestamp(now_ns()),
         draw: rand::random(),
     };
-    let routed = route(&mut candidates, &req, state.config.policy());
+    let routed = route(&mut candidates, &req, state.settings.routing_policy);
     let calls = routed
         .ranked
         .iter()
@@ -166,7 +164,7 @@ fn plan(
 }
 
 fn with_health(
-    state: &AppState,
+    state: &Platform,
     channel: u128,
     f: impl FnOnce(&mut engine::routing::ChannelHealth),
 ) {
@@ -177,7 +175,7 @@ fn with_health(
     }
 }
 
-async fn call(state: &AppState, c: &Call, payment: &Payment, request_id: &str) -> Outcome {
+async fn call(state: &Platform, c: &Call, payment: &Payment, request_id: &str) -> Outcome {
     let currency = Currency::from_numeric(payment.currency)
         .map(|c| c.code())
         .unwrap_or("?");
@@ -185,7 +183,7 @@ async fn call(state: &AppState, c: &Call, payment: &Payment, request_id: &str) -
     let sent = state
         .http
         .post(format!("{}/charges", c.endpoint.trim_end_matches('/')))
-        .timeout(state.config.channel_timeout())
+        .timeout(state.settings.channel_timeout)
         .json(&ChargeRequest {
             request_id: request_id.to_string(),
             amount_minor: payment.amount,
@@ -194,13 +192,13 @@ async fn call(state: &AppState, c: &Call, payment: &Payment, request_id: &str) -
                 .card
                 .0
                 .as_ref()
-                .map(|card| super::cards::card_token_text(card.token))
+                .map(|card| crate::cards::card_token_text(card.token))
                 .unwrap_or_default(),
             notify_url: c.notify.then(|| {
                 format!(
                     "{}/v1/channels/{}/notifications",
-                    state.config.public_url(),
-                    super::channels::channel_id_text(c.id)
+                    state.settings.public_url,
+                    crate::channels::channel_id_text(c.id)
                 )
             }),
         })
@@ -253,14 +251,14 @@ async fn call(state: &AppState, c: &Call, payment: &Payment, request_id: &str) -
 /// Records the charge: the payment `succeeded` and the postings, in one durable unit with
 /// `extra` records (the idempotency record).
 async fn book(
-    state: &AppState,
+    state: &Platform,
     payment: &mut Payment,
     merchant_account: AccountId,
     channel_number: u32,
     extra: Records,
-) -> Result<(), ApiError> {
+) -> Result<()> {
     let currency = Currency::from_numeric(payment.currency)
-        .ok_or_else(|| ApiError::unavailable("a payment with an unknown currency"))?;
+        .ok_or_else(|| Error::storage("a payment with an unknown currency"))?;
     let channel_fee = payment.card.0.as_ref().map(|c| c.channel_fee).unwrap_or(0);
     let transfer = Transfer::channel_payment(
         TransferId(payment.id),
@@ -297,11 +295,7 @@ async fn book(
     }
 }
 
-async fn write(
-    state: &AppState,
-    payment: &Payment,
-    extra: Vec<(Vec<u8>, Vec<u8>)>,
-) -> Result<(), ApiError> {
+async fn write(state: &Platform, payment: &Payment, extra: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
     let mut recs = vec![(records::payment_key(payment.id), records::encode(payment))];
     recs.extend(extra);
     state.ledger()?.write_records(recs).await?;
@@ -318,14 +312,14 @@ fn fail(payment: &mut Payment, code: &str) {
 /// renders the answer for a payment state and the idempotency record to write with it.
 /// Returns the payment as it stands when the caller should answer.
 pub async fn charge(
-    state: &actix_web::web::Data<AppState>,
+    state: &Arc<Platform>,
     mut payment: Payment,
     merchant_account: AccountId,
     answer_of: &dyn Fn(&Payment) -> Records,
     mut first: Records,
-) -> Result<Payment, ApiError> {
+) -> Result<Payment> {
     let currency = Currency::from_numeric(payment.currency)
-        .ok_or_else(|| ApiError::unavailable("a payment with an unknown currency"))?;
+        .ok_or_else(|| Error::storage("a payment with an unknown currency"))?;
     // This request resolves the payment while it talks to the channels: a notification
     // arriving meanwhile finds the claim and leaves the payment to it.
     let _claim = claim(&state.resolving, payment.id);
@@ -428,22 +422,17 @@ pub async fn charge(
 
 /// Asks the channel about a charge that got no answer until it says; then books it or fails
 /// it. Only this channel is ever asked: charging elsewhere could charge twice.
-fn spawn_sync(
-    state: actix_web::web::Data<AppState>,
-    payment: Payment,
-    c: Call,
-    request_id: String,
-) {
+fn spawn_sync(state: Arc<Platform>, payment: Payment, c: Call, request_id: String) {
     let span = tracing::info_span!("status_sync", payment_id = %payment_id_text(payment.id));
     actix_rt::spawn(tracing::Instrument::instrument(
         async move {
             let url = format!("{}/charges/{request_id}", c.endpoint.trim_end_matches('/'));
             for _ in 0..SYNC_ATTEMPTS {
-                actix_rt::time::sleep(Duration::from_millis(state.config.status_sync_ms)).await;
+                actix_rt::time::sleep(state.settings.status_sync).await;
                 let asked = state
                     .http
                     .get(&url)
-                    .timeout(state.config.channel_timeout())
+                    .timeout(state.settings.channel_timeout)
                     .send()
                     .await;
                 let resp = match asked {
@@ -478,12 +467,12 @@ fn spawn_sync(
 /// payment `id`, once: status sync and notifications race for it; one claims it, and a
 /// payment no longer processing or on another attempt is left alone.
 pub async fn resolve(
-    state: &AppState,
+    state: &Platform,
     id: u128,
     request_id: &str,
     answer: Option<ChargeAnswer>,
     how: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool> {
     let Some(_claim) = claim(&state.resolving, id) else {
         return Ok(false);
     };
@@ -514,13 +503,13 @@ pub async fn resolve(
                 store,
                 &records::merchant_key(payment.merchant),
             )?
-            .ok_or_else(|| ApiError::unavailable("a payment's merchant is missing"))?;
+            .ok_or_else(|| Error::storage("a payment's merchant is missing"))?;
             let number = state
                 .channels
                 .get(&channel)
                 .and_then(|c| c.value().lock().ok().map(|rt| rt.record.number))
-                .ok_or_else(|| ApiError::unavailable("a payment's channel is missing"))?;
-            let events = super::payments::payment_records(
+                .ok_or_else(|| Error::storage("a payment's channel is missing"))?;
+            let events = crate::payments::payment_records(
                 state,
                 &Payment {
                     status: PaymentStatus::Succeeded,
@@ -534,7 +523,7 @@ pub async fn resolve(
             write(
                 state,
                 &payment,
-                super::payments::payment_records(state, &payment),
+                crate::payments::payment_records(state, &payment),
             )
             .await?;
         }
@@ -543,7 +532,7 @@ pub async fn resolve(
             write(
                 state,
                 &payment,
-                super::payments::payment_records(state, &payment),
+                crate::payments::payment_records(state, &payment),
             )
             .await?;
         }

@@ -13,11 +13,10 @@ use std::num::NonZeroU32;
 use std::sync::RwLock;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::error::{ApiError, ErrorType};
+use crate::{Error, Result};
 
 /// Keys one limiter may hold before it is cleared.
 pub const KEYS_MAX: usize = 100_000;
@@ -68,7 +67,7 @@ impl<K: Hash + Eq + Clone> Limit<K> {
     }
 
     /// Counts one request of `key`; `Err` is the 429 to answer.
-    pub fn check(&self, key: &K) -> Result<(), ApiError> {
+    pub fn check(&self, key: &K) -> Result<()> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
@@ -115,19 +114,15 @@ impl<K: Hash + Eq + Clone> Limit<K> {
 }
 
 /// The 429 answer: `Retry-After` is added from `retry_after_s` when it is rendered.
-pub fn rate_limited(what: &str, wait: Duration) -> ApiError {
+pub fn rate_limited(what: &str, wait: Duration) -> Error {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let mut e = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        ErrorType::RateLimitError,
-        "rate_limited",
-        format!(
+    Error::RateLimited {
+        message: format!(
             "too many requests for this {what}; retry after {} s",
             seconds.max(1)
         ),
-    );
-    e.retry_after_s = Some(seconds.max(1));
-    e
+        retry_after_s: seconds.max(1),
+    }
 }
 
 /// Every limit payd applies.
@@ -171,8 +166,10 @@ mod tests {
             limit.check(&7).unwrap();
         }
         let e = limit.check(&7).unwrap_err();
-        assert_eq!((e.status.as_u16(), e.code), (429, "rate_limited"));
-        assert_eq!(e.retry_after_s, Some(1));
+        let Error::RateLimited { retry_after_s, .. } = e else {
+            panic!("not a rate limit: {e:?}");
+        };
+        assert_eq!(retry_after_s, 1);
         limit.check(&8).expect("keys are limited apart");
         let off = Limit::<u32>::new(
             Rate {

@@ -1,0 +1,346 @@
+//! The platform: everything the business flows share (the store, the ledger, the channels
+//! and their live state, the vaults, the risk scorer, the webhook outbox's state, the SMS
+//! platform, the claims that serialize work on one object), its recovery at start, and the
+//! background work started from it. One per process; the HTTP layer holds it in an `Arc`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actors::Ledger;
+use engine::Currency;
+use storage::{Store, StoreOptions};
+
+use crate::secret::Secret;
+use crate::{Error, Result};
+
+/// What the business flows are configured with (the server's configuration, less its
+/// HTTP settings). Built by the HTTP layer from its validated configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    /// Currency of merchants' own balance accounts (and of the platform's first accounts).
+    pub currency: Currency,
+    /// Fee rate of merchants created without one (validated text, e.g. "0.006").
+    pub default_fee_rate: String,
+    /// Ledger commands admitted at once.
+    pub inflight_max: usize,
+    /// How long to wait for a data dir another process still holds.
+    pub store_lock_wait: Duration,
+    /// TOML risk rules, reloadable; `None`: every payment scores 0.
+    pub risk_rules_file: Option<PathBuf>,
+    pub channel_timeout: Duration,
+    pub routing_policy: engine::routing::Policy,
+    /// Base URL channels and the SMS gateway reach payd at.
+    pub public_url: String,
+    pub status_sync: Duration,
+    /// Channels to create at start when none of that name exists.
+    pub channels: Vec<crate::channels::CreateChannel>,
+    pub webhook_retry: Vec<Duration>,
+    pub webhook_timeout: Duration,
+    pub webhook_poll: Duration,
+    pub oncall_phones: Vec<String>,
+    pub sms_gateway_url: Option<String>,
+    pub sms_gateway_key: Option<Secret>,
+    pub sms_timeout: Duration,
+    pub sms_otp_per_hour: u32,
+    pub sms_otp_burst: u32,
+    pub sms_alert_per_hour: u32,
+    pub sms_alert_burst: u32,
+    pub otp_ttl_s: u64,
+    pub otp_attempts_max: u32,
+}
+
+type Fast = foldhash::fast::RandomState;
+
+/// Ids being worked on, one request at a time per id (refunds of a payment, a review
+/// decision, a channel outcome being applied).
+pub type ClaimSet = dashmap::DashMap<u128, (), Fast>;
+
+pub struct Platform {
+    pub settings: Settings,
+    /// Set once recovery finished; until then money commands answer `NotReady`.
+    pub ledger: OnceLock<Ledger>,
+    pub store: OnceLock<Arc<Store>>,
+    /// Set once recovery finished entirely (configured channels added, webhook endpoints
+    /// loaded, status syncs resumed).
+    pub recovered: AtomicBool,
+    /// out_trade_no index keys of payments in flight → their payment id: a concurrent twin is
+    /// refused as a duplicate before either is durable. Bounded by the ledger's admission.
+    pub trade_claims: dashmap::DashMap<Vec<u8>, u128, Fast>,
+    /// Currencies (ISO numeric) whose platform accounts are known to exist. At most one entry
+    /// per active ISO 4217 currency.
+    pub platform_ready: dashmap::DashMap<u16, (), Fast>,
+    /// Payments with a refund in flight: one at a time per payment.
+    pub refund_claims: ClaimSet,
+    /// Configured channels and their live state, by id (at most `channels::CHANNELS_MAX`).
+    pub channels: dashmap::DashMap<u128, std::sync::Mutex<crate::channels::ChannelRuntime>, Fast>,
+    /// Card payments whose channel outcome is being applied (status sync or notification).
+    pub resolving: ClaimSet,
+    /// Serializes channel configuration changes.
+    pub channel_admin: tokio::sync::Mutex<()>,
+    /// HTTP client for channels, webhooks and the SMS gateway (bounded pool; per-call
+    /// timeouts).
+    pub http: reqwest::Client,
+    /// Seals card data at rest (key from `card_key`).
+    pub vault: crate::vault::Vault,
+    /// Seals merchants' signing secrets, webhook and channel secrets at rest (`master_key`).
+    pub master: crate::vault::Vault,
+    /// The risk scorer and its velocity memory. A mutex, not an actor: scoring is ~2 µs of
+    /// pure work, less than a message hop between threads.
+    pub risk: std::sync::Mutex<engine::risk::RiskEngine>,
+    /// Payments under review with a decision in flight: one at a time per payment.
+    pub review_claims: ClaimSet,
+    /// Serializes changes to merchant records (credentials, settings): read, change, write.
+    pub merchant_admin: tokio::sync::Mutex<()>,
+    /// Bumped after each merchant record change (authentication caches compare it).
+    pub merchant_generation: AtomicU64,
+    /// Merchants' webhook endpoints (one per merchant at most).
+    pub webhook_endpoints: dashmap::DashMap<u128, crate::webhooks::Endpoint, Fast>,
+    /// Merchants with a webhook delivery in flight (one at a time each).
+    pub webhook_busy: dashmap::DashMap<u128, (), Fast>,
+    /// Wakes the webhook dispatcher when events were written.
+    pub webhook_wake: tokio::sync::Notify,
+    /// Last event id's time part (ids grow strictly within the process).
+    pub last_event_ns: AtomicU64,
+    /// Idempotency keys of requests in flight (scoped store keys).
+    pub idempotency_claims: dashmap::DashMap<Vec<u8>, (), Fast>,
+    /// The SMS platform.
+    pub notifier: crate::notifications::Notifier,
+    /// Serializes delivery receipts (read, change, write of a message record).
+    pub sms_receipts: tokio::sync::Mutex<()>,
+    /// One-time codes with a try being judged: tries on one code take turns. Entries leave
+    /// with their last waiter, so this holds at most the requests in flight.
+    pub otp_claims: dashmap::DashMap<u128, Arc<tokio::sync::Mutex<()>>, Fast>,
+    /// Today's totals per currency (the ops page).
+    pub today: crate::stats::Today,
+}
+
+impl Platform {
+    /// The platform before recovery: `card_key` and `master_key` already resolved.
+    pub fn new(
+        settings: Settings,
+        vault: crate::vault::Vault,
+        master: crate::vault::Vault,
+    ) -> Result<Platform> {
+        let rules = match &settings.risk_rules_file {
+            Some(path) => crate::risk::load(path, settings.currency).map_err(|e| {
+                Error::invalid("invalid_risk_rules", format!("risk_rules_file: {e}"))
+            })?,
+            None => engine::risk::RiskRules::default(),
+        };
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| Error::Storage(format!("HTTP client: {e}")))?;
+        Ok(Platform {
+            notifier: crate::notifications::Notifier::new(&settings, http.clone()),
+            sms_receipts: Default::default(),
+            otp_claims: Default::default(),
+            today: Default::default(),
+            ledger: OnceLock::new(),
+            store: OnceLock::new(),
+            recovered: Default::default(),
+            trade_claims: Default::default(),
+            platform_ready: Default::default(),
+            refund_claims: Default::default(),
+            channels: Default::default(),
+            resolving: Default::default(),
+            channel_admin: Default::default(),
+            http,
+            vault,
+            master,
+            risk: std::sync::Mutex::new(engine::risk::RiskEngine::new(rules)),
+            review_claims: Default::default(),
+            merchant_admin: Default::default(),
+            merchant_generation: Default::default(),
+            webhook_endpoints: Default::default(),
+            webhook_busy: Default::default(),
+            webhook_wake: Default::default(),
+            last_event_ns: Default::default(),
+            idempotency_claims: Default::default(),
+            settings,
+        })
+    }
+
+    pub fn ledger(&self) -> Result<&Ledger> {
+        self.ledger.get().ok_or(Error::NotReady)
+    }
+
+    pub fn store(&self) -> Result<&Arc<Store>> {
+        self.store.get().ok_or(Error::NotReady)
+    }
+
+    /// Ready: recovered, and the store still takes writes.
+    pub fn is_ready(&self) -> bool {
+        self.recovered.load(Ordering::SeqCst)
+            && self.store.get().is_some_and(|s| s.is_healthy())
+            && self.ledger.get().is_some()
+    }
+
+    /// A payment reached its current status (durably): metrics and today's totals.
+    pub fn payment_reached(&self, p: &storage::records::Payment) {
+        crate::metrics::payment(p);
+        self.today.payment(p);
+    }
+
+    /// A refund of a payment in `currency` reached its current status (durably).
+    pub fn refund_reached(&self, r: &storage::records::Refund, currency: u16) {
+        crate::metrics::refund(r, currency);
+        self.today.refund(r, currency);
+    }
+
+    /// Starts the work that runs for the life of the process: recovery (which resumes
+    /// status syncs when done), the webhook dispatcher, and the SMS limiters' sweep.
+    /// Recovery problems end the process through `fatal` (serving without a store would only
+    /// ever answer not ready).
+    pub fn start(self: &Arc<Self>, fatal: fn(&str) -> !) {
+        let recovering = Arc::clone(self);
+        actix_rt::spawn(async move { recovering.recover(fatal).await });
+        crate::webhooks::spawn_dispatcher(Arc::clone(self));
+    }
+
+    /// Opens the store off the async threads, then starts the ledger, loads and resumes what
+    /// was in flight, and marks the platform recovered.
+    async fn recover(self: Arc<Self>, fatal: fn(&str) -> !) {
+        let dir = self.settings.data_dir.clone();
+        let wait = self.settings.store_lock_wait;
+        let started = std::time::Instant::now();
+        let mut said_waiting = false;
+        let (store, recovery) = loop {
+            let dir = dir.clone();
+            match tokio::task::spawn_blocking(move || Store::open(&dir, StoreOptions::default()))
+                .await
+            {
+                Ok(Ok(pair)) => break pair,
+                // A predecessor still holds the store (a restart overlapping its shutdown):
+                // keep answering not ready and try again until it lets go or time is up.
+                Ok(Err(storage::StoreError::Locked(why))) if started.elapsed() < wait => {
+                    if !said_waiting {
+                        println!(
+                            "payd: the data dir is held by another process; waiting up to {} ms ({why})",
+                            wait.as_millis()
+                        );
+                        said_waiting = true;
+                    }
+                    actix_rt::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(Err(e)) => fatal(&format!(
+                    "cannot recover the store in {}: {e}",
+                    self.settings.data_dir.display()
+                )),
+                Err(e) => fatal(&format!("store recovery thread failed: {e}")),
+            }
+        };
+        let store = Arc::new(store);
+        match crate::channels::load_all(&self, &store) {
+            Ok(n) if n > 0 => println!("payd: {n} channels configured"),
+            Ok(_) => {}
+            Err(e) => fatal(&format!("cannot load the channels: {e}")),
+        }
+        let ledger = actors::Ledger::start(
+            Arc::clone(&store),
+            actors::LedgerConfig {
+                inflight_max: self.settings.inflight_max,
+                ..actors::LedgerConfig::default()
+            },
+        );
+        if let Err(e) =
+            crate::accounts::ensure_platform_accounts(&ledger, self.settings.currency).await
+        {
+            fatal(&format!("cannot create the platform accounts: {e}"));
+        }
+        match self.today.seed(&store) {
+            Ok(n) if n > 0 => {
+                println!("payd: today's totals from {n} payments and refunds of today")
+            }
+            Ok(_) => {}
+            Err(e) => fatal(&format!("cannot read today's payments: {e}")),
+        }
+        let resume_from = Arc::clone(&store);
+        let _ = self.store.set(store);
+        let _ = self.ledger.set(ledger);
+        match crate::channels::add_configured(&self).await {
+            Ok(n) if n > 0 => println!("payd: {n} channels added from the config file"),
+            Ok(_) => {}
+            Err(e) => fatal(&e),
+        }
+        // Card payments whose channel never answered: ask again (needs the ledger set).
+        match crate::card_payments::resume(&self, &resume_from) {
+            Ok(n) if n > 0 => println!("payd: resumed status sync of {n} card payments"),
+            Ok(_) => {}
+            Err(e) => fatal(&format!("cannot resume card payments: {e}")),
+        }
+        match crate::webhooks::load(&self, &resume_from) {
+            Ok(n) if n > 0 => println!("payd: {n} webhook endpoints"),
+            Ok(_) => {}
+            Err(e) => fatal(&format!("cannot load the webhook endpoints: {e}")),
+        }
+        match crate::refunds::resume(&self, &resume_from) {
+            Ok(n) if n > 0 => println!("payd: resumed status sync of {n} card refunds"),
+            Ok(_) => {}
+            Err(e) => fatal(&format!("cannot resume card refunds: {e}")),
+        }
+        self.recovered.store(true, Ordering::SeqCst);
+        println!(
+            "payd: recovered journal through seq {} ({} accounts, trial balance zero) in {} ms; ready",
+            recovery.last_seq,
+            recovery.accounts,
+            recovery.elapsed.as_millis()
+        );
+    }
+
+    /// Waits for the ledger commands in flight, then stops the store's writer (after the
+    /// HTTP server finished its requests). Returns the last sequence number written.
+    pub async fn shutdown(&self) -> Option<u64> {
+        if let Some(ledger) = self.ledger.get() {
+            while ledger.inflight() > 0 {
+                actix_rt::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let store = self.store.get()?;
+        store.shutdown();
+        Some(store.last_seq())
+    }
+}
+
+/// Holds an id in its [`ClaimSet`] until dropped, however the request ends.
+pub struct Claimed<'a>(&'a ClaimSet, u128);
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        self.0.remove(&self.1);
+    }
+}
+
+/// Claims `id`; `None` while another request holds it.
+pub fn claim(set: &ClaimSet, id: u128) -> Option<Claimed<'_>> {
+    match set.entry(id) {
+        dashmap::mapref::entry::Entry::Occupied(_) => None,
+        dashmap::mapref::entry::Entry::Vacant(slot) => {
+            slot.insert(());
+            Some(Claimed(set, id))
+        }
+    }
+}
+
+/// A new id: milliseconds since the epoch in the top 48 bits, 80 random bits below. Time
+/// order keeps RocksDB inserts near the end of the key space; the randomness makes ids
+/// unguessable; nothing in it names this machine.
+pub fn new_id() -> u128 {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    ((ms & 0xffff_ffff_ffff) << 80) | (rand::random::<u128>() >> 48)
+}
+
+pub fn now_ns() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    u64::try_from(nanos).unwrap_or(u64::MAX)
+}

@@ -5,7 +5,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
-use services::channels::{ChannelView, CreateChannel, UpdateChannel};
+use services::channels::ChannelView;
+/// The request bodies, defined with the rules that check them.
+pub use services::channels::{CreateChannel, UpdateChannel};
 
 use crate::auth;
 use crate::body;

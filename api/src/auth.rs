@@ -20,23 +20,7 @@ use crate::records;
 use crate::signing;
 use crate::state::{now_ns, AppState};
 
-/// The authenticated caller of a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Caller {
-    Admin,
-    Merchant(Box<records::Merchant>),
-}
-
-impl Caller {
-    /// Whether this caller may see a resource of `merchant`: the operator sees all, a
-    /// merchant only its own (others' answer 404, so ids cannot be probed).
-    pub fn may_see(&self, merchant: u128) -> bool {
-        match self {
-            Caller::Admin => true,
-            Caller::Merchant(m) => m.id == merchant,
-        }
-    }
-}
+pub use services::Caller;
 
 /// SHA-256 of a secret key: what is stored and looked up, never the key itself. A key is
 /// 256 random bits, so a fast hash is enough (argon2 is for low-entropy passwords).

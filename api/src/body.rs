@@ -220,24 +220,6 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], amount_fields: &[&str]) -> Resul
     }
 }
 
-/// A short machine word (a purpose, a category): 1 to 32 of `a-z 0-9 _`; `400
-/// invalid_parameter` naming `param` otherwise.
-pub fn check_word(value: &str, param: &str) -> Result<(), ApiError> {
-    if (1..=32).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "invalid_parameter",
-            format!("{param} must be 1 to 32 of a-z, 0-9 and _"),
-        )
-        .with_param(param.to_string()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

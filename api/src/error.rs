@@ -253,6 +253,18 @@ impl From<services::Error> for ApiError {
                 e.retry_after_s = Some(retry_after_s);
                 e
             }
+            E::IdempotencyKeyInUse => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorType::IdempotencyError,
+                "idempotency_key_in_use",
+                e.to_string(),
+            ),
+            E::IdempotencyKeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorType::IdempotencyError,
+                "idempotency_key_reused",
+                e.to_string(),
+            ),
             E::NotReady => ApiError::not_ready(),
             E::Overloaded(what) => ApiError::overloaded(&what),
             E::ShuttingDown => ApiError::new(

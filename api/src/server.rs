@@ -182,7 +182,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             path.display()
         );
     }
-    let platform = services::Platform::new(config.settings(), vault, master)
+    let platform = services::Platform::new(config.settings(), vault, master, config.rate_limits())
         .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?;
     let state = web::Data::new(AppState {
         platform: Arc::new(platform),
@@ -196,7 +196,6 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         admin_token,
         metrics,
         merchant_cache: Default::default(),
-        rate: config.rate_limits(),
         nonces: Default::default(),
         config: config.clone(),
     });

@@ -27,8 +27,6 @@ pub struct AppState {
     /// Authenticated merchants by key hash (see `auth::MERCHANT_CACHE_MAX`).
     pub merchant_cache:
         dashmap::DashMap<[u8; 32], crate::records::Merchant, foldhash::fast::RandomState>,
-    /// Anti-abuse rate limits (per source IP, merchant key, payer account).
-    pub rate: services::ratelimit::Limits,
     /// Nonces of signed requests seen recently (bounded: `signing::NONCES_MAX`).
     pub nonces: crate::signing::Nonces,
 }

@@ -2,11 +2,81 @@
 //! ledger refusal reads.
 
 use engine::money::{format_minor, parse_amount};
-use engine::{AccountId, AccountStatus, Currency, LiveAccount, MoneyError, PlatformRole, Reject};
-use serde::Serialize;
+use engine::{
+    AccountId, AccountStatus, Currency, LiveAccount, MoneyError, PlatformRole, Reject, Timestamp,
+    Transfer, TransferId, TransferKind,
+};
+use serde::{Deserialize, Serialize};
 
-use crate::platform::Platform;
+use crate::audit::Actor;
+use crate::idempotency::Guard;
+use crate::merchants::Caller;
+use crate::platform::{new_id, now_ns, Platform};
+use crate::records::{self, AccountMeta};
 use crate::{Error, Result};
+
+/// Opens an account.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    /// ISO 4217 alphabetic code.
+    #[cfg_attr(feature = "openapi", schema(example = "CNY", pattern = r"^[A-Z]{3}$"))]
+    pub currency: String,
+    /// Free text, at most 256 bytes.
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub owner: Option<String>,
+    /// How far below zero the balance may go (default "0").
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "0.00", pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40)
+    )]
+    pub credit_limit: Option<String>,
+}
+
+/// Customer funds received for an account.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeposit {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "100.00", pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40)
+    )]
+    pub amount: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub reference: Option<String>,
+}
+
+/// An account's lifecycle state as set by an operator.
+#[derive(Clone, Copy, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum StatusName {
+    /// Takes and gives money.
+    Active,
+    /// Refuses every posting (payments fail with `account_frozen`) until made active again.
+    Frozen,
+    /// Final; only an account with zero balance and nothing held or in flight can close.
+    Closed,
+}
+
+/// Changes an account's status (admin).
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAccount {
+    pub status: StatusName,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DepositView {
+    pub id: String,
+    pub account_id: String,
+    pub amount: String,
+    pub balance: String,
+}
 
 /// Longest `owner` and `reference` texts, in bytes.
 pub const TEXT_FIELD_LEN_MAX: usize = 256;
@@ -82,6 +152,23 @@ pub fn check_text(text: &Option<String>, param: &str) -> Result<()> {
     }
 }
 
+/// A short machine word (a purpose, a category): 1 to 32 of `a-z 0-9 _`; `invalid_parameter` naming `param` otherwise.
+pub fn check_word(value: &str, param: &str) -> Result<()> {
+    if (1..=32).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_parameter",
+            format!("{param} must be 1 to 32 of a-z, 0-9 and _"),
+        )
+        .with_param(param.to_string()))
+    }
+}
+
 /// Makes sure the platform accounts for `currency` exist, once per process: after the first
 /// success the check costs a map lookup instead of two reads of hot, merge-heavy accounts.
 pub async fn ensure_platform_accounts_once(state: &Platform, currency: Currency) -> Result<()> {
@@ -139,4 +226,182 @@ pub async fn ensure_platform_accounts(ledger: &actors::Ledger, currency: Currenc
         }
     }
     Ok(())
+}
+
+/// Opens an account (operator `actor`), durably with its owner text, its audit entry and
+/// the idempotency record of its answer. Returns the answer: the account's view as JSON.
+pub async fn create(
+    state: &Platform,
+    actor: &Actor,
+    body: CreateAccount,
+    idem: Option<&Guard<'_>>,
+) -> Result<Vec<u8>> {
+    let currency = parse_currency(&body.currency)?;
+    let credit_limit = match &body.credit_limit {
+        Some(text) => parse_non_negative(text, currency, "credit_limit")?,
+        None => 0,
+    };
+    check_text(&body.owner, "owner")?;
+    let ledger = state.ledger()?;
+    let id = AccountId(new_id());
+    // A new account's answer is known before it exists: render it first, so that the
+    // idempotency record carrying it is written with the account.
+    let fresh = LiveAccount::new(engine::Account::new(
+        id,
+        currency,
+        credit_limit,
+        Timestamp(0),
+    ));
+    let answer =
+        serde_json::to_vec(&view(&fresh, body.owner.clone())).expect("an account view serializes");
+    let meta = AccountMeta { owner: body.owner };
+    let after: Option<serde_json::Value> = serde_json::from_slice(&answer).ok();
+    let mut records = vec![
+        (records::account_meta_key(id), records::encode(&meta)),
+        crate::audit::record(
+            state,
+            actor,
+            "account.create",
+            &id.to_string(),
+            None::<&()>,
+            after.as_ref(),
+        ),
+    ];
+    records.extend(idem.map(|g| g.record(&answer)));
+    ledger
+        .create_account_with(id, currency, credit_limit, records)
+        .await?
+        .map_err(rejected)?;
+    Ok(answer)
+}
+
+/// Account `id_text` as `caller` may see it (a merchant: its own balance account only).
+pub async fn get(state: &Platform, caller: &Caller, id_text: &str) -> Result<AccountView> {
+    let live = load(state, id_text).await?;
+    // A merchant sees its own balance account only; any other answers 404, like a missing one.
+    if let Caller::Merchant(m) = &caller {
+        if m.account != live.account.id {
+            return Err(Error::not_found(format!("no account {:?}", id_text)));
+        }
+    }
+    respond(state, &live)
+}
+
+/// The account with its owner text.
+fn respond(state: &Platform, live: &LiveAccount) -> Result<AccountView> {
+    let meta: Option<AccountMeta> =
+        records::read(state.store()?, &records::account_meta_key(live.account.id))?;
+    Ok(view(live, meta.and_then(|m| m.owner)))
+}
+
+/// Customer funds received for account `id_text` (operator `actor`): one transfer from the
+/// platform's customer funds, durably with its record, audit entry and idempotency record.
+/// Returns the answer: the deposit's view as JSON.
+pub async fn deposit(
+    state: &Platform,
+    actor: &Actor,
+    id_text: &str,
+    body: CreateDeposit,
+    idem: Option<&Guard<'_>>,
+) -> Result<Vec<u8>> {
+    let live = load(state, id_text).await?;
+    let account = live.account.id;
+    let currency = live.account.currency;
+    let amount = parse_positive(&body.amount, currency, "amount")?;
+    check_text(&body.reference, "reference")?;
+    let ledger = state.ledger()?;
+    ensure_platform_accounts_once(state, currency).await?;
+    let id = TransferId(new_id());
+    let funds = AccountId::platform(PlatformRole::CustomerFunds, currency.numeric());
+    // `balance` is the account's balance as this request saw it plus the deposit: rendered
+    // before the write so the idempotency record can carry the exact answer. Postings that
+    // commit concurrently on the same account are not reflected in it.
+    let balance_after = live.account.balance.checked_add(amount).ok_or_else(|| {
+        Error::invalid("invalid_amount", "the balance would exceed the maximum")
+            .with_param("amount")
+    })?;
+    let answer = serde_json::to_vec(&DepositView {
+        id: format!("dep_{:032x}", id.0),
+        account_id: account.to_string(),
+        amount: format_minor(amount, currency),
+        balance: format_minor(balance_after, currency),
+    })
+    .expect("a deposit view serializes");
+    let record = records::Deposit {
+        account,
+        amount,
+        reference: body.reference,
+        created_at_ns: now_ns(),
+    };
+    let after: Option<serde_json::Value> = serde_json::from_slice(&answer).ok();
+    let mut records = vec![
+        (records::deposit_key(id), records::encode(&record)),
+        crate::audit::record(
+            state,
+            actor,
+            "deposit.create",
+            &account.to_string(),
+            None::<&()>,
+            after.as_ref(),
+        ),
+    ];
+    records.extend(idem.map(|g| g.record(&answer)));
+    let transfer = Transfer::between(
+        id,
+        TransferKind::Deposit,
+        funds,
+        account,
+        currency,
+        amount,
+        Timestamp(0),
+    );
+    ledger
+        .transfer_with(transfer, records)
+        .await?
+        .map_err(rejected)?;
+    Ok(answer)
+}
+
+/// Sets account `id_text`'s status (operator `actor`). Returns the account as it now is.
+pub async fn update(
+    state: &Platform,
+    actor: &Actor,
+    id_text: &str,
+    body: UpdateAccount,
+) -> Result<AccountView> {
+    let before = load(state, id_text).await?;
+    let id = before.account.id;
+    let before_status = format!("{:?}", before.account.status).to_lowercase();
+    if id.is_platform() {
+        return Err(Error::invalid(
+            "invalid_parameter",
+            "the platform's own accounts always stay active",
+        )
+        .with_param("status"));
+    }
+    let status = match body.status {
+        StatusName::Active => AccountStatus::Active,
+        StatusName::Frozen => AccountStatus::Frozen,
+        StatusName::Closed => AccountStatus::Closed,
+    };
+    // Durable (a journal entry) before the answer, like every other change of the ledger.
+    state
+        .ledger()?
+        .set_status(id, status)
+        .await?
+        .map_err(rejected)?;
+    // After the status entry (it is a journal entry of its own).
+    crate::audit::write(
+        state,
+        crate::audit::record(
+            state,
+            actor,
+            "account.update",
+            &id.to_string(),
+            Some(&serde_json::json!({ "status": before_status })),
+            Some(&serde_json::json!({ "status": format!("{status:?}").to_lowercase() })),
+        ),
+    )
+    .await?;
+    respond(state, &load(state, id_text).await?)
 }

@@ -36,6 +36,12 @@ pub enum Error {
     /// after `retry_after_s`.
     #[error("{message}")]
     RateLimited { message: String, retry_after_s: u64 },
+    /// A request with this idempotency key is still in flight.
+    #[error("a request with this idempotency key is still in progress; retry after it finishes")]
+    IdempotencyKeyInUse,
+    /// This idempotency key was used with a different request.
+    #[error("this idempotency key was used with a different request")]
+    IdempotencyKeyReused,
     /// The store is still being recovered.
     #[error("the server is recovering its store; retry shortly")]
     NotReady,

@@ -29,6 +29,7 @@ pub mod card_payments;
 pub mod cards;
 pub mod channels;
 pub mod error;
+pub mod idempotency;
 pub mod json_int;
 pub mod merchants;
 pub mod metrics;
@@ -47,4 +48,5 @@ pub mod vault;
 pub mod webhooks;
 
 pub use error::{Error, Result};
+pub use merchants::Caller;
 pub use platform::{Platform, Settings};

@@ -115,6 +115,9 @@ pub struct Platform {
     pub otp_claims: dashmap::DashMap<u128, Arc<tokio::sync::Mutex<()>>, Fast>,
     /// Today's totals per currency (the ops page).
     pub today: crate::stats::Today,
+    /// Anti-abuse rate limits: per source IP and merchant key (checked by the HTTP layer),
+    /// per payer account (checked by payments).
+    pub rate: crate::ratelimit::Limits,
 }
 
 impl Platform {
@@ -123,6 +126,7 @@ impl Platform {
         settings: Settings,
         vault: crate::vault::Vault,
         master: crate::vault::Vault,
+        rate: crate::ratelimit::Limits,
     ) -> Result<Platform> {
         let rules = match &settings.risk_rules_file {
             Some(path) => crate::risk::load(path, settings.currency).map_err(|e| {
@@ -161,6 +165,7 @@ impl Platform {
             webhook_wake: Default::default(),
             last_event_ns: Default::default(),
             idempotency_claims: Default::default(),
+            rate,
             settings,
         })
     }
@@ -171,6 +176,12 @@ impl Platform {
 
     pub fn store(&self) -> Result<&Arc<Store>> {
         self.store.get().ok_or(Error::NotReady)
+    }
+
+    /// `NotReady` until the store is open (the first thing a request checks, before its
+    /// credentials: a recovering server answers every request alike).
+    pub fn serving(&self) -> Result<()> {
+        self.store().map(|_| ())
     }
 
     /// Ready: recovered, and the store still takes writes.

@@ -5,16 +5,37 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::money::format_minor;
+use engine::money::{format_minor, pro_rata_minor};
 use engine::{
     AccountId, Currency, PlatformRole, Posting, Timestamp, Transfer, TransferId, TransferKind,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::accounts::{check_text, parse_positive};
+use crate::idempotency::Guard;
+use crate::merchants::Caller;
 use crate::payments::payment_id_text;
 use crate::platform::{claim, new_id, now_ns, Platform};
 use crate::records::{self, Payment, PaymentStatus, Refund};
 use crate::{Error, Result};
+
+/// A refund request.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefund {
+    /// Default: the whole unrefunded rest.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "5.00", pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40)
+    )]
+    pub amount: Option<String>,
+    /// Unique per payment.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[!-~]{1,64}$"))]
+    pub out_refund_no: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub reason: Option<String>,
+}
 
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -417,4 +438,235 @@ async fn settle(state: &Platform, refund_id: u128, refused: Option<&'static str>
 /// `re_` + 32 hex digits.
 pub fn parse_refund_id(text: &str) -> Option<u128> {
     records::parse_id(text, "re_")
+}
+
+/// What a refund request answers.
+pub enum Created {
+    /// A new refund (succeeded, failed or processing): its view as JSON, as written with it.
+    New(Vec<u8>),
+    /// The `out_refund_no` was used before: that refund, unchanged.
+    Existing(RefundView),
+}
+
+/// Refunds payment `payment` (its id text; the caller's, or any for the operator): its amount
+/// (default the whole unrefunded rest), once per `out_refund_no`, durably with the
+/// idempotency record of its answer. `noted` hears when the payment is known.
+pub async fn create(
+    state: &Arc<Platform>,
+    caller: &Caller,
+    payment: &str,
+    body: CreateRefund,
+    idem: Option<&Guard<'_>>,
+    noted: impl FnOnce(),
+) -> Result<Created> {
+    let store = state.store()?;
+    let otn = &body.out_refund_no;
+    crate::pan::refuse(otn, "out_refund_no")?;
+    if otn.is_empty() || otn.len() > 64 || !otn.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "invalid_parameter",
+            format!("out_refund_no must be 1 to 64 visible ASCII characters, got {otn:?}"),
+        )
+        .with_param("out_refund_no"));
+    }
+    check_text(&body.reason, "reason")?;
+    let payment = crate::payments::load_visible(state, caller, payment).await?;
+    noted();
+    // One refund of a payment at a time: its refunded total is read, checked and rewritten.
+    let _claim = claim(&state.refund_claims, payment.id).ok_or_else(|| {
+        conflict(
+            "refund_in_progress",
+            "another refund of this payment is in progress; retry".to_string(),
+        )
+    })?;
+    // Re-read under the claim: the refunded total may have moved since.
+    let mut payment: Payment = records::read(store, &records::payment_key(payment.id))?
+        .ok_or_else(|| Error::storage("the payment vanished"))?;
+    let currency =
+        Currency::from_numeric(payment.currency).expect("stored payments carry an active currency");
+
+    let index_key = records::out_refund_no_key(payment.id, otn);
+    if let Some(existing) = records::read::<u128>(store, &index_key)? {
+        // The same out_refund_no is the same refund: answer it again, refund nothing.
+        let refund: Refund = records::read(store, &records::refund_key(existing))?
+            .ok_or_else(|| Error::storage("an indexed refund is missing"))?;
+        return Ok(Created::Existing(view(&refund, currency)));
+    }
+    if payment.status != PaymentStatus::Succeeded {
+        return Err(conflict(
+            "payment_not_refundable",
+            format!("payment {} did not succeed", payment_id_text(payment.id)),
+        ));
+    }
+    let rest = payment.amount - payment.refunded;
+    let amount = match &body.amount {
+        Some(text) => parse_positive(text, currency, "amount")?,
+        None => rest,
+    };
+    if amount > rest || rest == 0 {
+        return Err(Error::invalid(
+            "refund_exceeds_payment",
+            format!(
+                "{} is more than the unrefunded {}",
+                format_minor(amount, currency),
+                format_minor(rest, currency)
+            ),
+        )
+        .with_param("amount"));
+    }
+    let fee_part = pro_rata_minor(payment.fee, payment.refunded + amount, payment.amount)
+        - pro_rata_minor(payment.fee, payment.refunded, payment.amount);
+    let merchant_part = amount - fee_part;
+    let merchant: records::Merchant =
+        records::read(store, &records::merchant_key(payment.merchant))?
+            .ok_or_else(|| Error::storage("the payment's merchant is missing"))?;
+    // Money goes back to whoever paid: the payer's account, or for a card payment the
+    // card, through the channel that charged it (our position there pays for it).
+    let channel = match payment.card.0.as_ref() {
+        None => None,
+        Some(card) => {
+            let (channel_id, _) = card.channel.clone().ok_or_else(|| {
+                conflict(
+                    "payment_not_refundable",
+                    "the payment has no channel".into(),
+                )
+            })?;
+            let call = state
+                .channels
+                .get(&channel_id)
+                .and_then(|c| {
+                    c.value()
+                        .lock()
+                        .ok()
+                        .map(|rt| (rt.record.number, rt.record.endpoint.clone()))
+                })
+                .ok_or_else(|| Error::storage("the payment's channel is not configured"))?;
+            Some((call, card.request_id.clone().unwrap_or_default()))
+        }
+    };
+    let refund_source = match &channel {
+        None => payment.payer,
+        Some(((number, _), _)) => AccountId::platform_at_channel(
+            PlatformRole::ChannelReceivable,
+            *number,
+            currency.numeric(),
+        ),
+    };
+    let postings = refund_postings(
+        refund_source,
+        merchant.account,
+        currency,
+        amount,
+        merchant_part,
+    );
+    let id = new_id();
+    let transfer = Transfer {
+        id: TransferId(id),
+        kind: TransferKind::Refund,
+        postings,
+        timestamp: Timestamp(0),
+    };
+    let mut refund = Refund {
+        id,
+        payment: payment.id,
+        out_refund_no: otn.clone(),
+        amount,
+        fee_part,
+        status: PaymentStatus::Succeeded,
+        failure_code: None,
+        reason: body.reason,
+        created_at_ns: now_ns(),
+    };
+    let records_for = |r: &Refund, p: &Payment| {
+        let answer = serde_json::to_vec(&view(r, currency)).expect("a refund view serializes");
+        let mut records = vec![
+            (records::refund_key(id), records::encode(r)),
+            (index_key.clone(), records::encode(&id)),
+            (records::payment_key(p.id), records::encode(p)),
+        ];
+        records.extend(idem.as_ref().map(|g| g.record(&answer)));
+        records.extend(refund_events(state, p.merchant, r, &answer));
+        (records, answer)
+    };
+    let before = payment.clone();
+    payment.refunded += amount;
+    let ledger = state.ledger()?;
+    if let Some(((_, endpoint), charge_request_id)) = channel {
+        let answer = through_channel(
+            state,
+            ChannelRefund {
+                endpoint,
+                charge_request_id,
+                transfer,
+                refund,
+                payment,
+                before,
+            },
+            &records_for,
+        )
+        .await?;
+        return Ok(Created::New(answer));
+    }
+    let (records, mut answer) = records_for(&refund, &payment);
+    if let Err(reject) = ledger.transfer_with(transfer, records).await? {
+        // The merchant cannot cover it (or an account is frozen): a failed refund, durable,
+        // and the payment's refunded total unchanged.
+        refund.status = PaymentStatus::Failed;
+        refund.failure_code = Some(reject.code().to_string());
+        let (records, body) = records_for(&refund, &before);
+        ledger.write_records(records).await?;
+        answer = body;
+    }
+    state.refund_reached(&refund, payment.currency);
+    Ok(Created::New(answer))
+}
+
+/// Refund `id_text` (`re_…`) and its payment's currency, if the caller may see it.
+pub fn get(state: &Platform, caller: &Caller, id_text: &str) -> Result<RefundView> {
+    let not_found = || Error::not_found(format!("no refund {id_text:?}"));
+    let id = parse_refund_id(id_text).ok_or_else(not_found)?;
+    let (refund, payment) = read_refund_and_payment(state, id)?.ok_or_else(not_found)?;
+    if !caller.may_see(payment.merchant) {
+        return Err(not_found());
+    }
+    let currency =
+        Currency::from_numeric(payment.currency).expect("stored payments carry an active currency");
+    Ok(view(&refund, currency))
+}
+
+/// The most refunds one list answers.
+pub const LIST_MAX: usize = 1_000;
+
+/// Payment `payment_id_text`'s refunds, by `out_refund_no` (at most [`LIST_MAX`]), and
+/// whether more exist. `noted` hears when the payment is known.
+pub async fn list(
+    state: &Platform,
+    caller: &Caller,
+    payment_id_text: &str,
+    noted: impl FnOnce(),
+) -> Result<(Vec<RefundView>, bool)> {
+    let payment = crate::payments::load_visible(state, caller, payment_id_text).await?;
+    noted();
+    let store = state.store()?;
+    let currency =
+        Currency::from_numeric(payment.currency).expect("stored payments carry an active currency");
+    let prefix = records::out_refund_no_key(payment.id, "");
+    let mut ids = Vec::new();
+    store
+        .for_each_aux_with_prefix(&prefix, LIST_MAX + 1, |_, value| {
+            if let Ok(id) = storage::codec::decode::<u128>(storage::codec::Kind::Aux, value) {
+                ids.push(id);
+            }
+            Ok(())
+        })
+        .map_err(|e| Error::storage(format!("cannot read the refunds: {e}")))?;
+    let has_more = ids.len() > LIST_MAX;
+    ids.truncate(LIST_MAX);
+    let mut data = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(r) = records::read::<Refund>(store, &records::refund_key(id))? {
+            data.push(view(&r, currency));
+        }
+    }
+    Ok((data, has_more))
 }

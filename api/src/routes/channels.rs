@@ -52,7 +52,7 @@ pub async fn create(
         answer = serde_json::to_vec(view).expect("a channel view serializes");
         let mut recs: Vec<_> = idem
             .as_ref()
-            .map(|g| g.record(StatusCode::CREATED, &answer))
+            .map(|g| g.record(&answer))
             .into_iter()
             .collect();
         recs.push(services::audit::record(

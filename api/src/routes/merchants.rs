@@ -76,7 +76,7 @@ pub async fn create(
         ApiError::invalid("invalid_parameter", e.to_string()).with_param("fee_rate")
     })?;
     let category = body.category.unwrap_or_else(|| "general".to_string());
-    crate::body::check_word(&category, "category")?;
+    services::accounts::check_word(&category, "category")?;
     let ledger = state.ledger()?;
     let currency = state.config.currency();
     let id = new_id();
@@ -126,10 +126,7 @@ pub async fn create(
             after.as_ref(),
         ),
     ];
-    records.extend(
-        idem.as_ref()
-            .map(|g| g.record(StatusCode::CREATED, &replay)),
-    );
+    records.extend(idem.as_ref().map(|g| g.record(&replay)));
     match ledger
         .create_account_with(account, currency, 0, records)
         .await?
@@ -438,10 +435,7 @@ async fn rotate(
         Some(&before),
         Some(&answer.merchant),
     ));
-    records.extend(
-        idem.as_ref()
-            .map(|g| g.record(StatusCode::CREATED, &replay)),
-    );
+    records.extend(idem.as_ref().map(|g| g.record(&replay)));
     state.ledger()?.write_records(records).await?;
     auth::merchant_changed(&state);
     answer.secret = Some(secret);

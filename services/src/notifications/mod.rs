@@ -9,6 +9,7 @@
 //!
 //! - [`wire`]: the SMS gateway protocol (and `sms-sim` plays the gateway).
 
+pub mod otp;
 pub mod wire;
 
 use std::future::Future;

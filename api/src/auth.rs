@@ -5,8 +5,6 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use std::sync::atomic::Ordering;
-
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
@@ -22,61 +20,7 @@ use crate::state::{now_ns, AppState};
 
 pub use services::Caller;
 
-/// SHA-256 of a secret key: what is stored and looked up, never the key itself. A key is
-/// 256 random bits, so a fast hash is enough (argon2 is for low-entropy passwords).
-pub fn key_sha256(key: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(key.as_bytes()).into()
-}
-
-/// Merchants remembered by key hash, so that a request costs no store read to
-/// authenticate. A change to a merchant record bumps `AppState::merchant_generation` and
-/// clears the map (see [`merchant_changed`]); the map is bounded (cleared when full:
-/// merchants are few and a miss costs two point reads).
-pub const MERCHANT_CACHE_MAX: usize = 65_536;
-
-/// The merchant whose secret key `token` is, if that key works now (not rotated out or
-/// revoked).
-pub fn merchant_by_key(
-    state: &AppState,
-    token: &str,
-) -> Result<Option<records::Merchant>, ApiError> {
-    if !token.starts_with("sk_") {
-        return Ok(None);
-    }
-    let hash = key_sha256(token);
-    let now = now_ns();
-    if let Some(m) = state.merchant_cache.get(&hash) {
-        return Ok(m
-            .auth
-            .0
-            .key_works(&m.key_sha256, &hash, now)
-            .then(|| m.clone()));
-    }
-    let generation = state.merchant_generation.load(Ordering::SeqCst);
-    let store = state.store()?;
-    let Some(id) = records::read::<u128>(store, &records::merchant_key_index(&hash))? else {
-        return Ok(None);
-    };
-    let Some(m) = records::read::<records::Merchant>(store, &records::merchant_key(id))? else {
-        return Ok(None);
-    };
-    if state.merchant_cache.len() >= MERCHANT_CACHE_MAX {
-        state.merchant_cache.clear();
-    }
-    state.merchant_cache.insert(hash, m.clone());
-    if state.merchant_generation.load(Ordering::SeqCst) != generation {
-        // A merchant changed while this one was read: what was read may be the old record.
-        state.merchant_cache.remove(&hash);
-    }
-    Ok(m.auth.0.key_works(&m.key_sha256, &hash, now).then_some(m))
-}
-
-/// After a merchant record was written: no request may go on using the old one.
-pub fn merchant_changed(state: &AppState) {
-    state.merchant_generation.fetch_add(1, Ordering::SeqCst);
-    state.merchant_cache.clear();
-}
+pub use services::merchants::key_sha256;
 
 /// Authenticates the operator or a merchant (by its secret key).
 pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
@@ -92,7 +36,7 @@ pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
     let known = req.extensions().get::<KeyOwner>().cloned();
     let merchant = match known {
         Some(KeyOwner(m)) => Some(*m),
-        None => merchant_by_key(state, token)?,
+        None => services::merchants::by_key(state, token)?,
     };
     if let Some(m) = merchant {
         crate::access::note_merchant(req, &crate::routes::merchants::merchant_id_text(m.id));
@@ -121,7 +65,7 @@ pub async fn verify_signature(
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
-            match token.map(|t| merchant_by_key(state, t)) {
+            match token.map(|t| services::merchants::by_key(state, t)) {
                 Some(Ok(Some(m))) => {
                     req.extensions_mut().insert(KeyOwner(Box::new(m.clone())));
                     (m.auth.0.require_signature || req.headers().contains_key(signing::HEADER))
@@ -168,7 +112,7 @@ async fn check_signature(
     let body = crate::body::read_body(payload, state.limits, declared).await?;
     req.set_payload(actix_web::dev::Payload::from(body.clone()));
     let now = now_ns();
-    let secrets = signing_secrets(state, merchant, now)?;
+    let secrets = services::merchants::signing_secrets(state, merchant, now)?;
     let target = req
         .uri()
         .path_and_query()
@@ -185,37 +129,6 @@ async fn check_signature(
     state
         .nonces
         .remember(merchant.id, sig.nonce, now / 1_000_000_000)
-}
-
-/// The context a signing secret is sealed under: it opens only in its own merchant's
-/// record, at its own number.
-pub fn signing_context(merchant: u128, number: u32) -> Vec<u8> {
-    [
-        b"signing".as_slice(),
-        &merchant.to_be_bytes(),
-        &number.to_be_bytes(),
-    ]
-    .concat()
-}
-
-/// The merchant's signing secrets that work at `now`, opened.
-fn signing_secrets(
-    state: &AppState,
-    merchant: &records::Merchant,
-    now: u64,
-) -> Result<Vec<Secret<Vec<u8>>>, ApiError> {
-    let mut secrets = Vec::new();
-    for s in &merchant.auth.0.signing {
-        if s.expires_at_ns.is_some_and(|at| at <= now) {
-            continue;
-        }
-        let secret = state
-            .master
-            .open(&s.sealed, &signing_context(merchant.id, s.number))
-            .map_err(|_| ApiError::unavailable("a signing secret does not open with master_key"))?;
-        secrets.push(Secret::new(secret));
-    }
-    Ok(secrets)
 }
 
 /// Authenticates a merchant; the operator is refused here (it acts through admin routes).

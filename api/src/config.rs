@@ -176,7 +176,7 @@ impl Default for Config {
             head_limit_bytes: 16 << 10,
             default_currency: "CNY".to_string(),
             default_fee_rate: "0.006".to_string(),
-            inflight_max: actors::ledger::INFLIGHT_COMMANDS_MAX,
+            inflight_max: services::platform::INFLIGHT_COMMANDS_MAX,
             store_lock_wait_ms: 60_000,
             risk_rules_file: None,
             card_key: None,

@@ -169,35 +169,6 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<actors::LedgerError> for ApiError {
-    fn from(e: actors::LedgerError) -> Self {
-        match e {
-            actors::LedgerError::Overloaded(what) => ApiError::overloaded(what),
-            actors::LedgerError::Store(e) => {
-                ApiError::unavailable(format!("the write was not acknowledged: {e}"))
-            }
-            actors::LedgerError::ShuttingDown => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorType::ApiError,
-                "shutting_down",
-                "the server is shutting down",
-            ),
-        }
-    }
-}
-
-impl From<storage::StoreError> for ApiError {
-    fn from(e: storage::StoreError) -> Self {
-        match e {
-            // A read found a record it cannot decode: a storage fault, not a failed write.
-            e @ storage::StoreError::Corrupt { .. } => {
-                ApiError::unavailable(format!("a stored record does not decode: {e}"))
-            }
-            e => actors::LedgerError::from(e).into(),
-        }
-    }
-}
-
 /// The one translation of a service's error into an answer: every variant named, so a new
 /// one cannot reach a client unmapped.
 impl From<services::Error> for ApiError {

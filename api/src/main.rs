@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -98,17 +97,22 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn verify(data_dir: PathBuf) -> anyhow::Result<()> {
-    let (store, recovery) = storage::Store::open(&data_dir, storage::StoreOptions::default())
-        .with_context(|| format!("opening store in {}", data_dir.display()))?;
-    let started = std::time::Instant::now();
-    let v = store.verify().context("verification failed")?;
+    let verified = services::platform::verify(&data_dir).map_err(|e| match e {
+        services::platform::VerifyError::Open(e) => {
+            anyhow::Error::new(e).context(format!("opening store in {}", data_dir.display()))
+        }
+        services::platform::VerifyError::Replay(e) => {
+            anyhow::Error::new(e).context("verification failed")
+        }
+    })?;
+    let v = verified.verification;
     println!(
         "payd verify: {} journal entries, {} transfers, {} accounts replayed and matched in {} ms (open {} ms); trial balance {:?}",
         v.entries,
         v.transfers,
         v.accounts,
-        started.elapsed().as_millis(),
-        recovery.elapsed.as_millis(),
+        verified.replay.as_millis(),
+        verified.open.as_millis(),
         v.trial_balance
     );
     Ok(())

@@ -88,10 +88,7 @@ struct Data {
 }
 
 async fn data(state: &AppState) -> Data {
-    let channels = match state.ledger.get() {
-        Some(ledger) => services::channels::health_snapshot(state, ledger).await,
-        None => Vec::new(),
-    };
+    let channels = services::channels::snapshots(state).await;
     let channels = channels
         .into_iter()
         .map(|c| {

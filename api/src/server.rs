@@ -195,7 +195,6 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         },
         admin_token,
         metrics,
-        merchant_cache: Default::default(),
         nonces: Default::default(),
         config: config.clone(),
     });

@@ -24,9 +24,6 @@ pub struct AppState {
     pub limits: BodyLimits,
     /// `None` with `metrics_enabled = false`.
     pub metrics: Option<PrometheusHandle>,
-    /// Authenticated merchants by key hash (see `auth::MERCHANT_CACHE_MAX`).
-    pub merchant_cache:
-        dashmap::DashMap<[u8; 32], crate::records::Merchant, foldhash::fast::RandomState>,
     /// Nonces of signed requests seen recently (bounded: `signing::NONCES_MAX`).
     pub nonces: crate::signing::Nonces,
 }

@@ -7,9 +7,9 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
-use api::ratelimit::{Limits, Rate};
 use api::signing::{self, Nonces};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use services::ratelimit::{Limits, Rate};
 
 const BODY: &[u8] = br#"{"out_trade_no":"order-000001","amount":"12.34","currency":"CNY","payment_method":{"type":"balance","account_id":"acct_0123456789abcdef0123456789abcdef"},"metadata":{"table":"7"}}"#;
 const SECRET: &[u8] = b"ss_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -19,8 +19,8 @@ fn signatures(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let nonces = Nonces::default();
     // As payd holds it: sealed under the master key, opened per request.
-    let master = api::vault::Vault::new(&api::vault::generate_key()).unwrap();
-    let context = api::auth::signing_context(7, 1);
+    let master = services::vault::Vault::new(&services::vault::generate_key()).unwrap();
+    let context = services::merchants::signing_context(7, 1);
     let sealed = master.seal(SECRET, &context);
     let now = 1_800_000_000;
     let mut n = 0u64;
@@ -29,7 +29,7 @@ fn signatures(c: &mut Criterion) {
             n += 1;
             let nonce = format!("nonce-{n}");
             let header = signing::sign(SECRET, now, &nonce, "POST", "/v1/payments", BODY);
-            let secrets = vec![api::secret::Secret::new(
+            let secrets = vec![services::secret::Secret::new(
                 master.open(&sealed, &context).unwrap(),
             )];
             let sig = signing::parse(black_box(&header)).unwrap();

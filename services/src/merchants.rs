@@ -1,6 +1,503 @@
-//! Merchants: who is paid, their credentials and settings.
+//! Merchants: who is paid, their credentials (secret keys, signing secrets: rotated with
+//! an overlap) and settings, and authentication by secret key.
 
-use crate::records;
+use std::sync::atomic::Ordering;
+
+use engine::money::{format_fee_rate, parse_fee_rate};
+use engine::{AccountId, Reject};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::Actor;
+use crate::idempotency::Guard;
+use crate::platform::{new_id, now_ns, Platform};
+use crate::records::{self, time_text, Merchant};
+use crate::secret::Secret;
+use crate::{Error, Result};
+
+/// SHA-256 of a secret key: what is stored and looked up, never the key itself. A key is
+/// 256 random bits, so a fast hash is enough (argon2 is for low-entropy passwords).
+pub fn key_sha256(key: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes()).into()
+}
+
+/// Merchants remembered by key hash, so that a request costs no store read to
+/// authenticate. A change to a merchant record bumps `Platform::merchant_generation` and
+/// clears the map (see [`changed`]); the map is bounded (cleared when full:
+/// merchants are few and a miss costs two point reads).
+pub const MERCHANT_CACHE_MAX: usize = 65_536;
+
+/// The merchant whose secret key `token` is, if that key works now (not rotated out or
+/// revoked).
+pub fn by_key(state: &Platform, token: &str) -> Result<Option<records::Merchant>> {
+    if !token.starts_with("sk_") {
+        return Ok(None);
+    }
+    let hash = key_sha256(token);
+    let now = now_ns();
+    if let Some(m) = state.merchant_cache.get(&hash) {
+        return Ok(m
+            .auth
+            .0
+            .key_works(&m.key_sha256, &hash, now)
+            .then(|| m.clone()));
+    }
+    let generation = state.merchant_generation.load(Ordering::SeqCst);
+    let store = state.store()?;
+    let Some(id) = records::read::<u128>(store, &records::merchant_key_index(&hash))? else {
+        return Ok(None);
+    };
+    let Some(m) = records::read::<records::Merchant>(store, &records::merchant_key(id))? else {
+        return Ok(None);
+    };
+    if state.merchant_cache.len() >= MERCHANT_CACHE_MAX {
+        state.merchant_cache.clear();
+    }
+    state.merchant_cache.insert(hash, m.clone());
+    if state.merchant_generation.load(Ordering::SeqCst) != generation {
+        // A merchant changed while this one was read: what was read may be the old record.
+        state.merchant_cache.remove(&hash);
+    }
+    Ok(m.auth.0.key_works(&m.key_sha256, &hash, now).then_some(m))
+}
+
+/// After a merchant record was written: no request may go on using the old one.
+pub fn changed(state: &Platform) {
+    state.merchant_generation.fetch_add(1, Ordering::SeqCst);
+    state.merchant_cache.clear();
+}
+
+/// The context a signing secret is sealed under: it opens only in its own merchant's
+/// record, at its own number.
+pub fn signing_context(merchant: u128, number: u32) -> Vec<u8> {
+    [
+        b"signing".as_slice(),
+        &merchant.to_be_bytes(),
+        &number.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// The merchant's signing secrets that work at `now`, opened.
+pub fn signing_secrets(
+    state: &Platform,
+    merchant: &records::Merchant,
+    now: u64,
+) -> Result<Vec<Secret<Vec<u8>>>> {
+    let mut secrets = Vec::new();
+    for s in &merchant.auth.0.signing {
+        if s.expires_at_ns.is_some_and(|at| at <= now) {
+            continue;
+        }
+        let secret = state
+            .master
+            .open(&s.sealed, &signing_context(merchant.id, s.number))
+            .map_err(|_| Error::storage("a signing secret does not open with master_key"))?;
+        secrets.push(Secret::new(secret));
+    }
+    Ok(secrets)
+}
+
+/// Signs up a merchant.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateMerchant {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 64))]
+    pub name: String,
+    /// Between 0 and 1, at most 6 decimal places (default: the platform's).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "0.006", pattern = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$")
+    )]
+    pub fee_rate: Option<String>,
+    /// (extension) Business category for the risk rules: 1–32 of `a-z 0-9 _` (default
+    /// "general").
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "gaming", pattern = r"^[a-z0-9_]{1,32}$")
+    )]
+    pub category: Option<String>,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MerchantCreated {
+    pub id: String,
+    pub name: String,
+    pub fee_rate: String,
+    /// Shown in this response only; stored as a SHA-256 (null in an idempotent replay).
+    pub secret_key: Option<String>,
+    pub account_id: String,
+    pub category: String,
+}
+
+/// A credential's dates (never the credential).
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CredentialView {
+    /// Signing secrets: 1, 2, … (secret keys: null).
+    number: Option<u32>,
+    created_at: String,
+    /// When it stops (stopped) working; null: until replaced.
+    expires_at: Option<String>,
+    active: bool,
+}
+
+/// A merchant as the operator sees it (no secrets).
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MerchantView {
+    id: String,
+    name: String,
+    fee_rate: String,
+    account_id: String,
+    category: String,
+    require_signature: bool,
+    secret_keys: Vec<CredentialView>,
+    signing_secrets: Vec<CredentialView>,
+    created_at: String,
+}
+
+pub fn view(m: &Merchant, now: u64) -> MerchantView {
+    let auth = &m.auth.0;
+    let secret_keys = if auth.keys.is_empty() {
+        vec![CredentialView {
+            number: None,
+            created_at: time_text(m.created_at_ns),
+            expires_at: None,
+            active: true,
+        }]
+    } else {
+        auth.keys
+            .iter()
+            .map(|k| CredentialView {
+                number: None,
+                created_at: time_text(k.created_at_ns),
+                expires_at: k.expires_at_ns.map(time_text),
+                active: k.expires_at_ns.is_none_or(|at| at > now),
+            })
+            .collect()
+    };
+    MerchantView {
+        id: merchant_id_text(m.id),
+        name: m.name.clone(),
+        fee_rate: format_fee_rate(m.fee_rate_ppm),
+        account_id: m.account.to_string(),
+        category: m.category.0.clone().unwrap_or_else(|| "general".into()),
+        require_signature: auth.require_signature,
+        secret_keys,
+        signing_secrets: auth
+            .signing
+            .iter()
+            .map(|s| CredentialView {
+                number: Some(s.number),
+                created_at: time_text(s.created_at_ns),
+                expires_at: s.expires_at_ns.map(time_text),
+                active: s.expires_at_ns.is_none_or(|at| at > now),
+            })
+            .collect(),
+        created_at: time_text(m.created_at_ns),
+    }
+}
+
+pub fn load(state: &Platform, id_text: &str) -> Result<Merchant> {
+    let not_found = || Error::not_found(format!("no merchant {id_text:?}"));
+    let id = parse_merchant_id(id_text).ok_or_else(not_found)?;
+    records::read::<Merchant>(state.store()?, &records::merchant_key(id))?.ok_or_else(not_found)
+}
+
+/// Changes a merchant's settings.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMerchant {
+    /// Every request with this merchant's keys must carry a valid `Rongpay-Signature`.
+    pub require_signature: Option<bool>,
+}
+
+/// Longest overlap during which a replaced credential keeps working: 30 days.
+pub const OVERLAP_S_MAX: u64 = 30 * 24 * 3600;
+
+/// Replaces a credential.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Rotate {
+    /// How long the credentials in use keep working beside the new one, in seconds
+    /// (default 86400; 0 revokes them now; at most 2592000).
+    #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    pub overlap_seconds: Option<u64>,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Rotated {
+    /// The new secret key (`sk_…`) or signing secret (`ss_…`): shown in this response
+    /// only (null in an idempotent replay).
+    pub secret: Option<String>,
+    /// Signing secrets: its number.
+    pub number: Option<u32>,
+    pub merchant: MerchantView,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    SecretKey,
+    SigningSecret,
+}
+
+/// Signs up a merchant (operator `actor`): its record, its key index, its balance account,
+/// the audit entry and the idempotency record of its answer (which replays without the
+/// secret key), in one durable unit. Returns the answer, with the secret key (shown once).
+pub async fn create(
+    state: &Platform,
+    actor: &Actor,
+    body: CreateMerchant,
+    idem: Option<&Guard<'_>>,
+) -> Result<MerchantCreated> {
+    crate::pan::refuse(&body.name, "name")?;
+    if let Some(c) = &body.category {
+        crate::pan::refuse(c, "category")?;
+    }
+    if body.name.trim().is_empty() || body.name.len() > crate::accounts::TEXT_FIELD_LEN_MAX {
+        return Err(Error::invalid(
+            "invalid_parameter",
+            "name must be 1 to 256 bytes and not blank",
+        )
+        .with_param("name"));
+    }
+    let fee_rate_text = body
+        .fee_rate
+        .unwrap_or_else(|| state.settings.default_fee_rate.clone());
+    let fee_rate_ppm = parse_fee_rate(&fee_rate_text)
+        .map_err(|e| Error::invalid("invalid_parameter", e.to_string()).with_param("fee_rate"))?;
+    let category = body.category.unwrap_or_else(|| "general".to_string());
+    crate::accounts::check_word(&category, "category")?;
+    let ledger = state.ledger()?;
+    let currency = state.settings.currency;
+    let id = new_id();
+    let secret_key = format!(
+        "sk_{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    );
+    let key_sha256 = key_sha256(&secret_key);
+    let account = AccountId(new_id());
+    let mut created = MerchantCreated {
+        id: merchant_id_text(id),
+        name: body.name.clone(),
+        fee_rate: format_fee_rate(fee_rate_ppm),
+        secret_key: None,
+        account_id: account.to_string(),
+        category: category.clone(),
+    };
+    // The secret is stored only as a hash, so the idempotency record replays the answer
+    // without it (`"secret_key": null`).
+    let replay = serde_json::to_vec(&created).expect("a merchant view serializes");
+    created.secret_key = Some(secret_key);
+    let merchant = Merchant {
+        id,
+        name: body.name,
+        fee_rate_ppm,
+        key_sha256,
+        account,
+        currency: currency.numeric(),
+        created_at_ns: now_ns(),
+        category: records::Tail(Some(category)),
+        auth: records::Tail(Default::default()),
+    };
+    let after: Option<serde_json::Value> = serde_json::from_slice(&replay).ok();
+    let mut records = vec![
+        (records::merchant_key(id), records::encode(&merchant)),
+        (
+            records::merchant_key_index(&key_sha256),
+            records::encode(&id),
+        ),
+        crate::audit::record(
+            state,
+            actor,
+            "merchant.create",
+            &merchant_id_text(id),
+            None::<&()>,
+            after.as_ref(),
+        ),
+    ];
+    records.extend(idem.map(|g| g.record(&replay)));
+    match ledger
+        .create_account_with(account, currency, 0, records)
+        .await?
+    {
+        Ok(_) => {}
+        Err(Reject::AccountExists(_)) => return Err(Error::storage("id collision; retry")),
+        Err(other) => return Err(Error::invalid(other.code(), other.to_string())),
+    }
+    Ok(created)
+}
+
+/// Merchant `id_text` with its settings and its credentials' dates.
+pub fn get(state: &Platform, id_text: &str) -> Result<MerchantView> {
+    Ok(view(&load(state, id_text)?, now_ns()))
+}
+
+/// Changes merchant `id_text`'s settings (whether its requests must be signed).
+pub async fn update(
+    state: &Platform,
+    actor: &Actor,
+    id_text: &str,
+    body: UpdateMerchant,
+) -> Result<MerchantView> {
+    let _serial = state.merchant_admin.lock().await;
+    let mut m = load(state, id_text)?;
+    let before = view(&m, now_ns());
+    if let Some(required) = body.require_signature {
+        if required
+            && !m
+                .auth
+                .0
+                .signing
+                .iter()
+                .any(|s| s.expires_at_ns.is_none_or(|at| at > now_ns()))
+        {
+            return Err(Error::conflict(
+                "no_signing_secret",
+                "create a signing secret first: POST /v1/merchants/{id}/signing_secrets",
+            )
+            .with_param("require_signature"));
+        }
+        m.auth.0.require_signature = required;
+    }
+    let after = view(&m, now_ns());
+    let audit = crate::audit::record(
+        state,
+        actor,
+        "merchant.update",
+        &merchant_id_text(m.id),
+        Some(&before),
+        Some(&after),
+    );
+    state
+        .ledger()?
+        .write_records(vec![
+            (records::merchant_key(m.id), records::encode(&m)),
+            audit,
+        ])
+        .await?;
+    changed(state);
+    Ok(after)
+}
+
+/// Replaces a credential of merchant `id_text`: a new one now, the ones in use until the
+/// overlap ends. Returns the answer with the new secret (shown once).
+pub async fn rotate(
+    state: &Platform,
+    actor: &Actor,
+    id_text: &str,
+    body: Rotate,
+    kind: Credential,
+    idem: Option<&Guard<'_>>,
+) -> Result<Rotated> {
+    let overlap_s = body.overlap_seconds.unwrap_or(86_400);
+    if overlap_s > OVERLAP_S_MAX {
+        return Err(Error::invalid(
+            "invalid_parameter",
+            format!("overlap_seconds must be 0 to {OVERLAP_S_MAX}, got {overlap_s}"),
+        )
+        .with_param("overlap_seconds"));
+    }
+    let _serial = state.merchant_admin.lock().await;
+    let mut m = load(state, id_text)?;
+    let now = now_ns();
+    let before = view(&m, now);
+    let until = now.saturating_add(overlap_s.saturating_mul(1_000_000_000));
+    let retire = |expires: &mut Option<u64>| {
+        *expires = Some(expires.map_or(until, |at| at.min(until)));
+    };
+    let mut records = Vec::new();
+    let (secret, number) = match kind {
+        Credential::SecretKey => {
+            let secret = format!(
+                "sk_{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            );
+            let sha256 = key_sha256(&secret);
+            let keys = &mut m.auth.0.keys;
+            if keys.is_empty() {
+                keys.push(records::KeyEntry {
+                    sha256: m.key_sha256,
+                    created_at_ns: m.created_at_ns,
+                    expires_at_ns: None,
+                });
+            }
+            for k in keys.iter_mut() {
+                retire(&mut k.expires_at_ns);
+            }
+            keys.push(records::KeyEntry {
+                sha256,
+                created_at_ns: now,
+                expires_at_ns: None,
+            });
+            // Keys long expired are dropped from the record (their index entries stay,
+            // and find a merchant that no longer lists them: refused).
+            keys.retain(|k| {
+                k.expires_at_ns
+                    .is_none_or(|at| at + OVERLAP_S_MAX * 1_000_000_000 > now)
+            });
+            m.key_sha256 = sha256;
+            records.push((records::merchant_key_index(&sha256), records::encode(&m.id)));
+            (secret, None)
+        }
+        Credential::SigningSecret => {
+            let secret = format!(
+                "ss_{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            );
+            let signing = &mut m.auth.0.signing;
+            for s in signing.iter_mut() {
+                retire(&mut s.expires_at_ns);
+            }
+            let number = signing.last().map_or(1, |s| s.number + 1);
+            signing.retain(|s| {
+                s.expires_at_ns
+                    .is_none_or(|at| at + OVERLAP_S_MAX * 1_000_000_000 > now)
+            });
+            signing.push(records::SigningEntry {
+                number,
+                sealed: state
+                    .master
+                    .seal(secret.as_bytes(), &signing_context(m.id, number)),
+                created_at_ns: now,
+                expires_at_ns: None,
+            });
+            (secret, Some(number))
+        }
+    };
+    let mut answer = Rotated {
+        secret: None,
+        number,
+        merchant: view(&m, now),
+    };
+    let replay = serde_json::to_vec(&answer).expect("a rotation answer serializes");
+    records.push((records::merchant_key(m.id), records::encode(&m)));
+    records.push(crate::audit::record(
+        state,
+        actor,
+        match kind {
+            Credential::SecretKey => "merchant.rotate_secret_key",
+            Credential::SigningSecret => "merchant.rotate_signing_secret",
+        },
+        &merchant_id_text(m.id),
+        Some(&before),
+        Some(&answer.merchant),
+    ));
+    records.extend(idem.map(|g| g.record(&replay)));
+    state.ledger()?.write_records(records).await?;
+    changed(state);
+    answer.secret = Some(secret);
+    Ok(answer)
+}
 
 pub fn merchant_id_text(id: u128) -> String {
     format!("mch_{id:032x}")

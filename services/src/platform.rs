@@ -94,8 +94,11 @@ pub struct Platform {
     pub review_claims: ClaimSet,
     /// Serializes changes to merchant records (credentials, settings): read, change, write.
     pub merchant_admin: tokio::sync::Mutex<()>,
-    /// Bumped after each merchant record change (authentication caches compare it).
+    /// Bumped after each merchant record change (see `merchants::changed`).
     pub merchant_generation: AtomicU64,
+    /// Merchants by key hash, so that a request costs no store read to authenticate
+    /// (bounded: `merchants::MERCHANT_CACHE_MAX`).
+    pub merchant_cache: dashmap::DashMap<[u8; 32], storage::records::Merchant, Fast>,
     /// Merchants' webhook endpoints (one per merchant at most).
     pub webhook_endpoints: dashmap::DashMap<u128, crate::webhooks::Endpoint, Fast>,
     /// Merchants with a webhook delivery in flight (one at a time each).
@@ -160,6 +163,7 @@ impl Platform {
             review_claims: Default::default(),
             merchant_admin: Default::default(),
             merchant_generation: Default::default(),
+            merchant_cache: Default::default(),
             webhook_endpoints: Default::default(),
             webhook_busy: Default::default(),
             webhook_wake: Default::default(),
@@ -182,6 +186,12 @@ impl Platform {
     /// credentials: a recovering server answers every request alike).
     pub fn serving(&self) -> Result<()> {
         self.store().map(|_| ())
+    }
+
+    /// Why the store refuses writes, if a write failed (it then stays read-only until a
+    /// restart recovers it).
+    pub fn poison_reason(&self) -> Option<String> {
+        self.store.get().and_then(|s| s.poison_reason())
     }
 
     /// Ready: recovered, and the store still takes writes.
@@ -315,6 +325,39 @@ impl Platform {
         store.shutdown();
         Some(store.last_seq())
     }
+}
+
+/// Ledger commands admitted at once by default.
+pub const INFLIGHT_COMMANDS_MAX: usize = actors::ledger::INFLIGHT_COMMANDS_MAX;
+
+/// What `payd verify` found in a data dir: every journal entry replayed and matched.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub verification: storage::Verification,
+    /// How long opening (recovering) the store took, and the replay after it.
+    pub open: Duration,
+    pub replay: Duration,
+}
+
+/// Why `payd verify` failed: the store did not open, or its journal did not replay.
+#[derive(Debug)]
+pub enum VerifyError {
+    Open(storage::StoreError),
+    Replay(storage::StoreError),
+}
+
+/// Opens the store in `data_dir` (recovering it) and replays its whole journal against the
+/// balances and the trial balance (`payd verify`).
+pub fn verify(data_dir: &std::path::Path) -> std::result::Result<Verified, VerifyError> {
+    let (store, recovery) =
+        Store::open(data_dir, StoreOptions::default()).map_err(VerifyError::Open)?;
+    let started = std::time::Instant::now();
+    let verification = store.verify().map_err(VerifyError::Replay)?;
+    Ok(Verified {
+        verification,
+        open: recovery.elapsed,
+        replay: started.elapsed(),
+    })
 }
 
 /// Holds an id in its [`ClaimSet`] until dropped, however the request ends.

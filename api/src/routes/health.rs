@@ -20,7 +20,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     if state.is_ready() {
         return Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})));
     }
-    match state.store.get().and_then(|s| s.poison_reason()) {
+    match state.poison_reason() {
         Some(reason) => Err(ApiError::unavailable(format!(
             "the store refuses writes after a failure: {reason}"
         ))),

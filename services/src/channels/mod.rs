@@ -560,6 +560,14 @@ pub struct HealthSnapshot {
     pub volume_today: i64,
 }
 
+/// Every channel's live state, sorted by name; none before recovery finished.
+pub async fn snapshots(state: &Platform) -> Vec<HealthSnapshot> {
+    match state.ledger.get() {
+        Some(ledger) => health_snapshot(state, ledger).await,
+        None => Vec::new(),
+    }
+}
+
 /// Every channel's live state, sorted by name (positions read through the ledger; a channel
 /// whose position cannot be read shows 0).
 pub async fn health_snapshot(state: &Platform, ledger: &actors::Ledger) -> Vec<HealthSnapshot> {

@@ -100,6 +100,42 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every `currency` field of the document lists the currencies payd takes (the active ISO
+/// 4217 codes with minor units, as `engine::Currency::from_code` accepts them): a pattern
+/// alone also allows codes that do not exist.
+struct Currencies;
+
+impl Modify for Currencies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        let mut codes = Vec::new();
+        for a in b'A'..=b'Z' {
+            for b in b'A'..=b'Z' {
+                for c in b'A'..=b'Z' {
+                    let code = String::from_utf8(vec![a, b, c]).expect("ASCII");
+                    if engine::Currency::from_code(&code).is_ok() {
+                        codes.push(serde_json::Value::String(code));
+                    }
+                }
+            }
+        }
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for schema in components.schemas.values_mut() {
+            let RefOr::T(Schema::Object(object)) = schema else {
+                continue;
+            };
+            if let Some(RefOr::T(Schema::Object(currency))) = object.properties.get_mut("currency")
+            {
+                if currency.pattern.as_deref() == Some("^[A-Z]{3}$") {
+                    currency.enum_values = Some(codes.clone());
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rongpay", description = "Payment transaction engine: the public v1 contract. Amounts are decimal strings in major units at the currency's ISO 4217 scale."),
@@ -143,7 +179,7 @@ impl Modify for BearerAuth {
         crate::alerts::list,
     ),
     components(schemas(ErrorResponse, ErrorDetail, ErrorType, Status)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Currencies),
 )]
 pub struct ApiDoc;
 

@@ -16,7 +16,12 @@ use crate::state::AppState;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetEndpoint {
-    /// `http://` or `https://`, at most 2048 bytes.
+    /// `http://` or `https://`, a host name or IPv4 address, an optional port and path; at
+    /// most 2048 characters (the pattern is `services::webhooks::URL_PATTERN`).
+    #[schema(
+        pattern = r"^https?://(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?)(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[!-~]*)?$",
+        max_length = 2048
+    )]
     url: String,
 }
 
@@ -170,4 +175,17 @@ pub async fn resend(
     let merchant = auth::merchant(&req, &state)?;
     let event = services::webhooks::resend(&state, merchant.id, &path).await?;
     Ok(HttpResponse::Accepted().json(event_view(&event)))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The document's pattern for a webhook URL is the one the service checks.
+    #[test]
+    fn the_documented_url_pattern_is_the_checked_one() {
+        let doc: serde_json::Value = serde_json::from_str(crate::openapi::document()).unwrap();
+        assert_eq!(
+            doc["components"]["schemas"]["SetEndpoint"]["properties"]["url"]["pattern"],
+            services::webhooks::URL_PATTERN
+        );
+    }
 }

@@ -24,7 +24,7 @@ pub struct CreateAccount {
     #[cfg_attr(feature = "openapi", schema(example = "CNY", pattern = r"^[A-Z]{3}$"))]
     pub currency: String,
     /// Free text, at most 256 bytes.
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub owner: Option<String>,
     /// How far below zero the balance may go (default "0").
     #[cfg_attr(
@@ -44,7 +44,7 @@ pub struct CreateDeposit {
         schema(example = "100.00", pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40)
     )]
     pub amount: String,
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub reference: Option<String>,
 }
 
@@ -78,7 +78,8 @@ pub struct DepositView {
     pub balance: String,
 }
 
-/// Longest `owner` and `reference` texts, in bytes.
+/// Longest free texts (`owner`, `reference`, `description`, `reason`, a merchant's name),
+/// in characters (as JSON Schema counts `maxLength`).
 pub const TEXT_FIELD_LEN_MAX: usize = 256;
 
 #[derive(Serialize)]
@@ -140,11 +141,11 @@ pub fn check_text(text: &Option<String>, param: &str) -> Result<()> {
         crate::pan::refuse(t, param)?;
     }
     match text {
-        Some(t) if t.len() > TEXT_FIELD_LEN_MAX => Err(Error::invalid(
+        Some(t) if t.chars().count() > TEXT_FIELD_LEN_MAX => Err(Error::invalid(
             "invalid_parameter",
             format!(
-                "{param} is {} bytes long; the maximum is {TEXT_FIELD_LEN_MAX}",
-                t.len()
+                "{param} is {} characters long; the maximum is {TEXT_FIELD_LEN_MAX}",
+                t.chars().count()
             ),
         )
         .with_param(param)),

@@ -41,7 +41,10 @@ pub struct CreateCard {
     #[serde(deserialize_with = "crate::json_int::int")]
     pub exp_year: u16,
     /// The name on the card, 1–64 bytes (sealed like the number).
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[^\u0000]*\S[^\u0000]*$", max_length = 64)
+    )]
     pub holder: String,
 }
 
@@ -114,10 +117,13 @@ pub async fn create(
     if expired(body.exp_month, body.exp_year, now) {
         return Err(invalid("card_expired", "the card has expired", "exp_year"));
     }
-    if body.holder.trim().is_empty() || body.holder.len() > 64 || body.holder.contains('\0') {
+    if body.holder.trim().is_empty()
+        || body.holder.chars().count() > 64
+        || body.holder.contains('\0')
+    {
         return Err(invalid(
             "invalid_parameter",
-            "holder must be 1 to 64 bytes",
+            "holder must be 1 to 64 characters, not blank",
             "holder",
         ));
     }

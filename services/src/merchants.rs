@@ -103,7 +103,7 @@ pub fn signing_secrets(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateMerchant {
-    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S", max_length = 256))]
     pub name: String,
     /// Between 0 and 1, at most 6 decimal places (default: the platform's).
     #[cfg_attr(
@@ -227,6 +227,7 @@ pub struct Rotate {
     /// How long the credentials in use keep working beside the new one, in seconds
     /// (default 86400; 0 revokes them now; at most 2592000).
     #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 2_592_000))]
     pub overlap_seconds: Option<u64>,
 }
 
@@ -260,10 +261,12 @@ pub async fn create(
     if let Some(c) = &body.category {
         crate::pan::refuse(c, "category")?;
     }
-    if body.name.trim().is_empty() || body.name.len() > crate::accounts::TEXT_FIELD_LEN_MAX {
+    if body.name.trim().is_empty()
+        || body.name.chars().count() > crate::accounts::TEXT_FIELD_LEN_MAX
+    {
         return Err(Error::invalid(
             "invalid_parameter",
-            "name must be 1 to 256 bytes and not blank",
+            "name must be 1 to 256 characters and not blank",
         )
         .with_param("name"));
     }

@@ -42,7 +42,7 @@ pub struct CreatePayment {
     #[cfg_attr(feature = "openapi", schema(example = "CNY", pattern = r"^[A-Z]{3}$"))]
     pub currency: String,
     pub payment_method: PaymentMethod,
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub description: Option<String>,
     /// At most 20 entries; keys 1–40 bytes, values at most 500.
     pub metadata: Option<BTreeMap<String, String>>,
@@ -50,7 +50,7 @@ pub struct CreatePayment {
     #[cfg_attr(feature = "openapi", schema(example = "203.0.113.7", max_length = 45))]
     pub payer_ip: Option<String>,
     /// (extension) The paying customer's device id as the merchant knows it, for risk rules.
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub device_id: Option<String>,
 }
 
@@ -395,10 +395,10 @@ pub async fn create(
     if body
         .device_id
         .as_ref()
-        .is_some_and(|d| d.is_empty() || d.len() > 64)
+        .is_some_and(|d| d.is_empty() || d.chars().count() > 64)
     {
         return Err(
-            Error::invalid("invalid_parameter", "device_id must be 1 to 64 bytes")
+            Error::invalid("invalid_parameter", "device_id must be 1 to 64 characters")
                 .with_param("device_id"),
         );
     }

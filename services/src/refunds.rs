@@ -33,7 +33,7 @@ pub struct CreateRefund {
     /// Unique per payment.
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[!-~]{1,64}$"))]
     pub out_refund_no: String,
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
     pub reason: Option<String>,
 }
 

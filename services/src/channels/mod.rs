@@ -94,6 +94,17 @@ pub fn load_all(state: &Platform, store: &storage::Store) -> Result<usize, Strin
     Ok(n)
 }
 
+/// A payment method a channel serves (the document's name for the values of `methods`;
+/// the body keeps them as text so that an unknown one is refused with this module's
+/// message).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a description of the values, never built
+pub enum ChannelMethod {
+    #[schema(rename = "bank_card")]
+    BankCard,
+}
+
 /// Creates a channel (request body, and an entry of the config file's `[[channels]]`).
 #[derive(Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -105,10 +116,21 @@ pub struct CreateChannel {
         schema(example = "bank_a", pattern = r"^[a-z0-9_-]{1,64}$")
     )]
     name: String,
-    /// Base URL of the channel's API (`http://host:port`).
-    #[cfg_attr(feature = "openapi", schema(example = "http://127.0.0.1:9101"))]
+    /// Base URL of the channel's API (`http://host:port`), at most 256 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "http://127.0.0.1:9101",
+            pattern = r"^https?://\S+$",
+            max_length = 256
+        )
+    )]
     endpoint: String,
     /// Payment methods served; so far `["bank_card"]`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Vec<ChannelMethod>, min_items = 1)
+    )]
     methods: Vec<String>,
     /// The one currency this channel takes (limits and fixed fee are in it).
     #[cfg_attr(feature = "openapi", schema(example = "CNY", pattern = r"^[A-Z]{3}$"))]
@@ -125,14 +147,17 @@ pub struct CreateChannel {
     daily_limit: String,
     /// Lower is preferred (default 100).
     #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, maximum = 4_294_967_295_u64))]
     priority: Option<u32>,
     /// Share in a weighted split (default 1).
     #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 1_000_000))]
     weight: Option<u32>,
     /// Default true.
     enabled: Option<bool>,
     /// Calls in flight at once (default 64, at most 10,000).
     #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000))]
     inflight_max: Option<u32>,
     /// The key the channel signs its result notifications with (HMAC-SHA256); without it
     /// notifications are refused and results come by status sync only. Never shown again.
@@ -154,6 +179,10 @@ impl std::fmt::Debug for CreateChannel {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannel {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^https?://\S+$", max_length = 256)
+    )]
     endpoint: Option<String>,
     fee_rate: Option<String>,
     fee_fixed: Option<String>,
@@ -161,11 +190,14 @@ pub struct UpdateChannel {
     max_amount: Option<String>,
     daily_limit: Option<String>,
     #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(format = Int64, maximum = 4_294_967_295_u64))]
     priority: Option<u32>,
     #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 1_000_000))]
     weight: Option<u32>,
     enabled: Option<bool>,
     #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000))]
     inflight_max: Option<u32>,
     notify_secret: Option<String>,
     position_low_water: Option<String>,
@@ -278,18 +310,34 @@ fn amount(text: &str, currency: Currency, param: &str) -> Result<i64> {
     }
 }
 
+/// Whitespace as the document's pattern (`\S`, ECMA-262) counts it.
+fn ecma_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+/// `^https?://\S+$`, at most 256 characters: what the document says an endpoint is.
 fn check_endpoint(url: &str) -> Result<()> {
-    let ok = url.len() <= 256
+    let ok = url.chars().count() <= 256
         && (url.starts_with("http://") || url.starts_with("https://"))
         && url
             .split_once("://")
-            .is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains(char::is_whitespace));
+            .is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains(ecma_space));
     if ok {
         Ok(())
     } else {
         Err(bad(
             "endpoint",
-            "endpoint must be an http:// or https:// URL of at most 256 bytes",
+            "endpoint must be an http:// or https:// URL of at most 256 characters",
         ))
     }
 }

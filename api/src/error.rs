@@ -186,7 +186,13 @@ impl From<services::Error> for ApiError {
                     None => e,
                 }
             }
-            E::NotFound { message } => ApiError::not_found(message),
+            E::NotFound { message, param } => {
+                let e = ApiError::not_found(message);
+                match param {
+                    Some(p) => e.with_param(p),
+                    None => e,
+                }
+            }
             E::Conflict {
                 code,
                 message,

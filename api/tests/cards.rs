@@ -170,3 +170,54 @@ fn cards_are_tokenized_checked_and_never_leak() {
     println!("scanned {scanned} files (data dir and log): no card number, no holder name");
     assert!(scanned > 3);
 }
+
+/// Regression (#13): a 404 for an unknown card token, payer account or one-time code names
+/// the field, as a 400 does (the first move of the flows into services dropped it).
+#[test]
+fn unknown_tokens_payers_and_codes_are_404s_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(&tmp.path().join("data"), &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+    let shop = merchant(&p, r#"{"name":"Params"}"#);
+    let payment = |n: u32, method: &str| {
+        format!(
+            r#"{{"out_trade_no":"o-{n}","amount":"1.00","currency":"CNY","payment_method":{method}}}"#
+        )
+    };
+    for (path, body, param) in [
+        (
+            "/v1/payments",
+            payment(
+                1,
+                r#"{"type":"bank_card","card_token":"tok_0123456789abcdef0123456789abcdef"}"#,
+            ),
+            "payment_method.card_token",
+        ),
+        (
+            "/v1/payments",
+            payment(
+                2,
+                r#"{"type":"balance","account_id":"acct_0123456789abcdef0123456789abcdef"}"#,
+            ),
+            "payment_method.account_id",
+        ),
+        (
+            "/v1/otp/verify",
+            r#"{"id":"otp_0123456789abcdef0123456789abcdef","code":"123456"}"#.to_string(),
+            "id",
+        ),
+    ] {
+        let r = p.post(&shop.key, path, None, &body);
+        assert_eq!(
+            r.status,
+            404,
+            "{path}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let v = r.json();
+        assert_eq!(
+            (v["error"]["code"].as_str(), v["error"]["param"].as_str()),
+            (Some("resource_not_found"), Some(param)),
+            "{path}"
+        );
+    }
+}

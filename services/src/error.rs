@@ -19,7 +19,10 @@ pub enum Error {
     /// Nothing by that id that the caller may see (others' objects are not found either, so
     /// ids cannot be probed).
     #[error("{message}")]
-    NotFound { message: String },
+    NotFound {
+        message: String,
+        param: Option<String>,
+    },
     /// The command conflicts with the state of what it acts on. `payment_id` names the
     /// first payment of a duplicate `out_trade_no`.
     #[error("{message}")]
@@ -73,6 +76,7 @@ impl Error {
     pub fn not_found(message: impl Into<String>) -> Error {
         Error::NotFound {
             message: message.into(),
+            param: None,
         }
     }
 
@@ -90,12 +94,16 @@ impl Error {
         Error::Storage(message.into())
     }
 
-    /// The same error naming the field it is about (only `Invalid` and `Conflict` carry
-    /// one).
+    /// The same error naming the field it is about (only `Invalid`, `NotFound` and
+    /// `Conflict` carry one).
     pub fn with_param(self, param: impl Into<String>) -> Error {
         match self {
             Error::Invalid { code, message, .. } => Error::Invalid {
                 code,
+                message,
+                param: Some(param.into()),
+            },
+            Error::NotFound { message, .. } => Error::NotFound {
                 message,
                 param: Some(param.into()),
             },

@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::notify::{self, Template};
+use crate::notify::Template;
 use crate::state::{now_ns, AppState};
 
 /// Alerts kept for the ops page.
@@ -117,13 +117,11 @@ pub async fn intake(
             summary: summary.clone(),
         };
         tracing::warn!(alert = %name, status, severity = %severity, "alert received");
-        let mut sent_here = 0;
-        for phone in &state.config.oncall_phones {
-            match notify::send(&state, phone, &template).await {
-                Ok(_) => sent_here += 1,
-                Err(services::Error::RateLimited { .. }) => limited += 1,
-                Err(e) => failed = Some(ApiError::from(e)),
-            }
+        let paged = services::notifications::page_oncall(&state, &template).await;
+        let sent_here = paged.sent;
+        limited += paged.rate_limited;
+        if let Some(e) = paged.failed {
+            failed = Some(ApiError::from(e));
         }
         sent += sent_here;
         state.recent_alerts.push(Received {

@@ -314,6 +314,28 @@ pub fn read(state: &Platform, id: u128) -> Result<Option<SmsRecord>> {
     records::read_expiring(state.store()?, &records::sms_key(id))
 }
 
+/// What paging the on-call for one alert did.
+#[derive(Debug, Default)]
+pub struct Paged {
+    pub sent: usize,
+    pub rate_limited: usize,
+    /// The last failure other than a rate limit (the gateway is down, …).
+    pub failed: Option<Error>,
+}
+
+/// Sends `alert` to every on-call number (`oncall_phones`), each under its own limit.
+pub async fn page_oncall(state: &Platform, alert: &Template) -> Paged {
+    let mut paged = Paged::default();
+    for phone in &state.settings.oncall_phones {
+        match send(state, phone, alert).await {
+            Ok(_) => paged.sent += 1,
+            Err(Error::RateLimited { .. }) => paged.rate_limited += 1,
+            Err(e) => paged.failed = Some(e),
+        }
+    }
+    paged
+}
+
 /// The message `id_text` (`sms_…`), while its record is kept.
 pub fn message(state: &Platform, id_text: &str) -> Result<SmsRecord> {
     let not_found = || Error::not_found(format!("no SMS {id_text:?}"));

@@ -116,17 +116,3 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         .collect();
     Ok(HttpResponse::Ok().json(AuditPage { data, has_more }))
 }
-
-/// The record of one action by the operator making `req` (see `services::audit::record`).
-pub fn record(
-    state: &services::Platform,
-    req: &HttpRequest,
-    action: &str,
-    target: &str,
-    before: Option<&impl Serialize>,
-    after: Option<&impl Serialize>,
-) -> (Vec<u8>, Vec<u8>) {
-    services::audit::record(state, &actor(req), action, target, before, after)
-}
-
-pub use services::audit::write;

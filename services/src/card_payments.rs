@@ -33,15 +33,7 @@ fn open_attempt_record(payment: u128) -> (Vec<u8>, Vec<u8>) {
 /// At start: every card payment whose last attempt got no answer is asked about again.
 pub fn resume(state: &Arc<Platform>, store: &storage::Store) -> Result<usize, String> {
     let prefix = records::prefix::OPEN_ATTEMPT;
-    let mut ids = Vec::new();
-    store
-        .for_each_aux_with_prefix(prefix, 1_000_000, |key, _| {
-            if let Some(id) = records::id_after(key, prefix) {
-                ids.push(id);
-            }
-            Ok(())
-        })
-        .map_err(|e| e.to_string())?;
+    let ids = records::ids_with_prefix(store, prefix, 1_000_000).map_err(|e| e.to_string())?;
     let mut resumed = 0;
     for id in ids {
         let payment = records::read::<Payment>(store, &records::payment_key(id))

@@ -23,6 +23,17 @@ pub fn time_text(ns: u64) -> String {
         .to_string()
 }
 
+/// The ids of the records under `prefix` whose keys are the prefix and an id (the markers of
+/// work to resume at start), in key order, at most `max`.
+pub fn ids_with_prefix(store: &Store, prefix: &[u8], max: usize) -> Result<Vec<u128>> {
+    let mut ids = Vec::new();
+    store.for_each_aux_with_prefix(prefix, max, |key, _| {
+        ids.extend(id_after(key, prefix));
+        Ok(())
+    })?;
+    Ok(ids)
+}
+
 /// Reads and decodes a record; a record that does not decode is a storage fault, not a
 /// caller's mistake.
 pub fn read<T: bincode::Decode<()>>(store: &Store, key: &[u8]) -> Result<Option<T>> {

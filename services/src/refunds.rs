@@ -258,15 +258,7 @@ fn open_refund_record(refund: u128) -> (Vec<u8>, Vec<u8>) {
 /// At start: every card refund still processing is asked about again.
 pub fn resume(state: &Arc<Platform>, store: &storage::Store) -> Result<usize, String> {
     let prefix = records::prefix::OPEN_REFUND;
-    let mut ids = Vec::new();
-    store
-        .for_each_aux_with_prefix(prefix, 1_000_000, |key, _| {
-            if let Some(id) = records::id_after(key, prefix) {
-                ids.push(id);
-            }
-            Ok(())
-        })
-        .map_err(|e| e.to_string())?;
+    let ids = records::ids_with_prefix(store, prefix, 1_000_000).map_err(|e| e.to_string())?;
     let mut resumed = 0;
     for id in ids {
         let refund =

@@ -1,21 +1,28 @@
 //! The ledger handle: the one entry point of the layers above. It admits a command, runs the
-//! prepare / durable-write / commit protocol across the account actors, and answers.
+//! prepare / durable-write / commit protocol over the shard actors, and answers.
 //!
-//! One transfer:
-//! 1. validate its shape (engine), admit it (bounded in-flight count), claim its id (in-flight
-//!    set, then the store's dedup index);
-//! 2. `Prepare` each posting on its account's actor, in order: the actor checks status,
-//!    currency, funds or overflow and reserves the amount; on a rejection, `Release` the ones
-//!    reserved and answer the rejection;
-//! 3. submit the journal entry to the group-commit writer and wait for its sync;
-//! 4. `Commit` each posting on its actor and answer with the sequence number.
+//! Transfers go through one coordinator task, in rounds. A round is whatever queued while
+//! the previous round was being prepared (up to [`ROUND_TRANSFERS_MAX`]):
+//! 1. claim each transfer's id against the transfers in flight (a duplicate of one already
+//!    durable is answered by the writer, from the group it writes);
+//! 2. send each shard **one** `Prepare` with all of the round's legs on its accounts, in
+//!    round order; the shard checks status, currency, funds or overflow and reserves each;
+//! 3. a transfer with any leg refused has its reserved legs released (one `Release` per
+//!    shard) and is answered with the refusal of its first refused leg;
+//! 4. the rest go to the group-commit writer as one submission, and the coordinator takes the
+//!    next round while this one's group syncs;
+//! 5. once synced: one `Commit` per shard with the durable legs (a duplicate's legs are
+//!    released), then each caller is answered.
 //!
-//! Reserving before writing is what makes it atomic and overdraft-free under any
+//! Reserving before writing is what makes a transfer atomic and overdraft-free under any
 //! interleaving: an amount reserved by one transfer cannot be spent by another, and once all
-//! legs are reserved none can fail. Steps 2–4 run in a spawned task so that a caller who stops
-//! waiting (an HTTP client hanging up) cannot leave reservations or a durable transfer
-//! half-applied.
+//! legs are reserved none can fail. The coordinator owns a command from the moment it is
+//! queued, so a caller who stops waiting (an HTTP client hanging up) cannot leave
+//! reservations or a durable transfer half-applied.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,28 +30,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix::prelude::*;
 use dashmap::DashMap;
 use engine::{
-    Account, AccountId, AccountStatus, Currency, Effect, LiveAccount, Posting, Reject, Timestamp,
-    Transfer, TransferId,
+    Account, AccountId, AccountStatus, Currency, Effect, LiveAccount, Reject, Timestamp, Transfer,
+    TransferId,
 };
-use storage::{CommitUnit, Store};
+use storage::{CommitUnit, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::account_actor::{
-    AccountActor, Commit, FinishStatus, Prepare, PrepareError, PrepareStatus, Release, Snapshot,
-};
 use crate::error::LedgerError;
-use crate::registry::{IdHasher, Registry};
-
-/// A concurrent set of ids. foldhash: randomly seeded (ids may come from clients), and much
-/// cheaper than SipHash on a 16-byte key.
-type IdSet<K> = DashMap<K, (), IdHasher>;
+use crate::shard::{
+    shard_of, Activate, Commit, FinishStatus, IdHasher, Leg, LegError, Prepare, PrepareStatus,
+    Release, Shard, Snapshot, Sweep, SHARD_MAILBOX_MAX,
+};
 
 /// Commands admitted at once; beyond it the answer is `Overloaded`. Bounds every queue
-/// behind it: account mailboxes, the commit queue, pending commit messages.
+/// behind it: the coordinator's queue, shard mailboxes, the commit queue.
 pub const INFLIGHT_COMMANDS_MAX: usize = 16_384;
-/// Accounts in memory at once (each costs well under a kilobyte).
+/// Accounts in memory at once, over all shards.
 pub const ACTIVE_ACCOUNTS_MAX: usize = 2_000_000;
-/// Times a command retries an account whose actor was passivating under it.
-const ACTIVATION_ATTEMPTS_MAX: u32 = 8;
+/// Transfers one round prepares at most (TigerBeetle's batch: 8,190 events).
+pub const ROUND_TRANSFERS_MAX: usize = 8_190;
+/// Shard actors of a ledger unless configured.
+pub const SHARDS_DEFAULT: usize = 8;
 
 /// The sequence number of the journal entry that made a command durable.
 pub type Seq = u64;
@@ -60,6 +66,8 @@ pub struct LedgerConfig {
     pub idle_after: Duration,
     /// How often the sweeper looks for idle accounts.
     pub sweep_every: Duration,
+    /// Shard actors the accounts are spread over (by a fixed hash of the id).
+    pub shards: usize,
 }
 
 impl Default for LedgerConfig {
@@ -69,34 +77,40 @@ impl Default for LedgerConfig {
             active_accounts_max: ACTIVE_ACCOUNTS_MAX,
             idle_after: Duration::from_secs(300),
             sweep_every: Duration::from_secs(10),
+            shards: SHARDS_DEFAULT,
         }
     }
 }
 
+/// A concurrent set of ids. foldhash: randomly seeded (ids may come from clients), and much
+/// cheaper than SipHash on a 16-byte key.
+type IdSet<K> = DashMap<K, (), IdHasher>;
+
 struct Inner {
     store: Arc<Store>,
-    registry: Arc<Registry>,
-    inflight: AtomicUsize,
+    shards: Vec<Addr<Shard>>,
+    /// Transfers waiting for the coordinator; bounded by admission (never full when admitted).
+    queue: mpsc::Sender<Submitted>,
+    inflight: Arc<AtomicUsize>,
     inflight_max: usize,
-    /// Transfer ids between their claim and their durable write (or rejection): catches a
-    /// duplicate that the store's index cannot see yet.
-    transfers_inflight: IdSet<TransferId>,
-    /// Same for account creations.
+    active: Arc<AtomicUsize>,
+    /// Account ids between their claim and their durable write (or rejection): catches a
+    /// duplicate creation that the store cannot see yet.
     accounts_inflight: IdSet<AccountId>,
 }
 
-/// A cheap, cloneable handle on the ledger. Use it from the actix arbiter that started it.
+/// A cheap, cloneable handle on the ledger, usable from any thread.
 #[derive(Clone)]
 pub struct Ledger {
     inner: Arc<Inner>,
 }
 
 /// Decrements the in-flight count when a command finishes, however it finishes.
-struct Admitted(Arc<Inner>);
+struct Admitted(Arc<AtomicUsize>);
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -109,6 +123,30 @@ impl<K: std::hash::Hash + Eq> Drop for Claim<'_, K> {
     }
 }
 
+type Answer = Result<Outcome, LedgerError>;
+
+/// A transfer handed to the coordinator, with everything needed to finish it.
+struct Submitted {
+    transfer: Transfer,
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+    reply: oneshot::Sender<Answer>,
+    /// The caller's span: what is logged about the transfer is found by the request's id.
+    span: tracing::Span,
+    _admitted: Admitted,
+}
+
+impl Submitted {
+    fn answer(self, answer: Answer) {
+        if let Ok(Err(reject)) = &answer {
+            self.span.in_scope(|| {
+                tracing::debug!(transfer = %format_args!("{:032x}", self.transfer.id.0), %reject, "transfer refused");
+            });
+        }
+        // A caller that stopped waiting is fine: the outcome stands regardless.
+        let _ = self.reply.send(answer);
+    }
+}
+
 fn now() -> Timestamp {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -118,32 +156,56 @@ fn now() -> Timestamp {
 }
 
 impl Ledger {
-    /// Starts the ledger over an open store. Call it inside an actix `System`: account actors
-    /// and the idle sweeper run on the calling arbiter.
+    /// Starts the ledger over an open store. Call it inside an actix `System`: the shard
+    /// actors, the coordinator and the idle sweeper run on the calling arbiter.
     pub fn start(store: Arc<Store>, config: LedgerConfig) -> Ledger {
-        let registry = Arc::new(Registry::new(config.active_accounts_max));
-        let inner = Arc::new(Inner {
-            store,
-            registry: Arc::clone(&registry),
-            inflight: AtomicUsize::new(0),
-            inflight_max: config.inflight_max,
-            transfers_inflight: IdSet::default(),
-            accounts_inflight: IdSet::default(),
-        });
-        let weak = Arc::downgrade(&registry);
+        let active = Arc::new(AtomicUsize::new(0));
+        let shards: Vec<Addr<Shard>> = (0..config.shards.max(1))
+            .map(|_| {
+                let shard = Shard::new(
+                    Arc::clone(&store),
+                    Arc::clone(&active),
+                    config.active_accounts_max,
+                );
+                Shard::create(move |ctx| {
+                    ctx.set_mailbox_capacity(SHARD_MAILBOX_MAX);
+                    shard
+                })
+            })
+            .collect();
+        let (queue, rx) = mpsc::channel(config.inflight_max.max(1));
+        actix_rt::spawn(coordinate(Arc::clone(&store), shards.clone(), rx));
+        let sweep = shards.clone();
         actix_rt::spawn(async move {
             let mut tick = actix_rt::time::interval(config.sweep_every);
             loop {
                 tick.tick().await;
-                match weak.upgrade() {
-                    Some(registry) => {
-                        registry.sweep(config.idle_after);
+                for shard in &sweep {
+                    // A full mailbox means the shard is busy: sweep it next time.
+                    if shard
+                        .try_send(Sweep {
+                            idle: config.idle_after,
+                            queued: Default::default(),
+                        })
+                        .is_err()
+                        && !shard.connected()
+                    {
+                        return;
                     }
-                    None => break,
                 }
             }
         });
-        Ledger { inner }
+        Ledger {
+            inner: Arc::new(Inner {
+                store,
+                shards,
+                queue,
+                inflight: Arc::new(AtomicUsize::new(0)),
+                inflight_max: config.inflight_max,
+                active,
+                accounts_inflight: IdSet::default(),
+            }),
+        }
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -152,7 +214,7 @@ impl Ledger {
 
     /// Accounts in memory now.
     pub fn active_accounts(&self) -> usize {
-        self.inner.registry.len()
+        self.inner.active.load(Ordering::Relaxed)
     }
 
     /// Commands in flight now.
@@ -162,11 +224,15 @@ impl Ledger {
 
     fn admit(&self) -> Result<Admitted, LedgerError> {
         let prior = self.inner.inflight.fetch_add(1, Ordering::AcqRel);
-        let admitted = Admitted(Arc::clone(&self.inner));
+        let admitted = Admitted(Arc::clone(&self.inner.inflight));
         if prior >= self.inner.inflight_max {
             return Err(LedgerError::Overloaded("commands in flight"));
         }
         Ok(admitted)
+    }
+
+    fn shard(&self, id: AccountId) -> &Addr<Shard> {
+        &self.inner.shards[shard_of(id, self.inner.shards.len())]
     }
 
     /// Creates an empty active account.
@@ -234,12 +300,23 @@ impl Ledger {
         }
         let admitted = self.admit()?;
         transfer.timestamp = now();
-        let inner = Arc::clone(&self.inner);
-        spawn_detached(async move {
-            let _admitted = admitted;
-            run_transfer(&inner, transfer, records).await
-        })
-        .await
+        let (reply, answer) = oneshot::channel();
+        let submitted = Submitted {
+            transfer,
+            records,
+            reply,
+            span: tracing::Span::current(),
+            _admitted: admitted,
+        };
+        match self.inner.queue.try_send(submitted) {
+            Ok(()) => {}
+            // Admission bounds the queue's content to its capacity: full cannot happen.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(LedgerError::Overloaded("commands in flight"))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(LedgerError::ShuttingDown),
+        }
+        answer.await.map_err(|_| LedgerError::ShuttingDown)?
     }
 
     /// Makes records of the layers above durable on their own, with no effect on any balance
@@ -269,17 +346,25 @@ impl Ledger {
     ) -> Result<Outcome, LedgerError> {
         let admitted = self.admit()?;
         let inner = Arc::clone(&self.inner);
+        let shard = self.shard(id).clone();
         spawn_detached(async move {
             let _admitted = admitted;
-            let addr = match with_actor(&inner, id, || PrepareStatus {
-                status,
-                queued: Default::default(),
-            })
-            .await?
-            {
-                Err(reject) => return Ok(Err(reject)),
-                Ok(addr) => addr,
-            };
+            let prepared = shard
+                .send(PrepareStatus {
+                    account: id,
+                    status,
+                    queued: Default::default(),
+                })
+                .await
+                .map_err(|_| LedgerError::ShuttingDown)?;
+            match prepared {
+                Ok(()) => {}
+                Err(LegError::Rejected(reject)) => return Ok(Err(reject)),
+                Err(LegError::Overloaded) => {
+                    return Err(LedgerError::Overloaded("active accounts"))
+                }
+                Err(LegError::Store(e)) => return Err(e.into()),
+            }
             let written = match inner.store.submit(CommitUnit::effect(Effect::StatusSet {
                 account: id,
                 status,
@@ -290,9 +375,10 @@ impl Ledger {
                     .and_then(|r| r.map_err(LedgerError::from)),
                 Err(e) => Err(e.into()),
             };
-            addr.do_send(FinishStatus {
-                queued: Default::default(),
+            shard.do_send(FinishStatus {
+                account: id,
                 apply: written.is_ok(),
+                queued: Default::default(),
             });
             Ok(Ok(written?))
         })
@@ -301,32 +387,66 @@ impl Ledger {
 
     /// Brings an account into memory ahead of use (benchmarks, warm restarts). `Ok(false)`
     /// when it does not exist.
-    pub fn activate(&self, id: AccountId) -> Result<bool, LedgerError> {
-        Ok(self
-            .inner
-            .registry
-            .get_or_activate(id, &self.inner.store)?
-            .is_some())
+    pub async fn activate(&self, id: AccountId) -> Result<bool, LedgerError> {
+        Ok(self.activate_many(vec![id]).await? == 1)
+    }
+
+    /// Brings accounts into memory ahead of use, one message per shard; answers how many
+    /// exist.
+    pub async fn activate_many(&self, ids: Vec<AccountId>) -> Result<usize, LedgerError> {
+        let n = self.inner.shards.len();
+        let mut per_shard = vec![Vec::new(); n];
+        for id in ids {
+            per_shard[shard_of(id, n)].push(id);
+        }
+        let requests: Vec<_> = per_shard
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ids)| !ids.is_empty())
+            .map(|(s, accounts)| {
+                self.inner.shards[s].send(Activate {
+                    accounts,
+                    queued: Default::default(),
+                })
+            })
+            .collect();
+        let mut found = 0;
+        for request in requests {
+            match request.await.map_err(|_| LedgerError::ShuttingDown)? {
+                Ok(n) => found += n,
+                Err(LegError::Overloaded) => {
+                    return Err(LedgerError::Overloaded("active accounts"))
+                }
+                Err(LegError::Store(e)) => return Err(e.into()),
+                Err(LegError::Rejected(reject)) => {
+                    unreachable!("activation refuses nothing: {reject}")
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The account as of now, pending reservations included; `None` if it does not exist.
     /// Reads an account that is not in memory straight from the store, without activating it.
     pub async fn account(&self, id: AccountId) -> Result<Option<LiveAccount>, LedgerError> {
-        for _ in 0..ACTIVATION_ATTEMPTS_MAX {
-            let Some(addr) = self.inner.registry.get(id) else {
-                return Ok(self.inner.store.account(id)?.map(LiveAccount::new));
-            };
-            match addr.send(Snapshot(Default::default())).await {
-                Ok(Ok(live)) => return Ok(Some(live)),
-                Ok(Err(_)) | Err(_) => continue,
-            }
+        let resident = self
+            .shard(id)
+            .send(Snapshot {
+                account: id,
+                queued: Default::default(),
+            })
+            .await
+            .map_err(|_| LedgerError::ShuttingDown)?;
+        match resident {
+            Some(live) => Ok(Some(live)),
+            // Not in memory: nothing is pending on it, the store holds its exact state.
+            None => Ok(self.inner.store.account(id)?.map(LiveAccount::new)),
         }
-        Err(LedgerError::Overloaded("account activations"))
     }
 }
 
 /// Runs `f` in its own task and waits for it; dropping the returned future does not stop the
-/// task. This is what makes the protocol cancellation-safe.
+/// task. This is what makes the rare commands (creations, status changes) cancellation-safe.
 async fn spawn_detached<T: 'static>(
     f: impl std::future::Future<Output = Result<T, LedgerError>> + 'static,
 ) -> Result<T, LedgerError> {
@@ -336,109 +456,280 @@ async fn spawn_detached<T: 'static>(
         .map_err(|_| LedgerError::ShuttingDown)?
 }
 
-/// Sends a prepare-style message to `id`'s actor, activating it if needed and retrying when
-/// the actor passivated under us. `Ok(Err(reject))` is a business refusal.
-async fn with_actor<M>(
-    inner: &Inner,
-    id: AccountId,
-    make: impl Fn() -> M,
-) -> Result<Result<Addr<AccountActor>, Reject>, LedgerError>
-where
-    M: Message<Result = Result<(), PrepareError>> + Send + 'static,
-    AccountActor: Handler<M>,
-{
-    for _ in 0..ACTIVATION_ATTEMPTS_MAX {
-        let Some(addr) = inner.registry.get_or_activate(id, &inner.store)? else {
-            return Ok(Err(Reject::UnknownAccount(id)));
-        };
-        match addr.send(make()).await {
-            Ok(Ok(())) => return Ok(Ok(addr)),
-            Ok(Err(PrepareError::Rejected(reject))) => return Ok(Err(reject)),
-            // Passivated, or stopped between lookup and delivery: look it up again.
-            Ok(Err(PrepareError::Passivated)) | Err(_) => continue,
-        }
+/// Transfer ids between their claim and their answer: a second command with the same id
+/// while the first is in flight is a duplicate the store cannot see yet. Owned by the
+/// coordinator's arbiter, so a plain set.
+type Claimed = Rc<RefCell<HashSet<TransferId, IdHasher>>>;
+
+/// The coordinator: takes what queued, prepares it as one round, hands the round's durable
+/// part to the writer, and goes on with the next round while that one syncs.
+async fn coordinate(
+    store: Arc<Store>,
+    shards: Vec<Addr<Shard>>,
+    mut rx: mpsc::Receiver<Submitted>,
+) {
+    let claimed: Claimed = Rc::default();
+    let mut queued = Vec::with_capacity(ROUND_TRANSFERS_MAX);
+    while rx.recv_many(&mut queued, ROUND_TRANSFERS_MAX).await > 0 {
+        let round = std::mem::replace(&mut queued, Vec::with_capacity(ROUND_TRANSFERS_MAX));
+        prepare_round(&store, &shards, &claimed, round).await;
     }
-    Err(LedgerError::Overloaded("account activations"))
 }
 
-async fn run_transfer(
-    inner: &Inner,
-    transfer: Transfer,
-    records: Vec<(Vec<u8>, Vec<u8>)>,
-) -> Result<Outcome, LedgerError> {
-    let id = transfer.id;
-    if inner.transfers_inflight.insert(id, ()).is_some() {
-        return Ok(Err(Reject::DuplicateId));
+/// Where a shard's leg came from: (command index in the round, posting index).
+type Origin = (u32, u8);
+
+/// One shard's legs of a round, as prepared, with where each came from.
+struct ShardLegs {
+    legs: Vec<Leg>,
+    origin: Vec<Origin>,
+}
+
+/// Why a command of the round will not be written: its first refused leg's reason.
+fn worse(current: &mut Option<(u8, LegError)>, posting: u8, e: LegError) {
+    if current.as_ref().is_none_or(|(p, _)| posting < *p) {
+        *current = Some((posting, e));
     }
-    let _claim = Claim(&inner.transfers_inflight, id);
-    if inner.store.transfer_seq(id)?.is_some() {
-        return Ok(Err(Reject::DuplicateId));
+}
+
+fn answer_of(e: LegError) -> Answer {
+    match e {
+        LegError::Rejected(reject) => Ok(Err(reject)),
+        LegError::Overloaded => Err(LedgerError::Overloaded("active accounts")),
+        LegError::Store(e) => Err(e.into()),
     }
-    let mut prepared: Vec<(Addr<AccountActor>, i64)> = Vec::with_capacity(transfer.postings.len());
-    let release = |prepared: Vec<(Addr<AccountActor>, i64)>| {
-        for (addr, amount) in prepared {
-            addr.do_send(Release {
-                amount,
-                queued: Default::default(),
-            });
-        }
-    };
-    for &Posting {
-        account,
-        currency,
-        amount,
-    } in &transfer.postings
+}
+
+async fn prepare_round(
+    store: &Arc<Store>,
+    shards: &[Addr<Shard>],
+    claimed: &Claimed,
+    round: Vec<Submitted>,
+) {
+    let n = shards.len();
+    // 1. Claims.
+    let mut cmds = Vec::with_capacity(round.len());
     {
-        match with_actor(inner, account, || Prepare {
-            currency,
-            amount,
-            queued: Default::default(),
-            span: tracing::Span::current(),
+        let mut set = claimed.borrow_mut();
+        for s in round {
+            if set.insert(s.transfer.id) {
+                cmds.push(s);
+            } else {
+                s.answer(Ok(Err(Reject::DuplicateId)));
+            }
+        }
+    }
+    if cmds.is_empty() {
+        return;
+    }
+    // 2. One Prepare per shard with all its legs, in round order.
+    let mut per_shard: Vec<ShardLegs> = (0..n)
+        .map(|_| ShardLegs {
+            legs: Vec::new(),
+            origin: Vec::new(),
         })
-        .await
-        {
-            Ok(Ok(addr)) => prepared.push((addr, amount)),
-            Ok(Err(reject)) => {
-                release(prepared);
-                return Ok(Err(reject));
+        .collect();
+    for (c, cmd) in cmds.iter().enumerate() {
+        for (p, posting) in cmd.transfer.postings.iter().enumerate() {
+            let s = &mut per_shard[shard_of(posting.account, n)];
+            s.legs.push(Leg {
+                account: posting.account,
+                currency: posting.currency,
+                amount: posting.amount,
+                outcome: Ok(()),
+            });
+            s.origin.push((c as u32, p as u8));
+        }
+    }
+    let requests: Vec<_> = per_shard
+        .iter_mut()
+        .enumerate()
+        .map(|(s, sl)| {
+            (!sl.legs.is_empty()).then(|| {
+                shards[s].send(Prepare {
+                    legs: std::mem::take(&mut sl.legs),
+                    queued: Default::default(),
+                })
+            })
+        })
+        .collect();
+    let mut refused: Vec<Option<(u8, LegError)>> = vec![None; cmds.len()];
+    for (s, request) in requests.into_iter().enumerate() {
+        let Some(request) = request else { continue };
+        let sl = &mut per_shard[s];
+        match request.await {
+            Ok(legs) => {
+                for (leg, &(c, p)) in legs.iter().zip(&sl.origin) {
+                    if let Err(e) = &leg.outcome {
+                        worse(&mut refused[c as usize], p, e.clone());
+                    }
+                }
+                sl.legs = legs;
+            }
+            Err(_) => {
+                // The shard is gone (the system is stopping): nothing of it was reserved.
+                for &(c, p) in &sl.origin {
+                    worse(
+                        &mut refused[c as usize],
+                        p,
+                        LegError::Store(StoreError::Closed),
+                    );
+                }
+                sl.origin.clear();
+            }
+        }
+    }
+    // 3. Release what refused commands reserved.
+    let failed = |c: u32| refused[c as usize].is_some();
+    send_legs(shards, &per_shard, failed, |legs| Release {
+        legs,
+        queued: Default::default(),
+    });
+    // A refused command whose id is already durable is a duplicate, whatever its legs said
+    // now (a retry after the funds moved on): the writer answers that for the accepted ones,
+    // a multi-get does for the refused (rare) ones.
+    let refused_ids: Vec<TransferId> = cmds
+        .iter()
+        .zip(&refused)
+        .filter(|(_, r)| matches!(r, Some((_, LegError::Rejected(_)))))
+        .map(|(cmd, _)| cmd.transfer.id)
+        .collect();
+    if !refused_ids.is_empty() {
+        match store.transfer_seqs(&refused_ids) {
+            Ok(seqs) => {
+                let mut seqs = seqs.into_iter();
+                for r in refused.iter_mut() {
+                    if matches!(r, Some((_, LegError::Rejected(_))))
+                        && seqs.next().flatten().is_some()
+                    {
+                        *r = Some((0, LegError::Rejected(Reject::DuplicateId)));
+                    }
+                }
             }
             Err(e) => {
-                release(prepared);
-                return Err(e);
+                for r in refused.iter_mut().filter(|r| r.is_some()) {
+                    *r = Some((0, LegError::Store(e.clone())));
+                }
             }
         }
     }
-    let unit = CommitUnit {
-        effects: vec![Effect::Posted(transfer)],
-        aux: records,
-    };
-    let ack = match inner.store.submit(unit) {
-        Ok(ack) => ack,
-        Err(e) => {
-            release(prepared);
-            return Err(e.into());
+    // 4. The rest to the writer, as one submission.
+    let mut accepted = Vec::with_capacity(cmds.len());
+    let mut units = Vec::with_capacity(cmds.len());
+    let mut index_of = vec![u32::MAX; cmds.len()];
+    for (c, (mut cmd, why)) in cmds.into_iter().zip(refused).enumerate() {
+        match why {
+            Some((_, e)) => cmd_answer(cmd, answer_of(e), claimed),
+            None => {
+                index_of[c] = accepted.len() as u32;
+                units.push(CommitUnit {
+                    effects: vec![Effect::Posted(cmd.transfer.clone())],
+                    aux: std::mem::take(&mut cmd.records),
+                });
+                accepted.push(cmd);
+            }
         }
-    };
-    match ack.await {
-        Ok(Ok(seq)) => {
-            tracing::debug!(seq, transfer = %format_args!("{:032x}", id.0), "transfer durable");
-            for (addr, amount) in prepared {
-                addr.do_send(Commit {
-                    amount,
-                    queued: Default::default(),
+    }
+    if accepted.is_empty() {
+        return;
+    }
+    // Keep only the accepted commands' legs, renumbered to their place in `accepted`.
+    for sl in &mut per_shard {
+        let mut legs = std::mem::take(&mut sl.legs).into_iter();
+        let origin = std::mem::take(&mut sl.origin);
+        for (c, p) in origin {
+            let leg = legs.next().expect("a leg per origin");
+            let a = index_of[c as usize];
+            if a != u32::MAX {
+                sl.legs.push(leg);
+                sl.origin.push((a, p));
+            }
+        }
+    }
+    let ack = store.submit_many(units);
+    let shards = shards.to_vec();
+    let claimed = Rc::clone(claimed);
+    // 5. Finish when the group is synced; the coordinator goes on meanwhile.
+    actix_rt::spawn(async move {
+        let outcomes: Vec<Answer> = match ack {
+            Err(e) => {
+                let e = LedgerError::from(e);
+                accepted.iter().map(|_| Err(e.clone())).collect()
+            }
+            Ok(ack) => match ack.await {
+                Ok(Ok(outcomes)) => outcomes
+                    .into_iter()
+                    .map(|o| match o {
+                        Ok(seq) => Ok(Ok(seq)),
+                        Err(StoreError::DuplicateTransfer(_)) => Ok(Err(Reject::DuplicateId)),
+                        Err(e) => Err(e.into()),
+                    })
+                    .collect(),
+                // Not acknowledged. The store is poisoned now, so nothing more will be
+                // written and the in-memory state must not move either.
+                Ok(Err(e)) => {
+                    let e = LedgerError::from(e);
+                    accepted.iter().map(|_| Err(e.clone())).collect()
+                }
+                Err(_) => accepted
+                    .iter()
+                    .map(|_| Err(LedgerError::ShuttingDown))
+                    .collect(),
+            },
+        };
+        let durable = |a: u32| matches!(outcomes[a as usize], Ok(Ok(_)));
+        send_legs(&shards, &per_shard, durable, |legs| Commit {
+            legs,
+            queued: Default::default(),
+        });
+        send_legs(
+            &shards,
+            &per_shard,
+            |a| !durable(a),
+            |legs| Release {
+                legs,
+                queued: Default::default(),
+            },
+        );
+        for (cmd, outcome) in accepted.into_iter().zip(outcomes) {
+            if let (true, Ok(Ok(seq))) = (tracing::enabled!(tracing::Level::DEBUG), &outcome) {
+                cmd.span.in_scope(|| {
+                    tracing::debug!(seq, transfer = %format_args!("{:032x}", cmd.transfer.id.0), "transfer durable");
                 });
             }
-            Ok(Ok(seq))
+            cmd_answer(cmd, outcome, &claimed);
         }
-        Ok(Err(e)) => {
-            // Not acknowledged. The store is poisoned now, so nothing more will be written
-            // and the in-memory state must not move either.
-            release(prepared);
-            Err(e.into())
-        }
-        Err(_) => {
-            release(prepared);
-            Err(LedgerError::ShuttingDown)
+    });
+}
+
+/// Answers a command of a round and lets its id be claimed again.
+fn cmd_answer(cmd: Submitted, answer: Answer, claimed: &Claimed) {
+    claimed.borrow_mut().remove(&cmd.transfer.id);
+    cmd.answer(answer);
+}
+
+/// Sends each shard one message with the reserved legs of the commands `pick` selects.
+fn send_legs<M>(
+    shards: &[Addr<Shard>],
+    per_shard: &[ShardLegs],
+    pick: impl Fn(u32) -> bool,
+    make: impl Fn(Vec<(AccountId, i64)>) -> M,
+) where
+    M: Message<Result = ()> + Send + 'static,
+    Shard: Handler<M>,
+{
+    for (s, sl) in per_shard.iter().enumerate() {
+        let legs: Vec<(AccountId, i64)> = sl
+            .legs
+            .iter()
+            .zip(&sl.origin)
+            .filter(|(leg, &(c, _))| leg.outcome.is_ok() && pick(c))
+            .map(|(leg, _)| (leg.account, leg.amount))
+            .collect();
+        if !legs.is_empty() {
+            // Never refused (a full mailbox does not apply to `do_send`): a reserved leg
+            // must be committed or released exactly once.
+            shards[s].do_send(make(legs));
         }
     }
 }

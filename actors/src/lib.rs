@@ -1,19 +1,18 @@
-//! rongpay's actor layer: per-account actix actors own each account's live state and
-//! serialize its changes; the [`Ledger`] handle coordinates multi-account transfers over them
-//! and makes each durable through the store's group commit before answering.
+//! rongpay's actor layer: shard actors own the live state of the accounts hashed to them and
+//! serialize its changes; the [`Ledger`] handle coordinates transfers over them in rounds
+//! (one message per shard per round, not per posting) and makes each durable through the
+//! store's group commit before answering.
 //!
 //! Layout:
-//! - [`account_actor`]: one actor per account in memory; prepare / commit / release of
-//!   postings, pending status changes, passivation.
-//! - [`registry`]: lazy activation from the store, idle sweep, the bound on active accounts.
-//! - [`ledger`]: the protocol of one command (admission, dedup, prepare, durable write,
-//!   commit), cancellation-safe.
+//! - [`shard`]: the shard actor; prepare / commit / release of a round's legs, pending
+//!   status changes, lazy activation from the store, passivation of idle accounts.
+//! - [`ledger`]: admission, the coordinator's rounds, the durable write, the answers;
+//!   cancellation-safe.
 //! - [`error`]: overload and storage failures (business rejections are `engine::Reject`).
 
-pub mod account_actor;
 pub mod error;
 pub mod ledger;
-pub mod registry;
+pub mod shard;
 
 pub use error::LedgerError;
 pub use ledger::{Ledger, LedgerConfig, Outcome, Seq};

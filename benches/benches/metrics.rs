@@ -52,8 +52,7 @@ fn metrics(c: &mut Criterion) {
             if n.is_multiple_of(65_536) {
                 handle.run_upkeep();
             }
-            let tokens: Vec<actors::account_actor::Queued> =
-                (0..6).map(|_| Default::default()).collect();
+            let tokens: Vec<actors::shard::Queued> = (0..6).map(|_| Default::default()).collect();
             api::metrics::idempotency("new");
             api::metrics::risk(engine::risk::Decision::Approve, black_box(0));
             api::metrics::payment(black_box(&p));
@@ -73,8 +72,7 @@ fn metrics(c: &mut Criterion) {
     // the `counter!` macro does.
     g.bench_function("part_mailbox_tokens", |b| {
         b.iter(|| {
-            let t: Vec<actors::account_actor::Queued> =
-                (0..6).map(|_| Default::default()).collect();
+            let t: Vec<actors::shard::Queued> = (0..6).map(|_| Default::default()).collect();
             drop(t);
         })
     });

@@ -44,6 +44,12 @@ pub struct ScenarioResult {
     pub elapsed: Duration,
     pub latency_us: Histogram<u64>,
     pub group_writes: u64,
+    /// Time the writer spent in group writes (encode, WriteBatch, fdatasync), summed.
+    pub write_time: Duration,
+    /// Group writes that met a RocksDB write stall and waited it out.
+    pub stalls: u64,
+    /// CPU time of the whole process (every thread, RocksDB's included) during the scenario.
+    pub cpu: Option<Duration>,
     pub overloaded: u64,
     pub rejected: u64,
     /// Bytes the store wrote per transfer (journal, dedup, two account deltas).
@@ -53,6 +59,16 @@ pub struct ScenarioResult {
 impl ScenarioResult {
     pub fn per_second(&self) -> f64 {
         self.transfers as f64 / self.elapsed.as_secs_f64()
+    }
+    /// CPU microseconds of the process per transfer: moves less with the machine's noise
+    /// than a rate does.
+    pub fn cpu_us_per_transfer(&self) -> Option<f64> {
+        self.cpu
+            .map(|c| c.as_secs_f64() * 1e6 / self.transfers.max(1) as f64)
+    }
+    /// Share of the wall time the writer spent inside group writes.
+    pub fn writer_busy(&self) -> f64 {
+        self.write_time.as_secs_f64() / self.elapsed.as_secs_f64()
     }
     pub fn units_per_group(&self) -> f64 {
         self.transfers as f64 / self.group_writes.max(1) as f64
@@ -118,6 +134,9 @@ pub async fn run_scenario(
 ) -> ScenarioResult {
     let stats = ledger.store().stats();
     let groups_before = stats.group_writes.load(Ordering::Relaxed);
+    let nanos_before = stats.write_nanos.load(Ordering::Relaxed);
+    let stalls_before = stats.stalls.load(Ordering::Relaxed);
+    let cpu_before = crate::proc_stats::cpu_time();
     let bytes_before = stats.bytes.load(Ordering::Relaxed);
     let units_before = stats.units.load(Ordering::Relaxed);
     let totals = Rc::new(RefCell::new((latency_histogram(), 0u64, 0u64, 0u64)));
@@ -186,6 +205,11 @@ pub async fn run_scenario(
         elapsed,
         latency_us,
         group_writes: stats.group_writes.load(Ordering::Relaxed) - groups_before,
+        write_time: Duration::from_nanos(stats.write_nanos.load(Ordering::Relaxed) - nanos_before),
+        stalls: stats.stalls.load(Ordering::Relaxed) - stalls_before,
+        cpu: cpu_before
+            .zip(crate::proc_stats::cpu_time())
+            .map(|(a, b)| b.saturating_sub(a)),
         overloaded,
         rejected,
         bytes_per_unit: (stats.bytes.load(Ordering::Relaxed) - bytes_before) / units.max(1),
@@ -273,13 +297,15 @@ pub fn run(config: &EngineBenchConfig) -> Result<EngineReport, String> {
         );
         let rss_before = crate::proc_stats::rss_bytes();
         let t0 = Instant::now();
-        for i in 0..config.accounts {
-            ledger.activate(account(i)).map_err(|e| e.to_string())?;
-            if i % 65_536 == 0 {
-                actix_rt::task::yield_now().await; // let the actors start
-            }
+        let mut i = 0;
+        while i < config.accounts {
+            let end = (i + 65_536).min(config.accounts);
+            ledger
+                .activate_many((i..end).map(account).collect())
+                .await
+                .map_err(|e| e.to_string())?;
+            i = end;
         }
-        actix_rt::task::yield_now().await;
         let warm = t0.elapsed();
         let rss = crate::proc_stats::rss_bytes();
         let active = ledger.active_accounts();

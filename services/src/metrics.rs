@@ -114,7 +114,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
 /// Counters whose label sets are known are exported at 0 from the start: a series that
 /// appears only with its first event makes `rate()` and alerts blind to that event.
 fn zeroes() {
-    counter!(actors::account_actor::PASSIVATIONS).increment(0);
+    counter!(actors::shard::PASSIVATIONS).increment(0);
     for template in ["otp", "alert"] {
         for outcome in ["sent", "rate_limited", "failed"] {
             counter!(SMS, "template" => template, "outcome" => outcome).increment(0);
@@ -288,7 +288,7 @@ fn describe() {
     );
     describe_gauge!(ACCOUNTS_ACTIVE, Unit::Count, "Account actors in memory.");
     describe_counter!(
-        actors::account_actor::PASSIVATIONS,
+        actors::shard::PASSIVATIONS,
         Unit::Count,
         "Account actors passivated (dropped from memory after being idle)."
     );
@@ -487,7 +487,7 @@ pub fn rate_limited(limit: &'static str) {
 /// Updates the gauges that are read from the engine rather than counted as things happen.
 pub async fn refresh(state: &Platform) {
     gauge!(READY).set(if state.is_ready() { 1.0 } else { 0.0 });
-    gauge!(MAILBOX_DEPTH).set(actors::account_actor::mailbox_depth() as f64);
+    gauge!(MAILBOX_DEPTH).set(actors::shard::mailbox_depth() as f64);
     if let Some(store) = state.store.get() {
         gauge!(WAL_LAST_SEQ).set(store.last_seq() as f64);
         gauge!(WAL_QUEUE).set(store.queue_len() as f64);

@@ -27,6 +27,11 @@ pub enum StoreError {
     TooLarge(String),
     #[error("store is in use by another process ({0})")]
     Locked(String),
+    /// The unit posts a transfer id that is already durable (or appears earlier in the same
+    /// group): nothing of the unit was written. A business outcome the writer answers from
+    /// the batch it writes, so no submitter needs a point read first.
+    #[error("transfer {0:032x} was already posted")]
+    DuplicateTransfer(u128),
 }
 
 #[cfg(feature = "rocksdb")]

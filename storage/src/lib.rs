@@ -29,4 +29,4 @@ pub use schema::JournalEntry;
 #[cfg(feature = "rocksdb")]
 pub use store::{Recovery, Store, StoreOptions, Verification, WriterStats};
 #[cfg(feature = "rocksdb")]
-pub use writer::{Ack, CommitUnit};
+pub use writer::{Ack, BatchAck, CommitUnit};

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use crate::codec::{self, Kind};
 use crate::error::{Result, StoreError};
 use crate::schema::*;
-use crate::writer::{self, Ack, CommitUnit, Msg};
+use crate::writer::{self, Ack, BatchAck, CommitUnit, Msg, Reply};
 
 /// Units queued for the writer at most; beyond it `submit` answers `Overloaded`.
 pub const COMMIT_QUEUE_UNITS_MAX: usize = 65_536;
@@ -66,6 +66,8 @@ pub struct WriterStats {
     pub units: AtomicU64,
     pub bytes: AtomicU64,
     pub write_nanos: AtomicU64,
+    /// Times a group write met a RocksDB write stall (`no_slowdown` refused it) and waited.
+    pub stalls: AtomicU64,
 }
 
 impl WriterStats {
@@ -351,8 +353,39 @@ impl Store {
             )));
         }
         let (ack_tx, ack_rx) = oneshot::channel();
-        match self.tx.try_send(Msg::Commit(unit, ack_tx)) {
-            Ok(()) => Ok(ack_rx),
+        self.send(Msg::Commit(vec![unit], Reply::One(ack_tx)))?;
+        Ok(ack_rx)
+    }
+
+    /// Queues units for the next group write as one message (they are written in the same
+    /// group, in this order). The [`BatchAck`] resolves once that group is synced with one
+    /// outcome per unit: its sequence number, or [`StoreError::DuplicateTransfer`] for a unit
+    /// posting a transfer id that is already durable (or posted by an earlier unit), which was
+    /// not written. One channel message and one wake-up for the lot.
+    pub fn submit_many(&self, units: Vec<CommitUnit>) -> Result<BatchAck> {
+        if let Some(reason) = self.inner.poison_reason() {
+            return Err(StoreError::Poisoned(reason));
+        }
+        if let Some(unit) = units.iter().find(|u| u.effects.len() > UNIT_EFFECTS_MAX) {
+            return Err(StoreError::TooLarge(format!(
+                "{} effects",
+                unit.effects.len()
+            )));
+        }
+        if units.len() > GROUP_UNITS_MAX {
+            return Err(StoreError::TooLarge(format!(
+                "{} units in one submission",
+                units.len()
+            )));
+        }
+        let (ack_tx, ack_rx) = oneshot::channel();
+        self.send(Msg::Commit(units, Reply::Many(ack_tx)))?;
+        Ok(ack_rx)
+    }
+
+    fn send(&self, msg: Msg) -> Result<()> {
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
             Err(crossbeam_channel::TrySendError::Full(_)) => {
                 Err(StoreError::Overloaded(self.tx.len()))
             }
@@ -411,6 +444,26 @@ impl Store {
             .db
             .get_pinned_cf(self.inner.cf_dedup(), id.to_be_bytes())?;
         Ok(value.and_then(|v| seq_from_key(&v)))
+    }
+
+    /// [`Store::transfer_seq`] of many ids in one sorted multi-get.
+    pub fn transfer_seqs(&self, ids: &[TransferId]) -> Result<Vec<Option<u64>>> {
+        let mut keys: Vec<(usize, [u8; 16])> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (i, id.to_be_bytes()))
+            .collect();
+        keys.sort_unstable_by_key(|(_, k)| *k);
+        let found = self.inner.db.batched_multi_get_cf(
+            self.inner.cf_dedup(),
+            keys.iter().map(|(_, k)| k),
+            true,
+        );
+        let mut seqs = vec![None; ids.len()];
+        for ((i, _), value) in keys.iter().zip(found) {
+            seqs[*i] = value?.and_then(|v| seq_from_key(&v));
+        }
+        Ok(seqs)
     }
 
     /// A record of the layers above.

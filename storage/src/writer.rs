@@ -57,8 +57,31 @@ impl CommitUnit {
 /// The acknowledgement of one unit: its journal sequence number once synced.
 pub type Ack = oneshot::Receiver<Result<u64>>;
 
+/// The acknowledgement of units submitted together: once their group is synced, one outcome
+/// per unit in submission order (its sequence number, or [`StoreError::DuplicateTransfer`]
+/// for a unit that was not written); the outer error when the group write failed.
+pub type BatchAck = oneshot::Receiver<Result<Vec<Result<u64>>>>;
+
+pub(crate) enum Reply {
+    One(oneshot::Sender<Result<u64>>),
+    Many(oneshot::Sender<Result<Vec<Result<u64>>>>),
+}
+
+impl Reply {
+    fn fail(self, e: StoreError) {
+        match self {
+            Reply::One(tx) => {
+                let _ = tx.send(Err(e));
+            }
+            Reply::Many(tx) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    }
+}
+
 pub(crate) enum Msg {
-    Commit(CommitUnit, oneshot::Sender<Result<u64>>),
+    Commit(Vec<CommitUnit>, Reply),
     /// Finish what is queued, then exit.
     Stop,
 }
@@ -86,17 +109,17 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) 
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
     write_options.set_no_slowdown(true);
-    let mut group: Vec<(CommitUnit, oneshot::Sender<Result<u64>>)> =
-        Vec::with_capacity(batch_units_max);
+    let mut group = Group::default();
     let mut stopping = false;
     while !stopping {
         match rx.recv() {
-            Ok(Msg::Commit(unit, ack)) => group.push((unit, ack)),
+            Ok(Msg::Commit(units, reply)) => group.push(units, reply),
             Ok(Msg::Stop) | Err(_) => break,
         }
-        while group.len() < batch_units_max {
+        // A message is taken whole, so a group may pass the bound by one message's units.
+        while group.units < batch_units_max {
             match rx.try_recv() {
-                Ok(Msg::Commit(unit, ack)) => group.push((unit, ack)),
+                Ok(Msg::Commit(units, reply)) => group.push(units, reply),
                 Ok(Msg::Stop) => {
                     stopping = true;
                     break;
@@ -108,27 +131,56 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) 
     }
     // Anything that raced with Stop is refused, not dropped silently.
     while let Ok(msg) = rx.try_recv() {
-        if let Msg::Commit(_, ack) = msg {
-            let _ = ack.send(Err(StoreError::Closed));
+        if let Msg::Commit(_, reply) = msg {
+            reply.fail(StoreError::Closed);
         }
+    }
+}
+
+/// The messages of one group write, with room for each unit's outcome.
+#[derive(Default)]
+struct Group {
+    msgs: Vec<(Vec<CommitUnit>, Reply)>,
+    units: usize,
+    /// Per unit in group order: `None` to be written, or why it is not.
+    refused: Vec<Option<StoreError>>,
+    /// Scratch: the transfer ids the group posts, with the unit posting each.
+    ids: Vec<([u8; 16], usize)>,
+}
+
+impl Group {
+    fn push(&mut self, units: Vec<CommitUnit>, reply: Reply) {
+        self.units += units.len();
+        self.msgs.push((units, reply));
+    }
+
+    fn units(&self) -> impl Iterator<Item = &CommitUnit> {
+        self.msgs.iter().flat_map(|(units, _)| units.iter())
+    }
+
+    fn fail(&mut self, e: &StoreError) {
+        for (_, reply) in self.msgs.drain(..) {
+            reply.fail(e.clone());
+        }
+        self.units = 0;
     }
 }
 
 /// The longest a group waits out a RocksDB write stall before the store poisons itself.
 pub const WRITE_STALL_MAX: Duration = Duration::from_secs(10);
 
-/// The group as one `WriteBatch`: every unit's journal entry, records and dedup keys, then one
-/// merge operand per account (a hot account costs one memtable insert per sync, not one per
-/// transfer), after the base records of the accounts this group creates.
-fn build_batch(
-    inner: &Inner,
-    group: &[(CommitUnit, oneshot::Sender<Result<u64>>)],
-    first_seq: u64,
-) -> WriteBatch {
+/// The group as one `WriteBatch`: every written unit's journal entry, records and dedup keys,
+/// then one merge operand per account (a hot account costs one memtable insert per sync, not
+/// one per transfer), after the base records of the accounts this group creates.
+fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
     let mut batch = WriteBatch::default();
     let mut deltas = Deltas::default();
-    for (i, (unit, _)) in group.iter().enumerate() {
-        add_unit(inner, &mut batch, &mut deltas, first_seq + i as u64, unit);
+    let mut seq = first_seq;
+    for (unit, refused) in group.units().zip(&group.refused) {
+        if refused.is_none() {
+            add_unit(inner, &mut batch, &mut deltas, seq, unit);
+            seq += 1;
+        }
     }
     for (account, delta) in &deltas {
         batch.merge_cf(
@@ -138,6 +190,42 @@ fn build_batch(
         );
     }
     batch
+}
+
+/// Marks the units of the group that post a transfer id already durable, or posted by an
+/// earlier unit of the same group: they are answered, not written. One sorted multi-get over
+/// the dedup index per group (bloom filters answer most of it), on this thread, instead of a
+/// point read per transfer on the submitters' thread.
+fn find_duplicates(inner: &Inner, group: &mut Group) -> Result<()> {
+    group.refused.clear();
+    group.refused.resize(group.units, None);
+    group.ids.clear();
+    for (i, unit) in group.msgs.iter().flat_map(|(u, _)| u.iter()).enumerate() {
+        for id in unit.transfer_ids() {
+            group.ids.push((id.to_be_bytes(), i));
+        }
+    }
+    if group.ids.is_empty() {
+        return Ok(());
+    }
+    // By id, then by unit: of equal ids the earliest unit comes first and is the one kept.
+    group.ids.sort_unstable();
+    for w in 1..group.ids.len() {
+        let (id, unit) = group.ids[w];
+        if id == group.ids[w - 1].0 {
+            group.refused[unit] = Some(StoreError::DuplicateTransfer(u128::from_be_bytes(id)));
+        }
+    }
+    let found =
+        inner
+            .db
+            .batched_multi_get_cf(inner.cf_dedup(), group.ids.iter().map(|(k, _)| k), true);
+    for ((id, unit), found) in group.ids.iter().zip(found) {
+        if found?.is_some() {
+            group.refused[*unit] = Some(StoreError::DuplicateTransfer(u128::from_be_bytes(*id)));
+        }
+    }
+    Ok(())
 }
 
 /// The writer's histograms, looked up once when it starts (the process's recorder is
@@ -150,20 +238,32 @@ struct WalMetrics {
 
 fn write_group(
     inner: &Inner,
-    group: &mut Vec<(CommitUnit, oneshot::Sender<Result<u64>>)>,
+    group: &mut Group,
     write_options: &WriteOptions,
     wal_metrics: &WalMetrics,
 ) {
     if let Some(reason) = inner.poison_reason() {
-        for (_, ack) in group.drain(..) {
-            let _ = ack.send(Err(StoreError::Poisoned(reason.clone())));
-        }
+        group.fail(&StoreError::Poisoned(reason));
         return;
     }
+    if let Err(e) = find_duplicates(inner, group) {
+        // A failed read of the index: the store cannot tell what is durable. Poison, as for
+        // a failed write: nothing more is acknowledged until a restart recovers.
+        let reason = format!("reading the dedup index failed: {e}");
+        tracing::error!(error = %reason, "store poisoned");
+        inner.poison(reason.clone());
+        group.fail(&StoreError::Poisoned(reason));
+        return;
+    }
+    let written = group.refused.iter().filter(|r| r.is_none()).count();
     let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
     let started = Instant::now();
-    let mut bytes;
+    let mut bytes = 0;
     let result = loop {
+        if written == 0 {
+            // Every unit was a duplicate: nothing to write or sync.
+            break Ok(());
+        }
         let batch = build_batch(inner, group, first_seq);
         bytes = batch.size_in_bytes();
         if inner.inject_failure() {
@@ -191,32 +291,54 @@ fn write_group(
                         e.into_string()
                     )));
                 }
+                inner.stats.stalls.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(e) => break Err(StoreError::from(e)),
         }
     };
-    let elapsed = started.elapsed();
-    inner.stats.record_group(group.len(), bytes, elapsed);
-    wal_metrics.sync.record(elapsed.as_secs_f64());
-    wal_metrics.units.record(group.len() as f64);
-    wal_metrics.bytes.record(bytes as f64);
+    if written > 0 {
+        let elapsed = started.elapsed();
+        inner.stats.record_group(written, bytes, elapsed);
+        wal_metrics.sync.record(elapsed.as_secs_f64());
+        wal_metrics.units.record(written as f64);
+        wal_metrics.bytes.record(bytes as f64);
+    }
     match result {
         Ok(()) => {
-            let last = first_seq + group.len() as u64 - 1;
-            inner.last_seq.store(last, Ordering::Release);
-            for (i, (_, ack)) in group.drain(..).enumerate() {
-                // A submitter that gave up waiting is fine: its unit is durable regardless.
-                let _ = ack.send(Ok(first_seq + i as u64));
+            let mut seq = first_seq;
+            if written > 0 {
+                inner
+                    .last_seq
+                    .store(first_seq + written as u64 - 1, Ordering::Release);
             }
+            let mut refused = group.refused.drain(..);
+            for (units, reply) in group.msgs.drain(..) {
+                // A submitter that gave up waiting is fine: its unit is durable regardless.
+                let mut outcome = || match refused.next().flatten() {
+                    Some(e) => Err(e),
+                    None => {
+                        seq += 1;
+                        Ok(seq - 1)
+                    }
+                };
+                match reply {
+                    Reply::One(tx) => {
+                        let _ = tx.send(outcome());
+                    }
+                    Reply::Many(tx) => {
+                        let outcomes = units.iter().map(|_| outcome()).collect();
+                        let _ = tx.send(Ok(outcomes));
+                    }
+                }
+            }
+            group.units = 0;
         }
         Err(e) => {
             let reason = e.to_string();
-            tracing::error!(error = %reason, units = group.len(), "group write failed; store poisoned");
+            tracing::error!(error = %reason, units = group.units, "group write failed; store poisoned");
             inner.poison(reason);
-            for (_, ack) in group.drain(..) {
-                let _ = ack.send(Err(e.clone()));
-            }
+            group.fail(&e);
         }
     }
 }

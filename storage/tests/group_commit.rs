@@ -107,3 +107,66 @@ fn oversized_unit_is_refused() {
     assert!(matches!(store.submit(unit), Err(StoreError::TooLarge(_))));
     assert_eq!(store.last_seq(), 0);
 }
+
+#[test]
+fn the_writer_answers_duplicates_from_the_group_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    store.commit_blocking(create_accounts(2)).unwrap();
+    store
+        .commit_blocking(transfer(1, FUNDS, user(0), 500))
+        .unwrap();
+    // One submission: a new id, an id already durable, the new id again, another new id.
+    let ack = store
+        .submit_many(vec![
+            transfer(2, user(0), user(1), 10),
+            transfer(1, FUNDS, user(0), 500),
+            transfer(2, user(0), user(1), 10),
+            transfer(3, user(0), user(1), 20),
+        ])
+        .unwrap();
+    let outcomes = ack.blocking_recv().unwrap().unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            Ok(3),
+            Err(StoreError::DuplicateTransfer(1)),
+            Err(StoreError::DuplicateTransfer(2)),
+            Ok(4),
+        ],
+        "refused units take no sequence number"
+    );
+    // A lone duplicate writes nothing, not even an empty group.
+    let groups = store
+        .stats()
+        .group_writes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        store.commit_blocking(transfer(3, user(0), user(1), 20)),
+        Err(StoreError::DuplicateTransfer(3))
+    );
+    assert_eq!(
+        store
+            .stats()
+            .group_writes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        groups
+    );
+    assert_eq!(store.last_seq(), 4);
+    assert_eq!(store.account(user(0)).unwrap().unwrap().balance, 470);
+    assert_eq!(store.account(user(1)).unwrap().unwrap().balance, 30);
+    assert_eq!(
+        store
+            .transfer_seqs(&[
+                engine::TransferId(3),
+                engine::TransferId(9),
+                engine::TransferId(1)
+            ])
+            .unwrap(),
+        vec![Some(4), None, Some(2)]
+    );
+    drop(store);
+    let (store, recovery) = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(recovery.last_seq, 4);
+    store.verify().unwrap();
+}

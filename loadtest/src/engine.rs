@@ -90,6 +90,13 @@ impl RawResult {
     }
 }
 
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Microseconds from 1 µs to 60 s at 3 significant digits. Fixed bounds: `saturating_record`
 /// clamps to them (an auto-resizing histogram would clamp to its tiny initial range).
 pub fn latency_histogram() -> Histogram<u64> {
@@ -158,7 +165,9 @@ pub async fn run_scenario(
                             Pattern::HotAccount if from == 0 => 1,
                             Pattern::HotAccount => 0,
                         };
-                        (rng.random::<u128>(), from, to, rng.random_range(1..100_000))
+                        // Time-ordered, as payd's own ids are (`services::platform::new_id`).
+                        let id = engine::ids::time_ordered_id(unix_ms(), rng.random::<u128>());
+                        (id, from, to, rng.random_range(1..100_000))
                     };
                     let t = Transfer::between(
                         TransferId(id),

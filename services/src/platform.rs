@@ -386,9 +386,9 @@ pub fn claim(set: &ClaimSet, id: u128) -> Option<Claimed<'_>> {
 pub fn new_id() -> u128 {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    ((ms & 0xffff_ffff_ffff) << 80) | (rand::random::<u128>() >> 48)
+    engine::ids::time_ordered_id(ms, rand::random::<u128>())
 }
 
 pub fn now_ns() -> u64 {

@@ -175,13 +175,23 @@ pub const WRITE_STALL_MAX: Duration = Duration::from_secs(10);
 fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
     let mut batch = WriteBatch::default();
     let mut deltas = Deltas::default();
+    let mut dedup = Vec::with_capacity(group.units);
     let mut seq = first_seq;
     for (unit, refused) in group.units().zip(&group.refused) {
         if refused.is_none() {
-            add_unit(inner, &mut batch, &mut deltas, seq, unit);
+            add_unit(inner, &mut batch, &mut deltas, &mut dedup, seq, unit);
             seq += 1;
         }
     }
+    // Random 16-byte keys, inserted in key order: each memtable insert then starts its search
+    // from where the previous one ended (the skiplist's sequential splice) instead of from
+    // the top. The writer's main cost was these searches (profile in docs/BENCHMARKS.md).
+    dedup.sort_unstable();
+    for (id, seq) in dedup {
+        batch.put_cf(inner.cf_dedup(), id, seq_key(seq));
+    }
+    let mut deltas: Vec<(AccountId, AccountDelta)> = deltas.into_iter().collect();
+    deltas.sort_unstable_by_key(|(account, _)| account.0);
     for (account, delta) in &deltas {
         batch.merge_cf(
             inner.cf_accounts(),
@@ -357,6 +367,7 @@ fn add_unit(
     inner: &Inner,
     batch: &mut WriteBatch,
     deltas: &mut Deltas,
+    dedup: &mut Vec<([u8; 16], u64)>,
     seq: u64,
     unit: &CommitUnit,
 ) {
@@ -379,7 +390,7 @@ fn add_unit(
                 );
             }
             Effect::Posted(transfer) => {
-                batch.put_cf(inner.cf_dedup(), transfer.id.to_be_bytes(), seq_key(seq));
+                dedup.push((transfer.id.to_be_bytes(), seq));
                 for p in &transfer.postings {
                     let delta = AccountDelta {
                         balance: i128::from(p.amount),

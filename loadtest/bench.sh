@@ -93,6 +93,12 @@ PY
 fresh_payd
 rate=$(python3 -c "import json; print(int(json.load(open('$out/payd-uniform.json'))['throughput'] * 0.5))")
 lt --scenario uniform --accounts 10000 --rate "constant:$rate" --label payd-open-50pct
+# The batch endpoint: 2 connections x 8,190 transfers keeps within payd's 16,384 commands in
+# flight (more would be answered 503 overloaded, whole batches at a time).
+fresh_payd
+taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "${secs}s" --connections 2 \
+  --scenario batch --batch-size 8190 --accounts 10000 --out "$out" -q --label payd-batch \
+  | grep -E '^\| [a-z]|^checks|^batch'
 kill "$payd_pid"; wait "$payd_pid" 2>/dev/null || true
 
 # ---- PostgreSQL: a private cluster on loopback with the defaults (fsync, synchronous_commit)

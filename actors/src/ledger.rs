@@ -52,6 +52,9 @@ pub const ROUND_TRANSFERS_MAX: usize = 8_190;
 /// Shard actors of a ledger unless configured.
 pub const SHARDS_DEFAULT: usize = 8;
 
+/// Key/value records of the layers above, written in the same unit as a command's effect.
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The sequence number of the journal entry that made a command durable.
 pub type Seq = u64;
 /// A command's business outcome: durable at `Seq`, or rejected with nothing changed.
@@ -317,6 +320,62 @@ impl Ledger {
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(LedgerError::ShuttingDown),
         }
         answer.await.map_err(|_| LedgerError::ShuttingDown)?
+    }
+
+    /// Many transfers at once (a batch endpoint): each is applied atomically on its own and
+    /// gets its own outcome, in order — one refused does not refuse the others. Admitted as a
+    /// whole: when the batch does not fit in the commands in flight, `Overloaded` and nothing
+    /// is applied. Each `Ok` outcome is durable when this returns. The transfers enter the
+    /// coordinator's queue together, so they share rounds and group writes.
+    pub async fn transfer_many(
+        &self,
+        batch: Vec<(Transfer, Records)>,
+    ) -> Result<Vec<Result<Outcome, LedgerError>>, LedgerError> {
+        let n = batch.len();
+        let prior = self.inner.inflight.fetch_add(n, Ordering::AcqRel);
+        let mut admitted: Vec<Admitted> = (0..n)
+            .map(|_| Admitted(Arc::clone(&self.inner.inflight)))
+            .collect();
+        if prior + n > self.inner.inflight_max {
+            return Err(LedgerError::Overloaded("commands in flight"));
+        }
+        let span = tracing::Span::current();
+        let at = now();
+        let mut answers = Vec::with_capacity(n);
+        for (mut transfer, records) in batch {
+            let slot = admitted.pop().expect("one admission per transfer");
+            if let Err(reject) = transfer.validate() {
+                answers.push(Err(Ok(Err(reject))));
+                continue;
+            }
+            transfer.timestamp = at;
+            let (reply, answer) = oneshot::channel();
+            let submitted = Submitted {
+                transfer,
+                records,
+                reply,
+                span: span.clone(),
+                _admitted: slot,
+            };
+            match self.inner.queue.try_send(submitted) {
+                Ok(()) => answers.push(Ok(answer)),
+                // Admission bounds the queue's content to its capacity: full cannot happen.
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    answers.push(Err(Err(LedgerError::Overloaded("commands in flight"))))
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    answers.push(Err(Err(LedgerError::ShuttingDown)))
+                }
+            }
+        }
+        let mut outcomes = Vec::with_capacity(n);
+        for answer in answers {
+            outcomes.push(match answer {
+                Ok(answer) => answer.await.unwrap_or(Err(LedgerError::ShuttingDown)),
+                Err(now) => now,
+            });
+        }
+        Ok(outcomes)
     }
 
     /// Makes records of the layers above durable on their own, with no effect on any balance

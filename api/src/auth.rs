@@ -109,7 +109,7 @@ async fn check_signature(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let payload = req.parts_mut().1.take();
-    let body = crate::body::read_body(payload, state.limits, declared).await?;
+    let body = crate::body::read_body(payload, state.limits_for(req.path()), declared).await?;
     req.set_payload(actix_web::dev::Payload::from(body.clone()));
     let now = now_ns();
     let secrets = services::merchants::signing_secrets(state, merchant, now)?;

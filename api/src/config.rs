@@ -17,11 +17,12 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 42] = [
+pub const SETTINGS: [&str; 43] = [
     "data_dir",
     "listen",
     "admin_token",
     "body_limit_bytes",
+    "batch_body_limit_bytes",
     "body_timeout_ms",
     "head_timeout_ms",
     "head_limit_bytes",
@@ -73,6 +74,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// Largest body of `POST /v1/transfers/batch` (8,190 transfers), in bytes.
+    pub batch_body_limit_bytes: usize,
     /// How long a client may take to send its whole body, in milliseconds.
     pub body_timeout_ms: u64,
     /// How long a client may take to send the request head, in milliseconds.
@@ -169,6 +172,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".to_string(),
             admin_token: None,
             body_limit_bytes: 64 << 10,
+            batch_body_limit_bytes: 4 << 20,
             body_timeout_ms: 10_000,
             head_timeout_ms: 5_000,
             workers: 1,
@@ -274,6 +278,12 @@ impl Config {
             return Err(format!(
                 "body_limit_bytes: {} is outside {BODY_LIMIT_BYTES_MIN}..={BODY_LIMIT_BYTES_MAX}",
                 self.body_limit_bytes
+            ));
+        }
+        if !(BODY_LIMIT_BYTES_MIN..=BODY_LIMIT_BYTES_MAX).contains(&self.batch_body_limit_bytes) {
+            return Err(format!(
+                "batch_body_limit_bytes: {} is outside {BODY_LIMIT_BYTES_MIN}..={BODY_LIMIT_BYTES_MAX}",
+                self.batch_body_limit_bytes
             ));
         }
         for (name, ms) in [

@@ -38,6 +38,17 @@ pub fn begin<'a>(
     caller: &Caller,
     raw_body: &[u8],
 ) -> Result<Begin<'a>, ApiError> {
+    begin_answering(req, state, caller, raw_body, StatusCode::CREATED)
+}
+
+/// [`begin`] for a request whose completed answer has `status` (not 201).
+pub fn begin_answering<'a>(
+    req: &HttpRequest,
+    state: &'a AppState,
+    caller: &Caller,
+    raw_body: &[u8],
+    status: StatusCode,
+) -> Result<Begin<'a>, ApiError> {
     let Some(value) = req.headers().get(HEADER) else {
         return Ok(Begin::Proceed(None));
     };
@@ -68,14 +79,7 @@ pub fn begin<'a>(
         Caller::Admin => Scope::Admin,
         Caller::Merchant(m) => Scope::Merchant(m.id),
     };
-    // Every request that takes a key answers 201 when it completes.
-    match services::idempotency::claim(
-        state,
-        scope,
-        key,
-        fingerprint,
-        StatusCode::CREATED.as_u16(),
-    )? {
+    match services::idempotency::claim(state, scope, key, fingerprint, status.as_u16())? {
         Claim::New(guard) => Ok(Begin::Proceed(Some(guard))),
         Claim::Replay { tag, body } => {
             let status = StatusCode::from_u16(tag)

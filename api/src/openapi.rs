@@ -148,6 +148,7 @@ impl Modify for Currencies {
         accounts::get,
         accounts::update,
         accounts::deposit,
+        crate::routes::transfers::batch,
         merchants::create,
         merchants::get,
         merchants::update,

@@ -38,6 +38,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/v1/accounts/{id}/deposits", "POST").route(web::post().to(accounts::deposit)),
         )
+        .service(
+            resource("/v1/transfers/batch", "POST")
+                .route(web::post().to(crate::routes::transfers::batch)),
+        )
         .service(resource("/v1/merchants", "POST").route(web::post().to(merchants::create)))
         .service(
             resource("/v1/merchants/{id}", "GET, PATCH")
@@ -191,6 +195,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         live: Default::default(),
         limits: BodyLimits {
             limit_bytes: config.body_limit_bytes,
+            timeout: config.body_timeout(),
+        },
+        batch_limits: BodyLimits {
+            limit_bytes: config.batch_body_limit_bytes,
             timeout: config.body_timeout(),
         },
         admin_token,

@@ -22,10 +22,26 @@ pub struct AppState {
     /// The ops page's live counters.
     pub live: crate::ops::Live,
     pub limits: BodyLimits,
+    /// The same for `POST /v1/transfers/batch`, whose bodies are larger.
+    pub batch_limits: BodyLimits,
     /// `None` with `metrics_enabled = false`.
     pub metrics: Option<PrometheusHandle>,
     /// Nonces of signed requests seen recently (bounded: `signing::NONCES_MAX`).
     pub nonces: crate::signing::Nonces,
+}
+
+/// The path of the batch endpoint, whose bodies have their own limit.
+pub const BATCH_PATH: &str = "/v1/transfers/batch";
+
+impl AppState {
+    /// The body limits of a request to `path`.
+    pub fn limits_for(&self, path: &str) -> BodyLimits {
+        if path == BATCH_PATH {
+            self.batch_limits
+        } else {
+            self.limits
+        }
+    }
 }
 
 /// Handlers reach the platform's state through the app state.

@@ -24,6 +24,7 @@ fn config(addr: &str, mix: &str) -> PaydConfig {
         idempotency_keys: true,
         setup_connections: 8,
         sim: None,
+        batch_size: 8_190,
     }
 }
 
@@ -119,4 +120,20 @@ fn a_server_that_comes_back_without_its_data_is_caught() {
     assert!(!checks.passed);
     assert!(checks.missing > 100, "{checks:?}");
     assert!(checks.balance_mismatches > 0);
+}
+
+#[test]
+fn a_batch_run_is_checked_account_by_account() {
+    let p = Payd::start();
+    let config = PaydConfig {
+        scenario: Scenario::Batch,
+        batch_size: 500,
+        ..config(&p.addr, "")
+    };
+    let (stats, checks) = load(config, 2);
+    println!("outcomes {:?}\nchecks {checks:?}", stats.outcomes);
+    assert!(checks.passed, "{checks:?}");
+    assert_eq!(stats.errors, 0, "{:?}", stats.outcomes);
+    assert!(stats.outcomes.get("batch").copied().unwrap_or(0) > 10);
+    assert!(checks.accounts_checked >= 200 && checks.balance_mismatches == 0);
 }

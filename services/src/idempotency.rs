@@ -125,3 +125,13 @@ pub fn claim<'a>(
         body: record.body,
     })
 }
+
+/// Writes a keyed request's answer on its own, for a request whose effects are many units
+/// (a transfer batch) and so cannot carry the record in the same write.
+pub async fn remember(platform: &Platform, guard: &Guard<'_>, body: &[u8]) -> Result<()> {
+    platform
+        .ledger()?
+        .write_records(vec![guard.record(body)])
+        .await?;
+    Ok(())
+}

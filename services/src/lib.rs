@@ -44,6 +44,7 @@ pub mod risk;
 pub mod secret;
 pub mod signature;
 pub mod stats;
+pub mod transfers;
 pub mod vault;
 pub mod webhooks;
 

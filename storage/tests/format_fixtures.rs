@@ -257,6 +257,15 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
         (
+            "batch_transfer",
+            encode(&BatchTransfer {
+                client_id: "payout-0001".into(),
+                merchant: 2,
+                reference: Some("June payout".into()),
+                created_at_ns: 19,
+            }),
+        ),
+        (
             "webhook_endpoint",
             encode(&Endpoint {
                 url: "https://m.example/hook".into(),
@@ -346,6 +355,7 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "card" => again::<Card>(bytes),
         "account_meta" => again::<AccountMeta>(bytes),
         "deposit" => again::<Deposit>(bytes),
+        "batch_transfer" => again::<BatchTransfer>(bytes),
         "webhook_endpoint" => again::<Endpoint>(bytes),
         "webhook_event" => again::<Event>(bytes),
         "sms" => again::<SmsRecord>(bytes),

@@ -7,6 +7,7 @@ pub mod health;
 pub mod merchants;
 pub mod payments;
 pub mod refunds;
+pub mod transfers;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};

@@ -48,6 +48,7 @@ enum ScenarioArg {
     Uniform,
     Hot,
     Card,
+    Batch,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +80,9 @@ struct RunArgs {
     /// Other operations mixed into the payments, in percent: `refund=5,retry=5,decline=5`.
     #[arg(long, default_value = "")]
     mix: String,
+    /// Transfers per request of `--scenario batch` (1..=8,190).
+    #[arg(long, default_value_t = 8_190, value_parser = clap::value_parser!(u32).range(1..=8_190))]
+    batch_size: u32,
     /// Funded payer accounts.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     accounts: u32,
@@ -164,6 +168,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
         ScenarioArg::Uniform => Scenario::Uniform,
         ScenarioArg::Hot => Scenario::Hot,
         ScenarioArg::Card => Scenario::Card,
+        ScenarioArg::Batch => Scenario::Batch,
     };
     let mix = Mix::parse(&args.mix).map_err(anyhow::Error::msg)?;
     let pacing = match &args.rate {
@@ -220,6 +225,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
                     idempotency_keys: !args.no_idempotency_keys,
                     setup_connections: 16,
                     sim: args.sim.clone(),
+                    batch_size: args.batch_size as usize,
                 })
                 .await?,
             );
@@ -279,6 +285,18 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
         .collect();
     report.write(&args.out, &stem)?;
     println!("{}\n{}", report::TABLE_HEAD, report.row());
+    if scenario == Scenario::Batch {
+        let full = stats.outcomes.get("batch").copied().unwrap_or(0);
+        let per_request = u64::from(args.batch_size);
+        println!(
+            "batch: {} requests of {} transfers answered all created in the measured {:.1} s = {:.0} transfers/s; {} requests with a refused transfer",
+            full,
+            per_request,
+            stats.measured.as_secs_f64(),
+            (full * per_request) as f64 / stats.measured.as_secs_f64().max(1e-9),
+            stats.ok.saturating_sub(full)
+        );
+    }
     let passed = report.checks.as_ref().is_none_or(|c| c.passed);
     if let Some(c) = &report.checks {
         println!(

@@ -135,6 +135,9 @@ pub enum Scenario {
     /// Bank-card payments (one card per merchant) routed by payd to the channels of a
     /// running channel-sim (`PaydConfig::sim`), merchants uniform.
     Card,
+    /// `POST /v1/transfers/batch` (operator) of `PaydConfig::batch_size` transfers between
+    /// payers drawn uniformly: the batch endpoint's transfers/s.
+    Batch,
 }
 
 /// Shares of operations other than plain payments, in percent.
@@ -185,6 +188,8 @@ pub struct PaydConfig {
     /// channel-sim's control address (host:port), for the card scenario: its channels are
     /// configured in payd at setup.
     pub sim: Option<String>,
+    /// Transfers per request of the batch scenario (1..=8,190).
+    pub batch_size: usize,
 }
 
 struct Payer {
@@ -234,6 +239,8 @@ pub struct RetrySlot {
 
 pub enum Op {
     Health,
+    /// One batch request (batch scenario).
+    Batch(u64),
     Pay {
         merchant: u32,
         payer: Option<u32>,
@@ -390,6 +397,7 @@ impl Payd {
             Scenario::Hot => (1, config.accounts, 64),
             Scenario::Uniform => (config.merchants.max(1), config.accounts, 64),
             Scenario::Card => (config.merchants.max(1), 0, 0),
+            Scenario::Batch => (0, config.accounts.max(2), 0),
         };
         if config.scenario == Scenario::Card {
             let sim = config
@@ -703,6 +711,81 @@ impl Payd {
             Outcome::ok("processing")
         } else {
             Outcome::ok(format!("declined:{}", p.failure_code.unwrap_or("none")))
+        }
+    }
+
+    /// One batch of transfers between payers. Each `created` one is folded into both payers'
+    /// expected balances (`paid`), so the end-of-run balance checks cover the batch too.
+    /// Ids are the run's and the request's number: a batch never repeats one.
+    async fn batch(&self, conn: &mut Option<Http>, n: u64) -> Outcome {
+        let size = self.config.batch_size.clamp(1, 8_190);
+        let mut rng = rand::rng();
+        let count = self.payers.len();
+        let mut moves = Vec::with_capacity(size);
+        let mut body = String::with_capacity(size * 180 + 16);
+        body.push_str(r#"{"transfers":["#);
+        for k in 0..size {
+            let from = rng.random_range(0..count);
+            let to = (from + rng.random_range(1..count)) % count;
+            let amount = rng.random_range(1..=99i64);
+            moves.push((from, to, amount));
+            if k > 0 {
+                body.push(',');
+            }
+            body.push_str(&format!(
+                r#"{{"id":"lt{:08x}-{n}-{k}","debit_account_id":"{}","credit_account_id":"{}","amount":"{}","currency":"CNY"}}"#,
+                self.run,
+                self.payers[from].id,
+                self.payers[to].id,
+                format_cents(amount)
+            ));
+        }
+        body.push_str("]}");
+        let answer = match send(
+            &self.config.addr,
+            conn,
+            Method::POST,
+            "/v1/transfers/batch",
+            Some(&self.admin),
+            None,
+            Some(Bytes::from(body)),
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(_) => return Outcome::err("io_error"),
+        };
+        if answer.status != 200 {
+            return Outcome::err(format!("{}:{}", answer.status, error_code(&answer.body)));
+        }
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&answer.body) else {
+            return Outcome::err("bad_answer");
+        };
+        let results = v["results"].as_array().cloned().unwrap_or_default();
+        if results.len() != size {
+            return Outcome::err("bad_answer");
+        }
+        let mut failed = None;
+        for (r, (from, to, amount)) in results.iter().zip(moves) {
+            if r["status"] == "created" {
+                let paid = &self.payers[from].paid;
+                paid.set(paid.get() + amount);
+                let got = &self.payers[to].paid;
+                got.set(got.get() - amount);
+            } else {
+                failed.get_or_insert_with(|| {
+                    format!(
+                        "batch:{}:{}",
+                        r["status"].as_str().unwrap_or("?"),
+                        r["code"].as_str().unwrap_or("")
+                    )
+                });
+            }
+        }
+        match failed {
+            // Ok: the batch was answered; some transfer was refused (counted apart).
+            Some(label) => Outcome::ok(label),
+            None => Outcome::ok("batch"),
         }
     }
 
@@ -1075,6 +1158,9 @@ impl Target for Payd {
         if self.config.scenario == Scenario::Healthz {
             return Op::Health;
         }
+        if self.config.scenario == Scenario::Batch {
+            return Op::Batch(i);
+        }
         let mut rng = rand::rng();
         let mix = self.config.mix;
         let roll = rng.random_range(0..100);
@@ -1142,6 +1228,7 @@ impl Target for Payd {
             } => self.pay(conn, merchant, payer, amount, n).await,
             Op::Refund { acked, amount, n } => self.refund(conn, acked, amount, n).await,
             Op::Retry(slot) => self.retry(conn, &slot).await,
+            Op::Batch(n) => self.batch(conn, n).await,
         }
     }
 }

@@ -25,7 +25,8 @@ pub use channels::ChannelRecord;
 pub use merchants::{KeyEntry, Merchant, MerchantAuth, SigningEntry};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{
-    AccountMeta, Card, CardPayment, Deposit, Payment, PaymentStatus, Refund, RiskRecord,
+    AccountMeta, BatchTransfer, Card, CardPayment, Deposit, Payment, PaymentStatus, Refund,
+    RiskRecord,
 };
 
 use crate::codec::{self, Kind};
@@ -49,6 +50,7 @@ pub struct Registered {
 pub mod prefix {
     pub const ACCOUNT_META: &[u8] = b"am";
     pub const DEPOSIT: &[u8] = b"dp";
+    pub const BATCH_TRANSFER: &[u8] = b"bt";
     pub const MERCHANT: &[u8] = b"mc";
     pub const MERCHANT_KEY_INDEX: &[u8] = b"mk";
     pub const PAYMENT: &[u8] = b"py";
@@ -85,6 +87,13 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "transfer id (u128 BE)",
         record: "Deposit",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::BATCH_TRANSFER,
+        cf: CF_AUX,
+        key: "transfer id (u128 BE)",
+        record: "BatchTransfer",
         expiring: false,
     },
     Registered {
@@ -231,6 +240,10 @@ pub fn account_meta_key(id: AccountId) -> Vec<u8> {
 
 pub fn deposit_key(id: TransferId) -> Vec<u8> {
     key(prefix::DEPOSIT, &[&id.to_be_bytes()])
+}
+
+pub fn batch_transfer_key(id: TransferId) -> Vec<u8> {
+    key(prefix::BATCH_TRANSFER, &[&id.to_be_bytes()])
 }
 
 pub fn merchant_key(id: u128) -> Vec<u8> {
@@ -459,6 +472,7 @@ mod tests {
         let keys = [
             (account_meta_key(AccountId(1)), prefix::ACCOUNT_META),
             (deposit_key(TransferId(1)), prefix::DEPOSIT),
+            (batch_transfer_key(TransferId(1)), prefix::BATCH_TRANSFER),
             (merchant_key(1), prefix::MERCHANT),
             (merchant_key_index(&[0; 32]), prefix::MERCHANT_KEY_INDEX),
             (payment_key(1), prefix::PAYMENT),

@@ -21,6 +21,17 @@ pub struct Deposit {
     pub created_at_ns: u64,
 }
 
+/// A transfer made through the batch endpoint: what the ledger's transfer does not say.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct BatchTransfer {
+    /// The client's own id of the transfer (the ledger's id is derived from it).
+    pub client_id: String,
+    /// The merchant that submitted it; 0 for the operator.
+    pub merchant: u128,
+    pub reference: Option<String>,
+    pub created_at_ns: u64,
+}
+
 /// Payment outcome as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum PaymentStatus {

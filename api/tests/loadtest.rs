@@ -137,3 +137,38 @@ fn a_batch_run_is_checked_account_by_account() {
     assert!(stats.outcomes.get("batch").copied().unwrap_or(0) > 10);
     assert!(checks.accounts_checked >= 200 && checks.balance_mismatches == 0);
 }
+
+#[test]
+fn a_kill9_during_batch_load_loses_no_acknowledged_transfer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
+    let first = Payd::start_in(&dir, &env);
+    let addr = first.addr.clone();
+    let (dir2, addr2) = (dir.clone(), addr.clone());
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1_500));
+        first.kill9();
+        std::thread::sleep(Duration::from_millis(300));
+        let second = Payd::spawn_at(&dir2, &addr2, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+        second.wait_ready();
+        second
+    });
+    let config = PaydConfig {
+        scenario: Scenario::Batch,
+        batch_size: 500,
+        ..config(&addr, "")
+    };
+    let (stats, checks) = load(config, 4);
+    let _second = killer.join().unwrap();
+    println!("outcomes {:?}\nchecks {checks:?}", stats.outcomes);
+    // Every payer's balance is what the answers imply: each acknowledged transfer is there,
+    // each one of a batch whose answer was lost is there exactly once after sending it again.
+    assert!(checks.passed, "{checks:?}");
+    assert!(
+        checks.unknown_outcomes > 0,
+        "the kill interrupted no batch?"
+    );
+    assert!(checks.accounts_checked >= 200 && checks.balance_mismatches == 0);
+    assert!(stats.outcomes.get("batch").copied().unwrap_or(0) > 10);
+}

@@ -223,6 +223,9 @@ struct Acked {
 
 /// A payment whose answer never came (transport error, or a 5xx that may have been durable):
 /// resolved after the run by `out_trade_no`.
+/// One transfer of a batch: payer indexes (from, to) and the amount in cents.
+type Move = (usize, usize, i64);
+
 struct Unknown {
     merchant: u32,
     payer: Option<u32>,
@@ -266,6 +269,9 @@ pub struct Payd {
     refundable: RefCell<VecDeque<usize>>,
     retries: RefCell<VecDeque<Rc<RetrySlot>>>,
     unknown: RefCell<Vec<Unknown>>,
+    /// Batches whose answer never came (batch scenario): body and moves, sent again at the
+    /// check, where each transfer's id makes it `exists` or `created`, never twice.
+    unknown_batches: RefCell<Vec<(Bytes, Vec<Move>)>>,
     dropped_acks: Cell<u64>,
     admin: HeaderValue,
 }
@@ -559,6 +565,7 @@ impl Payd {
             refundable: RefCell::default(),
             retries: RefCell::default(),
             unknown: RefCell::default(),
+            unknown_batches: RefCell::default(),
             dropped_acks: Cell::new(0),
             admin,
         })
@@ -741,6 +748,7 @@ impl Payd {
             ));
         }
         body.push_str("]}");
+        let body = Bytes::from(body);
         let answer = match send(
             &self.config.addr,
             conn,
@@ -748,12 +756,16 @@ impl Payd {
             "/v1/transfers/batch",
             Some(&self.admin),
             None,
-            Some(Bytes::from(body)),
+            Some(body.clone()),
         )
         .await
         {
             Ok(a) => a,
-            Err(_) => return Outcome::err("io_error"),
+            Err(_) => {
+                // Applied, partly applied or not at all: the check sends it again.
+                self.unknown_batches.borrow_mut().push((body, moves));
+                return Outcome::err("io_error");
+            }
         };
         if answer.status != 200 {
             return Outcome::err(format!("{}:{}", answer.status, error_code(&answer.body)));
@@ -765,9 +777,15 @@ impl Payd {
         if results.len() != size {
             return Outcome::err("bad_answer");
         }
+        self.fold_batch(&results, &moves)
+    }
+
+    /// Folds a batch's answer into the payers' expected balances: each transfer `created`
+    /// (or, for a batch sent again, `exists`) moved its amount. Returns the run's outcome.
+    fn fold_batch(&self, results: &[serde_json::Value], moves: &[(usize, usize, i64)]) -> Outcome {
         let mut failed = None;
-        for (r, (from, to, amount)) in results.iter().zip(moves) {
-            if r["status"] == "created" {
+        for (r, &(from, to, amount)) in results.iter().zip(moves) {
+            if r["status"] == "created" || r["status"] == "exists" {
                 let paid = &self.payers[from].paid;
                 paid.set(paid.get() + amount);
                 let got = &self.payers[to].paid;
@@ -865,9 +883,49 @@ impl Payd {
                 checks.notes.push(text);
             }
         };
+        // 0. Batches whose answer never came: send each again until answered (the server
+        //    may be restarting). Every transfer of it is then applied exactly once.
+        for (body, moves) in self.unknown_batches.take() {
+            checks.unknown_outcomes += moves.len() as u64;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let mut conn = None;
+            loop {
+                let answer = send(
+                    &self.config.addr,
+                    &mut conn,
+                    Method::POST,
+                    "/v1/transfers/batch",
+                    Some(&self.admin),
+                    None,
+                    Some(body.clone()),
+                )
+                .await;
+                let results = answer.ok().filter(|a| a.status == 200).and_then(|a| {
+                    serde_json::from_slice::<serde_json::Value>(&a.body)
+                        .ok()
+                        .and_then(|v| v["results"].as_array().cloned())
+                });
+                match results {
+                    Some(results) if results.len() == moves.len() => {
+                        // (`unknown_found` counts payments: their acknowledgements below.)
+                        self.fold_batch(&results, &moves);
+                        break;
+                    }
+                    _ if std::time::Instant::now() < deadline => {
+                        conn = None;
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    _ => {
+                        checks.missing += moves.len() as u64;
+                        note(&mut checks, "a batch could not be sent again".to_string());
+                        break;
+                    }
+                }
+            }
+        }
         // 1. Answers that never came: the merchant's way to know is the out_trade_no.
         let unknown = self.unknown.take();
-        checks.unknown_outcomes = unknown.len() as u64;
+        checks.unknown_outcomes += unknown.len() as u64;
         let found: Slots<(String, bool)> = Rc::new(RefCell::new(vec![None; unknown.len()]));
         let unknown = Rc::new(unknown);
         {

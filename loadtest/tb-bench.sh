@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# TigerBeetle beside payd, in one go (issue #14): TigerBeetle's own `benchmark`, payd's engine
+# bench and payd's batch endpoint over HTTP, each with its rate and its CPU µs per transfer
+# (process CPU time / transfers, which moves less with this machine's noise than a rate),
+# then the ratios.
+#
+#   TB_BIN=/path/to/tigerbeetle loadtest/tb-bench.sh
+#   TB_SRC=/path/to/tigerbeetle loadtest/tb-bench.sh   # a git checkout of 0.17.8: built here
+#                                                      # with Zig 0.14.1 from PyPI's `ziglang`
+#
+# Nothing of TigerBeetle is committed to this repository. Settings (environment):
+# ACCOUNTS (1000000), TRANSFERS for TigerBeetle (4000000), SECS per payd run (10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+accounts="${ACCOUNTS:-1000000}"
+transfers="${TRANSFERS:-4000000}"
+secs="${SECS:-10}"
+
+if [ -z "${TB_BIN:-}" ]; then
+  if [ -z "${TB_SRC:-}" ]; then
+    echo "tb-bench: set TB_BIN (a tigerbeetle binary) or TB_SRC (a git checkout of TigerBeetle 0.17.8)" >&2
+    exit 2
+  fi
+  if [ "$(python3 -m ziglang version 2>/dev/null)" != "0.14.1" ]; then
+    python3 -m pip install --quiet ziglang==0.14.1
+  fi
+  (cd "$TB_SRC" && python3 -m ziglang build -Drelease)
+  TB_BIN="$TB_SRC/tigerbeetle"
+fi
+scripts/setup.sh build
+. scripts/env.sh
+cargo build --release --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/release"
+work=$(mktemp -d)
+payd_pid=
+cleanup() {
+  if [ -n "$payd_pid" ]; then kill "$payd_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in 1/100 s
+machine="$(nproc --all) cores, $(lscpu | sed -n 's/^Model name: *//p'), Linux $(uname -r)"
+echo "machine: $machine; $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "tigerbeetle: $("$TB_BIN" version 2>&1 | head -1)"
+
+# 1. TigerBeetle's own benchmark: one replica and its load generator, both cores, batches of
+#    8,189 transfers (its default), accounts uniform.
+(cd "$work" && /usr/bin/time -f "%U %S" -o "$work/tb.time" "$TB_BIN" benchmark \
+  --account-count="$accounts" --transfer-count="$transfers" >"$work/tb.out" 2>&1) || {
+  cat "$work/tb.out" >&2
+  exit 1
+}
+tb_rate=$(sed -n 's/^load accepted = \([0-9,]*\) tx\/s.*/\1/p' "$work/tb.out" | tr -d ,)
+tb_p99=$(sed -n 's/^batch latency p99 *= *\([0-9]*\) ms.*/\1/p' "$work/tb.out")
+tb_cpu=$(awk -v n="$transfers" '{printf "%.1f", ($1 + $2) * 1e6 / n}' "$work/tb.time")
+echo "tigerbeetle benchmark: $tb_rate transfers/s, batch p99 ${tb_p99:-?} ms, $tb_cpu CPU µs/transfer (replica + load generator, account creation and its query phase included)"
+
+# 2. payd's engine: 1,024 submitters, in process, both cores.
+"$bin/payd" bench engine --accounts "$accounts" --submitters 1024 --seconds "$secs" \
+  --warmup 2 --dir "$work" 2>/dev/null | grep -E '^\| (uniform|hot)' >"$work/engine.out"
+engine_rate=$(awk -F'|' '/uniform/ {gsub(/ /, "", $4); print $4}' "$work/engine.out")
+engine_p99=$(awk -F'|' '/uniform/ {gsub(/ /, "", $6); print $6}' "$work/engine.out")
+engine_cpu=$(awk -F'|' '/uniform/ {gsub(/ /, "", $10); print $10}' "$work/engine.out")
+hot_rate=$(awk -F'|' '/hot/ {gsub(/ /, "", $4); print $4}' "$work/engine.out")
+echo "payd engine (1,024 submitters, $accounts accounts): uniform $engine_rate transfers/s (p99 $engine_p99 ms, $engine_cpu CPU µs/transfer), hot $hot_rate"
+
+# 3. payd's batch endpoint over HTTP: server on core 0, load generator on core 1, two
+#    connections of 8,190 transfers each (payd admits 16,384 commands at once).
+token="adm_tb_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+port=18580
+fresh_payd() {
+  if [ -n "$payd_pid" ]; then kill "$payd_pid"; wait "$payd_pid" 2>/dev/null || true; fi
+  rm -rf "$work/payd"
+  RONGPAY_ADMIN_TOKEN="$token" taskset -c 0 "$bin/payd" serve --data-dir "$work/payd" \
+    --listen "127.0.0.1:$port" >>"$work/payd.log" 2>&1 &
+  payd_pid=$!
+  for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
+}
+lt() {
+  RONGPAY_ADMIN_TOKEN="$token" taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" \
+    --connections 2 --scenario batch --batch-size 8190 --accounts 10000 --out "$work/lt" -q "$@"
+}
+# The setup's own CPU (10,000 funded accounts), measured alone and taken off below.
+fresh_payd
+before=$(ticks "$payd_pid")
+lt --setup-only >/dev/null
+setup_ticks=$(($(ticks "$payd_pid") - before))
+fresh_payd
+before=$(ticks "$payd_pid")
+lt --duration "${secs}s" --warmup 0s --label tb-bench-batch >"$work/batch.out"
+run_ticks=$(($(ticks "$payd_pid") - before))
+grep -E '^batch|^checks' "$work/batch.out"
+batch_rate=$(sed -n 's/.* = \([0-9]*\) transfers\/s.*/\1/p' "$work/batch.out")
+batch_done=$(sed -n 's/^batch: \([0-9]*\) requests of \([0-9]*\) .*/\1 \2/p' "$work/batch.out" |
+  awk '{print $1 * $2}')
+batch_cpu=$(awk -v t="$run_ticks" -v s="$setup_ticks" -v n="$batch_done" \
+  'BEGIN {printf "%.1f", (t - s) * 1e4 / (n > 0 ? n : 1)}')
+echo "payd batch endpoint (server on 1 core): $batch_rate transfers/s, $batch_cpu CPU µs/transfer (payd's CPU, setup taken off)"
+
+# 4. Ratios.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+echo
+echo "| measure | payd | TigerBeetle | payd / TigerBeetle | target |"
+echo "|---|---:|---:|---:|---:|"
+echo "| engine uniform transfers/s | $engine_rate | $tb_rate | $(ratio "$engine_rate" "$tb_rate") | ≥ 1.5 |"
+echo "| batch endpoint transfers/s | $batch_rate | $tb_rate | $(ratio "$batch_rate" "$tb_rate") | ≥ 3 |"
+echo "| engine CPU µs/transfer | $engine_cpu | $tb_cpu | $(ratio "$engine_cpu" "$tb_cpu") | |"
+echo "| batch endpoint CPU µs/transfer | $batch_cpu | $tb_cpu | $(ratio "$batch_cpu" "$tb_cpu") | |"

@@ -22,91 +22,90 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             routes::method_not_allowed(&req, allow)
         }))
     };
-    cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
-        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
-        .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
-        .service(resource("/openapi.json", "GET").route(web::get().to(health::openapi)))
-        .service(resource("/ops", "GET").route(web::get().to(crate::ops::page)))
-        .service(resource("/ops/data.json", "GET").route(web::get().to(crate::ops::data_json)))
-        .service(resource("/ops/ops.js", "GET").route(web::get().to(crate::ops::script)))
-        .service(resource("/v1/accounts", "POST").route(web::post().to(accounts::create)))
-        .service(
-            resource("/v1/accounts/{id}", "GET, PATCH")
-                .route(web::get().to(accounts::get))
-                .route(web::patch().to(accounts::update)),
-        )
-        .service(
-            resource("/v1/accounts/{id}/deposits", "POST").route(web::post().to(accounts::deposit)),
-        )
-        .service(
-            resource("/v1/transfers/batch", "POST")
-                .route(web::post().to(crate::routes::transfers::batch)),
-        )
-        .service(resource("/v1/merchants", "POST").route(web::post().to(merchants::create)))
-        .service(
-            resource("/v1/merchants/{id}", "GET, PATCH")
-                .route(web::get().to(merchants::get))
-                .route(web::patch().to(merchants::update)),
-        )
-        .service(
-            resource("/v1/merchants/{id}/secret_keys", "POST")
-                .route(web::post().to(merchants::rotate_secret_key)),
-        )
-        .service(
-            resource("/v1/merchants/{id}/signing_secrets", "POST")
-                .route(web::post().to(merchants::rotate_signing_secret)),
-        )
-        .service(
-            resource("/v1/payments", "GET, POST")
-                .route(web::post().to(payments::create))
-                .route(web::get().to(payments::list)),
-        )
-        .service(resource("/v1/payments/{id}", "GET").route(web::get().to(payments::get)))
-        .service(
-            resource("/v1/payments/{id}/refunds", "GET, POST")
-                .route(web::post().to(refunds::create))
-                .route(web::get().to(refunds::list)),
-        )
-        .service(resource("/v1/refunds/{id}", "GET").route(web::get().to(refunds::get)))
-        .service(
-            resource("/v1/payments/{id}/review", "POST").route(web::post().to(payments::review)),
-        )
-        .service(
-            resource("/v1/webhook_endpoint", "GET, PUT")
-                .route(web::put().to(crate::webhooks::put))
-                .route(web::get().to(crate::webhooks::get)),
-        )
-        .service(resource("/v1/audit", "GET").route(web::get().to(crate::audit::list)))
-        .service(resource("/v1/events", "GET").route(web::get().to(crate::webhooks::list)))
-        .service(
-            resource("/v1/events/{id}/resend", "POST")
-                .route(web::post().to(crate::webhooks::resend)),
-        )
-        .service(resource("/v1/cards", "POST").route(web::post().to(routes::cards::create)))
-        .service(
-            resource("/v1/channels", "GET, POST")
-                .route(web::post().to(routes::channels::create))
-                .route(web::get().to(routes::channels::list)),
-        )
-        .service(
-            resource("/v1/channels/{id}", "PATCH").route(web::patch().to(routes::channels::update)),
-        )
-        .service(
-            resource("/v1/channels/{id}/notifications", "POST")
-                .route(web::post().to(routes::channels::notification)),
-        )
-        .service(
-            resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)),
-        )
-        .service(resource("/v1/otp", "POST").route(web::post().to(crate::otp::create)))
-        .service(resource("/v1/otp/verify", "POST").route(web::post().to(crate::otp::verify)))
-        .service(resource("/v1/sms/receipts", "POST").route(web::post().to(crate::notify::receipt)))
-        .service(resource("/v1/sms/{id}", "GET").route(web::get().to(crate::notify::get)))
-        .service(
-            resource("/v1/ops/alerts", "GET, POST")
-                .route(web::post().to(crate::alerts::intake))
-                .route(web::get().to(crate::alerts::list)),
-        );
+    // The router tries resources in this order, and a path with `{id}` is matched by a
+    // regex (also for the access log's route pattern): the hot routes come first, so a
+    // payment does not pay for the dynamic routes registered before it (regex and router
+    // were 2.4% of payd's CPU samples under balance payments, 0.16% after; BENCHMARKS.md).
+    cfg.service(
+        resource("/v1/payments", "GET, POST")
+            .route(web::post().to(payments::create))
+            .route(web::get().to(payments::list)),
+    )
+    .service(
+        resource("/v1/transfers/batch", "POST")
+            .route(web::post().to(crate::routes::transfers::batch)),
+    )
+    .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+    .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+    .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
+    .service(resource("/openapi.json", "GET").route(web::get().to(health::openapi)))
+    .service(resource("/ops", "GET").route(web::get().to(crate::ops::page)))
+    .service(resource("/ops/data.json", "GET").route(web::get().to(crate::ops::data_json)))
+    .service(resource("/ops/ops.js", "GET").route(web::get().to(crate::ops::script)))
+    .service(resource("/v1/accounts", "POST").route(web::post().to(accounts::create)))
+    .service(
+        resource("/v1/accounts/{id}", "GET, PATCH")
+            .route(web::get().to(accounts::get))
+            .route(web::patch().to(accounts::update)),
+    )
+    .service(
+        resource("/v1/accounts/{id}/deposits", "POST").route(web::post().to(accounts::deposit)),
+    )
+    .service(resource("/v1/merchants", "POST").route(web::post().to(merchants::create)))
+    .service(
+        resource("/v1/merchants/{id}", "GET, PATCH")
+            .route(web::get().to(merchants::get))
+            .route(web::patch().to(merchants::update)),
+    )
+    .service(
+        resource("/v1/merchants/{id}/secret_keys", "POST")
+            .route(web::post().to(merchants::rotate_secret_key)),
+    )
+    .service(
+        resource("/v1/merchants/{id}/signing_secrets", "POST")
+            .route(web::post().to(merchants::rotate_signing_secret)),
+    )
+    .service(resource("/v1/payments/{id}", "GET").route(web::get().to(payments::get)))
+    .service(
+        resource("/v1/payments/{id}/refunds", "GET, POST")
+            .route(web::post().to(refunds::create))
+            .route(web::get().to(refunds::list)),
+    )
+    .service(resource("/v1/refunds/{id}", "GET").route(web::get().to(refunds::get)))
+    .service(resource("/v1/payments/{id}/review", "POST").route(web::post().to(payments::review)))
+    .service(
+        resource("/v1/webhook_endpoint", "GET, PUT")
+            .route(web::put().to(crate::webhooks::put))
+            .route(web::get().to(crate::webhooks::get)),
+    )
+    .service(resource("/v1/audit", "GET").route(web::get().to(crate::audit::list)))
+    .service(resource("/v1/events", "GET").route(web::get().to(crate::webhooks::list)))
+    .service(
+        resource("/v1/events/{id}/resend", "POST").route(web::post().to(crate::webhooks::resend)),
+    )
+    .service(resource("/v1/cards", "POST").route(web::post().to(routes::cards::create)))
+    .service(
+        resource("/v1/channels", "GET, POST")
+            .route(web::post().to(routes::channels::create))
+            .route(web::get().to(routes::channels::list)),
+    )
+    .service(
+        resource("/v1/channels/{id}", "PATCH").route(web::patch().to(routes::channels::update)),
+    )
+    .service(
+        resource("/v1/channels/{id}/notifications", "POST")
+            .route(web::post().to(routes::channels::notification)),
+    )
+    .service(resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)))
+    .service(resource("/v1/otp", "POST").route(web::post().to(crate::otp::create)))
+    .service(resource("/v1/otp/verify", "POST").route(web::post().to(crate::otp::verify)))
+    .service(resource("/v1/sms/receipts", "POST").route(web::post().to(crate::notify::receipt)))
+    .service(resource("/v1/sms/{id}", "GET").route(web::get().to(crate::notify::get)))
+    .service(
+        resource("/v1/ops/alerts", "GET, POST")
+            .route(web::post().to(crate::alerts::intake))
+            .route(web::get().to(crate::alerts::list)),
+    );
 }
 
 pub fn serve(config: Config) -> anyhow::Result<()> {

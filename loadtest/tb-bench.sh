@@ -60,7 +60,7 @@ echo "tigerbeetle benchmark: $tb_rate transfers/s, batch p99 ${tb_p99:-?} ms, $t
   --warmup 2 --dir "$work" 2>/dev/null | grep -E '^\| (uniform|hot)' >"$work/engine.out"
 engine_rate=$(awk -F'|' '/uniform/ {gsub(/ /, "", $4); print $4}' "$work/engine.out")
 engine_p99=$(awk -F'|' '/uniform/ {gsub(/ /, "", $6); print $6}' "$work/engine.out")
-engine_cpu=$(awk -F'|' '/uniform/ {gsub(/ /, "", $10); print $10}' "$work/engine.out")
+engine_cpu=$(awk -F'|' '/uniform/ {gsub(/ /, "", $11); print $11}' "$work/engine.out")
 hot_rate=$(awk -F'|' '/hot/ {gsub(/ /, "", $4); print $4}' "$work/engine.out")
 echo "payd engine (1,024 submitters, $accounts accounts): uniform $engine_rate transfers/s (p99 $engine_p99 ms, $engine_cpu CPU µs/transfer), hot $hot_rate"
 

@@ -77,12 +77,14 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
                 mib(report.rss_after_warm_bytes),
                 per_account
             );
-            println!("| pattern | submitters | transfers/s | p50 ms | p99 ms | p999 ms | transfers/sync | bytes/transfer | CPU µs/transfer | writer busy | ms/group write | stalls | raw ceiling records/s (same batch) | engine / raw | overloaded |");
-            println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            println!("| pattern | submitters | transfers/s | p50 ms | p99 ms | p999 ms | transfers/sync | bytes/transfer | keys/transfer | CPU µs/transfer | writer busy | ms/group write | stalls | raw ceiling records/s (same batch) | engine / raw | overloaded |");
+            println!(
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
             for (s, raw) in &report.scenarios {
                 let ms = |q: f64| s.latency_us.value_at_quantile(q) as f64 / 1000.0;
                 println!(
-                    "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0}% | {:.2} | {} | {:.0} | {:.2} | {} |",
+                    "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.2} | {} | {:.0}% | {:.2} | {} | {:.0} | {:.2} | {} |",
                     match s.pattern {
                         Pattern::Uniform => "uniform",
                         Pattern::HotAccount => "hot account",
@@ -94,6 +96,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
                     ms(0.999),
                     s.units_per_group(),
                     s.bytes_per_unit,
+                    s.keys_per_unit,
                     s.cpu_us_per_transfer()
                         .map(|c| format!("{c:.1}"))
                         .unwrap_or_else(|| "?".into()),

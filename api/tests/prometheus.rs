@@ -37,6 +37,7 @@ const FAMILIES: &[&str] = &[
     "rongpay_wal_sync_duration_seconds",
     "rongpay_wal_batch_units",
     "rongpay_wal_batch_bytes",
+    "rongpay_wal_batch_keys",
     "rongpay_wal_queue_depth",
     "rongpay_wal_poisoned",
     "rongpay_wal_last_seq",

@@ -54,6 +54,8 @@ pub struct ScenarioResult {
     pub rejected: u64,
     /// Bytes the store wrote per transfer (journal, dedup, two account deltas).
     pub bytes_per_unit: u64,
+    /// RocksDB records (puts and merge operands) the store wrote per transfer.
+    pub keys_per_unit: f64,
 }
 
 impl ScenarioResult {
@@ -145,6 +147,7 @@ pub async fn run_scenario(
     let stalls_before = stats.stalls.load(Ordering::Relaxed);
     let cpu_before = crate::proc_stats::cpu_time();
     let bytes_before = stats.bytes.load(Ordering::Relaxed);
+    let keys_before = stats.keys.load(Ordering::Relaxed);
     let units_before = stats.units.load(Ordering::Relaxed);
     let totals = Rc::new(RefCell::new((latency_histogram(), 0u64, 0u64, 0u64)));
     let started = Instant::now();
@@ -222,6 +225,8 @@ pub async fn run_scenario(
         overloaded,
         rejected,
         bytes_per_unit: (stats.bytes.load(Ordering::Relaxed) - bytes_before) / units.max(1),
+        keys_per_unit: (stats.keys.load(Ordering::Relaxed) - keys_before) as f64
+            / units.max(1) as f64,
     }
 }
 

@@ -79,6 +79,9 @@ const UNITS_BUCKETS: &[f64] = &[
 const BYTES_BUCKETS: &[f64] = &[
     256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
 ];
+const KEYS_BUCKETS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0,
+];
 const SCORE_BUCKETS: &[f64] = &[
     0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0,
 ];
@@ -100,6 +103,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     b = buckets(b, storage::writer::WAL_SYNC_SECONDS, SYNC_BUCKETS)?;
     b = buckets(b, storage::writer::WAL_BATCH_UNITS, UNITS_BUCKETS)?;
     b = buckets(b, storage::writer::WAL_BATCH_BYTES, BYTES_BUCKETS)?;
+    b = buckets(b, storage::writer::WAL_BATCH_KEYS, KEYS_BUCKETS)?;
     b = buckets(b, RISK_SCORE, SCORE_BUCKETS)?;
     let recorder = b.build_recorder();
     let handle = recorder.handle();
@@ -267,6 +271,11 @@ fn describe() {
         storage::writer::WAL_BATCH_BYTES,
         Unit::Bytes,
         "Bytes written by one synced group write."
+    );
+    describe_histogram!(
+        storage::writer::WAL_BATCH_KEYS,
+        Unit::Count,
+        "RocksDB records (puts and merge operands) written by one synced group write."
     );
     describe_gauge!(
         WAL_QUEUE,

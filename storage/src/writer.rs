@@ -99,12 +99,15 @@ pub const WAL_SYNC_SECONDS: &str = "rongpay_wal_sync_duration_seconds";
 pub const WAL_BATCH_UNITS: &str = "rongpay_wal_batch_units";
 /// Bytes per synced group write (a histogram).
 pub const WAL_BATCH_BYTES: &str = "rongpay_wal_batch_bytes";
+/// RocksDB records (puts and merge operands) per synced group write (a histogram).
+pub const WAL_BATCH_KEYS: &str = "rongpay_wal_batch_keys";
 
 pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) {
     let wal_metrics = WalMetrics {
         sync: metrics::histogram!(WAL_SYNC_SECONDS),
         units: metrics::histogram!(WAL_BATCH_UNITS),
         bytes: metrics::histogram!(WAL_BATCH_BYTES),
+        keys: metrics::histogram!(WAL_BATCH_KEYS),
     };
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
@@ -244,6 +247,7 @@ struct WalMetrics {
     sync: metrics::Histogram,
     units: metrics::Histogram,
     bytes: metrics::Histogram,
+    keys: metrics::Histogram,
 }
 
 fn write_group(
@@ -269,6 +273,7 @@ fn write_group(
     let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
     let started = Instant::now();
     let mut bytes = 0;
+    let mut keys = 0;
     let result = loop {
         if written == 0 {
             // Every unit was a duplicate: nothing to write or sync.
@@ -276,6 +281,7 @@ fn write_group(
         }
         let batch = build_batch(inner, group, first_seq);
         bytes = batch.size_in_bytes();
+        keys = batch.len();
         if inner.inject_failure() {
             break Err(StoreError::Io("injected write failure".to_string()));
         }
@@ -309,10 +315,11 @@ fn write_group(
     };
     if written > 0 {
         let elapsed = started.elapsed();
-        inner.stats.record_group(written, bytes, elapsed);
+        inner.stats.record_group(written, bytes, keys, elapsed);
         wal_metrics.sync.record(elapsed.as_secs_f64());
         wal_metrics.units.record(written as f64);
         wal_metrics.bytes.record(bytes as f64);
+        wal_metrics.keys.record(keys as f64);
     }
     match result {
         Ok(()) => {

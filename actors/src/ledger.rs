@@ -131,18 +131,25 @@ type Answer = Result<Outcome, LedgerError>;
 /// A transfer handed to the coordinator, with everything needed to finish it.
 struct Submitted {
     transfer: Transfer,
-    records: Vec<(Vec<u8>, Vec<u8>)>,
+    records: Records,
+    waiter: Waiter,
+}
+
+/// Who waits for a transfer's answer. Kept apart from the transfer so that the transfer
+/// moves into the commit unit without a copy.
+struct Waiter {
+    id: TransferId,
     reply: oneshot::Sender<Answer>,
     /// The caller's span: what is logged about the transfer is found by the request's id.
     span: tracing::Span,
     _admitted: Admitted,
 }
 
-impl Submitted {
+impl Waiter {
     fn answer(self, answer: Answer) {
         if let Ok(Err(reject)) = &answer {
             self.span.in_scope(|| {
-                tracing::debug!(transfer = %format_args!("{:032x}", self.transfer.id.0), %reject, "transfer refused");
+                tracing::debug!(transfer = %format_args!("{:032x}", self.id.0), %reject, "transfer refused");
             });
         }
         // A caller that stopped waiting is fine: the outcome stands regardless.
@@ -303,23 +310,38 @@ impl Ledger {
         }
         let admitted = self.admit()?;
         transfer.timestamp = now();
+        let answer = self.enqueue(transfer, records, admitted, tracing::Span::current())?;
+        answer.await.map_err(|_| LedgerError::ShuttingDown)?
+    }
+
+    /// Hands an admitted, validated transfer to the coordinator, which owns it from now on.
+    fn enqueue(
+        &self,
+        transfer: Transfer,
+        records: Records,
+        admitted: Admitted,
+        span: tracing::Span,
+    ) -> Result<oneshot::Receiver<Answer>, LedgerError> {
         let (reply, answer) = oneshot::channel();
+        let waiter = Waiter {
+            id: transfer.id,
+            reply,
+            span,
+            _admitted: admitted,
+        };
         let submitted = Submitted {
             transfer,
             records,
-            reply,
-            span: tracing::Span::current(),
-            _admitted: admitted,
+            waiter,
         };
         match self.inner.queue.try_send(submitted) {
-            Ok(()) => {}
+            Ok(()) => Ok(answer),
             // Admission bounds the queue's content to its capacity: full cannot happen.
             Err(mpsc::error::TrySendError::Full(_)) => {
-                return Err(LedgerError::Overloaded("commands in flight"))
+                Err(LedgerError::Overloaded("commands in flight"))
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(LedgerError::ShuttingDown),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(LedgerError::ShuttingDown),
         }
-        answer.await.map_err(|_| LedgerError::ShuttingDown)?
     }
 
     /// Many transfers at once (a batch endpoint): each is applied atomically on its own and
@@ -349,24 +371,10 @@ impl Ledger {
                 continue;
             }
             transfer.timestamp = at;
-            let (reply, answer) = oneshot::channel();
-            let submitted = Submitted {
-                transfer,
-                records,
-                reply,
-                span: span.clone(),
-                _admitted: slot,
-            };
-            match self.inner.queue.try_send(submitted) {
-                Ok(()) => answers.push(Ok(answer)),
-                // Admission bounds the queue's content to its capacity: full cannot happen.
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    answers.push(Err(Err(LedgerError::Overloaded("commands in flight"))))
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    answers.push(Err(Err(LedgerError::ShuttingDown)))
-                }
-            }
+            answers.push(
+                self.enqueue(transfer, records, slot, span.clone())
+                    .map_err(Err),
+            );
         }
         let mut outcomes = Vec::with_capacity(n);
         for answer in answers {
@@ -574,7 +582,7 @@ async fn prepare_round(
             if set.insert(s.transfer.id) {
                 cmds.push(s);
             } else {
-                s.answer(Ok(Err(Reject::DuplicateId)));
+                s.waiter.answer(Ok(Err(Reject::DuplicateId)));
             }
         }
     }
@@ -676,16 +684,16 @@ async fn prepare_round(
     let mut accepted = Vec::with_capacity(cmds.len());
     let mut units = Vec::with_capacity(cmds.len());
     let mut index_of = vec![u32::MAX; cmds.len()];
-    for (c, (mut cmd, why)) in cmds.into_iter().zip(refused).enumerate() {
+    for (c, (cmd, why)) in cmds.into_iter().zip(refused).enumerate() {
         match why {
-            Some((_, e)) => cmd_answer(cmd, answer_of(e), claimed),
+            Some((_, e)) => cmd_answer(cmd.waiter, answer_of(e), claimed),
             None => {
                 index_of[c] = accepted.len() as u32;
                 units.push(CommitUnit {
-                    effects: vec![Effect::Posted(cmd.transfer.clone())],
-                    aux: std::mem::take(&mut cmd.records),
+                    effects: vec![Effect::Posted(cmd.transfer)],
+                    aux: cmd.records,
                 });
-                accepted.push(cmd);
+                accepted.push(cmd.waiter);
             }
         }
     }
@@ -753,7 +761,7 @@ async fn prepare_round(
         for (cmd, outcome) in accepted.into_iter().zip(outcomes) {
             if let (true, Ok(Ok(seq))) = (tracing::enabled!(tracing::Level::DEBUG), &outcome) {
                 cmd.span.in_scope(|| {
-                    tracing::debug!(seq, transfer = %format_args!("{:032x}", cmd.transfer.id.0), "transfer durable");
+                    tracing::debug!(seq, transfer = %format_args!("{:032x}", cmd.id.0), "transfer durable");
                 });
             }
             cmd_answer(cmd, outcome, &claimed);
@@ -762,9 +770,9 @@ async fn prepare_round(
 }
 
 /// Answers a command of a round and lets its id be claimed again.
-fn cmd_answer(cmd: Submitted, answer: Answer, claimed: &Claimed) {
-    claimed.borrow_mut().remove(&cmd.transfer.id);
-    cmd.answer(answer);
+fn cmd_answer(waiter: Waiter, answer: Answer, claimed: &Claimed) {
+    claimed.borrow_mut().remove(&waiter.id);
+    waiter.answer(answer);
 }
 
 /// Sends each shard one message with the reserved legs of the commands `pick` selects.

@@ -75,22 +75,28 @@ fn a_mixed_run_is_checked_payment_by_payment() {
     assert!(checks.acknowledged > 100 && checks.accounts_checked >= 200);
 }
 
-#[test]
-fn a_kill9_mid_run_leaves_unknowns_but_loses_nothing_acknowledged() {
+/// Starts payd in a temp dir and, on another thread, kill -9s it after `after` and restarts it
+/// on the same dir and address. The thread's result is the second payd.
+fn killed_after(after: Duration) -> (tempfile::TempDir, String, std::thread::JoinHandle<Payd>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
-    let first = Payd::start_in(&dir, &env);
+    let first = Payd::start_in(&dir, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
     let addr = first.addr.clone();
-    let (dir2, addr2) = (dir.clone(), addr.clone());
+    let again = addr.clone();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1_500));
+        std::thread::sleep(after);
         first.kill9();
         std::thread::sleep(Duration::from_millis(300));
-        let second = Payd::spawn_at(&dir2, &addr2, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+        let second = Payd::spawn_at(&dir, &again, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
         second.wait_ready();
         second
     });
+    (tmp, addr, killer)
+}
+
+#[test]
+fn a_kill9_mid_run_leaves_unknowns_but_loses_nothing_acknowledged() {
+    let (_tmp, addr, killer) = killed_after(Duration::from_millis(1_500));
     let (stats, checks) = load(config(&addr, "refund=10,retry=5"), 4);
     let _second = killer.join().unwrap();
     println!("outcomes {:?}\nchecks {checks:?}", stats.outcomes);
@@ -140,20 +146,7 @@ fn a_batch_run_is_checked_account_by_account() {
 
 #[test]
 fn a_kill9_during_batch_load_loses_no_acknowledged_transfer() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
-    let first = Payd::start_in(&dir, &env);
-    let addr = first.addr.clone();
-    let (dir2, addr2) = (dir.clone(), addr.clone());
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1_500));
-        first.kill9();
-        std::thread::sleep(Duration::from_millis(300));
-        let second = Payd::spawn_at(&dir2, &addr2, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
-        second.wait_ready();
-        second
-    });
+    let (_tmp, addr, killer) = killed_after(Duration::from_millis(1_500));
     let config = PaydConfig {
         scenario: Scenario::Batch,
         batch_size: 500,

@@ -133,6 +133,24 @@ impl Inner {
         self.cf(CF_AUDIT)
     }
 
+    /// The sequence numbers at which transfers were posted, from the dedup index, for
+    /// transfer ids (big-endian keys) given in key order: one sorted multi-get.
+    pub(crate) fn posted<'a>(
+        &self,
+        sorted_keys: impl IntoIterator<Item = &'a [u8; 16]>,
+    ) -> Result<Vec<Option<u64>>> {
+        self.db
+            .batched_multi_get_cf(self.cf_dedup(), sorted_keys, true)
+            .into_iter()
+            .map(|found| match found? {
+                None => Ok(None),
+                Some(v) => seq_from_key(&v).map(Some).ok_or_else(|| {
+                    StoreError::Inconsistent(format!("a dedup entry of {} bytes", v.len()))
+                }),
+            })
+            .collect()
+    }
+
     pub(crate) fn cf_aux(&self) -> &ColumnFamily {
         self.cf(CF_AUX)
     }
@@ -457,14 +475,10 @@ impl Store {
             .map(|(i, id)| (i, id.to_be_bytes()))
             .collect();
         keys.sort_unstable_by_key(|(_, k)| *k);
-        let found = self.inner.db.batched_multi_get_cf(
-            self.inner.cf_dedup(),
-            keys.iter().map(|(_, k)| k),
-            true,
-        );
+        let found = self.inner.posted(keys.iter().map(|(_, k)| k))?;
         let mut seqs = vec![None; ids.len()];
-        for ((i, _), value) in keys.iter().zip(found) {
-            seqs[*i] = value?.and_then(|v| seq_from_key(&v));
+        for ((i, _), seq) in keys.iter().zip(found) {
+            seqs[*i] = seq;
         }
         Ok(seqs)
     }

@@ -229,12 +229,9 @@ fn find_duplicates(inner: &Inner, group: &mut Group) -> Result<()> {
             group.refused[unit] = Some(StoreError::DuplicateTransfer(u128::from_be_bytes(id)));
         }
     }
-    let found =
-        inner
-            .db
-            .batched_multi_get_cf(inner.cf_dedup(), group.ids.iter().map(|(k, _)| k), true);
+    let found = inner.posted(group.ids.iter().map(|(k, _)| k))?;
     for ((id, unit), found) in group.ids.iter().zip(found) {
-        if found?.is_some() {
+        if found.is_some() {
             group.refused[*unit] = Some(StoreError::DuplicateTransfer(u128::from_be_bytes(*id)));
         }
     }

@@ -45,7 +45,8 @@ use crate::shard::{
 /// Commands admitted at once; beyond it the answer is `Overloaded`. Bounds every queue
 /// behind it: the coordinator's queue, shard mailboxes, the commit queue.
 pub const INFLIGHT_COMMANDS_MAX: usize = 16_384;
-/// Accounts in memory at once, over all shards.
+/// Accounts in memory at once, over all shards (each shard keeps its share); beyond it the
+/// least recently used idle ones are evicted.
 pub const ACTIVE_ACCOUNTS_MAX: usize = 2_000_000;
 /// Transfers one round prepares at most (TigerBeetle's batch: 8,190 events).
 pub const ROUND_TRANSFERS_MAX: usize = 8_190;
@@ -170,13 +171,12 @@ impl Ledger {
     /// actors, the coordinator and the idle sweeper run on the calling arbiter.
     pub fn start(store: Arc<Store>, config: LedgerConfig) -> Ledger {
         let active = Arc::new(AtomicUsize::new(0));
-        let shards: Vec<Addr<Shard>> = (0..config.shards.max(1))
+        let count = config.shards.max(1);
+        // The fixed hash spreads accounts evenly, so an even share of the bound per shard.
+        let per_shard = config.active_accounts_max.div_ceil(count);
+        let shards: Vec<Addr<Shard>> = (0..count)
             .map(|_| {
-                let shard = Shard::new(
-                    Arc::clone(&store),
-                    Arc::clone(&active),
-                    config.active_accounts_max,
-                );
+                let shard = Shard::new(Arc::clone(&store), Arc::clone(&active), per_shard);
                 Shard::create(move |ctx| {
                     ctx.set_mailbox_capacity(SHARD_MAILBOX_MAX);
                     shard

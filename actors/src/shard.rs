@@ -3,7 +3,9 @@
 //! shard, so reaching an account costs a map lookup, not a mailbox round trip.
 //!
 //! An account lives in exactly one shard (`shard_of`), is activated from the store on first
-//! use and passivated by the sweep once idle with nothing pending. Prepared postings reserve
+//! use and passivated by the sweep once idle with nothing pending, or evicted (least recently
+//! used first) when its shard is full: the shards are a bounded cache over every account the
+//! store knows. Prepared postings reserve
 //! funds until their transfer is durable (`Commit`) or abandoned (`Release`).
 
 use std::collections::HashMap;
@@ -67,7 +69,8 @@ pub fn shard_of(id: AccountId, shards: usize) -> usize {
 pub enum LegError {
     /// A business rule refused it.
     Rejected(Reject),
-    /// The shard holds as many accounts as it may and this one is not among them.
+    /// The shard holds as many accounts as it may, every one of them has something pending,
+    /// and this one is not among them.
     Overloaded,
     /// Loading the account from the store failed.
     Store(StoreError),
@@ -168,22 +171,73 @@ impl Resident {
 pub struct Shard {
     store: Arc<Store>,
     accounts: HashMap<AccountId, Resident, IdHasher>,
-    /// Accounts in memory across all shards, and the bound on it: activation beyond it
-    /// answers `Overloaded` until the sweep passivated some.
+    /// Accounts in memory across all shards (a gauge).
     active: Arc<AtomicUsize>,
-    active_max: usize,
+    /// Accounts this shard keeps in memory at most: a cache over every account in the store.
+    /// Activating one more evicts the least recently used idle ones ([`EVICT_DIVISOR`]).
+    resident_max: usize,
     epoch: Instant,
 }
 
+/// A full shard evicts this fraction (1/n) of its accounts at once, the least recently used
+/// idle ones: one O(n) pass then pays for n/16 activations, so an activation costs O(1)
+/// amortized, not a scan of the shard.
+pub const EVICT_DIVISOR: usize = 16;
+
 impl Shard {
-    pub fn new(store: Arc<Store>, active: Arc<AtomicUsize>, active_max: usize) -> Shard {
+    /// A shard over `store` keeping at most `resident_max` of its accounts in memory.
+    pub fn new(store: Arc<Store>, active: Arc<AtomicUsize>, resident_max: usize) -> Shard {
         Shard {
             store,
             accounts: HashMap::default(),
             active,
-            active_max,
+            resident_max: resident_max.max(1),
             epoch: Instant::now(),
         }
+    }
+
+    /// Drops the least recently used idle accounts (about 1/[`EVICT_DIVISOR`] of those in
+    /// memory, at least one); answers how many. An idle account has nothing reserved or
+    /// pending, so the store holds exactly its state and a later activation reloads it.
+    fn evict(&mut self) -> usize {
+        let mut idle: Vec<u32> = self
+            .accounts
+            .values()
+            .filter(|r| r.is_idle())
+            .map(|r| r.touched_s)
+            .collect();
+        if idle.is_empty() {
+            return 0;
+        }
+        let n = (self.accounts.len() / EVICT_DIVISOR).clamp(1, idle.len());
+        let (below, cutoff, _) = idle.select_nth_unstable(n - 1);
+        let cutoff = *cutoff;
+        // Touch times are in seconds, so many may tie at the cutoff: take only as many of
+        // those as make n.
+        let mut at_cutoff = n - below.iter().filter(|&&t| t < cutoff).count();
+        self.drop_where(|r| {
+            if !r.is_idle() || r.touched_s > cutoff {
+                return false;
+            }
+            if r.touched_s < cutoff {
+                return true;
+            }
+            let take = at_cutoff > 0;
+            at_cutoff = at_cutoff.saturating_sub(1);
+            take
+        })
+    }
+
+    /// Drops the accounts `f` selects, keeping the gauges true.
+    fn drop_where(&mut self, mut f: impl FnMut(&Resident) -> bool) -> usize {
+        let before = self.accounts.len();
+        self.accounts.retain(|_, r| !f(r));
+        let dropped = before - self.accounts.len();
+        if dropped > 0 {
+            self.active.fetch_sub(dropped, Ordering::Relaxed);
+            metrics::counter!(PASSIVATIONS).increment(dropped as u64);
+        }
+        dropped
     }
 
     fn now_s(&self) -> u32 {
@@ -193,28 +247,29 @@ impl Shard {
     /// The resident account `id`, loaded from the store when not in memory; `Ok(None)` when
     /// it does not exist.
     fn resident(&mut self, id: AccountId, now: u32) -> Result<Option<&mut Resident>, LegError> {
-        use std::collections::hash_map::Entry;
-        match self.accounts.entry(id) {
-            Entry::Occupied(slot) => {
-                let r = slot.into_mut();
-                r.touched_s = now;
-                Ok(Some(r))
+        if !self.accounts.contains_key(&id) {
+            let Some(account) = self.store.account(id).map_err(LegError::Store)? else {
+                return Ok(None);
+            };
+            if self.accounts.len() >= self.resident_max && self.evict() == 0 {
+                return Err(LegError::Overloaded);
             }
-            Entry::Vacant(slot) => {
-                if self.active.load(Ordering::Relaxed) >= self.active_max {
-                    return Err(LegError::Overloaded);
-                }
-                let Some(account) = self.store.account(id).map_err(LegError::Store)? else {
-                    return Ok(None);
-                };
-                self.active.fetch_add(1, Ordering::Relaxed);
-                Ok(Some(slot.insert(Resident {
+            self.active.fetch_add(1, Ordering::Relaxed);
+            self.accounts.insert(
+                id,
+                Resident {
                     live: LiveAccount::new(account),
                     status_pending: None,
                     touched_s: now,
-                })))
-            }
+                },
+            );
         }
+        let r = self
+            .accounts
+            .get_mut(&id)
+            .expect("resident: found or just inserted");
+        r.touched_s = now;
+        Ok(Some(r))
     }
 
     fn prepare(&mut self, leg: &Leg, now: u32) -> Result<(), LegError> {
@@ -356,16 +411,8 @@ impl Handler<Sweep> for Shard {
     fn handle(&mut self, msg: Sweep, _: &mut Context<Self>) -> usize {
         let now = self.now_s();
         let idle_s = u32::try_from(msg.idle.as_secs()).unwrap_or(u32::MAX);
-        let before = self.accounts.len();
         // Nothing pending: the store holds exactly this state, so a later activation that
         // reloads it sees the same account.
-        self.accounts
-            .retain(|_, r| !(r.is_idle() && now.saturating_sub(r.touched_s) >= idle_s));
-        let dropped = before - self.accounts.len();
-        if dropped > 0 {
-            self.active.fetch_sub(dropped, Ordering::Relaxed);
-            metrics::counter!(PASSIVATIONS).increment(dropped as u64);
-        }
-        dropped
+        self.drop_where(|r| r.is_idle() && now.saturating_sub(r.touched_s) >= idle_s)
     }
 }

@@ -1,4 +1,5 @@
-//! Account actor lifecycle and bounds: passivation and reactivation, overload, status changes.
+//! Account lifecycle and bounds: passivation and reactivation, the bounded cache of resident
+//! accounts, overload, status changes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -189,5 +190,113 @@ fn status_changes_are_durable_and_enforced() {
         );
         let v = store.verify().unwrap();
         assert_eq!(v.accounts, 3);
+    });
+}
+
+#[test]
+fn the_shards_are_a_bounded_cache_over_every_account_in_the_store() {
+    actix_rt::System::new().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        // 2 shards of 8 accounts each over 203 accounts: almost every leg activates an
+        // account, which evicts the least recently used idle ones.
+        let bound = 16;
+        let config = LedgerConfig {
+            active_accounts_max: bound,
+            shards: 2,
+            ..LedgerConfig::default()
+        };
+        let (ledger, store) = start(dir.path(), config).await;
+        let accounts: Vec<AccountId> = (0..200u128).map(|i| AccountId(1_000 + i)).collect();
+        for &id in &accounts {
+            ledger
+                .create_account(id, Currency::CNY, 0)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let mut expected = vec![0i64; accounts.len()];
+        let mut next_id = 10_000u128;
+        for (i, &id) in accounts.iter().enumerate() {
+            next_id += 1;
+            ledger
+                .transfer(between(next_id, FUNDS, id, 100))
+                .await
+                .unwrap()
+                .unwrap();
+            expected[i] += 100;
+            assert!(
+                ledger.active_accounts() <= bound,
+                "{}",
+                ledger.active_accounts()
+            );
+        }
+        // Each account pays the next one, twice round: every account is evicted and
+        // reloaded several times, and its balance must survive each reload.
+        for round in 0..2 {
+            for i in 0..accounts.len() {
+                let j = (i + 1 + round) % accounts.len();
+                next_id += 1;
+                ledger
+                    .transfer(between(next_id, accounts[i], accounts[j], 30))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                expected[i] -= 30;
+                expected[j] += 30;
+                assert!(
+                    ledger.active_accounts() <= bound,
+                    "{}",
+                    ledger.active_accounts()
+                );
+            }
+        }
+        // Overdrawing a reloaded account is still refused: its state came back whole.
+        next_id += 1;
+        assert_eq!(
+            ledger
+                .transfer(between(next_id, accounts[0], accounts[1], 101))
+                .await
+                .unwrap(),
+            Err(Reject::InsufficientFunds(accounts[0]))
+        );
+        // A burst wider than the cache: each transfer is durable or refused as overloaded,
+        // and nothing else.
+        let tasks: Vec<_> = (0..64usize)
+            .map(|k| {
+                next_id += 1;
+                let t = between(next_id, accounts[k], accounts[199 - k], 1);
+                let ledger = ledger.clone();
+                actix_rt::spawn(async move { (k, ledger.transfer(t).await) })
+            })
+            .collect();
+        let mut overloaded = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                (k, Ok(Ok(_))) => {
+                    expected[k] -= 1;
+                    expected[199 - k] += 1;
+                }
+                (_, Err(LedgerError::Overloaded(_))) => overloaded += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(
+            overloaded < 64,
+            "the cache refused every transfer of the burst"
+        );
+        for (i, &id) in accounts.iter().enumerate() {
+            let live = ledger.account(id).await.unwrap().unwrap();
+            assert_eq!(
+                live.account.balance, expected[i],
+                "account {i} as the ledger sees it"
+            );
+            let stored = store.account(id).unwrap().unwrap();
+            assert_eq!(stored.balance, expected[i], "account {i} in the store");
+        }
+        assert!(ledger.active_accounts() <= bound);
+        assert_eq!(
+            store.verify().unwrap().trial_balance.values().sum::<i128>(),
+            0
+        );
     });
 }

@@ -14,6 +14,10 @@ pub enum BenchCmd {
         /// Accounts created and made resident before measuring.
         #[arg(long, default_value_t = 1_000_000)]
         accounts: u64,
+        /// Accounts kept in memory at most (the default: all of them). Fewer makes the
+        /// shards a bounded cache: the rest are loaded from the store when used.
+        #[arg(long)]
+        resident: Option<u64>,
         /// Concurrent submitters, comma separated.
         #[arg(long, value_delimiter = ',', default_value = "1,64,1024")]
         submitters: Vec<usize>,
@@ -33,6 +37,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Engine {
             accounts,
+            resident,
             submitters,
             seconds,
             warmup,
@@ -51,6 +56,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             let config = EngineBenchConfig {
                 dir,
                 accounts,
+                resident: resident.unwrap_or(accounts),
                 submitters,
                 duration: Duration::from_secs(seconds),
                 warmup: Duration::from_secs(warmup),
@@ -76,6 +82,12 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
                 mib(report.rss_before_warm_bytes),
                 mib(report.rss_after_warm_bytes),
                 per_account
+            );
+            println!(
+                "After the scenarios: {} accounts in memory (bound {}), process RSS {} MiB\n",
+                report.active_after_run,
+                config.resident.min(config.accounts),
+                mib(report.rss_after_run_bytes),
             );
             println!("| pattern | submitters | transfers/s | p50 ms | p99 ms | p999 ms | transfers/sync | bytes/transfer | keys/transfer | CPU µs/transfer | writer busy | ms/group write | stalls | raw ceiling records/s (same batch) | engine / raw | overloaded |");
             println!(

@@ -22,6 +22,9 @@ const CREATE_PER_UNIT: usize = 8_192;
 pub struct EngineBenchConfig {
     pub dir: PathBuf,
     pub accounts: u64,
+    /// Accounts kept in memory at most (the shards' cache); the rest are loaded from the
+    /// store when used, evicting the least recently used. At least `accounts`: all resident.
+    pub resident: u64,
     pub submitters: Vec<usize>,
     pub duration: Duration,
     pub warmup: Duration,
@@ -282,6 +285,10 @@ pub struct EngineReport {
     /// Resident memory with every account active (actors, registry, RocksDB caches).
     pub rss_after_warm_bytes: Option<u64>,
     pub active_accounts: usize,
+    /// Resident memory after every scenario ran (the cache churned when bounded).
+    pub rss_after_run_bytes: Option<u64>,
+    /// Accounts in memory after every scenario ran.
+    pub active_after_run: usize,
     pub scenarios: Vec<(ScenarioResult, RawResult)>,
 }
 
@@ -305,15 +312,16 @@ pub fn run(config: &EngineBenchConfig) -> Result<EngineReport, String> {
         let ledger = Ledger::start(
             Arc::clone(&store),
             LedgerConfig {
-                active_accounts_max: config.accounts as usize + 16,
+                active_accounts_max: config.resident.min(config.accounts) as usize + 16,
                 ..LedgerConfig::default()
             },
         );
         let rss_before = crate::proc_stats::rss_bytes();
         let t0 = Instant::now();
         let mut i = 0;
-        while i < config.accounts {
-            let end = (i + 65_536).min(config.accounts);
+        let warm_to = config.resident.min(config.accounts);
+        while i < warm_to {
+            let end = (i + 65_536).min(warm_to);
             ledger
                 .activate_many((i..end).map(account).collect())
                 .await
@@ -348,6 +356,8 @@ pub fn run(config: &EngineBenchConfig) -> Result<EngineReport, String> {
             rss_before_warm_bytes: rss_before,
             rss_after_warm_bytes: rss,
             active_accounts: active,
+            rss_after_run_bytes: crate::proc_stats::rss_bytes(),
+            active_after_run: ledger.active_accounts(),
             scenarios,
         })
     })

@@ -43,6 +43,24 @@ pub const COLUMN_FAMILIES: [&str; 6] =
     [CF_JOURNAL, CF_ACCOUNTS, CF_DEDUP, CF_AUX, CF_META, CF_AUDIT];
 
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
+/// Meta key of [`BalancesThrough`].
+pub const META_BALANCES_THROUGH: &[u8] = b"balances_through";
+
+/// The store's layout, in [`FormatMeta`] (records keep their own framing version,
+/// [`crate::codec::FORMAT_VERSION`]). 1: every group write carried its balance merge
+/// operands. 2: balances are checkpointed ([`BalancesThrough`]); the journal after the
+/// checkpoint is replayed on open. A build that reads only layout 1 refuses a layout-2 store
+/// (its balances lag the journal), so an older payd cannot silently lose the tail.
+pub const LAYOUT_VERSION: u8 = 2;
+/// The layout before checkpointed balances: opened by migrating it to [`LAYOUT_VERSION`].
+pub const LAYOUT_PER_GROUP_BALANCES: u8 = 1;
+
+/// Meta: the accounts family holds the effects of every journal entry up to `seq` and none
+/// after it. Written in the same batch as the merge operands that bring it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct BalancesThrough {
+    pub seq: u64,
+}
 
 /// The name RocksDB records for our merge operator; changing it makes old stores unreadable.
 pub const ACCOUNT_MERGE_OPERATOR: &str = "rongpay.account.v1";
@@ -66,6 +84,17 @@ pub struct AccountDelta {
 }
 
 impl AccountDelta {
+    /// `account` with this delta applied; `None` when a balance would leave i64.
+    pub fn apply(&self, account: &mut engine::Account) -> Option<()> {
+        account.balance =
+            i64::try_from(i128::from(account.balance).checked_add(self.balance)?).ok()?;
+        account.held = i64::try_from(i128::from(account.held).checked_add(self.held)?).ok()?;
+        if let Some(status) = self.status {
+            account.status = status;
+        }
+        Some(())
+    }
+
     pub fn then(self, next: AccountDelta) -> Option<AccountDelta> {
         Some(AccountDelta {
             balance: self.balance.checked_add(next.balance)?,
@@ -75,7 +104,7 @@ impl AccountDelta {
     }
 }
 
-/// Metadata: the store's format version.
+/// Metadata: the store's layout version ([`LAYOUT_VERSION`]).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct FormatMeta {
     pub format_version: u8,

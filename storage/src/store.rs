@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use crate::codec::{self, Kind};
 use crate::error::{Result, StoreError};
 use crate::schema::*;
-use crate::writer::{self, Ack, BatchAck, CommitUnit, Msg, Reply};
+use crate::writer::{self, Ack, BatchAck, CommitUnit, Deltas, Msg, Reply, Unflushed};
 
 /// Units queued for the writer at most; beyond it `submit` answers `Overloaded`.
 pub const COMMIT_QUEUE_UNITS_MAX: usize = 65_536;
@@ -44,6 +44,10 @@ pub struct StoreOptions {
     /// Fault injection for tests: the Nth group write (1-based) and all after it fail as if
     /// the disk had. `None` in production.
     pub fail_group_write_from: Option<u64>,
+    /// A balance checkpoint is written by the group this many group writes after the last...
+    pub checkpoint_groups: u64,
+    /// ...or by the first group this long after it (or when 16,384 accounts wait).
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +59,8 @@ impl Default for StoreOptions {
             id_write_buffer_bytes: 8 << 20,
             block_cache_bytes: 128 << 20,
             fail_group_write_from: None,
+            checkpoint_groups: writer::CHECKPOINT_GROUPS,
+            checkpoint_interval: writer::CHECKPOINT_INTERVAL,
         }
     }
 }
@@ -88,6 +94,8 @@ impl WriterStats {
 pub struct Recovery {
     /// Sequence number of the last durable journal entry (0: empty store).
     pub last_seq: u64,
+    /// Journal entries after the last balance checkpoint, replayed into the balances.
+    pub replayed: u64,
     pub accounts: u64,
     /// Sum of balances per currency; all zero, or the open would have failed.
     pub trial_balance: BTreeMap<Currency, i128>,
@@ -112,6 +120,8 @@ pub(crate) struct Inner {
     fail_from: Option<u64>,
     /// Group writes attempted, counted only for `fail_from`.
     groups_attempted: AtomicU64,
+    /// Balance changes durable in the journal, not yet in the accounts family.
+    unflushed: RwLock<Unflushed>,
 }
 
 impl Inner {
@@ -154,6 +164,18 @@ impl Inner {
     pub(crate) fn cf_aux(&self) -> &ColumnFamily {
         self.cf(CF_AUX)
     }
+
+    pub(crate) fn cf_meta(&self) -> &ColumnFamily {
+        self.cf(CF_META)
+    }
+
+    pub(crate) fn unflushed(&self) -> RwLockReadGuard<'_, Unflushed> {
+        self.unflushed.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn unflushed_mut(&self) -> RwLockWriteGuard<'_, Unflushed> {
+        self.unflushed.write().unwrap_or_else(|p| p.into_inner())
+    }
     pub(crate) fn poison_reason(&self) -> Option<String> {
         self.poison.get().cloned()
     }
@@ -194,12 +216,7 @@ fn merge_full(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) ->
         }
         let delta: AccountDelta = codec::decode(Kind::AccountDelta, op).ok()?;
         // A delta without a base record means the store lost an account: refuse to make one up.
-        let a = account.as_mut()?;
-        a.balance = i64::try_from(i128::from(a.balance).checked_add(delta.balance)?).ok()?;
-        a.held = i64::try_from(i128::from(a.held).checked_add(delta.held)?).ok()?;
-        if let Some(status) = delta.status {
-            a.status = status;
-        }
+        delta.apply(account.as_mut()?)?;
     }
     Some(codec::encode(Kind::Account, &account?))
 }
@@ -322,9 +339,14 @@ impl Store {
             poison: OnceLock::new(),
             fail_from: options.fail_group_write_from,
             groups_attempted: AtomicU64::new(0),
+            unflushed: RwLock::new(Unflushed::new(
+                options.checkpoint_groups,
+                options.checkpoint_interval,
+            )),
         });
         let last_seq = check_format_and_tail(&inner)?;
         inner.last_seq.store(last_seq, Ordering::Release);
+        let replayed = replay_unflushed(&inner, last_seq)?;
         let (accounts, trial_balance) = check_trial_balance(&inner)?;
 
         let (tx, rx) = crossbeam_channel::bounded(options.queue_units_max);
@@ -336,6 +358,7 @@ impl Store {
             .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
         let recovery = Recovery {
             last_seq,
+            replayed,
             accounts,
             trial_balance,
             elapsed: started.elapsed(),
@@ -343,6 +366,7 @@ impl Store {
         tracing::info!(
             last_seq,
             accounts,
+            replayed,
             elapsed_ms = recovery.elapsed.as_millis() as u64,
             "store recovered"
         );
@@ -446,16 +470,19 @@ impl Store {
     /// The durable state of an account, or `None` if it was never created.
     pub fn account(&self, id: AccountId) -> Result<Option<Account>> {
         let key = id.to_be_bytes();
-        match self.inner.db.get_pinned_cf(self.inner.cf_accounts(), key)? {
-            None => Ok(None),
-            Some(bytes) => codec::decode(Kind::Account, &bytes)
-                .map(Some)
-                .map_err(|source| StoreError::Corrupt {
-                    cf: CF_ACCOUNTS,
-                    key: id.to_string(),
-                    source,
-                }),
-        }
+        // Under the read lock: no checkpoint moves a delta into the family meanwhile.
+        let unflushed = self.inner.unflushed();
+        let Some(bytes) = self.inner.db.get_pinned_cf(self.inner.cf_accounts(), key)? else {
+            return Ok(None);
+        };
+        let mut account: Account =
+            codec::decode(Kind::Account, &bytes).map_err(|source| StoreError::Corrupt {
+                cf: CF_ACCOUNTS,
+                key: id.to_string(),
+                source,
+            })?;
+        with_unflushed(&mut account, &unflushed.deltas)?;
+        Ok(Some(account))
     }
 
     /// The sequence number of the journal entry that posted `id`, if it was posted.
@@ -648,6 +675,21 @@ impl Store {
         if let Some(handle) = handle {
             let _ = self.tx.send(Msg::Stop);
             let _ = handle.join();
+            // The writer wrote a final balance checkpoint. Flushing the memtables too leaves
+            // nothing in the write-ahead log: the next open replays neither, and a tool
+            // that opens the files without our merge operator cannot stop at a merge record
+            // in the log and drop what follows it.
+            if self.inner.poison_reason().is_none() {
+                let cfs: Vec<&ColumnFamily> = COLUMN_FAMILIES
+                    .iter()
+                    .map(|name| self.inner.cf(name))
+                    .collect();
+                let mut flush = rocksdb::FlushOptions::default();
+                flush.set_wait(true);
+                if let Err(e) = self.inner.db.flush_cfs_opt(&cfs, &flush) {
+                    tracing::warn!(error = %e, "flush at shutdown failed; the next open replays the log");
+                }
+            }
         }
     }
 }
@@ -676,7 +718,20 @@ fn decode_entry(key: &[u8], value: &[u8]) -> Result<JournalEntry> {
     Ok(entry)
 }
 
+/// `account` as of the last durable journal entry: the accounts family's record plus what
+/// has not been checkpointed yet.
+fn with_unflushed(account: &mut Account, deltas: &Deltas) -> Result<()> {
+    match deltas.get(&account.id) {
+        None => Ok(()),
+        Some(delta) => delta.apply(account).ok_or_else(|| {
+            StoreError::Inconsistent(format!("account {} overflows i64", account.id))
+        }),
+    }
+}
+
 fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> Result<()> {
+    // The whole scan under the read lock: one consistent cut, no checkpoint half seen.
+    let unflushed = inner.unflushed();
     // Whole-key bloom filters are on: a full scan asks for total order explicitly.
     let mut read = ReadOptions::default();
     read.set_total_order_seek(true);
@@ -697,21 +752,24 @@ fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> 
                 account.id
             )));
         }
+        let mut account = account;
+        with_unflushed(&mut account, &unflushed.deltas)?;
         f(account)?;
     }
     Ok(())
 }
 
-/// Checks (or, on a new store, writes) the format version, then the journal's tail: the last
-/// [`RECOVERY_TAIL_ENTRIES`] entries decode, carry their own key, and are contiguous.
+/// Checks (or, on a new store, writes) the layout version, migrating a layout-1 store, then
+/// the journal's tail ([`check_tail`]).
 fn check_format_and_tail(inner: &Inner) -> Result<u64> {
-    let meta = inner.cf(CF_META);
+    let meta = inner.cf_meta();
     let last_key = inner
         .db
         .iterator_cf(inner.cf_journal(), IteratorMode::End)
         .next()
         .transpose()?
         .map(|(k, _)| k);
+    let mut migrate = false;
     match inner.db.get_cf(meta, META_FORMAT_VERSION)? {
         Some(bytes) => {
             let found: FormatMeta =
@@ -720,33 +778,118 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
                     key: "format_version".into(),
                     source,
                 })?;
-            if found.format_version != codec::FORMAT_VERSION {
-                return Err(StoreError::Inconsistent(format!(
-                    "store format {} is not supported by this build (format {})",
-                    found.format_version,
-                    codec::FORMAT_VERSION
-                )));
+            match found.format_version {
+                LAYOUT_VERSION => {}
+                LAYOUT_PER_GROUP_BALANCES => migrate = true,
+                other => {
+                    return Err(StoreError::Inconsistent(format!(
+                    "store format {other} is not supported by this build (format {LAYOUT_VERSION})"
+                )))
+                }
             }
         }
-        None if last_key.is_none() => {
-            let mut o = rocksdb::WriteOptions::default();
-            o.set_sync(true);
-            let meta_record = FormatMeta {
-                format_version: codec::FORMAT_VERSION,
-            };
-            inner.db.put_cf_opt(
-                meta,
-                META_FORMAT_VERSION,
-                codec::encode(Kind::Meta, &meta_record),
-                &o,
-            )?;
-        }
+        None if last_key.is_none() => write_layout(inner, 0)?,
         None => {
             return Err(StoreError::Inconsistent(
                 "journal present but format version missing".into(),
             ));
         }
     }
+    let last = check_tail(inner, last_key)?;
+    if migrate {
+        // Layout 1 wrote every group's balance changes with the group: the accounts family
+        // is complete through the last entry.
+        write_layout(inner, last)?;
+        tracing::info!(
+            last_seq = last,
+            "store migrated to layout {LAYOUT_VERSION} (checkpointed balances)"
+        );
+    }
+    Ok(last)
+}
+
+/// Marks the store as [`LAYOUT_VERSION`] with its balances complete through `through`, in
+/// one synced write.
+fn write_layout(inner: &Inner, through: u64) -> Result<()> {
+    let mut batch = rocksdb::WriteBatch::default();
+    let layout = FormatMeta {
+        format_version: LAYOUT_VERSION,
+    };
+    batch.put_cf(
+        inner.cf_meta(),
+        META_FORMAT_VERSION,
+        codec::encode(Kind::Meta, &layout),
+    );
+    batch.put_cf(
+        inner.cf_meta(),
+        META_BALANCES_THROUGH,
+        codec::encode(Kind::Meta, &BalancesThrough { seq: through }),
+    );
+    let mut o = rocksdb::WriteOptions::default();
+    o.set_sync(true);
+    inner.db.write_opt(batch, &o)?;
+    Ok(())
+}
+
+/// Brings the accounts family up to the last journal entry: replays the entries after the
+/// last balance checkpoint (a crash lost the unflushed deltas, never the journal) and writes
+/// them as a new checkpoint. Answers how many entries were replayed.
+fn replay_unflushed(inner: &Inner, last: u64) -> Result<u64> {
+    let through = match inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)? {
+        Some(bytes) => {
+            codec::decode::<BalancesThrough>(Kind::Meta, &bytes)
+                .map_err(|source| StoreError::Corrupt {
+                    cf: CF_META,
+                    key: "balances_through".into(),
+                    source,
+                })?
+                .seq
+        }
+        None => {
+            return Err(StoreError::Inconsistent(
+                "the balance checkpoint's position is missing".into(),
+            ))
+        }
+    };
+    if through > last {
+        return Err(StoreError::Inconsistent(format!(
+            "balances checkpointed through entry {through}, past the journal's last entry {last}"
+        )));
+    }
+    if through == last {
+        return Ok(0);
+    }
+    let mut deltas = Deltas::default();
+    let start = seq_key(through + 1);
+    let entries = inner.db.iterator_cf(
+        inner.cf_journal(),
+        IteratorMode::From(&start, rocksdb::Direction::Forward),
+    );
+    for (expected, item) in (through + 1..).zip(entries) {
+        let (key, value) = item?;
+        let entry = decode_entry(&key, &value)?;
+        if entry.seq != expected {
+            return Err(StoreError::Inconsistent(format!(
+                "journal gap: entry {} follows {}",
+                entry.seq,
+                expected - 1
+            )));
+        }
+        for effect in &entry.effects {
+            writer::add_effect(&mut deltas, effect);
+        }
+    }
+    let mut batch = rocksdb::WriteBatch::default();
+    writer::add_checkpoint(inner, &mut batch, deltas.iter(), last);
+    let mut o = rocksdb::WriteOptions::default();
+    o.set_sync(true);
+    inner.db.write_opt(batch, &o)?;
+    Ok(last - through)
+}
+
+/// Checks the journal's tail: the last [`RECOVERY_TAIL_ENTRIES`] entries decode, carry their
+/// own key, and are contiguous. Answers the last entry's sequence number (0: none).
+fn check_tail(inner: &Inner, last_key: Option<Box<[u8]>>) -> Result<u64> {
     let Some(last_key) = last_key else {
         return Ok(0);
     };

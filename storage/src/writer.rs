@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::codec::{self, Kind};
 use crate::error::{Result, StoreError};
-use crate::schema::{seq_key, AccountDelta};
+use crate::schema::{seq_key, AccountDelta, BalancesThrough, META_BALANCES_THROUGH};
 use crate::store::Inner;
 
 /// Everything that must become durable together: effects for the journal and the accounts,
@@ -132,6 +132,7 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) 
         }
         write_group(&inner, &mut group, &write_options, &wal_metrics);
     }
+    checkpoint_now(&inner, &write_options);
     // Anything that raced with Stop is refused, not dropped silently.
     while let Ok(msg) = rx.try_recv() {
         if let Msg::Commit(_, reply) = msg {
@@ -169,20 +170,126 @@ impl Group {
     }
 }
 
+/// Balances are checkpointed (the unflushed deltas written to the accounts family as merge
+/// operands, with [`BalancesThrough`]) by the group that brings them to this many accounts...
+pub const CHECKPOINT_ACCOUNTS: usize = 16_384;
+/// ...or this many group writes after the last checkpoint...
+pub const CHECKPOINT_GROUPS: u64 = 64;
+/// ...or the first group this long after it. Bounds the journal replayed on open.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Balance and status changes that are durable in the journal but not yet in the accounts
+/// family: between checkpoints an account touched by many transfers costs one merge operand
+/// per checkpoint instead of one per group write. Readers of an account add its delta
+/// (under the read lock, so a checkpoint is never seen half done: the writer holds the write
+/// lock across a checkpoint's write). After a crash, open replays the journal after
+/// [`BalancesThrough`] instead.
+pub(crate) struct Unflushed {
+    pub(crate) deltas: Deltas,
+    /// Group writes since the last checkpoint, and when it was.
+    groups: u64,
+    since: Option<Instant>,
+    /// The policy: [`CHECKPOINT_GROUPS`] and [`CHECKPOINT_INTERVAL`] unless configured.
+    every_groups: u64,
+    every: Duration,
+}
+
+impl Unflushed {
+    pub(crate) fn new(every_groups: u64, every: Duration) -> Unflushed {
+        Unflushed {
+            deltas: Deltas::default(),
+            groups: 0,
+            since: None,
+            every_groups: every_groups.max(1),
+            every,
+        }
+    }
+
+    fn due(&self, group: &Deltas) -> bool {
+        self.deltas.len() + group.len() >= CHECKPOINT_ACCOUNTS
+            || self.groups + 1 >= self.every_groups
+            || self.since.is_some_and(|t| t.elapsed() >= self.every)
+    }
+
+    fn fold(&mut self, group: Deltas) {
+        for (account, delta) in group {
+            add_delta(&mut self.deltas, account, delta);
+        }
+        self.groups += 1;
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    fn clear(&mut self) {
+        self.deltas.clear();
+        self.groups = 0;
+        self.since = Some(Instant::now());
+    }
+}
+
+/// Adds to `batch` one merge operand per account of `deltas` (in key order: each memtable
+/// insert starts where the previous ended) and the checkpoint's [`BalancesThrough`].
+pub(crate) fn add_checkpoint<'a>(
+    inner: &Inner,
+    batch: &mut WriteBatch,
+    deltas: impl Iterator<Item = (&'a AccountId, &'a AccountDelta)>,
+    through: u64,
+) {
+    let mut deltas: Vec<(&AccountId, &AccountDelta)> = deltas.collect();
+    deltas.sort_unstable_by_key(|(account, _)| account.0);
+    for (account, delta) in deltas {
+        batch.merge_cf(
+            inner.cf_accounts(),
+            account.to_be_bytes(),
+            codec::encode(Kind::AccountDelta, delta),
+        );
+    }
+    batch.put_cf(
+        inner.cf_meta(),
+        META_BALANCES_THROUGH,
+        codec::encode(Kind::Meta, &BalancesThrough { seq: through }),
+    );
+}
+
+/// Writes the unflushed deltas now (a clean stop), so the next open replays nothing.
+fn checkpoint_now(inner: &Inner, write_options: &WriteOptions) {
+    if inner.poison_reason().is_some() {
+        return;
+    }
+    let mut unflushed = inner.unflushed_mut();
+    if unflushed.groups == 0 {
+        return;
+    }
+    let mut batch = WriteBatch::default();
+    let through = inner.last_seq.load(Ordering::Acquire);
+    add_checkpoint(inner, &mut batch, unflushed.deltas.iter(), through);
+    match inner.db.write_opt(batch, write_options) {
+        Ok(()) => unflushed.clear(),
+        Err(e) => {
+            tracing::warn!(error = %e, "final balance checkpoint failed; the next open replays the journal")
+        }
+    }
+}
+
 /// The longest a group waits out a RocksDB write stall before the store poisons itself.
 pub const WRITE_STALL_MAX: Duration = Duration::from_secs(10);
 
 /// The group as one `WriteBatch`: every written unit's journal entry, records and dedup keys,
-/// then one merge operand per account (a hot account costs one memtable insert per sync, not
-/// one per transfer), after the base records of the accounts this group creates.
-fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
+/// after the base records of the accounts this group creates; and, when `checkpoint` is
+/// given, a balance checkpoint through the group's last entry: the unflushed deltas and the
+/// group's own (`deltas`) as one merge operand per account.
+fn build_batch(
+    inner: &Inner,
+    group: &Group,
+    first_seq: u64,
+    deltas: &Deltas,
+    checkpoint: Option<&Unflushed>,
+) -> WriteBatch {
     let mut batch = WriteBatch::default();
-    let mut deltas = Deltas::default();
     let mut dedup = Vec::with_capacity(group.units);
     let mut seq = first_seq;
     for (unit, refused) in group.units().zip(&group.refused) {
         if refused.is_none() {
-            add_unit(inner, &mut batch, &mut deltas, &mut dedup, seq, unit);
+            add_unit(inner, &mut batch, &mut dedup, seq, unit);
             seq += 1;
         }
     }
@@ -193,16 +300,50 @@ fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
     for (id, seq) in dedup {
         batch.put_cf(inner.cf_dedup(), id, seq_key(seq));
     }
-    let mut deltas: Vec<(AccountId, AccountDelta)> = deltas.into_iter().collect();
-    deltas.sort_unstable_by_key(|(account, _)| account.0);
-    for (account, delta) in &deltas {
-        batch.merge_cf(
-            inner.cf_accounts(),
-            account.to_be_bytes(),
-            codec::encode(Kind::AccountDelta, delta),
-        );
+    if let Some(unflushed) = checkpoint {
+        let mut all = unflushed.deltas.clone();
+        for (account, delta) in deltas {
+            add_delta(&mut all, *account, *delta);
+        }
+        add_checkpoint(inner, &mut batch, all.iter(), seq - 1);
     }
     batch
+}
+
+/// The balance and status changes of the group's written units, summed per account.
+fn group_deltas(group: &Group) -> Deltas {
+    let mut deltas = Deltas::default();
+    for (unit, refused) in group.units().zip(&group.refused) {
+        if refused.is_none() {
+            for effect in &unit.effects {
+                add_effect(&mut deltas, effect);
+            }
+        }
+    }
+    deltas
+}
+
+/// What `effect` changes in balances and statuses, added to `deltas`.
+pub(crate) fn add_effect(deltas: &mut Deltas, effect: &Effect) {
+    match effect {
+        Effect::AccountCreated(_) => {}
+        Effect::Posted(transfer) => {
+            for p in &transfer.postings {
+                let delta = AccountDelta {
+                    balance: i128::from(p.amount),
+                    ..Default::default()
+                };
+                add_delta(deltas, p.account, delta);
+            }
+        }
+        Effect::StatusSet { account, status } => {
+            let delta = AccountDelta {
+                status: Some(*status),
+                ..Default::default()
+            };
+            add_delta(deltas, *account, delta);
+        }
+    }
 }
 
 /// Marks the units of the group that post a transfer id already durable, or posted by an
@@ -271,12 +412,19 @@ fn write_group(
     let started = Instant::now();
     let mut bytes = 0;
     let mut keys = 0;
+    let deltas = group_deltas(group);
+    // A checkpoint group holds the write lock across its write: a reader of an account then
+    // sees its balance either before the checkpoint (accounts family + unflushed delta) or
+    // after it (accounts family alone), never the delta twice or not at all. Only this
+    // thread changes `unflushed`, so deciding outside the lock is safe.
+    let due = written > 0 && inner.unflushed().due(&deltas);
+    let mut unflushed = due.then(|| inner.unflushed_mut());
     let result = loop {
         if written == 0 {
             // Every unit was a duplicate: nothing to write or sync.
             break Ok(());
         }
-        let batch = build_batch(inner, group, first_seq);
+        let batch = build_batch(inner, group, first_seq, &deltas, unflushed.as_deref());
         bytes = batch.size_in_bytes();
         keys = batch.len();
         if inner.inject_failure() {
@@ -320,6 +468,15 @@ fn write_group(
     }
     match result {
         Ok(()) => {
+            // Before any acknowledgement: once a caller hears its unit is durable, a read of
+            // the accounts it touched must include it.
+            if written > 0 {
+                match unflushed.as_mut() {
+                    Some(u) => u.clear(),
+                    None => inner.unflushed_mut().fold(deltas),
+                }
+            }
+            drop(unflushed);
             let mut seq = first_seq;
             if written > 0 {
                 inner
@@ -358,19 +515,18 @@ fn write_group(
 }
 
 /// Balance and status changes of one group, summed per account.
-type Deltas = HashMap<AccountId, AccountDelta, foldhash::fast::RandomState>;
+pub(crate) type Deltas = HashMap<AccountId, AccountDelta, foldhash::fast::RandomState>;
 
 fn add_delta(deltas: &mut Deltas, account: AccountId, delta: AccountDelta) {
     let slot = deltas.entry(account).or_default();
-    // Two deltas of one group sum to less than the largest possible balance swing: this
-    // cannot overflow i128.
-    *slot = slot.then(delta).expect("group deltas fit in i128");
+    // Each delta is an i64 amount (or a sum of them): overflowing i128 would take 2^64
+    // postings between two checkpoints.
+    *slot = slot.then(delta).expect("unflushed deltas fit in i128");
 }
 
 fn add_unit(
     inner: &Inner,
     batch: &mut WriteBatch,
-    deltas: &mut Deltas,
     dedup: &mut Vec<([u8; 16], u64)>,
     seq: u64,
     unit: &CommitUnit,
@@ -393,23 +549,8 @@ fn add_unit(
                     codec::encode(Kind::Account, account),
                 );
             }
-            Effect::Posted(transfer) => {
-                dedup.push((transfer.id.to_be_bytes(), seq));
-                for p in &transfer.postings {
-                    let delta = AccountDelta {
-                        balance: i128::from(p.amount),
-                        ..Default::default()
-                    };
-                    add_delta(deltas, p.account, delta);
-                }
-            }
-            Effect::StatusSet { account, status } => {
-                let delta = AccountDelta {
-                    status: Some(*status),
-                    ..Default::default()
-                };
-                add_delta(deltas, *account, delta);
-            }
+            Effect::Posted(transfer) => dedup.push((transfer.id.to_be_bytes(), seq)),
+            Effect::StatusSet { .. } => {}
         }
     }
     for (key, value) in &unit.aux {

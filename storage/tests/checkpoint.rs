@@ -1,0 +1,202 @@
+//! Checkpointed balances (store layout 2): between checkpoints a group writes no balance
+//! merge operands; reads add what is not checkpointed yet; a crash loses only the in-memory
+//! deltas, which open replays from the journal; a layout-1 store migrates on open.
+
+mod common;
+
+use common::*;
+use storage::codec::{self, Kind};
+use storage::schema::{
+    BalancesThrough, FormatMeta, CF_META, COLUMN_FAMILIES, LAYOUT_VERSION, META_BALANCES_THROUGH,
+    META_FORMAT_VERSION,
+};
+use storage::{Store, StoreOptions};
+
+/// Checkpoints by group count only: the tests do not depend on how fast the disk syncs.
+fn options() -> StoreOptions {
+    StoreOptions {
+        checkpoint_interval: std::time::Duration::from_secs(3600),
+        ..StoreOptions::default()
+    }
+}
+
+fn meta(dir: &std::path::Path, key: &[u8]) -> Option<Vec<u8>> {
+    let db = rocksdb::DB::open_cf_for_read_only(
+        &rocksdb::Options::default(),
+        dir,
+        COLUMN_FAMILIES,
+        false,
+    )
+    .unwrap();
+    db.get_cf(db.cf_handle(CF_META).unwrap(), key).unwrap()
+}
+
+fn layout(dir: &std::path::Path) -> u8 {
+    let bytes = meta(dir, META_FORMAT_VERSION).unwrap();
+    codec::decode::<FormatMeta>(Kind::Meta, &bytes)
+        .unwrap()
+        .format_version
+}
+
+fn through(dir: &std::path::Path) -> u64 {
+    let bytes = meta(dir, META_BALANCES_THROUGH).unwrap();
+    codec::decode::<BalancesThrough>(Kind::Meta, &bytes)
+        .unwrap()
+        .seq
+}
+
+fn edit_meta(dir: &std::path::Path, f: impl FnOnce(&rocksdb::DB, &rocksdb::ColumnFamily)) {
+    let mut o = rocksdb::Options::default();
+    o.create_if_missing(false);
+    let db = rocksdb::DB::open_cf(&o, dir, COLUMN_FAMILIES).unwrap();
+    f(&db, db.cf_handle(CF_META).unwrap());
+    db.flush_wal(true).unwrap();
+}
+
+/// 10 transfers user 0 → user 1 of 5 each, one unit (and group) each: fewer groups than a
+/// checkpoint waits for.
+fn ten_transfers(store: &Store) {
+    store.commit_blocking(create_accounts(2)).unwrap();
+    store
+        .commit_blocking(transfer(1, FUNDS, user(0), 1_000))
+        .unwrap();
+    for i in 0..10 {
+        store
+            .commit_blocking(transfer(100 + i, user(0), user(1), 5))
+            .unwrap();
+    }
+}
+
+#[test]
+fn between_checkpoints_a_transfer_writes_no_balance_record_and_reads_still_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), options()).unwrap();
+    ten_transfers(&store);
+    let keys = store
+        .stats()
+        .keys
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let groups = store
+        .stats()
+        .group_writes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(groups, 12);
+    // The first unit: its journal entry and 3 account records. Then a journal entry and a
+    // dedup key per transfer: no merge operand, no checkpoint (12 groups, 3 accounts).
+    assert_eq!(keys, 4 + 11 * 2);
+    assert_eq!(store.account(user(0)).unwrap().unwrap().balance, 950);
+    assert_eq!(store.account(user(1)).unwrap().unwrap().balance, 50);
+    let v = store.verify().unwrap();
+    assert_eq!((v.entries, v.transfers, v.accounts), (12, 11, 3));
+}
+
+#[test]
+fn a_crash_loses_only_the_unflushed_deltas_and_open_replays_them() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let (store, _) = Store::open(&live, options()).unwrap();
+    ten_transfers(&store);
+    let image = root.path().join("image");
+    copy_dir(&live, &image);
+    drop(store);
+    assert_eq!(
+        through(&image),
+        0,
+        "no checkpoint was written before the crash"
+    );
+    let (store, recovery) = Store::open(&image, options()).unwrap();
+    assert_eq!((recovery.last_seq, recovery.replayed), (12, 12));
+    assert_eq!(store.account(user(0)).unwrap().unwrap().balance, 950);
+    assert_eq!(store.account(user(1)).unwrap().unwrap().balance, 50);
+    store.verify().unwrap();
+    drop(store);
+    assert_eq!(through(&image), 12, "open checkpointed what it replayed");
+    let (_, recovery) = Store::open(&image, options()).unwrap();
+    assert_eq!(recovery.replayed, 0);
+}
+
+#[test]
+fn checkpoints_come_every_few_groups_and_a_clean_stop_writes_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), options()).unwrap();
+    store.commit_blocking(create_accounts(2)).unwrap();
+    store
+        .commit_blocking(transfer(1, FUNDS, user(0), 100_000))
+        .unwrap();
+    let groups = storage::writer::CHECKPOINT_GROUPS + 10;
+    for i in 0..groups {
+        store
+            .commit_blocking(transfer(100 + u128::from(i), user(0), user(1), 1))
+            .unwrap();
+    }
+    let image = dir.path().join("../image-checkpoint");
+    let _ = std::fs::remove_dir_all(&image);
+    copy_dir(dir.path(), &image);
+    let (_, recovery) = Store::open(&image, options()).unwrap();
+    assert_eq!(
+        recovery.replayed,
+        groups + 2 - storage::writer::CHECKPOINT_GROUPS
+    );
+    assert!(
+        recovery.replayed > 0 && recovery.replayed < groups,
+        "a checkpoint was written after {} groups: {recovery:?}",
+        storage::writer::CHECKPOINT_GROUPS
+    );
+    std::fs::remove_dir_all(&image).unwrap();
+    drop(store);
+    assert_eq!(through(dir.path()), groups + 2, "a clean stop checkpoints");
+    let (store, recovery) = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(recovery.replayed, 0);
+    assert_eq!(
+        store.account(user(1)).unwrap().unwrap().balance,
+        groups as i64
+    );
+}
+
+#[test]
+fn a_layout_1_store_migrates_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), options()).unwrap();
+    ten_transfers(&store);
+    drop(store);
+    // What layout 1 left: balances complete in the accounts family, no checkpoint position.
+    edit_meta(dir.path(), |db, cf| {
+        let v1 = FormatMeta { format_version: 1 };
+        db.put_cf(cf, META_FORMAT_VERSION, codec::encode(Kind::Meta, &v1))
+            .unwrap();
+        db.delete_cf(cf, META_BALANCES_THROUGH).unwrap();
+    });
+    let (store, recovery) = Store::open(dir.path(), options()).unwrap();
+    assert_eq!((recovery.last_seq, recovery.replayed), (12, 0));
+    assert_eq!(store.account(user(0)).unwrap().unwrap().balance, 950);
+    store.verify().unwrap();
+    drop(store);
+    assert_eq!(layout(dir.path()), LAYOUT_VERSION);
+    assert_eq!(through(dir.path()), 12);
+}
+
+#[test]
+fn a_store_of_an_unknown_layout_or_without_its_checkpoint_position_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), options()).unwrap();
+    ten_transfers(&store);
+    drop(store);
+    edit_meta(dir.path(), |db, cf| {
+        db.delete_cf(cf, META_BALANCES_THROUGH).unwrap();
+    });
+    let msg = Store::open(dir.path(), options())
+        .err()
+        .expect("must refuse")
+        .to_string();
+    assert!(msg.contains("checkpoint"), "{msg}");
+    edit_meta(dir.path(), |db, cf| {
+        let v3 = FormatMeta { format_version: 3 };
+        db.put_cf(cf, META_FORMAT_VERSION, codec::encode(Kind::Meta, &v3))
+            .unwrap();
+    });
+    let msg = Store::open(dir.path(), options())
+        .err()
+        .expect("must refuse")
+        .to_string();
+    assert!(msg.contains("store format 3 is not supported"), "{msg}");
+}

@@ -286,13 +286,15 @@ fn build_batch(
 ) -> WriteBatch {
     let mut batch = WriteBatch::default();
     let mut dedup = Vec::with_capacity(group.units);
+    let mut aux = Vec::new();
     let mut seq = first_seq;
     for (unit, refused) in group.units().zip(&group.refused) {
         if refused.is_none() {
-            add_unit(inner, &mut batch, &mut dedup, seq, unit);
+            add_unit(inner, &mut batch, &mut dedup, &mut aux, seq, unit);
             seq += 1;
         }
     }
+    add_aux(inner, &mut batch, aux);
     // Random 16-byte keys, inserted in key order: each memtable insert then starts its search
     // from where the previous one ended (the skiplist's sequential splice) instead of from
     // the top. The writer's main cost was these searches (profile in docs/BENCHMARKS.md).
@@ -524,12 +526,13 @@ fn add_delta(deltas: &mut Deltas, account: AccountId, delta: AccountDelta) {
     *slot = slot.then(delta).expect("unflushed deltas fit in i128");
 }
 
-fn add_unit(
+fn add_unit<'a>(
     inner: &Inner,
     batch: &mut WriteBatch,
     dedup: &mut Vec<([u8; 16], u64)>,
+    aux: &mut Vec<(&'a [u8], &'a [u8])>,
     seq: u64,
-    unit: &CommitUnit,
+    unit: &'a CommitUnit,
 ) {
     let entry = JournalEntryRef {
         seq,
@@ -554,6 +557,16 @@ fn add_unit(
         }
     }
     for (key, value) in &unit.aux {
+        aux.push((key, value));
+    }
+}
+
+/// The group's records of the layers above, in key order (stable: of two writes of one key
+/// the later unit's stays last, and wins): as for the dedup keys, each memtable insert then
+/// starts from where the previous one ended.
+fn add_aux(inner: &Inner, batch: &mut WriteBatch, mut aux: Vec<(&[u8], &[u8])>) {
+    aux.sort_by(|a, b| a.0.cmp(b.0));
+    for (key, value) in aux {
         match key.strip_prefix(crate::schema::AUDIT_ROUTE) {
             Some(audit_key) => batch.put_cf(inner.cf_audit(), audit_key, value),
             None => batch.put_cf(inner.cf_aux(), key, value),

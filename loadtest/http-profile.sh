@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Where a balance payment's time goes over HTTP (issue #14, item 3): payd on core 0, the
+# harness's uniform balance payments on core 1 (64 connections), `perf record` of payd for
+# the measured window, and every sample attributed to one stage of the request by its stack
+# (loadtest/perf-stages.py). Prints payd's CPU µs per payment and each stage's share of it.
+#   loadtest/http-profile.sh [seconds, default 8] [scenario, default uniform]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-8}"
+scenario="${2:-uniform}"
+scripts/setup.sh build
+if ! command -v perf >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+fi
+. scripts/env.sh
+cargo build --release --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/release"
+work=$(mktemp -d)
+out="${OUT:-loadtest-out/http-profile-$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$out"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+token="adm_prof_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+port=18780
+export RONGPAY_ADMIN_TOKEN="$token"
+export RONGPAY_RATE_MERCHANT_PER_S=1000000 RONGPAY_RATE_MERCHANT_BURST=1000000
+taskset -c 0 "$bin/payd" serve --data-dir "$work/payd" --listen "127.0.0.1:$port" \
+  >"$work/payd.log" 2>&1 &
+payd=$!
+pids+=("$payd")
+for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
+payments() {
+  curl -sf "127.0.0.1:$port/metrics" | awk '/^rongpay_payments_total/ {s += $2} END {printf "%d\n", s}'
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$payd/stat"; }
+taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "$((secs + 30))s" \
+  --connections 64 --scenario "$scenario" --accounts 10000 -q >"$work/loadtest.out" 2>&1 &
+pids+=($!)
+# The harness creates its merchants and accounts first: measure once payments flow.
+for _ in $(seq 1 600); do [ "$(payments)" -gt 1000 ] && break; sleep 0.1; done
+sleep 2
+p0=$(payments)
+c0=$(cpu_ticks)
+perf record -F 499 --call-graph dwarf,32768 -p "$payd" -o "$out/perf.data" -- sleep "$secs" \
+  >/dev/null 2>&1
+p1=$(payments)
+c1=$(cpu_ticks)
+hz=$(getconf CLK_TCK)
+echo "machine: $(nproc --all) cores, $(lscpu | sed -n 's/^Model name: *//p'); payd on core 0, load on core 1"
+echo "window: ${secs}s, $((p1 - p0)) ${scenario} payments ($(( (p1 - p0) / secs ))/s), payd CPU $(( (c1 - c0) * 1000 / hz )) ms (perf's own unwinding slows payd: compare rates with loadtest/bench.sh, not with this)"
+perf script -F comm,tid,ip,sym --no-inline -i "$out/perf.data" 2>/dev/null \
+  | python3 loadtest/perf-stages.py --payments "$((p1 - p0))" \
+      --cpu-seconds "$(python3 -c "print(($c1 - $c0) / $hz)")"

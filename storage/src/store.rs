@@ -46,7 +46,7 @@ pub struct StoreOptions {
     pub fail_group_write_from: Option<u64>,
     /// A balance checkpoint is written by the group this many group writes after the last...
     pub checkpoint_groups: u64,
-    /// ...or by the first group this long after it (or when 16,384 accounts wait).
+    /// ...or by the first group this long after it (or when 4,096 accounts wait).
     pub checkpoint_interval: Duration,
 }
 

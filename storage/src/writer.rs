@@ -171,8 +171,10 @@ impl Group {
 }
 
 /// Balances are checkpointed (the unflushed deltas written to the accounts family as merge
-/// operands, with [`BalancesThrough`]) by the group that brings them to this many accounts...
-pub const CHECKPOINT_ACCOUNTS: usize = 16_384;
+/// operands, with [`BalancesThrough`]) by the group that brings them to this many accounts
+/// (a checkpoint is one long group write: more accounts per checkpoint raised p99 at 1,024
+/// submitters over 1M accounts, docs/BENCHMARKS.md)...
+pub const CHECKPOINT_ACCOUNTS: usize = 4_096;
 /// ...or this many group writes after the last checkpoint...
 pub const CHECKPOINT_GROUPS: u64 = 64;
 /// ...or the first group this long after it. Bounds the journal replayed on open.

@@ -29,6 +29,9 @@ pub enum Kind {
     Meta = 4,
     /// An auxiliary record written by a layer above (idempotency, API objects).
     Aux = 5,
+    /// The journal entries of one group write, stored under the first one's sequence
+    /// number (store layout 3; a group of one unit is still a `Journal` record).
+    JournalGroup = 6,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

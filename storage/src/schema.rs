@@ -3,8 +3,10 @@
 use bincode::{Decode, Encode};
 use engine::{AccountStatus, Effect};
 
-/// Journal: key = commit sequence number (u64 big-endian) → [`JournalEntry`]. The ordered log
-/// of everything that happened; replaying it from the start rebuilds every balance.
+/// Journal: key = commit sequence number (u64 big-endian) → [`JournalEntry`], or, for a group
+/// write of several units, key = the first unit's sequence number → [`JournalGroup`] (one
+/// record per group instead of one per unit). The ordered log of everything that happened;
+/// replaying it from the start rebuilds every balance.
 pub const CF_JOURNAL: &str = "journal";
 /// Accounts: key = account id (u128 big-endian) → [`engine::Account`] base record, updated by
 /// [`AccountDelta`] merge operands in the same write as the journal entry that causes them.
@@ -51,7 +53,11 @@ pub const META_BALANCES_THROUGH: &[u8] = b"balances_through";
 /// operands. 2: balances are checkpointed ([`BalancesThrough`]); the journal after the
 /// checkpoint is replayed on open. A build that reads only layout 1 refuses a layout-2 store
 /// (its balances lag the journal), so an older payd cannot silently lose the tail.
-pub const LAYOUT_VERSION: u8 = 2;
+/// 3: a group write of several units stores their journal entries as one [`JournalGroup`]
+/// record (layout 2 is read as it is: its records are single entries).
+pub const LAYOUT_VERSION: u8 = 3;
+/// Layout 2: checkpointed balances, one journal record per unit. Opened as it is.
+pub const LAYOUT_CHECKPOINTED: u8 = 2;
 /// The layout before checkpointed balances: opened by migrating it to [`LAYOUT_VERSION`].
 pub const LAYOUT_PER_GROUP_BALANCES: u8 = 1;
 
@@ -71,6 +77,14 @@ pub struct JournalEntry {
     /// Redundant with the key: a record copied to the wrong key is detected.
     pub seq: u64,
     pub effects: Vec<Effect>,
+}
+
+/// The journal entries of one group write: entry `i` has sequence number `first_seq + i`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct JournalGroup {
+    /// Redundant with the key, as [`JournalEntry::seq`] is.
+    pub first_seq: u64,
+    pub entries: Vec<Vec<Effect>>,
 }
 
 /// A merge operand on an account record. Deltas are summed, so operands from concurrent

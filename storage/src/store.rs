@@ -588,18 +588,9 @@ impl Store {
     pub fn for_each_entry(
         &self,
         from_seq: u64,
-        mut f: impl FnMut(JournalEntry) -> Result<()>,
+        f: impl FnMut(JournalEntry) -> Result<()>,
     ) -> Result<()> {
-        let start = seq_key(from_seq);
-        let iter = self.inner.db.iterator_cf(
-            self.inner.cf_journal(),
-            IteratorMode::From(&start, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (key, value) = item?;
-            f(decode_entry(&key, &value)?)?;
-        }
-        Ok(())
+        for_each_entry(&self.inner, from_seq, f)
     }
 
     /// Calls `f` with every account.
@@ -700,22 +691,90 @@ impl Drop for Store {
     }
 }
 
-fn decode_entry(key: &[u8], value: &[u8]) -> Result<JournalEntry> {
+/// The journal entries of one record: a single entry, or a group's (store layout 3).
+fn decode_record(key: &[u8], value: &[u8]) -> Result<Vec<JournalEntry>> {
     let seq = seq_from_key(key)
         .ok_or_else(|| StoreError::Inconsistent(format!("journal key of {} bytes", key.len())))?;
-    let entry: JournalEntry =
-        codec::decode(Kind::Journal, value).map_err(|source| StoreError::Corrupt {
-            cf: CF_JOURNAL,
-            key: seq.to_string(),
-            source,
-        })?;
+    let corrupt = |source| StoreError::Corrupt {
+        cf: CF_JOURNAL,
+        key: seq.to_string(),
+        source,
+    };
+    if codec::kind_of(value).map_err(corrupt)? == Kind::JournalGroup as u8 {
+        let group: JournalGroup = codec::decode(Kind::JournalGroup, value).map_err(corrupt)?;
+        if group.first_seq != seq || group.entries.is_empty() {
+            return Err(StoreError::Inconsistent(format!(
+                "journal group of {} entries from {} stored at key {seq}",
+                group.entries.len(),
+                group.first_seq
+            )));
+        }
+        return Ok((seq..)
+            .zip(group.entries)
+            .map(|(seq, effects)| JournalEntry { seq, effects })
+            .collect());
+    }
+    let entry: JournalEntry = codec::decode(Kind::Journal, value).map_err(corrupt)?;
     if entry.seq != seq {
         return Err(StoreError::Inconsistent(format!(
             "journal entry {} stored at key {seq}",
             entry.seq
         )));
     }
-    Ok(entry)
+    Ok(vec![entry])
+}
+
+/// Calls `f` with every journal entry from `from` on, in order. The record holding `from`
+/// may be a group's that starts before it: reading starts at the last key ≤ `from`.
+fn for_each_entry(
+    inner: &Inner,
+    from: u64,
+    mut f: impl FnMut(JournalEntry) -> Result<()>,
+) -> Result<()> {
+    let from_key = seq_key(from);
+    let start = inner
+        .db
+        .iterator_cf(
+            inner.cf_journal(),
+            IteratorMode::From(&from_key, rocksdb::Direction::Reverse),
+        )
+        .next()
+        .transpose()?
+        .map(|(key, _)| key.to_vec())
+        .unwrap_or_else(|| from_key.to_vec());
+    let records = inner.db.iterator_cf(
+        inner.cf_journal(),
+        IteratorMode::From(&start, rocksdb::Direction::Forward),
+    );
+    for item in records {
+        let (key, value) = item?;
+        for entry in decode_record(&key, &value)? {
+            if entry.seq >= from {
+                f(entry)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`for_each_entry`], checking that the entries are contiguous from `from`.
+fn for_each_contiguous_entry(
+    inner: &Inner,
+    from: u64,
+    mut f: impl FnMut(JournalEntry) -> Result<()>,
+) -> Result<()> {
+    let mut expected = from;
+    for_each_entry(inner, from, |entry| {
+        if entry.seq != expected {
+            return Err(StoreError::Inconsistent(format!(
+                "journal gap: entry {} follows {}",
+                entry.seq,
+                expected - 1
+            )));
+        }
+        expected += 1;
+        f(entry)
+    })
 }
 
 /// `account` as of the last durable journal entry: the accounts family's record plus what
@@ -770,6 +829,7 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
         .transpose()?
         .map(|(k, _)| k);
     let mut migrate = false;
+    let mut relabel = false;
     match inner.db.get_cf(meta, META_FORMAT_VERSION)? {
         Some(bytes) => {
             let found: FormatMeta =
@@ -780,6 +840,8 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
                 })?;
             match found.format_version {
                 LAYOUT_VERSION => {}
+                // Layout 2's journal records are single entries, which this build reads.
+                LAYOUT_CHECKPOINTED => relabel = true,
                 LAYOUT_PER_GROUP_BALANCES => migrate = true,
                 other => {
                     return Err(StoreError::Inconsistent(format!(
@@ -804,6 +866,21 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
             last_seq = last,
             "store migrated to layout {LAYOUT_VERSION} (checkpointed balances)"
         );
+    }
+    if relabel {
+        // Only the label changes: a layout-2 build must not open a store that may now hold
+        // group records it cannot read.
+        let layout = FormatMeta {
+            format_version: LAYOUT_VERSION,
+        };
+        let mut o = rocksdb::WriteOptions::default();
+        o.set_sync(true);
+        inner.db.put_cf_opt(
+            meta,
+            META_FORMAT_VERSION,
+            codec::encode(Kind::Meta, &layout),
+            &o,
+        )?;
     }
     Ok(last)
 }
@@ -860,25 +937,12 @@ fn replay_unflushed(inner: &Inner, last: u64) -> Result<u64> {
         return Ok(0);
     }
     let mut deltas = Deltas::default();
-    let start = seq_key(through + 1);
-    let entries = inner.db.iterator_cf(
-        inner.cf_journal(),
-        IteratorMode::From(&start, rocksdb::Direction::Forward),
-    );
-    for (expected, item) in (through + 1..).zip(entries) {
-        let (key, value) = item?;
-        let entry = decode_entry(&key, &value)?;
-        if entry.seq != expected {
-            return Err(StoreError::Inconsistent(format!(
-                "journal gap: entry {} follows {}",
-                entry.seq,
-                expected - 1
-            )));
-        }
+    for_each_contiguous_entry(inner, through + 1, |entry| {
         for effect in &entry.effects {
             writer::add_effect(&mut deltas, effect);
         }
-    }
+        Ok(())
+    })?;
     let mut batch = rocksdb::WriteBatch::default();
     writer::add_checkpoint(inner, &mut batch, deltas.iter(), last);
     let mut o = rocksdb::WriteOptions::default();
@@ -893,31 +957,16 @@ fn check_tail(inner: &Inner, last_key: Option<Box<[u8]>>) -> Result<u64> {
     let Some(last_key) = last_key else {
         return Ok(0);
     };
-    let last = decode_entry(
-        &last_key,
-        &inner
-            .db
-            .get_cf(inner.cf_journal(), &last_key)?
-            .unwrap_or_default(),
-    )?
-    .seq;
+    let value = inner
+        .db
+        .get_cf(inner.cf_journal(), &last_key)?
+        .unwrap_or_default();
+    let last = decode_record(&last_key, &value)?
+        .last()
+        .map(|entry| entry.seq)
+        .expect("a journal record holds at least one entry");
     let from = last.saturating_sub(RECOVERY_TAIL_ENTRIES - 1).max(1);
-    let start = seq_key(from);
-    let tail = inner.db.iterator_cf(
-        inner.cf_journal(),
-        IteratorMode::From(&start, rocksdb::Direction::Forward),
-    );
-    for (expected, item) in (from..).zip(tail) {
-        let (key, value) = item?;
-        let entry = decode_entry(&key, &value)?;
-        if entry.seq != expected {
-            return Err(StoreError::Inconsistent(format!(
-                "journal gap: entry {} follows {}",
-                entry.seq,
-                expected - 1
-            )));
-        }
-    }
+    for_each_contiguous_entry(inner, from, |_| Ok(()))?;
     Ok(last)
 }
 

@@ -93,6 +93,14 @@ struct JournalEntryRef<'a> {
     effects: &'a [Effect],
 }
 
+/// A group's journal entries borrowed from its units: encodes exactly like
+/// [`crate::schema::JournalGroup`].
+#[derive(Encode)]
+struct JournalGroupRef<'a> {
+    first_seq: u64,
+    entries: Vec<&'a [Effect]>,
+}
+
 /// Seconds one group write took, `fdatasync` included (a histogram).
 pub const WAL_SYNC_SECONDS: &str = "rongpay_wal_sync_duration_seconds";
 /// Commit units per synced group write (a histogram).
@@ -289,13 +297,27 @@ fn build_batch(
     let mut batch = WriteBatch::default();
     let mut dedup = Vec::with_capacity(group.units);
     let mut aux = Vec::new();
+    let mut entries = Vec::with_capacity(group.units);
     let mut seq = first_seq;
     for (unit, refused) in group.units().zip(&group.refused) {
         if refused.is_none() {
             add_unit(inner, &mut batch, &mut dedup, &mut aux, seq, unit);
+            entries.push(unit.effects.as_slice());
             seq += 1;
         }
     }
+    // One journal record for the group: a unit costs no key of its own in the journal.
+    let record = match entries.as_slice() {
+        [effects] => codec::encode(
+            Kind::Journal,
+            &JournalEntryRef {
+                seq: first_seq,
+                effects,
+            },
+        ),
+        _ => codec::encode(Kind::JournalGroup, &JournalGroupRef { first_seq, entries }),
+    };
+    batch.put_cf(inner.cf_journal(), seq_key(first_seq), record);
     add_aux(inner, &mut batch, aux);
     // Random 16-byte keys, inserted in key order: each memtable insert then starts its search
     // from where the previous one ended (the skiplist's sequential splice) instead of from
@@ -528,6 +550,8 @@ fn add_delta(deltas: &mut Deltas, account: AccountId, delta: AccountDelta) {
     *slot = slot.then(delta).expect("unflushed deltas fit in i128");
 }
 
+/// A unit's account records, dedup keys and records of the layers above (its journal entry
+/// goes into the group's record).
 fn add_unit<'a>(
     inner: &Inner,
     batch: &mut WriteBatch,
@@ -536,15 +560,6 @@ fn add_unit<'a>(
     seq: u64,
     unit: &'a CommitUnit,
 ) {
-    let entry = JournalEntryRef {
-        seq,
-        effects: &unit.effects,
-    };
-    batch.put_cf(
-        inner.cf_journal(),
-        seq_key(seq),
-        codec::encode(Kind::Journal, &entry),
-    );
     for effect in &unit.effects {
         match effect {
             Effect::AccountCreated(account) => {

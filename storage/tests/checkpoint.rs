@@ -1,6 +1,7 @@
-//! Checkpointed balances (store layout 2): between checkpoints a group writes no balance
-//! merge operands; reads add what is not checkpointed yet; a crash loses only the in-memory
-//! deltas, which open replays from the journal; a layout-1 store migrates on open.
+//! Checkpointed balances (store layout 2) and group journal records (layout 3): between
+//! checkpoints a group writes no balance merge operands; reads add what is not checkpointed
+//! yet; a crash loses only the in-memory deltas, which open replays from the journal; a
+//! group of units is one journal record; layout-1 and layout-2 stores open.
 
 mod common;
 
@@ -190,13 +191,85 @@ fn a_store_of_an_unknown_layout_or_without_its_checkpoint_position_is_refused() 
         .to_string();
     assert!(msg.contains("checkpoint"), "{msg}");
     edit_meta(dir.path(), |db, cf| {
-        let v3 = FormatMeta { format_version: 3 };
-        db.put_cf(cf, META_FORMAT_VERSION, codec::encode(Kind::Meta, &v3))
+        let v4 = FormatMeta { format_version: 4 };
+        db.put_cf(cf, META_FORMAT_VERSION, codec::encode(Kind::Meta, &v4))
             .unwrap();
     });
     let msg = Store::open(dir.path(), options())
         .err()
         .expect("must refuse")
         .to_string();
-    assert!(msg.contains("store format 3 is not supported"), "{msg}");
+    assert!(msg.contains("store format 4 is not supported"), "{msg}");
+}
+
+#[test]
+fn a_group_of_units_is_one_journal_record_read_back_entry_by_entry() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let (store, _) = Store::open(&live, options()).unwrap();
+    store.commit_blocking(create_accounts(2)).unwrap();
+    store
+        .commit_blocking(transfer(1, FUNDS, user(0), 1_000))
+        .unwrap();
+    let keys_before = store
+        .stats()
+        .keys
+        .load(std::sync::atomic::Ordering::Relaxed);
+    // One submission is one group: 100 units, seqs 3..=102.
+    let units = (0..100)
+        .map(|i| transfer(100 + i, user(0), user(1), 3))
+        .collect();
+    let outcomes = block_on(store.submit_many(units).unwrap()).unwrap();
+    let seqs: Vec<u64> = outcomes.into_iter().map(|o| o.unwrap()).collect();
+    assert_eq!(seqs, (3..=102).collect::<Vec<_>>());
+    let keys = store
+        .stats()
+        .keys
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - keys_before;
+    assert_eq!(keys, 1 + 100, "one journal record and 100 dedup keys");
+    // Reading from the middle of the group's record.
+    let mut seen = Vec::new();
+    store
+        .for_each_entry(50, |e| {
+            seen.push(e.seq);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, (50..=102).collect::<Vec<_>>());
+    assert_eq!(store.verify().unwrap().transfers, 101);
+    let image = root.path().join("image");
+    copy_dir(&live, &image);
+    drop(store);
+    let (store, recovery) = Store::open(&image, options()).unwrap();
+    assert_eq!((recovery.last_seq, recovery.replayed), (102, 102));
+    assert_eq!(store.account(user(1)).unwrap().unwrap().balance, 300);
+    assert_eq!(
+        store.transfer_seq(engine::TransferId(150)).unwrap(),
+        Some(53)
+    );
+    store.verify().unwrap();
+}
+
+#[test]
+fn a_layout_2_store_opens_and_is_relabelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), options()).unwrap();
+    ten_transfers(&store);
+    drop(store);
+    edit_meta(dir.path(), |db, cf| {
+        let v2 = FormatMeta { format_version: 2 };
+        db.put_cf(cf, META_FORMAT_VERSION, codec::encode(Kind::Meta, &v2))
+            .unwrap();
+    });
+    let (store, recovery) = Store::open(dir.path(), options()).unwrap();
+    assert_eq!((recovery.last_seq, recovery.replayed), (12, 0));
+    assert_eq!(store.account(user(1)).unwrap().unwrap().balance, 50);
+    drop(store);
+    assert_eq!(layout(dir.path()), LAYOUT_VERSION);
+}
+
+/// Waits for a oneshot outside any runtime (the writer answers from its own thread).
+fn block_on<T>(rx: tokio::sync::oneshot::Receiver<T>) -> T {
+    rx.blocking_recv().expect("the writer answers")
 }

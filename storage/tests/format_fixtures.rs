@@ -10,7 +10,7 @@ use engine::{
     TransferId,
 };
 use storage::codec::{self, Kind};
-use storage::schema::AccountDelta;
+use storage::schema::{AccountDelta, JournalGroup};
 use storage::JournalEntry;
 
 /// The committed fixture. The crate's directory is taken at run time (cargo sets it for the
@@ -64,6 +64,15 @@ fn entry() -> JournalEntry {
     }
 }
 
+/// A group record (kind 6, store layout 3): the entry's effects, then none, then one.
+fn group() -> JournalGroup {
+    let effects = entry().effects;
+    JournalGroup {
+        first_seq: 42,
+        entries: vec![effects.clone(), vec![], effects[..1].to_vec()],
+    }
+}
+
 fn delta() -> AccountDelta {
     AccountDelta {
         balance: -(1i128 << 70),
@@ -89,6 +98,7 @@ fn format_v1_records_still_decode_and_encode_identically() {
         ("journal_entry", codec::encode(Kind::Journal, &entry())),
         ("account", codec::encode(Kind::Account, &account())),
         ("account_delta", codec::encode(Kind::AccountDelta, &delta())),
+        ("journal_group", codec::encode(Kind::JournalGroup, &group())),
     ];
     if std::env::var_os("RONGPAY_WRITE_FIXTURES").is_some() {
         let text: String = current
@@ -105,7 +115,7 @@ fn format_v1_records_still_decode_and_encode_identically() {
             (name, unhex(h))
         })
         .collect();
-    assert_eq!(fixture.len(), 3);
+    assert_eq!(fixture.len(), 4);
     assert_eq!(
         codec::decode::<JournalEntry>(Kind::Journal, &fixture[0].1),
         Ok(entry())
@@ -117,6 +127,10 @@ fn format_v1_records_still_decode_and_encode_identically() {
     assert_eq!(
         codec::decode::<AccountDelta>(Kind::AccountDelta, &fixture[2].1),
         Ok(delta())
+    );
+    assert_eq!(
+        codec::decode::<JournalGroup>(Kind::JournalGroup, &fixture[3].1),
+        Ok(group())
     );
     for ((name, bytes), (fixture_name, fixture_bytes)) in current.iter().zip(&fixture) {
         assert_eq!(name, fixture_name);

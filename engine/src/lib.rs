@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - [`cards`]: bank-card rules (Luhn, brand, expiry) and card numbers found in free text.
+//! - [`gl`]: the general ledger's rules: chart of accounts, business date, turnover and the
+//!   trial balance.
 //! - [`money`]: ISO 4217 currencies, strict decimal parsing into integer minor units, fees.
 //! - [`ids`]: 128-bit account and transfer ids with no machine-local meaning; timestamps.
 //! - [`account`]: the account record and the prepare / commit / release rules every posting
@@ -19,6 +21,7 @@
 
 pub mod account;
 pub mod cards;
+pub mod gl;
 pub mod ids;
 pub mod money;
 pub mod risk;

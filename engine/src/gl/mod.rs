@@ -1,0 +1,21 @@
+//! The general ledger's pure rules (issue #15; `../shared/FUNDS.md`, "General ledger" and
+//! "Business date and day-end"): one module per concept, in Fineract's shape.
+//!
+//! - [`chart`]: the chart of accounts — every GL account's code, name, type and normal side,
+//!   and the GL account of each platform role.
+//! - [`date`]: the business date, a calendar day that only a day-end moves (not the clock).
+//! - [`turnover`]: debit and credit turnover per GL account and currency, maintained with
+//!   the postings, and the trial balance read from it in O(GL accounts).
+//!
+//! Sign convention, shared with [`crate::Account`]: a ledger account's balance is
+//! credit-positive (a customer's balance of 100 is a liability of 100; customer funds at the
+//! bank of −100 are an asset of 100), so a posting's positive amount is a credit and a
+//! negative one a debit. The GL prints balances on each account's normal side.
+
+pub mod chart;
+pub mod date;
+pub mod turnover;
+
+pub use chart::{GlAccount, GlType};
+pub use date::BusinessDate;
+pub use turnover::{TrialBalance, TrialBalanceRow, Turnover};

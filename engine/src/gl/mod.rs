@@ -6,6 +6,9 @@
 //! - [`date`]: the business date, a calendar day that only a day-end moves (not the clock).
 //! - [`turnover`]: debit and credit turnover per GL account and currency, maintained with
 //!   the postings, and the trial balance read from it in O(GL accounts).
+//! - [`day_end`]: the day-end's checks (closing = opening + turnover, each day opens at the
+//!   last close, control accounts = their sub-ledgers, trial balances balance) and the
+//!   snapshot hash chained day to day.
 //!
 //! Sign convention, shared with [`crate::Account`]: a ledger account's balance is
 //! credit-positive (a customer's balance of 100 is a liability of 100; customer funds at the
@@ -14,8 +17,10 @@
 
 pub mod chart;
 pub mod date;
+pub mod day_end;
 pub mod turnover;
 
 pub use chart::{GlAccount, GlType};
 pub use date::BusinessDate;
+pub use day_end::{check_day, snapshot_hash, AccountDay, CheckFailure, DayCheck};
 pub use turnover::{TrialBalance, TrialBalanceRow, Turnover};

@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 43] = [
+pub const SETTINGS: [&str; 44] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -61,6 +61,7 @@ pub const SETTINGS: [&str; 43] = [
     "sms_alert_burst",
     "otp_ttl_s",
     "otp_attempts_max",
+    "timezone",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -163,6 +164,9 @@ pub struct Config {
     /// How long a one-time code is valid, and how many wrong tries lock it.
     pub otp_ttl_s: u64,
     pub otp_attempts_max: u32,
+    /// IANA time zone of the business date: the first start's date is the wall-clock date
+    /// there (never the machine's own zone).
+    pub timezone: String,
 }
 
 impl Default for Config {
@@ -213,6 +217,7 @@ impl Default for Config {
             sms_alert_burst: 10,
             otp_ttl_s: 300,
             otp_attempts_max: 5,
+            timezone: "Asia/Shanghai".to_string(),
         }
     }
 }
@@ -443,6 +448,7 @@ impl Config {
                 self.otp_attempts_max
             ));
         }
+        services::gl::time_zone(&self.timezone).map_err(|e| format!("timezone: {e}"))?;
         Ok(())
     }
 
@@ -473,6 +479,8 @@ impl Config {
             sms_alert_burst: self.sms_alert_burst,
             otp_ttl_s: self.otp_ttl_s,
             otp_attempts_max: self.otp_attempts_max,
+            timezone: services::gl::time_zone(&self.timezone)
+                .expect("validated by Config::validate"),
         }
     }
 

@@ -159,6 +159,7 @@ impl Modify for Currencies {
         crate::routes::channels::list,
         crate::routes::channels::update,
         crate::routes::channels::notification,
+        crate::routes::gl::business_date,
         payments::create,
         payments::list,
         payments::get,

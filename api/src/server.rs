@@ -96,6 +96,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/v1/channels/{id}/notifications", "POST")
             .route(web::post().to(routes::channels::notification)),
     )
+    .service(
+        resource("/v1/gl/business_date", "GET").route(web::get().to(routes::gl::business_date)),
+    )
     .service(resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)))
     .service(resource("/v1/otp", "POST").route(web::post().to(crate::otp::create)))
     .service(resource("/v1/otp/verify", "POST").route(web::post().to(crate::otp::verify)))

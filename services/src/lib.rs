@@ -14,6 +14,7 @@
 //! - [`webhooks`]: the durable outbox and its delivery.
 //! - [`notifications`]: the SMS platform; [`notifications::wire`] is the gateway protocol
 //!   (`sms-sim` plays it).
+//! - [`gl`]: the general ledger: the business date (its rules are `engine::gl`).
 //! - [`audit`]: the operator action log.
 //! - [`ratelimit`]: keyed token buckets (sources, merchants, payers, phone numbers).
 //! - [`metrics`]: every metric's name and the recording helpers; [`stats`]: today's totals.
@@ -29,6 +30,7 @@ pub mod card_payments;
 pub mod cards;
 pub mod channels;
 pub mod error;
+pub mod gl;
 pub mod idempotency;
 pub mod json_int;
 pub mod merchants;

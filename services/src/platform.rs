@@ -50,6 +50,8 @@ pub struct Settings {
     pub sms_alert_burst: u32,
     pub otp_ttl_s: u64,
     pub otp_attempts_max: u32,
+    /// The zone whose wall-clock date the first business date is (`timezone`).
+    pub timezone: jiff::tz::TimeZone,
 }
 
 type Fast = foldhash::fast::RandomState;
@@ -272,6 +274,10 @@ impl Platform {
             crate::accounts::ensure_platform_accounts(&ledger, self.settings.currency).await
         {
             fatal(&format!("cannot create the platform accounts: {e}"));
+        }
+        match crate::gl::ensure_dates(&ledger, &store, &self.settings.timezone).await {
+            Ok(dates) => println!("payd: business date {}", dates.business_date),
+            Err(e) => fatal(&format!("cannot set the business date: {e}")),
         }
         match self.today.seed(&store) {
             Ok(n) if n > 0 => {

@@ -352,6 +352,13 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 after: Some("{}".into()),
             }),
         ),
+        (
+            "gl_dates",
+            encode(&GlDates {
+                business_date: engine::gl::BusinessDate(20_788),
+                closed_through: Some(engine::gl::BusinessDate(20_787)),
+            }),
+        ),
     ]
 }
 
@@ -376,6 +383,7 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "otp" => again::<OtpRecord>(bytes),
         "idempotency" => again::<IdemRecord>(bytes),
         "audit" => again::<AuditEntry>(bytes),
+        "gl_dates" => again::<GlDates>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }

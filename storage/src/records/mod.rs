@@ -14,6 +14,7 @@
 //! (`schema::expiring_value`), dropped by compaction once expired.
 
 pub mod channels;
+pub mod gl;
 pub mod merchants;
 pub mod outbox;
 pub mod payments;
@@ -22,6 +23,7 @@ use bincode::{Decode, Encode};
 use engine::{AccountId, TransferId};
 
 pub use channels::ChannelRecord;
+pub use gl::GlDates;
 pub use merchants::{KeyEntry, Merchant, MerchantAuth, SigningEntry};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{
@@ -49,6 +51,7 @@ pub struct Registered {
 /// Key prefixes, one constant each: the builders below use these and nothing else.
 pub mod prefix {
     pub const ACCOUNT_META: &[u8] = b"am";
+    pub const GL_DATES: &[u8] = b"gd";
     pub const DEPOSIT: &[u8] = b"dp";
     pub const BATCH_TRANSFER: &[u8] = b"bt";
     pub const MERCHANT: &[u8] = b"mc";
@@ -80,6 +83,13 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "account id (u128 BE)",
         record: "AccountMeta",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::GL_DATES,
+        cf: CF_AUX,
+        key: "nothing (one record)",
+        record: "GlDates",
         expiring: false,
     },
     Registered {
@@ -232,6 +242,10 @@ fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         k.extend_from_slice(p);
     }
     k
+}
+
+pub fn gl_dates_key() -> Vec<u8> {
+    key(prefix::GL_DATES, &[])
 }
 
 pub fn account_meta_key(id: AccountId) -> Vec<u8> {
@@ -471,6 +485,7 @@ mod tests {
     fn every_builder_uses_a_registered_prefix_and_every_prefix_has_a_builder() {
         let keys = [
             (account_meta_key(AccountId(1)), prefix::ACCOUNT_META),
+            (gl_dates_key(), prefix::GL_DATES),
             (deposit_key(TransferId(1)), prefix::DEPOSIT),
             (batch_transfer_key(TransferId(1)), prefix::BATCH_TRANSFER),
             (merchant_key(1), prefix::MERCHANT),

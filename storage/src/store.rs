@@ -593,7 +593,9 @@ impl Store {
         for_each_entry(&self.inner, from_seq, f)
     }
 
-    /// Calls `f` with every account.
+    /// Calls `f` with every account, as of one consistent cut. Holds the balances' read lock
+    /// for the whole scan, so the writer's next group waits until it ends: for `payd verify`,
+    /// open and tests, not for a serving process.
     pub fn for_each_account(&self, f: impl FnMut(Account) -> Result<()>) -> Result<()> {
         for_each_account(&self.inner, f)
     }

@@ -5,8 +5,8 @@
 //! An account lives in exactly one shard (`shard_of`), is activated from the store on first
 //! use and passivated by the sweep once idle with nothing pending, or evicted (least recently
 //! used first) when its shard is full: the shards are a bounded cache over every account the
-//! store knows. Prepared postings reserve
-//! funds until their transfer is durable (`Commit`) or abandoned (`Release`).
+//! store knows. Prepared postings reserve funds until their transfer is durable (`Commit`)
+//! or abandoned (`Release`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -247,27 +247,37 @@ impl Shard {
     /// The resident account `id`, loaded from the store when not in memory; `Ok(None)` when
     /// it does not exist.
     fn resident(&mut self, id: AccountId, now: u32) -> Result<Option<&mut Resident>, LegError> {
-        if !self.accounts.contains_key(&id) {
+        use std::collections::hash_map::Entry;
+        // A miss on a full shard makes room first (eviction needs the whole map, so this is
+        // the one case that pays a second lookup); a hit or a miss with room costs one.
+        let mut loaded = None;
+        if self.accounts.len() >= self.resident_max && !self.accounts.contains_key(&id) {
             let Some(account) = self.store.account(id).map_err(LegError::Store)? else {
                 return Ok(None);
             };
-            if self.accounts.len() >= self.resident_max && self.evict() == 0 {
+            if self.evict() == 0 {
                 return Err(LegError::Overloaded);
             }
-            self.active.fetch_add(1, Ordering::Relaxed);
-            self.accounts.insert(
-                id,
-                Resident {
+            loaded = Some(account);
+        }
+        let r = match self.accounts.entry(id) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(slot) => {
+                let account = match loaded {
+                    Some(account) => account,
+                    None => match self.store.account(id).map_err(LegError::Store)? {
+                        Some(account) => account,
+                        None => return Ok(None),
+                    },
+                };
+                self.active.fetch_add(1, Ordering::Relaxed);
+                slot.insert(Resident {
                     live: LiveAccount::new(account),
                     status_pending: None,
                     touched_s: now,
-                },
-            );
-        }
-        let r = self
-            .accounts
-            .get_mut(&id)
-            .expect("resident: found or just inserted");
+                })
+            }
+        };
         r.touched_s = now;
         Ok(Some(r))
     }

@@ -801,7 +801,7 @@ fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> 
         .iterator_cf_opt(inner.cf_accounts(), read, IteratorMode::Start)
     {
         let (key, value) = item?;
-        let account: Account =
+        let mut account: Account =
             codec::decode(Kind::Account, &value).map_err(|source| StoreError::Corrupt {
                 cf: CF_ACCOUNTS,
                 key: format!("{key:02x?}"),
@@ -813,7 +813,6 @@ fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> 
                 account.id
             )));
         }
-        let mut account = account;
         with_unflushed(&mut account, &unflushed.deltas)?;
         f(account)?;
     }
@@ -852,7 +851,7 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
                 }
             }
         }
-        None if last_key.is_none() => write_layout(inner, 0)?,
+        None if last_key.is_none() => write_layout(inner, Some(0))?,
         None => {
             return Err(StoreError::Inconsistent(
                 "journal present but format version missing".into(),
@@ -863,7 +862,7 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
     if migrate {
         // Layout 1 wrote every group's balance changes with the group: the accounts family
         // is complete through the last entry.
-        write_layout(inner, last)?;
+        write_layout(inner, Some(last))?;
         tracing::info!(
             last_seq = last,
             "store migrated to layout {LAYOUT_VERSION} (checkpointed balances)"
@@ -872,24 +871,14 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
     if relabel {
         // Only the label changes: a layout-2 build must not open a store that may now hold
         // group records it cannot read.
-        let layout = FormatMeta {
-            format_version: LAYOUT_VERSION,
-        };
-        let mut o = rocksdb::WriteOptions::default();
-        o.set_sync(true);
-        inner.db.put_cf_opt(
-            meta,
-            META_FORMAT_VERSION,
-            codec::encode(Kind::Meta, &layout),
-            &o,
-        )?;
+        write_layout(inner, None)?;
     }
     Ok(last)
 }
 
-/// Marks the store as [`LAYOUT_VERSION`] with its balances complete through `through`, in
-/// one synced write.
-fn write_layout(inner: &Inner, through: u64) -> Result<()> {
+/// Marks the store as [`LAYOUT_VERSION`], and, when given, its balances complete through
+/// `through`, in one synced write.
+fn write_layout(inner: &Inner, through: Option<u64>) -> Result<()> {
     let mut batch = rocksdb::WriteBatch::default();
     let layout = FormatMeta {
         format_version: LAYOUT_VERSION,
@@ -899,11 +888,18 @@ fn write_layout(inner: &Inner, through: u64) -> Result<()> {
         META_FORMAT_VERSION,
         codec::encode(Kind::Meta, &layout),
     );
-    batch.put_cf(
-        inner.cf_meta(),
-        META_BALANCES_THROUGH,
-        codec::encode(Kind::Meta, &BalancesThrough { seq: through }),
-    );
+    if let Some(seq) = through {
+        batch.put_cf(
+            inner.cf_meta(),
+            META_BALANCES_THROUGH,
+            codec::encode(Kind::Meta, &BalancesThrough { seq }),
+        );
+    }
+    write_synced(inner, batch)
+}
+
+/// One synced write outside the writer thread (open, before the writer starts).
+fn write_synced(inner: &Inner, batch: rocksdb::WriteBatch) -> Result<()> {
     let mut o = rocksdb::WriteOptions::default();
     o.set_sync(true);
     inner.db.write_opt(batch, &o)?;
@@ -947,9 +943,7 @@ fn replay_unflushed(inner: &Inner, last: u64) -> Result<u64> {
     })?;
     let mut batch = rocksdb::WriteBatch::default();
     writer::add_checkpoint(inner, &mut batch, deltas.iter(), last);
-    let mut o = rocksdb::WriteOptions::default();
-    o.set_sync(true);
-    inner.db.write_opt(batch, &o)?;
+    write_synced(inner, batch)?;
     Ok(last - through)
 }
 

@@ -75,7 +75,8 @@ impl Turnover {
         opening: &BTreeMap<GlAccount, i128>,
     ) -> Result<TrialBalance, TurnoverOverflow> {
         let mut rows = Vec::new();
-        let (mut total_debit, mut total_credit, mut total_closing) = (0i128, 0i128, 0i128);
+        let (mut total_debit, mut total_credit) = (0i128, 0i128);
+        let (mut total_opening, mut total_closing) = (0i128, 0i128);
         for gl in GlAccount::ALL {
             let m = self.movement(gl, currency);
             let open = opening.get(&gl).copied().unwrap_or(0);
@@ -89,6 +90,7 @@ impl Turnover {
                 .ok_or_else(overflow)?;
             total_debit = total_debit.checked_add(m.debit).ok_or_else(overflow)?;
             total_credit = total_credit.checked_add(m.credit).ok_or_else(overflow)?;
+            total_opening = total_opening.checked_add(open).ok_or_else(overflow)?;
             total_closing = total_closing.checked_add(closing).ok_or_else(overflow)?;
             rows.push(TrialBalanceRow {
                 gl,
@@ -98,7 +100,6 @@ impl Turnover {
                 closing,
             });
         }
-        let total_opening: i128 = rows.iter().map(|r| r.opening).fold(0, i128::saturating_add);
         Ok(TrialBalance {
             currency,
             balanced: total_debit == total_credit && total_closing == 0 && total_opening == 0,

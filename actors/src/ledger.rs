@@ -24,22 +24,24 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use dashmap::DashMap;
+use engine::gl::{BusinessDate, GlAccount, OpenPeriod};
 use engine::{
     Account, AccountId, AccountStatus, Currency, Effect, LiveAccount, Reject, Timestamp, Transfer,
     TransferId,
 };
+use storage::records::{self, GlDates};
 use storage::{CommitUnit, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::LedgerError;
 use crate::shard::{
-    shard_of, Activate, Commit, FinishStatus, IdHasher, Leg, LegError, Prepare, PrepareStatus,
-    Release, Shard, Snapshot, Sweep, SHARD_MAILBOX_MAX,
+    shard_of, Activate, AssignGl, Commit, FinishGl, FinishStatus, IdHasher, Leg, LegError, Prepare,
+    PrepareStatus, Release, Shard, Snapshot, Sweep, SHARD_MAILBOX_MAX,
 };
 
 /// Commands admitted at once; beyond it the answer is `Overloaded`. Bounds every queue
@@ -90,11 +92,21 @@ impl Default for LedgerConfig {
 /// cheaper than SipHash on a 16-byte key.
 type IdSet<K> = DashMap<K, (), IdHasher>;
 
+/// The ledger's accounting period, shared by the coordinator (which stamps every transfer of
+/// a round with it and moves it at a switch) and the readers. `None`: the ledger is undated
+/// (no business date yet), and transfers keep the dates they carry.
+type Period = Arc<Mutex<Option<OpenPeriod>>>;
+
+fn period_of(period: &Period) -> Option<OpenPeriod> {
+    *period.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Inner {
     store: Arc<Store>,
     shards: Vec<Addr<Shard>>,
-    /// Transfers waiting for the coordinator; bounded by admission (never full when admitted).
-    queue: mpsc::Sender<Submitted>,
+    /// Work waiting for the coordinator; bounded by admission (never full when admitted).
+    queue: mpsc::Sender<Work>,
+    period: Period,
     inflight: Arc<AtomicUsize>,
     inflight_max: usize,
     active: Arc<AtomicUsize>,
@@ -128,6 +140,27 @@ impl<K: std::hash::Hash + Eq> Drop for Claim<'_, K> {
 }
 
 type Answer = Result<Outcome, LedgerError>;
+
+/// What the coordinator takes, in order: transfers, and the rare commands that must be
+/// ordered against them in the journal.
+enum Work {
+    Transfer(Submitted),
+    /// A day-end's switch closing `from`: the transfers queued before it are dated `from`,
+    /// those after it the next day.
+    Switch {
+        from: BusinessDate,
+        records: Records,
+        reply: oneshot::Sender<Answer>,
+        _admitted: Admitted,
+    },
+    /// A GL reassignment, ordered against the legs prepared on the account.
+    AssignGl {
+        account: AccountId,
+        gl: GlAccount,
+        reply: oneshot::Sender<Answer>,
+        _admitted: Admitted,
+    },
+}
 
 /// A transfer handed to the coordinator, with everything needed to finish it.
 struct Submitted {
@@ -184,7 +217,23 @@ impl Ledger {
             })
             .collect();
         let (queue, rx) = mpsc::channel(config.inflight_max.max(1));
-        actix_rt::spawn(coordinate(Arc::clone(&store), shards.clone(), rx));
+        // The period a data dir already has (its first start leaves it to the layer that
+        // knows the time zone: [`Ledger::open_period`]).
+        let period: Period = Arc::new(Mutex::new(
+            records::read::<GlDates>(&store, &records::gl_dates_key())
+                .ok()
+                .flatten()
+                .map(|d| OpenPeriod {
+                    open: d.business_date,
+                    closed_through: d.closed_through,
+                }),
+        ));
+        actix_rt::spawn(coordinate(
+            Arc::clone(&store),
+            shards.clone(),
+            Arc::clone(&period),
+            rx,
+        ));
         let sweep = shards.clone();
         actix_rt::spawn(async move {
             let mut tick = actix_rt::time::interval(config.sweep_every);
@@ -210,6 +259,7 @@ impl Ledger {
                 store,
                 shards,
                 queue,
+                period,
                 inflight: Arc::new(AtomicUsize::new(0)),
                 inflight_max: config.inflight_max,
                 active,
@@ -220,6 +270,68 @@ impl Ledger {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.inner.store
+    }
+
+    /// The accounting period transfers are dated in; `None` before [`Ledger::open_period`]
+    /// on a data dir's first start.
+    pub fn period(&self) -> Option<OpenPeriod> {
+        period_of(&self.inner.period)
+    }
+
+    /// Dates every later transfer in `period`: called once the period's record is durable,
+    /// before traffic (a data dir's first start), or to install the one it has.
+    pub fn open_period(&self, period: OpenPeriod) {
+        *self.inner.period.lock().unwrap_or_else(|e| e.into_inner()) = Some(period);
+    }
+
+    /// A day-end's switch: closes the open date `from` and opens the next, durably, with
+    /// `records` and the period's record in the same write. Ordered with the transfers: each
+    /// one queued before it is dated `from` and written before it, each one after it is
+    /// dated the next day. Refused (`invalid_accounting_date`) when `from` is not the open
+    /// date (already switched) or the ledger is undated.
+    pub async fn switch_date(
+        &self,
+        from: BusinessDate,
+        records: Records,
+    ) -> Result<Outcome, LedgerError> {
+        let admitted = self.admit()?;
+        let (reply, answer) = oneshot::channel();
+        self.send_work(Work::Switch {
+            from,
+            records,
+            reply,
+            _admitted: admitted,
+        })?;
+        answer.await.map_err(|_| LedgerError::ShuttingDown)?
+    }
+
+    /// Moves `account` to GL account `gl`, durably (a `GlAssigned` journal entry); its
+    /// balance moves with it. For migrations and the rare reclassification.
+    pub async fn assign_gl(
+        &self,
+        account: AccountId,
+        gl: GlAccount,
+    ) -> Result<Outcome, LedgerError> {
+        let admitted = self.admit()?;
+        let (reply, answer) = oneshot::channel();
+        self.send_work(Work::AssignGl {
+            account,
+            gl,
+            reply,
+            _admitted: admitted,
+        })?;
+        answer.await.map_err(|_| LedgerError::ShuttingDown)?
+    }
+
+    fn send_work(&self, work: Work) -> Result<(), LedgerError> {
+        match self.inner.queue.try_send(work) {
+            Ok(()) => Ok(()),
+            // Admission bounds the queue's content to its capacity: full cannot happen.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(LedgerError::Overloaded("commands in flight"))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(LedgerError::ShuttingDown),
+        }
     }
 
     /// Accounts in memory now.
@@ -265,6 +377,25 @@ impl Ledger {
         credit_limit: i64,
         records: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Outcome, LedgerError> {
+        self.create_account_in(
+            id,
+            currency,
+            GlAccount::default_for(id),
+            credit_limit,
+            records,
+        )
+        .await
+    }
+
+    /// [`Ledger::create_account_with`], in GL account `gl`.
+    pub async fn create_account_in(
+        &self,
+        id: AccountId,
+        currency: Currency,
+        gl: GlAccount,
+        credit_limit: i64,
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Outcome, LedgerError> {
         if credit_limit < 0 {
             return Ok(Err(Reject::InvalidCreditLimit));
         }
@@ -279,7 +410,7 @@ impl Ledger {
             if inner.store.account(id)?.is_some() {
                 return Ok(Err(Reject::AccountExists(id)));
             }
-            let account = Account::new(id, currency, credit_limit, now());
+            let account = Account::new(id, currency, credit_limit, now()).in_gl(gl);
             let unit = CommitUnit {
                 effects: vec![Effect::AccountCreated(account)],
                 aux: records,
@@ -334,14 +465,8 @@ impl Ledger {
             records,
             waiter,
         };
-        match self.inner.queue.try_send(submitted) {
-            Ok(()) => Ok(answer),
-            // Admission bounds the queue's content to its capacity: full cannot happen.
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                Err(LedgerError::Overloaded("commands in flight"))
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(LedgerError::ShuttingDown),
-        }
+        self.send_work(Work::Transfer(submitted))?;
+        Ok(answer)
     }
 
     /// Many transfers at once (a batch endpoint): each is applied atomically on its own and
@@ -533,14 +658,153 @@ type Claimed = Rc<RefCell<HashSet<TransferId, IdHasher>>>;
 async fn coordinate(
     store: Arc<Store>,
     shards: Vec<Addr<Shard>>,
-    mut rx: mpsc::Receiver<Submitted>,
+    period: Period,
+    mut rx: mpsc::Receiver<Work>,
 ) {
     let claimed: Claimed = Rc::default();
     let mut queued = Vec::with_capacity(ROUND_TRANSFERS_MAX);
+    let mut round = Vec::with_capacity(ROUND_TRANSFERS_MAX);
     while rx.recv_many(&mut queued, ROUND_TRANSFERS_MAX).await > 0 {
-        let round = std::mem::replace(&mut queued, Vec::with_capacity(ROUND_TRANSFERS_MAX));
-        prepare_round(&store, &shards, &claimed, round).await;
+        for work in queued.drain(..) {
+            let special = match work {
+                Work::Transfer(s) => {
+                    round.push(s);
+                    continue;
+                }
+                special => special,
+            };
+            // What queued before it is prepared and submitted first, so the journal holds
+            // it first.
+            if !round.is_empty() {
+                let r = std::mem::replace(&mut round, Vec::with_capacity(ROUND_TRANSFERS_MAX));
+                prepare_round(&store, &shards, &claimed, period_of(&period), r).await;
+            }
+            match special {
+                Work::Transfer(_) => unreachable!("transfers join the round"),
+                Work::Switch {
+                    from,
+                    records,
+                    reply,
+                    _admitted,
+                } => switch(&store, &period, from, records, reply, _admitted),
+                Work::AssignGl {
+                    account,
+                    gl,
+                    reply,
+                    _admitted,
+                } => {
+                    let date = period_of(&period).map(|p| p.open);
+                    assign_gl(&store, &shards, (account, gl, date), reply, _admitted).await
+                }
+            }
+        }
+        if !round.is_empty() {
+            let r = std::mem::replace(&mut round, Vec::with_capacity(ROUND_TRANSFERS_MAX));
+            prepare_round(&store, &shards, &claimed, period_of(&period), r).await;
+        }
     }
+}
+
+/// Submits the switch's journal entry (with the new period's record) behind everything
+/// already submitted, and dates what follows in the next day at once.
+fn switch(
+    store: &Arc<Store>,
+    period: &Period,
+    from: BusinessDate,
+    mut records: Records,
+    reply: oneshot::Sender<Answer>,
+    admitted: Admitted,
+) {
+    let next = match period_of(period) {
+        Some(p) if p.open == from => p.switched(),
+        _ => None,
+    };
+    let Some(next) = next else {
+        let _ = reply.send(Ok(Err(Reject::InvalidAccountingDate)));
+        return;
+    };
+    let dates = GlDates {
+        business_date: next.open,
+        closed_through: next.closed_through,
+    };
+    records.push((records::gl_dates_key(), records::encode(&dates)));
+    let unit = CommitUnit {
+        effects: vec![Effect::DateSwitched {
+            from,
+            to: next.open,
+        }],
+        aux: records,
+    };
+    match store.submit(unit) {
+        Ok(ack) => {
+            *period.lock().unwrap_or_else(|e| e.into_inner()) = Some(next);
+            actix_rt::spawn(async move {
+                let _admitted = admitted;
+                let answer = match ack.await {
+                    Ok(Ok(seq)) => Ok(Ok(seq)),
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(_) => Err(LedgerError::ShuttingDown),
+                };
+                let _ = reply.send(answer);
+            });
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e.into()));
+        }
+    }
+}
+
+/// Moves the account's GL account in its shard, then submits the `GlAssigned` entry: legs
+/// prepared before it carry the old GL account and are submitted before it, legs after it
+/// the new one.
+async fn assign_gl(
+    store: &Arc<Store>,
+    shards: &[Addr<Shard>],
+    (account, gl, date): (AccountId, GlAccount, Option<BusinessDate>),
+    reply: oneshot::Sender<Answer>,
+    admitted: Admitted,
+) {
+    let shard = shards[shard_of(account, shards.len())].clone();
+    let moved = shard
+        .send(AssignGl {
+            account,
+            gl,
+            queued: Default::default(),
+        })
+        .await;
+    let from = match moved {
+        Ok(Ok(from)) => from,
+        Ok(Err(e)) => {
+            let _ = reply.send(answer_of(e));
+            return;
+        }
+        Err(_) => {
+            let _ = reply.send(Err(LedgerError::ShuttingDown));
+            return;
+        }
+    };
+    let ack = store.submit(CommitUnit::effect(Effect::GlAssigned {
+        account,
+        from,
+        gl,
+        date,
+    }));
+    actix_rt::spawn(async move {
+        let _admitted = admitted;
+        let answer = match ack {
+            Err(e) => Err(e.into()),
+            Ok(ack) => match ack.await {
+                Ok(Ok(seq)) => Ok(Ok(seq)),
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(LedgerError::ShuttingDown),
+            },
+        };
+        shard.do_send(FinishGl {
+            account,
+            queued: Default::default(),
+        });
+        let _ = reply.send(answer);
+    });
 }
 
 /// Where a shard's leg came from: (command index in the round, posting index).
@@ -571,14 +835,28 @@ async fn prepare_round(
     store: &Arc<Store>,
     shards: &[Addr<Shard>],
     claimed: &Claimed,
+    period: Option<OpenPeriod>,
     round: Vec<Submitted>,
 ) {
     let n = shards.len();
-    // 1. Claims.
+    // 1. Dates and claims.
     let mut cmds = Vec::with_capacity(round.len());
     {
         let mut set = claimed.borrow_mut();
-        for s in round {
+        for mut s in round {
+            if let Some(period) = period {
+                let t = &mut s.transfer;
+                match period.stamp(t.accounting_date, t.value_date) {
+                    Ok((accounting, value)) => {
+                        t.accounting_date = Some(accounting);
+                        t.value_date = Some(value);
+                    }
+                    Err(reject) => {
+                        s.waiter.answer(Ok(Err(reject)));
+                        continue;
+                    }
+                }
+            }
             if set.insert(s.transfer.id) {
                 cmds.push(s);
             } else {
@@ -604,6 +882,7 @@ async fn prepare_round(
                 currency: posting.currency,
                 amount: posting.amount,
                 outcome: Ok(()),
+                gl: None,
             });
             s.origin.push((c as u32, p as u8));
         }
@@ -627,8 +906,10 @@ async fn prepare_round(
         match request.await {
             Ok(legs) => {
                 for (leg, &(c, p)) in legs.iter().zip(&sl.origin) {
-                    if let Err(e) = &leg.outcome {
-                        worse(&mut refused[c as usize], p, e.clone());
+                    match &leg.outcome {
+                        Err(e) => worse(&mut refused[c as usize], p, e.clone()),
+                        // The journal's leg names the GL account it is booked to.
+                        Ok(()) => cmds[c as usize].transfer.postings[p as usize].gl = leg.gl,
                     }
                 }
                 sl.legs = legs;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use engine::gl::GlAccount;
 use engine::{AccountId, AccountStatus, Currency, LiveAccount, Reject};
 use storage::{Store, StoreError};
 
@@ -83,6 +84,8 @@ pub struct Leg {
     pub currency: Currency,
     pub amount: i64,
     pub outcome: Result<(), LegError>,
+    /// The account's GL account, filled with a reserved leg's outcome.
+    pub gl: Option<GlAccount>,
 }
 
 /// Check each leg against its account and reserve it, in order. Returns the legs with their
@@ -146,6 +149,27 @@ pub struct Activate {
     pub queued: Queued,
 }
 
+/// Move an account to another GL account now (sent by the coordinator between rounds, so
+/// every leg prepared before it is written before its journal entry and every leg after it
+/// carries the new GL account). It stays in memory until [`FinishGl`]. Answers the GL
+/// account it leaves.
+#[derive(Message)]
+#[rtype(result = "Result<GlAccount, LegError>")]
+pub struct AssignGl {
+    pub account: AccountId,
+    pub gl: GlAccount,
+    pub queued: Queued,
+}
+
+/// The `GlAssigned` entry of an [`AssignGl`] is durable (or will never be): the account may
+/// leave memory again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FinishGl {
+    pub account: AccountId,
+    pub queued: Queued,
+}
+
 /// Drop from memory every account untouched for `idle` with nothing pending.
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -158,13 +182,16 @@ struct Resident {
     live: LiveAccount,
     /// A status change waiting for its journal write.
     status_pending: Option<AccountStatus>,
+    /// A GL reassignment not yet durable: until it is, a reload from the store would see
+    /// the old GL account, so the account stays.
+    gl_pending: bool,
     /// Seconds since the shard's epoch when last used; coarse on purpose.
     touched_s: u32,
 }
 
 impl Resident {
     fn is_idle(&self) -> bool {
-        self.live.is_quiescent() && self.status_pending.is_none()
+        self.live.is_quiescent() && self.status_pending.is_none() && !self.gl_pending
     }
 }
 
@@ -274,6 +301,7 @@ impl Shard {
                 slot.insert(Resident {
                     live: LiveAccount::new(account),
                     status_pending: None,
+                    gl_pending: false,
                     touched_s: now,
                 })
             }
@@ -282,7 +310,8 @@ impl Shard {
         Ok(Some(r))
     }
 
-    fn prepare(&mut self, leg: &Leg, now: u32) -> Result<(), LegError> {
+    /// Reserves `leg`; answers its account's GL account.
+    fn prepare(&mut self, leg: &Leg, now: u32) -> Result<GlAccount, LegError> {
         let id = leg.account;
         let Some(r) = self.resident(id, now)? else {
             return Err(LegError::Rejected(Reject::UnknownAccount(id)));
@@ -298,7 +327,8 @@ impl Shard {
         }
         r.live
             .prepare(leg.currency, leg.amount)
-            .map_err(LegError::Rejected)
+            .map_err(LegError::Rejected)?;
+        Ok(r.live.account.gl)
     }
 
     /// The resident account a reserved leg was prepared on.
@@ -326,7 +356,10 @@ impl Handler<Prepare> for Shard {
         let now = self.now_s();
         let mut legs = msg.legs;
         for leg in &mut legs {
-            leg.outcome = self.prepare(leg, now);
+            match self.prepare(leg, now) {
+                Ok(gl) => leg.gl = Some(gl),
+                Err(e) => leg.outcome = Err(e),
+            }
         }
         MessageResult(legs)
     }
@@ -388,6 +421,34 @@ impl Handler<FinishStatus> for Shard {
         if msg.apply {
             // Validated at prepare, and nothing could be prepared since that breaks it.
             r.live.account.status = status;
+        }
+    }
+}
+
+impl Handler<AssignGl> for Shard {
+    type Result = Result<GlAccount, LegError>;
+
+    fn handle(&mut self, msg: AssignGl, _: &mut Context<Self>) -> Self::Result {
+        let now = self.now_s();
+        let id = msg.account;
+        let Some(r) = self.resident(id, now)? else {
+            return Err(LegError::Rejected(Reject::UnknownAccount(id)));
+        };
+        if r.gl_pending || r.status_pending.is_some() {
+            return Err(LegError::Rejected(Reject::StatusChangePending(id)));
+        }
+        let from = std::mem::replace(&mut r.live.account.gl, msg.gl);
+        r.gl_pending = true;
+        Ok(from)
+    }
+}
+
+impl Handler<FinishGl> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, msg: FinishGl, _: &mut Context<Self>) {
+        if let Some(r) = self.accounts.get_mut(&msg.account) {
+            r.gl_pending = false;
         }
     }
 }

@@ -250,10 +250,18 @@ fn kill9_loses_nothing_acknowledged() {
             let postings = journal
                 .get(&sent.id)
                 .unwrap_or_else(|| panic!("acknowledged transfer {sent:?} lost"));
+            // As sent, each leg with its account's GL account filled by the ledger.
+            let legs = |ps: &[engine::Posting]| -> Vec<(engine::AccountId, i64)> {
+                ps.iter().map(|p| (p.account, p.amount)).collect()
+            };
             assert_eq!(
-                postings,
-                &sent.transfer().postings,
+                legs(postings),
+                legs(&sent.transfer().postings),
                 "acknowledged transfer stored as sent"
+            );
+            assert!(
+                postings.iter().all(|p| p.gl.is_some()),
+                "every leg names its GL account: {postings:?}"
             );
         }
         let verified = store

@@ -111,6 +111,9 @@ fn verify(data_dir: PathBuf) -> anyhow::Result<()> {
         services::platform::VerifyError::Replay(e) => {
             anyhow::Error::new(e).context("verification failed")
         }
+        services::platform::VerifyError::Day(e) => {
+            anyhow::anyhow!(e).context("verification of the closed days failed")
+        }
     })?;
     let v = verified.verification;
     println!(
@@ -122,5 +125,12 @@ fn verify(data_dir: PathBuf) -> anyhow::Result<()> {
         verified.open.as_millis(),
         v.trial_balance
     );
+    if !verified.days.is_empty() {
+        println!(
+            "payd verify: {} closed day(s) rebuilt from the journal, every snapshot hash matched ({} accounts on the last)",
+            verified.days.len(),
+            verified.days.last().map_or(0, |d| d.accounts)
+        );
+    }
     Ok(())
 }

@@ -133,6 +133,30 @@ impl Modify for Currencies {
                 }
             }
         }
+        // And every `currency` query parameter.
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.put,
+            ] {
+                let Some(params) = op.as_mut().and_then(|o| o.parameters.as_mut()) else {
+                    continue;
+                };
+                for p in params.iter_mut() {
+                    let RefOr::T(p) = p else { continue };
+                    if p.name != "currency" {
+                        continue;
+                    }
+                    if let Some(RefOr::T(Schema::Object(currency))) = p.schema.as_mut() {
+                        if currency.pattern.as_deref() == Some("^[A-Z]{3}$") {
+                            currency.enum_values = Some(codes.clone());
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -160,6 +184,12 @@ impl Modify for Currencies {
         crate::routes::channels::update,
         crate::routes::channels::notification,
         crate::routes::gl::business_date,
+        crate::routes::gl::accounts,
+        crate::routes::gl::trial_balance,
+        crate::routes::gl::entries,
+        crate::routes::gl::create_entry,
+        crate::routes::gl::day_end,
+        crate::routes::gl::day_end_get,
         payments::create,
         payments::list,
         payments::get,

@@ -99,6 +99,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/v1/gl/business_date", "GET").route(web::get().to(routes::gl::business_date)),
     )
+    .service(resource("/v1/gl/accounts", "GET").route(web::get().to(routes::gl::accounts)))
+    .service(
+        resource("/v1/gl/trial_balance", "GET").route(web::get().to(routes::gl::trial_balance)),
+    )
+    .service(
+        resource("/v1/gl/entries", "GET, POST")
+            .route(web::get().to(routes::gl::entries))
+            .route(web::post().to(routes::gl::create_entry)),
+    )
+    .service(resource("/v1/gl/day_end", "POST").route(web::post().to(routes::gl::day_end)))
+    .service(resource("/v1/gl/day_end/{date}", "GET").route(web::get().to(routes::gl::day_end_get)))
     .service(resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)))
     .service(resource("/v1/otp", "POST").route(web::post().to(crate::otp::create)))
     .service(resource("/v1/otp/verify", "POST").route(web::post().to(crate::otp::verify)))

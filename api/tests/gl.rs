@@ -82,3 +82,696 @@ fn an_unknown_zone_is_refused_before_starting() {
         "{err}"
     );
 }
+
+/// The row of GL account `code` in `currency` of `GET /v1/gl/accounts`.
+fn gl_balance(p: &Payd, code: &str) -> String {
+    let r = p.admin("GET", "/v1/gl/accounts", "");
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    let row = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["code"] == code && a["currency"] == "CNY")
+        .unwrap_or_else(|| panic!("no GL account {code}: {v}"))
+        .clone();
+    row["balance"].as_str().unwrap().to_string()
+}
+
+fn tb_row(tb: &serde_json::Value, code: &str) -> [String; 4] {
+    let row = tb["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == code)
+        .unwrap_or_else(|| panic!("no row {code}: {tb}"));
+    ["opening", "debit", "credit", "closing"].map(|k| row[k].as_str().unwrap().to_string())
+}
+
+#[test]
+fn gl_balances_the_trial_balance_and_the_journal_follow_every_movement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let p = Payd::start_in(&dir, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+    let date = business_date(&p, "Asia/Shanghai");
+    let shop = merchant(&p, r#"{"name":"gl shop"}"#);
+    let payer = funded_account(&p, "500.00");
+    for (otn, amount) in [("gl-1", "100.00"), ("gl-2", "50.00")] {
+        let r = pay(&p, &shop.key, otn, amount, &payer);
+        assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    }
+    // Default fee 0.6%: 0.60 and 0.30; the merchant keeps 149.10.
+    assert_eq!(p.balance(&shop.account), "149.10");
+    assert_eq!(
+        gl_balance(&p, "1001"),
+        "500.00",
+        "the reserve: what was deposited"
+    );
+    assert_eq!(gl_balance(&p, "2001"), "350.00", "customers: 500 - 150");
+    assert_eq!(gl_balance(&p, "2102"), "149.10", "merchants' available");
+    assert_eq!(gl_balance(&p, "4001"), "0.90", "fee income");
+    assert_eq!(gl_balance(&p, "2101"), "0.00", "nothing pending yet");
+
+    let r = p.admin("GET", "/v1/gl/trial_balance", "");
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let tb = r.json();
+    assert_eq!(tb["date"], date.as_str());
+    assert_eq!(tb["currency"], "CNY");
+    assert_eq!(tb["balanced"], true, "{tb}");
+    assert_eq!(tb["closed"], false);
+    assert_eq!(tb["total_debit"], "650.00", "{tb}");
+    assert_eq!(tb["total_credit"], "650.00");
+    assert_eq!(tb_row(&tb, "1001"), ["0.00", "500.00", "0.00", "500.00"]);
+    assert_eq!(tb_row(&tb, "2001"), ["0.00", "150.00", "500.00", "-350.00"]);
+    assert_eq!(tb_row(&tb, "2102"), ["0.00", "0.00", "149.10", "-149.10"]);
+    assert_eq!(tb_row(&tb, "4001"), ["0.00", "0.00", "0.90", "-0.90"]);
+    // The same with the date and currency named.
+    let again = p.admin(
+        "GET",
+        &format!("/v1/gl/trial_balance?date={date}&currency=CNY"),
+        "",
+    );
+    assert_eq!(again.json(), tb);
+
+    let r = p.admin("GET", &format!("/v1/gl/entries?date={date}"), "");
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let page = r.json();
+    let entries = page["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{page}");
+    assert_eq!(page["has_more"], false);
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["deposit", "payment", "payment"]);
+    let first_payment = &entries[1];
+    assert_eq!(first_payment["accounting_date"], date.as_str());
+    assert_eq!(first_payment["value_date"], date.as_str());
+    assert!(first_payment["reference"]
+        .as_str()
+        .unwrap()
+        .starts_with("pay_"));
+    let legs: Vec<(String, String, String, String)> = first_payment["legs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["account_id"].as_str().unwrap().to_string(),
+                l["gl_code"].as_str().unwrap().to_string(),
+                l["debit"].as_str().unwrap().to_string(),
+                l["credit"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        legs[0],
+        (payer.clone(), "2001".into(), "100.00".into(), "0.00".into())
+    );
+    assert_eq!(
+        legs[1],
+        (
+            shop.account.clone(),
+            "2102".into(),
+            "0.00".into(),
+            "99.40".into()
+        )
+    );
+    assert_eq!(legs[2].1, "4001");
+    assert_eq!(legs[2].3, "0.60");
+    // Filters and paging.
+    let count = |q: &str| {
+        let r = p.admin("GET", &format!("/v1/gl/entries?{q}"), "");
+        assert_eq!(r.status, 200, "{q}: {:?}", String::from_utf8_lossy(&r.body));
+        r.json()["data"].as_array().unwrap().len()
+    };
+    assert_eq!(count("gl_code=4001"), 2);
+    assert_eq!(count("gl_code=1001"), 1);
+    assert_eq!(count(&format!("account_id={payer}")), 3);
+    assert_eq!(count(&format!("account_id={}", shop.account)), 2);
+    assert_eq!(count("date=2020-01-01"), 0);
+    assert_eq!(
+        count("gl_code=9999"),
+        0,
+        "a code the chart lacks matches nothing"
+    );
+    let one = p.admin("GET", "/v1/gl/entries?limit=1", "").json();
+    assert_eq!(one["data"].as_array().unwrap().len(), 1);
+    assert_eq!(one["has_more"], true);
+    let after = one["next_after"].as_u64().unwrap();
+    let rest = p
+        .admin("GET", &format!("/v1/gl/entries?after={after}"), "")
+        .json();
+    assert_eq!(rest["data"].as_array().unwrap().len(), 2);
+    assert_eq!(rest["data"][0]["id"], entries[1]["id"]);
+    // Bad queries change nothing and say why.
+    for (q, param) in [
+        ("/v1/gl/entries?date=2026-13-01", "date"),
+        ("/v1/gl/entries?gl_code=99", "gl_code"),
+        ("/v1/gl/entries?account_id=nope", "account_id"),
+        ("/v1/gl/entries?limit=0", "limit"),
+        ("/v1/gl/entries?after=-1", "after"),
+        ("/v1/gl/entries?color=red", "color"),
+        ("/v1/gl/trial_balance?date=2026-02-30", "date"),
+        ("/v1/gl/trial_balance?currency=XXX", "currency"),
+        ("/v1/gl/accounts?x=1", "x"),
+    ] {
+        let r = p.admin("GET", q, "");
+        assert_eq!(r.status, 400, "{q}: {:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["error"]["param"], param, "{q}");
+    }
+    assert_eq!(p.req("GET", "/v1/gl/accounts", &[], b"").status, 401);
+    // Kept across a restart: the book is durable with the balances.
+    assert!(p.terminate().success());
+    let p = Payd::start_in(&dir, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+    assert_eq!(gl_balance(&p, "2102"), "149.10");
+    let after_restart = p.admin("GET", "/v1/gl/trial_balance", "").json();
+    assert_eq!(after_restart, tb);
+}
+
+/// A data dir written before the chart of accounts: its merchants' balance accounts were
+/// customers' accounts (format 1 decodes every non-platform account so), and they had no
+/// pending-settlement account. The first start of this build gives them both, durably.
+#[test]
+fn merchants_of_a_data_dir_from_before_the_chart_get_their_gl_accounts_on_start() {
+    use engine::gl::GlAccount;
+    use storage::records::{self, Merchant, Tail};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
+    let p = Payd::start_in(&dir, &env);
+    let shop = merchant(&p, r#"{"name":"old shop"}"#);
+    let payer = funded_account(&p, "80.00");
+    assert_eq!(pay(&p, &shop.key, "old-1", "50.00", &payer).status, 201);
+    let open = business_date(&p, "Asia/Shanghai");
+    assert!(p.terminate().success());
+    let account = engine::AccountId::parse(&shop.account).unwrap();
+    let find = |store: &storage::Store| -> Merchant {
+        let mut found = None;
+        store
+            .for_each_aux_with_prefix(records::prefix::MERCHANT, usize::MAX, |k, v| {
+                let m: Merchant = records::decode(k, v)?;
+                if m.account == account {
+                    found = Some(m);
+                }
+                Ok(())
+            })
+            .unwrap();
+        found.expect("the merchant's record")
+    };
+    {
+        // Back to what a build before the chart left: the merchant's account among the
+        // customers' balances, its record without a pending account.
+        let (store, _) = storage::Store::open(&dir, storage::StoreOptions::default()).unwrap();
+        let mut m = find(&store);
+        assert!(m.pending_account.0.is_some(), "a new merchant has one");
+        m.pending_account = Tail(None);
+        store
+            .commit_blocking(storage::CommitUnit {
+                effects: vec![engine::Effect::GlAssigned {
+                    account,
+                    from: GlAccount::MerchantAvailable,
+                    gl: GlAccount::CustomerBalances,
+                    date: engine::gl::BusinessDate::parse(&open),
+                }],
+                aux: vec![(records::merchant_key(m.id), records::encode(&m))],
+            })
+            .unwrap();
+        store.shutdown();
+    }
+    let p = Payd::start_in(&dir, &env);
+    assert_eq!(
+        gl_balance(&p, "2102"),
+        "49.70",
+        "moved back to merchants' available"
+    );
+    assert_eq!(
+        gl_balance(&p, "2001"),
+        "30.00",
+        "only the payer's left among customers'"
+    );
+    let tb = p.admin("GET", "/v1/gl/trial_balance", "").json();
+    assert_eq!(tb["balanced"], true, "{tb}");
+    // The move is booked as turnover of both, on the open date.
+    let row = |code: &str| {
+        tb["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["code"] == code)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("2102")["opening"], "0.00", "{tb}");
+    assert_eq!(row("2102")["credit"], "99.40", "{tb}");
+    assert_eq!(row("2102")["debit"], "49.70");
+    assert_eq!(row("2102")["closing"], "-49.70");
+    // Again: nothing more to do, nothing moves.
+    assert!(p.terminate().success());
+    let p = Payd::start_in(&dir, &env);
+    assert_eq!(p.admin("GET", "/v1/gl/trial_balance", "").json(), tb);
+    assert!(p.terminate().success());
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_payd"))
+        .args(["verify", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let (store, _) = storage::Store::open(&dir, storage::StoreOptions::default()).unwrap();
+    let m = find(&store);
+    let pending = m.pending_account.0.expect("created on start");
+    let pending = store
+        .account(pending)
+        .unwrap()
+        .expect("the pending account exists");
+    assert_eq!(pending.gl, GlAccount::MerchantPending);
+    assert_eq!(pending.balance, 0);
+    assert_eq!(
+        store.account(account).unwrap().unwrap().gl,
+        GlAccount::MerchantAvailable
+    );
+}
+
+/// The open business date and the last closed one.
+fn dates(p: &Payd) -> (String, Option<String>) {
+    let v = p.admin("GET", "/v1/gl/business_date", "").json();
+    (
+        v["business_date"].as_str().unwrap().to_string(),
+        v["closed_through"].as_str().map(str::to_string),
+    )
+}
+
+/// The day-end of `date` once it stopped running.
+fn finished_day_end(p: &Payd, date: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    eventually(120, "the day-end finishes", || {
+        let r = p.admin("GET", &format!("/v1/gl/day_end/{date}"), "");
+        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+        last = r.json();
+        last["status"] != "running"
+    });
+    last
+}
+
+fn trial_balance_of(p: &Payd, date: &str) -> serde_json::Value {
+    let r = p.admin("GET", &format!("/v1/gl/trial_balance?date={date}"), "");
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+fn refund(p: &Payd, key: &str, payment: &str, amount: &str) -> Response {
+    p.post(
+        key,
+        &format!("/v1/payments/{payment}/refunds"),
+        None,
+        &format!(r#"{{"amount":"{amount}","out_refund_no":"r-{payment}"}}"#),
+    )
+}
+
+#[test]
+fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
+    let p = Payd::start_in(&dir, &env);
+    let shop = merchant(&p, r#"{"name":"day shop"}"#);
+    let other = merchant(&p, r#"{"name":"night shop"}"#);
+    let payer = funded_account(&p, "1000.00");
+    let mut closed = Vec::new();
+    let mut seed = 7u64;
+    for day in 0..3 {
+        // A day of traffic: payments to both merchants, a refund, a deposit.
+        let mut first_payment = None;
+        for i in 0..6 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let cents = 100 + (seed >> 33) % 5_000;
+            let amount = format!("{}.{:02}", cents / 100, cents % 100);
+            let key = if i % 2 == 0 { &shop.key } else { &other.key };
+            let r = pay(&p, key, &format!("day{day}-{i}"), &amount, &payer);
+            assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+            if i == 0 {
+                first_payment = Some(r.json()["id"].as_str().unwrap().to_string());
+            }
+        }
+        let r = refund(&p, &shop.key, first_payment.as_deref().unwrap(), "0.50");
+        assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+        let r = p.admin(
+            "POST",
+            &format!("/v1/accounts/{payer}/deposits"),
+            r#"{"amount":"20.00"}"#,
+        );
+        assert_eq!(r.status, 201);
+        let (open, _) = dates(&p);
+        let r = p.admin("POST", "/v1/gl/day_end", "{}");
+        assert_eq!(r.status, 202, "{:?}", String::from_utf8_lossy(&r.body));
+        let started = r.json();
+        assert_eq!(started["date"], open.as_str());
+        assert_eq!(started["steps"][0]["name"], "switch");
+        assert_eq!(started["steps"][0]["status"], "done");
+        // The switch is immediate: the next date is open, this one closed.
+        let (next, closed_through) = dates(&p);
+        assert_eq!(closed_through.as_deref(), Some(open.as_str()));
+        assert_ne!(next, open);
+        let done = finished_day_end(&p, &open);
+        assert_eq!(done["status"], "done", "{done:#}");
+        let names: Vec<&str> = done["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                assert_eq!(s["status"], "done", "{s}");
+                s["name"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "switch",
+                "wait_in_flight",
+                "snapshot_accounts",
+                "snapshot_gl",
+                "checks",
+                "hash"
+            ]
+        );
+        assert_eq!(done["snapshot_sha256"].as_str().unwrap().len(), 64);
+        assert!(done["accounts"].as_u64().unwrap() >= 5, "{done}");
+        // Every entry of the date is dated so, and none of the next date yet.
+        let entries = p
+            .admin("GET", &format!("/v1/gl/entries?date={open}&limit=500"), "")
+            .json();
+        let n = entries["data"].as_array().unwrap().len();
+        assert!(n >= 8, "{n} entries on {open}");
+        assert!(entries["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["accounting_date"] == open.as_str()));
+        closed.push((open, done));
+    }
+    // Each closed day balances, is marked closed, and opens where the previous one closed.
+    let tbs: Vec<serde_json::Value> = closed
+        .iter()
+        .map(|(d, _)| trial_balance_of(&p, d))
+        .collect();
+    for tb in &tbs {
+        assert_eq!(tb["balanced"], true, "{tb}");
+        assert_eq!(tb["closed"], true);
+        assert_eq!(tb["total_debit"], tb["total_credit"]);
+    }
+    for pair in tbs.windows(2) {
+        for row in pair[1]["rows"].as_array().unwrap() {
+            let before = pair[0]["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["code"] == row["code"]);
+            let closing = before.map_or("0.00", |r| r["closing"].as_str().unwrap());
+            assert_eq!(
+                row["opening"], closing,
+                "{} opens at its last close",
+                row["code"]
+            );
+        }
+    }
+    // Asked again: the done day-end is answered as it is (200), and nothing is switched.
+    let (open_now, _) = dates(&p);
+    let again = p.admin(
+        "POST",
+        "/v1/gl/day_end",
+        &format!(r#"{{"date":"{}"}}"#, closed[0].0),
+    );
+    assert_eq!(again.status, 200);
+    assert_eq!(
+        again.json()["snapshot_sha256"],
+        closed[0].1["snapshot_sha256"]
+    );
+    assert_eq!(dates(&p).0, open_now);
+    // A date neither open nor closed; a malformed one; unknown fields.
+    assert_eq!(
+        p.admin("POST", "/v1/gl/day_end", r#"{"date":"2099-01-01"}"#)
+            .status,
+        409
+    );
+    assert_eq!(
+        p.admin("POST", "/v1/gl/day_end", r#"{"date":"yesterday"}"#)
+            .status,
+        400
+    );
+    assert_eq!(
+        p.admin("POST", "/v1/gl/day_end", r#"{"when":1}"#).status,
+        400
+    );
+    assert_eq!(p.admin("GET", "/v1/gl/day_end/2099-01-01", "").status, 404);
+    assert_eq!(p.req("POST", "/v1/gl/day_end", &[], b"{}").status, 401);
+
+    // Posting into a closed date is refused and changes nothing; a correction in the open
+    // date, valued on the closed one, is booked.
+    let (closed_day, _) = &closed[2];
+    let before = p.balance(&payer);
+    let entry = |date: &str| {
+        format!(
+            r#"{{"currency":"CNY","accounting_date":"{date}","value_date":"{closed_day}","memo":"refund the fee charged twice","legs":[{{"account_id":"{}","debit":"1.00"}},{{"account_id":"{payer}","credit":"1.00"}}]}}"#,
+            shop.account
+        )
+    };
+    let r = p.admin("POST", "/v1/gl/entries", &entry(closed_day));
+    assert_eq!(r.status, 409, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.error_code(), "period_closed");
+    assert_eq!(p.balance(&payer), before);
+    let r = p.admin("POST", "/v1/gl/entries", &entry(&open_now));
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let booked = r.json();
+    assert_eq!(booked["kind"], "adjustment");
+    assert_eq!(booked["accounting_date"], open_now.as_str());
+    assert_eq!(booked["value_date"], closed_day.as_str());
+    assert_ne!(p.balance(&payer), before);
+    // The closed day's figures did not move.
+    assert_eq!(trial_balance_of(&p, closed_day), tbs[2]);
+
+    // After a restart: the closed days read the same, and `payd verify` rebuilds each
+    // closed day's snapshot from the journal alone to the same hashes.
+    assert!(p.terminate().success());
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_payd"))
+        .args(["verify", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(
+        out.contains("3 closed day(s) rebuilt from the journal, every snapshot hash matched"),
+        "{out}"
+    );
+    let p = Payd::start_in(&dir, &env);
+    for ((date, done), tb) in closed.iter().zip(&tbs) {
+        assert_eq!(&trial_balance_of(&p, date), tb);
+        let again = p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json();
+        assert_eq!(again["snapshot_sha256"], done["snapshot_sha256"]);
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_day_end_killed_in_any_step_finishes_after_a_restart_with_the_same_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
+    let p = Payd::start_in(&base, &env);
+    let shop = merchant(&p, r#"{"name":"crash shop"}"#);
+    let payer = funded_account(&p, "300.00");
+    for i in 0..5 {
+        assert_eq!(
+            pay(&p, &shop.key, &format!("k-{i}"), "12.34", &payer).status,
+            201
+        );
+    }
+    let (date, _) = dates(&p);
+    assert!(p.terminate().success());
+    // The same history closed without a crash: the hash every other run must reach.
+    let reference = tmp.path().join("reference");
+    copy_dir(&base, &reference);
+    let p = Payd::start_in(&reference, &env);
+    assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
+    let expected = finished_day_end(&p, &date);
+    assert_eq!(expected["status"], "done", "{expected:#}");
+    assert!(p.terminate().success());
+    for step in [
+        "switch",
+        "wait_in_flight",
+        "snapshot_accounts",
+        "snapshot_gl",
+        "checks",
+        "hash",
+    ] {
+        let dir = tmp.path().join(step);
+        copy_dir(&base, &dir);
+        let p = Payd::start_in(
+            &dir,
+            &[
+                ("RONGPAY_ADMIN_TOKEN", ADMIN),
+                ("RONGPAY_TEST_DAY_END_STALL", step),
+            ],
+        );
+        if step == "switch" {
+            // The POST never answers: the switch is durable, its position not yet recorded.
+            let addr = p.addr.clone();
+            std::thread::spawn(move || {
+                let auth = format!("Bearer {ADMIN}");
+                let _ = try_request(
+                    &addr,
+                    "POST",
+                    "/v1/gl/day_end",
+                    &[
+                        ("Authorization", &auth),
+                        ("Content-Type", "application/json"),
+                    ],
+                    b"{}",
+                );
+            });
+            eventually(20, "the switch is durable", || {
+                dates(&p).1.as_deref() == Some(&date)
+            });
+        } else {
+            assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
+            eventually(30, "the step is running", || {
+                let v = p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json();
+                v["steps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["name"] == step && s["status"] == "running")
+            });
+        }
+        p.kill9();
+        let p = Payd::start_in(&dir, &env);
+        let done = finished_day_end(&p, &date);
+        assert_eq!(done["status"], "done", "killed in {step}: {done:#}");
+        assert_eq!(
+            done["snapshot_sha256"], expected["snapshot_sha256"],
+            "killed in {step}"
+        );
+        assert_eq!(
+            done["switch_seq"], expected["switch_seq"],
+            "killed in {step}"
+        );
+        assert!(p.terminate().success());
+    }
+}
+
+#[test]
+fn payments_racing_the_switch_land_on_exactly_one_date_in_journal_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(
+        &tmp.path().join("data"),
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_RATE_PAYER_PER_S", "0"),
+            ("RONGPAY_RATE_MERCHANT_PER_S", "0"),
+            ("RONGPAY_RATE_IP_PER_S", "0"),
+        ],
+    );
+    let shop = merchant(&p, r#"{"name":"race shop"}"#);
+    let payers: Vec<String> = (0..4).map(|_| funded_account(&p, "500.00")).collect();
+    let (date, _) = dates(&p);
+    let addr = p.addr.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = payers
+        .iter()
+        .enumerate()
+        .map(|(w, payer)| {
+            let (addr, key, payer, stop) = (addr.clone(), shop.key.clone(), payer.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut ok = 0;
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 400 {
+                    let body = format!(
+                        r#"{{"out_trade_no":"race-{w}-{i}","amount":"0.10","currency":"CNY","payment_method":{{"type":"balance","account_id":"{payer}"}}}}"#
+                    );
+                    let auth = format!("Bearer {key}");
+                    let r = try_request(
+                        &addr,
+                        "POST",
+                        "/v1/payments",
+                        &[("Authorization", &auth), ("Content-Type", "application/json")],
+                        body.as_bytes(),
+                    )
+                    .unwrap();
+                    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+                    ok += 1;
+                    i += 1;
+                }
+                ok
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = p.admin("POST", "/v1/gl/day_end", "{}");
+    assert_eq!(r.status, 202, "{:?}", String::from_utf8_lossy(&r.body));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let paid: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let done = finished_day_end(&p, &date);
+    assert_eq!(done["status"], "done", "{done:#}");
+    let switch = done["switch_seq"].as_u64().unwrap();
+    // Every payment is in the journal once, dated the closed date before the switch and
+    // the next date after it.
+    let mut payments = 0;
+    let mut on = [0usize; 2];
+    let mut after = 0u64;
+    loop {
+        let page = p
+            .admin(
+                "GET",
+                &format!("/v1/gl/entries?after={after}&limit=500"),
+                "",
+            )
+            .json();
+        for e in page["data"].as_array().unwrap() {
+            let seq = e["seq"].as_u64().unwrap();
+            let d = e["accounting_date"].as_str().unwrap();
+            assert_ne!(seq, switch, "the switch moves no money");
+            if seq < switch {
+                assert_eq!(d, date, "entry {seq} before the switch");
+            } else {
+                assert_ne!(d, date, "entry {seq} after the switch");
+            }
+            if e["kind"] == "payment" {
+                payments += 1;
+                on[usize::from(seq > switch)] += 1;
+            }
+            after = seq;
+        }
+        if page["has_more"] != true {
+            break;
+        }
+    }
+    assert_eq!(payments, paid);
+    assert!(
+        on[0] > 0 && on[1] > 0,
+        "payments on both sides of the switch: {on:?}"
+    );
+}

@@ -236,5 +236,44 @@ fn routing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, risk, routing);
+/// The GL's cost per payment (issue #15: at most 1 µs): booking a three-leg payment's
+/// effect in the GL book, as the store's writer does for every journal entry (each leg's
+/// balance and its date's turnover).
+fn gl_turnover(c: &mut Criterion) {
+    use engine::gl::{BusinessDate, GlAccount, GlBook};
+    let parties = PaymentParties {
+        payer: AccountId(1),
+        merchant: AccountId(2),
+        fee_account: AccountId(3),
+    };
+    let mut t = Transfer::payment(
+        TransferId(1),
+        parties,
+        Currency::CNY,
+        10_000,
+        60,
+        Timestamp(0),
+    );
+    for (p, gl) in t.postings.iter_mut().zip([
+        GlAccount::CustomerBalances,
+        GlAccount::MerchantAvailable,
+        GlAccount::FeeIncome,
+    ]) {
+        p.gl = Some(gl);
+    }
+    t.accounting_date = Some(BusinessDate(20_788));
+    let effect = engine::Effect::Posted(t);
+    let mut book = GlBook::default();
+    let mut g = c.benchmark_group("gl");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("book_payment_3_legs", |b| {
+        b.iter(|| {
+            book.apply(black_box(&effect), &mut |_| None)
+                .expect("a payment books")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, risk, routing, gl_turnover);
 criterion_main!(benches);

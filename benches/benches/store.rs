@@ -76,7 +76,7 @@ fn bench(c: &mut Criterion) {
                     let acks: Vec<_> = (0..group)
                         .map(|k| {
                             next_id += 1;
-                            let t = Transfer::between(
+                            let mut t = Transfer::between(
                                 TransferId(next_id),
                                 TransferKind::Transfer,
                                 AccountId(k as u128),
@@ -85,6 +85,10 @@ fn bench(c: &mut Criterion) {
                                 1,
                                 Timestamp(0),
                             );
+                            // As the ledger writes them: each leg names its GL account.
+                            for p in &mut t.postings {
+                                p.gl = Some(engine::gl::GlAccount::CustomerBalances);
+                            }
                             store.submit(CommitUnit::effect(Effect::Posted(t))).unwrap()
                         })
                         .collect();

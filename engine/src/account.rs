@@ -9,6 +9,7 @@
 
 use bincode::{Decode, Encode};
 
+use crate::gl::GlAccount;
 use crate::ids::{AccountId, Timestamp};
 use crate::money::Currency;
 use crate::Reject;
@@ -39,10 +40,14 @@ pub struct Account {
     pub credit_limit: i64,
     pub status: AccountStatus,
     pub created_at: Timestamp,
+    /// The GL account this ledger account belongs to (the chart, `docs/GL.md`): every
+    /// posting on it is booked there. Set at creation; moved only by `GlAssigned`.
+    pub gl: GlAccount,
 }
 
 impl Account {
-    /// A new, empty, active account.
+    /// A new, empty, active account in the GL account its id implies
+    /// ([`GlAccount::default_for`]); [`Account::in_gl`] names another.
     pub fn new(id: AccountId, currency: Currency, credit_limit: i64, now: Timestamp) -> Account {
         Account {
             id,
@@ -52,7 +57,13 @@ impl Account {
             credit_limit,
             status: AccountStatus::Active,
             created_at: now,
+            gl: GlAccount::default_for(id),
         }
+    }
+
+    /// This account, in GL account `gl`.
+    pub fn in_gl(self, gl: GlAccount) -> Account {
+        Account { gl, ..self }
     }
 
     /// What can be spent now: balance minus holds plus unused credit. In `i128` because a

@@ -94,6 +94,14 @@ impl AccountId {
     pub const fn is_platform(self) -> bool {
         self.0 >> 96 == 0xffff_ffff
     }
+
+    /// The role of a platform account; `None` for any other account.
+    pub fn platform_role(self) -> Option<PlatformRole> {
+        if !self.is_platform() {
+            return None;
+        }
+        PlatformRole::from_u16((self.0 >> 16) as u16)
+    }
 }
 
 /// What a platform account is for.
@@ -110,6 +118,20 @@ pub enum PlatformRole {
     ChannelReceivable = 3,
     /// Fees channels take: a cost.
     ChannelFees = 4,
+}
+
+impl PlatformRole {
+    /// The role whose discriminant is `value`.
+    pub fn from_u16(value: u16) -> Option<PlatformRole> {
+        [
+            PlatformRole::CustomerFunds,
+            PlatformRole::FeeIncome,
+            PlatformRole::ChannelReceivable,
+            PlatformRole::ChannelFees,
+        ]
+        .into_iter()
+        .find(|r| *r as u16 == value)
+    }
 }
 
 /// Nanoseconds since the Unix epoch, given to the engine by its caller (the engine has no

@@ -71,6 +71,12 @@ pub enum Reject {
     InvalidCreditLimit,
     #[error("account {0} already has a status change in progress")]
     StatusChangePending(AccountId),
+    #[error("the accounting date is in a closed period; book a correction in the open one")]
+    PeriodClosed,
+    #[error("the accounting date must be the open business date")]
+    InvalidAccountingDate,
+    #[error("the value date must not be after the accounting date")]
+    InvalidValueDate,
 }
 
 impl Reject {
@@ -93,6 +99,9 @@ impl Reject {
             Reject::AccountNotEmpty(_) => "account_not_empty",
             Reject::InvalidCreditLimit => "invalid_credit_limit",
             Reject::StatusChangePending(_) => "status_change_pending",
+            Reject::PeriodClosed => "period_closed",
+            Reject::InvalidAccountingDate => "invalid_accounting_date",
+            Reject::InvalidValueDate => "invalid_value_date",
         }
     }
 }

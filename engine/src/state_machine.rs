@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use bincode::{Decode, Encode};
 
 use crate::account::{Account, AccountStatus, LiveAccount};
+use crate::gl::{BusinessDate, GlAccount, OpenPeriod};
 use crate::ids::{AccountId, Timestamp, TransferId};
 use crate::money::Currency;
 use crate::transfer::Transfer;
@@ -30,6 +31,11 @@ pub enum Command {
         account: AccountId,
         status: AccountStatus,
     },
+    /// Moves an account to another GL account (a reclassification: its balance moves with
+    /// it, booked as turnover of both on the open date).
+    AssignGl { account: AccountId, gl: GlAccount },
+    /// A day-end's switch: the open date closes, the next one opens.
+    SwitchDate,
 }
 
 /// A change that happened: what is written to the journal, and all a replica needs to apply.
@@ -40,6 +46,21 @@ pub enum Effect {
     StatusSet {
         account: AccountId,
         status: AccountStatus,
+    },
+    /// The day-end's switch: every transfer before it in the journal is dated `from` or
+    /// earlier, every one after it `to`.
+    DateSwitched {
+        from: BusinessDate,
+        to: BusinessDate,
+    },
+    /// `account` moved to GL account `gl`, its balance with it: booked as turnover of both
+    /// on `date` (the open business date then; `None` in an undated ledger).
+    GlAssigned {
+        account: AccountId,
+        /// The GL account it leaves (what a reader going backwards needs).
+        from: GlAccount,
+        gl: GlAccount,
+        date: Option<BusinessDate>,
     },
 }
 
@@ -60,6 +81,18 @@ pub enum ReplayError {
     DuplicateTransfer(TransferId),
     #[error("balance of {0} overflows")]
     Overflow(AccountId),
+    #[error("posting on {account} booked to GL {posted:?}, but the account is in {gl:?}")]
+    GlMismatch {
+        account: AccountId,
+        posted: GlAccount,
+        gl: GlAccount,
+    },
+    #[error("the date switches from {from} to {to}, but the open date is {open}")]
+    DateOutOfOrder {
+        from: BusinessDate,
+        to: BusinessDate,
+        open: BusinessDate,
+    },
 }
 
 /// Results of one batch.
@@ -80,11 +113,25 @@ pub struct Applied {
 pub struct Ledger {
     accounts: HashMap<AccountId, LiveAccount>,
     transfers: HashSet<TransferId>,
+    /// `None`: an undated ledger (transfers keep the dates they carry).
+    period: Option<OpenPeriod>,
 }
 
 impl Ledger {
     pub fn new() -> Ledger {
         Ledger::default()
+    }
+
+    /// A ledger that dates every transfer in `period`, as the production ledger does.
+    pub fn dated(period: OpenPeriod) -> Ledger {
+        Ledger {
+            period: Some(period),
+            ..Ledger::default()
+        }
+    }
+
+    pub fn period(&self) -> Option<OpenPeriod> {
+        self.period
     }
 
     /// Applies `batch` in order at time `now`.
@@ -109,12 +156,36 @@ impl Ledger {
                     credit_limit,
                 } => self.create_account(*id, *currency, *credit_limit, now),
                 Command::Transfer(t) => {
-                    let t = Transfer {
+                    let mut t = Transfer {
                         timestamp: now,
                         ..t.clone()
                     };
-                    self.transfer(&t).map(|()| Effect::Posted(t))
+                    self.transfer(&mut t).map(|()| Effect::Posted(t))
                 }
+                Command::AssignGl { account, gl } => match self.accounts.get_mut(account) {
+                    None => Err(Reject::UnknownAccount(*account)),
+                    Some(a) if !a.is_quiescent() => Err(Reject::StatusChangePending(*account)),
+                    Some(a) => {
+                        let from = std::mem::replace(&mut a.account.gl, *gl);
+                        Ok(Effect::GlAssigned {
+                            account: *account,
+                            from,
+                            gl: *gl,
+                            date: self.period.map(|p| p.open),
+                        })
+                    }
+                },
+                Command::SwitchDate => match self.period.and_then(|p| Some((p, p.switched()?))) {
+                    // An undated ledger, or the last representable day: nothing to switch.
+                    None => Err(Reject::InvalidAccountingDate),
+                    Some((from, to)) => {
+                        self.period = Some(to);
+                        Ok(Effect::DateSwitched {
+                            from: from.open,
+                            to: to.open,
+                        })
+                    }
+                },
                 Command::SetStatus { account, status } => self
                     .accounts
                     .get_mut(account)
@@ -155,11 +226,17 @@ impl Ledger {
     }
 
     /// Prepare every posting, then commit them all; on the first rejection release the ones
-    /// prepared so far. The same protocol the account actors run, in one thread.
-    fn transfer(&mut self, t: &Transfer) -> Result<(), Reject> {
+    /// prepared so far. The same protocol the account actors run, in one thread. Fills each
+    /// posting's GL account, and the dates when the ledger is dated.
+    fn transfer(&mut self, t: &mut Transfer) -> Result<(), Reject> {
         t.validate()?;
         if self.transfers.contains(&t.id) {
             return Err(Reject::DuplicateId);
+        }
+        if let Some(period) = self.period {
+            let (accounting, value) = period.stamp(t.accounting_date, t.value_date)?;
+            t.accounting_date = Some(accounting);
+            t.value_date = Some(value);
         }
         for (i, p) in t.postings.iter().enumerate() {
             let prepared = match self.accounts.get_mut(&p.account) {
@@ -173,8 +250,10 @@ impl Ledger {
                 return Err(reject);
             }
         }
-        for p in &t.postings {
-            self.live(p.account).commit(p.amount);
+        for p in &mut t.postings {
+            let live = self.live(p.account);
+            live.commit(p.amount);
+            p.gl = Some(live.account.gl);
         }
         self.transfers.insert(t.id);
         Ok(())
@@ -212,6 +291,13 @@ impl Ledger {
                             currency: p.currency,
                         });
                     }
+                    if let Some(posted) = p.gl.filter(|g| *g != a.account.gl) {
+                        return Err(ReplayError::GlMismatch {
+                            account: p.account,
+                            posted,
+                            gl: a.account.gl,
+                        });
+                    }
                     a.account.balance = a
                         .account
                         .balance
@@ -225,6 +311,27 @@ impl Ledger {
                     .get_mut(account)
                     .ok_or(ReplayError::UnknownAccount(*account))?;
                 a.account.status = *status;
+            }
+            Effect::GlAssigned { account, gl, .. } => {
+                self.accounts
+                    .get_mut(account)
+                    .ok_or(ReplayError::UnknownAccount(*account))?
+                    .account
+                    .gl = *gl;
+            }
+            Effect::DateSwitched { from, to } => {
+                let open = self.period.map_or(*from, |p| p.open);
+                if open != *from || from.next() != Some(*to) {
+                    return Err(ReplayError::DateOutOfOrder {
+                        from: *from,
+                        to: *to,
+                        open,
+                    });
+                }
+                self.period = Some(OpenPeriod {
+                    open: *to,
+                    closed_through: Some(*from),
+                });
             }
         }
         Ok(())

@@ -2,6 +2,7 @@
 
 use bincode::{Decode, Encode};
 
+use crate::gl::{BusinessDate, GlAccount};
 use crate::ids::{AccountId, Timestamp, TransferId};
 use crate::money::{Currency, AMOUNT_MINOR_MAX};
 use crate::Reject;
@@ -16,6 +17,23 @@ pub struct Posting {
     pub account: AccountId,
     pub currency: Currency,
     pub amount: i64,
+    /// The account's GL account, filled by whoever holds the account when the leg is
+    /// prepared (a shard, or [`crate::Ledger`]); `None` before that, and in entries written
+    /// before the chart existed. Makes every journal leg self-describing, and lets the
+    /// writer keep GL turnover without a map of every account.
+    pub gl: Option<GlAccount>,
+}
+
+impl Posting {
+    /// A leg whose GL account is filled when it is prepared.
+    pub fn new(account: AccountId, currency: Currency, amount: i64) -> Posting {
+        Posting {
+            account,
+            currency,
+            amount,
+            gl: None,
+        }
+    }
 }
 
 /// What a transfer is for; carried in the journal for the accounting layers above.
@@ -29,6 +47,9 @@ pub enum TransferKind {
     Refund,
     /// A plain movement between two accounts.
     Transfer,
+    /// A manual GL entry by finance staff: a correction, always dated in the open period
+    /// (a closed day is never edited; the correction reverses it on a later day).
+    Adjustment,
 }
 
 /// The three accounts of a payment.
@@ -47,9 +68,32 @@ pub struct Transfer {
     pub kind: TransferKind,
     pub postings: Vec<Posting>,
     pub timestamp: Timestamp,
+    /// The business date the entry is booked on. `None` from a caller means the open date;
+    /// the ledger stamps it when it orders the transfer (see [`crate::gl::date::stamp`]).
+    pub accounting_date: Option<BusinessDate>,
+    /// When the underlying event happened: the accounting date unless the caller names an
+    /// earlier one (a channel's late answer, a correction).
+    pub value_date: Option<BusinessDate>,
 }
 
 impl Transfer {
+    /// A transfer to be dated by the ledger (the open business date, value date the same).
+    pub fn new(
+        id: TransferId,
+        kind: TransferKind,
+        postings: Vec<Posting>,
+        timestamp: Timestamp,
+    ) -> Transfer {
+        Transfer {
+            id,
+            kind,
+            postings,
+            timestamp,
+            accounting_date: None,
+            value_date: None,
+        }
+    }
+
     /// A payment of `amount` from `payer`, `amount - fee` to `merchant` and `fee` to
     /// `fee_account`. A zero leg is left out.
     pub fn payment(
@@ -65,32 +109,15 @@ impl Transfer {
             merchant,
             fee_account,
         } = parties;
-        let mut postings = vec![Posting {
-            account: payer,
-            currency,
-            amount: -amount,
-        }];
+        let mut postings = vec![Posting::new(payer, currency, -amount)];
         let net = amount.checked_sub(fee).unwrap_or(0);
         if net != 0 {
-            postings.push(Posting {
-                account: merchant,
-                currency,
-                amount: net,
-            });
+            postings.push(Posting::new(merchant, currency, net));
         }
         if fee != 0 {
-            postings.push(Posting {
-                account: fee_account,
-                currency,
-                amount: fee,
-            });
+            postings.push(Posting::new(fee_account, currency, fee));
         }
-        Transfer {
-            id,
-            kind: TransferKind::Payment,
-            postings,
-            timestamp,
-        }
+        Transfer::new(id, TransferKind::Payment, postings, timestamp)
     }
 
     /// A card payment charged by a channel: the channel owes `amount - channel_fee`
@@ -113,20 +140,12 @@ impl Transfer {
             (merchant, amount.checked_sub(platform_fee).unwrap_or(0)),
             (fee_account, platform_fee),
         ];
-        Transfer {
-            id,
-            kind: TransferKind::Payment,
-            postings: legs
-                .into_iter()
-                .filter(|(_, a)| *a != 0)
-                .map(|(account, amount)| Posting {
-                    account,
-                    currency,
-                    amount,
-                })
-                .collect(),
-            timestamp,
-        }
+        let postings = legs
+            .into_iter()
+            .filter(|(_, a)| *a != 0)
+            .map(|(account, amount)| Posting::new(account, currency, amount))
+            .collect();
+        Transfer::new(id, TransferKind::Payment, postings, timestamp)
     }
 
     /// A two-legged movement of `amount` from `from` to `to`.
@@ -140,23 +159,10 @@ impl Transfer {
         timestamp: Timestamp,
     ) -> Transfer {
         let postings = vec![
-            Posting {
-                account: from,
-                currency,
-                amount: amount.checked_neg().unwrap_or(0),
-            },
-            Posting {
-                account: to,
-                currency,
-                amount,
-            },
+            Posting::new(from, currency, amount.checked_neg().unwrap_or(0)),
+            Posting::new(to, currency, amount),
         ];
-        Transfer {
-            id,
-            kind,
-            postings,
-            timestamp,
-        }
+        Transfer::new(id, kind, postings, timestamp)
     }
 
     /// Checks the transfer's own shape, without looking at any account: 2 to
@@ -224,16 +230,14 @@ mod tests {
 
     #[test]
     fn shape_rules() {
-        let p = |a: u128, c: Currency, amount: i64| Posting {
-            account: AccountId(a),
-            currency: c,
-            amount,
-        };
-        let t = |postings: Vec<Posting>| Transfer {
-            id: TransferId(9),
-            kind: TransferKind::Transfer,
-            postings,
-            timestamp: Timestamp(0),
+        let p = |a: u128, c: Currency, amount: i64| Posting::new(AccountId(a), c, amount);
+        let t = |postings: Vec<Posting>| {
+            Transfer::new(
+                TransferId(9),
+                TransferKind::Transfer,
+                postings,
+                Timestamp(0),
+            )
         };
         assert_eq!(t(vec![p(1, C, -5)]).validate(), Err(Reject::TooFewPostings));
         assert_eq!(

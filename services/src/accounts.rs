@@ -202,6 +202,7 @@ pub fn rejected(reject: Reject) -> Error {
             format!("account {id} still holds money or has postings in flight"),
         ),
         Reject::UnknownAccount(id) => Error::not_found(format!("no account {id}")),
+        Reject::PeriodClosed => conflict("period_closed", reject.to_string()),
         Reject::Overflow(id) => Error::invalid(
             "invalid_amount",
             format!("the balance of {id} would exceed the maximum"),

@@ -29,6 +29,7 @@ pub mod audit;
 pub mod card_payments;
 pub mod cards;
 pub mod channels;
+pub mod day_end;
 pub mod error;
 pub mod gl;
 pub mod idempotency;

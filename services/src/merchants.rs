@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
+use engine::gl::GlAccount;
 use engine::money::{format_fee_rate, parse_fee_rate};
 use engine::{AccountId, Reject};
 use serde::{Deserialize, Serialize};
@@ -287,6 +288,17 @@ pub async fn create(
     );
     let key_sha256 = key_sha256(&secret_key);
     let account = AccountId(new_id());
+    // Its pending-settlement account first: a crash before the merchant exists leaves an
+    // empty account nothing refers to, never a merchant without one.
+    let pending = AccountId(new_id());
+    match ledger
+        .create_account_in(pending, currency, GlAccount::MerchantPending, 0, Vec::new())
+        .await?
+    {
+        Ok(_) => {}
+        Err(Reject::AccountExists(_)) => return Err(Error::storage("id collision; retry")),
+        Err(other) => return Err(Error::invalid(other.code(), other.to_string())),
+    }
     let mut created = MerchantCreated {
         id: merchant_id_text(id),
         name: body.name.clone(),
@@ -309,6 +321,7 @@ pub async fn create(
         created_at_ns: now_ns(),
         category: records::Tail(Some(category)),
         auth: records::Tail(Default::default()),
+        pending_account: records::Tail(Some(pending)),
     };
     let after: Option<serde_json::Value> = serde_json::from_slice(&replay).ok();
     let mut records = vec![
@@ -328,7 +341,7 @@ pub async fn create(
     ];
     records.extend(idem.map(|g| g.record(&replay)));
     match ledger
-        .create_account_with(account, currency, 0, records)
+        .create_account_in(account, currency, GlAccount::MerchantAvailable, 0, records)
         .await?
     {
         Ok(_) => {}

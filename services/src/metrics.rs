@@ -64,6 +64,10 @@ pub const SMS: &str = "rongpay_sms_messages_total";
 pub const SMS_RECEIPTS: &str = "rongpay_sms_receipts_total";
 pub const OTP: &str = "rongpay_otp_total";
 pub const ALERTS: &str = "rongpay_alerts_received_total";
+/// 1 while the last day-end failed (a check failed, or a step could not run), else 0.
+pub const DAY_END_FAILED: &str = "rongpay_day_end_failed";
+/// When the last day-end finished with every check passed (Unix seconds).
+pub const DAY_END_LAST_SUCCESS: &str = "rongpay_day_end_last_success_timestamp_seconds";
 
 /// Latency buckets (seconds) for requests and channel calls: 250 µs to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -118,6 +122,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
 /// Counters whose label sets are known are exported at 0 from the start: a series that
 /// appears only with its first event makes `rate()` and alerts blind to that event.
 fn zeroes() {
+    gauge!(DAY_END_FAILED).set(0.0);
     counter!(actors::shard::PASSIVATIONS).increment(0);
     for template in ["otp", "alert"] {
         for outcome in ["sent", "rate_limited", "failed"] {
@@ -168,6 +173,15 @@ fn zeroes() {
 }
 
 fn describe() {
+    describe_gauge!(
+        DAY_END_FAILED,
+        "1 while the last day-end failed (a check failed or a step could not run), else 0."
+    );
+    describe_gauge!(
+        DAY_END_LAST_SUCCESS,
+        Unit::Seconds,
+        "When the last day-end finished with every check passed (Unix time)."
+    );
     describe_counter!(
         HTTP_REQUESTS,
         Unit::Count,
@@ -526,5 +540,16 @@ pub async fn refresh(state: &Platform) {
             gauge!(CHANNEL_LOW_WATER, "channel" => name, "currency" => currency)
                 .set(c.low_water as f64);
         }
+    }
+}
+
+/// The outcome of the last day-end.
+pub fn day_end_failed(failed: bool) {
+    gauge!(DAY_END_FAILED).set(if failed { 1.0 } else { 0.0 });
+    if !failed {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        gauge!(DAY_END_LAST_SUCCESS).set(now);
     }
 }

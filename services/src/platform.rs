@@ -96,6 +96,8 @@ pub struct Platform {
     pub review_claims: ClaimSet,
     /// Serializes changes to merchant records (credentials, settings): read, change, write.
     pub merchant_admin: tokio::sync::Mutex<()>,
+    /// Serializes day-end starts: one switch at a time.
+    pub day_end_admin: tokio::sync::Mutex<()>,
     /// Bumped after each merchant record change (see `merchants::changed`).
     pub merchant_generation: AtomicU64,
     /// Merchants by key hash, so that a request costs no store read to authenticate
@@ -164,6 +166,7 @@ impl Platform {
             risk: std::sync::Mutex::new(engine::risk::RiskEngine::new(rules)),
             review_claims: Default::default(),
             merchant_admin: Default::default(),
+            day_end_admin: Default::default(),
             merchant_generation: Default::default(),
             merchant_cache: Default::default(),
             webhook_endpoints: Default::default(),
@@ -279,6 +282,11 @@ impl Platform {
             Ok(dates) => println!("payd: business date {}", dates.business_date),
             Err(e) => fatal(&format!("cannot set the business date: {e}")),
         }
+        match crate::gl::migrate_merchants(&ledger, &store).await {
+            Ok(n) if n > 0 => println!("payd: {n} merchants given their GL accounts"),
+            Ok(_) => {}
+            Err(e) => fatal(&format!("cannot give merchants their GL accounts: {e}")),
+        }
         match self.today.seed(&store) {
             Ok(n) if n > 0 => {
                 println!("payd: today's totals from {n} payments and refunds of today")
@@ -310,6 +318,11 @@ impl Platform {
             Ok(_) => {}
             Err(e) => fatal(&format!("cannot resume card refunds: {e}")),
         }
+        match crate::day_end::resume(&self, &resume_from) {
+            Ok(n) if n > 0 => println!("payd: resumed {n} unfinished day-end(s)"),
+            Ok(_) => {}
+            Err(e) => fatal(&format!("cannot resume the day-end: {e}")),
+        }
         self.recovered.store(true, Ordering::SeqCst);
         println!(
             "payd: recovered journal through seq {} ({} accounts, trial balance zero) in {} ms; ready",
@@ -340,6 +353,8 @@ pub const INFLIGHT_COMMANDS_MAX: usize = actors::ledger::INFLIGHT_COMMANDS_MAX;
 #[derive(Clone, Debug)]
 pub struct Verified {
     pub verification: storage::Verification,
+    /// Each closed day's snapshot rebuilt from the journal, with its hash matched.
+    pub days: Vec<crate::day_end::Rebuilt>,
     /// How long opening (recovering) the store took, and the replay after it.
     pub open: Duration,
     pub replay: Duration,
@@ -350,6 +365,8 @@ pub struct Verified {
 pub enum VerifyError {
     Open(storage::StoreError),
     Replay(storage::StoreError),
+    /// A closed day's snapshot, rebuilt from the journal, has another hash than stored.
+    Day(String),
 }
 
 /// Opens the store in `data_dir` (recovering it) and replays its whole journal against the
@@ -359,7 +376,16 @@ pub fn verify(data_dir: &std::path::Path) -> std::result::Result<Verified, Verif
         Store::open(data_dir, StoreOptions::default()).map_err(VerifyError::Open)?;
     let started = std::time::Instant::now();
     let verification = store.verify().map_err(VerifyError::Replay)?;
+    let days =
+        crate::day_end::rebuild_hashes(&store).map_err(|e| VerifyError::Day(e.to_string()))?;
+    if let Some(bad) = days.iter().find(|d| !d.matches) {
+        return Err(VerifyError::Day(format!(
+            "the snapshot of {} rebuilt from the journal has another hash than its day-end recorded",
+            bad.date
+        )));
+    }
     Ok(Verified {
+        days,
         verification,
         open: recovery.elapsed,
         replay: started.elapsed(),

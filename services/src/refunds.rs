@@ -78,24 +78,16 @@ pub fn refund_postings(
     merchant_part: i64,
 ) -> Vec<Posting> {
     let fee_part = amount - merchant_part;
-    let mut postings = vec![Posting {
-        account: source,
-        currency,
-        amount,
-    }];
+    let mut postings = vec![Posting::new(source, currency, amount)];
     if merchant_part > 0 {
-        postings.push(Posting {
-            account: merchant,
-            currency,
-            amount: -merchant_part,
-        });
+        postings.push(Posting::new(merchant, currency, -merchant_part));
     }
     if fee_part > 0 {
-        postings.push(Posting {
-            account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
+        postings.push(Posting::new(
+            AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
             currency,
-            amount: -fee_part,
-        });
+            -fee_part,
+        ));
     }
     postings
 }
@@ -219,12 +211,12 @@ pub async fn through_channel(
             refund.status = PaymentStatus::Failed;
             refund.failure_code = Some(code.to_string());
             let (records, body) = records_for(&refund, &before);
-            let compensation = Transfer {
-                id: TransferId(new_id()),
-                kind: TransferKind::Refund,
-                postings: reversal,
-                timestamp: Timestamp(0),
-            };
+            let compensation = Transfer::new(
+                TransferId(new_id()),
+                TransferKind::Refund,
+                reversal,
+                Timestamp(0),
+            );
             match ledger.transfer_with(compensation, records).await? {
                 Ok(_) => {
                     state.refund_reached(&refund, payment.currency);
@@ -402,12 +394,12 @@ async fn settle(state: &Platform, refund_id: u128, refused: Option<&'static str>
             refund.status = PaymentStatus::Failed;
             refund.failure_code = Some(code.to_string());
             payment.refunded -= refund.amount;
-            let compensation = Transfer {
-                id: TransferId(new_id()),
-                kind: TransferKind::Refund,
-                postings: reversed(&booked),
-                timestamp: Timestamp(0),
-            };
+            let compensation = Transfer::new(
+                TransferId(new_id()),
+                TransferKind::Refund,
+                reversed(&booked),
+                Timestamp(0),
+            );
             let records = with_events(
                 &refund,
                 vec![
@@ -552,12 +544,7 @@ pub async fn create(
         merchant_part,
     );
     let id = new_id();
-    let transfer = Transfer {
-        id: TransferId(id),
-        kind: TransferKind::Refund,
-        postings,
-        timestamp: Timestamp(0),
-    };
+    let transfer = Transfer::new(TransferId(id), TransferKind::Refund, postings, Timestamp(0));
     let mut refund = Refund {
         id,
         payment: payment.id,

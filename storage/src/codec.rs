@@ -8,9 +8,13 @@
 
 use bincode::{Decode, Encode};
 
-/// The record format this build writes. Readers accept exactly the versions listed in
-/// [`decode`].
-pub const FORMAT_VERSION: u8 = 1;
+/// The record format this build writes: 2, since the chart of accounts (GL accounts on
+/// accounts and postings, dates on transfers). Format 1 records stay readable: their aux
+/// and meta payloads are unchanged, and their accounts and journal records decode through
+/// [`crate::legacy`] ([`decode_upgrading`]).
+pub const FORMAT_VERSION: u8 = 2;
+/// The first record format.
+pub const FORMAT_V1: u8 = 1;
 
 const HEADER_LEN: usize = 6;
 
@@ -39,7 +43,7 @@ pub enum CodecError {
     #[error("record too short ({0} bytes)")]
     Truncated(usize),
     #[error(
-        "record format version {0} is not supported by this build (it reads {FORMAT_VERSION})"
+        "record format version {0} is not supported by this build (it reads {FORMAT_V1} and {FORMAT_VERSION})"
     )]
     Version(u8),
     #[error("record kind {found} where {expected:?} was expected")]
@@ -78,15 +82,17 @@ pub fn encode<T: Encode>(kind: Kind, value: &T) -> Vec<u8> {
 
 /// Reads the kind byte of a framed record after checking version and checksum.
 pub fn kind_of(bytes: &[u8]) -> Result<u8, CodecError> {
-    check(bytes).map(|(kind, _)| kind)
+    check(bytes).map(|(_, kind, _)| kind)
 }
 
-fn check(bytes: &[u8]) -> Result<(u8, &[u8]), CodecError> {
+/// The version, kind and payload of a framed record of a format this build reads.
+fn check(bytes: &[u8]) -> Result<(u8, u8, &[u8]), CodecError> {
     if bytes.len() < HEADER_LEN {
         return Err(CodecError::Truncated(bytes.len()));
     }
-    if bytes[0] != FORMAT_VERSION {
-        return Err(CodecError::Version(bytes[0]));
+    let version = bytes[0];
+    if version != FORMAT_VERSION && version != FORMAT_V1 {
+        return Err(CodecError::Version(version));
     }
     let kind = bytes[1];
     let stored = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
@@ -95,7 +101,7 @@ fn check(bytes: &[u8]) -> Result<(u8, &[u8]), CodecError> {
     if stored != computed {
         return Err(CodecError::Checksum { stored, computed });
     }
-    Ok((kind, payload))
+    Ok((version, kind, payload))
 }
 
 /// Largest payload a record's decoding may claim (containers included), in bytes.
@@ -114,14 +120,40 @@ pub fn frame(kind: Kind, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes a framed record, checking version, kind, checksum and that nothing trails it.
+/// A format-1 record is read only where its payload did not change (aux and meta); the
+/// others go through [`decode_upgrading`].
 pub fn decode<T: Decode<()>>(expected: Kind, bytes: &[u8]) -> Result<T, CodecError> {
-    let (kind, payload) = check(bytes)?;
+    let (version, payload) = payload_of(expected, bytes)?;
+    if version == FORMAT_V1 && !matches!(expected, Kind::Aux | Kind::Meta) {
+        return Err(CodecError::Version(version));
+    }
+    decode_payload(payload)
+}
+
+/// Decodes a record whose layout changed in format 2: a format-1 record is decoded as its
+/// old layout `V1` and upgraded.
+pub fn decode_upgrading<T: Decode<()>, V1: Decode<()> + Into<T>>(
+    expected: Kind,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    match payload_of(expected, bytes)? {
+        (FORMAT_V1, payload) => decode_payload::<V1>(payload).map(Into::into),
+        (_, payload) => decode_payload(payload),
+    }
+}
+
+fn payload_of(expected: Kind, bytes: &[u8]) -> Result<(u8, &[u8]), CodecError> {
+    let (version, kind, payload) = check(bytes)?;
     if kind != expected as u8 {
         return Err(CodecError::Kind {
             expected,
             found: kind,
         });
     }
+    Ok((version, payload))
+}
+
+fn decode_payload<T: Decode<()>>(payload: &[u8]) -> Result<T, CodecError> {
     // A length inside a payload can never claim more than the payload holds: a corrupt
     // record that passed its checksum must fail, not allocate gigabytes.
     let (value, read) =

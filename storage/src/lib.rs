@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - [`codec`]: record framing (format version, kind, CRC-32) around bincode 2 payloads.
+//! - [`legacy`]: decoders of record format 1, upgraded on read.
 //! - [`schema`]: column families, journal entries and account merge operands.
 //! - [`records`]: the registry of every key prefix the layers above use, the key builders
 //!   and the record layouts stored under them.
@@ -17,6 +18,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod legacy;
 pub mod records;
 pub mod schema;
 #[cfg(feature = "rocksdb")]
@@ -27,6 +29,6 @@ pub mod writer;
 pub use error::{Result, StoreError};
 pub use schema::JournalEntry;
 #[cfg(feature = "rocksdb")]
-pub use store::{Recovery, Store, StoreOptions, Verification, WriterStats};
+pub use store::{GlCut, Recovery, Store, StoreOptions, Verification, WriterStats};
 #[cfg(feature = "rocksdb")]
 pub use writer::{Ack, BatchAck, CommitUnit};

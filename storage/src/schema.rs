@@ -1,7 +1,8 @@
 //! Column families, keys and the records stored under them.
 
 use bincode::{Decode, Encode};
-use engine::{AccountStatus, Effect};
+use engine::gl::{BusinessDate, GlAccount};
+use engine::{AccountStatus, Currency, Effect};
 
 /// Journal: key = commit sequence number (u64 big-endian) → [`JournalEntry`], or, for a group
 /// write of several units, key = the first unit's sequence number → [`JournalGroup`] (one
@@ -55,11 +56,40 @@ pub const META_BALANCES_THROUGH: &[u8] = b"balances_through";
 /// (its balances lag the journal), so an older payd cannot silently lose the tail.
 /// 3: a group write of several units stores their journal entries as one [`JournalGroup`]
 /// record (layout 2 is read as it is: its records are single entries).
-pub const LAYOUT_VERSION: u8 = 3;
+/// 4: the GL book ([`GlBalances`], each date's turnover) is kept with the balance
+/// checkpoints; a store of layout 1–3 gains it on open, its balances summed from the
+/// accounts.
+pub const LAYOUT_VERSION: u8 = 4;
+/// Layout 3: one journal record per group, no GL book. Opened by opening the book.
+pub const LAYOUT_GROUP_RECORDS: u8 = 3;
 /// Layout 2: checkpointed balances, one journal record per unit. Opened as it is.
 pub const LAYOUT_CHECKPOINTED: u8 = 2;
 /// The layout before checkpointed balances: opened by migrating it to [`LAYOUT_VERSION`].
 pub const LAYOUT_PER_GROUP_BALANCES: u8 = 1;
+
+/// Meta key of [`GlBalances`].
+pub const META_GL_BALANCES: &[u8] = b"gl_balances";
+/// Meta key prefix of a business date's GL turnover ([`gl_day_key`] → [`engine::gl::Turnover`]).
+pub const META_GL_DAY: &[u8] = b"gl_day/";
+
+/// The meta key of `date`'s GL turnover: ordered by date.
+pub fn gl_day_key(date: BusinessDate) -> Vec<u8> {
+    [META_GL_DAY, &date.0.to_be_bytes()].concat()
+}
+
+/// The date of a [`gl_day_key`].
+pub fn gl_day_of_key(key: &[u8]) -> Option<BusinessDate> {
+    let rest = key.strip_prefix(META_GL_DAY)?;
+    Some(BusinessDate(i32::from_be_bytes(rest.try_into().ok()?)))
+}
+
+/// Meta: every GL account's credit-positive balance per currency (the GL book), as of
+/// [`BalancesThrough`] and written in the same batch. Each date's turnover is under
+/// [`gl_day_key`], also as of the checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct GlBalances {
+    pub rows: Vec<(Currency, GlAccount, i128)>,
+}
 
 /// Meta: the accounts family holds the effects of every journal entry up to `seq` and none
 /// after it. Written in the same batch as the merge operands that bring it there.
@@ -95,6 +125,8 @@ pub struct AccountDelta {
     pub balance: i128,
     pub held: i128,
     pub status: Option<AccountStatus>,
+    /// A GL reassignment (`Effect::GlAssigned`): last writer wins, as for the status.
+    pub gl: Option<GlAccount>,
 }
 
 impl AccountDelta {
@@ -106,6 +138,9 @@ impl AccountDelta {
         if let Some(status) = self.status {
             account.status = status;
         }
+        if let Some(gl) = self.gl {
+            account.gl = gl;
+        }
         Some(())
     }
 
@@ -114,6 +149,7 @@ impl AccountDelta {
             balance: self.balance.checked_add(next.balance)?,
             held: self.held.checked_add(next.held)?,
             status: next.status.or(self.status),
+            gl: next.gl.or(self.gl),
         })
     }
 }

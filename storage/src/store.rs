@@ -1,12 +1,13 @@
 //! Opening, recovering, reading and verifying the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use engine::gl::{BusinessDate, GlAccount, GlBook, Turnover};
 use engine::{Account, AccountId, Currency, Ledger, TransferId};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
@@ -16,6 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::codec::{self, Kind};
 use crate::error::{Result, StoreError};
+use crate::legacy;
 use crate::schema::*;
 use crate::writer::{self, Ack, BatchAck, CommitUnit, Deltas, Msg, Reply, Unflushed};
 
@@ -102,6 +104,15 @@ pub struct Recovery {
     pub elapsed: Duration,
 }
 
+/// The GL at one point of the journal ([`Store::gl_since`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GlCut {
+    /// (currency, GL account, credit-positive balance), non-zero ones only.
+    pub balances: Vec<(Currency, GlAccount, i128)>,
+    /// Each date's turnover from the date asked for on, oldest first.
+    pub days: Vec<(BusinessDate, Turnover)>,
+}
+
 /// What a full verification found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verification {
@@ -169,6 +180,24 @@ impl Inner {
         self.cf(CF_META)
     }
 
+    /// An account as of the last durable entry (for the writer's rare GL reassignment).
+    pub(crate) fn account_now(&self, id: AccountId) -> Result<Option<Account>> {
+        let unflushed = self.unflushed();
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf_accounts(), id.to_be_bytes())?
+        else {
+            return Ok(None);
+        };
+        let mut account = legacy::decode_account(&bytes).map_err(|source| StoreError::Corrupt {
+            cf: CF_ACCOUNTS,
+            key: id.to_string(),
+            source,
+        })?;
+        with_unflushed(&mut account, &unflushed.deltas)?;
+        Ok(Some(account))
+    }
+
     pub(crate) fn unflushed(&self) -> RwLockReadGuard<'_, Unflushed> {
         self.unflushed.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -206,15 +235,15 @@ pub struct Store {
 
 fn merge_full(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
     let mut account: Option<Account> = match existing {
-        Some(bytes) => Some(codec::decode(Kind::Account, bytes).ok()?),
+        Some(bytes) => Some(legacy::decode_account(bytes).ok()?),
         None => None,
     };
     for op in operands {
         if codec::kind_of(op).ok()? == Kind::Account as u8 {
-            account = Some(codec::decode(Kind::Account, op).ok()?);
+            account = Some(legacy::decode_account(op).ok()?);
             continue;
         }
-        let delta: AccountDelta = codec::decode(Kind::AccountDelta, op).ok()?;
+        let delta = legacy::decode_delta(op).ok()?;
         // A delta without a base record means the store lost an account: refuse to make one up.
         delta.apply(account.as_mut()?)?;
     }
@@ -230,7 +259,7 @@ fn merge_partial(
     for op in operands {
         // A base record among the operands cannot be folded into a delta: let RocksDB keep
         // the operands as they are.
-        let delta: AccountDelta = codec::decode(Kind::AccountDelta, op).ok()?;
+        let delta = legacy::decode_delta(op).ok()?;
         sum = sum.then(delta)?;
     }
     Some(codec::encode(Kind::AccountDelta, &sum))
@@ -344,10 +373,17 @@ impl Store {
                 options.checkpoint_interval,
             )),
         });
-        let last_seq = check_format_and_tail(&inner)?;
+        let (last_seq, layout) = check_format_and_tail(&inner)?;
         inner.last_seq.store(last_seq, Ordering::Release);
-        let replayed = replay_unflushed(&inner, last_seq)?;
-        let (accounts, trial_balance) = check_trial_balance(&inner)?;
+        // A store of an older layout (or a new one) has no GL book yet: it is opened from
+        // the accounts once they are complete. Otherwise it is read as of the checkpoint,
+        // and the replay brings it to the last entry with the balances.
+        let has_book = layout == Some(LAYOUT_VERSION);
+        if has_book {
+            inner.unflushed_mut().book = load_book(&inner)?;
+        }
+        let replayed = replay_unflushed(&inner, last_seq, has_book)?;
+        let (accounts, trial_balance) = check_trial_balance(&inner, has_book)?;
 
         let (tx, rx) = crossbeam_channel::bounded(options.queue_units_max);
         let writer_inner = Arc::clone(&inner);
@@ -476,7 +512,7 @@ impl Store {
             return Ok(None);
         };
         let mut account: Account =
-            codec::decode(Kind::Account, &bytes).map_err(|source| StoreError::Corrupt {
+            legacy::decode_account(&bytes).map_err(|source| StoreError::Corrupt {
                 cf: CF_ACCOUNTS,
                 key: id.to_string(),
                 source,
@@ -600,11 +636,174 @@ impl Store {
         for_each_account(&self.inner, f)
     }
 
+    /// The GL book as of the last durable entry: every GL account's balance, and the
+    /// turnover of the dates still open in memory (see [`Store::gl_days_from`] for all).
+    pub fn gl_book(&self) -> GlBook {
+        self.inner.unflushed().book.clone()
+    }
+
+    /// Every GL account's balance and the GL turnover of every date from `from` on (oldest
+    /// first), as of the last durable entry, in one consistent cut: what the meta family
+    /// holds, with what is held in memory over it. A date's opening and closing follow from
+    /// the balances minus the turnover of the dates after it.
+    pub fn gl_since(&self, from: BusinessDate) -> Result<GlCut> {
+        // Under the read lock: no group is folded in and no checkpoint moves a date to the
+        // meta family meanwhile.
+        let unflushed = self.inner.unflushed();
+        let mut days: BTreeMap<BusinessDate, Turnover> =
+            gl_days_from(&self.inner, from)?.into_iter().collect();
+        for date in unflushed.book.dates().filter(|d| *d >= from) {
+            if let Some(day) = unflushed.book.day(date) {
+                days.insert(date, day.clone());
+            }
+        }
+        Ok(GlCut {
+            balances: unflushed.book.balances().collect(),
+            days: days.into_iter().collect(),
+        })
+    }
+
+    /// Every account as it was just after journal entry `seq`, in id order, while writes
+    /// go on (a day-end's snapshot of the closed date): the accounts family read at one
+    /// RocksDB snapshot, corrected by the journal between that snapshot's balance
+    /// checkpoint and `seq` (entries after the checkpoint added, or entries after `seq`
+    /// taken back), without the accounts created after `seq`. Takes no lock the writer
+    /// waits on. `seq` must be durable.
+    pub fn for_each_account_at(
+        &self,
+        seq: u64,
+        mut f: impl FnMut(Account) -> Result<()>,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let snap = inner.db.snapshot();
+        let through = match snap.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)? {
+            Some(bytes) => {
+                codec::decode::<BalancesThrough>(Kind::Meta, &bytes)
+                    .map_err(|source| StoreError::Corrupt {
+                        cf: CF_META,
+                        key: "balances_through".into(),
+                        source,
+                    })?
+                    .seq
+            }
+            None => 0,
+        };
+        let last = match snap
+            .iterator_cf(inner.cf_journal(), IteratorMode::End)
+            .next()
+            .transpose()?
+        {
+            Some((key, value)) => decode_record(&key, &value)?.last().map_or(0, |e| e.seq),
+            None => 0,
+        };
+        if seq > last {
+            return Err(StoreError::Inconsistent(format!(
+                "entry {seq} is not durable (the journal ends at {last})"
+            )));
+        }
+        /// What the journal between the checkpoint and `seq` changes of an account.
+        #[derive(Default)]
+        struct Fix {
+            balance: i128,
+            gl: Option<GlAccount>,
+        }
+        let mut fixes: HashMap<AccountId, Fix> = HashMap::new();
+        let mut created_after: std::collections::HashSet<AccountId> = Default::default();
+        let (from, to, sign) = if through < seq {
+            (through + 1, seq, 1i128)
+        } else {
+            (seq + 1, through, -1i128)
+        };
+        // One pass over the entries after min(seq, through), up to `last`.
+        let start = through.min(seq) + 1;
+        if start <= last {
+            scan_entries(inner, start, |entry| {
+                let in_fix = entry.seq >= from && entry.seq <= to;
+                for effect in &entry.effects {
+                    match effect {
+                        engine::Effect::AccountCreated(a) if entry.seq > seq => {
+                            created_after.insert(a.id);
+                        }
+                        engine::Effect::Posted(t) if in_fix => {
+                            for p in &t.postings {
+                                fixes.entry(p.account).or_default().balance +=
+                                    sign * i128::from(p.amount);
+                            }
+                        }
+                        engine::Effect::GlAssigned {
+                            account, from, gl, ..
+                        } if in_fix => {
+                            let fix = fixes.entry(*account).or_default();
+                            if sign > 0 {
+                                // Forward: the last reassignment wins.
+                                fix.gl = Some(*gl);
+                            } else {
+                                // Backward: the first one says what it was before.
+                                fix.gl.get_or_insert(*from);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(entry.seq < last)
+            })?;
+        }
+        let mut read = ReadOptions::default();
+        read.set_total_order_seek(true);
+        read.set_snapshot(&snap);
+        for item in inner
+            .db
+            .iterator_cf_opt(inner.cf_accounts(), read, IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let mut account =
+                legacy::decode_account(&value).map_err(|source| StoreError::Corrupt {
+                    cf: CF_ACCOUNTS,
+                    key: format!("{key:02x?}"),
+                    source,
+                })?;
+            if created_after.contains(&account.id) {
+                continue;
+            }
+            if let Some(fix) = fixes.get(&account.id) {
+                account.balance = i128::from(account.balance)
+                    .checked_add(fix.balance)
+                    .and_then(|b| i64::try_from(b).ok())
+                    .ok_or_else(|| {
+                        StoreError::Inconsistent(format!("account {} overflows i64", account.id))
+                    })?;
+                if let Some(gl) = fix.gl {
+                    account.gl = gl;
+                }
+            }
+            f(account)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` journal entries from sequence number `from` on, in order.
+    pub fn entries(&self, from: u64, limit: usize) -> Result<Vec<JournalEntry>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        scan_entries(&self.inner, from.max(1), |entry| {
+            out.push(entry);
+            Ok(out.len() < limit)
+        })?;
+        Ok(out)
+    }
+
     /// Replays the whole journal through the engine and checks that it agrees with the
     /// accounts and the dedup index: sequence numbers contiguous from 1, every posted transfer
     /// indexed at its entry, every account equal to its replay, trial balance zero.
     pub fn verify(&self) -> Result<Verification> {
         let mut ledger = Ledger::new();
+        // The GL book replayed beside the ledger. A leg written before the chart has no GL
+        // account: it is booked to its account's GL account of the time, which is what the
+        // book was opened with when the store gained it (accounts of format 1 decode with
+        // the GL account their id implies, and only a later `GlAssigned` moves them).
+        let mut book = GlBook::default();
         let mut expected_seq = 1u64;
         let mut transfers = 0u64;
         self.for_each_entry(1, |entry| {
@@ -616,6 +815,10 @@ impl Store {
             }
             expected_seq += 1;
             for effect in &entry.effects {
+                book.apply(effect, &mut |id| ledger.account(id).cloned())
+                    .map_err(|e| {
+                        StoreError::Inconsistent(format!("journal entry {}: {e}", entry.seq))
+                    })?;
                 ledger.replay(effect).map_err(|e| {
                     StoreError::Inconsistent(format!("journal entry {}: {e}", entry.seq))
                 })?;
@@ -654,6 +857,20 @@ impl Store {
         }
         let trial_balance = engine::trial_balance(ledger.accounts());
         check_zero(&trial_balance)?;
+        let stored: Vec<_> = self.gl_book().balances().collect();
+        let replayed: Vec<_> = book.balances().collect();
+        if stored != replayed {
+            return Err(StoreError::Inconsistent(format!(
+                "the GL book holds {stored:?} but the journal replays to {replayed:?}"
+            )));
+        }
+        for (date, day) in self.gl_since(BusinessDate(0))?.days {
+            if book.day(date) != Some(&day) && !day.is_empty() {
+                return Err(StoreError::Inconsistent(format!(
+                    "the GL turnover of {date} differs from the journal's"
+                )));
+            }
+        }
         Ok(Verification {
             entries: expected_seq - 1,
             transfers,
@@ -703,7 +920,7 @@ fn decode_record(key: &[u8], value: &[u8]) -> Result<Vec<JournalEntry>> {
         source,
     };
     if codec::kind_of(value).map_err(corrupt)? == Kind::JournalGroup as u8 {
-        let group: JournalGroup = codec::decode(Kind::JournalGroup, value).map_err(corrupt)?;
+        let group: JournalGroup = legacy::decode_group(value).map_err(corrupt)?;
         if group.first_seq != seq || group.entries.is_empty() {
             return Err(StoreError::Inconsistent(format!(
                 "journal group of {} entries from {} stored at key {seq}",
@@ -716,7 +933,7 @@ fn decode_record(key: &[u8], value: &[u8]) -> Result<Vec<JournalEntry>> {
             .map(|(seq, effects)| JournalEntry { seq, effects })
             .collect());
     }
-    let entry: JournalEntry = codec::decode(Kind::Journal, value).map_err(corrupt)?;
+    let entry: JournalEntry = legacy::decode_entry(value).map_err(corrupt)?;
     if entry.seq != seq {
         return Err(StoreError::Inconsistent(format!(
             "journal entry {} stored at key {seq}",
@@ -732,6 +949,15 @@ fn for_each_entry(
     inner: &Inner,
     from: u64,
     mut f: impl FnMut(JournalEntry) -> Result<()>,
+) -> Result<()> {
+    scan_entries(inner, from, |entry| f(entry).map(|()| true))
+}
+
+/// Calls `f` with every journal entry from `from` on, in order, while it answers `true`.
+fn scan_entries(
+    inner: &Inner,
+    from: u64,
+    mut f: impl FnMut(JournalEntry) -> Result<bool>,
 ) -> Result<()> {
     let from_key = seq_key(from);
     let start = inner
@@ -751,8 +977,8 @@ fn for_each_entry(
     for item in records {
         let (key, value) = item?;
         for entry in decode_record(&key, &value)? {
-            if entry.seq >= from {
-                f(entry)?;
+            if entry.seq >= from && !f(entry)? {
+                return Ok(());
             }
         }
     }
@@ -802,7 +1028,7 @@ fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> 
     {
         let (key, value) = item?;
         let mut account: Account =
-            codec::decode(Kind::Account, &value).map_err(|source| StoreError::Corrupt {
+            legacy::decode_account(&value).map_err(|source| StoreError::Corrupt {
                 cf: CF_ACCOUNTS,
                 key: format!("{key:02x?}"),
                 source,
@@ -819,9 +1045,11 @@ fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> 
     Ok(())
 }
 
-/// Checks (or, on a new store, writes) the layout version, migrating a layout-1 store, then
-/// the journal's tail ([`check_tail`]).
-fn check_format_and_tail(inner: &Inner) -> Result<u64> {
+/// Checks the layout version, migrating a layout-1 store's balances, then the journal's tail
+/// ([`check_tail`]). Answers the last entry and the layout found (`None`: a new store). The
+/// label [`LAYOUT_VERSION`] is written with the GL book ([`check_trial_balance`]), so a
+/// store labelled 4 always has one.
+fn check_format_and_tail(inner: &Inner) -> Result<(u64, Option<u8>)> {
     let meta = inner.cf_meta();
     let last_key = inner
         .db
@@ -830,7 +1058,7 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
         .transpose()?
         .map(|(k, _)| k);
     let mut migrate = false;
-    let mut relabel = false;
+    let mut layout = None;
     match inner.db.get_cf(meta, META_FORMAT_VERSION)? {
         Some(bytes) => {
             let found: FormatMeta =
@@ -839,10 +1067,11 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
                     key: "format_version".into(),
                     source,
                 })?;
+            layout = Some(found.format_version);
             match found.format_version {
-                LAYOUT_VERSION => {}
-                // Layout 2's journal records are single entries, which this build reads.
-                LAYOUT_CHECKPOINTED => relabel = true,
+                // Layout 2's journal records are single entries, which this build reads;
+                // layout 3 lacks only the GL book.
+                LAYOUT_VERSION | LAYOUT_GROUP_RECORDS | LAYOUT_CHECKPOINTED => {}
                 LAYOUT_PER_GROUP_BALANCES => migrate = true,
                 other => {
                     return Err(StoreError::Inconsistent(format!(
@@ -851,7 +1080,7 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
                 }
             }
         }
-        None if last_key.is_none() => write_layout(inner, Some(0))?,
+        None if last_key.is_none() => write_layout(inner, LAYOUT_GROUP_RECORDS, Some(0), None)?,
         None => {
             return Err(StoreError::Inconsistent(
                 "journal present but format version missing".into(),
@@ -862,26 +1091,31 @@ fn check_format_and_tail(inner: &Inner) -> Result<u64> {
     if migrate {
         // Layout 1 wrote every group's balance changes with the group: the accounts family
         // is complete through the last entry.
-        write_layout(inner, Some(last))?;
+        write_layout(inner, LAYOUT_GROUP_RECORDS, Some(last), None)?;
         tracing::info!(
             last_seq = last,
-            "store migrated to layout {LAYOUT_VERSION} (checkpointed balances)"
+            "store migrated to layout {LAYOUT_GROUP_RECORDS} (checkpointed balances)"
         );
-    }
-    if relabel {
+        layout = Some(LAYOUT_GROUP_RECORDS);
+    } else if layout == Some(LAYOUT_CHECKPOINTED) {
         // Only the label changes: a layout-2 build must not open a store that may now hold
         // group records it cannot read.
-        write_layout(inner, None)?;
+        write_layout(inner, LAYOUT_GROUP_RECORDS, None, None)?;
     }
-    Ok(last)
+    Ok((last, layout))
 }
 
-/// Marks the store as [`LAYOUT_VERSION`], and, when given, its balances complete through
-/// `through`, in one synced write.
-fn write_layout(inner: &Inner, through: Option<u64>) -> Result<()> {
+/// Labels the store with layout `label`, and, when given, its balances complete through
+/// `through` and its GL book, in one synced write.
+fn write_layout(
+    inner: &Inner,
+    label: u8,
+    through: Option<u64>,
+    book: Option<&GlBook>,
+) -> Result<()> {
     let mut batch = rocksdb::WriteBatch::default();
     let layout = FormatMeta {
-        format_version: LAYOUT_VERSION,
+        format_version: label,
     };
     batch.put_cf(
         inner.cf_meta(),
@@ -895,7 +1129,54 @@ fn write_layout(inner: &Inner, through: Option<u64>) -> Result<()> {
             codec::encode(Kind::Meta, &BalancesThrough { seq }),
         );
     }
+    if let Some(book) = book {
+        writer::add_book(inner, &mut batch, book);
+    }
     write_synced(inner, batch)
+}
+
+/// The GL book as of the balance checkpoint: its balances, and the newest date's turnover
+/// (older dates are final and stay in the meta family, read by [`Store::gl_day`]).
+fn load_book(inner: &Inner) -> Result<GlBook> {
+    let corrupt = |key: &str| {
+        let key = key.to_string();
+        move |source| StoreError::Corrupt {
+            cf: CF_META,
+            key,
+            source,
+        }
+    };
+    let Some(bytes) = inner.db.get_cf(inner.cf_meta(), META_GL_BALANCES)? else {
+        return Err(StoreError::Inconsistent(
+            "the GL book is missing from a store of layout 4".into(),
+        ));
+    };
+    let balances: GlBalances = codec::decode(Kind::Meta, &bytes).map_err(corrupt("gl_balances"))?;
+    let newest = gl_days_from(inner, BusinessDate(0))?.pop();
+    Ok(GlBook::from_parts(balances.rows, newest))
+}
+
+/// The persisted turnover of every date from `from` on, oldest first.
+fn gl_days_from(inner: &Inner, from: BusinessDate) -> Result<Vec<(BusinessDate, Turnover)>> {
+    let mut days = Vec::new();
+    let start = gl_day_key(from);
+    for item in inner.db.iterator_cf(
+        inner.cf_meta(),
+        IteratorMode::From(&start, rocksdb::Direction::Forward),
+    ) {
+        let (key, value) = item?;
+        let Some(date) = gl_day_of_key(&key) else {
+            break;
+        };
+        let day: Turnover =
+            codec::decode(Kind::Meta, &value).map_err(|source| StoreError::Corrupt {
+                cf: CF_META,
+                key: format!("gl_day/{date}"),
+                source,
+            })?;
+        days.push((date, day));
+    }
+    Ok(days)
 }
 
 /// One synced write outside the writer thread (open, before the writer starts).
@@ -909,7 +1190,7 @@ fn write_synced(inner: &Inner, batch: rocksdb::WriteBatch) -> Result<()> {
 /// Brings the accounts family up to the last journal entry: replays the entries after the
 /// last balance checkpoint (a crash lost the unflushed deltas, never the journal) and writes
 /// them as a new checkpoint. Answers how many entries were replayed.
-fn replay_unflushed(inner: &Inner, last: u64) -> Result<u64> {
+fn replay_unflushed(inner: &Inner, last: u64, has_book: bool) -> Result<u64> {
     let through = match inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)? {
         Some(bytes) => {
             codec::decode::<BalancesThrough>(Kind::Meta, &bytes)
@@ -935,15 +1216,37 @@ fn replay_unflushed(inner: &Inner, last: u64) -> Result<u64> {
         return Ok(0);
     }
     let mut deltas = Deltas::default();
+    let mut book = std::mem::take(&mut inner.unflushed_mut().book);
     for_each_contiguous_entry(inner, through + 1, |entry| {
         for effect in &entry.effects {
+            if has_book {
+                // The account as of just before the effect: the checkpointed record plus
+                // what the replay added so far.
+                let mut at = |id: AccountId| {
+                    let bytes = inner
+                        .db
+                        .get_cf(inner.cf_accounts(), id.to_be_bytes())
+                        .ok()??;
+                    let mut account = legacy::decode_account(&bytes).ok()?;
+                    with_unflushed(&mut account, &deltas).ok()?;
+                    Some(account)
+                };
+                book.apply(effect, &mut at).map_err(|e| {
+                    StoreError::Inconsistent(format!("journal entry {}: {e}", entry.seq))
+                })?;
+            }
             writer::add_effect(&mut deltas, effect);
         }
         Ok(())
     })?;
     let mut batch = rocksdb::WriteBatch::default();
     writer::add_checkpoint(inner, &mut batch, deltas.iter(), last);
+    if has_book {
+        writer::add_book(inner, &mut batch, &book);
+        book.forget_all_but_newest();
+    }
     write_synced(inner, batch)?;
+    inner.unflushed_mut().book = book;
     Ok(last - through)
 }
 
@@ -966,15 +1269,50 @@ fn check_tail(inner: &Inner, last_key: Option<Box<[u8]>>) -> Result<u64> {
     Ok(last)
 }
 
-fn check_trial_balance(inner: &Inner) -> Result<(u64, BTreeMap<Currency, i128>)> {
+/// Sums every account per currency (each must be zero) and per GL account: the GL book
+/// must hold exactly those sums (each control account equals its sub-ledger). A store
+/// without a book (`has_book` false) gets it here, from those sums, with its new layout
+/// label in the same write.
+fn check_trial_balance(inner: &Inner, has_book: bool) -> Result<(u64, BTreeMap<Currency, i128>)> {
     let mut sums = BTreeMap::new();
+    let mut by_gl: BTreeMap<(Currency, GlAccount), i128> = BTreeMap::new();
     let mut accounts = 0u64;
     for_each_account(inner, |a| {
         accounts += 1;
         *sums.entry(a.currency).or_insert(0i128) += i128::from(a.balance);
+        *by_gl.entry((a.currency, a.gl)).or_insert(0i128) += i128::from(a.balance);
         Ok(())
     })?;
     check_zero(&sums)?;
+    by_gl.retain(|_, b| *b != 0);
+    if has_book {
+        let unflushed = inner.unflushed();
+        let book: BTreeMap<(Currency, GlAccount), i128> = unflushed
+            .book
+            .balances()
+            .map(|(c, g, b)| ((c, g), b))
+            .collect();
+        if book != by_gl {
+            let differs = by_gl
+                .keys()
+                .chain(book.keys())
+                .find(|k| book.get(k) != by_gl.get(k))
+                .copied();
+            if let Some((currency, gl)) = differs {
+                return Err(StoreError::Inconsistent(format!(
+                    "GL {} in {currency}: the GL book holds {}, its accounts sum to {}",
+                    gl.code(),
+                    book.get(&(currency, gl)).copied().unwrap_or(0),
+                    by_gl.get(&(currency, gl)).copied().unwrap_or(0),
+                )));
+            }
+        }
+    } else {
+        let book = GlBook::from_parts(by_gl.into_iter().map(|((c, g), b)| (c, g, b)), []);
+        write_layout(inner, LAYOUT_VERSION, None, Some(&book))?;
+        tracing::info!("store gained its GL book (layout {LAYOUT_VERSION})");
+        inner.unflushed_mut().book = book;
+    }
     Ok((accounts, sums))
 }
 

@@ -18,13 +18,17 @@ use bincode::Encode;
 use crossbeam_channel::Receiver;
 use std::collections::HashMap;
 
-use engine::{AccountId, Effect, TransferId};
+use engine::gl::GlBook;
+use engine::{Account, AccountId, Effect, TransferId};
 use rocksdb::{WriteBatch, WriteOptions};
 use tokio::sync::oneshot;
 
 use crate::codec::{self, Kind};
 use crate::error::{Result, StoreError};
-use crate::schema::{seq_key, AccountDelta, BalancesThrough, META_BALANCES_THROUGH};
+use crate::schema::{
+    gl_day_key, seq_key, AccountDelta, BalancesThrough, GlBalances, META_BALANCES_THROUGH,
+    META_GL_BALANCES,
+};
 use crate::store::Inner;
 
 /// Everything that must become durable together: effects for the journal and the accounts,
@@ -196,6 +200,10 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// [`BalancesThrough`] instead.
 pub(crate) struct Unflushed {
     pub(crate) deltas: Deltas,
+    /// The GL book as of the last durable entry: every GL account's balance, and the
+    /// turnover of the dates not yet final in the meta family (a checkpoint writes it
+    /// whole and keeps only the newest date). Read by the GL's readers under the same lock.
+    pub(crate) book: GlBook,
     /// Group writes since the last checkpoint, and when it was.
     groups: u64,
     since: Option<Instant>,
@@ -208,6 +216,7 @@ impl Unflushed {
     pub(crate) fn new(every_groups: u64, every: Duration) -> Unflushed {
         Unflushed {
             deltas: Deltas::default(),
+            book: GlBook::default(),
             groups: 0,
             since: None,
             every_groups: every_groups.max(1),
@@ -229,7 +238,10 @@ impl Unflushed {
         self.since.get_or_insert_with(Instant::now);
     }
 
+    /// After a checkpoint: the deltas are in the accounts family, and every date but the
+    /// newest is final in the meta family (dates only move forward in the journal).
     fn clear(&mut self) {
+        self.book.forget_all_but_newest();
         self.deltas.clear();
         self.groups = 0;
         self.since = Some(Instant::now());
@@ -260,6 +272,28 @@ pub(crate) fn add_checkpoint<'a>(
     );
 }
 
+/// Adds the GL book to a checkpoint's batch: its balances, and each date's turnover it
+/// holds (whole: a date's record is its full turnover so far).
+pub(crate) fn add_book(inner: &Inner, batch: &mut WriteBatch, book: &GlBook) {
+    let balances = GlBalances {
+        rows: book.balances().collect(),
+    };
+    batch.put_cf(
+        inner.cf_meta(),
+        META_GL_BALANCES,
+        codec::encode(Kind::Meta, &balances),
+    );
+    for date in book.dates() {
+        if let Some(day) = book.day(date) {
+            batch.put_cf(
+                inner.cf_meta(),
+                gl_day_key(date),
+                codec::encode(Kind::Meta, day),
+            );
+        }
+    }
+}
+
 /// Writes the unflushed deltas now (a clean stop), so the next open replays nothing.
 fn checkpoint_now(inner: &Inner, write_options: &WriteOptions) {
     if inner.poison_reason().is_some() {
@@ -272,6 +306,7 @@ fn checkpoint_now(inner: &Inner, write_options: &WriteOptions) {
     let mut batch = WriteBatch::default();
     let through = inner.last_seq.load(Ordering::Acquire);
     add_checkpoint(inner, &mut batch, unflushed.deltas.iter(), through);
+    add_book(inner, &mut batch, &unflushed.book);
     match inner.db.write_opt(batch, write_options) {
         Ok(()) => unflushed.clear(),
         Err(e) => {
@@ -291,7 +326,7 @@ fn build_batch(
     inner: &Inner,
     group: &Group,
     first_seq: u64,
-    deltas: &Deltas,
+    (deltas, group_book): (&Deltas, &GlBook),
     checkpoint: Option<&Unflushed>,
 ) -> WriteBatch {
     let mut batch = WriteBatch::default();
@@ -332,8 +367,54 @@ fn build_batch(
             add_delta(&mut all, *account, *delta);
         }
         add_checkpoint(inner, &mut batch, all.iter(), seq - 1);
+        let mut book = unflushed.book.clone();
+        book.absorb(group_book)
+            .expect("GL balances fit in i128 (checked when the group was booked)");
+        add_book(inner, &mut batch, &book);
     }
     batch
+}
+
+/// The GL changes of the group's written units, in journal order.
+fn group_gl(inner: &Inner, group: &Group) -> std::result::Result<GlBook, String> {
+    let units: Vec<&CommitUnit> = group
+        .units()
+        .zip(&group.refused)
+        .filter(|(_, r)| r.is_none())
+        .map(|(u, _)| u)
+        .collect();
+    let mut book = GlBook::default();
+    for (i, unit) in units.iter().enumerate() {
+        for effect in &unit.effects {
+            let mut at = |id| account_before(inner, &units[..i], id);
+            book.apply(effect, &mut at).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(book)
+}
+
+/// `id` as of just after the durable entries and `earlier` (units of the group being
+/// written): only a GL reassignment, or a leg written without its GL account (tools that
+/// write to the store directly; the ledger fills every leg's), asks, so a point read and a
+/// pass over the group are cheap enough.
+fn account_before(inner: &Inner, earlier: &[&CommitUnit], id: AccountId) -> Option<Account> {
+    let mut account = inner.account_now(id).ok().flatten();
+    for effect in earlier.iter().flat_map(|u| u.effects.iter()) {
+        match effect {
+            Effect::AccountCreated(a) if a.id == id => account = Some(a.clone()),
+            Effect::Posted(t) => {
+                for p in t.postings.iter().filter(|p| p.account == id) {
+                    let a = account.as_mut()?;
+                    a.balance = a.balance.checked_add(p.amount)?;
+                }
+            }
+            Effect::GlAssigned { account: a, gl, .. } if *a == id => {
+                account.as_mut()?.gl = *gl;
+            }
+            _ => {}
+        }
+    }
+    account
 }
 
 /// The balance and status changes of the group's written units, summed per account.
@@ -369,6 +450,14 @@ pub(crate) fn add_effect(deltas: &mut Deltas, effect: &Effect) {
             };
             add_delta(deltas, *account, delta);
         }
+        Effect::GlAssigned { account, gl, .. } => {
+            let delta = AccountDelta {
+                gl: Some(*gl),
+                ..Default::default()
+            };
+            add_delta(deltas, *account, delta);
+        }
+        Effect::DateSwitched { .. } => {}
     }
 }
 
@@ -439,6 +528,17 @@ fn write_group(
     let mut bytes = 0;
     let mut keys = 0;
     let deltas = group_deltas(group);
+    let group_book = match group_gl(inner, group) {
+        Ok(book) => book,
+        Err(e) => {
+            // The journal would contradict itself: write nothing more.
+            let reason = format!("booking a group in the GL failed: {e}");
+            tracing::error!(error = %reason, "store poisoned");
+            inner.poison(reason.clone());
+            group.fail(&StoreError::Poisoned(reason));
+            return;
+        }
+    };
     // A checkpoint group holds the write lock across its write: a reader of an account then
     // sees its balance either before the checkpoint (accounts family + unflushed delta) or
     // after it (accounts family alone), never the delta twice or not at all. Only this
@@ -450,7 +550,13 @@ fn write_group(
             // Every unit was a duplicate: nothing to write or sync.
             break Ok(());
         }
-        let batch = build_batch(inner, group, first_seq, &deltas, unflushed.as_deref());
+        let batch = build_batch(
+            inner,
+            group,
+            first_seq,
+            (&deltas, &group_book),
+            unflushed.as_deref(),
+        );
         bytes = batch.size_in_bytes();
         keys = batch.len();
         if inner.inject_failure() {
@@ -497,9 +603,17 @@ fn write_group(
             // Before any acknowledgement: once a caller hears its unit is durable, a read of
             // the accounts it touched must include it.
             if written > 0 {
-                match unflushed.as_mut() {
-                    Some(u) => u.clear(),
-                    None => inner.unflushed_mut().fold(deltas),
+                let mut u = match unflushed.take() {
+                    Some(u) => u,
+                    None => inner.unflushed_mut(),
+                };
+                u.book
+                    .absorb(&group_book)
+                    .expect("GL balances fit in i128 (checked when the group was booked)");
+                if due {
+                    u.clear();
+                } else {
+                    u.fold(deltas);
                 }
             }
             drop(unflushed);
@@ -570,7 +684,7 @@ fn add_unit<'a>(
                 );
             }
             Effect::Posted(transfer) => dedup.push((transfer.id.to_be_bytes(), seq)),
-            Effect::StatusSet { .. } => {}
+            Effect::StatusSet { .. } | Effect::GlAssigned { .. } | Effect::DateSwitched { .. } => {}
         }
     }
     for (key, value) in &unit.aux {

@@ -191,15 +191,15 @@ fn a_store_of_an_unknown_layout_or_without_its_checkpoint_position_is_refused() 
         .to_string();
     assert!(msg.contains("checkpoint"), "{msg}");
     edit_meta(dir.path(), |db, cf| {
-        let v4 = FormatMeta { format_version: 4 };
-        db.put_cf(cf, META_FORMAT_VERSION, codec::encode(Kind::Meta, &v4))
+        let v9 = FormatMeta { format_version: 9 };
+        db.put_cf(cf, META_FORMAT_VERSION, codec::encode(Kind::Meta, &v9))
             .unwrap();
     });
     let msg = Store::open(dir.path(), options())
         .err()
         .expect("must refuse")
         .to_string();
-    assert!(msg.contains("store format 4 is not supported"), "{msg}");
+    assert!(msg.contains("store format 9 is not supported"), "{msg}");
 }
 
 #[test]
@@ -272,4 +272,207 @@ fn a_layout_2_store_opens_and_is_relabelled() {
 /// Waits for a oneshot outside any runtime (the writer answers from its own thread).
 fn block_on<T>(rx: tokio::sync::oneshot::Receiver<T>) -> T {
     rx.blocking_recv().expect("the writer answers")
+}
+
+mod gl_book {
+    use super::*;
+    use engine::gl::{BusinessDate, GlAccount};
+    use engine::{Account, Currency, Effect, Timestamp, Transfer, TransferId, TransferKind};
+    use storage::schema::{gl_day_key, GlBalances, META_GL_BALANCES};
+    use storage::CommitUnit;
+
+    const DAY: BusinessDate = BusinessDate(20_788);
+
+    /// The reserve (an asset), two customers and a fee account; 1,000 deposited to user 0,
+    /// then `n` payments of 5 from user 0 to user 1 with 1 of fee, on `DAY`, legs booked as
+    /// the ledger books them (GL account on each).
+    fn traffic(store: &Store, n: u128) {
+        let reserve =
+            Account::new(FUNDS, Currency::CNY, i64::MAX, Timestamp(1)).in_gl(GlAccount::Reserve);
+        let fees =
+            Account::new(user(9), Currency::CNY, 0, Timestamp(1)).in_gl(GlAccount::FeeIncome);
+        let mut effects = vec![
+            Effect::AccountCreated(reserve),
+            Effect::AccountCreated(fees),
+        ];
+        for i in 0..2 {
+            effects.push(Effect::AccountCreated(Account::new(
+                user(i),
+                Currency::CNY,
+                0,
+                Timestamp(1),
+            )));
+        }
+        store
+            .commit_blocking(CommitUnit {
+                effects,
+                aux: Vec::new(),
+            })
+            .unwrap();
+        let dated = |mut t: Transfer, gls: &[GlAccount]| {
+            for (p, gl) in t.postings.iter_mut().zip(gls) {
+                p.gl = Some(*gl);
+            }
+            t.accounting_date = Some(DAY);
+            t.value_date = Some(DAY);
+            CommitUnit::effect(Effect::Posted(t))
+        };
+        let deposit = Transfer::between(
+            TransferId(1),
+            TransferKind::Deposit,
+            FUNDS,
+            user(0),
+            Currency::CNY,
+            1_000,
+            Timestamp(2),
+        );
+        store
+            .commit_blocking(dated(
+                deposit,
+                &[GlAccount::Reserve, GlAccount::CustomerBalances],
+            ))
+            .unwrap();
+        for i in 0..n {
+            let parties = engine::PaymentParties {
+                payer: user(0),
+                merchant: user(1),
+                fee_account: user(9),
+            };
+            let pay = Transfer::payment(
+                TransferId(100 + i),
+                parties,
+                Currency::CNY,
+                5,
+                1,
+                Timestamp(3),
+            );
+            store
+                .commit_blocking(dated(
+                    pay,
+                    &[
+                        GlAccount::CustomerBalances,
+                        GlAccount::CustomerBalances,
+                        GlAccount::FeeIncome,
+                    ],
+                ))
+                .unwrap();
+        }
+    }
+
+    fn balance(store: &Store, gl: GlAccount) -> i128 {
+        store.gl_book().balance(Currency::CNY, gl)
+    }
+
+    #[test]
+    fn the_gl_book_is_kept_with_the_writes_and_replayed_after_a_crash() {
+        let root = tempfile::tempdir().unwrap();
+        let live = root.path().join("live");
+        let (store, _) = Store::open(&live, options()).unwrap();
+        traffic(&store, 10);
+        assert_eq!(balance(&store, GlAccount::Reserve), -1_000);
+        assert_eq!(balance(&store, GlAccount::CustomerBalances), 990);
+        assert_eq!(balance(&store, GlAccount::FeeIncome), 10);
+        let cut = store.gl_since(DAY).unwrap();
+        assert_eq!(cut.days.len(), 1);
+        let day = &cut.days[0].1;
+        let customers = day.movement(GlAccount::CustomerBalances, Currency::CNY);
+        assert_eq!(
+            (customers.debit, customers.credit, customers.postings),
+            (50, 1_000 + 40, 21)
+        );
+        assert_eq!(day.movement(GlAccount::Reserve, Currency::CNY).debit, 1_000);
+        // A crash before any checkpoint: the book is replayed from the journal with the
+        // balances, and open checks it against the accounts.
+        let image = root.path().join("image");
+        copy_dir(&live, &image);
+        let (crashed, recovery) = Store::open(&image, options()).unwrap();
+        assert_eq!(recovery.replayed, 12);
+        assert_eq!(
+            crashed.gl_book().balances().collect::<Vec<_>>(),
+            store.gl_book().balances().collect::<Vec<_>>()
+        );
+        assert_eq!(crashed.gl_since(DAY).unwrap(), cut);
+        crashed.verify().unwrap();
+        drop(crashed);
+        // Past a checkpoint (and a clean stop): the same.
+        traffic_more(&store, CHECKPOINT_GROUPS_PLUS);
+        let before = store.gl_since(DAY).unwrap();
+        drop(store);
+        let (store, recovery) = Store::open(&live, options()).unwrap();
+        assert_eq!(recovery.replayed, 0);
+        assert_eq!(store.gl_since(DAY).unwrap(), before);
+        store.verify().unwrap();
+    }
+
+    const CHECKPOINT_GROUPS_PLUS: u128 = storage::writer::CHECKPOINT_GROUPS as u128 + 5;
+
+    fn traffic_more(store: &Store, n: u128) {
+        for i in 0..n {
+            let mut t = Transfer::between(
+                TransferId(10_000 + i),
+                TransferKind::Transfer,
+                user(1),
+                user(0),
+                Currency::CNY,
+                1,
+                Timestamp(4),
+            );
+            t.accounting_date = Some(DAY.next().unwrap());
+            // No GL account on the legs: booked to the accounts' own.
+            store
+                .commit_blocking(CommitUnit::effect(Effect::Posted(t)))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_store_without_a_book_gains_it_from_its_accounts_and_a_wrong_book_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), options()).unwrap();
+        traffic(&store, 3);
+        drop(store);
+        // What layout 3 left: no book.
+        edit_meta(dir.path(), |db, cf| {
+            let v3 = FormatMeta { format_version: 3 };
+            db.put_cf(cf, META_FORMAT_VERSION, codec::encode(Kind::Meta, &v3))
+                .unwrap();
+            db.delete_cf(cf, META_GL_BALANCES).unwrap();
+            db.delete_cf(cf, gl_day_key(DAY)).unwrap();
+        });
+        let (store, _) = Store::open(dir.path(), options()).unwrap();
+        assert_eq!(balance(&store, GlAccount::Reserve), -1_000);
+        assert_eq!(balance(&store, GlAccount::FeeIncome), 3);
+        assert!(
+            store.gl_since(DAY).unwrap().days.is_empty(),
+            "no turnover before the book"
+        );
+        drop(store);
+        assert_eq!(layout(dir.path()), LAYOUT_VERSION);
+        // A book that disagrees with the accounts: refused, naming the GL account.
+        edit_meta(dir.path(), |db, cf| {
+            let wrong = GlBalances {
+                rows: vec![
+                    (Currency::CNY, GlAccount::Reserve, -1_000),
+                    (Currency::CNY, GlAccount::CustomerBalances, 996),
+                    (Currency::CNY, GlAccount::FeeIncome, 4),
+                ],
+            };
+            db.put_cf(cf, META_GL_BALANCES, codec::encode(Kind::Meta, &wrong))
+                .unwrap();
+        });
+        let msg = Store::open(dir.path(), options())
+            .err()
+            .expect("must refuse")
+            .to_string();
+        assert!(msg.contains("GL 2001 in CNY"), "{msg}");
+        // A layout-4 store without its book: refused, not silently rebuilt.
+        edit_meta(dir.path(), |db, cf| {
+            db.delete_cf(cf, META_GL_BALANCES).unwrap();
+        });
+        let msg = Store::open(dir.path(), options())
+            .err()
+            .expect("must refuse")
+            .to_string();
+        assert!(msg.contains("GL book is missing"), "{msg}");
+    }
 }

@@ -1,28 +1,35 @@
-//! The on-disk record format, pinned: records written by format version 1 (committed in
-//! `tests/fixtures/format_v1.hex`) must keep decoding to the same values, and today's encoder
-//! must still produce them byte for byte. A change to any persisted type fails here first.
+//! The on-disk record format, pinned. Records written by format 1 (committed in
+//! `tests/fixtures/format_v1.hex` and `aux_v1.hex`, never rewritten) must keep decoding, to
+//! the values format 2 upgrades them to; records of today's format 2 (`format_v2.hex`,
+//! `aux_v2.hex`) must keep decoding to the same values, and today's encoder must still
+//! produce them byte for byte. A change to any persisted type fails here first.
 //!
-//! Regenerate only for a deliberate new format version:
-//! `RONGPAY_WRITE_FIXTURES=1 cargo test --release -p rongpay-storage --test format_fixtures`.
+//! Regenerate the format-2 files only for a deliberate change of format 2 (never before it
+//! is released):
+//! `RONGPAY_WRITE_FIXTURES=1 cargo test --release --workspace --offline --test format_fixtures`.
 
+use engine::gl::{BusinessDate, GlAccount};
 use engine::{
     Account, AccountId, AccountStatus, Currency, Effect, PaymentParties, Timestamp, Transfer,
     TransferId,
 };
 use storage::codec::{self, Kind};
+use storage::legacy;
 use storage::schema::{AccountDelta, JournalGroup};
 use storage::JournalEntry;
 
-/// The committed fixture. The crate's directory is taken at run time (cargo sets it for the
+/// A committed fixture. The crate's directory is taken at run time (cargo sets it for the
 /// test): a test binary reused from a shared target dir may have been built in another
 /// checkout, whose compile-time path need not exist here.
-fn fixture() -> std::path::PathBuf {
+fn fixture(name: &str) -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
-        .join("tests/fixtures/format_v1.hex")
+        .join("tests/fixtures")
+        .join(name)
 }
 
+/// The account of the fixtures, as format 1 wrote it (a customer's: no GL account then).
 fn account() -> Account {
     Account {
         id: AccountId(0x0123_4567_89ab_cdef_0011_2233_4455_6677),
@@ -32,15 +39,28 @@ fn account() -> Account {
         credit_limit: 1_000_000,
         status: AccountStatus::Frozen,
         created_at: Timestamp(1_764_000_000_000_000_000),
+        gl: GlAccount::CustomerBalances,
     }
 }
 
-fn entry() -> JournalEntry {
+fn payment() -> Transfer {
     let parties = PaymentParties {
         payer: AccountId(7),
         merchant: AccountId(8),
         fee_account: AccountId(9),
     };
+    Transfer::payment(
+        TransferId(u128::MAX - 5),
+        parties,
+        Currency::CNY,
+        10_000,
+        60,
+        Timestamp(99),
+    )
+}
+
+/// The journal entry of format 1, as read today.
+fn entry_v1() -> JournalEntry {
     JournalEntry {
         seq: 42,
         effects: vec![
@@ -48,14 +68,7 @@ fn entry() -> JournalEntry {
                 currency: Currency::KWD,
                 ..account()
             }),
-            Effect::Posted(Transfer::payment(
-                TransferId(u128::MAX - 5),
-                parties,
-                Currency::CNY,
-                10_000,
-                60,
-                Timestamp(99),
-            )),
+            Effect::Posted(payment()),
             Effect::StatusSet {
                 account: AccountId(8),
                 status: AccountStatus::Closed,
@@ -64,9 +77,49 @@ fn entry() -> JournalEntry {
     }
 }
 
+/// The journal entry of format 2: GL accounts on the account and every leg, dates on the
+/// transfer, and the two effects format 2 added.
+fn entry_v2() -> JournalEntry {
+    let mut posted = payment();
+    for (p, gl) in posted.postings.iter_mut().zip([
+        GlAccount::CustomerBalances,
+        GlAccount::MerchantAvailable,
+        GlAccount::FeeIncome,
+    ]) {
+        p.gl = Some(gl);
+    }
+    posted.accounting_date = Some(BusinessDate(20_788));
+    posted.value_date = Some(BusinessDate(20_786));
+    JournalEntry {
+        seq: 42,
+        effects: vec![
+            Effect::AccountCreated(Account {
+                currency: Currency::KWD,
+                gl: GlAccount::MerchantPending,
+                ..account()
+            }),
+            Effect::Posted(posted),
+            Effect::StatusSet {
+                account: AccountId(8),
+                status: AccountStatus::Closed,
+            },
+            Effect::GlAssigned {
+                account: AccountId(8),
+                from: GlAccount::CustomerBalances,
+                gl: GlAccount::MerchantAvailable,
+                date: Some(BusinessDate(20_788)),
+            },
+            Effect::DateSwitched {
+                from: BusinessDate(20_788),
+                to: BusinessDate(20_789),
+            },
+        ],
+    }
+}
+
 /// A group record (kind 6, store layout 3): the entry's effects, then none, then one.
-fn group() -> JournalGroup {
-    let effects = entry().effects;
+fn group(entry: JournalEntry) -> JournalGroup {
+    let effects = entry.effects;
     JournalGroup {
         first_seq: 42,
         entries: vec![effects.clone(), vec![], effects[..1].to_vec()],
@@ -78,6 +131,7 @@ fn delta() -> AccountDelta {
         balance: -(1i128 << 70),
         held: 5,
         status: Some(AccountStatus::Active),
+        gl: None,
     }
 }
 
@@ -92,52 +146,92 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
+fn read_fixture(name: &str) -> Vec<(String, Vec<u8>)> {
+    let text = std::fs::read_to_string(fixture(name)).expect("committed fixture");
+    text.lines()
+        .map(|l| {
+            let (name, h) = l.split_once(' ').unwrap();
+            (name.to_string(), unhex(h))
+        })
+        .collect()
+}
+
 #[test]
-fn format_v1_records_still_decode_and_encode_identically() {
+fn format_v1_records_decode_upgraded() {
+    let fixture = read_fixture("format_v1.hex");
+    let names: Vec<&str> = fixture.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["journal_entry", "account", "account_delta", "journal_group"]
+    );
+    assert!(fixture.iter().all(|(_, b)| b[0] == codec::FORMAT_V1));
+    assert_eq!(legacy::decode_entry(&fixture[0].1), Ok(entry_v1()));
+    assert_eq!(legacy::decode_account(&fixture[1].1), Ok(account()));
+    assert_eq!(legacy::decode_delta(&fixture[2].1), Ok(delta()));
+    assert_eq!(legacy::decode_group(&fixture[3].1), Ok(group(entry_v1())));
+    // A platform account of format 1 lands in its role's GL account.
+    let reserve = AccountId::platform(engine::PlatformRole::CustomerFunds, 156);
+    let v1 = legacy::AccountV1 {
+        id: reserve,
+        currency: Currency::CNY,
+        balance: 0,
+        held: 0,
+        credit_limit: i64::MAX,
+        status: AccountStatus::Active,
+        created_at: Timestamp(0),
+    };
+    let mut bytes = codec::encode(Kind::Account, &v1);
+    bytes[0] = codec::FORMAT_V1;
+    assert_eq!(
+        legacy::decode_account(&bytes).map(|a| a.gl),
+        Ok(GlAccount::Reserve)
+    );
+    // The plain decoder refuses a format-1 account: its layout changed.
+    assert!(codec::decode::<Account>(Kind::Account, &fixture[1].1).is_err());
+}
+
+#[test]
+fn format_v2_records_still_decode_and_encode_identically() {
+    let account_v2 = Account {
+        gl: GlAccount::SuspenseShort,
+        ..account()
+    };
+    let delta_v2 = AccountDelta {
+        gl: Some(GlAccount::MerchantAvailable),
+        ..delta()
+    };
     let current = [
-        ("journal_entry", codec::encode(Kind::Journal, &entry())),
-        ("account", codec::encode(Kind::Account, &account())),
-        ("account_delta", codec::encode(Kind::AccountDelta, &delta())),
-        ("journal_group", codec::encode(Kind::JournalGroup, &group())),
+        ("journal_entry", codec::encode(Kind::Journal, &entry_v2())),
+        ("account", codec::encode(Kind::Account, &account_v2)),
+        (
+            "account_delta",
+            codec::encode(Kind::AccountDelta, &delta_v2),
+        ),
+        (
+            "journal_group",
+            codec::encode(Kind::JournalGroup, &group(entry_v2())),
+        ),
     ];
     if std::env::var_os("RONGPAY_WRITE_FIXTURES").is_some() {
         let text: String = current
             .iter()
             .map(|(name, bytes)| format!("{name} {}\n", hex(bytes)))
             .collect();
-        std::fs::write(fixture(), text).unwrap();
+        std::fs::write(fixture("format_v2.hex"), text).unwrap();
     }
-    let text = std::fs::read_to_string(fixture()).expect("committed fixture");
-    let fixture: Vec<(&str, Vec<u8>)> = text
-        .lines()
-        .map(|l| {
-            let (name, h) = l.split_once(' ').unwrap();
-            (name, unhex(h))
-        })
-        .collect();
+    let fixture = read_fixture("format_v2.hex");
     assert_eq!(fixture.len(), 4);
-    assert_eq!(
-        codec::decode::<JournalEntry>(Kind::Journal, &fixture[0].1),
-        Ok(entry())
-    );
-    assert_eq!(
-        codec::decode::<Account>(Kind::Account, &fixture[1].1),
-        Ok(account())
-    );
-    assert_eq!(
-        codec::decode::<AccountDelta>(Kind::AccountDelta, &fixture[2].1),
-        Ok(delta())
-    );
-    assert_eq!(
-        codec::decode::<JournalGroup>(Kind::JournalGroup, &fixture[3].1),
-        Ok(group())
-    );
+    assert!(fixture.iter().all(|(_, b)| b[0] == 2));
+    assert_eq!(legacy::decode_entry(&fixture[0].1), Ok(entry_v2()));
+    assert_eq!(legacy::decode_account(&fixture[1].1), Ok(account_v2));
+    assert_eq!(legacy::decode_delta(&fixture[2].1), Ok(delta_v2));
+    assert_eq!(legacy::decode_group(&fixture[3].1), Ok(group(entry_v2())));
     for ((name, bytes), (fixture_name, fixture_bytes)) in current.iter().zip(&fixture) {
         assert_eq!(name, fixture_name);
         assert_eq!(
             hex(bytes),
             hex(fixture_bytes),
-            "{name} encodes differently from format v1"
+            "{name} encodes differently from format v2"
         );
     }
 }
@@ -200,6 +294,7 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 expires_at_ns: None,
             }],
         }),
+        pending_account: Tail(Some(AccountId(31))),
     };
     let channel = ChannelRecord {
         id: 5,
@@ -388,9 +483,31 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The aux records of format 1 (`aux_v1.hex`, frozen) still decode; encoded again, their
+/// payload is the same, but for fields added since (a `Tail`), which follow it.
+#[test]
+fn aux_records_of_format_v1_still_decode() {
+    let fixture = read_fixture("aux_v1.hex");
+    assert_eq!(fixture.len(), 15);
+    for (name, bytes) in &fixture {
+        assert_eq!(bytes[0], codec::FORMAT_V1, "{name}");
+        let again = roundtrip(name, bytes);
+        assert_eq!(again[0], codec::FORMAT_VERSION);
+        assert!(
+            again[6..].starts_with(&bytes[6..]),
+            "{name}: format 1's payload is not a prefix of its re-encoding"
+        );
+        if name != "merchant" {
+            assert_eq!(again.len(), bytes.len(), "{name} grew");
+        }
+    }
+}
+
+/// The records of the layers above as written today (`aux_v2.hex`): decode and encode back
+/// to the same bytes, and today's encoder produces them.
 #[test]
 fn aux_records_still_decode_and_encode_identically() {
-    let path = fixture().with_file_name("aux_v1.hex");
+    let path = fixture("aux_v2.hex");
     let current = aux_records();
     if std::env::var_os("RONGPAY_WRITE_FIXTURES").is_some() {
         let text: String = current
@@ -399,14 +516,7 @@ fn aux_records_still_decode_and_encode_identically() {
             .collect();
         std::fs::write(&path, text).unwrap();
     }
-    let text = std::fs::read_to_string(&path).expect("committed fixture");
-    let fixture: Vec<(&str, Vec<u8>)> = text
-        .lines()
-        .map(|l| {
-            let (name, h) = l.split_once(' ').unwrap();
-            (name, unhex(h))
-        })
-        .collect();
+    let fixture = read_fixture("aux_v2.hex");
     assert_eq!(fixture.len(), current.len());
     for ((name, bytes), (fixture_name, fixture_bytes)) in current.iter().zip(&fixture) {
         assert_eq!(name, fixture_name);

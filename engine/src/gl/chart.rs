@@ -3,7 +3,7 @@
 
 use bincode::{Decode, Encode};
 
-use crate::ids::PlatformRole;
+use crate::ids::{AccountId, PlatformRole};
 
 /// What a GL account is, and so on which side its balance is normally carried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,6 +160,16 @@ impl GlAccount {
             PlatformRole::ChannelReceivable => GlAccount::ChannelReceivable,
             PlatformRole::ChannelFees => GlAccount::ChannelFees,
         }
+    }
+
+    /// The GL account of a ledger account created without one: a platform account's role
+    /// decides it; any other account is a customer's balance. Accounts written before the
+    /// chart existed (record format 1) decode with this; merchants' accounts are then moved
+    /// to [`GlAccount::MerchantAvailable`] by a journal entry (`GlAssigned`).
+    pub fn default_for(account: AccountId) -> GlAccount {
+        account
+            .platform_role()
+            .map_or(GlAccount::CustomerBalances, GlAccount::of_platform_role)
     }
 
     /// A credit-positive ledger balance as a signed amount on this account's normal side

@@ -4,6 +4,8 @@
 
 use bincode::{Decode, Encode};
 
+use crate::Reject;
+
 /// A calendar day, as days since 1970-01-01 (proleptic Gregorian).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
 pub struct BusinessDate(pub i32);
@@ -104,9 +106,108 @@ fn civil_from_days(days: i32) -> (i32, u32, u32) {
     (year, month, day)
 }
 
+/// The ledger's period: the open business date every new entry is booked on, and the last
+/// closed one. A day-end's switch moves it ([`OpenPeriod::switched`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct OpenPeriod {
+    pub open: BusinessDate,
+    /// `None` before the first day-end.
+    pub closed_through: Option<BusinessDate>,
+}
+
+impl OpenPeriod {
+    /// The dates an entry is booked with: `accounting` must be the open date (`None` means
+    /// it), never a closed one (corrections are new entries in the open period, never edits
+    /// of a closed day); `value` defaults to the accounting date and may be earlier (a
+    /// channel's late answer, a correction), never later.
+    pub fn stamp(
+        &self,
+        accounting: Option<BusinessDate>,
+        value: Option<BusinessDate>,
+    ) -> Result<(BusinessDate, BusinessDate), Reject> {
+        let accounting = accounting.unwrap_or(self.open);
+        if self.closed_through.is_some_and(|c| accounting <= c) {
+            return Err(Reject::PeriodClosed);
+        }
+        if accounting != self.open {
+            return Err(Reject::InvalidAccountingDate);
+        }
+        let value = value.unwrap_or(accounting);
+        if value > accounting {
+            return Err(Reject::InvalidValueDate);
+        }
+        Ok((accounting, value))
+    }
+
+    /// The period after a day-end's switch: `open` is closed, the next day is open.
+    /// `None` on 9999-12-31.
+    pub fn switched(&self) -> Option<OpenPeriod> {
+        Some(OpenPeriod {
+            open: self.open.next()?,
+            closed_through: Some(self.open),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_are_booked_on_the_open_date_only() {
+        let d = |t: &str| BusinessDate::parse(t).unwrap();
+        let first = OpenPeriod {
+            open: d("2026-12-01"),
+            closed_through: None,
+        };
+        assert_eq!(
+            first.stamp(None, None),
+            Ok((d("2026-12-01"), d("2026-12-01")))
+        );
+        assert_eq!(
+            first.stamp(None, Some(d("2026-11-28"))),
+            Ok((d("2026-12-01"), d("2026-11-28")))
+        );
+        assert_eq!(
+            first.stamp(None, Some(d("2026-12-02"))),
+            Err(Reject::InvalidValueDate)
+        );
+        // Before the first day-end nothing is closed, but only the open date is open.
+        assert_eq!(
+            first.stamp(Some(d("2026-11-30")), None),
+            Err(Reject::InvalidAccountingDate)
+        );
+        let next = first.switched().unwrap();
+        assert_eq!(
+            next,
+            OpenPeriod {
+                open: d("2026-12-02"),
+                closed_through: Some(d("2026-12-01")),
+            }
+        );
+        assert_eq!(
+            next.stamp(Some(d("2026-12-01")), None),
+            Err(Reject::PeriodClosed)
+        );
+        assert_eq!(
+            next.stamp(Some(d("2026-11-02")), None),
+            Err(Reject::PeriodClosed)
+        );
+        assert_eq!(
+            next.stamp(Some(d("2026-12-03")), None),
+            Err(Reject::InvalidAccountingDate)
+        );
+        // A late answer for a closed day is booked in the open day with its value date.
+        assert_eq!(
+            next.stamp(None, Some(d("2026-12-01"))),
+            Ok((d("2026-12-02"), d("2026-12-01")))
+        );
+        let last = OpenPeriod {
+            open: d("9999-12-31"),
+            closed_through: None,
+        };
+        assert_eq!(last.switched(), None);
+    }
 
     #[test]
     fn known_days() {

@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use bincode::{Decode, Encode};
+
 use super::chart::GlAccount;
 use crate::money::Currency;
 
 /// Debit and credit turnover of one GL account in one currency, in minor units (both
 /// non-negative), and how many postings made it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
 pub struct Movement {
     pub debit: i128,
     pub credit: i128,
@@ -21,7 +23,7 @@ pub struct Movement {
 pub struct TurnoverOverflow(pub GlAccount);
 
 /// Turnover of a period (a business date) per GL account and currency.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
 pub struct Turnover {
     by_account: BTreeMap<(Currency, GlAccount), Movement>,
 }
@@ -47,12 +49,42 @@ impl Turnover {
         Ok(())
     }
 
+    /// Adds a whole movement to `gl` in `currency`.
+    pub fn add(
+        &mut self,
+        gl: GlAccount,
+        currency: Currency,
+        m: Movement,
+    ) -> Result<(), TurnoverOverflow> {
+        let slot = self.by_account.entry((currency, gl)).or_default();
+        let sum = |a: i128, b: i128| a.checked_add(b).ok_or(TurnoverOverflow(gl));
+        *slot = Movement {
+            debit: sum(slot.debit, m.debit)?,
+            credit: sum(slot.credit, m.credit)?,
+            postings: slot
+                .postings
+                .checked_add(m.postings)
+                .ok_or(TurnoverOverflow(gl))?,
+        };
+        Ok(())
+    }
+
     /// The movement of `gl` in `currency` (zero when nothing was posted).
     pub fn movement(&self, gl: GlAccount, currency: Currency) -> Movement {
         self.by_account
             .get(&(currency, gl))
             .copied()
             .unwrap_or_default()
+    }
+
+    /// Every GL account and currency with postings, with its movement.
+    pub fn movements(&self) -> impl Iterator<Item = (Currency, GlAccount, Movement)> + '_ {
+        self.by_account.iter().map(|((c, g), m)| (*c, *g, *m))
+    }
+
+    /// Nothing was posted.
+    pub fn is_empty(&self) -> bool {
+        self.by_account.is_empty()
     }
 
     /// Currencies anything was posted in.

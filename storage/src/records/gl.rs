@@ -1,7 +1,10 @@
-//! Records of the general ledger (issue #15).
+//! Records of the general ledger (issue #15): the business date, and the day-end of each
+//! closed date ([`DayEnd`] with its steps; every account's day, `engine::gl::AccountDay`,
+//! under the date).
 
 use bincode::{Decode, Encode};
-use engine::gl::BusinessDate;
+use engine::gl::{BusinessDate, GlAccount};
+use engine::Currency;
 
 /// The business date and the last closed one (`../shared/FUNDS.md`, "Business date and
 /// day-end"): set on the first start from the wall clock in the configured time zone, then
@@ -11,4 +14,66 @@ pub struct GlDates {
     pub business_date: BusinessDate,
     /// `None` before the first day-end.
     pub closed_through: Option<BusinessDate>,
+}
+
+/// Where a day-end (or one of its steps) stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum DayEndStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+impl DayEndStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            DayEndStatus::Pending => "pending",
+            DayEndStatus::Running => "running",
+            DayEndStatus::Done => "done",
+            DayEndStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One step of a day-end, with its outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct DayEndStep {
+    pub name: String,
+    pub status: DayEndStatus,
+    /// What it found or did (counts, the failed checks), or why it failed.
+    pub detail: String,
+}
+
+/// One GL account's figures of a closed date, debit-positive (frozen by the day-end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct GlDayRow {
+    pub currency: Currency,
+    pub gl: GlAccount,
+    pub opening: i128,
+    pub debit: i128,
+    pub credit: i128,
+    pub closing: i128,
+}
+
+/// The day-end of one business date (`../shared/FUNDS.md`, "Business date and day-end"):
+/// written with the switch that closed the date, then before and after each step.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct DayEnd {
+    pub date: BusinessDate,
+    pub status: DayEndStatus,
+    /// The journal's entries of the date: positions `from_seq` to `switch_seq - 1` (the
+    /// switch itself at `switch_seq`; 0 until it is durable).
+    pub from_seq: u64,
+    pub switch_seq: u64,
+    pub steps: Vec<DayEndStep>,
+    /// Accounts in the snapshot and the date's postings on them, once taken.
+    pub accounts: u64,
+    pub postings: u64,
+    /// The GL's figures of the date, once frozen.
+    pub gl: Vec<GlDayRow>,
+    /// SHA-256 of the snapshot, chained to the previous day's, once computed.
+    pub snapshot_sha256: Option<[u8; 32]>,
+    pub started_at_ns: u64,
+    pub finished_at_ns: Option<u64>,
 }

@@ -23,6 +23,10 @@ pub struct Merchant {
     /// Credentials beyond the first key: rotated keys, signing secrets, whether requests
     /// must be signed (issue #6). Empty for merchants written before.
     pub auth: Tail<MerchantAuth>,
+    /// The merchant's pending-settlement account (GL 2101, T+N maturity; issue #15): `account`
+    /// is its available balance (GL 2102). `None` only for merchants written before, until
+    /// the first start of a build with the chart creates it.
+    pub pending_account: Tail<Option<AccountId>>,
 }
 
 /// A merchant's credentials as they changed after sign-up.

@@ -23,7 +23,7 @@ use bincode::{Decode, Encode};
 use engine::{AccountId, TransferId};
 
 pub use channels::ChannelRecord;
-pub use gl::GlDates;
+pub use gl::{DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow};
 pub use merchants::{KeyEntry, Merchant, MerchantAuth, SigningEntry};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{
@@ -52,6 +52,8 @@ pub struct Registered {
 pub mod prefix {
     pub const ACCOUNT_META: &[u8] = b"am";
     pub const GL_DATES: &[u8] = b"gd";
+    pub const DAY_END: &[u8] = b"de";
+    pub const ACCOUNT_DAY: &[u8] = b"ds";
     pub const DEPOSIT: &[u8] = b"dp";
     pub const BATCH_TRANSFER: &[u8] = b"bt";
     pub const MERCHANT: &[u8] = b"mc";
@@ -90,6 +92,20 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "nothing (one record)",
         record: "GlDates",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::DAY_END,
+        cf: CF_AUX,
+        key: "business date (i32 BE, days since 1970-01-01)",
+        record: "DayEnd",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::ACCOUNT_DAY,
+        cf: CF_AUX,
+        key: "business date (i32 BE), account id (u128 BE)",
+        record: "engine::gl::AccountDay (a day-end's snapshot)",
         expiring: false,
     },
     Registered {
@@ -246,6 +262,22 @@ fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 pub fn gl_dates_key() -> Vec<u8> {
     key(prefix::GL_DATES, &[])
+}
+
+pub fn day_end_key(date: engine::gl::BusinessDate) -> Vec<u8> {
+    key(prefix::DAY_END, &[&date.0.to_be_bytes()])
+}
+
+/// The keys of every account's day of `date`'s snapshot start with this.
+pub fn account_day_prefix(date: engine::gl::BusinessDate) -> Vec<u8> {
+    key(prefix::ACCOUNT_DAY, &[&date.0.to_be_bytes()])
+}
+
+pub fn account_day_key(date: engine::gl::BusinessDate, account: AccountId) -> Vec<u8> {
+    key(
+        prefix::ACCOUNT_DAY,
+        &[&date.0.to_be_bytes(), &account.to_be_bytes()],
+    )
 }
 
 pub fn account_meta_key(id: AccountId) -> Vec<u8> {
@@ -486,6 +518,11 @@ mod tests {
         let keys = [
             (account_meta_key(AccountId(1)), prefix::ACCOUNT_META),
             (gl_dates_key(), prefix::GL_DATES),
+            (day_end_key(engine::gl::BusinessDate(1)), prefix::DAY_END),
+            (
+                account_day_key(engine::gl::BusinessDate(1), AccountId(2)),
+                prefix::ACCOUNT_DAY,
+            ),
             (deposit_key(TransferId(1)), prefix::DEPOSIT),
             (batch_transfer_key(TransferId(1)), prefix::BATCH_TRANSFER),
             (merchant_key(1), prefix::MERCHANT),

@@ -1,0 +1,707 @@
+//! The day-end (日切) of a business date (issue #15; `../shared/FUNDS.md`, "Business date
+//! and day-end"). The rules (checks, hash) are `engine::gl::day_end`; this module runs them.
+//!
+//! `POST /v1/gl/day_end` closes the open date `D` with one journal entry (the ledger's
+//! switch, ordered with the transfers: every transfer before it is dated `D`, every one
+//! after it `D+1`), written with this day-end's record. Payments go on at once on `D+1`;
+//! the steps for `D` then run in the background, each recorded before and after it runs:
+//!
+//! 1. `switch`: the switch's journal position (durable when the POST answers).
+//! 2. `wait_in_flight`: every entry dated `D` precedes the switch and is durable (the
+//!    writer writes in order, so the switch's acknowledgement covers them; the step checks
+//!    the journal agrees).
+//! 3. `snapshot_accounts`: every account's day — opening (the previous day's closing),
+//!    debit and credit turnover and postings from the date's journal range, closing as of
+//!    the switch (read at a RocksDB snapshot, never blocking the writer) — written under
+//!    the date.
+//! 4. `snapshot_gl`: the GL's figures of `D` (opening, turnover, closing per GL account),
+//!    frozen in the record.
+//! 5. `checks`: closing = opening + turnover for every account; each opens at its last
+//!    close; every control account equals its sub-ledger; every trial balance balances.
+//! 6. `hash`: SHA-256 of the snapshot chained to the previous day's.
+//!
+//! Every step recomputes from what cannot change any more (the journal up to the switch,
+//! the previous day's snapshot), so a rerun — after a crash, or asked for — gives the same
+//! records and the same hash. A failed check never stops payments: the day-end is marked
+//! failed, `rongpay_day_end_failed` is 1 (an alert rule fires) and the ops page shows it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use engine::gl::{check_day, snapshot_hash, AccountDay, BusinessDate, CheckFailure};
+use engine::{AccountId, Effect};
+use serde::{Deserialize, Serialize};
+use storage::records::{self, DayEnd, DayEndStatus, DayEndStep};
+
+use crate::error::{Error, Result};
+use crate::idempotency::Guard;
+use crate::platform::{now_ns, Platform};
+
+/// The steps of a day-end, in order. Later issues add theirs (settlement maturity and
+/// batches, reconciliation fetch, credit billing) here.
+pub const STEPS: [&str; 6] = [
+    "switch",
+    "wait_in_flight",
+    "snapshot_accounts",
+    "snapshot_gl",
+    "checks",
+    "hash",
+];
+
+/// Account days written per commit unit: small units keep each group write short, so the
+/// payments sharing it do not wait on a day-end.
+pub const SNAPSHOT_RECORDS_PER_UNIT: usize = 512;
+
+/// Failures a failed check step names in its detail (the rest are counted).
+const FAILURES_SHOWN: usize = 5;
+
+/// `POST /v1/gl/day_end`'s body.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StartDayEnd {
+    /// The date to close: the open business date (the default), or a date already closed,
+    /// whose day-end is then answered (and resumed if it failed).
+    #[cfg_attr(feature = "openapi", schema(example = "2026-12-01", format = "date"))]
+    pub date: Option<String>,
+}
+
+/// One step as answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DayEndStepView {
+    #[cfg_attr(feature = "openapi", schema(example = "snapshot_accounts"))]
+    pub name: String,
+    /// `pending`, `running`, `done` or `failed`.
+    #[cfg_attr(feature = "openapi", schema(example = "done"))]
+    pub status: &'static str,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "1000000 accounts, 10000000 postings")
+    )]
+    pub detail: String,
+}
+
+/// A day-end as `POST /v1/gl/day_end` and `GET /v1/gl/day_end/{date}` answer it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DayEndView {
+    #[cfg_attr(feature = "openapi", schema(example = "2026-12-01", format = "date"))]
+    pub date: String,
+    /// `running`, `done` or `failed`.
+    #[cfg_attr(feature = "openapi", schema(example = "done"))]
+    pub status: &'static str,
+    pub steps: Vec<DayEndStepView>,
+    /// Hex SHA-256 of the snapshot chained to the previous day's; null until computed.
+    pub snapshot_sha256: Option<String>,
+    /// Accounts in the snapshot, and the date's postings.
+    pub accounts: u64,
+    pub postings: u64,
+    /// The journal positions of the date: `from_seq` to the switch at `switch_seq`.
+    pub from_seq: u64,
+    pub switch_seq: u64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+fn view(d: &DayEnd) -> DayEndView {
+    DayEndView {
+        date: d.date.to_string(),
+        status: d.status.name(),
+        steps: d
+            .steps
+            .iter()
+            .map(|s| DayEndStepView {
+                name: s.name.clone(),
+                status: s.status.name(),
+                detail: s.detail.clone(),
+            })
+            .collect(),
+        snapshot_sha256: d.snapshot_sha256.map(|h| hex(&h)),
+        accounts: d.accounts,
+        postings: d.postings,
+        from_seq: d.from_seq,
+        switch_seq: d.switch_seq,
+        started_at: crate::records::time_text(d.started_at_ns),
+        finished_at: d.finished_at_ns.map(crate::records::time_text),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn load(store: &storage::Store, date: BusinessDate) -> Result<Option<DayEnd>> {
+    Ok(records::read::<DayEnd>(store, &records::day_end_key(date))?)
+}
+
+/// The day-end of `date_text`; 404 when that date has none.
+pub fn get(state: &Platform, date_text: &str) -> Result<DayEndView> {
+    let date = BusinessDate::parse(date_text)
+        .ok_or_else(|| Error::not_found(format!("no day-end for {date_text:?}")))?;
+    load(state.store()?, date)?
+        .map(|d| view(&d))
+        .ok_or_else(|| Error::not_found(format!("no day-end for {date}")))
+}
+
+/// Closes the open business date (or answers the day-end of a date already closed, rerunning
+/// it if it failed). Answers whether a day-end is still to run (202) or done (200), and the
+/// body.
+pub async fn start(
+    state: &Arc<Platform>,
+    body: StartDayEnd,
+    idem: Option<&Guard<'_>>,
+) -> Result<(bool, Vec<u8>)> {
+    let ledger = state.ledger()?;
+    let store = state.store()?;
+    let _one = state.day_end_admin.lock().await;
+    let period = ledger
+        .period()
+        .ok_or_else(|| Error::Storage("the ledger has no business date yet".into()))?;
+    let date = match body.date.as_deref() {
+        None => period.open,
+        Some(text) => BusinessDate::parse(text).ok_or_else(|| {
+            Error::invalid(
+                "invalid_parameter",
+                format!("date must be YYYY-MM-DD, got {text:?}"),
+            )
+            .with_param("date")
+        })?,
+    };
+    if date != period.open {
+        // A date already closed: its day-end as it stands, rerun if it failed.
+        let Some(existing) = load(store, date)? else {
+            return Err(Error::conflict(
+                "not_open_date",
+                format!("{date} is not the open business date {}", period.open),
+            )
+            .with_param("date"));
+        };
+        if existing.status == DayEndStatus::Failed {
+            spawn(Arc::clone(state), date);
+        }
+        let running = existing.status != DayEndStatus::Done;
+        let answer = serde_json::to_vec(&view(&existing)).expect("a day-end view serializes");
+        if let Some(g) = idem {
+            ledger.write_records(vec![g.record(&answer)]).await?;
+        }
+        return Ok((running, answer));
+    }
+    // One day-end at a time: the next day's checks start from this one's snapshot.
+    if let Some(previous) = period.closed_through {
+        if let Some(p) = load(store, previous)? {
+            if p.status == DayEndStatus::Running {
+                return Err(Error::conflict(
+                    "day_end_running",
+                    format!("the day-end of {previous} is still running"),
+                ));
+            }
+        }
+    }
+    let from_seq = match period.closed_through {
+        Some(previous) => load(store, previous)?.map_or(1, |p| p.switch_seq + 1),
+        None => 1,
+    };
+    let mut record = DayEnd {
+        date,
+        status: DayEndStatus::Running,
+        from_seq,
+        switch_seq: 0,
+        steps: STEPS
+            .iter()
+            .map(|name| DayEndStep {
+                name: (*name).to_string(),
+                status: DayEndStatus::Pending,
+                detail: String::new(),
+            })
+            .collect(),
+        accounts: 0,
+        postings: 0,
+        gl: Vec::new(),
+        snapshot_sha256: None,
+        started_at_ns: now_ns(),
+        finished_at_ns: None,
+    };
+    let key = records::day_end_key(date);
+    let seq = ledger
+        .switch_date(date, vec![(key.clone(), records::encode(&record))])
+        .await?
+        .map_err(crate::accounts::rejected)?;
+    stall_if_asked("switch").await;
+    record.switch_seq = seq;
+    record.steps[0].status = DayEndStatus::Done;
+    record.steps[0].detail = format!(
+        "journal entry {seq}: entries {from_seq}..{} are dated {date}, later ones {}",
+        seq - 1,
+        date.next().map_or("-".into(), |d| d.to_string())
+    );
+    let answer = serde_json::to_vec(&view(&record)).expect("a day-end view serializes");
+    let mut recs = vec![(key, records::encode(&record))];
+    recs.extend(idem.map(|g| g.record(&answer)));
+    ledger.write_records(recs).await?;
+    tracing::info!(date = %date, switch_seq = seq, "day-end started: the business date switched");
+    spawn(Arc::clone(state), date);
+    Ok((true, answer))
+}
+
+/// Runs (or resumes) the steps of `date`'s day-end in the background.
+pub fn spawn(state: Arc<Platform>, date: BusinessDate) {
+    let span = tracing::info_span!("day_end", date = %date);
+    actix_rt::spawn(tracing::Instrument::instrument(
+        async move {
+            if let Err(e) = run(&state, date).await {
+                tracing::error!(error = %e, "day-end stopped; it resumes on the next start or POST");
+            }
+        },
+        span,
+    ));
+}
+
+/// Day-ends a restart found unfinished: resumed in the background. Answers how many.
+pub fn resume(state: &Arc<Platform>, store: &storage::Store) -> std::result::Result<usize, String> {
+    let mut running = Vec::new();
+    store
+        .for_each_aux_with_prefix(records::prefix::DAY_END, usize::MAX, |k, v| {
+            let d: DayEnd = records::decode(k, v)?;
+            if d.status == DayEndStatus::Running {
+                running.push(d.date);
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    for date in &running {
+        spawn(Arc::clone(state), *date);
+    }
+    crate::metrics::day_end_failed(last_failed(store).map_err(|e| e.to_string())?);
+    Ok(running.len())
+}
+
+/// Whether the last day-end recorded failed.
+fn last_failed(store: &storage::Store) -> Result<bool> {
+    let mut last = None;
+    store.for_each_aux_with_prefix(records::prefix::DAY_END, usize::MAX, |k, v| {
+        last = Some(records::decode::<DayEnd>(k, v)?.status);
+        Ok(())
+    })?;
+    Ok(last == Some(DayEndStatus::Failed))
+}
+
+/// Why a step did not finish: its checks failed (recorded, the next steps still run), or it
+/// could not run (recorded; the day-end stops and resumes later).
+enum StepError {
+    Failed(String),
+    Stopped(Error),
+}
+
+impl From<Error> for StepError {
+    fn from(e: Error) -> StepError {
+        StepError::Stopped(e)
+    }
+}
+
+impl From<actors::LedgerError> for StepError {
+    fn from(e: actors::LedgerError) -> StepError {
+        StepError::Stopped(e.into())
+    }
+}
+
+impl From<storage::StoreError> for StepError {
+    fn from(e: storage::StoreError) -> StepError {
+        StepError::Stopped(e.into())
+    }
+}
+
+async fn save(state: &Platform, d: &DayEnd) -> Result<()> {
+    state
+        .ledger()?
+        .write_records(vec![(records::day_end_key(d.date), records::encode(d))])
+        .await?;
+    Ok(())
+}
+
+async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
+    let store = Arc::clone(state.store()?);
+    let mut d = load(&store, date)?
+        .ok_or_else(|| Error::Storage(format!("the day-end record of {date} is missing")))?;
+    if d.status == DayEndStatus::Failed {
+        d.status = DayEndStatus::Running;
+        d.finished_at_ns = None;
+    }
+    if d.switch_seq == 0 {
+        // The switch is durable (it was written with this record) but a crash came before
+        // its position was: find it.
+        let s = Arc::clone(&store);
+        let (from, date) = (d.from_seq, d.date);
+        d.switch_seq = tokio::task::spawn_blocking(move || find_switch(&s, from, date))
+            .await
+            .map_err(|e| Error::Storage(format!("the search thread failed: {e}")))??;
+        d.steps[0].status = DayEndStatus::Done;
+        d.steps[0].detail = format!("journal entry {} (found after a restart)", d.switch_seq);
+        save(state, &d).await?;
+    }
+    // Steps run in order; a check that fails is recorded and the rest still run.
+    for i in 0..d.steps.len() {
+        if d.steps[i].status == DayEndStatus::Done {
+            continue;
+        }
+        let name = d.steps[i].name.clone();
+        d.steps[i].status = DayEndStatus::Running;
+        d.steps[i].detail.clear();
+        save(state, &d).await?;
+        stall_if_asked(&name).await;
+        let started = std::time::Instant::now();
+        let outcome = match name.as_str() {
+            "wait_in_flight" => wait_in_flight(&store, &d),
+            "snapshot_accounts" => snapshot_accounts(state, &store, &mut d).await,
+            "snapshot_gl" => snapshot_gl(&store, &mut d),
+            "checks" => checks(&store, &d),
+            "hash" => hash(&store, &mut d),
+            other => Err(StepError::Failed(format!("unknown step {other}"))),
+        };
+        let step = &mut d.steps[i];
+        match outcome {
+            Ok(detail) => {
+                step.status = DayEndStatus::Done;
+                step.detail = detail;
+                tracing::info!(step = %name, ms = started.elapsed().as_millis() as u64, detail = %step.detail, "day-end step done");
+            }
+            Err(StepError::Failed(detail)) => {
+                step.status = DayEndStatus::Failed;
+                step.detail = detail;
+                tracing::error!(step = %name, detail = %step.detail, "day-end check failed");
+            }
+            Err(StepError::Stopped(e)) => {
+                step.status = DayEndStatus::Failed;
+                step.detail = format!("could not run: {e}");
+                d.status = DayEndStatus::Failed;
+                d.finished_at_ns = Some(now_ns());
+                save(state, &d).await?;
+                crate::metrics::day_end_failed(true);
+                return Err(e);
+            }
+        }
+        save(state, &d).await?;
+    }
+    let failed = d.steps.iter().any(|s| s.status == DayEndStatus::Failed);
+    d.status = if failed {
+        DayEndStatus::Failed
+    } else {
+        DayEndStatus::Done
+    };
+    d.finished_at_ns = Some(now_ns());
+    save(state, &d).await?;
+    crate::metrics::day_end_failed(failed);
+    tracing::info!(status = d.status.name(), hash = ?d.snapshot_sha256.map(|h| hex(&h)), "day-end finished");
+    Ok(())
+}
+
+/// The position of the switch that closed `date`, searched from `from`.
+fn find_switch(store: &storage::Store, from: u64, date: BusinessDate) -> Result<u64> {
+    let mut seq = from;
+    loop {
+        let chunk = store.entries(seq, 4_096)?;
+        let Some(last) = chunk.last().map(|e| e.seq) else {
+            return Err(Error::Storage(format!(
+                "the journal holds no switch closing {date} after entry {from}"
+            )));
+        };
+        for e in &chunk {
+            let closes = e
+                .effects
+                .iter()
+                .any(|x| matches!(x, Effect::DateSwitched { from, .. } if *from == date));
+            if closes {
+                return Ok(e.seq);
+            }
+        }
+        seq = last + 1;
+    }
+}
+
+/// Fault injection for the crash tests (`RONGPAY_TEST_DAY_END_STALL=<step>`): once the
+/// step is recorded as running (for `switch`: once the switch is durable), wait forever, so
+/// a test can kill -9 payd inside it. Never set in production.
+async fn stall_if_asked(step: &str) {
+    if std::env::var("RONGPAY_TEST_DAY_END_STALL").is_ok_and(|s| s == step) {
+        tracing::warn!(
+            step,
+            "day-end stalled on purpose (RONGPAY_TEST_DAY_END_STALL)"
+        );
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The switch is where the journal says, and every entry dated `D` comes before it.
+fn wait_in_flight(store: &storage::Store, d: &DayEnd) -> std::result::Result<String, StepError> {
+    let switch = store.entries(d.switch_seq, 1)?;
+    let is_switch = switch.first().is_some_and(|e| {
+        e.seq == d.switch_seq
+            && e.effects
+                .iter()
+                .any(|x| matches!(x, Effect::DateSwitched { from, .. } if *from == d.date))
+    });
+    if !is_switch {
+        return Err(StepError::Failed(format!(
+            "journal entry {} is not the switch closing {}",
+            d.switch_seq, d.date
+        )));
+    }
+    // Entries after the switch: none dated D or earlier (a bounded look: the coordinator
+    // dates in order, so the first ones would show it).
+    for e in store.entries(d.switch_seq + 1, 4_096)? {
+        for x in &e.effects {
+            if let Effect::Posted(t) = x {
+                if t.accounting_date.is_some_and(|a| a <= d.date) {
+                    return Err(StepError::Failed(format!(
+                        "entry {} after the switch is dated {}",
+                        e.seq,
+                        t.accounting_date.map_or("-".into(), |a| a.to_string())
+                    )));
+                }
+            }
+        }
+    }
+    Ok(format!(
+        "entries {}..{} durable before the switch",
+        d.from_seq,
+        d.switch_seq.saturating_sub(1)
+    ))
+}
+
+/// The previous day's account days (in id order), if it had a day-end.
+fn previous_days(store: &storage::Store, date: BusinessDate) -> Result<Option<Vec<AccountDay>>> {
+    let Some(previous) = date.minus_days(1) else {
+        return Ok(None);
+    };
+    if load(store, previous)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(account_days(store, previous)?))
+}
+
+/// The account days of `date`'s snapshot, in id order.
+pub fn account_days(store: &storage::Store, date: BusinessDate) -> Result<Vec<AccountDay>> {
+    let prefix = records::account_day_prefix(date);
+    let mut out = Vec::new();
+    store.for_each_aux_with_prefix(&prefix, usize::MAX, |k, v| {
+        out.push(records::decode::<AccountDay>(k, v)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Every account's day, computed off the async threads, then written in small units.
+async fn snapshot_accounts(
+    state: &Platform,
+    store: &Arc<storage::Store>,
+    d: &mut DayEnd,
+) -> std::result::Result<String, StepError> {
+    let (from, to, date) = (d.from_seq, d.switch_seq, d.date);
+    let s = Arc::clone(store);
+    let (days, postings) = tokio::task::spawn_blocking(move || {
+        let previous = previous_days(&s, date)?.unwrap_or_default();
+        compute_days(&s, from, to, &previous)
+    })
+    .await
+    .map_err(|e| Error::Storage(format!("the snapshot thread failed: {e}")))??;
+    let ledger = state.ledger()?;
+    for chunk in days.chunks(SNAPSHOT_RECORDS_PER_UNIT) {
+        let recs = chunk
+            .iter()
+            .map(|a| {
+                (
+                    records::account_day_key(date, a.account),
+                    records::encode(a),
+                )
+            })
+            .collect();
+        ledger.write_records(recs).await?;
+    }
+    d.accounts = days.len() as u64;
+    d.postings = postings;
+    Ok(format!("{} accounts, {postings} postings", days.len()))
+}
+
+/// Every account's day over the journal positions `from..to` (the switch at `to`): its
+/// turnover from those entries, its closing as of `to`, its opening the `previous` day's
+/// closing (zero for an account that did not exist, or on the first day).
+fn compute_days(
+    store: &storage::Store,
+    from: u64,
+    to: u64,
+    previous: &[AccountDay],
+) -> Result<(Vec<AccountDay>, u64)> {
+    // The date's turnover per account, from its journal range.
+    let mut turnover: HashMap<AccountId, (i128, i128, u64)> = HashMap::new();
+    let mut postings = 0u64;
+    let mut seq = from;
+    while seq < to {
+        let chunk = store.entries(seq, 4_096)?;
+        let Some(last) = chunk.last().map(|e| e.seq) else {
+            break;
+        };
+        for e in chunk.iter().filter(|e| e.seq < to) {
+            for x in &e.effects {
+                if let Effect::Posted(t) = x {
+                    for p in &t.postings {
+                        let slot = turnover.entry(p.account).or_default();
+                        if p.amount < 0 {
+                            slot.0 -= i128::from(p.amount);
+                        } else {
+                            slot.1 += i128::from(p.amount);
+                        }
+                        slot.2 += 1;
+                        postings += 1;
+                    }
+                }
+            }
+        }
+        seq = last + 1;
+    }
+    let mut prev = previous.iter().peekable();
+    let mut days = Vec::new();
+    store.for_each_account_at(to, |a| {
+        // The previous day's closing (accounts in id order on both sides).
+        while prev.next_if(|p| p.account < a.id).is_some() {}
+        let opening = prev.next_if(|p| p.account == a.id).map_or(0, |p| p.closing);
+        let (debit, credit, count) = turnover.get(&a.id).copied().unwrap_or_default();
+        days.push(AccountDay {
+            account: a.id,
+            gl: a.gl,
+            currency: a.currency,
+            opening,
+            debit,
+            credit,
+            closing: a.balance,
+            postings: count,
+        });
+        Ok(())
+    })?;
+    Ok((days, postings))
+}
+
+/// The GL's figures of the date, frozen in the record.
+fn snapshot_gl(store: &storage::Store, d: &mut DayEnd) -> std::result::Result<String, StepError> {
+    d.gl = crate::gl::day_rows(store, d.date)?;
+    Ok(format!(
+        "{} GL accounts with a balance or turnover",
+        d.gl.len()
+    ))
+}
+
+fn checks(store: &storage::Store, d: &DayEnd) -> std::result::Result<String, StepError> {
+    let accounts = account_days(store, d.date)?;
+    let previous = previous_days(store, d.date)?;
+    let opening =
+        d.gl.iter()
+            .map(|r| ((r.currency, r.gl), r.opening))
+            .collect();
+    let cut = store.gl_since(d.date)?;
+    let turnover = cut
+        .days
+        .into_iter()
+        .find(|(date, _)| *date == d.date)
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    let check = check_day(&accounts, previous.as_deref(), &opening, &turnover);
+    let balanced = check.trial_balances.iter().filter(|t| t.balanced).count();
+    if check.passed() {
+        return Ok(format!(
+            "{} accounts: closing = opening + turnover{}; control accounts = sub-ledgers; {balanced} trial balance(s) balanced",
+            accounts.len(),
+            if previous.is_some() { "; each opens at its last close" } else { "" }
+        ));
+    }
+    let shown: Vec<String> = check
+        .failures
+        .iter()
+        .take(FAILURES_SHOWN)
+        .map(describe)
+        .collect();
+    Err(StepError::Failed(format!(
+        "{} check(s) failed: {}",
+        check.failures.len(),
+        shown.join("; ")
+    )))
+}
+
+fn describe(f: &CheckFailure) -> String {
+    match f {
+        CheckFailure::ClosingMismatch {
+            account,
+            expected,
+            closing,
+        } => format!("{account} closes at {closing}, opening + turnover is {expected}"),
+        CheckFailure::OpeningMismatch {
+            account,
+            previous_closing,
+            opening,
+        } => format!("{account} opens at {opening}, closed at {previous_closing}"),
+        CheckFailure::MissingAccount { account } => format!("{account} is missing"),
+        CheckFailure::Unordered { account } => format!("{account} out of order"),
+        CheckFailure::ControlMismatch {
+            gl,
+            currency,
+            sub_ledger,
+            control,
+        } => format!(
+            "GL {} {currency}: control {control}, sub-ledger {sub_ledger}",
+            gl.code()
+        ),
+        CheckFailure::Unbalanced { currency } => format!("{currency} trial balance unbalanced"),
+        CheckFailure::Overflow => "a sum overflows".to_string(),
+    }
+}
+
+fn hash(store: &storage::Store, d: &mut DayEnd) -> std::result::Result<String, StepError> {
+    let previous = match d.date.minus_days(1) {
+        Some(p) => load(store, p)?.and_then(|p| p.snapshot_sha256),
+        None => None,
+    };
+    let accounts = account_days(store, d.date)?;
+    let h = snapshot_hash(&previous.unwrap_or([0; 32]), d.date, &accounts);
+    d.snapshot_sha256 = Some(h);
+    Ok(format!(
+        "sha256 {} over {} accounts, chained to {}",
+        hex(&h),
+        accounts.len(),
+        previous.map_or("nothing (the first day-end)".into(), |p| hex(&p))
+    ))
+}
+
+/// What `payd verify` found of the day-ends: each closed day's snapshot rebuilt from the
+/// journal alone, day after day from the first, and its hash compared with the stored one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rebuilt {
+    pub date: BusinessDate,
+    pub accounts: usize,
+    pub matches: bool,
+}
+
+/// Rebuilds every finished day-end's snapshot from the journal (each day opening at the
+/// rebuilt previous day's closing) and compares its chained hash with the stored one.
+pub fn rebuild_hashes(store: &storage::Store) -> Result<Vec<Rebuilt>> {
+    let mut ends = Vec::new();
+    store.for_each_aux_with_prefix(records::prefix::DAY_END, usize::MAX, |k, v| {
+        ends.push(records::decode::<DayEnd>(k, v)?);
+        Ok(())
+    })?;
+    let mut out = Vec::new();
+    let mut previous: Vec<AccountDay> = Vec::new();
+    let mut previous_hash = [0u8; 32];
+    for d in ends {
+        let Some(stored) = d.snapshot_sha256 else {
+            break;
+        };
+        let (days, _) = compute_days(store, d.from_seq, d.switch_seq, &previous)?;
+        let h = snapshot_hash(&previous_hash, d.date, &days);
+        out.push(Rebuilt {
+            date: d.date,
+            accounts: days.len(),
+            matches: h == stored,
+        });
+        previous = days;
+        previous_hash = stored;
+    }
+    Ok(out)
+}

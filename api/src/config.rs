@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 44] = [
+pub const SETTINGS: [&str; 45] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -62,6 +62,7 @@ pub const SETTINGS: [&str; 44] = [
     "otp_ttl_s",
     "otp_attempts_max",
     "timezone",
+    "day_end_at",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -167,6 +168,10 @@ pub struct Config {
     /// IANA time zone of the business date: the first start's date is the wall-clock date
     /// there (never the machine's own zone).
     pub timezone: String,
+    /// When the day-end runs by itself, `HH:MM` local time in `timezone`: the open date `D`
+    /// closes at the first such time after noon of `D` (`23:00` closes `D` that evening,
+    /// `00:30` just after midnight). Unset: only `POST /v1/gl/day_end` closes a date.
+    pub day_end_at: Option<String>,
 }
 
 impl Default for Config {
@@ -218,6 +223,7 @@ impl Default for Config {
             otp_ttl_s: 300,
             otp_attempts_max: 5,
             timezone: "Asia/Shanghai".to_string(),
+            day_end_at: None,
         }
     }
 }
@@ -449,6 +455,9 @@ impl Config {
             ));
         }
         services::gl::time_zone(&self.timezone).map_err(|e| format!("timezone: {e}"))?;
+        if let Some(at) = &self.day_end_at {
+            services::day_end::parse_day_end_at(at).map_err(|e| format!("day_end_at: {e}"))?;
+        }
         Ok(())
     }
 
@@ -481,6 +490,9 @@ impl Config {
             otp_attempts_max: self.otp_attempts_max,
             timezone: services::gl::time_zone(&self.timezone)
                 .expect("validated by Config::validate"),
+            day_end_at: self.day_end_at.as_deref().map(|at| {
+                services::day_end::parse_day_end_at(at).expect("validated by Config::validate")
+            }),
         }
     }
 

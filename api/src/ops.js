@@ -85,6 +85,22 @@
       { data: "channel", field: "name", bad: (c) => c.breaker !== "closed" || c.below_low_water || !c.enabled },
       "no channels configured"
     );
+    text("business_date", d.business_date || "–");
+    const de = d.day_end;
+    const head = document.getElementById("day_end");
+    if (head) {
+      head.textContent = de
+        ? `${de.date} ${de.status}` + (de.snapshot_sha256 ? `, sha256 ${de.snapshot_sha256.slice(0, 16)}…` : "")
+        : "none yet";
+      head.className = de && de.status === "failed" ? "bad" : "ok";
+    }
+    fill(
+      document.querySelector("#day_end_steps tbody"),
+      de ? de.steps : [],
+      ["status", "detail"],
+      { data: "step", field: "name", bad: (s) => s.status === "failed" },
+      "no day-end yet"
+    );
     const alerts = document.getElementById("alerts");
     alerts.textContent = "";
     for (const a of d.alerts.length ? d.alerts : [null]) {

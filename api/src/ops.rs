@@ -85,6 +85,9 @@ struct Data {
     today: Vec<TodayRow>,
     channels: Vec<ChannelRow>,
     alerts: Vec<crate::alerts::Received>,
+    /// The open business date, and the last day-end with its steps (none before the first).
+    business_date: Option<String>,
+    day_end: Option<services::day_end::DayEndView>,
 }
 
 async fn data(state: &AppState) -> Data {
@@ -133,6 +136,12 @@ async fn data(state: &AppState) -> Data {
             .collect(),
         channels,
         alerts: state.recent_alerts.list().into_iter().take(10).collect(),
+        business_date: state
+            .ledger()
+            .ok()
+            .and_then(|l| l.period())
+            .map(|p| p.open.to_string()),
+        day_end: services::day_end::last_view(state).ok().flatten(),
     }
 }
 
@@ -216,6 +225,34 @@ pub async fn page(state: web::Data<AppState>) -> HttpResponse {
     if alerts.is_empty() {
         alerts.push_str("<li>none received</li>");
     }
+    let mut day_end = String::new();
+    let day_end_head = match &d.day_end {
+        None => {
+            day_end.push_str(r#"<tr class="empty"><td colspan="3">no day-end yet</td></tr>"#);
+            "none yet".to_string()
+        }
+        Some(e) => {
+            for s in &e.steps {
+                let _ = write!(
+                    day_end,
+                    r#"<tr data-step="{name}" class="{cls}"><td>{name}</td><td data-field="status">{}</td><td data-field="detail">{}</td></tr>"#,
+                    s.status,
+                    esc(&s.detail),
+                    name = esc(&s.name),
+                    cls = if s.status == "failed" { "bad" } else { "ok" },
+                );
+            }
+            format!(
+                "{} {}{}",
+                e.date,
+                e.status,
+                e.snapshot_sha256
+                    .as_deref()
+                    .map(|h| format!(", sha256 {}…", &h[..16.min(h.len())]))
+                    .unwrap_or_default()
+            )
+        }
+    };
     let html = format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>rongpay ops</title>
@@ -225,7 +262,7 @@ body {{ font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }}
 h1 {{ font-size: 1.3em; }} h2 {{ font-size: 1.05em; margin-top: 1.5em; }}
 table {{ border-collapse: collapse; }} td, th {{ padding: .25em .7em; border-bottom: 1px solid #ddd; text-align: left; }}
 td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
-tr.bad td {{ background: #fde8e8; }} .tiles {{ display: flex; gap: 1em; flex-wrap: wrap; }}
+tr.bad td, span.bad {{ background: #fde8e8; }} .tiles {{ display: flex; gap: 1em; flex-wrap: wrap; }}
 .tile {{ border: 1px solid #ddd; border-radius: 6px; padding: .6em 1em; min-width: 9em; }}
 .tile b {{ display: block; font-size: 1.6em; font-variant-numeric: tabular-nums; }}
 #status.ready {{ color: #137333; }} #status.not-ready {{ color: #b3261e; }}
@@ -245,6 +282,10 @@ tr.bad td {{ background: #fde8e8; }} .tiles {{ display: flex; gap: 1em; flex-wra
 <h2>Channels</h2>
 <table id="channels"><thead><tr><th>channel</th><th>breaker</th><th>success rate</th><th>mean latency (ms)</th><th>calls (window)</th><th>in flight</th><th>position</th><th>low water</th><th>volume today</th></tr></thead>
 <tbody>{channels}</tbody></table>
+<h2>Day-end</h2>
+<p>Business date <b id="business_date">{business_date}</b>; last day-end: <span id="day_end" class="{day_end_class}">{day_end_head}</span>.</p>
+<table id="day_end_steps"><thead><tr><th>step</th><th>status</th><th>detail</th></tr></thead>
+<tbody>{day_end}</tbody></table>
 <h2>Recent alerts</h2>
 <ul id="alerts">{alerts}</ul>
 <script src="/ops/ops.js"></script>
@@ -254,6 +295,11 @@ tr.bad td {{ background: #fde8e8; }} .tiles {{ display: flex; gap: 1em; flex-wra
         ready_text = if d.ready { "ready" } else { "not ready" },
         at = d.at,
         requests = d.requests,
+        business_date = d.business_date.as_deref().unwrap_or("–"),
+        day_end_class = match d.day_end.as_ref().map(|e| e.status) {
+            Some("failed") => "bad",
+            _ => "ok",
+        },
     );
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

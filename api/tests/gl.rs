@@ -775,3 +775,113 @@ fn payments_racing_the_switch_land_on_exactly_one_date_in_journal_order() {
         "payments on both sides of the switch: {on:?}"
     );
 }
+
+/// A card payment the channel answers only after a day-end is booked on the next date,
+/// valued on the date it was asked on.
+#[test]
+fn a_channel_answer_after_the_day_end_is_booked_in_the_open_day_with_its_value_date() {
+    use serde_json::json;
+    let sim = Sim::start(&[r#"late={"timeout_rate":1}"#]);
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [
+        ("RONGPAY_ADMIN_TOKEN", ADMIN),
+        ("RONGPAY_CHANNEL_TIMEOUT_MS", "300"),
+    ];
+    let p = Payd::start_in(&tmp.path().join("data"), &env);
+    channel(&p, "late", &format!("http://{}", sim.addr("late")), "0.004");
+    let shop = merchant(&p, r#"{"name":"late shop","fee_rate":"0.01"}"#);
+    let token = tokenize(&p, &shop.key, "5555555555554444");
+    let (asked_on, _) = dates(&p);
+    let v = card_pay(&p, &shop.key, "late-1", "50.00", &token);
+    assert_eq!(v["status"], "processing", "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
+    let (open, _) = dates(&p);
+    assert_eq!(finished_day_end(&p, &asked_on)["status"], "done");
+    sim.put("late", json!({"timeout_rate": 0}));
+    assert_eq!(settled(&p, &shop.key, &id)["status"], "succeeded");
+    let entries = p
+        .admin("GET", &format!("/v1/gl/entries?date={open}"), "")
+        .json();
+    let booked = entries["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reference"] == id.as_str())
+        .unwrap_or_else(|| panic!("the charge is booked on {open}: {entries}"))
+        .clone();
+    assert_eq!(booked["accounting_date"], open.as_str());
+    assert_eq!(booked["value_date"], asked_on.as_str());
+    // Nothing of it on the closed date.
+    let closed = p
+        .admin("GET", &format!("/v1/gl/entries?date={asked_on}"), "")
+        .json();
+    assert!(closed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["reference"] != id.as_str()));
+}
+
+/// With `day_end_at`, the open date closes by itself once that time (after the date's noon)
+/// has passed.
+#[test]
+fn the_day_end_runs_by_itself_at_day_end_at() {
+    // A zone where it is now between 13:00 and 22:59, so today's 12:00 has passed.
+    let zones = [
+        "Pacific/Kiritimati",
+        "Pacific/Auckland",
+        "Asia/Tokyo",
+        "Asia/Shanghai",
+        "Asia/Kolkata",
+        "Europe/Moscow",
+        "Europe/Berlin",
+        "UTC",
+        "America/Sao_Paulo",
+        "America/New_York",
+        "America/Chicago",
+        "America/Denver",
+        "America/Los_Angeles",
+        "Pacific/Honolulu",
+        "Pacific/Pago_Pago",
+    ];
+    let zone = zones
+        .iter()
+        .find(|z| {
+            let hour = jiff::Timestamp::now().in_tz(z).unwrap().hour();
+            (13..23).contains(&hour)
+        })
+        .expect("some zone is in its afternoon");
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(
+        &tmp.path().join("data"),
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_TIMEZONE", zone),
+            ("RONGPAY_DAY_END_AT", "12:00"),
+        ],
+    );
+    let today = today_in(zone);
+    eventually(30, "the scheduled day-end closes today", || {
+        dates(&p).1.as_deref() == Some(today.as_str())
+    });
+    assert_eq!(finished_day_end(&p, &today)["status"], "done");
+    // Closed once: the next date's 12:00 has not come.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let (open, closed) = dates(&p);
+    assert_eq!(closed.as_deref(), Some(today.as_str()));
+    assert_ne!(open, today);
+    // A malformed time refuses to start.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_payd"))
+        .args(["serve", "--data-dir"])
+        .arg(tmp.path().join("other"))
+        .env("RONGPAY_DAY_END_AT", "25:00")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("day_end_at"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

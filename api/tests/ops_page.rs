@@ -145,4 +145,27 @@ fn the_ops_page_in_headless_chromium_shows_live_numbers_totals_and_channels() {
         ["4", "50.00", "1", "1", "1.00"],
         "seeded from the store"
     );
+    assert_eq!(text_of(&dom, r#"id="day_end""#), "none yet");
+
+    // The last day-end and each of its checks.
+    let date = p.admin("GET", "/v1/gl/business_date", "").json()["business_date"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
+    eventually(60, "the day-end finishes", || {
+        p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json()["status"] == "done"
+    });
+    let dom = load(&p, profile.path());
+    let head = text_of(&dom, r#"id="day_end""#);
+    assert!(head.starts_with(&format!("{date} done, sha256 ")), "{head}");
+    for step in ["switch", "snapshot_accounts", "checks", "hash"] {
+        let row = format!(r#"data-step="{step}""#);
+        assert_eq!(cell(&dom, &row, "status"), "done", "{step}");
+    }
+    assert!(
+        cell(&dom, r#"data-step="checks""#, "detail").contains("control accounts = sub-ledgers"),
+        "{dom}"
+    );
+    assert_ne!(text_of(&dom, r#"id="business_date""#), date);
 }

@@ -252,7 +252,7 @@ async fn book(
     let currency = Currency::from_numeric(payment.currency)
         .ok_or_else(|| Error::storage("a payment with an unknown currency"))?;
     let channel_fee = payment.card.0.as_ref().map(|c| c.channel_fee).unwrap_or(0);
-    let transfer = Transfer::channel_payment(
+    let mut transfer = Transfer::channel_payment(
         TransferId(payment.id),
         AccountId::platform_at_channel(
             PlatformRole::ChannelReceivable,
@@ -270,6 +270,9 @@ async fn book(
         (payment.amount, channel_fee, payment.fee),
         Timestamp(0),
     );
+    // Booked on the open date; valued on the date the payment started (a channel's answer
+    // after a day-end belongs to the day it was asked on).
+    transfer.value_date = payment.card.0.as_ref().and_then(|c| c.opened_on.0);
     payment.status = PaymentStatus::Succeeded;
     let mut recs = vec![(records::payment_key(payment.id), records::encode(&*payment))];
     recs.extend(extra);

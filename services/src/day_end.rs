@@ -272,18 +272,30 @@ pub fn resume(state: &Arc<Platform>, store: &storage::Store) -> std::result::Res
     for date in &running {
         spawn(Arc::clone(state), *date);
     }
-    crate::metrics::day_end_failed(last_failed(store).map_err(|e| e.to_string())?);
+    if let Some(d) = last(store).map_err(|e| e.to_string())? {
+        if d.status != DayEndStatus::Running {
+            crate::metrics::day_end_outcome(
+                d.status == DayEndStatus::Failed,
+                d.finished_at_ns.unwrap_or(0),
+            );
+        }
+    }
     Ok(running.len())
 }
 
-/// Whether the last day-end recorded failed.
-fn last_failed(store: &storage::Store) -> Result<bool> {
+/// The last day-end recorded (the latest date), if any.
+pub fn last(store: &storage::Store) -> Result<Option<DayEnd>> {
     let mut last = None;
     store.for_each_aux_with_prefix(records::prefix::DAY_END, usize::MAX, |k, v| {
-        last = Some(records::decode::<DayEnd>(k, v)?.status);
+        last = Some(records::decode::<DayEnd>(k, v)?);
         Ok(())
     })?;
-    Ok(last == Some(DayEndStatus::Failed))
+    Ok(last)
+}
+
+/// The last day-end as answered (for the ops page).
+pub fn last_view(state: &Platform) -> Result<Option<DayEndView>> {
+    Ok(last(state.store()?)?.map(|d| view(&d)))
 }
 
 /// Why a step did not finish: its checks failed (recorded, the next steps still run), or it
@@ -376,7 +388,7 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
                 d.status = DayEndStatus::Failed;
                 d.finished_at_ns = Some(now_ns());
                 save(state, &d).await?;
-                crate::metrics::day_end_failed(true);
+                crate::metrics::day_end_outcome(true, now_ns());
                 return Err(e);
             }
         }
@@ -388,9 +400,10 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
     } else {
         DayEndStatus::Done
     };
-    d.finished_at_ns = Some(now_ns());
+    let finished = now_ns();
+    d.finished_at_ns = Some(finished);
     save(state, &d).await?;
-    crate::metrics::day_end_failed(failed);
+    crate::metrics::day_end_outcome(failed, finished);
     tracing::info!(status = d.status.name(), hash = ?d.snapshot_sha256.map(|h| hex(&h)), "day-end finished");
     Ok(())
 }
@@ -704,4 +717,79 @@ pub fn rebuild_hashes(store: &storage::Store) -> Result<Vec<Rebuilt>> {
         previous_hash = stored;
     }
     Ok(out)
+}
+
+/// `day_end_at` as a local time: `HH:MM`, 24-hour.
+pub fn parse_day_end_at(text: &str) -> std::result::Result<jiff::civil::Time, String> {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b[r.clone()]
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| text[r].parse::<i8>().ok())
+            .flatten()
+    };
+    let parsed = (b.len() == 5 && b[2] == b':')
+        .then(|| Some((digits(0..2)?, digits(3..5)?)))
+        .flatten();
+    match parsed {
+        Some((h, m)) if (0..24).contains(&h) && (0..60).contains(&m) => {
+            jiff::civil::Time::new(h, m, 0, 0).map_err(|e| e.to_string())
+        }
+        _ => Err(format!("{text:?} is not a time HH:MM (00:00 to 23:59)")),
+    }
+}
+
+/// When the day-end of `date` is due at `at` in `zone`: the first `at` after noon of `date`.
+pub fn due(
+    date: BusinessDate,
+    at: jiff::civil::Time,
+    zone: &jiff::tz::TimeZone,
+) -> std::result::Result<jiff::Timestamp, String> {
+    let day: jiff::civil::Date = date
+        .to_string()
+        .parse()
+        .map_err(|e: jiff::Error| e.to_string())?;
+    let day = if at.hour() >= 12 {
+        day
+    } else {
+        day.tomorrow().map_err(|e| e.to_string())?
+    };
+    zone.to_timestamp(day.to_datetime(at))
+        .map_err(|e| e.to_string())
+}
+
+/// How often the scheduler looks at the clock.
+pub const SCHEDULE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs the day-end by itself once the open date's `day_end_at` has passed (checked every
+/// [`SCHEDULE_POLL`]): the same flow as `POST /v1/gl/day_end`, so a date closes once however
+/// many times this fires (the open date moves with the switch).
+pub fn schedule(state: Arc<Platform>, at: jiff::civil::Time) {
+    actix_rt::spawn(async move {
+        let mut tick = actix_rt::time::interval(SCHEDULE_POLL);
+        loop {
+            tick.tick().await;
+            let Some(period) = state.ledger().ok().and_then(|l| l.period()) else {
+                continue;
+            };
+            let when = match due(period.open, at, &state.settings.timezone) {
+                Ok(when) => when,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot place the day-end in time");
+                    continue;
+                }
+            };
+            if jiff::Timestamp::now() < when {
+                continue;
+            }
+            match start(&state, StartDayEnd::default(), None).await {
+                Ok(_) => {
+                    tracing::info!(date = %period.open, "day-end started by the schedule (day_end_at)")
+                }
+                // The previous day-end still runs: try again at the next tick.
+                Err(e) => tracing::warn!(error = %e, "scheduled day-end not started"),
+            }
+        }
+    });
 }

@@ -543,13 +543,10 @@ pub async fn refresh(state: &Platform) {
     }
 }
 
-/// The outcome of the last day-end.
-pub fn day_end_failed(failed: bool) {
+/// The outcome of the last day-end: failed, or done at `finished_at_ns`.
+pub fn day_end_outcome(failed: bool, finished_at_ns: u64) {
     gauge!(DAY_END_FAILED).set(if failed { 1.0 } else { 0.0 });
     if !failed {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        gauge!(DAY_END_LAST_SUCCESS).set(now);
+        gauge!(DAY_END_LAST_SUCCESS).set(finished_at_ns as f64 / 1e9);
     }
 }

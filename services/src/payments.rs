@@ -518,6 +518,7 @@ pub async fn create(
                 token: card.token,
                 brand: card.brand.clone(),
                 last4: card.last4.clone(),
+                opened_on: records::Tail(state.ledger()?.period().map(|p| p.open)),
                 ..Default::default()
             }),
             Source::Balance(_) => None,

@@ -52,6 +52,8 @@ pub struct Settings {
     pub otp_attempts_max: u32,
     /// The zone whose wall-clock date the first business date is (`timezone`).
     pub timezone: jiff::tz::TimeZone,
+    /// When the day-end runs by itself (`day_end_at`, local time in `timezone`); `None`: off.
+    pub day_end_at: Option<jiff::civil::Time>,
 }
 
 type Fast = foldhash::fast::RandomState;
@@ -322,6 +324,16 @@ impl Platform {
             Ok(n) if n > 0 => println!("payd: resumed {n} unfinished day-end(s)"),
             Ok(_) => {}
             Err(e) => fatal(&format!("cannot resume the day-end: {e}")),
+        }
+        if let Some(at) = self.settings.day_end_at {
+            crate::day_end::schedule(Arc::clone(&self), at);
+            println!(
+                "payd: the day-end runs by itself at {at} ({})",
+                self.settings
+                    .timezone
+                    .iana_name()
+                    .unwrap_or("the configured zone")
+            );
         }
         self.recovered.store(true, Ordering::SeqCst);
         println!(

@@ -269,6 +269,7 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             channel_fee: 12,
             attempts: vec![("bank_a".into(), "succeeded".into())],
             excluded: vec![("bank_b".into(), "breaker_open".into())],
+            opened_on: Tail(Some(engine::gl::BusinessDate(20_788))),
         })),
     };
     let merchant = Merchant {
@@ -497,7 +498,9 @@ fn aux_records_of_format_v1_still_decode() {
             again[6..].starts_with(&bytes[6..]),
             "{name}: format 1's payload is not a prefix of its re-encoding"
         );
-        if name != "merchant" {
+        // Fields added since (a `Tail`): the merchant's pending account, a card payment's
+        // business date.
+        if name != "merchant" && name != "payment" {
             assert_eq!(again.len(), bytes.len(), "{name} grew");
         }
     }

@@ -91,6 +91,9 @@ pub struct CardPayment {
     pub attempts: Vec<(String, String)>,
     /// Channels left out and why, when routing found none.
     pub excluded: Vec<(String, String)>,
+    /// The business date the payment was started on: its postings' value date when the
+    /// channel answers after a day-end (issue #15). `None` for payments written before.
+    pub opened_on: Tail<Option<engine::gl::BusinessDate>>,
 }
 
 /// A tokenized card. The number and the holder are sealed by the vault (never stored in

@@ -31,10 +31,33 @@ pub enum BenchCmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// A day-end's cost (issue #15): `accounts` accounts and `entries` journal entries (two-leg
+    /// transfers between random accounts) on one business date, then the real day-end of
+    /// payd's services (switch, snapshot of every account, GL figures, checks, hash), timed
+    /// step by step.
+    DayEnd {
+        #[arg(long, default_value_t = 1_000_000)]
+        accounts: u64,
+        #[arg(long, default_value_t = 10_000_000)]
+        entries: u64,
+        /// Business days, each with `entries` entries and closed by a day-end (from the
+        /// second on, every account opens at the previous day's snapshot).
+        #[arg(long, default_value_t = 2)]
+        days: u32,
+        /// Empty directory for the data dir (a fresh temp dir when omitted).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
+        BenchCmd::DayEnd {
+            accounts,
+            entries,
+            days,
+            dir,
+        } => day_end(accounts, entries, days, dir),
         BenchCmd::Engine {
             accounts,
             resident,
@@ -122,5 +145,285 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn fatal(message: &str) -> ! {
+    eprintln!("payd bench: {message}");
+    std::process::exit(2)
+}
+
+/// `payd bench day-end`.
+fn day_end(accounts: u64, entries: u64, days: u32, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use engine::{Currency, Timestamp, Transfer, TransferId, TransferKind};
+
+    let tmp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("payd-bench-day-end-")
+                .tempdir_in(".")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let config = api::config::Config {
+        data_dir: dir.clone(),
+        ..Default::default()
+    };
+    let key = services::vault::generate_key();
+    let vault = services::vault::Vault::new(&key).map_err(anyhow::Error::msg)?;
+    let master = services::vault::Vault::new(&key).map_err(anyhow::Error::msg)?;
+    let platform = Arc::new(
+        services::Platform::new(config.settings(), vault, master, config.rate_limits())
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    actix_rt::System::new().block_on(async move {
+        platform.start(fatal);
+        while !platform.is_ready() {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ledger = platform.ledger().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
+        let store = Arc::clone(platform.store().map_err(|e| anyhow::anyhow!("{e}"))?);
+        let started = Instant::now();
+        let s = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || loadtest::engine::populate(&s, accounts))
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let populated = started.elapsed();
+        // Two-leg transfers between pseudo-random accounts, 8,190 per batch, 2 batches in
+        // flight: the engine's batch path, as POST /v1/transfers/batch drives it.
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut step = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut next = 0u64;
+        println!("## payd bench day-end\n");
+        println!(
+            "{accounts} accounts created in {:.1} s.\n",
+            populated.as_secs_f64()
+        );
+        for day in 1..=days {
+        let started = Instant::now();
+        let end = next + entries;
+        let mut inflight = Vec::new();
+        while next < end || !inflight.is_empty() {
+            while next < end && inflight.len() < 2 {
+                let n = (end - next).min(8_190);
+                let batch: Vec<_> = (0..n)
+                    .map(|k| {
+                        let from = loadtest::engine::account(step() % accounts);
+                        let mut to = loadtest::engine::account(step() % accounts);
+                        if to == from {
+                            to = loadtest::engine::account((step() % accounts + 1) % accounts);
+                        }
+                        let t = Transfer::between(
+                            TransferId(u128::from(next + k + 1) << 64),
+                            TransferKind::Transfer,
+                            from,
+                            to,
+                            Currency::CNY,
+                            1 + (step() % 10_000) as i64,
+                            Timestamp(0),
+                        );
+                        (t, Vec::new())
+                    })
+                    .collect();
+                next += n;
+                let l = ledger.clone();
+                inflight.push(actix_rt::spawn(async move { l.transfer_many(batch).await }));
+            }
+            let done = inflight.remove(0);
+            let outcomes = done
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(bad) = outcomes.iter().find(|o| !matches!(o, Ok(Ok(_)))) {
+                anyhow::bail!("a transfer was not applied: {bad:?}");
+            }
+        }
+        let loaded = started.elapsed();
+        let date = ledger.period().map(|p| p.open.to_string()).unwrap_or_default();
+        let rss = || {
+            std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                })
+                .map_or("?".to_string(), |kb| (kb >> 10).to_string())
+        };
+        let rss_before = rss();
+        // Payments without a day-end: 32 closed-loop submitters for 10 s.
+        let calm = probe(&platform, accounts, PROBE_SUBMITTERS, Duration::from_secs(10), None).await;
+        let started = Instant::now();
+        services::day_end::start(&platform, Default::default(), None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let switched = started.elapsed();
+        // The same payments while the day-end's steps run.
+        let running = {
+            let (p, d) = (Arc::clone(&platform), date.clone());
+            probe(
+                &platform,
+                accounts,
+                PROBE_SUBMITTERS,
+                Duration::from_secs(600),
+                Some(Box::new(move || {
+                    services::day_end::get(&p, &d).map_or(true, |v| v.status != "running")
+                })),
+            )
+            .await
+        };
+        let mut peak = 0u64;
+        let view = loop {
+            actix_rt::time::sleep(Duration::from_millis(500)).await;
+            if let Some(kb) = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                })
+            {
+                peak = peak.max(kb);
+            }
+            let v = services::day_end::get(&platform, &date).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if v.status != "running" {
+                break v;
+            }
+        };
+        let total = started.elapsed();
+        println!(
+            "### Day {day}\n\n{entries} transfers applied in {:.1} s ({:.0}/s); process RSS {rss_before} MiB before the day-end, peak {} MiB during it\n",
+            loaded.as_secs_f64(),
+            entries as f64 / loaded.as_secs_f64(),
+            peak >> 10
+        );
+        println!(
+            "Day-end of {date}: status **{}**, the switch answered in {:.1} ms, all steps done in {:.1} s; {} accounts, {} postings; sha256 {}\n",
+            view.status,
+            switched.as_secs_f64() * 1e3,
+            total.as_secs_f64(),
+            view.accounts,
+            view.postings,
+            view.snapshot_sha256.as_deref().unwrap_or("-")
+        );
+        println!(
+            "Payments (two-leg transfers through the ledger, {PROBE_SUBMITTERS} closed-loop submitters): without a day-end {} in {:.1} s, p50 {:.2} ms, p99 {:.2} ms; during the day-end {} in {:.1} s, p50 {:.2} ms, p99 {:.2} ms (p99 ratio {:.2})\n",
+            calm.count,
+            calm.seconds,
+            calm.p50_ms,
+            calm.p99_ms,
+            running.count,
+            running.seconds,
+            running.p50_ms,
+            running.p99_ms,
+            running.p99_ms / calm.p99_ms
+        );
+        println!("| step | status | detail |\n|---|---|---|");
+        for s in &view.steps {
+            println!("| {} | {} | {} |", s.name, s.status, s.detail);
+        }
+        println!();
+        }
+        Ok(())
+    })
+}
+
+/// Closed-loop submitters measuring payments' latency during the day-end bench.
+const PROBE_SUBMITTERS: usize = 32;
+
+struct Probe {
+    count: u64,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// `n` closed-loop submitters of two-leg transfers between random accounts, for `limit` or
+/// until `done` says so (checked every 100 ms).
+async fn probe(
+    platform: &services::Platform,
+    accounts: u64,
+    n: usize,
+    limit: Duration,
+    done: Option<Box<dyn Fn() -> bool>>,
+) -> Probe {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::time::Instant;
+
+    use engine::{Currency, Timestamp, Transfer, TransferId, TransferKind};
+
+    let ledger = platform.ledger().expect("the platform is ready");
+    let hist = Rc::new(RefCell::new(loadtest::engine::latency_histogram()));
+    let stop = Rc::new(Cell::new(false));
+    let next = Rc::new(Cell::new(0u64));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..n)
+        .map(|w| {
+            let (ledger, hist, stop, next) = (
+                ledger.clone(),
+                Rc::clone(&hist),
+                Rc::clone(&stop),
+                Rc::clone(&next),
+            );
+            actix_rt::spawn(async move {
+                let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ (w as u64 + 1);
+                while !stop.get() {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let k = next.get();
+                    next.set(k + 1);
+                    let from = loadtest::engine::account(rng % accounts);
+                    let to =
+                        loadtest::engine::account((rng / accounts + 1 + rng % accounts) % accounts);
+                    if from == to {
+                        continue;
+                    }
+                    let t = Transfer::between(
+                        TransferId((1u128 << 127) | (u128::from(rng) << 32) | u128::from(k)),
+                        TransferKind::Transfer,
+                        from,
+                        to,
+                        Currency::CNY,
+                        1,
+                        Timestamp(0),
+                    );
+                    let t0 = Instant::now();
+                    if let Ok(Ok(_)) = ledger.transfer(t).await {
+                        let _ = hist
+                            .borrow_mut()
+                            .record(t0.elapsed().as_micros().max(1) as u64);
+                    }
+                }
+            })
+        })
+        .collect();
+    loop {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        if started.elapsed() >= limit || done.as_ref().is_some_and(|d| d()) {
+            break;
+        }
+    }
+    stop.set(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    let h = hist.borrow();
+    Probe {
+        count: h.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
     }
 }

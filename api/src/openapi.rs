@@ -190,6 +190,7 @@ impl Modify for Currencies {
         crate::routes::gl::create_entry,
         crate::routes::gl::day_end,
         crate::routes::gl::day_end_get,
+        crate::routes::reports::daily,
         payments::create,
         payments::list,
         payments::get,

@@ -458,7 +458,8 @@ fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
                 "snapshot_accounts",
                 "snapshot_gl",
                 "checks",
-                "hash"
+                "hash",
+                "report"
             ]
         );
         assert_eq!(done["snapshot_sha256"].as_str().unwrap().len(), 64);
@@ -626,6 +627,7 @@ fn a_day_end_killed_in_any_step_finishes_after_a_restart_with_the_same_hash() {
         "snapshot_gl",
         "checks",
         "hash",
+        "report",
     ] {
         let dir = tmp.path().join(step);
         copy_dir(&base, &dir);

@@ -31,6 +31,7 @@ fn payment() -> Payment {
         created_at_ns: 0,
         risk: Tail(None),
         card: Tail(None),
+        business_date: Tail(None),
     }
 }
 

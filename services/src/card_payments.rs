@@ -272,7 +272,7 @@ async fn book(
     );
     // Booked on the open date; valued on the date the payment started (a channel's answer
     // after a day-end belongs to the day it was asked on).
-    transfer.value_date = payment.card.0.as_ref().and_then(|c| c.opened_on.0);
+    transfer.value_date = payment.business_date.0;
     payment.status = PaymentStatus::Succeeded;
     let mut recs = vec![(records::payment_key(payment.id), records::encode(&*payment))];
     recs.extend(extra);

@@ -19,6 +19,8 @@
 //! 5. `checks`: closing = opening + turnover for every account; each opens at its last
 //!    close; every control account equals its sub-ledger; every trial balance balances.
 //! 6. `hash`: SHA-256 of the snapshot chained to the previous day's.
+//! 7. `report`: the date's daily reports (the platform's and each merchant's), frozen
+//!    (`services::reports`).
 //!
 //! Every step recomputes from what cannot change any more (the journal up to the switch,
 //! the previous day's snapshot), so a rerun — after a crash, or asked for — gives the same
@@ -26,6 +28,7 @@
 //! failed, `rongpay_day_end_failed` is 1 (an alert rule fires) and the ops page shows it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use engine::gl::{check_day, snapshot_hash, AccountDay, BusinessDate, CheckFailure};
@@ -39,13 +42,14 @@ use crate::platform::{now_ns, Platform};
 
 /// The steps of a day-end, in order. Later issues add theirs (settlement maturity and
 /// batches, reconciliation fetch, credit billing) here.
-pub const STEPS: [&str; 6] = [
+pub const STEPS: [&str; 7] = [
     "switch",
     "wait_in_flight",
     "snapshot_accounts",
     "snapshot_gl",
     "checks",
     "hash",
+    "report",
 ];
 
 /// Account days written per commit unit: small units keep each group write short, so the
@@ -368,13 +372,14 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
             "snapshot_gl" => snapshot_gl(&store, &mut d),
             "checks" => checks(&store, &d),
             "hash" => hash(&store, &mut d),
+            "report" => report(state, &store, &d).await,
             other => Err(StepError::Failed(format!("unknown step {other}"))),
         };
         let step = &mut d.steps[i];
         match outcome {
             Ok(detail) => {
                 step.status = DayEndStatus::Done;
-                step.detail = detail;
+                step.detail = format!("{detail} ({:.1} s)", started.elapsed().as_secs_f64());
                 tracing::info!(step = %name, ms = started.elapsed().as_millis() as u64, detail = %step.detail, "day-end step done");
             }
             Err(StepError::Failed(detail)) => {
@@ -503,6 +508,26 @@ pub fn account_days(store: &storage::Store, date: BusinessDate) -> Result<Vec<Ac
     Ok(out)
 }
 
+/// How often a long step reports its progress.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How far the snapshot's computation got: journal entries read, accounts read.
+#[derive(Default)]
+struct Progress {
+    entries: AtomicU64,
+    accounts: AtomicU64,
+}
+
+impl Progress {
+    fn describe(&self, entries: u64) -> String {
+        format!(
+            "read {} of {entries} journal entries, {} accounts",
+            self.entries.load(Ordering::Relaxed).min(entries),
+            self.accounts.load(Ordering::Relaxed)
+        )
+    }
+}
+
 /// Every account's day, computed off the async threads, then written in small units.
 async fn snapshot_accounts(
     state: &Platform,
@@ -511,13 +536,34 @@ async fn snapshot_accounts(
 ) -> std::result::Result<String, StepError> {
     let (from, to, date) = (d.from_seq, d.switch_seq, d.date);
     let s = Arc::clone(store);
-    let (days, postings) = tokio::task::spawn_blocking(move || {
+    let progress = Arc::new(Progress::default());
+    let p = Arc::clone(&progress);
+    let mut work = tokio::task::spawn_blocking(move || {
         let previous = previous_days(&s, date)?.unwrap_or_default();
-        compute_days(&s, from, to, &previous)
-    })
-    .await
-    .map_err(|e| Error::Storage(format!("the snapshot thread failed: {e}")))??;
+        compute_days(&s, from, to, &previous, &p)
+    });
+    // Progress, every few seconds, in the record (GET /v1/gl/day_end/{date}) and the log.
+    let step = d
+        .steps
+        .iter()
+        .position(|s| s.name == "snapshot_accounts")
+        .expect("a day-end has this step");
+    let entries = to.saturating_sub(from);
+    let computed = loop {
+        match actix_rt::time::timeout(PROGRESS_EVERY, &mut work).await {
+            Ok(done) => break done,
+            Err(_) => {
+                let detail = progress.describe(entries);
+                tracing::info!(step = "snapshot_accounts", progress = %detail, "day-end progress");
+                d.steps[step].detail = detail;
+                save(state, d).await?;
+            }
+        }
+    };
+    let (days, postings) =
+        computed.map_err(|e| Error::Storage(format!("the snapshot thread failed: {e}")))??;
     let ledger = state.ledger()?;
+    let mut written = 0;
     for chunk in days.chunks(SNAPSHOT_RECORDS_PER_UNIT) {
         let recs = chunk
             .iter()
@@ -529,6 +575,12 @@ async fn snapshot_accounts(
             })
             .collect();
         ledger.write_records(recs).await?;
+        written += chunk.len();
+        if written % (SNAPSHOT_RECORDS_PER_UNIT * 256) == 0 {
+            d.steps[step].detail = format!("wrote {written} of {} account days", days.len());
+            tracing::info!(step = "snapshot_accounts", progress = %d.steps[step].detail, "day-end progress");
+            save(state, d).await?;
+        }
     }
     d.accounts = days.len() as u64;
     d.postings = postings;
@@ -543,6 +595,7 @@ fn compute_days(
     from: u64,
     to: u64,
     previous: &[AccountDay],
+    progress: &Progress,
 ) -> Result<(Vec<AccountDay>, u64)> {
     // The date's turnover per account, from its journal range.
     let mut turnover: HashMap<AccountId, (i128, i128, u64)> = HashMap::new();
@@ -570,6 +623,9 @@ fn compute_days(
             }
         }
         seq = last + 1;
+        progress
+            .entries
+            .store(seq.saturating_sub(from), Ordering::Relaxed);
     }
     let mut prev = previous.iter().peekable();
     let mut days = Vec::new();
@@ -578,6 +634,7 @@ fn compute_days(
         while prev.next_if(|p| p.account < a.id).is_some() {}
         let opening = prev.next_if(|p| p.account == a.id).map_or(0, |p| p.closing);
         let (debit, credit, count) = turnover.get(&a.id).copied().unwrap_or_default();
+        progress.accounts.fetch_add(1, Ordering::Relaxed);
         days.push(AccountDay {
             account: a.id,
             gl: a.gl,
@@ -706,7 +763,13 @@ pub fn rebuild_hashes(store: &storage::Store) -> Result<Vec<Rebuilt>> {
         let Some(stored) = d.snapshot_sha256 else {
             break;
         };
-        let (days, _) = compute_days(store, d.from_seq, d.switch_seq, &previous)?;
+        let (days, _) = compute_days(
+            store,
+            d.from_seq,
+            d.switch_seq,
+            &previous,
+            &Progress::default(),
+        )?;
         let h = snapshot_hash(&previous_hash, d.date, &days);
         out.push(Rebuilt {
             date: d.date,
@@ -792,4 +855,22 @@ pub fn schedule(state: Arc<Platform>, at: jiff::civil::Time) {
             }
         }
     });
+}
+
+/// The date's daily reports, frozen.
+async fn report(
+    state: &Platform,
+    store: &Arc<storage::Store>,
+    d: &DayEnd,
+) -> std::result::Result<String, StepError> {
+    let (s, date, currency) = (Arc::clone(store), d.date, state.settings.currency);
+    let (recs, summary) =
+        tokio::task::spawn_blocking(move || crate::reports::freeze(&s, date, currency))
+            .await
+            .map_err(|e| Error::Storage(format!("the report thread failed: {e}")))??;
+    let ledger = state.ledger()?;
+    for chunk in recs.chunks(SNAPSHOT_RECORDS_PER_UNIT) {
+        ledger.write_records(chunk.to_vec()).await?;
+    }
+    Ok(summary)
 }

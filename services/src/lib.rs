@@ -43,6 +43,7 @@ pub mod platform;
 pub mod ratelimit;
 pub mod records;
 pub mod refunds;
+pub mod reports;
 pub mod risk;
 pub mod secret;
 pub mod signature;

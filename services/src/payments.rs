@@ -518,11 +518,11 @@ pub async fn create(
                 token: card.token,
                 brand: card.brand.clone(),
                 last4: card.last4.clone(),
-                opened_on: records::Tail(state.ledger()?.period().map(|p| p.open)),
                 ..Default::default()
             }),
             Source::Balance(_) => None,
         }),
+        business_date: records::Tail(state.ledger()?.period().map(|p| p.open)),
     };
     let parties = PaymentParties {
         payer,

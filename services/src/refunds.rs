@@ -555,6 +555,7 @@ pub async fn create(
         failure_code: None,
         reason: body.reason,
         created_at_ns: now_ns(),
+        business_date: records::Tail(state.ledger()?.period().map(|p| p.open)),
     };
     let records_for = |r: &Refund, p: &Payment| {
         let answer = serde_json::to_vec(&view(r, currency)).expect("a refund view serializes");

@@ -269,8 +269,8 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             channel_fee: 12,
             attempts: vec![("bank_a".into(), "succeeded".into())],
             excluded: vec![("bank_b".into(), "breaker_open".into())],
-            opened_on: Tail(Some(engine::gl::BusinessDate(20_788))),
         })),
+        business_date: Tail(Some(engine::gl::BusinessDate(20_788))),
     };
     let merchant = Merchant {
         id: 2,
@@ -334,6 +334,7 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 failure_code: None,
                 reason: Some("returned".into()),
                 created_at_ns: 15,
+                business_date: Tail(Some(engine::gl::BusinessDate(20_788))),
             }),
         ),
         (
@@ -455,6 +456,50 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 closed_through: Some(engine::gl::BusinessDate(20_787)),
             }),
         ),
+        (
+            "day_end",
+            encode(&DayEnd {
+                date: engine::gl::BusinessDate(20_788),
+                status: DayEndStatus::Failed,
+                from_seq: 1,
+                switch_seq: 42,
+                steps: vec![DayEndStep {
+                    name: "checks".into(),
+                    status: DayEndStatus::Failed,
+                    detail: "1 check(s) failed".into(),
+                }],
+                accounts: 3,
+                postings: 7,
+                gl: vec![GlDayRow {
+                    currency: engine::Currency::CNY,
+                    gl: engine::gl::GlAccount::Reserve,
+                    opening: 1,
+                    debit: 2,
+                    credit: 3,
+                    closing: 0,
+                }],
+                snapshot_sha256: Some([9; 32]),
+                started_at_ns: 43,
+                finished_at_ns: Some(44),
+            }),
+        ),
+        (
+            "account_day",
+            encode(&engine::gl::AccountDay {
+                account: AccountId(5),
+                gl: engine::gl::GlAccount::CustomerBalances,
+                currency: engine::Currency::CNY,
+                opening: -1,
+                debit: 2,
+                credit: 3,
+                closing: 0,
+                postings: 2,
+            }),
+        ),
+        (
+            "daily_report",
+            encode(&b"{\"date\":\"2026-12-01\"}".to_vec()),
+        ),
     ]
 }
 
@@ -480,6 +525,9 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "idempotency" => again::<IdemRecord>(bytes),
         "audit" => again::<AuditEntry>(bytes),
         "gl_dates" => again::<GlDates>(bytes),
+        "day_end" => again::<DayEnd>(bytes),
+        "account_day" => again::<engine::gl::AccountDay>(bytes),
+        "daily_report" => again::<Vec<u8>>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }
@@ -498,9 +546,9 @@ fn aux_records_of_format_v1_still_decode() {
             again[6..].starts_with(&bytes[6..]),
             "{name}: format 1's payload is not a prefix of its re-encoding"
         );
-        // Fields added since (a `Tail`): the merchant's pending account, a card payment's
-        // business date.
-        if name != "merchant" && name != "payment" {
+        // Fields added since (a `Tail`): the merchant's pending account, a payment's and a
+        // refund's business date.
+        if !["merchant", "payment", "refund"].contains(&name.as_str()) {
             assert_eq!(again.len(), bytes.len(), "{name} grew");
         }
     }

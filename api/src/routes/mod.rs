@@ -8,6 +8,7 @@ pub mod health;
 pub mod merchants;
 pub mod payments;
 pub mod refunds;
+pub mod reports;
 pub mod transfers;
 
 use actix_web::http::StatusCode;

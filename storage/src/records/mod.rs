@@ -54,6 +54,7 @@ pub mod prefix {
     pub const GL_DATES: &[u8] = b"gd";
     pub const DAY_END: &[u8] = b"de";
     pub const ACCOUNT_DAY: &[u8] = b"ds";
+    pub const DAILY_REPORT: &[u8] = b"rp";
     pub const DEPOSIT: &[u8] = b"dp";
     pub const BATCH_TRANSFER: &[u8] = b"bt";
     pub const MERCHANT: &[u8] = b"mc";
@@ -106,6 +107,13 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "business date (i32 BE), account id (u128 BE)",
         record: "engine::gl::AccountDay (a day-end's snapshot)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::DAILY_REPORT,
+        cf: CF_AUX,
+        key: "business date (i32 BE), merchant id (u128 BE; 0: the platform)",
+        record: "a closed date's frozen daily report (its JSON, bytes)",
         expiring: false,
     },
     Registered {
@@ -271,6 +279,13 @@ pub fn day_end_key(date: engine::gl::BusinessDate) -> Vec<u8> {
 /// The keys of every account's day of `date`'s snapshot start with this.
 pub fn account_day_prefix(date: engine::gl::BusinessDate) -> Vec<u8> {
     key(prefix::ACCOUNT_DAY, &[&date.0.to_be_bytes()])
+}
+
+pub fn daily_report_key(date: engine::gl::BusinessDate, merchant: u128) -> Vec<u8> {
+    key(
+        prefix::DAILY_REPORT,
+        &[&date.0.to_be_bytes(), &merchant.to_be_bytes()],
+    )
 }
 
 pub fn account_day_key(date: engine::gl::BusinessDate, account: AccountId) -> Vec<u8> {
@@ -519,6 +534,10 @@ mod tests {
             (account_meta_key(AccountId(1)), prefix::ACCOUNT_META),
             (gl_dates_key(), prefix::GL_DATES),
             (day_end_key(engine::gl::BusinessDate(1)), prefix::DAY_END),
+            (
+                daily_report_key(engine::gl::BusinessDate(1), 2),
+                prefix::DAILY_REPORT,
+            ),
             (
                 account_day_key(engine::gl::BusinessDate(1), AccountId(2)),
                 prefix::ACCOUNT_DAY,

@@ -74,6 +74,10 @@ pub struct Payment {
     pub risk: Tail<Option<RiskRecord>>,
     /// A bank-card payment: the card and its way through the channels.
     pub card: Tail<Option<CardPayment>>,
+    /// The business date the payment was created on (issue #15): its daily report's date,
+    /// and its postings' value date when a channel answers after a day-end. `None` for
+    /// payments written before.
+    pub business_date: Tail<Option<engine::gl::BusinessDate>>,
 }
 
 /// How a card payment went through the channels.
@@ -91,9 +95,6 @@ pub struct CardPayment {
     pub attempts: Vec<(String, String)>,
     /// Channels left out and why, when routing found none.
     pub excluded: Vec<(String, String)>,
-    /// The business date the payment was started on: its postings' value date when the
-    /// channel answers after a day-end (issue #15). `None` for payments written before.
-    pub opened_on: Tail<Option<engine::gl::BusinessDate>>,
 }
 
 /// A tokenized card. The number and the holder are sealed by the vault (never stored in
@@ -136,6 +137,9 @@ pub struct Refund {
     pub failure_code: Option<String>,
     pub reason: Option<String>,
     pub created_at_ns: u64,
+    /// The business date the refund was created on (issue #15); `None` for refunds written
+    /// before.
+    pub business_date: Tail<Option<engine::gl::BusinessDate>>,
 }
 
 #[cfg(test)]

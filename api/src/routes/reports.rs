@@ -1,0 +1,85 @@
+//! `/v1/reports/…`: daily reports (issue #15). The flows: `services::reports`.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+pub use services::reports::{DailyReport, Line};
+use services::Caller;
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/v1/reports/daily", tag = "reports",
+    params(
+        ("date" = Option<String>, Query, pattern = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", format = Date, description = "business date YYYY-MM-DD; the open date unless given"),
+        ("merchant_id" = Option<String>, Query, pattern = r"^mch_[0-9a-f]{32}$", description = "(admin) one merchant's report; the platform's unless given. A merchant always gets its own"),
+        ("Accept" = Option<String>, Header, description = "text/csv for CSV")
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the date's report: payments by status, method and channel, fees, refunds, net, success rate (final once the date's day-end froze it)", body = DailyReport),
+        (status = 400, description = "invalid date or merchant id", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "bad credentials", body = crate::openapi::ErrorResponse),
+        (status = 403, description = "a merchant asking for another merchant's report", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready", body = crate::openapi::ErrorResponse)
+    ))]
+/// The daily report of a business date, for the platform (admin) or one merchant (admin with
+/// `merchant_id`, or the merchant itself). JSON, or CSV with `Accept: text/csv`.
+pub async fn daily(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.serving()?;
+    let caller = auth::caller(&req, &state)?;
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|e| {
+            ApiError::invalid(
+                "invalid_parameter",
+                format!("the query string does not parse: {e}"),
+            )
+        })?
+        .into_inner();
+    if let Some(unknown) = query.keys().find(|k| *k != "date" && *k != "merchant_id") {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            format!("unknown query parameter {unknown:?}"),
+        )
+        .with_param(unknown.clone()));
+    }
+    let asked = match query.get("merchant_id") {
+        None => None,
+        Some(text) => Some(services::merchants::parse_merchant_id(text).ok_or_else(|| {
+            ApiError::invalid("invalid_parameter", format!("no merchant id {text:?}"))
+                .with_param("merchant_id")
+        })?),
+    };
+    let merchant = match &caller {
+        Caller::Admin => asked,
+        Caller::Merchant(m) => match asked {
+            Some(other) if other != m.id => {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::FORBIDDEN,
+                    crate::error::ErrorType::AuthenticationError,
+                    "forbidden",
+                    "a merchant sees only its own report",
+                )
+                .with_param("merchant_id"))
+            }
+            _ => Some(m.id),
+        },
+    };
+    let report = services::reports::daily(&state, query.get("date").map(String::as_str), merchant)?;
+    let csv = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    if csv {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                "content-disposition",
+                format!("attachment; filename=\"report-{}.csv\"", report.date),
+            ))
+            .body(services::reports::csv(&report)));
+    }
+    Ok(HttpResponse::Ok().json(report))
+}

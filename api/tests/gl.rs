@@ -887,3 +887,27 @@ fn the_day_end_runs_by_itself_at_day_end_at() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A day-end asked twice with one idempotency key closes one date, and the retry gets the
+/// first answer back.
+#[test]
+fn a_retried_day_end_with_its_idempotency_key_closes_one_date() {
+    let p = Payd::start();
+    let (open, _) = dates(&p);
+    let first = p.post(ADMIN, "/v1/gl/day_end", Some("close-1"), "{}");
+    assert_eq!(
+        first.status,
+        202,
+        "{:?}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert_eq!(first.json()["switch_seq"], serde_json::Value::Null);
+    let (next, _) = dates(&p);
+    let again = p.post(ADMIN, "/v1/gl/day_end", Some("close-1"), "{}");
+    assert_eq!(again.status, 202);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+    assert_eq!(dates(&p), (next.clone(), Some(open.clone())));
+    let done = finished_day_end(&p, &open);
+    assert!(done["switch_seq"].as_u64().unwrap() > 0);
+}

@@ -101,9 +101,10 @@ pub struct DayEndView {
     /// Accounts in the snapshot, and the date's postings.
     pub accounts: u64,
     pub postings: u64,
-    /// The journal positions of the date: `from_seq` to the switch at `switch_seq`.
+    /// The journal positions of the date: `from_seq` to the switch at `switch_seq` (null in
+    /// the answer of the POST: known once the switch is written).
     pub from_seq: u64,
-    pub switch_seq: u64,
+    pub switch_seq: Option<u64>,
     pub started_at: String,
     pub finished_at: Option<String>,
 }
@@ -125,7 +126,7 @@ fn view(d: &DayEnd) -> DayEndView {
         accounts: d.accounts,
         postings: d.postings,
         from_seq: d.from_seq,
-        switch_seq: d.switch_seq,
+        switch_seq: (d.switch_seq != 0).then_some(d.switch_seq),
         started_at: crate::records::time_text(d.started_at_ns),
         finished_at: d.finished_at_ns.map(crate::records::time_text),
     }
@@ -227,22 +228,32 @@ pub async fn start(
         finished_at_ns: None,
     };
     let key = records::day_end_key(date);
+    // The answer is the record as the switch writes it (the switch done, its position not
+    // known before the write: `switch_seq` null), and its idempotency record goes in the
+    // same unit: a retry after a crash at any point answers this, never closing another
+    // date.
+    record.steps[0].status = DayEndStatus::Done;
+    record.steps[0].detail = format!(
+        "entries from {from_seq} on are dated {date} up to the switch, later ones {}",
+        date.next().map_or("-".into(), |d| d.to_string())
+    );
+    let answer = serde_json::to_vec(&view(&record)).expect("a day-end view serializes");
+    let mut recs = vec![(key.clone(), records::encode(&record))];
+    recs.extend(idem.map(|g| g.record(&answer)));
     let seq = ledger
-        .switch_date(date, vec![(key.clone(), records::encode(&record))])
+        .switch_date(date, recs)
         .await?
         .map_err(crate::accounts::rejected)?;
     stall_if_asked("switch").await;
     record.switch_seq = seq;
-    record.steps[0].status = DayEndStatus::Done;
     record.steps[0].detail = format!(
         "journal entry {seq}: entries {from_seq}..{} are dated {date}, later ones {}",
         seq - 1,
         date.next().map_or("-".into(), |d| d.to_string())
     );
-    let answer = serde_json::to_vec(&view(&record)).expect("a day-end view serializes");
-    let mut recs = vec![(key, records::encode(&record))];
-    recs.extend(idem.map(|g| g.record(&answer)));
-    ledger.write_records(recs).await?;
+    ledger
+        .write_records(vec![(key, records::encode(&record))])
+        .await?;
     tracing::info!(date = %date, switch_seq = seq, "day-end started: the business date switched");
     spawn(Arc::clone(state), date);
     Ok((true, answer))
@@ -344,14 +355,13 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
         d.finished_at_ns = None;
     }
     if d.switch_seq == 0 {
-        // The switch is durable (it was written with this record) but a crash came before
-        // its position was: find it.
+        // The switch is durable (this record was written with it) but a crash came before
+        // its position was recorded: find it.
         let s = Arc::clone(&store);
         let (from, date) = (d.from_seq, d.date);
         d.switch_seq = tokio::task::spawn_blocking(move || find_switch(&s, from, date))
             .await
             .map_err(|e| Error::Storage(format!("the search thread failed: {e}")))??;
-        d.steps[0].status = DayEndStatus::Done;
         d.steps[0].detail = format!("journal entry {} (found after a restart)", d.switch_seq);
         save(state, &d).await?;
     }

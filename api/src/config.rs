@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 45] = [
+pub const SETTINGS: [&str; 46] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -63,6 +63,7 @@ pub const SETTINGS: [&str; 45] = [
     "otp_attempts_max",
     "timezone",
     "day_end_at",
+    "archive_after_days",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -172,6 +173,9 @@ pub struct Config {
     /// closes at the first such time after noon of `D` (`23:00` closes `D` that evening,
     /// `00:30` just after midnight). Unset: only `POST /v1/gl/day_end` closes a date.
     pub day_end_at: Option<String>,
+    /// Closed business dates older than this many days have their journal moved to archive
+    /// segments by the day-end (the hot store stops growing with history); 0: never.
+    pub archive_after_days: u32,
 }
 
 impl Default for Config {
@@ -224,6 +228,7 @@ impl Default for Config {
             otp_attempts_max: 5,
             timezone: "Asia/Shanghai".to_string(),
             day_end_at: None,
+            archive_after_days: 30,
         }
     }
 }
@@ -490,6 +495,7 @@ impl Config {
             otp_attempts_max: self.otp_attempts_max,
             timezone: services::gl::time_zone(&self.timezone)
                 .expect("validated by Config::validate"),
+            archive_after_days: self.archive_after_days,
             day_end_at: self.day_end_at.as_deref().map(|at| {
                 services::day_end::parse_day_end_at(at).expect("validated by Config::validate")
             }),

@@ -395,12 +395,23 @@ fn refund(p: &Payd, key: &str, payment: &str, amount: &str) -> Response {
 
 #[test]
 fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
+    use serde_json::json;
+    // Two card channels; the cheaper one is down on day 2, so card payments fail over.
+    let sim = Sim::start(&["cheap", "dear"]);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
     let p = Payd::start_in(&dir, &env);
+    channel(
+        &p,
+        "cheap",
+        &format!("http://{}", sim.addr("cheap")),
+        "0.002",
+    );
+    channel(&p, "dear", &format!("http://{}", sim.addr("dear")), "0.005");
     let shop = merchant(&p, r#"{"name":"day shop"}"#);
     let other = merchant(&p, r#"{"name":"night shop"}"#);
+    let token = tokenize(&p, &shop.key, "4111111111111111");
     let payer = funded_account(&p, "1000.00");
     let mut closed = Vec::new();
     let mut seed = 7u64;
@@ -422,6 +433,24 @@ fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
         }
         let r = refund(&p, &shop.key, first_payment.as_deref().unwrap(), "0.50");
         assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+        // Card payments through the channels (the fee legs on the channel accounts).
+        if day == 1 {
+            sim.put("cheap", json!({"down": true}));
+        }
+        for i in 0..2 {
+            let v = card_pay(&p, &shop.key, &format!("card{day}-{i}"), "7.77", &token);
+            assert_eq!(v["status"], "succeeded", "{v}");
+            if day == 1 {
+                let tried: Vec<&str> = v["routing"]["attempts"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x["channel"].as_str()).collect())
+                    .unwrap_or_default();
+                assert_eq!(tried.last(), Some(&"dear"), "{v}");
+            }
+        }
+        if day == 1 {
+            sim.put("cheap", json!({"down": false}));
+        }
         let r = p.admin(
             "POST",
             &format!("/v1/accounts/{payer}/deposits"),
@@ -459,7 +488,8 @@ fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
                 "snapshot_gl",
                 "checks",
                 "hash",
-                "report"
+                "report",
+                "archive"
             ]
         );
         assert_eq!(done["snapshot_sha256"].as_str().unwrap().len(), 64);
@@ -628,6 +658,7 @@ fn a_day_end_killed_in_any_step_finishes_after_a_restart_with_the_same_hash() {
         "checks",
         "hash",
         "report",
+        "archive",
     ] {
         let dir = tmp.path().join(step);
         copy_dir(&base, &dir);
@@ -910,4 +941,128 @@ fn a_retried_day_end_with_its_idempotency_key_closes_one_date() {
     assert_eq!(dates(&p), (next.clone(), Some(open.clone())));
     let done = finished_day_end(&p, &open);
     assert!(done["switch_seq"].as_u64().unwrap() > 0);
+}
+
+/// Bytes of the data dir outside the archive.
+fn hot_bytes(dir: &std::path::Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        if m.is_file() {
+            n += m.len();
+        }
+    }
+    n
+}
+
+/// Thirty business days of steady traffic with `archive_after_days = 2`: every closed day
+/// older than two days leaves the journal for its archive segment, the hot journal stays at
+/// a few days, `payd verify` replays the whole history through the archive to the same
+/// hashes, and a flipped byte in a segment is found and named.
+#[test]
+fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [
+        ("RONGPAY_ADMIN_TOKEN", ADMIN),
+        ("RONGPAY_ARCHIVE_AFTER_DAYS", "2"),
+        ("RONGPAY_RATE_PAYER_PER_S", "0"),
+        ("RONGPAY_RATE_MERCHANT_PER_S", "0"),
+        ("RONGPAY_RATE_IP_PER_S", "0"),
+    ];
+    let p = Payd::start_in(&dir, &env);
+    let shop = merchant(&p, r#"{"name":"steady shop"}"#);
+    let payer = funded_account(&p, "100000.00");
+    let mut days = Vec::new();
+    let mut sizes = Vec::new();
+    for day in 0..30 {
+        for i in 0..40 {
+            let r = pay(&p, &shop.key, &format!("s{day}-{i}"), "1.00", &payer);
+            assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+        }
+        let (open, _) = dates(&p);
+        assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
+        let done = finished_day_end(&p, &open);
+        assert_eq!(done["status"], "done", "{done:#}");
+        days.push(open);
+        if day == 9 || day == 29 {
+            sizes.push(hot_bytes(&dir));
+        }
+    }
+    // Days 0..=27 are archived (each day-end archives what is two days older than it).
+    let first = p
+        .admin("GET", &format!("/v1/gl/day_end/{}", days[0]), "")
+        .json();
+    let archived = &first["archived"];
+    assert_eq!(archived["file"], format!("{}.seg", days[0]));
+    assert!(archived["records"].as_u64().unwrap() > 0, "{first:#}");
+    let last_step = first["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last_step["name"], "archive");
+    let recent = p
+        .admin("GET", &format!("/v1/gl/day_end/{}", days[29]), "")
+        .json();
+    assert_eq!(recent["archived"], serde_json::Value::Null);
+    // An archived day's entries are still read (from its segment).
+    let entries = p
+        .admin(
+            "GET",
+            &format!("/v1/gl/entries?date={}&limit=500", days[5]),
+            "",
+        )
+        .json();
+    assert_eq!(entries["data"].as_array().unwrap().len(), 40, "{entries}");
+    let tb = trial_balance_of(&p, &days[5]);
+    assert_eq!(tb["balanced"], true);
+    assert!(p.terminate().success());
+    let segments: Vec<_> = std::fs::read_dir(dir.join("archive"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(segments.len(), 28, "{segments:?}");
+    {
+        let (store, _) = storage::Store::open(&dir, storage::StoreOptions::default()).unwrap();
+        let hot = store.hot_journal_records().unwrap();
+        // Two open days of 40 payments and a switch each, plus the day being closed: a few
+        // hundred records at most, not thirty days' worth (30 × 41).
+        assert!(hot < 300, "{hot} journal records still hot");
+        println!(
+            "30 days of 40 payments: {} segments, {hot} hot journal records, archived through key {}; data dir outside the archive {} bytes after day 10, {} after day 30",
+            segments.len(),
+            store.archived_through(),
+            sizes[0],
+            sizes[1]
+        );
+    }
+    let verify = |dir: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_payd"))
+            .args(["verify", "--data-dir"])
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("30 closed day(s) rebuilt from the journal, every snapshot hash matched"),
+        "{stdout}"
+    );
+    // One flipped byte in one segment: found, and the segment named.
+    let victim = dir.join("archive").join(format!("{}.seg", days[7]));
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&victim, &bytes).unwrap();
+    let out = verify(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("{}.seg", days[7])),
+        "the damaged segment is named: {stderr}"
+    );
 }

@@ -21,6 +21,9 @@
 //! 6. `hash`: SHA-256 of the snapshot chained to the previous day's.
 //! 7. `report`: the date's daily reports (the platform's and each merchant's), frozen
 //!    (`services::reports`).
+//! 8. `archive`: every closed date older than `archive_after_days` whose day-end is done
+//!    moves its journal records to an archive segment (`storage::archive`), and its account
+//!    snapshot goes (the journal, archived, rebuilds it: `payd verify`).
 //!
 //! Every step recomputes from what cannot change any more (the journal up to the switch,
 //! the previous day's snapshot), so a rerun — after a crash, or asked for — gives the same
@@ -42,7 +45,7 @@ use crate::platform::{now_ns, Platform};
 
 /// The steps of a day-end, in order. Later issues add theirs (settlement maturity and
 /// batches, reconciliation fetch, credit billing) here.
-pub const STEPS: [&str; 7] = [
+pub const STEPS: [&str; 8] = [
     "switch",
     "wait_in_flight",
     "snapshot_accounts",
@@ -50,6 +53,7 @@ pub const STEPS: [&str; 7] = [
     "checks",
     "hash",
     "report",
+    "archive",
 ];
 
 /// Account days written per commit unit: small units keep each group write short, so the
@@ -107,6 +111,21 @@ pub struct DayEndView {
     pub switch_seq: Option<u64>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// Once archived: the segment holding the date's journal records.
+    pub archived: Option<ArchivedView>,
+}
+
+/// A date's archive segment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ArchivedView {
+    /// In the data dir's `archive/` directory.
+    #[cfg_attr(feature = "openapi", schema(example = "2026-12-01.seg"))]
+    pub file: String,
+    pub records: u64,
+    pub bytes: u64,
+    /// Hex SHA-256 of the segment's content (checked by `payd verify`).
+    pub sha256: String,
 }
 
 fn view(d: &DayEnd) -> DayEndView {
@@ -129,6 +148,12 @@ fn view(d: &DayEnd) -> DayEndView {
         switch_seq: (d.switch_seq != 0).then_some(d.switch_seq),
         started_at: crate::records::time_text(d.started_at_ns),
         finished_at: d.finished_at_ns.map(crate::records::time_text),
+        archived: d.archived.as_ref().map(|a| ArchivedView {
+            file: a.file.clone(),
+            records: a.records,
+            bytes: a.bytes,
+            sha256: hex(&a.sha256),
+        }),
     }
 }
 
@@ -226,6 +251,7 @@ pub async fn start(
         snapshot_sha256: None,
         started_at_ns: now_ns(),
         finished_at_ns: None,
+        archived: None,
     };
     let key = records::day_end_key(date);
     // The answer is the record as the switch writes it (the switch done, its position not
@@ -383,6 +409,7 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
             "checks" => checks(&store, &d),
             "hash" => hash(&store, &mut d),
             "report" => report(state, &store, &d).await,
+            "archive" => archive(state, &store, &d).await,
             other => Err(StepError::Failed(format!("unknown step {other}"))),
         };
         let step = &mut d.steps[i];
@@ -883,4 +910,63 @@ async fn report(
         ledger.write_records(chunk.to_vec()).await?;
     }
     Ok(summary)
+}
+
+/// Archives every closed date older than `archive_after_days` (0: never) whose day-end is
+/// done, oldest first.
+async fn archive(
+    state: &Platform,
+    store: &Arc<storage::Store>,
+    d: &DayEnd,
+) -> std::result::Result<String, StepError> {
+    let keep = state.settings.archive_after_days;
+    if keep == 0 {
+        return Ok("archiving is off (archive_after_days = 0)".into());
+    }
+    let Some(cutoff) = d.date.minus_days(keep) else {
+        return Ok("nothing old enough".into());
+    };
+    let mut due = Vec::new();
+    store.for_each_aux_with_prefix(records::prefix::DAY_END, usize::MAX, |k, v| {
+        let e: DayEnd = records::decode(k, v)?;
+        if e.date <= cutoff && e.archived.is_none() && e.status == DayEndStatus::Done {
+            due.push(e);
+        }
+        Ok(())
+    })?;
+    let mut done = Vec::new();
+    for mut e in due {
+        let s = Arc::clone(store);
+        let (date, range, hash) = (
+            e.date,
+            (e.from_seq, e.switch_seq),
+            e.snapshot_sha256.unwrap_or([0; 32]),
+        );
+        let info = tokio::task::spawn_blocking(move || -> Result<_> {
+            let info = s.archive_day(date, range, hash)?;
+            // The account snapshot of an archived date: rebuilt from the archive when asked.
+            s.delete_aux_prefix(&records::account_day_prefix(date))?;
+            Ok(info)
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("the archive thread failed: {e}")))??;
+        e.archived = Some(records::ArchivedSegment {
+            file: storage::archive::file_name(date),
+            records: info.records,
+            bytes: info.bytes,
+            sha256: info.sha256,
+            first_key: info.header.first_key,
+            end_key: info.header.end_key,
+        });
+        save(state, &e).await?;
+        tracing::info!(date = %date, records = info.records, bytes = info.bytes, "day archived");
+        done.push(format!(
+            "{date} ({} records, {} bytes)",
+            info.records, info.bytes
+        ));
+    }
+    if done.is_empty() {
+        return Ok(format!("nothing to archive on or before {cutoff}"));
+    }
+    Ok(format!("archived {}", done.join(", ")))
 }

@@ -54,6 +54,8 @@ pub struct Settings {
     pub timezone: jiff::tz::TimeZone,
     /// When the day-end runs by itself (`day_end_at`, local time in `timezone`); `None`: off.
     pub day_end_at: Option<jiff::civil::Time>,
+    /// Closed dates older than this many days are archived by the day-end; 0: never.
+    pub archive_after_days: u32,
 }
 
 type Fast = foldhash::fast::RandomState;

@@ -2,6 +2,7 @@
 //! and a group-commit writer that makes every acknowledged commit a synced write.
 //!
 //! Layout:
+//! - [`archive`]: archive segments, one file per archived day (compressed, checksummed).
 //! - [`codec`]: record framing (format version, kind, CRC-32) around bincode 2 payloads.
 //! - [`legacy`]: decoders of record format 1, upgraded on read.
 //! - [`schema`]: column families, journal entries and account merge operands.
@@ -16,6 +17,7 @@
 //! dedup index and the unit's auxiliary records are in that one `WriteBatch`, so they are
 //! recovered together or not at all.
 
+pub mod archive;
 pub mod codec;
 pub mod error;
 pub mod legacy;

@@ -67,6 +67,9 @@ pub const LAYOUT_CHECKPOINTED: u8 = 2;
 /// The layout before checkpointed balances: opened by migrating it to [`LAYOUT_VERSION`].
 pub const LAYOUT_PER_GROUP_BALANCES: u8 = 1;
 
+/// Meta key of the end of the archive: journal records of keys below it are in archive
+/// segments ([`crate::archive`]), stored as a [`BalancesThrough`]-shaped `seq`.
+pub const META_ARCHIVED_THROUGH: &[u8] = b"archived_through";
 /// Meta key of [`GlBalances`].
 pub const META_GL_BALANCES: &[u8] = b"gl_balances";
 /// Meta key prefix of a business date's GL turnover ([`gl_day_key`] → [`engine::gl::Turnover`]).

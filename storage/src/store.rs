@@ -27,6 +27,8 @@ pub const COMMIT_QUEUE_UNITS_MAX: usize = 65_536;
 pub const GROUP_UNITS_MAX: usize = 8_192;
 /// Journal entries whose checksum and sequence are checked on every open.
 pub const RECOVERY_TAIL_ENTRIES: u64 = 4_096;
+/// The archive segments' directory, inside the store's.
+pub const ARCHIVE_DIR: &str = "archive";
 /// Effects one commit unit may carry.
 pub const UNIT_EFFECTS_MAX: usize = engine::state_machine::BATCH_COMMANDS_MAX;
 
@@ -133,6 +135,14 @@ pub(crate) struct Inner {
     groups_attempted: AtomicU64,
     /// Balance changes durable in the journal, not yet in the accounts family.
     unflushed: RwLock<Unflushed>,
+    /// Journal records of keys below this are in archive segments (`archive/`), not in the
+    /// journal family ([`META_ARCHIVED_THROUGH`]; 0: none archived).
+    archived_through: AtomicU64,
+    /// Where the archive segments are.
+    archive_dir: PathBuf,
+    /// The last archive segment read, decoded: a reader going through an archived day asks
+    /// for it chunk by chunk.
+    segment_cache: Mutex<Option<(PathBuf, Arc<crate::archive::Records>)>>,
 }
 
 impl Inner {
@@ -372,7 +382,21 @@ impl Store {
                 options.checkpoint_groups,
                 options.checkpoint_interval,
             )),
+            archived_through: AtomicU64::new(0),
+            archive_dir: path.join(ARCHIVE_DIR),
+            segment_cache: Mutex::new(None),
         });
+        inner
+            .archived_through
+            .store(read_archived_through(&inner)?, Ordering::Release);
+        // A segment whose write a crash interrupted is not a segment.
+        if let Ok(entries) = std::fs::read_dir(&inner.archive_dir) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         let (last_seq, layout) = check_format_and_tail(&inner)?;
         inner.last_seq.store(last_seq, Ordering::Release);
         // A store of an older layout (or a new one) has no GL book yet: it is opened from
@@ -781,6 +805,151 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a closed day's journal records out of the journal family into an archive
+    /// segment (`archive/<date>.seg`): the records from the one holding `from_seq` to the one
+    /// before the record holding `switch_seq + 1` (a record straddling the switch stays for
+    /// the next day's segment, so the segments partition the journal). The segment is
+    /// written, synced and read back before the records are deleted, in one synced batch
+    /// with the new [`META_ARCHIVED_THROUGH`]. Refused unless it continues the archive and the
+    /// range is behind the balance checkpoint.
+    pub fn archive_day(
+        &self,
+        date: BusinessDate,
+        (from_seq, switch_seq): (u64, u64),
+        snapshot_sha256: [u8; 32],
+    ) -> Result<crate::archive::SegmentInfo> {
+        let inner = &self.inner;
+        let record_key_of = |seq: u64| -> Result<Option<u64>> {
+            Ok(inner
+                .db
+                .iterator_cf(
+                    inner.cf_journal(),
+                    IteratorMode::From(&seq_key(seq), rocksdb::Direction::Reverse),
+                )
+                .next()
+                .transpose()?
+                .and_then(|(k, _)| seq_from_key(&k)))
+        };
+        let archived = inner.archived_through.load(Ordering::Acquire);
+        let first_key = match record_key_of(from_seq)? {
+            Some(k) if k >= archived => k,
+            // The record holding `from_seq` is already archived (it straddled the last
+            // archived day's switch): this day starts where the archive ends.
+            _ => archived.max(1),
+        };
+        if archived != 0 && first_key != archived {
+            return Err(StoreError::Inconsistent(format!(
+                "the archive ends at journal key {archived}; {date} starts at {first_key}"
+            )));
+        }
+        let end_key = record_key_of(switch_seq + 1)?
+            .filter(|k| *k > switch_seq || *k >= first_key)
+            .ok_or_else(|| {
+                StoreError::Inconsistent(format!("no journal entry after the switch of {date}"))
+            })?;
+        let through = codec::decode::<BalancesThrough>(
+            Kind::Meta,
+            &inner
+                .db
+                .get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?
+                .unwrap_or_default(),
+        )
+        .map(|b| b.seq)
+        .unwrap_or(0);
+        // Recovery replays the journal after the balance checkpoint from the journal family
+        // (the tail check reads through the archive like every reader).
+        if end_key > through.saturating_add(1) {
+            return Err(StoreError::Inconsistent(format!(
+                "{date} is too recent to archive (its records end at key {end_key}; balances checkpointed through {through})"
+            )));
+        }
+        let mut records = Vec::new();
+        for item in inner.db.iterator_cf(
+            inner.cf_journal(),
+            IteratorMode::From(&seq_key(first_key), rocksdb::Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            let Some(k) = seq_from_key(&key) else { break };
+            if k >= end_key {
+                break;
+            }
+            records.push((k, value.to_vec()));
+        }
+        let header = crate::archive::SegmentHeader {
+            date,
+            first_key,
+            end_key,
+            snapshot_sha256,
+        };
+        let info = crate::archive::write(&inner.archive_dir, &header, records.iter().cloned())
+            .map_err(archive_error)?;
+        let (check, read_back) =
+            crate::archive::read(&inner.archive_dir.join(crate::archive::file_name(date)))
+                .map_err(archive_error)?;
+        if check != info || read_back != records {
+            return Err(StoreError::Inconsistent(format!(
+                "the archive segment of {date} does not read back as written"
+            )));
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.delete_range_cf(inner.cf_journal(), seq_key(first_key), seq_key(end_key));
+        batch.put_cf(
+            inner.cf_meta(),
+            META_ARCHIVED_THROUGH,
+            codec::encode(Kind::Meta, &BalancesThrough { seq: end_key }),
+        );
+        write_synced(inner, batch)?;
+        inner.archived_through.store(end_key, Ordering::Release);
+        inner.db.compact_range_cf(
+            inner.cf_journal(),
+            Some(seq_key(first_key)),
+            Some(seq_key(end_key)),
+        );
+        Ok(info)
+    }
+
+    /// Deletes every aux record whose key starts with `prefix` (derived records of archived
+    /// days), in one synced write.
+    pub fn delete_aux_prefix(&self, prefix: &[u8]) -> Result<()> {
+        let mut end = prefix.to_vec();
+        // The first key after every key starting with `prefix`.
+        while let Some(last) = end.pop() {
+            if last < 0xff {
+                end.push(last + 1);
+                break;
+            }
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        if end.is_empty() {
+            return Err(StoreError::Inconsistent("an empty prefix".into()));
+        }
+        batch.delete_range_cf(self.inner.cf_aux(), prefix, &end);
+        write_synced(&self.inner, batch)?;
+        self.inner
+            .db
+            .compact_range_cf(self.inner.cf_aux(), Some(prefix), Some(end.as_slice()));
+        Ok(())
+    }
+
+    /// Records in the journal family (not archived): what the hot store holds of history.
+    pub fn hot_journal_records(&self) -> Result<u64> {
+        let mut n = 0;
+        for item in self
+            .inner
+            .db
+            .iterator_cf(self.inner.cf_journal(), IteratorMode::Start)
+        {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Journal records below this key are archived ([`Store::archive_day`]).
+    pub fn archived_through(&self) -> u64 {
+        self.inner.archived_through.load(Ordering::Acquire)
+    }
+
     /// Up to `limit` journal entries from sequence number `from` on, in order.
     pub fn entries(&self, from: u64, limit: usize) -> Result<Vec<JournalEntry>> {
         let mut out = Vec::new();
@@ -958,6 +1127,66 @@ fn scan_entries(
     inner: &Inner,
     from: u64,
     mut f: impl FnMut(JournalEntry) -> Result<bool>,
+) -> Result<()> {
+    // What is archived comes from the segments, in order; the rest from the journal family.
+    let archived = inner.archived_through.load(Ordering::Acquire);
+    if from < archived {
+        for path in crate::archive::list(&inner.archive_dir).map_err(archive_error)? {
+            let records = segment(inner, &path)?;
+            for (key, value) in records.iter() {
+                // A record holds entries from its key on: skip records wholly before `from`.
+                let entries = decode_record(&seq_key(*key), value)?;
+                for entry in entries {
+                    if entry.seq >= from && !f(entry)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        return scan_hot(inner, archived.max(from), &mut f);
+    }
+    scan_hot(inner, from, &mut f)
+}
+
+/// A segment's records, decoded and checked (the last one read is kept).
+fn segment(inner: &Inner, path: &Path) -> Result<Arc<crate::archive::Records>> {
+    let mut cache = inner
+        .segment_cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((p, records)) = cache.as_ref() {
+        if p == path {
+            return Ok(Arc::clone(records));
+        }
+    }
+    let (_, records) = crate::archive::read(path).map_err(archive_error)?;
+    let records = Arc::new(records);
+    *cache = Some((path.to_path_buf(), Arc::clone(&records)));
+    Ok(records)
+}
+
+fn archive_error(e: crate::archive::SegmentError) -> StoreError {
+    StoreError::Inconsistent(format!("archive segment {e}"))
+}
+
+fn read_archived_through(inner: &Inner) -> Result<u64> {
+    match inner.db.get_cf(inner.cf_meta(), META_ARCHIVED_THROUGH)? {
+        None => Ok(0),
+        Some(bytes) => Ok(codec::decode::<BalancesThrough>(Kind::Meta, &bytes)
+            .map_err(|source| StoreError::Corrupt {
+                cf: CF_META,
+                key: "archived_through".into(),
+                source,
+            })?
+            .seq),
+    }
+}
+
+/// [`scan_entries`] over the journal family only.
+fn scan_hot(
+    inner: &Inner,
+    from: u64,
+    f: &mut impl FnMut(JournalEntry) -> Result<bool>,
 ) -> Result<()> {
     let from_key = seq_key(from);
     let start = inner

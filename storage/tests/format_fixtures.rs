@@ -481,6 +481,14 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 snapshot_sha256: Some([9; 32]),
                 started_at_ns: 43,
                 finished_at_ns: Some(44),
+                archived: Some(ArchivedSegment {
+                    file: "2026-12-01.seg".into(),
+                    records: 5,
+                    bytes: 600,
+                    sha256: [8; 32],
+                    first_key: 1,
+                    end_key: 43,
+                }),
             }),
         ),
         (

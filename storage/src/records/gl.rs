@@ -76,4 +76,19 @@ pub struct DayEnd {
     pub snapshot_sha256: Option<[u8; 32]>,
     pub started_at_ns: u64,
     pub finished_at_ns: Option<u64>,
+    /// Once the date's journal records moved to an archive segment: the segment.
+    pub archived: Option<ArchivedSegment>,
+}
+
+/// A date's archive segment, as the day-end that archived it recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ArchivedSegment {
+    /// File name in the store's `archive/` directory.
+    pub file: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+    /// The journal keys it holds: `first_key..end_key`.
+    pub first_key: u64,
+    pub end_key: u64,
 }

@@ -23,7 +23,7 @@ use bincode::{Decode, Encode};
 use engine::{AccountId, TransferId};
 
 pub use channels::ChannelRecord;
-pub use gl::{DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow};
+pub use gl::{ArchivedSegment, DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow};
 pub use merchants::{KeyEntry, Merchant, MerchantAuth, SigningEntry};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{

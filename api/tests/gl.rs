@@ -435,7 +435,9 @@ fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
         assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
         // Card payments through the channels (the fee legs on the channel accounts).
         if day == 1 {
+            // As api/tests/card_payments.rs does: let the simulator's listener go first.
             sim.put("cheap", json!({"down": true}));
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
         for i in 0..2 {
             let v = card_pay(&p, &shop.key, &format!("card{day}-{i}"), "7.77", &token);
@@ -450,6 +452,7 @@ fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
         }
         if day == 1 {
             sim.put("cheap", json!({"down": false}));
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
         let r = p.admin(
             "POST",
@@ -587,22 +590,33 @@ fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
     // The closed day's figures did not move.
     assert_eq!(trial_balance_of(&p, closed_day), tbs[2]);
 
-    // After a restart: the closed days read the same, and `payd verify` rebuilds each
-    // closed day's snapshot from the journal alone to the same hashes.
+    // After a restart: the closed days read the same; `payd verify --full` rebuilds each
+    // closed day's snapshot from the journal alone to the same hashes, and `payd verify`
+    // checks from the last day's snapshot plus the journal after it.
     assert!(p.terminate().success());
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_payd"))
-        .args(["verify", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&verify.stdout);
-    assert!(
-        verify.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_payd"))
+            .args(["verify", "--data-dir"])
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let out = run(&["--full"]);
     assert!(
         out.contains("3 closed day(s) rebuilt from the journal, every snapshot hash matched"),
+        "{out}"
+    );
+    let out = run(&[]);
+    assert!(
+        out.contains(&format!("from the snapshot of {}", closed[2].0)),
         "{out}"
     );
     let p = Payd::start_in(&dir, &env);
@@ -943,16 +957,20 @@ fn a_retried_day_end_with_its_idempotency_key_closes_one_date() {
     assert!(done["switch_seq"].as_u64().unwrap() > 0);
 }
 
-/// Bytes of the data dir outside the archive.
-fn hot_bytes(dir: &std::path::Path) -> u64 {
-    let mut n = 0;
+/// Bytes of the data dir outside the archive: everything, and the tables alone (`*.sst`,
+/// what a stop leaves once the memtables are flushed).
+fn hot_bytes(dir: &std::path::Path) -> (u64, u64) {
+    let (mut all, mut tables) = (0, 0);
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let m = e.metadata().unwrap();
         if m.is_file() {
-            n += m.len();
+            all += m.len();
+            if e.path().extension().is_some_and(|x| x == "sst") {
+                tables += m.len();
+            }
         }
     }
-    n
+    (all, tables)
 }
 
 /// Thirty business days of steady traffic with `archive_after_days = 2`: every closed day
@@ -970,7 +988,7 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         ("RONGPAY_RATE_MERCHANT_PER_S", "0"),
         ("RONGPAY_RATE_IP_PER_S", "0"),
     ];
-    let p = Payd::start_in(&dir, &env);
+    let mut p = Payd::start_in(&dir, &env);
     let shop = merchant(&p, r#"{"name":"steady shop"}"#);
     let payer = funded_account(&p, "100000.00");
     let mut days = Vec::new();
@@ -985,8 +1003,11 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         let done = finished_day_end(&p, &open);
         assert_eq!(done["status"], "done", "{done:#}");
         days.push(open);
-        if day == 9 || day == 29 {
+        if day == 9 || day == 19 || day == 29 {
+            // Measured after a clean stop (memtables flushed).
+            assert!(p.terminate().success());
             sizes.push(hot_bytes(&dir));
+            p = Payd::start_in(&dir, &env);
         }
     }
     // Days 0..=27 are archived (each day-end archives what is two days older than it).
@@ -1027,21 +1048,24 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         // hundred records at most, not thirty days' worth (30 × 41).
         assert!(hot < 300, "{hot} journal records still hot");
         println!(
-            "30 days of 40 payments: {} segments, {hot} hot journal records, archived through key {}; data dir outside the archive {} bytes after day 10, {} after day 30",
+            "30 days of 40 payments: {} segments, {hot} hot journal records, archived through key {}; data dir outside the archive (all files / tables) after day 10 {:?}, day 20 {:?}, day 30 {:?} bytes",
             segments.len(),
             store.archived_through(),
             sizes[0],
-            sizes[1]
+            sizes[1],
+            sizes[2]
         );
     }
-    let verify = |dir: &std::path::Path| {
+    let verify = |dir: &std::path::Path, full: bool| {
         std::process::Command::new(env!("CARGO_BIN_EXE_payd"))
             .args(["verify", "--data-dir"])
             .arg(dir)
+            .args(if full { &["--full"][..] } else { &[][..] })
             .output()
             .unwrap()
     };
-    let out = verify(&dir);
+    // The whole history, through the archive: every day's hash rebuilt.
+    let out = verify(&dir, true);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -1052,17 +1076,27 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         stdout.contains("30 closed day(s) rebuilt from the journal, every snapshot hash matched"),
         "{stdout}"
     );
+    // From the last snapshot plus the hot journal, the archive's checksums read.
+    let out = verify(&dir, false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("from the snapshot of {}", days[29])),
+        "{stdout}"
+    );
     // One flipped byte in one segment: found, and the segment named.
     let victim = dir.join("archive").join(format!("{}.seg", days[7]));
     let mut bytes = std::fs::read(&victim).unwrap();
     let at = bytes.len() / 2;
     bytes[at] ^= 0x01;
     std::fs::write(&victim, &bytes).unwrap();
-    let out = verify(&dir);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains(&format!("{}.seg", days[7])),
-        "the damaged segment is named: {stderr}"
-    );
+    for full in [false, true] {
+        let out = verify(&dir, full);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains(&format!("{}.seg", days[7])),
+            "the damaged segment is named (full: {full}): {stderr}"
+        );
+    }
 }

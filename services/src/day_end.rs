@@ -970,3 +970,26 @@ async fn archive(
     }
     Ok(format!("archived {}", done.join(", ")))
 }
+
+/// The newest finished day-end whose account snapshot is still kept: its date, its switch's
+/// position and its accounts (`payd verify` starts there).
+pub fn last_snapshot(
+    store: &storage::Store,
+) -> Result<Option<(BusinessDate, u64, Vec<AccountDay>)>> {
+    let mut newest = None;
+    store.for_each_aux_with_prefix(records::prefix::DAY_END, usize::MAX, |k, v| {
+        let d: DayEnd = records::decode(k, v)?;
+        let snapshotted = d
+            .steps
+            .iter()
+            .any(|s| s.name == "snapshot_accounts" && s.status == DayEndStatus::Done);
+        if d.archived.is_none() && snapshotted && d.switch_seq != 0 {
+            newest = Some((d.date, d.switch_seq));
+        }
+        Ok(())
+    })?;
+    let Some((date, seq)) = newest else {
+        return Ok(None);
+    };
+    Ok(Some((date, seq, account_days(store, date)?)))
+}

@@ -367,8 +367,10 @@ pub const INFLIGHT_COMMANDS_MAX: usize = actors::ledger::INFLIGHT_COMMANDS_MAX;
 #[derive(Clone, Debug)]
 pub struct Verified {
     pub verification: storage::Verification,
-    /// Each closed day's snapshot rebuilt from the journal, with its hash matched.
+    /// Each closed day's snapshot rebuilt from the journal, with its hash matched (full).
     pub days: Vec<crate::day_end::Rebuilt>,
+    /// The closed date whose snapshot the check started from (not full).
+    pub from_snapshot: Option<engine::gl::BusinessDate>,
     /// How long opening (recovering) the store took, and the replay after it.
     pub open: Duration,
     pub replay: Duration,
@@ -383,24 +385,53 @@ pub enum VerifyError {
     Day(String),
 }
 
-/// Opens the store in `data_dir` (recovering it) and replays its whole journal against the
-/// balances and the trial balance (`payd verify`).
-pub fn verify(data_dir: &std::path::Path) -> std::result::Result<Verified, VerifyError> {
+/// Opens the store in `data_dir` (recovering it) and checks it (`payd verify`): from the last
+/// closed day's snapshot plus the journal after it, with every archive segment's checksums
+/// (the default when such a snapshot exists); or, `full`, by replaying the whole history
+/// from the archive and the journal against the balances, the dedup index, the GL book and
+/// every closed day's snapshot hash.
+pub fn verify(
+    data_dir: &std::path::Path,
+    full: bool,
+) -> std::result::Result<Verified, VerifyError> {
     let (store, recovery) =
         Store::open(data_dir, StoreOptions::default()).map_err(VerifyError::Open)?;
     let started = std::time::Instant::now();
-    let verification = store.verify().map_err(VerifyError::Replay)?;
-    let days =
-        crate::day_end::rebuild_hashes(&store).map_err(|e| VerifyError::Day(e.to_string()))?;
-    if let Some(bad) = days.iter().find(|d| !d.matches) {
-        return Err(VerifyError::Day(format!(
-            "the snapshot of {} rebuilt from the journal has another hash than its day-end recorded",
-            bad.date
-        )));
-    }
+    let base = if full {
+        None
+    } else {
+        crate::day_end::last_snapshot(&store).map_err(|e| VerifyError::Day(e.to_string()))?
+    };
+    let (verification, days, from) = match base {
+        Some((date, seq, accounts)) => {
+            store.check_archive().map_err(VerifyError::Replay)?;
+            let v = store
+                .verify_since(
+                    seq,
+                    accounts
+                        .iter()
+                        .map(|a| (a.account, a.currency, a.gl, a.closing)),
+                )
+                .map_err(VerifyError::Replay)?;
+            (v, Vec::new(), Some(date))
+        }
+        None => {
+            let v = store.verify().map_err(VerifyError::Replay)?;
+            let days = crate::day_end::rebuild_hashes(&store)
+                .map_err(|e| VerifyError::Day(e.to_string()))?;
+            if let Some(bad) = days.iter().find(|d| !d.matches) {
+                return Err(VerifyError::Day(format!(
+                    "the snapshot of {} rebuilt from the journal has another hash than its day-end recorded",
+                    bad.date
+                )));
+            }
+            (v, days, None)
+        }
+    };
     Ok(Verified {
-        days,
         verification,
+        days,
+        from_snapshot: from,
         open: recovery.elapsed,
         replay: started.elapsed(),
     })

@@ -308,6 +308,9 @@ impl Store {
         db_options.set_paranoid_checks(true);
         db_options.set_max_background_jobs(2);
         db_options.set_max_total_wal_size(512 << 20);
+        // RocksDB's own info log: bounded like everything else (4 files of 4 MiB at most).
+        db_options.set_max_log_file_size(4 << 20);
+        db_options.set_keep_log_file_num(4);
         db_options.set_db_write_buffer_size(options.write_buffer_bytes * 4);
 
         // One writer thread: memtable inserts are never concurrent.
@@ -961,6 +964,143 @@ impl Store {
             Ok(out.len() < limit)
         })?;
         Ok(out)
+    }
+
+    /// Checks the store from a closed day's snapshot instead of from the first entry:
+    /// `base` is every account as of journal entry `seq` (id, currency, GL account,
+    /// balance); the entries after `seq` are replayed onto it, each posted transfer must be
+    /// indexed at its entry, and every account's balance and GL account must equal its
+    /// replay, every currency sum to zero, every GL account equal the sum of its accounts.
+    /// What is archived is not read (see [`Store::check_archive`]).
+    pub fn verify_since(
+        &self,
+        seq: u64,
+        base: impl IntoIterator<Item = (AccountId, Currency, GlAccount, i64)>,
+    ) -> Result<Verification> {
+        let mut accounts: HashMap<AccountId, (Currency, GlAccount, i128)> = base
+            .into_iter()
+            .map(|(id, c, g, b)| (id, (c, g, i128::from(b))))
+            .collect();
+        let (mut entries, mut transfers) = (0u64, 0u64);
+        let mut expected = seq + 1;
+        scan_entries(&self.inner, seq + 1, |entry| {
+            if entry.seq != expected {
+                return Err(StoreError::Inconsistent(format!(
+                    "journal entry {} where {expected} was expected",
+                    entry.seq
+                )));
+            }
+            expected += 1;
+            entries += 1;
+            for effect in &entry.effects {
+                match effect {
+                    engine::Effect::AccountCreated(a) => {
+                        if accounts
+                            .insert(a.id, (a.currency, a.gl, i128::from(a.balance)))
+                            .is_some()
+                        {
+                            return Err(StoreError::Inconsistent(format!(
+                                "account {} created twice (entry {})",
+                                a.id, entry.seq
+                            )));
+                        }
+                    }
+                    engine::Effect::Posted(t) => {
+                        transfers += 1;
+                        if self.transfer_seq(t.id)? != Some(entry.seq) {
+                            return Err(StoreError::Inconsistent(format!(
+                                "transfer {} in entry {} is not indexed there",
+                                t.id, entry.seq
+                            )));
+                        }
+                        for p in &t.postings {
+                            let a = accounts.get_mut(&p.account).ok_or_else(|| {
+                                StoreError::Inconsistent(format!(
+                                    "entry {} posts to unknown account {}",
+                                    entry.seq, p.account
+                                ))
+                            })?;
+                            a.2 += i128::from(p.amount);
+                        }
+                    }
+                    engine::Effect::GlAssigned { account, gl, .. } => {
+                        if let Some(a) = accounts.get_mut(account) {
+                            a.1 = *gl;
+                        }
+                    }
+                    engine::Effect::StatusSet { .. } | engine::Effect::DateSwitched { .. } => {}
+                }
+            }
+            Ok(true)
+        })?;
+        let mut stored = 0u64;
+        let mut sums: BTreeMap<Currency, i128> = BTreeMap::new();
+        let mut by_gl: BTreeMap<(Currency, GlAccount), i128> = BTreeMap::new();
+        self.for_each_account(|a| {
+            stored += 1;
+            let Some((currency, gl, balance)) = accounts.get(&a.id) else {
+                return Err(StoreError::Inconsistent(format!(
+                    "account {} is in neither the snapshot nor the journal after it",
+                    a.id
+                )));
+            };
+            if (*currency, *gl, *balance) != (a.currency, a.gl, i128::from(a.balance)) {
+                return Err(StoreError::Inconsistent(format!(
+                    "account {} is {} in GL {} but the snapshot and the journal after it give {balance} in GL {}",
+                    a.id,
+                    a.balance,
+                    a.gl.code(),
+                    gl.code()
+                )));
+            }
+            *sums.entry(a.currency).or_default() += i128::from(a.balance);
+            *by_gl.entry((a.currency, a.gl)).or_default() += i128::from(a.balance);
+            Ok(())
+        })?;
+        if stored != accounts.len() as u64 {
+            return Err(StoreError::Inconsistent(format!(
+                "the snapshot and the journal after it hold {} accounts, the store {stored}",
+                accounts.len()
+            )));
+        }
+        check_zero(&sums)?;
+        by_gl.retain(|_, b| *b != 0);
+        let book: BTreeMap<(Currency, GlAccount), i128> = self
+            .gl_book()
+            .balances()
+            .map(|(c, g, b)| ((c, g), b))
+            .collect();
+        if book != by_gl {
+            return Err(StoreError::Inconsistent(
+                "the GL book differs from the sums of its accounts".into(),
+            ));
+        }
+        Ok(Verification {
+            entries,
+            transfers,
+            accounts: stored,
+            trial_balance: sums,
+        })
+    }
+
+    /// Reads every archive segment whole, checking each block's CRC-32 and each file's
+    /// SHA-256 and that they continue one another; answers how many records they hold.
+    pub fn check_archive(&self) -> Result<u64> {
+        let mut records = 0;
+        let mut next = None;
+        for path in crate::archive::list(&self.inner.archive_dir).map_err(archive_error)? {
+            let (info, _) = crate::archive::read(&path).map_err(archive_error)?;
+            if next.is_some_and(|n| n != info.header.first_key) {
+                return Err(StoreError::Inconsistent(format!(
+                    "archive segment {} starts at key {}, not where the one before ended",
+                    path.display(),
+                    info.header.first_key
+                )));
+            }
+            next = Some(info.header.end_key);
+            records += info.records;
+        }
+        Ok(records)
     }
 
     /// Replays the whole journal through the engine and checks that it agrees with the

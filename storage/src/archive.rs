@@ -147,6 +147,44 @@ pub fn write(
     })
 }
 
+/// Reads only a segment's header (checked): which journal keys it holds, without reading
+/// the rest.
+pub fn read_header(path: &Path) -> Result<SegmentHeader, SegmentError> {
+    let mut bytes = [0u8; HEADER_LEN];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| io(path, e))?;
+    decode_header(&path.display().to_string(), &bytes)
+}
+
+fn decode_header(name: &str, bytes: &[u8]) -> Result<SegmentHeader, SegmentError> {
+    let corrupt = |what: &str| SegmentError::Corrupt {
+        path: name.to_string(),
+        offset: 0,
+        what: what.to_string(),
+    };
+    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+        return Err(corrupt("not an archive segment (no RPARCH01 header)"));
+    }
+    let crc = u32::from_le_bytes(
+        bytes[HEADER_LEN - 4..HEADER_LEN]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    if crc32fast::hash(&bytes[..HEADER_LEN - 4]) != crc || bytes[8] != FORMAT {
+        return Err(corrupt("header checksum mismatch"));
+    }
+    let le64 = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    Ok(SegmentHeader {
+        date: BusinessDate(i32::from_le_bytes(
+            bytes[9..13].try_into().expect("4 bytes"),
+        )),
+        first_key: le64(13),
+        end_key: le64(21),
+        snapshot_sha256: bytes[29..61].try_into().expect("32 bytes"),
+    })
+}
+
 /// Reads a whole segment, checking everything: its header, each block's CRC, the record
 /// framing inside, the counts and the file's SHA-256. The error names what and where.
 pub fn read(path: &Path) -> Result<(SegmentInfo, Records), SegmentError> {
@@ -164,29 +202,8 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<(SegmentInfo, Records), Segmen
         offset: offset as u64,
         what,
     };
-    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-        return Err(corrupt(
-            0,
-            "not an archive segment (no RPARCH01 header)".into(),
-        ));
-    }
-    let crc = u32::from_le_bytes(
-        bytes[HEADER_LEN - 4..HEADER_LEN]
-            .try_into()
-            .expect("4 bytes"),
-    );
-    if crc32fast::hash(&bytes[..HEADER_LEN - 4]) != crc || bytes[8] != FORMAT {
-        return Err(corrupt(0, "header checksum mismatch".into()));
-    }
+    let header = decode_header(name, bytes)?;
     let le64 = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    let header = SegmentHeader {
-        date: BusinessDate(i32::from_le_bytes(
-            bytes[9..13].try_into().expect("4 bytes"),
-        )),
-        first_key: le64(13),
-        end_key: le64(21),
-        snapshot_sha256: bytes[29..61].try_into().expect("32 bytes"),
-    };
     let trailer_len = 1 + 8 + 4 + 32;
     if bytes.len() < HEADER_LEN + trailer_len {
         return Err(corrupt(bytes.len(), "truncated: no trailer".into()));

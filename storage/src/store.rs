@@ -1272,6 +1272,11 @@ fn scan_entries(
     let archived = inner.archived_through.load(Ordering::Acquire);
     if from < archived {
         for path in crate::archive::list(&inner.archive_dir).map_err(archive_error)? {
+            // A segment wholly before `from` is skipped on its header alone.
+            let header = crate::archive::read_header(&path).map_err(archive_error)?;
+            if header.end_key <= from {
+                continue;
+            }
             let records = segment(inner, &path)?;
             for (key, value) in records.iter() {
                 // A record holds entries from its key on: skip records wholly before `from`.

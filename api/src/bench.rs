@@ -155,6 +155,8 @@ fn fatal(message: &str) -> ! {
 
 /// `payd bench day-end`.
 fn day_end(accounts: u64, entries: u64, days: u32, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    use std::cell::Cell;
+    use std::rc::Rc;
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -250,25 +252,28 @@ fn day_end(accounts: u64, entries: u64, days: u32, dir: Option<PathBuf>) -> anyh
         }
         let loaded = started.elapsed();
         let date = ledger.period().map(|p| p.open.to_string()).unwrap_or_default();
-        let rss = || {
-            std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                })
-                .map_or("?".to_string(), |kb| (kb >> 10).to_string())
-        };
-        let rss_before = rss();
+        let mib = |b: Option<u64>| b.map_or("?".to_string(), |b| (b >> 20).to_string());
+        let rss_before = mib(loadtest::proc_stats::rss_bytes());
         // Payments without a day-end: 32 closed-loop submitters for 10 s.
         let calm = probe(&platform, accounts, PROBE_SUBMITTERS, Duration::from_secs(10), None).await;
+        // The process's peak RSS while the day-end runs, sampled every 100 ms.
+        let sampling = Rc::new(Cell::new(true));
+        let peak = Rc::new(Cell::new(0u64));
+        let sampler = {
+            let (sampling, peak) = (Rc::clone(&sampling), Rc::clone(&peak));
+            actix_rt::spawn(async move {
+                while sampling.get() {
+                    peak.set(peak.get().max(loadtest::proc_stats::rss_bytes().unwrap_or(0)));
+                    actix_rt::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
         let started = Instant::now();
         services::day_end::start(&platform, Default::default(), None)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let switched = started.elapsed();
-        // The same payments while the day-end's steps run.
+        // The same payments while the day-end's steps run, until it stops running.
         let running = {
             let (p, d) = (Arc::clone(&platform), date.clone());
             probe(
@@ -282,30 +287,15 @@ fn day_end(accounts: u64, entries: u64, days: u32, dir: Option<PathBuf>) -> anyh
             )
             .await
         };
-        let mut peak = 0u64;
-        let view = loop {
-            actix_rt::time::sleep(Duration::from_millis(500)).await;
-            if let Some(kb) = std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                })
-            {
-                peak = peak.max(kb);
-            }
-            let v = services::day_end::get(&platform, &date).map_err(|e| anyhow::anyhow!("{e}"))?;
-            if v.status != "running" {
-                break v;
-            }
-        };
+        sampling.set(false);
+        let _ = sampler.await;
+        let view = services::day_end::get(&platform, &date).map_err(|e| anyhow::anyhow!("{e}"))?;
         let total = started.elapsed();
         println!(
             "### Day {day}\n\n{entries} transfers applied in {:.1} s ({:.0}/s); process RSS {rss_before} MiB before the day-end, peak {} MiB during it\n",
             loaded.as_secs_f64(),
             entries as f64 / loaded.as_secs_f64(),
-            peak >> 10
+            mib(Some(peak.get()))
         );
         println!(
             "Day-end of {date}: status **{}**, the switch answered in {:.1} ms, all steps done in {:.1} s; {} accounts, {} postings; sha256 {}\n",

@@ -189,23 +189,17 @@ fn currencies(state: &Platform, balances: &[(Currency, GlAccount, i128)]) -> Vec
 /// Every GL account of the chart in every currency the GL shows, with its balance now.
 /// O(GL accounts): the balances are kept with the writes.
 pub fn accounts(state: &Platform) -> Result<GlAccountList> {
-    let store = state.store()?;
-    let cut = store.gl_since(BusinessDate(i32::MAX))?;
-    let balance = |c: Currency, g: GlAccount| {
-        cut.balances
-            .iter()
-            .find(|(bc, bg, _)| *bc == c && *bg == g)
-            .map_or(0, |(_, _, b)| *b)
-    };
+    let book = state.store()?.gl_book();
+    let balances: Vec<_> = book.balances().collect();
     let mut data = Vec::new();
-    for currency in currencies(state, &cut.balances) {
+    for currency in currencies(state, &balances) {
         for gl in GlAccount::ALL {
             data.push(GlAccountView {
                 code: gl.code().to_string(),
                 name: gl.name(),
                 r#type: gl.gl_type().name(),
                 currency: currency.code(),
-                balance: format_minor(gl.on_normal_side(balance(currency, gl)), currency),
+                balance: format_minor(gl.on_normal_side(book.balance(currency, gl)), currency),
             });
         }
     }

@@ -703,18 +703,8 @@ impl Store {
     ) -> Result<()> {
         let inner = &self.inner;
         let snap = inner.db.snapshot();
-        let through = match snap.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)? {
-            Some(bytes) => {
-                codec::decode::<BalancesThrough>(Kind::Meta, &bytes)
-                    .map_err(|source| StoreError::Corrupt {
-                        cf: CF_META,
-                        key: "balances_through".into(),
-                        source,
-                    })?
-                    .seq
-            }
-            None => 0,
-        };
+        let value = snap.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
+        let through = meta_seq(value.as_deref(), "balances_through")?.unwrap_or(0);
         let last = match snap
             .iterator_cf(inner.cf_journal(), IteratorMode::End)
             .next()
@@ -845,20 +835,11 @@ impl Store {
                 "the archive ends at journal key {archived}; {date} starts at {first_key}"
             )));
         }
-        let end_key = record_key_of(switch_seq + 1)?
-            .filter(|k| *k > switch_seq || *k >= first_key)
-            .ok_or_else(|| {
-                StoreError::Inconsistent(format!("no journal entry after the switch of {date}"))
-            })?;
-        let through = codec::decode::<BalancesThrough>(
-            Kind::Meta,
-            &inner
-                .db
-                .get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?
-                .unwrap_or_default(),
-        )
-        .map(|b| b.seq)
-        .unwrap_or(0);
+        let end_key = record_key_of(switch_seq + 1)?.ok_or_else(|| {
+            StoreError::Inconsistent(format!("no journal entry after the switch of {date}"))
+        })?;
+        let value = inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
+        let through = meta_seq(value.as_deref(), "balances_through")?.unwrap_or(0);
         // Recovery replays the journal after the balance checkpoint from the journal family
         // (the tail check reads through the archive like every reader).
         if end_key > through.saturating_add(1) {
@@ -1065,16 +1046,7 @@ impl Store {
         }
         check_zero(&sums)?;
         by_gl.retain(|_, b| *b != 0);
-        let book: BTreeMap<(Currency, GlAccount), i128> = self
-            .gl_book()
-            .balances()
-            .map(|(c, g, b)| ((c, g), b))
-            .collect();
-        if book != by_gl {
-            return Err(StoreError::Inconsistent(
-                "the GL book differs from the sums of its accounts".into(),
-            ));
-        }
+        check_book(&self.inner.unflushed().book, &by_gl)?;
         Ok(Verification {
             entries,
             transfers,
@@ -1315,15 +1287,43 @@ fn archive_error(e: crate::archive::SegmentError) -> StoreError {
 }
 
 fn read_archived_through(inner: &Inner) -> Result<u64> {
-    match inner.db.get_cf(inner.cf_meta(), META_ARCHIVED_THROUGH)? {
-        None => Ok(0),
-        Some(bytes) => Ok(codec::decode::<BalancesThrough>(Kind::Meta, &bytes)
-            .map_err(|source| StoreError::Corrupt {
-                cf: CF_META,
-                key: "archived_through".into(),
-                source,
-            })?
-            .seq),
+    let value = inner.db.get_cf(inner.cf_meta(), META_ARCHIVED_THROUGH)?;
+    Ok(meta_seq(value.as_deref(), "archived_through")?.unwrap_or(0))
+}
+
+/// A journal position stored in the meta family ([`BalancesThrough`]-shaped): `None` when
+/// absent, an error naming `key` when it does not decode.
+fn meta_seq(value: Option<&[u8]>, key: &str) -> Result<Option<u64>> {
+    value
+        .map(|bytes| {
+            codec::decode::<BalancesThrough>(Kind::Meta, bytes)
+                .map(|b| b.seq)
+                .map_err(|source| StoreError::Corrupt {
+                    cf: CF_META,
+                    key: key.into(),
+                    source,
+                })
+        })
+        .transpose()
+}
+
+/// Each GL account of the book must hold the sum of its ledger accounts (`by_gl`, non-zero
+/// sums only): control account = sub-ledger. The error names the first that does not.
+fn check_book(book: &GlBook, by_gl: &BTreeMap<(Currency, GlAccount), i128>) -> Result<()> {
+    let book: BTreeMap<(Currency, GlAccount), i128> =
+        book.balances().map(|(c, g, b)| ((c, g), b)).collect();
+    let differs = by_gl
+        .keys()
+        .chain(book.keys())
+        .find(|k| book.get(k) != by_gl.get(k));
+    match differs {
+        None => Ok(()),
+        Some((currency, gl)) => Err(StoreError::Inconsistent(format!(
+            "GL {} in {currency}: the GL book holds {}, its accounts sum to {}",
+            gl.code(),
+            book.get(&(*currency, *gl)).copied().unwrap_or(0),
+            by_gl.get(&(*currency, *gl)).copied().unwrap_or(0),
+        ))),
     }
 }
 
@@ -1565,22 +1565,10 @@ fn write_synced(inner: &Inner, batch: rocksdb::WriteBatch) -> Result<()> {
 /// last balance checkpoint (a crash lost the unflushed deltas, never the journal) and writes
 /// them as a new checkpoint. Answers how many entries were replayed.
 fn replay_unflushed(inner: &Inner, last: u64, has_book: bool) -> Result<u64> {
-    let through = match inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)? {
-        Some(bytes) => {
-            codec::decode::<BalancesThrough>(Kind::Meta, &bytes)
-                .map_err(|source| StoreError::Corrupt {
-                    cf: CF_META,
-                    key: "balances_through".into(),
-                    source,
-                })?
-                .seq
-        }
-        None => {
-            return Err(StoreError::Inconsistent(
-                "the balance checkpoint's position is missing".into(),
-            ))
-        }
-    };
+    let value = inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
+    let through = meta_seq(value.as_deref(), "balances_through")?.ok_or_else(|| {
+        StoreError::Inconsistent("the balance checkpoint's position is missing".into())
+    })?;
     if through > last {
         return Err(StoreError::Inconsistent(format!(
             "balances checkpointed through entry {through}, past the journal's last entry {last}"
@@ -1660,27 +1648,7 @@ fn check_trial_balance(inner: &Inner, has_book: bool) -> Result<(u64, BTreeMap<C
     check_zero(&sums)?;
     by_gl.retain(|_, b| *b != 0);
     if has_book {
-        let unflushed = inner.unflushed();
-        let book: BTreeMap<(Currency, GlAccount), i128> = unflushed
-            .book
-            .balances()
-            .map(|(c, g, b)| ((c, g), b))
-            .collect();
-        if book != by_gl {
-            let differs = by_gl
-                .keys()
-                .chain(book.keys())
-                .find(|k| book.get(k) != by_gl.get(k))
-                .copied();
-            if let Some((currency, gl)) = differs {
-                return Err(StoreError::Inconsistent(format!(
-                    "GL {} in {currency}: the GL book holds {}, its accounts sum to {}",
-                    gl.code(),
-                    book.get(&(currency, gl)).copied().unwrap_or(0),
-                    by_gl.get(&(currency, gl)).copied().unwrap_or(0),
-                )));
-            }
-        }
+        check_book(&inner.unflushed().book, &by_gl)?;
     } else {
         let book = GlBook::from_parts(by_gl.into_iter().map(|((c, g), b)| (c, g, b)), []);
         write_layout(inner, LAYOUT_VERSION, None, Some(&book))?;

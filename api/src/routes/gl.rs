@@ -32,26 +32,6 @@ pub use services::gl::{
     TrialBalanceRowView, TrialBalanceView,
 };
 
-/// The query string as a map, refusing parameters other than `allowed`.
-fn query(req: &HttpRequest, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
-    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|e| {
-            ApiError::invalid(
-                "invalid_parameter",
-                format!("the query string does not parse: {e}"),
-            )
-        })?
-        .into_inner();
-    if let Some(unknown) = query.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            "invalid_parameter",
-            format!("unknown query parameter {unknown:?}"),
-        )
-        .with_param(unknown.clone()));
-    }
-    Ok(query)
-}
-
 fn number<T: std::str::FromStr>(
     query: &HashMap<String, String>,
     name: &str,
@@ -88,7 +68,7 @@ pub async fn accounts(
 ) -> Result<HttpResponse, ApiError> {
     state.serving()?;
     auth::admin(&req, &state.admin_token)?;
-    query(&req, &[])?;
+    super::query_params(&req, &[])?;
     Ok(HttpResponse::Ok().json(services::gl::accounts(&state)?))
 }
 
@@ -112,7 +92,7 @@ pub async fn trial_balance(
 ) -> Result<HttpResponse, ApiError> {
     state.serving()?;
     auth::admin(&req, &state.admin_token)?;
-    let q = query(&req, &["date", "currency"])?;
+    let q = super::query_params(&req, &["date", "currency"])?;
     let view = services::gl::trial_balance(
         &state,
         q.get("date").map(String::as_str),
@@ -145,7 +125,7 @@ pub async fn entries(
 ) -> Result<HttpResponse, ApiError> {
     state.serving()?;
     auth::admin(&req, &state.admin_token)?;
-    let q = query(&req, &["date", "gl_code", "account_id", "after", "limit"])?;
+    let q = super::query_params(&req, &["date", "gl_code", "account_id", "after", "limit"])?;
     let list = services::gl::entries(
         &state,
         services::gl::EntryQuery {

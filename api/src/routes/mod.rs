@@ -11,10 +11,35 @@ pub mod refunds;
 pub mod reports;
 pub mod transfers;
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::{ApiError, ErrorType};
+
+/// The query string as a map, refusing parameters other than `allowed`.
+pub fn query_params(
+    req: &HttpRequest,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|e| {
+            ApiError::invalid(
+                "invalid_parameter",
+                format!("the query string does not parse: {e}"),
+            )
+        })?
+        .into_inner();
+    if let Some(unknown) = query.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            format!("unknown query parameter {unknown:?}"),
+        )
+        .with_param(unknown.clone()));
+    }
+    Ok(query)
+}
 
 /// 404 for a path no route serves.
 pub async fn unknown_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -1,8 +1,5 @@
 //! `/v1/payments`: create (merchant), read by id and by `out_trade_no`, and the operator's
 //! review decision. The flows: `services::payments`.
-
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -93,20 +90,7 @@ pub async fn get(
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.serving()?;
     let merchant = auth::merchant(&req, &state)?;
-    let query =
-        web::Query::<HashMap<String, String>>::from_query(req.query_string()).map_err(|e| {
-            ApiError::invalid(
-                "invalid_parameter",
-                format!("the query string does not parse: {e}"),
-            )
-        })?;
-    if let Some(unknown) = query.keys().find(|k| *k != "out_trade_no") {
-        return Err(ApiError::invalid(
-            "invalid_parameter",
-            format!("unknown query parameter {unknown:?}"),
-        )
-        .with_param(unknown.clone()));
-    }
+    let query = super::query_params(&req, &["out_trade_no"])?;
     let out_trade_no = query.get("out_trade_no").ok_or_else(|| {
         ApiError::invalid("parameter_missing", "list payments by ?out_trade_no=…")
             .with_param("out_trade_no")

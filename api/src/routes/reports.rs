@@ -1,7 +1,5 @@
 //! `/v1/reports/…`: daily reports (issue #15). The flows: `services::reports`.
 
-use std::collections::HashMap;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 pub use services::reports::{DailyReport, Line};
 use services::Caller;
@@ -29,21 +27,7 @@ use crate::state::AppState;
 pub async fn daily(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.serving()?;
     let caller = auth::caller(&req, &state)?;
-    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|e| {
-            ApiError::invalid(
-                "invalid_parameter",
-                format!("the query string does not parse: {e}"),
-            )
-        })?
-        .into_inner();
-    if let Some(unknown) = query.keys().find(|k| *k != "date" && *k != "merchant_id") {
-        return Err(ApiError::invalid(
-            "invalid_parameter",
-            format!("unknown query parameter {unknown:?}"),
-        )
-        .with_param(unknown.clone()));
-    }
+    let query = super::query_params(&req, &["date", "merchant_id"])?;
     let asked = match query.get("merchant_id") {
         None => None,
         Some(text) => Some(services::merchants::parse_merchant_id(text).ok_or_else(|| {

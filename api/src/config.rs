@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 46] = [
+pub const SETTINGS: [&str; 47] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -64,6 +64,7 @@ pub const SETTINGS: [&str; 46] = [
     "timezone",
     "day_end_at",
     "archive_after_days",
+    "refund_window_days",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -176,6 +177,10 @@ pub struct Config {
     /// Closed business dates older than this many days have their journal moved to archive
     /// segments by the day-end (the hot store stops growing with history); 0: never.
     pub archive_after_days: u32,
+    /// A payment can be refunded for this many business days after its date; after that,
+    /// once also past `archive_after_days`, its records leave the hot store for the day's
+    /// record segment (`refund_window_expired` for a later refund).
+    pub refund_window_days: u32,
 }
 
 impl Default for Config {
@@ -229,6 +234,7 @@ impl Default for Config {
             timezone: "Asia/Shanghai".to_string(),
             day_end_at: None,
             archive_after_days: 30,
+            refund_window_days: 365,
         }
     }
 }
@@ -314,6 +320,12 @@ impl Config {
             return Err(format!(
                 "head_limit_bytes: {} is outside 1024..=131072",
                 self.head_limit_bytes
+            ));
+        }
+        if !(1..=36_500).contains(&self.refund_window_days) {
+            return Err(format!(
+                "refund_window_days: {} is outside 1..=36500",
+                self.refund_window_days
             ));
         }
         if !(1..=64).contains(&self.workers) {
@@ -496,6 +508,7 @@ impl Config {
             timezone: services::gl::time_zone(&self.timezone)
                 .expect("validated by Config::validate"),
             archive_after_days: self.archive_after_days,
+            refund_window_days: self.refund_window_days,
             day_end_at: self.day_end_at.as_deref().map(|at| {
                 services::day_end::parse_day_end_at(at).expect("validated by Config::validate")
             }),

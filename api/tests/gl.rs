@@ -957,6 +957,11 @@ fn a_retried_day_end_with_its_idempotency_key_closes_one_date() {
     assert!(done["switch_seq"].as_u64().unwrap() > 0);
 }
 
+fn get(p: &Payd, key: &str, path: &str) -> Response {
+    let auth = format!("Bearer {key}");
+    p.req("GET", path, &[("Authorization", &auth)], b"")
+}
+
 /// Bytes of the data dir outside the archive: everything, and the tables alone (`*.sst`,
 /// what a stop leaves once the memtables are flushed).
 fn hot_bytes(dir: &std::path::Path) -> (u64, u64) {
@@ -973,9 +978,12 @@ fn hot_bytes(dir: &std::path::Path) -> (u64, u64) {
     (all, tables)
 }
 
-/// Thirty business days of steady traffic with `archive_after_days = 2`: every closed day
-/// older than two days leaves the journal for its archive segment, the hot journal stays at
-/// a few days, `payd verify` replays the whole history through the archive to the same
+/// Thirty business days of steady traffic with `archive_after_days = 2` and
+/// `refund_window_days = 2`: every closed day older than two days leaves the journal for
+/// its archive segment, and its final payments, refunds, reports, deposits and dedup keys
+/// leave for its record segment a day later, so the hot store holds a few days of history
+/// whatever the number of days; old payments, refunds and reports are still read (from the
+/// segments); `payd verify` replays the whole history through the archive to the same
 /// hashes, and a flipped byte in a segment is found and named.
 #[test]
 fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bounded() {
@@ -984,6 +992,7 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
     let env = [
         ("RONGPAY_ADMIN_TOKEN", ADMIN),
         ("RONGPAY_ARCHIVE_AFTER_DAYS", "2"),
+        ("RONGPAY_REFUND_WINDOW_DAYS", "2"),
         ("RONGPAY_RATE_PAYER_PER_S", "0"),
         ("RONGPAY_RATE_MERCHANT_PER_S", "0"),
         ("RONGPAY_RATE_IP_PER_S", "0"),
@@ -993,11 +1002,21 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
     let payer = funded_account(&p, "100000.00");
     let mut days = Vec::new();
     let mut sizes = Vec::new();
+    let mut censuses = Vec::new();
+    let mut ids: Vec<Vec<String>> = Vec::new();
+    let mut refunds = Vec::new();
     for day in 0..30 {
+        let mut today = Vec::new();
         for i in 0..40 {
             let r = pay(&p, &shop.key, &format!("s{day}-{i}"), "1.00", &payer);
             assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+            today.push(r.json()["id"].as_str().unwrap().to_string());
         }
+        // One refund a day, of the day's first payment.
+        let r = refund(&p, &shop.key, &today[0], "0.10");
+        assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+        refunds.push(r.json()["id"].as_str().unwrap().to_string());
+        ids.push(today);
         let (open, _) = dates(&p);
         assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
         let done = finished_day_end(&p, &open);
@@ -1007,9 +1026,111 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
             // Measured after a clean stop (memtables flushed).
             assert!(p.terminate().success());
             sizes.push(hot_bytes(&dir));
+            {
+                let (store, _) =
+                    storage::Store::open(&dir, storage::StoreOptions::default()).unwrap();
+                censuses.push(store.census().unwrap());
+            }
             p = Payd::start_in(&dir, &env);
         }
     }
+    // The hot store holds the same few days of records after 10, 20 and 30 days: records
+    // per column family and `aux` prefix, the same counts each time (the per-day records —
+    // a day-end record, GL rows in meta — aside, which grow by one per day whatever the
+    // traffic).
+    let count = |census: &Vec<(String, String, u64, u64)>, cf: &str, prefix: &str| {
+        census
+            .iter()
+            .find(|(c, p, _, _)| c == cf && p == prefix)
+            .map_or(0, |(_, _, n, _)| *n)
+    };
+    for (cf, prefix) in [
+        ("aux", "py"),
+        ("aux", "ot"),
+        ("aux", "rf"),
+        ("aux", "or"),
+        ("aux", "rp"),
+        ("aux", "ds"),
+        ("dedup", ""),
+    ] {
+        let n: Vec<u64> = censuses.iter().map(|c| count(c, cf, prefix)).collect();
+        println!("hot {cf} {prefix:?} after days 10, 20, 30: {n:?}");
+        assert!(n[0] > 0, "{cf} {prefix:?}: {n:?}");
+        assert_eq!(n[1], n[0], "{cf} {prefix:?} grew with history: {n:?}");
+        assert_eq!(n[2], n[0], "{cf} {prefix:?} grew with history: {n:?}");
+    }
+    // Three days of 40 payments, one refund each, stay hot (the three dates the refund
+    // window and the switch margin keep).
+    assert_eq!(count(&censuses[2], "aux", "py"), 120);
+    assert_eq!(count(&censuses[2], "aux", "rf"), 3);
+    let de: Vec<u64> = censuses.iter().map(|c| count(c, "aux", "de")).collect();
+    assert_eq!(de, [10, 20, 30]);
+    // The tables on disk: a day of this traffic writes ≈ 6 KB of records (40 payments at
+    // ≈ 150 bytes of records and index keys each); what stays per day is its day-end
+    // record and GL rows (≈ 1 KB). Twenty more days may add at most 1.5 KB a day.
+    let tables: Vec<u64> = sizes.iter().map(|(_, t)| *t).collect();
+    assert!(
+        tables[2] < tables[0] + 20 * 1_500,
+        "the tables grew with history: {tables:?} bytes after days 10, 20, 30"
+    );
+    // A shelved payment, its refund and its day's report are still read.
+    let old = &ids[0][0];
+    let got = get(&p, &shop.key, &format!("/v1/payments/{old}"));
+    assert_eq!(got.status, 200, "{:?}", String::from_utf8_lossy(&got.body));
+    assert_eq!(got.json()["refunded_amount"], "0.10");
+    let by_otn = get(&p, &shop.key, "/v1/payments?out_trade_no=s0-0");
+    assert_eq!(
+        by_otn.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&by_otn.body)
+    );
+    assert_eq!(&by_otn.json()["data"][0]["id"], old.as_str());
+    let listed = get(&p, &shop.key, &format!("/v1/payments/{old}/refunds"));
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.json()["data"][0]["id"],
+        refunds[0].as_str(),
+        "{}",
+        listed.json()
+    );
+    let got = get(&p, &shop.key, &format!("/v1/refunds/{}", refunds[0]));
+    assert_eq!(got.status, 200, "{:?}", String::from_utf8_lossy(&got.body));
+    assert_eq!(got.json()["amount"], "0.10");
+    let report = p
+        .admin("GET", &format!("/v1/reports/daily?date={}", days[5]), "")
+        .json();
+    assert_eq!(report["frozen"], true, "{report}");
+    let succeeded = report["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["key"] == "succeeded")
+        .unwrap()
+        .clone();
+    assert_eq!(succeeded["count"], 40, "{report}");
+    // Past the refund window a payment is not refunded; within it, it is.
+    let late = refund(&p, &shop.key, &ids[0][1], "0.10");
+    assert_eq!(late.status, 409);
+    assert_eq!(late.error_code(), "refund_window_expired");
+    let recent = refund(&p, &shop.key, &ids[29][1], "0.10");
+    assert_eq!(
+        recent.status,
+        201,
+        "{:?}",
+        String::from_utf8_lossy(&recent.body)
+    );
+    let first = p
+        .admin("GET", &format!("/v1/gl/day_end/{}", days[0]), "")
+        .json();
+    assert!(
+        first["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "archive"),
+        "{first:#}"
+    );
     // Days 0..=27 are archived (each day-end archives what is two days older than it).
     let first = p
         .admin("GET", &format!("/v1/gl/day_end/{}", days[0]), "")
@@ -1031,7 +1152,8 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
             "",
         )
         .json();
-    assert_eq!(entries["data"].as_array().unwrap().len(), 40, "{entries}");
+    // 40 payments and a refund.
+    assert_eq!(entries["data"].as_array().unwrap().len(), 41);
     let tb = trial_balance_of(&p, &days[5]);
     assert_eq!(tb["balanced"], true);
     assert!(p.terminate().success());
@@ -1039,11 +1161,22 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".seg"))
         .collect();
     assert_eq!(segments.len(), 28, "{segments:?}");
+    // Record segments: days 0..=26 (each day-end shelves what is three days older).
+    let shelves = std::fs::read_dir(dir.join("archive").join("records"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".shelf"))
+        .count();
+    assert_eq!(shelves, 27);
     {
         let (store, _) = storage::Store::open(&dir, storage::StoreOptions::default()).unwrap();
         let hot = store.hot_journal_records().unwrap();
+        for (cf, prefix, n, bytes) in store.census().unwrap() {
+            println!("census {cf} {prefix:?}: {n} records, {bytes} bytes");
+        }
         // Two open days of 40 payments and a switch each, plus the day being closed: a few
         // hundred records at most, not thirty days' worth (30 × 41).
         assert!(hot < 300, "{hot} journal records still hot");
@@ -1084,6 +1217,24 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         stdout.contains(&format!("from the snapshot of {}", days[29])),
         "{stdout}"
     );
+    // One flipped byte in one record segment: found, and the segment named.
+    let shelf = dir
+        .join("archive")
+        .join("records")
+        .join(format!("{}.shelf", days[3]));
+    let good = std::fs::read(&shelf).unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() / 3;
+    bad[at] ^= 0x01;
+    std::fs::write(&shelf, &bad).unwrap();
+    let out = verify(&dir, false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("{}.shelf", days[3])),
+        "the damaged record segment is named: {stderr}"
+    );
+    std::fs::write(&shelf, &good).unwrap();
     // One flipped byte in one segment: found, and the segment named.
     let victim = dir.join("archive").join(format!("{}.seg", days[7]));
     let mut bytes = std::fs::read(&victim).unwrap();

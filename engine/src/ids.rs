@@ -57,6 +57,11 @@ pub fn time_ordered_id(unix_ms: u64, random: u128) -> u128 {
     (u128::from(unix_ms & 0xffff_ffff_ffff) << 80) | (random >> 48)
 }
 
+/// The Unix time in milliseconds a [`time_ordered_id`] was made at.
+pub fn id_time_ms(id: u128) -> u64 {
+    (id >> 80) as u64
+}
+
 id128!(
     /// An account: a balance in one currency.
     AccountId,
@@ -171,6 +176,10 @@ mod tests {
         assert!(time_ordered_id(1_000, max) < time_ordered_id(1_001, 0));
         // The time is in the top 48 bits, the random part's top 80 bits below it.
         assert_eq!(time_ordered_id(1, 0), 1 << 80);
+        assert_eq!(
+            id_time_ms(time_ordered_id(1_700_000_000_123, max)),
+            1_700_000_000_123
+        );
         assert_eq!(time_ordered_id(0, max), (1 << 80) - 1);
         // Only 48 bits of time are kept.
         assert_eq!(time_ordered_id(1 << 48, 0), 0);

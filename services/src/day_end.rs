@@ -113,6 +113,24 @@ pub struct DayEndView {
     pub finished_at: Option<String>,
     /// Once archived: the segment holding the date's journal records.
     pub archived: Option<ArchivedView>,
+    /// Once its final business records were shelved (`crate::shelf`): their segment.
+    pub shelved: Option<ShelvedView>,
+}
+
+/// A date's record segment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShelvedView {
+    /// In the data dir's `archive/records/` directory.
+    #[cfg_attr(feature = "openapi", schema(example = "2026-12-01.shelf"))]
+    pub file: String,
+    /// Records moved (payments, refunds, their index keys, events, reports…).
+    pub records: u64,
+    /// Dedup keys of the date's transfers dropped.
+    pub transfers: u64,
+    pub bytes: u64,
+    /// Hex SHA-256 of the segment's content (checked by `payd verify`).
+    pub sha256: String,
 }
 
 /// A date's archive segment.
@@ -151,6 +169,13 @@ fn view(d: &DayEnd) -> DayEndView {
         archived: d.archived.as_ref().map(|a| ArchivedView {
             file: a.file.clone(),
             records: a.records,
+            bytes: a.bytes,
+            sha256: hex(&a.sha256),
+        }),
+        shelved: d.shelved.0.as_ref().map(|a| ShelvedView {
+            file: a.file.clone(),
+            records: a.records,
+            transfers: a.transfers,
             bytes: a.bytes,
             sha256: hex(&a.sha256),
         }),
@@ -252,6 +277,7 @@ pub async fn start(
         started_at_ns: now_ns(),
         finished_at_ns: None,
         archived: None,
+        shelved: records::Tail(None),
     };
     let key = records::day_end_key(date);
     // The answer is the record as the switch writes it (the switch done, its position not
@@ -965,10 +991,49 @@ async fn archive(
             info.records, info.bytes
         ));
     }
-    if done.is_empty() {
-        return Ok(format!("nothing to archive on or before {cutoff}"));
+    // The final business records of dates past the refund window too (`crate::shelf`).
+    let mut shelved = Vec::new();
+    if let Some(horizon) = crate::shelf::horizon(d.date, keep, state.settings.refund_window_days) {
+        let mut due = Vec::new();
+        store.for_each_aux_with_prefix(records::prefix::DAY_END, usize::MAX, |k, v| {
+            let e: DayEnd = records::decode(k, v)?;
+            if e.date <= horizon && e.shelved.0.is_none() && e.status == DayEndStatus::Done {
+                due.push(e);
+            }
+            Ok(())
+        })?;
+        for mut e in due {
+            let s = Arc::clone(store);
+            let day = e.clone();
+            let done_shelf =
+                tokio::task::spawn_blocking(move || crate::shelf::shelve_day(&s, &day))
+                    .await
+                    .map_err(|e| Error::Storage(format!("the shelving thread failed: {e}")))??;
+            let info = &done_shelf.info;
+            e.shelved = records::Tail(Some(records::ShelvedRecords {
+                file: storage::shelf::file_name(e.date),
+                records: info.records,
+                transfers: done_shelf.transfers,
+                bytes: info.bytes,
+                sha256: info.sha256,
+            }));
+            save(state, &e).await?;
+            tracing::info!(date = %e.date, records = info.records, transfers = done_shelf.transfers, bytes = info.bytes, "day's records shelved");
+            shelved.push(format!(
+                "{} ({} records, {} dedup keys, {} bytes)",
+                e.date, info.records, done_shelf.transfers, info.bytes
+            ));
+        }
     }
-    Ok(format!("archived {}", done.join(", ")))
+    let mut out = if done.is_empty() {
+        format!("nothing to archive on or before {cutoff}")
+    } else {
+        format!("archived {}", done.join(", "))
+    };
+    if !shelved.is_empty() {
+        out.push_str(&format!("; records shelved of {}", shelved.join(", ")));
+    }
+    Ok(out)
 }
 
 /// The newest finished day-end whose account snapshot is still kept: its date, its switch's

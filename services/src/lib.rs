@@ -46,6 +46,7 @@ pub mod refunds;
 pub mod reports;
 pub mod risk;
 pub mod secret;
+pub mod shelf;
 pub mod signature;
 pub mod stats;
 pub mod transfers;

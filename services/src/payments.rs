@@ -587,8 +587,8 @@ pub async fn create(
 pub async fn load_visible(state: &Platform, caller: &Caller, id_text: &str) -> Result<Payment> {
     let not_found = || Error::not_found(format!("no payment {id_text:?}"));
     let id = parse_payment_id(id_text).ok_or_else(not_found)?;
-    let payment = records::read::<Payment>(state.store()?, &records::payment_key(id))?
-        .ok_or_else(not_found)?;
+    // A payment past the refund window may be shelved (`crate::shelf`).
+    let payment = crate::shelf::payment(state.store()?, id)?.ok_or_else(not_found)?;
     if !caller.may_see(payment.merchant) {
         return Err(not_found());
     }
@@ -603,8 +603,13 @@ pub fn by_out_trade_no(
 ) -> Result<Option<Payment>> {
     check_out_trade_no(out_trade_no)?;
     let store = state.store()?;
-    match records::read::<u128>(store, &records::out_trade_no_key(merchant, out_trade_no))? {
-        Some(id) => records::read::<Payment>(store, &records::payment_key(id)),
+    // Hot, else shelved (every record segment searched: a lookup of an old order).
+    match crate::shelf::read::<u128>(
+        store,
+        &records::out_trade_no_key(merchant, out_trade_no),
+        None,
+    )? {
+        Some(id) => crate::shelf::payment(store, id),
         None => Ok(None),
     }
 }

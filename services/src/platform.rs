@@ -56,6 +56,9 @@ pub struct Settings {
     pub day_end_at: Option<jiff::civil::Time>,
     /// Closed dates older than this many days are archived by the day-end; 0: never.
     pub archive_after_days: u32,
+    /// Business days after its date a payment can be refunded; its records are shelved
+    /// once past this and `archive_after_days` (day-end step `archive`).
+    pub refund_window_days: u32,
 }
 
 type Fast = foldhash::fast::RandomState;

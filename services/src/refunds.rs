@@ -456,6 +456,17 @@ pub async fn create(
     check_text(&body.reason, "reason")?;
     let payment = crate::payments::load_visible(state, caller, payment).await?;
     noted();
+    let open = state.ledger()?.period().map(|p| p.open);
+    let window = state.settings.refund_window_days;
+    if !crate::shelf::refundable(&payment, open, window, crate::platform::now_ns()) {
+        return Err(conflict(
+            "refund_window_expired",
+            format!(
+                "payment {} is older than the refund window ({window} business days)",
+                payment_id_text(payment.id)
+            ),
+        ));
+    }
     // One refund of a payment at a time: its refunded total is read, checked and rewritten.
     let _claim = claim(&state.refund_claims, payment.id).ok_or_else(|| {
         conflict(
@@ -605,7 +616,10 @@ pub async fn create(
 pub fn get(state: &Platform, caller: &Caller, id_text: &str) -> Result<RefundView> {
     let not_found = || Error::not_found(format!("no refund {id_text:?}"));
     let id = parse_refund_id(id_text).ok_or_else(not_found)?;
-    let (refund, payment) = read_refund_and_payment(state, id)?.ok_or_else(not_found)?;
+    let store = state.store()?;
+    // Hot, else shelved with its payment (`crate::shelf`).
+    let refund = crate::shelf::refund(store, id)?.ok_or_else(not_found)?;
+    let payment = crate::shelf::payment(store, refund.payment)?.ok_or_else(not_found)?;
     if !caller.may_see(payment.merchant) {
         return Err(not_found());
     }
@@ -640,11 +654,17 @@ pub async fn list(
             Ok(())
         })
         .map_err(|e| Error::storage(format!("cannot read the refunds: {e}")))?;
+    if ids.is_empty()
+        && records::read::<Payment>(store, &records::payment_key(payment.id))?.is_none()
+    {
+        // A shelved payment: its refunds are shelved with it.
+        ids = crate::shelf::refund_ids(store, payment.id, LIST_MAX + 1)?;
+    }
     let has_more = ids.len() > LIST_MAX;
     ids.truncate(LIST_MAX);
     let mut data = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(r) = records::read::<Refund>(store, &records::refund_key(id))? {
+        if let Some(r) = crate::shelf::refund(store, id)? {
             data.push(view(&r, currency));
         }
     }

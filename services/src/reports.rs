@@ -290,10 +290,21 @@ pub fn daily(state: &Platform, date: Option<&str>, merchant: Option<u128>) -> Re
             .with_param("date")
         })?,
     };
-    if let Some(bytes) = records::read::<Vec<u8>>(
-        store,
-        &records::daily_report_key(date, merchant.unwrap_or(0)),
-    )? {
+    let key = records::daily_report_key(date, merchant.unwrap_or(0));
+    let shelved = || -> Result<Option<Vec<u8>>> {
+        match store
+            .shelved_at(date, &key)
+            .map_err(|e| Error::storage(e.to_string()))?
+        {
+            Some(raw) => Ok(Some(records::decode::<Vec<u8>>(&key, &raw)?)),
+            None => Ok(None),
+        }
+    };
+    if let Some(bytes) = match records::read::<Vec<u8>>(store, &key)? {
+        Some(b) => Some(b),
+        // A shelved date's reports are in its record segment (`crate::shelf`).
+        None => shelved()?,
+    } {
         return serde_json::from_slice(&bytes)
             .map_err(|e| Error::Storage(format!("a frozen report does not parse: {e}")));
     }

@@ -6,6 +6,8 @@
 //! - [`codec`]: record framing (format version, kind, CRC-32) around bincode 2 payloads.
 //! - [`legacy`]: decoders of record format 1, upgraded on read.
 //! - [`schema`]: column families, journal entries and account merge operands.
+//! - [`shelf`]: record segments, one file per shelved day (final business records out of
+//!   the hot store, read back one key at a time).
 //! - [`records`]: the registry of every key prefix the layers above use, the key builders
 //!   and the record layouts stored under them.
 //! - [`writer`]: the group-commit thread: queue, batch, one synced `WriteBatch`, ack; poison
@@ -23,6 +25,7 @@ pub mod error;
 pub mod legacy;
 pub mod records;
 pub mod schema;
+pub mod shelf;
 #[cfg(feature = "rocksdb")]
 pub mod store;
 #[cfg(feature = "rocksdb")]

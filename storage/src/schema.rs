@@ -72,6 +72,10 @@ pub const LAYOUT_PER_GROUP_BALANCES: u8 = 1;
 pub const META_ARCHIVED_THROUGH: &[u8] = b"archived_through";
 /// Meta key of [`GlBalances`].
 pub const META_GL_BALANCES: &[u8] = b"gl_balances";
+/// Meta key ([`BalancesThrough`]): transfers of journal entries before this sequence number
+/// may have left the dedup index (their records are shelved, their at-most-once window over:
+/// `Store::shelve`).
+pub const META_DEDUP_PRUNED_THROUGH: &[u8] = b"dedup_pruned_through";
 /// Meta key prefix of a business date's GL turnover ([`gl_day_key`] → [`engine::gl::Turnover`]).
 pub const META_GL_DAY: &[u8] = b"gl_day/";
 

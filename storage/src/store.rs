@@ -29,6 +29,8 @@ pub const GROUP_UNITS_MAX: usize = 8_192;
 pub const RECOVERY_TAIL_ENTRIES: u64 = 4_096;
 /// The archive segments' directory, inside the store's.
 pub const ARCHIVE_DIR: &str = "archive";
+/// Where the record segments are, under [`ARCHIVE_DIR`].
+pub const SHELF_DIR: &str = "records";
 /// Effects one commit unit may carry.
 pub const UNIT_EFFECTS_MAX: usize = engine::state_machine::BATCH_COMMANDS_MAX;
 
@@ -143,6 +145,9 @@ pub(crate) struct Inner {
     /// The last archive segment read, decoded: a reader going through an archived day asks
     /// for it chunk by chunk.
     segment_cache: Mutex<Option<(PathBuf, Arc<crate::archive::Records>)>>,
+    /// The record segments (`archive/records/`, [`crate::shelf`]), oldest first: their
+    /// headers (date, id time range) and paths, read on open.
+    shelves: RwLock<Vec<(crate::shelf::ShelfHeader, PathBuf)>>,
 }
 
 impl Inner {
@@ -311,6 +316,9 @@ impl Store {
         // RocksDB's own info log: bounded like everything else (4 files of 4 MiB at most).
         db_options.set_max_log_file_size(4 << 20);
         db_options.set_keep_log_file_num(4);
+        // The MANIFEST grows with every flush and compaction until it rolls over (1 GiB by
+        // default): rolled at 64 MiB, the data dir's fixed overhead stays small.
+        db_options.set_max_manifest_file_size(64 << 20);
         db_options.set_db_write_buffer_size(options.write_buffer_bytes * 4);
 
         // One writer thread: memtable inserts are never concurrent.
@@ -388,6 +396,7 @@ impl Store {
             archived_through: AtomicU64::new(0),
             archive_dir: path.join(ARCHIVE_DIR),
             segment_cache: Mutex::new(None),
+            shelves: RwLock::new(Vec::new()),
         });
         inner
             .archived_through
@@ -399,6 +408,24 @@ impl Store {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
+        }
+        let shelf_dir = inner.archive_dir.join(SHELF_DIR);
+        if let Ok(entries) = std::fs::read_dir(&shelf_dir) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        {
+            let mut shelves = Vec::new();
+            for path in crate::shelf::list(&shelf_dir).map_err(archive_error)? {
+                shelves.push((
+                    crate::shelf::read_header(&path).map_err(archive_error)?,
+                    path,
+                ));
+            }
+            *inner.shelves.write().unwrap_or_else(|e| e.into_inner()) = shelves;
         }
         let (last_seq, layout) = check_format_and_tail(&inner)?;
         inner.last_seq.store(last_seq, Ordering::Release);
@@ -613,6 +640,28 @@ impl Store {
             seen += 1;
         }
         Ok(seen)
+    }
+
+    /// Calls `f` with every record of the layers above with a key in `start..end`, in key
+    /// order.
+    pub fn for_each_aux_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_iterate_upper_bound(end.to_vec());
+        let iter = self.inner.db.iterator_cf_opt(
+            self.inner.cf_aux(),
+            options,
+            IteratorMode::From(start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            f(&key, &value)?;
+        }
+        Ok(())
     }
 
     /// Calls `f` on audit entries in key order from the first key ≥ `from`, at most
@@ -892,6 +941,200 @@ impl Store {
         Ok(info)
     }
 
+    /// Moves final records of the layers above out of the hot store into `date`'s record
+    /// segment ([`crate::shelf`]): `records` (key, value as read, sorted by key) are written,
+    /// synced and read back, then deleted from `aux` in one synced write together with the
+    /// dedup keys of `transfers` (transfers of journal entries before `dedup_through`, whose
+    /// at-most-once window is over: their records are final and shelved). A crash between the
+    /// two leaves the records hot and the segment written; the retry rewrites it with a
+    /// superset. `min_ms..=max_ms`: the id times of the time-ordered records (point reads by
+    /// id look only in segments whose range holds the id's time).
+    pub fn shelve(
+        &self,
+        header: crate::shelf::ShelfHeader,
+        records: &crate::shelf::Records,
+        transfers: &[engine::TransferId],
+        dedup_through: u64,
+    ) -> Result<crate::shelf::ShelfInfo> {
+        let inner = &self.inner;
+        let dir = inner.archive_dir.join(SHELF_DIR);
+        // A day shelved before (a retried run, or stragglers that became final since): the
+        // new segment holds what the old one held and what is new.
+        let path = dir.join(crate::shelf::file_name(header.date));
+        let mut all = if path.exists() {
+            crate::shelf::read(&path).map_err(archive_error)?.1
+        } else {
+            Vec::new()
+        };
+        let mut header = header;
+        if let Some((old, _)) = inner
+            .shelves
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(h, _)| h.date == header.date)
+        {
+            header.min_ms = header.min_ms.min(old.min_ms);
+            header.max_ms = header.max_ms.max(old.max_ms);
+        }
+        all.extend(records.iter().cloned());
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.dedup_by(|b, a| a.0 == b.0);
+        let info = crate::shelf::write(&dir, &header, &all).map_err(archive_error)?;
+        let (check, read_back) = crate::shelf::read(&path).map_err(archive_error)?;
+        if check != info || read_back != all {
+            return Err(StoreError::Inconsistent(format!(
+                "the record segment of {} does not read back as written",
+                header.date
+            )));
+        }
+        {
+            let mut shelves = inner.shelves.write().unwrap_or_else(|e| e.into_inner());
+            shelves.retain(|(h, _)| h.date != header.date);
+            shelves.push((header, path));
+            shelves.sort_by_key(|(h, _)| h.date);
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        for (key, _) in records {
+            batch.delete_cf(inner.cf_aux(), key);
+        }
+        let mut ids: Vec<[u8; 16]> = transfers.iter().map(|t| t.to_be_bytes()).collect();
+        ids.sort_unstable();
+        for id in &ids {
+            batch.delete_cf(inner.cf_dedup(), id);
+        }
+        let value = inner
+            .db
+            .get_cf(inner.cf_meta(), META_DEDUP_PRUNED_THROUGH)?;
+        let pruned = meta_seq(value.as_deref(), "dedup_pruned_through")?.unwrap_or(0);
+        batch.put_cf(
+            inner.cf_meta(),
+            META_DEDUP_PRUNED_THROUGH,
+            codec::encode(
+                Kind::Meta,
+                &BalancesThrough {
+                    seq: pruned.max(dedup_through),
+                },
+            ),
+        );
+        write_synced(inner, batch)?;
+        if let (Some((first, _)), Some((last, _))) = (records.first(), records.last()) {
+            let mut end = last.clone();
+            end.push(0);
+            inner
+                .db
+                .compact_range_cf(inner.cf_aux(), Some(first.as_slice()), Some(end.as_slice()));
+        }
+        if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            inner.db.compact_range_cf(
+                inner.cf_dedup(),
+                Some(first.as_slice()),
+                Some(last.as_slice()),
+            );
+        }
+        Ok(info)
+    }
+
+    /// A shelved record ([`Store::shelve`]): the newest segment holding `key`. `id_ms`, the
+    /// time of the time-ordered id in the key, narrows the search to the segments whose id
+    /// range holds it; `None` (index keys such as an `out_trade_no`) searches every segment,
+    /// newest first: a cold path, one block read per segment.
+    pub fn shelved(&self, key: &[u8], id_ms: Option<u64>) -> Result<Option<Vec<u8>>> {
+        let shelves = self
+            .inner
+            .shelves
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (header, path) in shelves.iter().rev() {
+            if id_ms.is_some_and(|ms| ms < header.min_ms || ms > header.max_ms) {
+                continue;
+            }
+            if let Some(v) = crate::shelf::get(path, key).map_err(archive_error)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record under `key` in `date`'s record segment, if the date is shelved.
+    pub fn shelved_at(&self, date: BusinessDate, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let path = self
+            .inner
+            .shelves
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(h, _)| h.date == date)
+            .map(|(_, p)| p.clone());
+        match path {
+            Some(path) => crate::shelf::get(&path, key).map_err(archive_error),
+            None => Ok(None),
+        }
+    }
+
+    /// The records of `date`'s record segment whose keys start with `prefix`, in key order
+    /// (empty when the date is not shelved).
+    pub fn shelved_prefix(
+        &self,
+        date: BusinessDate,
+        prefix: &[u8],
+    ) -> Result<crate::shelf::Records> {
+        let path = self
+            .inner
+            .shelves
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(h, _)| h.date == date)
+            .map(|(_, p)| p.clone());
+        let Some(path) = path else {
+            return Ok(Vec::new());
+        };
+        let (_, records) = crate::shelf::read(&path).map_err(archive_error)?;
+        Ok(records
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .collect())
+    }
+
+    /// The records whose keys start with `prefix` in the record segments whose id range
+    /// holds `id_ms` (the time of the id the prefix is about: a payment's refunds are
+    /// shelved with it), newest segment first, each read whole: a cold path.
+    pub fn shelved_prefix_near(&self, prefix: &[u8], id_ms: u64) -> Result<crate::shelf::Records> {
+        let shelves = self
+            .inner
+            .shelves
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (header, path) in shelves.iter().rev() {
+            if id_ms < header.min_ms || id_ms > header.max_ms {
+                continue;
+            }
+            let (_, records) = crate::shelf::read(path).map_err(archive_error)?;
+            let found: crate::shelf::Records = records
+                .into_iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .collect();
+            if !found.is_empty() {
+                return Ok(found);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The dates with a record segment, oldest first.
+    pub fn shelved_dates(&self) -> Vec<BusinessDate> {
+        self.inner
+            .shelves
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(h, _)| h.date)
+            .collect()
+    }
+
     /// Deletes every aux record whose key starts with `prefix` (derived records of archived
     /// days), in one synced write.
     pub fn delete_aux_prefix(&self, prefix: &[u8]) -> Result<()> {
@@ -927,6 +1170,42 @@ impl Store {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// What the hot store holds, by column family and, in `aux`, by key prefix (its first
+    /// two bytes, three for expiring ones): (family, prefix, records, key and value bytes).
+    /// A full scan: for tests and tools, not the serving path.
+    pub fn census(&self) -> Result<Vec<(String, String, u64, u64)>> {
+        let inner = &self.inner;
+        let mut out: Vec<(String, String, u64, u64)> = Vec::new();
+        for name in crate::schema::COLUMN_FAMILIES {
+            let cf = inner
+                .db
+                .cf_handle(name)
+                .ok_or_else(|| StoreError::Inconsistent(format!("no column family {name}")))?;
+            let mut by: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+            for item in inner.db.iterator_cf(cf, IteratorMode::Start) {
+                let (k, v) = item?;
+                let prefix = if name == crate::schema::CF_AUX {
+                    let n = if k.first() == Some(&crate::schema::AUX_EXPIRING_PREFIX) {
+                        3
+                    } else {
+                        2
+                    };
+                    String::from_utf8_lossy(&k[..n.min(k.len())]).into_owned()
+                } else {
+                    String::new()
+                };
+                let e = by.entry(prefix).or_default();
+                e.0 += 1;
+                e.1 += (k.len() + v.len()) as u64;
+            }
+            out.extend(
+                by.into_iter()
+                    .map(|(prefix, (n, bytes))| (name.to_string(), prefix, n, bytes)),
+            );
+        }
+        Ok(out)
     }
 
     /// Journal records below this key are archived ([`Store::archive_day`]).
@@ -1072,6 +1351,12 @@ impl Store {
             next = Some(info.header.end_key);
             records += info.records;
         }
+        for path in
+            crate::shelf::list(&self.inner.archive_dir.join(SHELF_DIR)).map_err(archive_error)?
+        {
+            let (info, _) = crate::shelf::read(&path).map_err(archive_error)?;
+            records += info.records;
+        }
         Ok(records)
     }
 
@@ -1087,6 +1372,11 @@ impl Store {
         let mut book = GlBook::default();
         let mut expected_seq = 1u64;
         let mut transfers = 0u64;
+        let value = self
+            .inner
+            .db
+            .get_cf(self.inner.cf_meta(), META_DEDUP_PRUNED_THROUGH)?;
+        let pruned = meta_seq(value.as_deref(), "dedup_pruned_through")?.unwrap_or(0);
         self.for_each_entry(1, |entry| {
             if entry.seq != expected_seq {
                 return Err(StoreError::Inconsistent(format!(
@@ -1105,7 +1395,11 @@ impl Store {
                 })?;
                 if let engine::Effect::Posted(t) = effect {
                     transfers += 1;
-                    if self.transfer_seq(t.id)? != Some(entry.seq) {
+                    let indexed = self.transfer_seq(t.id)?;
+                    // Before `pruned` a transfer's key may have left the index (shelved);
+                    // one still there must point at its entry.
+                    let pruned_away = entry.seq < pruned && indexed.is_none();
+                    if indexed != Some(entry.seq) && !pruned_away {
                         return Err(StoreError::Inconsistent(format!(
                             "transfer {} in entry {} is not indexed there",
                             t.id, entry.seq

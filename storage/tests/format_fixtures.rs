@@ -489,6 +489,13 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                     first_key: 1,
                     end_key: 43,
                 }),
+                shelved: Tail(Some(ShelvedRecords {
+                    file: "2026-12-01.shelf".into(),
+                    records: 6,
+                    transfers: 2,
+                    bytes: 700,
+                    sha256: [7; 32],
+                })),
             }),
         ),
         (
@@ -560,6 +567,20 @@ fn aux_records_of_format_v1_still_decode() {
             assert_eq!(again.len(), bytes.len(), "{name} grew");
         }
     }
+}
+
+/// A day-end record written before record segments (as `aux_v2.hex` held it until then)
+/// decodes with nothing shelved, and encodes back to its bytes followed by that `None`.
+#[test]
+fn a_day_end_from_before_shelving_decodes_with_nothing_shelved() {
+    let old = unhex(include_str!("fixtures/day_end_before_shelf.hex").trim());
+    let record: storage::records::DayEnd =
+        storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(record.shelved.0, None);
+    assert_eq!(record.switch_seq, 42);
+    let again = storage::records::encode(&record);
+    assert!(again[6..].starts_with(&old[6..]));
+    assert_eq!(again.len(), old.len() + 1);
 }
 
 /// The records of the layers above as written today (`aux_v2.hex`): decode and encode back

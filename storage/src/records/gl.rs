@@ -78,6 +78,21 @@ pub struct DayEnd {
     pub finished_at_ns: Option<u64>,
     /// Once the date's journal records moved to an archive segment: the segment.
     pub archived: Option<ArchivedSegment>,
+    /// Once the final business records made before the date's switch moved to a record
+    /// segment (`crate::shelf`): the segment.
+    pub shelved: super::Tail<Option<ShelvedRecords>>,
+}
+
+/// A date's record segment, as the day-end that shelved it recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ShelvedRecords {
+    /// File name in the store's `archive/records/` directory.
+    pub file: String,
+    /// Records moved (with their index keys) and dedup keys dropped.
+    pub records: u64,
+    pub transfers: u64,
+    pub bytes: u64,
+    pub sha256: [u8; 32],
 }
 
 /// A date's archive segment, as the day-end that archived it recorded it.

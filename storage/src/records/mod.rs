@@ -23,7 +23,9 @@ use bincode::{Decode, Encode};
 use engine::{AccountId, TransferId};
 
 pub use channels::ChannelRecord;
-pub use gl::{ArchivedSegment, DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow};
+pub use gl::{
+    ArchivedSegment, DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow, ShelvedRecords,
+};
 pub use merchants::{KeyEntry, Merchant, MerchantAuth, SigningEntry};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{

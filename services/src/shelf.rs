@@ -1,0 +1,256 @@
+//! Shelving (issue #15, "the data dir stops growing with history"): the business records of
+//! a closed day that can no longer change leave the hot store for the day's record segment
+//! (`storage::shelf`), and the reads that must still find them (a payment or a refund by id
+//! or by `out_trade_no`, a payment's refunds, a closed day's report) look there when the hot
+//! store has nothing.
+//!
+//! What is final, and so shelved, once the day is older than both `archive_after_days` and
+//! `refund_window_days` (plus one day: a payment whose id was made before a switch may be
+//! dated the day after):
+//! - a payment that succeeded or failed, with every refund of it decided (no refund can be
+//!   added: the refund window is over), its `out_trade_no` and `out_refund_no` keys and its
+//!   refunds;
+//! - a webhook event delivered or given up on;
+//! - a deposit and a batch transfer (written once);
+//! - the day's frozen daily reports;
+//! - the dedup keys of the day's transfers: their records are final, so no retry can post
+//!   them again. A batch transfer's client id is remembered for the same window.
+//!
+//! What stays hot by design: anything not final (a payment held for review, a refund still
+//! at a channel), which a later day-end shelves once decided; accounts, merchants,
+//! channels, cards, the audit log; and per closed date its day-end record and GL rows
+//! (≈ 1 KB a day, whatever the traffic).
+
+use engine::gl::BusinessDate;
+use engine::ids::{id_time_ms, time_ordered_id};
+use engine::TransferId;
+use storage::records::{self, DayEnd, EventStatus, Payment, PaymentStatus, Refund};
+use storage::shelf::{Records, ShelfHeader};
+
+use crate::error::{Error, Result};
+
+/// The dates whose records are due on the day-end of `closing` (the date being closed):
+/// those on or before this.
+pub fn horizon(
+    closing: BusinessDate,
+    archive_after_days: u32,
+    refund_window_days: u32,
+) -> Option<BusinessDate> {
+    if archive_after_days == 0 {
+        return None;
+    }
+    closing.minus_days(archive_after_days.max(refund_window_days).saturating_add(1))
+}
+
+/// Whether `payment` can still be refunded on the open date `open` (its business date, or
+/// for payments from before business dates, its creation time against `now_ns`, at most
+/// `window_days` before).
+pub fn refundable(
+    payment: &Payment,
+    open: Option<BusinessDate>,
+    window_days: u32,
+    now_ns: u64,
+) -> bool {
+    match (payment.business_date.0, open) {
+        (Some(date), Some(open)) => i64::from(open.0) - i64::from(date.0) <= i64::from(window_days),
+        _ => {
+            let days = now_ns.saturating_sub(payment.created_at_ns) / (86_400 * 1_000_000_000);
+            days <= u64::from(window_days)
+        }
+    }
+}
+
+fn storage_error(e: storage::StoreError) -> Error {
+    Error::storage(e.to_string())
+}
+
+/// A record by key: the hot store, else the record segments (`id`: the time-ordered id in
+/// the key, which narrows the search; `None` searches every segment).
+pub fn read<T: bincode::Decode<()>>(
+    store: &storage::Store,
+    key: &[u8],
+    id: Option<u128>,
+) -> Result<Option<T>> {
+    if let Some(v) = records::read::<T>(store, key)? {
+        return Ok(Some(v));
+    }
+    match store
+        .shelved(key, id.map(id_time_ms))
+        .map_err(storage_error)?
+    {
+        Some(bytes) => Ok(Some(records::decode(key, &bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// A payment by id, hot or shelved.
+pub fn payment(store: &storage::Store, id: u128) -> Result<Option<Payment>> {
+    read(store, &records::payment_key(id), Some(id))
+}
+
+/// A refund by id, hot or shelved.
+pub fn refund(store: &storage::Store, id: u128) -> Result<Option<Refund>> {
+    read(store, &records::refund_key(id), Some(id))
+}
+
+/// The refund ids of a shelved payment, by `out_refund_no` (at most `limit`).
+pub fn refund_ids(store: &storage::Store, payment: u128, limit: usize) -> Result<Vec<u128>> {
+    let prefix = records::out_refund_no_key(payment, "");
+    let mut out = Vec::new();
+    for (key, value) in store
+        .shelved_prefix_near(&prefix, id_time_ms(payment))
+        .map_err(storage_error)?
+        .into_iter()
+        .take(limit)
+    {
+        out.push(records::decode::<u128>(&key, &value)?);
+    }
+    Ok(out)
+}
+
+/// What one date's shelving moved.
+pub struct Shelved {
+    pub info: storage::shelf::ShelfInfo,
+    pub transfers: u64,
+}
+
+/// Shelves what became final before `d`'s switch (see the module's documentation), in one
+/// record segment for `d.date`, and drops the dedup keys of `d`'s transfers. Blocking: run
+/// on a blocking thread. Idempotent: a retry writes a superset of what an interrupted run
+/// wrote.
+pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
+    let cutoff_ms = d.started_at_ns / 1_000_000;
+    let cutoff_id = time_ordered_id(cutoff_ms, 0);
+    let mut recs: Records = Vec::new();
+    let (mut min_ms, mut max_ms) = (u64::MAX, 0u64);
+    let mut note = |id: u128| {
+        let ms = id_time_ms(id);
+        min_ms = min_ms.min(ms);
+        max_ms = max_ms.max(ms);
+    };
+    let raw = |key: &[u8]| -> Result<(Vec<u8>, Vec<u8>)> {
+        let value = store
+            .aux(key)
+            .map_err(storage_error)?
+            .ok_or_else(|| Error::storage("an index key of a shelved record is missing"))?;
+        Ok((key.to_vec(), value))
+    };
+    // Payments made before the switch, final with every refund of theirs.
+    let mut payments: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    store
+        .for_each_aux_range(
+            &records::payment_key(0),
+            &records::payment_key(cutoff_id),
+            |k, v| {
+                payments.push((k.to_vec(), v.to_vec()));
+                Ok(())
+            },
+        )
+        .map_err(storage_error)?;
+    'payments: for (key, value) in payments {
+        let p: Payment = records::decode(&key, &value)?;
+        if p.status == PaymentStatus::Processing {
+            continue;
+        }
+        let mut refunds = Vec::new();
+        store
+            .for_each_aux_with_prefix(&records::out_refund_no_key(p.id, ""), usize::MAX, |k, v| {
+                refunds.push((k.to_vec(), v.to_vec()));
+                Ok(())
+            })
+            .map_err(storage_error)?;
+        let mut these = Vec::with_capacity(2 + 2 * refunds.len());
+        for (index_key, index_value) in refunds {
+            let id: u128 = records::decode(&index_key, &index_value)?;
+            let refund_key = records::refund_key(id);
+            let (k, v) = raw(&refund_key)?;
+            let r: Refund = records::decode(&k, &v)?;
+            if r.status == PaymentStatus::Processing {
+                continue 'payments;
+            }
+            these.push((index_key, index_value));
+            these.push((k, v));
+            note(id);
+        }
+        these.push(raw(&records::out_trade_no_key(
+            p.merchant,
+            &p.out_trade_no,
+        ))?);
+        these.push((key, value));
+        note(p.id);
+        recs.append(&mut these);
+    }
+    // Webhook events decided before the switch.
+    store
+        .for_each_aux_with_prefix(records::prefix::WEBHOOK_EVENT, usize::MAX, |k, v| {
+            let e: records::Event = records::decode(k, v)?;
+            if e.id < cutoff_id && e.status != EventStatus::Pending {
+                note(e.id);
+                recs.push((k.to_vec(), v.to_vec()));
+            }
+            Ok(())
+        })
+        .map_err(storage_error)?;
+    // Deposits (time-ordered ids) and batch transfers (ids derived from the client's).
+    store
+        .for_each_aux_range(
+            &records::deposit_key(TransferId(0)),
+            &records::deposit_key(TransferId(cutoff_id)),
+            |k, v| {
+                if let Some(id) = records::id_after(k, records::prefix::DEPOSIT) {
+                    note(id);
+                }
+                recs.push((k.to_vec(), v.to_vec()));
+                Ok(())
+            },
+        )
+        .map_err(storage_error)?;
+    store
+        .for_each_aux_with_prefix(records::prefix::BATCH_TRANSFER, usize::MAX, |k, v| {
+            let t: records::BatchTransfer = records::decode(k, v)?;
+            if t.created_at_ns < d.started_at_ns {
+                recs.push((k.to_vec(), v.to_vec()));
+            }
+            Ok(())
+        })
+        .map_err(storage_error)?;
+    // The date's frozen reports.
+    let report_prefix = [records::prefix::DAILY_REPORT, &d.date.0.to_be_bytes()].concat();
+    store
+        .for_each_aux_with_prefix(&report_prefix, usize::MAX, |k, v| {
+            recs.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })
+        .map_err(storage_error)?;
+    recs.sort_by(|a, b| a.0.cmp(&b.0));
+    recs.dedup_by(|b, a| a.0 == b.0);
+    // The date's transfers: their dedup keys go.
+    let mut transfers = Vec::new();
+    let mut from = d.from_seq.max(1);
+    while from < d.switch_seq {
+        let chunk = store.entries(from, 4_096).map_err(storage_error)?;
+        let Some(last) = chunk.last().map(|e| e.seq) else {
+            break;
+        };
+        for entry in chunk.iter().filter(|e| e.seq < d.switch_seq) {
+            for effect in &entry.effects {
+                if let engine::Effect::Posted(t) = effect {
+                    transfers.push(t.id);
+                }
+            }
+        }
+        from = last + 1;
+    }
+    let header = ShelfHeader {
+        date: d.date,
+        min_ms,
+        max_ms,
+    };
+    let info = store
+        .shelve(header, &recs, &transfers, d.switch_seq)
+        .map_err(storage_error)?;
+    Ok(Shelved {
+        info,
+        transfers: transfers.len() as u64,
+    })
+}

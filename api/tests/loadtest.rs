@@ -45,6 +45,7 @@ fn load(config: PaydConfig, secs: u64) -> (Stats, Checks) {
                 warmup: Duration::ZERO,
                 max_requests: 1_000_000,
                 progress: false,
+                phase: None,
             },
         )
         .await;

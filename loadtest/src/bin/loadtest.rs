@@ -126,6 +126,80 @@ struct RunArgs {
     /// No progress line.
     #[arg(long, short)]
     quiet: bool,
+    /// Close the business date (`POST /v1/gl/day_end`) this long into the run, follow it
+    /// (`GET /v1/gl/day_end/{date}`) until every step is done, and report payments'
+    /// latency before, during and after it (payd only).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    day_end_at: Option<Duration>,
+}
+
+/// What a day-end driven during a run took.
+struct DayEndRun {
+    date: String,
+    switched: Duration,
+    finished: Duration,
+}
+
+/// Waits `at`, closes the open date and follows its day-end to the end; moves `phase` from
+/// 0 (before) to 1 (during) to 2 (after).
+async fn drive_day_end(
+    addr: String,
+    token: String,
+    at: Duration,
+    phase: Rc<std::cell::Cell<u8>>,
+) -> anyhow::Result<DayEndRun> {
+    use loadtest::harness::payd::Http;
+    tokio::time::sleep(at).await;
+    let auth = hyper::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+    let mut http = Http::connect(&addr).await?;
+    phase.set(1);
+    let started = std::time::Instant::now();
+    let a = http
+        .send(
+            hyper::Method::POST,
+            "/v1/gl/day_end",
+            Some(&auth),
+            None,
+            Some(bytes::Bytes::from_static(b"{}")),
+        )
+        .await?;
+    let switched = started.elapsed();
+    if a.status != 202 {
+        bail!(
+            "POST /v1/gl/day_end answered {}: {}",
+            a.status,
+            String::from_utf8_lossy(&a.body)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&a.body)?;
+    let date = v["date"]
+        .as_str()
+        .context("the day-end answer has no date")?
+        .to_string();
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let a = http
+            .send(
+                hyper::Method::GET,
+                &format!("/v1/gl/day_end/{date}"),
+                Some(&auth),
+                None,
+                None,
+            )
+            .await?;
+        let v: serde_json::Value = serde_json::from_slice(&a.body)?;
+        match v["status"].as_str() {
+            Some("done") => break,
+            Some("failed") => bail!("the day-end of {date} failed: {v}"),
+            _ => {}
+        }
+    }
+    phase.set(2);
+    Ok(DayEndRun {
+        date,
+        switched,
+        finished: started.elapsed(),
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -196,6 +270,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
         warmup: args.warmup,
         max_requests: args.max_requests,
         progress: !args.quiet,
+        phase: args.day_end_at.map(|_| Rc::new(std::cell::Cell::new(0))),
     };
     let describe = Describe {
         label: label.clone(),
@@ -236,7 +311,39 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
                 return Ok(true);
             }
             eprintln!("loadtest: running {label}");
+            let day_end = match (args.day_end_at, &config.phase) {
+                (Some(at), Some(phase)) => Some(tokio::task::spawn_local(drive_day_end(
+                    args.addr.clone(),
+                    args.admin_token.clone(),
+                    at,
+                    phase.clone(),
+                ))),
+                _ => None,
+            };
             let stats = harness::run(target.clone(), &config).await;
+            if let Some(handle) = day_end {
+                let run = handle.await??;
+                let phases = stats.phases.as_ref().expect("a phased run");
+                let ms = |h: &hdrhistogram::Histogram<u64>, q: f64| {
+                    h.value_at_quantile(q) as f64 / 1000.0
+                };
+                for (name, h) in ["before", "during", "after"].iter().zip(phases) {
+                    println!(
+                        "day-end: payments sent {name:<6} the day-end: {:>8} answered, p50 {:>7.2} ms, p99 {:>7.2} ms, max {:>8.2} ms",
+                        h.len(),
+                        ms(h, 0.5),
+                        ms(h, 0.99),
+                        h.max() as f64 / 1000.0
+                    );
+                }
+                println!(
+                    "day-end of {}: switch answered in {:.1} ms, every step done in {:.2} s; p99 during / before = {:.2}",
+                    run.date,
+                    run.switched.as_secs_f64() * 1000.0,
+                    run.finished.as_secs_f64(),
+                    ms(&phases[1], 0.99) / ms(&phases[0], 0.99).max(1e-9)
+                );
+            }
             let checks = if args.no_check || scenario == Scenario::Healthz {
                 None
             } else {

@@ -83,6 +83,10 @@ pub struct RunConfig {
     pub max_requests: u64,
     /// Print a progress line to stderr every second.
     pub progress: bool,
+    /// When set, each measured answer is also counted in the histogram of the phase this
+    /// cell held when its request was sent (0, 1 or 2: before, during and after an event
+    /// another task drives, such as a day-end).
+    pub phase: Option<Rc<Cell<u8>>>,
 }
 
 /// One second of the run (by completion time).
@@ -101,6 +105,8 @@ pub struct Stats {
     pub errors: u64,
     /// Length of the measured window (after warmup).
     pub measured: Duration,
+    /// Measured latencies by [`RunConfig::phase`] (before, during, after), when phased.
+    pub phases: Option<[Histogram<u64>; 3]>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -117,10 +123,18 @@ struct Shared {
     ok: Cell<u64>,
     errors: Cell<u64>,
     sent: Cell<u64>,
+    phases: RefCell<[Histogram<u64>; 3]>,
 }
 
 impl Shared {
-    fn record(&self, due: Instant, done: Instant, outcome: &Outcome, measured: bool) {
+    fn record(
+        &self,
+        due: Instant,
+        done: Instant,
+        outcome: &Outcome,
+        measured: bool,
+        phase: Option<u8>,
+    ) {
         let us = (done - due).as_micros().clamp(1, LATENCY_MAX_US as u128) as u64;
         let second = (done - self.started).as_secs() as usize;
         {
@@ -144,6 +158,9 @@ impl Shared {
             return;
         }
         let _ = self.latency.borrow_mut().record(us);
+        if let Some(p) = phase {
+            let _ = self.phases.borrow_mut()[usize::from(p.min(2))].record(us);
+        }
         if outcome.ok {
             self.ok.set(self.ok.get() + 1);
         } else {
@@ -177,11 +194,13 @@ pub async fn run<T: Target + 'static>(target: Rc<T>, config: &RunConfig) -> Stat
         ok: Cell::new(0),
         errors: Cell::new(0),
         sent: Cell::new(0),
+        phases: RefCell::new([histogram(), histogram(), histogram()]),
     });
     let measure_from = started + config.warmup;
     let mut tasks = Vec::with_capacity(config.connections);
     for _ in 0..config.connections {
         let (target, shared, pacing) = (target.clone(), shared.clone(), config.pacing.clone());
+        let phase = config.phase.clone();
         let max = config.max_requests;
         tasks.push(tokio::task::spawn_local(async move {
             let mut conn = target.connect().await.ok();
@@ -207,8 +226,9 @@ pub async fn run<T: Target + 'static>(target: Rc<T>, config: &RunConfig) -> Stat
                 }
                 let op = target.next_op(i);
                 shared.sent.set(shared.sent.get() + 1);
+                let in_phase = phase.as_ref().map(|p| p.get());
                 let outcome = target.exec(&mut conn, op).await;
-                shared.record(due, Instant::now(), &outcome, due >= measure_from);
+                shared.record(due, Instant::now(), &outcome, due >= measure_from, in_phase);
             }
         }));
     }
@@ -261,6 +281,11 @@ pub async fn run<T: Target + 'static>(target: Rc<T>, config: &RunConfig) -> Stat
         ok: shared.ok.get(),
         errors: shared.errors.get(),
         measured: ended.saturating_duration_since(measure_from),
+        phases: config.phase.is_some().then(|| {
+            shared
+                .phases
+                .replace([histogram(), histogram(), histogram()])
+        }),
     }
 }
 

@@ -186,8 +186,27 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn load(store: &storage::Store, date: BusinessDate) -> Result<Option<DayEnd>> {
-    Ok(records::read::<DayEnd>(store, &records::day_end_key(date))?)
+/// `date`'s day-end record: hot, or in the date's record segment once shelved (its
+/// `shelved` figures then read from the segment's trailer).
+pub fn load(store: &storage::Store, date: BusinessDate) -> Result<Option<DayEnd>> {
+    let key = records::day_end_key(date);
+    if let Some(d) = records::read::<DayEnd>(store, &key)? {
+        return Ok(Some(d));
+    }
+    let storage_error = |e: storage::StoreError| Error::Storage(e.to_string());
+    let Some(bytes) = store.shelved_at(date, &key).map_err(storage_error)? else {
+        return Ok(None);
+    };
+    let mut d: DayEnd = records::decode(&key, &bytes)?;
+    if let (Some(s), Some(info)) = (
+        d.shelved.0.as_mut(),
+        store.shelf_info(date).map_err(storage_error)?,
+    ) {
+        s.records = info.records;
+        s.bytes = info.bytes;
+        s.sha256 = info.sha256;
+    }
+    Ok(Some(d))
 }
 
 /// The day-end of `date_text`; 404 when that date has none.
@@ -814,11 +833,19 @@ pub struct Rebuilt {
 /// Rebuilds every finished day-end's snapshot from the journal (each day opening at the
 /// rebuilt previous day's closing) and compares its chained hash with the stored one.
 pub fn rebuild_hashes(store: &storage::Store) -> Result<Vec<Rebuilt>> {
+    // The shelved dates' records first (they are the oldest), then the hot ones.
     let mut ends = Vec::new();
+    for date in store.shelved_dates() {
+        if let Some(d) = load(store, date)? {
+            ends.push(d);
+        }
+    }
     store.for_each_aux_with_prefix(records::prefix::DAY_END, usize::MAX, |k, v| {
         ends.push(records::decode::<DayEnd>(k, v)?);
         Ok(())
     })?;
+    ends.sort_by_key(|d| d.date);
+    ends.dedup_by_key(|d| d.date);
     let mut out = Vec::new();
     let mut previous: Vec<AccountDay> = Vec::new();
     let mut previous_hash = [0u8; 32];
@@ -1002,22 +1029,16 @@ async fn archive(
             }
             Ok(())
         })?;
-        for mut e in due {
+        for e in due {
             let s = Arc::clone(store);
             let day = e.clone();
+            // The date's day-end record goes into the segment too (with what its shelving
+            // did): the hot store keeps no record per closed date once it is shelved.
             let done_shelf =
                 tokio::task::spawn_blocking(move || crate::shelf::shelve_day(&s, &day))
                     .await
                     .map_err(|e| Error::Storage(format!("the shelving thread failed: {e}")))??;
             let info = &done_shelf.info;
-            e.shelved = records::Tail(Some(records::ShelvedRecords {
-                file: storage::shelf::file_name(e.date),
-                records: info.records,
-                transfers: done_shelf.transfers,
-                bytes: info.bytes,
-                sha256: info.sha256,
-            }));
-            save(state, &e).await?;
             tracing::info!(date = %e.date, records = info.records, transfers = done_shelf.transfers, bytes = info.bytes, "day's records shelved");
             shelved.push(format!(
                 "{} ({} records, {} dedup keys, {} bytes)",

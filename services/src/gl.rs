@@ -343,7 +343,7 @@ pub fn trial_balance(
     };
     let store = state.store()?;
     // A closed date's figures as its day-end froze them; otherwise from the running book.
-    let frozen = records::read::<records::DayEnd>(store, &records::day_end_key(date))?
+    let frozen = crate::day_end::load(store, date)?
         .filter(|d| {
             d.steps
                 .iter()

@@ -15,7 +15,7 @@ use engine::gl::BusinessDate;
 use engine::money::format_minor;
 use engine::Currency;
 use serde::{Deserialize, Serialize};
-use storage::records::{self, DayEnd, Payment, PaymentStatus, Refund};
+use storage::records::{self, Payment, PaymentStatus, Refund};
 
 use crate::error::{Error, Result};
 use crate::platform::Platform;
@@ -168,11 +168,11 @@ type RecordFn<'a> = dyn FnMut(&[u8], &[u8]) -> storage::Result<bool> + 'a;
 fn span(store: &storage::Store, date: BusinessDate) -> Result<(u64, u64)> {
     const MARGIN_NS: u64 = 60_000_000_000;
     let start = match date.minus_days(1) {
-        Some(prev) => records::read::<DayEnd>(store, &records::day_end_key(prev))?
+        Some(prev) => crate::day_end::load(store, prev)?
             .map_or(0, |d| d.started_at_ns.saturating_sub(MARGIN_NS)),
         None => 0,
     };
-    let end = records::read::<DayEnd>(store, &records::day_end_key(date))?
+    let end = crate::day_end::load(store, date)?
         .map_or(u64::MAX, |d| d.started_at_ns.saturating_add(MARGIN_NS));
     Ok((start, end))
 }
@@ -308,12 +308,11 @@ pub fn daily(state: &Platform, date: Option<&str>, merchant: Option<u128>) -> Re
         return serde_json::from_slice(&bytes)
             .map_err(|e| Error::Storage(format!("a frozen report does not parse: {e}")));
     }
-    let frozen_day =
-        records::read::<DayEnd>(store, &records::day_end_key(date))?.is_some_and(|d| {
-            d.steps
-                .iter()
-                .any(|s| s.name == "report" && s.status == records::DayEndStatus::Done)
-        });
+    let frozen_day = crate::day_end::load(store, date)?.is_some_and(|d| {
+        d.steps
+            .iter()
+            .any(|s| s.name == "report" && s.status == records::DayEndStatus::Done)
+    });
     let all = sums(store, date, currency)?;
     let mut report = match all.get(&merchant) {
         Some(s) => s.report(date, currency, merchant),

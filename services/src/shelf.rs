@@ -12,14 +12,14 @@
 //!   refunds;
 //! - a webhook event delivered or given up on;
 //! - a deposit and a batch transfer (written once);
-//! - the day's frozen daily reports;
+//! - the day's frozen daily reports, and the date's own day-end record;
 //! - the dedup keys of the day's transfers: their records are final, so no retry can post
 //!   them again. A batch transfer's client id is remembered for the same window.
 //!
 //! What stays hot by design: anything not final (a payment held for review, a refund still
 //! at a channel), which a later day-end shelves once decided; accounts, merchants,
-//! channels, cards, the audit log; and per closed date its day-end record and GL rows
-//! (≈ 1 KB a day, whatever the traffic).
+//! channels, cards, the audit log; and per closed date its GL turnover in `meta`
+//! (`gl_day/<date>`, ≈ 35 bytes a day whatever the traffic).
 
 use engine::gl::BusinessDate;
 use engine::ids::{id_time_ms, time_ordered_id};
@@ -128,12 +128,13 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
         min_ms = min_ms.min(ms);
         max_ms = max_ms.max(ms);
     };
-    let raw = |key: &[u8]| -> Result<(Vec<u8>, Vec<u8>)> {
-        let value = store
+    // A key with its value as stored, if present (an index key a flow did not write, or a
+    // refund its index outlived, is not a reason to stop the day-end).
+    let raw = |key: &[u8]| -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(store
             .aux(key)
             .map_err(storage_error)?
-            .ok_or_else(|| Error::storage("an index key of a shelved record is missing"))?;
-        Ok((key.to_vec(), value))
+            .map(|value| (key.to_vec(), value)))
     };
     // Payments made before the switch, final with every refund of theirs.
     let mut payments: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -162,20 +163,23 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
         let mut these = Vec::with_capacity(2 + 2 * refunds.len());
         for (index_key, index_value) in refunds {
             let id: u128 = records::decode(&index_key, &index_value)?;
-            let refund_key = records::refund_key(id);
-            let (k, v) = raw(&refund_key)?;
+            these.push((index_key, index_value));
+            let Some((k, v)) = raw(&records::refund_key(id))? else {
+                continue;
+            };
             let r: Refund = records::decode(&k, &v)?;
             if r.status == PaymentStatus::Processing {
                 continue 'payments;
             }
-            these.push((index_key, index_value));
             these.push((k, v));
             note(id);
         }
-        these.push(raw(&records::out_trade_no_key(
-            p.merchant,
-            &p.out_trade_no,
-        ))?);
+        // Only the payment's own index key: never one that names another payment.
+        if let Some((k, v)) = raw(&records::out_trade_no_key(p.merchant, &p.out_trade_no))? {
+            if records::decode::<u128>(&k, &v)? == p.id {
+                these.push((k, v));
+            }
+        }
         these.push((key, value));
         note(p.id);
         recs.append(&mut these);
@@ -222,8 +226,6 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
             Ok(())
         })
         .map_err(storage_error)?;
-    recs.sort_by(|a, b| a.0.cmp(&b.0));
-    recs.dedup_by(|b, a| a.0 == b.0);
     // The date's transfers: their dedup keys go.
     let mut transfers = Vec::new();
     let mut from = d.from_seq.max(1);
@@ -241,6 +243,19 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
         }
         from = last + 1;
     }
+    // The date's day-end record, with what this run moves (the segment's own figures are
+    // read from its trailer: `crate::day_end::load`).
+    let mut record = d.clone();
+    record.shelved = records::Tail(Some(records::ShelvedRecords {
+        file: storage::shelf::file_name(d.date),
+        records: 0,
+        transfers: transfers.len() as u64,
+        bytes: 0,
+        sha256: [0; 32],
+    }));
+    recs.push((records::day_end_key(d.date), records::encode(&record)));
+    recs.sort_by(|a, b| a.0.cmp(&b.0));
+    recs.dedup_by(|b, a| a.0 == b.0);
     let header = ShelfHeader {
         date: d.date,
         min_ms,

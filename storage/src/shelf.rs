@@ -216,6 +216,38 @@ pub fn read_header(path: &Path) -> Result<ShelfHeader, SegmentError> {
     decode_header(&path.display().to_string(), &bytes)
 }
 
+/// A segment's figures from its header and trailer alone (header CRC checked): records,
+/// blocks, file size, the SHA-256 its trailer states (checked by [`read`]).
+pub fn read_info(path: &Path) -> Result<ShelfInfo, SegmentError> {
+    let name = path.display().to_string();
+    let mut f = File::open(path).map_err(|e| io(path, e))?;
+    let len = f.metadata().map_err(|e| io(path, e))?.len() as usize;
+    if len < HEADER_LEN + TRAILER_LEN {
+        return Err(corrupt(&name, len, "truncated: no trailer"));
+    }
+    let mut head = [0u8; HEADER_LEN];
+    f.read_exact(&mut head).map_err(|e| io(path, e))?;
+    let header = decode_header(&name, &head)?;
+    let mut trailer = [0u8; TRAILER_LEN];
+    f.seek(SeekFrom::Start((len - TRAILER_LEN) as u64))
+        .and_then(|_| f.read_exact(&mut trailer))
+        .map_err(|e| io(path, e))?;
+    if trailer[0] != b'T' {
+        return Err(corrupt(
+            &name,
+            len - TRAILER_LEN,
+            "truncated or damaged: no trailer",
+        ));
+    }
+    Ok(ShelfInfo {
+        header,
+        records: le64(&trailer, 1),
+        blocks: le32(&trailer, 9),
+        bytes: len as u64,
+        sha256: trailer[21..].try_into().expect("32 bytes"),
+    })
+}
+
 /// One block's records, its CRC checked.
 fn decode_block(
     name: &str,
@@ -522,8 +554,9 @@ mod tests {
         assert!(info.blocks > 10, "{info:?}");
         let path = dir.path().join("2026-12-01.shelf");
         let (read_info, all) = read(&path).unwrap();
-        assert_eq!((read_info, &all), (info, &recs));
+        assert_eq!((read_info, &all), (info.clone(), &recs));
         assert_eq!(read_header(&path).unwrap(), header());
+        assert_eq!(super::read_info(&path).unwrap(), info);
         for (k, v) in recs.iter().step_by(37).chain(recs.last()) {
             assert_eq!(get(&path, k).unwrap().as_ref(), Some(v));
         }

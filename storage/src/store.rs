@@ -1124,6 +1124,20 @@ impl Store {
         Ok(Vec::new())
     }
 
+    /// `date`'s record segment's figures (header and trailer), if the date is shelved.
+    pub fn shelf_info(&self, date: BusinessDate) -> Result<Option<crate::shelf::ShelfInfo>> {
+        let path = self
+            .inner
+            .shelves
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(h, _)| h.date == date)
+            .map(|(_, p)| p.clone());
+        path.map(|p| crate::shelf::read_info(&p).map_err(archive_error))
+            .transpose()
+    }
+
     /// The dates with a record segment, oldest first.
     pub fn shelved_dates(&self) -> Vec<BusinessDate> {
         self.inner

@@ -186,6 +186,71 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// CPU priority of the day-end's worker threads: `nice` 10 (CFS gives a nice-10 thread
+/// about a tenth of a nice-0 thread's share of a busy core).
+const WORKER_NICE: i32 = 10;
+
+/// Runs a day-end step's long work (scans of the journal and the accounts, segments) on a
+/// thread of its own at a lower CPU priority than the serving threads: on a busy machine
+/// payments go first and the day-end takes longer, instead of payments waiting behind it.
+/// The thread ends with the work (a tokio blocking thread, reniced, would stay reniced for
+/// whatever it ran next, and an unprivileged process cannot raise it back).
+fn background<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("day-end".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(work());
+        });
+    if let Err(e) = spawned {
+        // The sender is dropped with the closure: the receiver answers an error.
+        tracing::error!(error = %e, "cannot start a day-end thread");
+    }
+    rx
+}
+
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take and return plain integers; on Linux
+    // PRIO_PROCESS with a thread id renices that thread only.
+    let done = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WORKER_NICE)
+    };
+    if done != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "cannot lower the day-end thread's priority"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
+/// Runs a synchronous step (reads of a million account days, a hash over them) on a
+/// [`background`] thread instead of the async thread the day-end runs on, which is an HTTP
+/// worker's when a request started it: its connections must not wait for the step.
+async fn off_thread(
+    store: &Arc<storage::Store>,
+    d: &mut DayEnd,
+    step: fn(&storage::Store, &mut DayEnd) -> std::result::Result<String, StepError>,
+) -> std::result::Result<String, StepError> {
+    let s = Arc::clone(store);
+    let mut record = d.clone();
+    let (outcome, record) = background(move || {
+        let outcome = step(&s, &mut record);
+        (outcome, record)
+    })
+    .await
+    .map_err(|e| Error::Storage(format!("the day-end thread failed: {e}")))?;
+    *d = record;
+    outcome
+}
+
 /// `date`'s day-end record: hot, or in the date's record segment once shelved (its
 /// `shelved` figures then read from the segment's trailer).
 pub fn load(store: &storage::Store, date: BusinessDate) -> Result<Option<DayEnd>> {
@@ -430,7 +495,7 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
         // its position was recorded: find it.
         let s = Arc::clone(&store);
         let (from, date) = (d.from_seq, d.date);
-        d.switch_seq = tokio::task::spawn_blocking(move || find_switch(&s, from, date))
+        d.switch_seq = background(move || find_switch(&s, from, date))
             .await
             .map_err(|e| Error::Storage(format!("the search thread failed: {e}")))??;
         d.steps[0].detail = format!("journal entry {} (found after a restart)", d.switch_seq);
@@ -448,11 +513,11 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
         stall_if_asked(&name).await;
         let started = std::time::Instant::now();
         let outcome = match name.as_str() {
-            "wait_in_flight" => wait_in_flight(&store, &d),
+            "wait_in_flight" => off_thread(&store, &mut d, |s, d| wait_in_flight(s, d)).await,
             "snapshot_accounts" => snapshot_accounts(state, &store, &mut d).await,
-            "snapshot_gl" => snapshot_gl(&store, &mut d),
-            "checks" => checks(&store, &d),
-            "hash" => hash(&store, &mut d),
+            "snapshot_gl" => off_thread(&store, &mut d, snapshot_gl).await,
+            "checks" => off_thread(&store, &mut d, |s, d| checks(s, d)).await,
+            "hash" => off_thread(&store, &mut d, hash).await,
             "report" => report(state, &store, &d).await,
             "archive" => archive(state, &store, &d).await,
             other => Err(StepError::Failed(format!("unknown step {other}"))),
@@ -620,7 +685,7 @@ async fn snapshot_accounts(
     let s = Arc::clone(store);
     let progress = Arc::new(Progress::default());
     let p = Arc::clone(&progress);
-    let mut work = tokio::task::spawn_blocking(move || {
+    let mut work = background(move || {
         let previous = previous_days(&s, date)?.unwrap_or_default();
         compute_days(&s, from, to, &previous, &p)
     });
@@ -954,10 +1019,9 @@ async fn report(
     d: &DayEnd,
 ) -> std::result::Result<String, StepError> {
     let (s, date, currency) = (Arc::clone(store), d.date, state.settings.currency);
-    let (recs, summary) =
-        tokio::task::spawn_blocking(move || crate::reports::freeze(&s, date, currency))
-            .await
-            .map_err(|e| Error::Storage(format!("the report thread failed: {e}")))??;
+    let (recs, summary) = background(move || crate::reports::freeze(&s, date, currency))
+        .await
+        .map_err(|e| Error::Storage(format!("the report thread failed: {e}")))??;
     let ledger = state.ledger()?;
     for chunk in recs.chunks(SNAPSHOT_RECORDS_PER_UNIT) {
         ledger.write_records(chunk.to_vec()).await?;
@@ -995,7 +1059,7 @@ async fn archive(
             (e.from_seq, e.switch_seq),
             e.snapshot_sha256.unwrap_or([0; 32]),
         );
-        let info = tokio::task::spawn_blocking(move || -> Result<_> {
+        let info = background(move || -> Result<_> {
             let info = s.archive_day(date, range, hash)?;
             // The account snapshot of an archived date: rebuilt from the archive when asked.
             s.delete_aux_prefix(&records::account_day_prefix(date))?;
@@ -1034,10 +1098,9 @@ async fn archive(
             let day = e.clone();
             // The date's day-end record goes into the segment too (with what its shelving
             // did): the hot store keeps no record per closed date once it is shelved.
-            let done_shelf =
-                tokio::task::spawn_blocking(move || crate::shelf::shelve_day(&s, &day))
-                    .await
-                    .map_err(|e| Error::Storage(format!("the shelving thread failed: {e}")))??;
+            let done_shelf = background(move || crate::shelf::shelve_day(&s, &day))
+                .await
+                .map_err(|e| Error::Storage(format!("the shelving thread failed: {e}")))??;
             let info = &done_shelf.info;
             tracing::info!(date = %e.date, records = info.records, transfers = done_shelf.transfers, bytes = info.bytes, "day's records shelved");
             shelved.push(format!(

@@ -232,6 +232,34 @@ pub fn fee_minor(amount_minor: i64, rate_ppm: u32) -> i64 {
     fee
 }
 
+/// A merchant's fee terms (`../shared/FUNDS.md`, "Merchant settlement"): a rate, a fixed part
+/// per payment, and an optional minimum and maximum, in minor units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeeTerms {
+    pub rate_ppm: u32,
+    pub fixed: i64,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl FeeTerms {
+    /// clamp(round_half_up(amount × rate) + fixed, min, max), never above the amount and
+    /// never below zero: the fee stored with a payment of `amount_minor`.
+    ///
+    /// # Panics
+    /// As [`fee_minor`], for an amount or a rate out of range.
+    pub fn fee(&self, amount_minor: i64) -> i64 {
+        let mut fee = fee_minor(amount_minor, self.rate_ppm).saturating_add(self.fixed.max(0));
+        if let Some(min) = self.min {
+            fee = fee.max(min);
+        }
+        if let Some(max) = self.max {
+            fee = fee.min(max);
+        }
+        fee.clamp(0, amount_minor)
+    }
+}
+
 /// `value × numerator / denominator`, rounded half up: the share of a fee that goes with a
 /// share of a payment. Refunds use it on cumulative amounts (fee refunded after this refund
 /// minus fee refunded before), so partial refunds add up to exactly the whole fee.
@@ -249,6 +277,75 @@ pub fn pro_rata_minor(value: i64, numerator: i64, denominator: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fee table at the rounding edges (issue #16), in fen.
+    #[test]
+    fn fees_round_half_up_then_clamp_and_never_exceed_the_amount() {
+        let rate = |ppm| FeeTerms {
+            rate_ppm: ppm,
+            ..FeeTerms::default()
+        };
+        // 32.50 at 0.60% = 0.195 → 0.20; 0.01 at 1% = 0.0001 → 0.00.
+        assert_eq!(rate(6_000).fee(3_250), 20);
+        assert_eq!(rate(10_000).fee(1), 0);
+        // Exactly half a fen rounds up; just under it rounds down.
+        assert_eq!(rate(5_000).fee(100), 1); // 1.00 at 0.5% = 0.005
+        assert_eq!(rate(4_999).fee(100), 0);
+        assert_eq!(rate(6_000).fee(1_250), 8); // 12.50 at 0.6% = 0.075
+        let terms = FeeTerms {
+            rate_ppm: 6_000,
+            fixed: 30,
+            min: Some(50),
+            max: Some(500),
+        };
+        assert_eq!(terms.fee(100), 50); // 0.006 + 0.30 = 0.31 → the minimum 0.50
+        assert_eq!(terms.fee(10_000), 90); // 0.60 + 0.30
+        assert_eq!(terms.fee(1_000_000), 500); // 60.00 + 0.30 → the maximum 5.00
+        assert_eq!(terms.fee(20), 20); // the minimum, but never above the amount
+        assert_eq!(terms.fee(0), 0);
+        assert_eq!(rate(1_000_000).fee(AMOUNT_MINOR_MAX), AMOUNT_MINOR_MAX);
+        let fixed_only = FeeTerms {
+            fixed: 100,
+            ..FeeTerms::default()
+        };
+        assert_eq!(fixed_only.fee(99), 99);
+        assert_eq!(fixed_only.fee(101), 100);
+    }
+
+    proptest::proptest! {
+        /// Any fee terms and amount: 0 ≤ fee ≤ amount, within the clamps when they allow,
+        /// and any sequence of partial refunds returns exactly the fee.
+        #[test]
+        fn any_fee_is_within_bounds_and_refunds_return_exactly_it(
+            amount in 1i64..=100_000_000,
+            ppm in 0u32..=FEE_RATE_PPM_MAX,
+            fixed in 0i64..=10_000,
+            min in proptest::option::of(0i64..=10_000),
+            span in proptest::option::of(0i64..=1_000_000),
+            cuts in proptest::collection::vec(1i64..=100_000_000, 0..8),
+        ) {
+            let max = span.map(|s| min.unwrap_or(0) + s);
+            let terms = FeeTerms { rate_ppm: ppm, fixed, min, max };
+            let fee = terms.fee(amount);
+            proptest::prop_assert!((0..=amount).contains(&fee));
+            if let Some(max) = max {
+                proptest::prop_assert!(fee <= max);
+            }
+            if let Some(min) = min {
+                proptest::prop_assert!(fee >= min.min(amount));
+            }
+            let mut refunded = 0i64;
+            let mut back = 0i64;
+            for cut in cuts.into_iter().chain([amount]) {
+                let part = cut.min(amount - refunded);
+                back += pro_rata_minor(fee, refunded + part, amount)
+                    - pro_rata_minor(fee, refunded, amount);
+                refunded += part;
+            }
+            proptest::prop_assert_eq!(refunded, amount);
+            proptest::prop_assert_eq!(back, fee);
+        }
+    }
 
     #[test]
     fn parses_exact_amounts() {

@@ -112,6 +112,16 @@ pub struct CreateMerchant {
         schema(example = "0.006", pattern = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$")
     )]
     pub fee_rate: Option<String>,
+    /// Fixed part of the fee per payment, a decimal amount in the merchant's currency
+    /// (default 0).
+    #[cfg_attr(feature = "openapi", schema(example = "0.30"))]
+    pub fee_fixed: Option<String>,
+    /// Least fee of a payment (never more than the payment itself).
+    #[cfg_attr(feature = "openapi", schema(example = "0.10"))]
+    pub fee_min: Option<String>,
+    /// Most fee of a payment.
+    #[cfg_attr(feature = "openapi", schema(example = "50.00"))]
+    pub fee_max: Option<String>,
     /// (extension) Business category for the risk rules: 1–32 of `a-z 0-9 _` (default
     /// "general").
     #[cfg_attr(
@@ -127,6 +137,9 @@ pub struct MerchantCreated {
     pub id: String,
     pub name: String,
     pub fee_rate: String,
+    pub fee_fixed: String,
+    pub fee_min: Option<String>,
+    pub fee_max: Option<String>,
     /// Shown in this response only; stored as a SHA-256 (null in an idempotent replay).
     pub secret_key: Option<String>,
     pub account_id: String,
@@ -152,12 +165,56 @@ pub struct MerchantView {
     id: String,
     name: String,
     fee_rate: String,
+    fee_fixed: String,
+    fee_min: Option<String>,
+    fee_max: Option<String>,
     account_id: String,
     category: String,
     require_signature: bool,
     secret_keys: Vec<CredentialView>,
     signing_secrets: Vec<CredentialView>,
     created_at: String,
+}
+
+fn fee_text(minor: i64, currency: u16) -> String {
+    match engine::Currency::from_numeric(currency) {
+        Some(c) => engine::money::format_minor(minor, c),
+        None => minor.to_string(),
+    }
+}
+
+/// The fee's parts as sent (decimal amounts in `currency`), checked: each ≥ 0 at the
+/// currency's scale, and the minimum not above the maximum.
+fn fee_parts(
+    fixed: Option<&str>,
+    min: Option<&str>,
+    max: Option<&str>,
+    currency: engine::Currency,
+    mut parts: records::FeeParts,
+) -> Result<records::FeeParts> {
+    let parse = |text: &str, param: &str| -> Result<i64> {
+        engine::money::parse_amount(text, currency)
+            .map_err(|e| Error::invalid("invalid_parameter", e.to_string()).with_param(param))
+    };
+    if let Some(t) = fixed {
+        parts.fixed = parse(t, "fee_fixed")?;
+    }
+    if let Some(t) = min {
+        parts.min = Some(parse(t, "fee_min")?);
+    }
+    if let Some(t) = max {
+        parts.max = Some(parse(t, "fee_max")?);
+    }
+    if let (Some(lo), Some(hi)) = (parts.min, parts.max) {
+        if lo > hi {
+            return Err(Error::invalid(
+                "invalid_parameter",
+                "fee_min must not be more than fee_max",
+            )
+            .with_param("fee_min"));
+        }
+    }
+    Ok(parts)
 }
 
 pub fn view(m: &Merchant, now: u64) -> MerchantView {
@@ -184,6 +241,9 @@ pub fn view(m: &Merchant, now: u64) -> MerchantView {
         id: merchant_id_text(m.id),
         name: m.name.clone(),
         fee_rate: format_fee_rate(m.fee_rate_ppm),
+        fee_fixed: fee_text(m.fee_parts.0.fixed, m.currency),
+        fee_min: m.fee_parts.0.min.map(|v| fee_text(v, m.currency)),
+        fee_max: m.fee_parts.0.max.map(|v| fee_text(v, m.currency)),
         account_id: m.account.to_string(),
         category: m.category.0.clone().unwrap_or_else(|| "general".into()),
         require_signature: auth.require_signature,
@@ -215,6 +275,15 @@ pub fn load(state: &Platform, id_text: &str) -> Result<Merchant> {
 pub struct UpdateMerchant {
     /// Every request with this merchant's keys must carry a valid `Rongpay-Signature`.
     pub require_signature: Option<bool>,
+    /// New fee terms, for payments from now on (each payment keeps the fee it was charged).
+    #[cfg_attr(feature = "openapi", schema(example = "0.006"))]
+    pub fee_rate: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(example = "0.30"))]
+    pub fee_fixed: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(example = "0.10"))]
+    pub fee_min: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(example = "50.00"))]
+    pub fee_max: Option<String>,
 }
 
 /// Longest overlap during which a replaced credential keeps working: 30 days.
@@ -280,6 +349,13 @@ pub async fn create(
     crate::accounts::check_word(&category, "category")?;
     let ledger = state.ledger()?;
     let currency = state.settings.currency;
+    let parts = fee_parts(
+        body.fee_fixed.as_deref(),
+        body.fee_min.as_deref(),
+        body.fee_max.as_deref(),
+        currency,
+        records::FeeParts::default(),
+    )?;
     let id = new_id();
     let secret_key = format!(
         "sk_{:032x}{:032x}",
@@ -303,6 +379,9 @@ pub async fn create(
         id: merchant_id_text(id),
         name: body.name.clone(),
         fee_rate: format_fee_rate(fee_rate_ppm),
+        fee_fixed: fee_text(parts.fixed, currency.numeric()),
+        fee_min: parts.min.map(|v| fee_text(v, currency.numeric())),
+        fee_max: parts.max.map(|v| fee_text(v, currency.numeric())),
         secret_key: None,
         account_id: account.to_string(),
         category: category.clone(),
@@ -322,6 +401,7 @@ pub async fn create(
         category: records::Tail(Some(category)),
         auth: records::Tail(Default::default()),
         pending_account: records::Tail(Some(pending)),
+        fee_parts: records::Tail(parts),
     };
     let after: Option<serde_json::Value> = serde_json::from_slice(&replay).ok();
     let mut records = vec![
@@ -383,6 +463,20 @@ pub async fn update(
         }
         m.auth.0.require_signature = required;
     }
+    if let Some(rate) = &body.fee_rate {
+        m.fee_rate_ppm = parse_fee_rate(rate).map_err(|e| {
+            Error::invalid("invalid_parameter", e.to_string()).with_param("fee_rate")
+        })?;
+    }
+    let currency = engine::Currency::from_numeric(m.currency)
+        .ok_or_else(|| Error::storage("a stored merchant has an unknown currency"))?;
+    m.fee_parts.0 = fee_parts(
+        body.fee_fixed.as_deref(),
+        body.fee_min.as_deref(),
+        body.fee_max.as_deref(),
+        currency,
+        m.fee_parts.0,
+    )?;
     let after = view(&m, now_ns());
     let audit = crate::audit::record(
         state,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use engine::money::{fee_minor, format_minor};
+use engine::money::format_minor;
 use engine::risk::{Decision, RiskInput};
 use engine::{
     AccountId, Currency, PaymentParties, PlatformRole, Reject, Timestamp, Transfer, TransferId,
@@ -484,7 +484,7 @@ pub async fn create(
             device: body.device_id.as_deref(),
         });
     crate::metrics::risk(assessment.decision, assessment.score);
-    let fee = fee_minor(amount, merchant.fee_rate_ppm);
+    let fee = merchant.fee_terms().fee(amount);
     let mut payment = Payment {
         id,
         merchant: merchant.id,

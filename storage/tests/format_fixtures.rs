@@ -296,6 +296,11 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             }],
         }),
         pending_account: Tail(Some(AccountId(31))),
+        fee_parts: Tail(FeeParts {
+            fixed: 30,
+            min: Some(10),
+            max: None,
+        }),
     };
     let channel = ChannelRecord {
         id: 5,
@@ -581,6 +586,19 @@ fn a_day_end_from_before_shelving_decodes_with_nothing_shelved() {
     let again = storage::records::encode(&record);
     assert!(again[6..].starts_with(&old[6..]));
     assert_eq!(again.len(), old.len() + 1);
+}
+
+/// A merchant written before fee parts (as `aux_v2.hex` held it until then) decodes with
+/// none: its fee is its rate alone.
+#[test]
+fn a_merchant_from_before_fee_parts_decodes_with_none() {
+    let old = unhex(include_str!("fixtures/merchant_before_fees.hex").trim());
+    let record: storage::records::Merchant =
+        storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(record.fee_parts.0, storage::records::FeeParts::default());
+    assert_eq!(record.fee_terms().fee(3_250), 3_250 * 6 / 1_000 + 1);
+    let again = storage::records::encode(&record);
+    assert!(again[6..].starts_with(&old[6..]));
 }
 
 /// The records of the layers above as written today (`aux_v2.hex`): decode and encode back

@@ -27,6 +27,31 @@ pub struct Merchant {
     /// is its available balance (GL 2102). `None` only for merchants written before, until
     /// the first start of a build with the chart creates it.
     pub pending_account: Tail<Option<AccountId>>,
+    /// The fee's parts beyond the rate (issue #16), in minor units; none for merchants
+    /// written before.
+    pub fee_parts: Tail<FeeParts>,
+}
+
+/// A fee's fixed part per payment and its optional minimum and maximum, in minor units
+/// (`engine::money::FeeTerms` with the merchant's rate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct FeeParts {
+    pub fixed: i64,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl Merchant {
+    /// The merchant's fee terms.
+    pub fn fee_terms(&self) -> engine::money::FeeTerms {
+        let parts = self.fee_parts.0;
+        engine::money::FeeTerms {
+            rate_ppm: self.fee_rate_ppm,
+            fixed: parts.fixed,
+            min: parts.min,
+            max: parts.max,
+        }
+    }
 }
 
 /// A merchant's credentials as they changed after sign-up.

@@ -131,3 +131,23 @@ fn get(p: &Payd, key: &str, path: &str) -> Response {
     let auth = format!("Bearer {key}");
     p.req("GET", path, &[("Authorization", &auth)], b"")
 }
+
+/// A channel whose answer states its fee (channel-sim's `fee_rate_ppm`) is booked at that
+/// fee, as the channel's expense, not at the rate payd was configured with for it.
+#[test]
+fn a_channel_that_reports_its_fee_is_booked_at_that_fee() {
+    let sim = Sim::start(&[r#"acq={"fee_rate_ppm":3000}"#]);
+    let p = Payd::start();
+    channel(&p, "acq", &format!("http://{}", sim.addr("acq")), "0.002");
+    let shop = merchant(&p, r#"{"name":"cards","fee_rate":"0.006"}"#);
+    let token = tokenize(&p, &shop.key, "4111111111111111");
+    let paid = card_pay(&p, &shop.key, "c1", "100.00", &token);
+    let done = settled(&p, &shop.key, paid["id"].as_str().unwrap());
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["fee"], "0.60");
+    // 100.00 at 0.3% = 0.30 by the channel's word (its configured 0.2% would be 0.20).
+    let records = sim.records("acq");
+    assert_eq!(records[0]["fee_minor"], 30, "{records:?}");
+    let report = p.admin("GET", "/v1/reports/daily", "").json();
+    assert_eq!(report["channel_fees"], "0.30", "{report}");
+}

@@ -240,6 +240,35 @@ async fn call(state: &Platform, c: &Call, payment: &Payment, request_id: &str) -
     outcome
 }
 
+/// The channel's own word on its fee for this charge, when its answer carries one within
+/// the amount, replaces the fee expected from its configured rate (booked as the channel's
+/// fee expense). A difference is logged: reconciliation checks fees against the statement.
+fn take_reported_fee(payment: &mut Payment, answer: &ChargeAnswer) {
+    let amount = payment.amount;
+    let Some(card) = payment.card.0.as_mut() else {
+        return;
+    };
+    match answer.fee_minor {
+        Some(fee) if (0..=amount).contains(&fee) => {
+            if fee != card.channel_fee {
+                tracing::warn!(
+                    payment_id = %payment_id_text(payment.id),
+                    expected = card.channel_fee,
+                    reported = fee,
+                    "the channel reports a fee other than its configured rate gives"
+                );
+            }
+            card.channel_fee = fee;
+        }
+        Some(fee) => tracing::warn!(
+            payment_id = %payment_id_text(payment.id),
+            reported = fee,
+            "the channel reports a fee outside the charge; the configured fee is booked"
+        ),
+        None => {}
+    }
+}
+
 /// Records the charge: the payment `succeeded` and the postings, in one durable unit with
 /// `extra` records (the idempotency record).
 async fn book(
@@ -369,7 +398,8 @@ pub async fn charge(
             card.attempts.push((c.name.clone(), label.to_string()));
         }
         match outcome {
-            Outcome::Charged(_) => {
+            Outcome::Charged(answer) => {
+                take_reported_fee(&mut payment, &answer);
                 let extra = answer_of(&Payment {
                     status: PaymentStatus::Succeeded,
                     ..payment.clone()
@@ -494,6 +524,7 @@ pub async fn resolve(
     }
     match answer {
         Some(a) if a.status == ChargeStatus::Succeeded && a.amount_minor == payment.amount => {
+            take_reported_fee(&mut payment, &a);
             let merchant = records::read::<records::Merchant>(
                 store,
                 &records::merchant_key(payment.merchant),

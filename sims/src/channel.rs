@@ -11,7 +11,7 @@
 //!
 //! Control plane (on the simulator's main address):
 //! - `PUT /_sim/channels/{name}` with any of `{"latency_ms", "error_rate", "decline_rate",
-//!   "timeout_rate", "down", "notify_delay_ms"}`: creates the channel or changes it live;
+//!   "timeout_rate", "down", "notify_delay_ms", "fee_rate_ppm"}`: creates the channel or changes it live;
 //!   answers its state, including its `url`, and `inflight` / `peak_inflight` (charge
 //!   requests being handled now, and the most at once).
 //! - `GET /_sim/channels`: every channel; `GET /_sim/channels/{name}/records`: its charges
@@ -57,6 +57,9 @@ pub struct ChannelSettings {
     pub timeout_rate: Option<f64>,
     pub down: Option<bool>,
     pub notify_delay_ms: Option<u64>,
+    /// The channel's fee in parts per million of each charge, rounded half up, reported in
+    /// each charge's answer (`fee_minor`); unset: the answers report no fee.
+    pub fee_rate_ppm: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -68,6 +71,7 @@ pub struct ChannelConfig {
     pub timeout_rate: f64,
     pub down: bool,
     pub notify_delay_ms: u64,
+    pub fee_rate_ppm: Option<u32>,
 }
 
 impl Default for ChannelConfig {
@@ -79,6 +83,7 @@ impl Default for ChannelConfig {
             timeout_rate: 0.0,
             down: false,
             notify_delay_ms: 100,
+            fee_rate_ppm: None,
         }
     }
 }
@@ -103,6 +108,12 @@ impl ChannelConfig {
         }
         if let Some(v) = s.notify_delay_ms {
             next.notify_delay_ms = v;
+        }
+        if let Some(v) = s.fee_rate_ppm {
+            if v > 1_000_000 {
+                return Err("fee_rate_ppm must be within 0..=1000000".into());
+            }
+            next.fee_rate_ppm = Some(v);
         }
         if !(0.0..=60_000.0).contains(&next.latency_ms) {
             return Err("latency_ms must be within 0..=60000".into());
@@ -404,6 +415,12 @@ async fn charge(data: ChannelData, body: web::Json<ChargeRequest>) -> HttpRespon
                 currency: req.currency.clone(),
                 decline_reason: declined.then(|| "do_not_honor".to_string()),
                 refunded_minor: 0,
+                // Half up, in integers: (amount × ppm + 500,000) / 1,000,000.
+                fee_minor: config.fee_rate_ppm.filter(|_| !declined).map(|ppm| {
+                    let fee =
+                        (i128::from(req.amount_minor) * i128::from(ppm) + 500_000) / 1_000_000;
+                    i64::try_from(fee).unwrap_or(i64::MAX)
+                }),
             };
             ledger
                 .charges

@@ -46,6 +46,14 @@ pub struct ChargeAnswer {
     pub decline_reason: Option<String>,
     #[serde(deserialize_with = "crate::json_int::int")]
     pub refunded_minor: i64,
+    /// What the channel keeps of the charge as its fee (issue #16), when it says: booked as
+    /// the channel's fee instead of the rate payd was configured with for it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json_int::opt_int"
+    )]
+    pub fee_minor: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

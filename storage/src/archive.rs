@@ -303,6 +303,12 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<(SegmentInfo, Records), Segmen
 
 /// The segments in `dir`, oldest date first.
 pub fn list(dir: &Path) -> Result<Vec<PathBuf>, SegmentError> {
+    list_with_extension(dir, "seg")
+}
+
+/// The files of `dir` named `<YYYY-MM-DD>.<extension>`, oldest date first (none when `dir`
+/// does not exist).
+pub fn list_with_extension(dir: &Path, extension: &str) -> Result<Vec<PathBuf>, SegmentError> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -311,11 +317,11 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>, SegmentError> {
     };
     for entry in entries {
         let path = entry.map_err(|e| io(dir, e))?.path();
-        if path.extension().is_some_and(|x| x == "seg") {
+        if path.extension().is_some_and(|x| x == extension) {
             out.push(path);
         }
     }
-    // `YYYY-MM-DD.seg` sorts by date.
+    // `YYYY-MM-DD.<extension>` sorts by date.
     out.sort();
     Ok(out)
 }

@@ -219,6 +219,12 @@ pub fn read_header(path: &Path) -> Result<ShelfHeader, SegmentError> {
 /// A segment's figures from its header and trailer alone (header CRC checked): records,
 /// blocks, file size, the SHA-256 its trailer states (checked by [`read`]).
 pub fn read_info(path: &Path) -> Result<ShelfInfo, SegmentError> {
+    Ok(open(path)?.1)
+}
+
+/// Opens a segment and reads its header (CRC checked) and trailer: the file, its figures
+/// and where its index starts.
+fn open(path: &Path) -> Result<(File, ShelfInfo, usize), SegmentError> {
     let name = path.display().to_string();
     let mut f = File::open(path).map_err(|e| io(path, e))?;
     let len = f.metadata().map_err(|e| io(path, e))?.len() as usize;
@@ -239,13 +245,22 @@ pub fn read_info(path: &Path) -> Result<ShelfInfo, SegmentError> {
             "truncated or damaged: no trailer",
         ));
     }
-    Ok(ShelfInfo {
+    let index_at = le64(&trailer, 13) as usize;
+    if index_at < HEADER_LEN || index_at > len - TRAILER_LEN {
+        return Err(corrupt(
+            &name,
+            len - TRAILER_LEN,
+            "index offset out of the file",
+        ));
+    }
+    let info = ShelfInfo {
         header,
         records: le64(&trailer, 1),
         blocks: le32(&trailer, 9),
         bytes: len as u64,
         sha256: trailer[21..].try_into().expect("32 bytes"),
-    })
+    };
+    Ok((f, info, index_at))
 }
 
 /// One block's records, its CRC checked.
@@ -346,33 +361,8 @@ fn decode_index(name: &str, idx: &[u8], at: usize) -> Result<Vec<(u64, Vec<u8>)>
 /// The value stored under `key`, reading one block (header, index and block CRCs checked).
 pub fn get(path: &Path, key: &[u8]) -> Result<Option<Vec<u8>>, SegmentError> {
     let name = path.display().to_string();
-    let mut f = File::open(path).map_err(|e| io(path, e))?;
-    let len = f.metadata().map_err(|e| io(path, e))?.len() as usize;
-    if len < HEADER_LEN + TRAILER_LEN {
-        return Err(corrupt(&name, len, "truncated: no trailer"));
-    }
-    let mut head = [0u8; HEADER_LEN];
-    f.read_exact(&mut head).map_err(|e| io(path, e))?;
-    decode_header(&name, &head)?;
-    let mut trailer = [0u8; TRAILER_LEN];
-    f.seek(SeekFrom::Start((len - TRAILER_LEN) as u64))
-        .and_then(|_| f.read_exact(&mut trailer))
-        .map_err(|e| io(path, e))?;
-    if trailer[0] != b'T' {
-        return Err(corrupt(
-            &name,
-            len - TRAILER_LEN,
-            "truncated or damaged: no trailer",
-        ));
-    }
-    let index_at = le64(&trailer, 13) as usize;
-    if index_at < HEADER_LEN || index_at > len - TRAILER_LEN {
-        return Err(corrupt(
-            &name,
-            len - TRAILER_LEN,
-            "index offset out of the file",
-        ));
-    }
+    let (mut f, info, index_at) = open(path)?;
+    let len = info.bytes as usize;
     let mut idx = vec![0u8; len - TRAILER_LEN - index_at];
     f.seek(SeekFrom::Start(index_at as u64))
         .and_then(|_| f.read_exact(&mut idx))
@@ -509,20 +499,7 @@ pub fn read(path: &Path) -> Result<(ShelfInfo, Records), SegmentError> {
 
 /// The record segments in `dir`, oldest date first.
 pub fn list(dir: &Path) -> Result<Vec<PathBuf>, SegmentError> {
-    let mut out = Vec::new();
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io(dir, e)),
-    };
-    for entry in entries {
-        let path = entry.map_err(|e| io(dir, e))?.path();
-        if path.extension().is_some_and(|x| x == "shelf") {
-            out.push(path);
-        }
-    }
-    out.sort();
-    Ok(out)
+    crate::archive::list_with_extension(dir, "shelf")
 }
 
 #[cfg(test)]

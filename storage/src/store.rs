@@ -1057,45 +1057,23 @@ impl Store {
         Ok(None)
     }
 
-    /// The record under `key` in `date`'s record segment, if the date is shelved.
-    pub fn shelved_at(&self, date: BusinessDate, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let path = self
-            .inner
+    /// `date`'s record segment, if the date is shelved.
+    fn shelf_path(&self, date: BusinessDate) -> Option<PathBuf> {
+        self.inner
             .shelves
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .find(|(h, _)| h.date == date)
-            .map(|(_, p)| p.clone());
-        match path {
+            .map(|(_, p)| p.clone())
+    }
+
+    /// The record under `key` in `date`'s record segment, if the date is shelved.
+    pub fn shelved_at(&self, date: BusinessDate, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.shelf_path(date) {
             Some(path) => crate::shelf::get(&path, key).map_err(archive_error),
             None => Ok(None),
         }
-    }
-
-    /// The records of `date`'s record segment whose keys start with `prefix`, in key order
-    /// (empty when the date is not shelved).
-    pub fn shelved_prefix(
-        &self,
-        date: BusinessDate,
-        prefix: &[u8],
-    ) -> Result<crate::shelf::Records> {
-        let path = self
-            .inner
-            .shelves
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|(h, _)| h.date == date)
-            .map(|(_, p)| p.clone());
-        let Some(path) = path else {
-            return Ok(Vec::new());
-        };
-        let (_, records) = crate::shelf::read(&path).map_err(archive_error)?;
-        Ok(records
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .collect())
     }
 
     /// The records whose keys start with `prefix` in the record segments whose id range
@@ -1126,15 +1104,8 @@ impl Store {
 
     /// `date`'s record segment's figures (header and trailer), if the date is shelved.
     pub fn shelf_info(&self, date: BusinessDate) -> Result<Option<crate::shelf::ShelfInfo>> {
-        let path = self
-            .inner
-            .shelves
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|(h, _)| h.date == date)
-            .map(|(_, p)| p.clone());
-        path.map(|p| crate::shelf::read_info(&p).map_err(archive_error))
+        self.shelf_path(date)
+            .map(|p| crate::shelf::read_info(&p).map_err(archive_error))
             .transpose()
     }
 

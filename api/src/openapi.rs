@@ -191,6 +191,8 @@ impl Modify for Currencies {
         crate::routes::gl::day_end,
         crate::routes::gl::day_end_get,
         crate::routes::reports::daily,
+        crate::routes::settlements::list,
+        crate::routes::settlements::get,
         payments::create,
         payments::list,
         payments::get,

@@ -110,6 +110,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/v1/gl/day_end", "POST").route(web::post().to(routes::gl::day_end)))
     .service(resource("/v1/reports/daily", "GET").route(web::get().to(routes::reports::daily)))
+    .service(resource("/v1/settlements", "GET").route(web::get().to(routes::settlements::list)))
+    .service(resource("/v1/settlements/{id}", "GET").route(web::get().to(routes::settlements::get)))
     .service(resource("/v1/gl/day_end/{date}", "GET").route(web::get().to(routes::gl::day_end_get)))
     .service(resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)))
     .service(resource("/v1/otp", "POST").route(web::post().to(crate::otp::create)))

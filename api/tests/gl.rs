@@ -128,9 +128,13 @@ fn gl_balances_the_trial_balance_and_the_journal_follow_every_movement() {
         "the reserve: what was deposited"
     );
     assert_eq!(gl_balance(&p, "2001"), "350.00", "customers: 500 - 150");
-    assert_eq!(gl_balance(&p, "2102"), "149.10", "merchants' available");
+    assert_eq!(
+        gl_balance(&p, "2101"),
+        "149.10",
+        "merchants' pending: payments land there"
+    );
     assert_eq!(gl_balance(&p, "4001"), "0.90", "fee income");
-    assert_eq!(gl_balance(&p, "2101"), "0.00", "nothing pending yet");
+    assert_eq!(gl_balance(&p, "2102"), "0.00", "nothing matured yet");
 
     let r = p.admin("GET", "/v1/gl/trial_balance", "");
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
@@ -143,7 +147,7 @@ fn gl_balances_the_trial_balance_and_the_journal_follow_every_movement() {
     assert_eq!(tb["total_credit"], "650.00");
     assert_eq!(tb_row(&tb, "1001"), ["0.00", "500.00", "0.00", "500.00"]);
     assert_eq!(tb_row(&tb, "2001"), ["0.00", "150.00", "500.00", "-350.00"]);
-    assert_eq!(tb_row(&tb, "2102"), ["0.00", "0.00", "149.10", "-149.10"]);
+    assert_eq!(tb_row(&tb, "2101"), ["0.00", "0.00", "149.10", "-149.10"]);
     assert_eq!(tb_row(&tb, "4001"), ["0.00", "0.00", "0.90", "-0.90"]);
     // The same with the date and currency named.
     let again = p.admin(
@@ -192,7 +196,7 @@ fn gl_balances_the_trial_balance_and_the_journal_follow_every_movement() {
         legs[1],
         (
             shop.account.clone(),
-            "2102".into(),
+            "2101".into(),
             "0.00".into(),
             "99.40".into()
         )
@@ -244,7 +248,7 @@ fn gl_balances_the_trial_balance_and_the_journal_follow_every_movement() {
     // Kept across a restart: the book is durable with the balances.
     assert!(p.terminate().success());
     let p = Payd::start_in(&dir, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
-    assert_eq!(gl_balance(&p, "2102"), "149.10");
+    assert_eq!(gl_balance(&p, "2101"), "149.10");
     let after_restart = p.admin("GET", "/v1/gl/trial_balance", "").json();
     assert_eq!(after_restart, tb);
 }
@@ -266,32 +270,27 @@ fn merchants_of_a_data_dir_from_before_the_chart_get_their_gl_accounts_on_start(
     assert_eq!(pay(&p, &shop.key, "old-1", "50.00", &payer).status, 201);
     let open = business_date(&p, "Asia/Shanghai");
     assert!(p.terminate().success());
+    // The account the payment landed in (today: the pending one, the v1 account_id).
     let account = engine::AccountId::parse(&shop.account).unwrap();
+    let id = u128::from_str_radix(&shop.id[4..], 16).unwrap();
     let find = |store: &storage::Store| -> Merchant {
-        let mut found = None;
-        store
-            .for_each_aux_with_prefix(records::prefix::MERCHANT, usize::MAX, |k, v| {
-                let m: Merchant = records::decode(k, v)?;
-                if m.account == account {
-                    found = Some(m);
-                }
-                Ok(())
-            })
-            .unwrap();
-        found.expect("the merchant's record")
+        records::read::<Merchant>(store, &records::merchant_key(id))
+            .unwrap()
+            .expect("the merchant's record")
     };
     {
-        // Back to what a build before the chart left: the merchant's account among the
-        // customers' balances, its record without a pending account.
+        // Back to what a build before the chart left: one balance account holding the
+        // merchant's takings, among the customers' balances, and no pending account.
         let (store, _) = storage::Store::open(&dir, storage::StoreOptions::default()).unwrap();
         let mut m = find(&store);
-        assert!(m.pending_account.0.is_some(), "a new merchant has one");
+        assert_eq!(m.pending_account.0, Some(account), "a new merchant has one");
+        m.account = account;
         m.pending_account = Tail(None);
         store
             .commit_blocking(storage::CommitUnit {
                 effects: vec![engine::Effect::GlAssigned {
                     account,
-                    from: GlAccount::MerchantAvailable,
+                    from: GlAccount::MerchantPending,
                     gl: GlAccount::CustomerBalances,
                     date: engine::gl::BusinessDate::parse(&open),
                 }],
@@ -323,10 +322,14 @@ fn merchants_of_a_data_dir_from_before_the_chart_get_their_gl_accounts_on_start(
             .cloned()
             .unwrap()
     };
+    // The payment's credit to pending, moved to customers' (the old build) and on to
+    // available (the migration).
     assert_eq!(row("2102")["opening"], "0.00", "{tb}");
-    assert_eq!(row("2102")["credit"], "99.40", "{tb}");
-    assert_eq!(row("2102")["debit"], "49.70");
+    assert_eq!(row("2102")["credit"], "49.70", "{tb}");
+    assert_eq!(row("2102")["debit"], "0.00");
     assert_eq!(row("2102")["closing"], "-49.70");
+    assert_eq!(row("2101")["credit"], "49.70", "{tb}");
+    assert_eq!(row("2101")["debit"], "49.70");
     // Again: nothing more to do, nothing moves.
     assert!(p.terminate().success());
     let p = Payd::start_in(&dir, &env);
@@ -351,6 +354,12 @@ fn merchants_of_a_data_dir_from_before_the_chart_get_their_gl_accounts_on_start(
         .expect("the pending account exists");
     assert_eq!(pending.gl, GlAccount::MerchantPending);
     assert_eq!(pending.balance, 0);
+    assert_eq!(
+        pending.credit_limit,
+        engine::AMOUNT_MINOR_MAX,
+        "it may go below zero"
+    );
+    assert_ne!(m.pending(), account, "a new pending account");
     assert_eq!(
         store.account(account).unwrap().unwrap().gl,
         GlAccount::MerchantAvailable
@@ -501,6 +510,8 @@ fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
                 "checks",
                 "hash",
                 "report",
+                "settlement_maturity",
+                "settlement_batches",
                 "archive"
             ]
         );
@@ -655,7 +666,11 @@ fn a_day_end_killed_in_any_step_finishes_after_a_restart_with_the_same_hash() {
     let base = tmp.path().join("base");
     let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
     let p = Payd::start_in(&base, &env);
-    let shop = merchant(&p, r#"{"name":"crash shop"}"#);
+    // T+0 with a payout account: the settlement steps move money in this day-end too.
+    let shop = merchant(
+        &p,
+        r#"{"name":"crash shop","settlement_cycle_days":0,"payout_account":{"bank":"ICBC","account_number":"6222020200112233445","name":"Crash Shop Ltd"}}"#,
+    );
     let payer = funded_account(&p, "300.00");
     for i in 0..5 {
         assert_eq!(
@@ -672,6 +687,26 @@ fn a_day_end_killed_in_any_step_finishes_after_a_restart_with_the_same_hash() {
     assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
     let expected = finished_day_end(&p, &date);
     assert_eq!(expected["status"], "done", "{expected:#}");
+    let settled = |p: &Payd| {
+        let m = p
+            .admin("GET", &format!("/v1/merchants/{}", shop.id), "")
+            .json();
+        let s = p
+            .admin(
+                "GET",
+                &format!("/v1/settlements?merchant_id={}", shop.id),
+                "",
+            )
+            .json();
+        (m["balances"].clone(), s["data"].clone())
+    };
+    let expected_settlement = settled(&p);
+    // 5 × 12.34 less the 0.60% fee (0.07 each) matured at T+0 and went out in one payout.
+    assert_eq!(
+        expected_settlement.0["in_transit"], "61.35",
+        "{expected_settlement:?}"
+    );
+    assert_eq!(expected_settlement.1.as_array().unwrap().len(), 1);
     assert!(p.terminate().success());
     for step in [
         "switch",
@@ -681,6 +716,8 @@ fn a_day_end_killed_in_any_step_finishes_after_a_restart_with_the_same_hash() {
         "checks",
         "hash",
         "report",
+        "settlement_maturity",
+        "settlement_batches",
         "archive",
     ] {
         let dir = tmp.path().join(step);
@@ -732,6 +769,28 @@ fn a_day_end_killed_in_any_step_finishes_after_a_restart_with_the_same_hash() {
         );
         assert_eq!(
             done["switch_seq"], expected["switch_seq"],
+            "killed in {step}"
+        );
+        // Settled exactly once: the same balances and the same one batch.
+        let got = settled(&p);
+        assert_eq!(got.0, expected_settlement.0, "killed in {step}");
+        let strip = |v: &serde_json::Value| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    (
+                        b["id"].clone(),
+                        b["net"].clone(),
+                        b["payout"]["amount"].clone(),
+                        b["status"].clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strip(&got.1),
+            strip(&expected_settlement.1),
             "killed in {step}"
         );
         assert!(p.terminate().success());
@@ -1024,6 +1083,7 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
     let mut censuses = Vec::new();
     let mut ids: Vec<Vec<String>> = Vec::new();
     let mut refunds = Vec::new();
+    let mut first_batch = serde_json::Value::Null;
     for day in 0..30 {
         let mut today = Vec::new();
         for i in 0..40 {
@@ -1042,6 +1102,14 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         let done = finished_day_end(&p, &open);
         assert_eq!(done["status"], "done", "{done:#}");
         days.push(open);
+        if day == 1 {
+            // The first settlement batch (day 0's takings matured at day 1's day-end).
+            let list = get(&p, &shop.key, "/v1/settlements").json();
+            first_batch = list["data"][0].clone();
+            // 40 × (1.00 − a 0.01 fee) − a 0.10 refund (its fee part rounds to 0.00).
+            assert_eq!(first_batch["net"], "39.50", "{list}");
+            assert_eq!(first_batch["merchant_id"], shop.id.as_str(), "{list}");
+        }
         if day == 9 || day == 19 || day == 29 {
             // Measured after a clean stop (memtables flushed).
             assert!(p.terminate().success());
@@ -1071,6 +1139,8 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         ("aux", "rp"),
         ("aux", "ds"),
         ("aux", "de"),
+        ("aux", "sb"),
+        ("aux", "sn"),
         ("dedup", ""),
     ] {
         let n: Vec<u64> = censuses.iter().map(|c| count(c, cf, prefix)).collect();
@@ -1093,6 +1163,11 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         tables[2] < tables[0] + 20 * 1_500,
         "the tables grew with history: {tables:?} bytes after days 10, 20, 30"
     );
+    // A shelved settlement batch is still read by its id.
+    let id = first_batch["id"].as_str().unwrap();
+    let got = get(&p, &shop.key, &format!("/v1/settlements/{id}"));
+    assert_eq!(got.status, 200, "{:?}", String::from_utf8_lossy(&got.body));
+    assert_eq!(got.json()["net"], first_batch["net"]);
     // A shelved payment, its refund and its day's report are still read.
     let old = &ids[0][0];
     let got = get(&p, &shop.key, &format!("/v1/payments/{old}"));
@@ -1177,8 +1252,10 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
             "",
         )
         .json();
-    // 40 payments and a refund.
-    assert_eq!(entries["data"].as_array().unwrap().len(), 41);
+    // 40 payments, a refund, and the maturity of the day before's takings (T+1).
+    let data = entries["data"].as_array().unwrap();
+    assert_eq!(data.len(), 42);
+    assert_eq!(data.iter().filter(|e| e["kind"] == "settlement").count(), 1);
     let tb = trial_balance_of(&p, &days[5]);
     assert_eq!(tb["balanced"], true);
     assert!(p.terminate().success());

@@ -133,15 +133,41 @@ fn each_transfer_gets_its_own_result_and_applies_once() {
 #[test]
 fn a_merchant_pays_out_of_its_own_balance_only_and_bad_batches_are_refused_whole() {
     let p = Payd::start();
-    let shop = merchant(&p, r#"{"name":"payouts","fee_rate":"0"}"#);
+    // T+0 and no payout account: the payment is available after the day-end, and stays.
+    let shop = merchant(
+        &p,
+        r#"{"name":"payouts","fee_rate":"0","settlement_cycle_days":0}"#,
+    );
     let customer = funded_account(&p, "20.00");
     let payee = funded_account(&p, "0.01");
     assert_eq!(pay(&p, &shop.key, "o1", "10.00", &customer).status, 201);
+    let available = p
+        .admin("GET", &format!("/v1/merchants/{}", shop.id), "")
+        .json()["available_account_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let date = p.admin("GET", "/v1/gl/business_date", "").json()["business_date"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
+    eventually(60, "the day-end finishes", || {
+        p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json()["status"] == "done"
+    });
+    assert_eq!(p.balance(&available), "10.00");
+    // Not out of pending (its v1 account_id): only available is paid out.
+    let r = batch(
+        &p,
+        &shop.key,
+        json!([t("p0", &shop.account, &payee, "1.00")]),
+    );
+    assert_eq!(statuses(&r)[0].2, "unknown_account");
     let r = batch(
         &p,
         &shop.key,
         json!([
-            t("p1", &shop.account, &payee, "4.00"),
+            t("p1", &available, &payee, "4.00"),
             t("p2", &customer, &payee, "1.00"),
         ]),
     );
@@ -152,7 +178,8 @@ fn a_merchant_pays_out_of_its_own_balance_only_and_bad_batches_are_refused_whole
             ("p2".into(), "failed".into(), "unknown_account".into()),
         ]
     );
-    assert_eq!(p.balance(&shop.account), "6.00");
+    assert_eq!(p.balance(&available), "6.00");
+    assert_eq!(p.balance(&shop.account), "0.00");
     assert_eq!(p.balance(&customer), "10.00");
     // A merchant's ids are its own: the operator's "p1" is another transfer.
     let admin = batch(&p, ADMIN, json!([t("p1", &customer, &payee, "1.00")]));

@@ -123,6 +123,11 @@ pub enum PlatformRole {
     ChannelReceivable = 3,
     /// Fees channels take: a cost.
     ChannelFees = 4,
+    /// What merchants owe us: shortfalls carried by settlement (refunds above takings),
+    /// offset from their later income. Minus that amount (an asset).
+    MerchantNegative = 5,
+    /// Settlement payouts sent to merchants' banks and not yet confirmed.
+    PayoutsInTransit = 6,
 }
 
 impl PlatformRole {
@@ -133,6 +138,8 @@ impl PlatformRole {
             PlatformRole::FeeIncome,
             PlatformRole::ChannelReceivable,
             PlatformRole::ChannelFees,
+            PlatformRole::MerchantNegative,
+            PlatformRole::PayoutsInTransit,
         ]
         .into_iter()
         .find(|r| *r as u16 == value)

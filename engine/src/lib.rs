@@ -26,6 +26,7 @@ pub mod ids;
 pub mod money;
 pub mod risk;
 pub mod routing;
+pub mod settlement;
 pub mod splits;
 pub mod state_machine;
 pub mod transfer;

@@ -50,6 +50,10 @@ pub enum TransferKind {
     /// A manual GL entry by finance staff: a correction, always dated in the open period
     /// (a closed day is never edited; the correction reverses it on a later day).
     Adjustment,
+    /// Merchant settlement (清算 / 结算): maturity (pending → available), a batch's netting
+    /// and payout (available → in transit), a payout confirmed (in transit → reserve) or
+    /// failed (back to available).
+    Settlement,
 }
 
 /// The three accounts of a payment.

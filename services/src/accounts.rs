@@ -214,10 +214,20 @@ pub fn rejected(reject: Reject) -> Error {
 
 /// Makes sure the platform's customer-funds and fee accounts exist for `currency`.
 pub async fn ensure_platform_accounts(ledger: &actors::Ledger, currency: Currency) -> Result<()> {
-    for role in [PlatformRole::CustomerFunds, PlatformRole::FeeIncome] {
+    for role in [
+        PlatformRole::CustomerFunds,
+        PlatformRole::FeeIncome,
+        PlatformRole::MerchantNegative,
+        PlatformRole::PayoutsInTransit,
+    ] {
         let id = AccountId::platform(role, currency.numeric());
-        // Customer funds mirror money at banks: any sign. Fee income never goes below zero.
-        let limit = if role == PlatformRole::CustomerFunds {
+        // Customer funds mirror money at banks and merchant negative balances are owed to
+        // us (an asset: below zero): any sign. Fee income and payouts in transit never go
+        // below zero.
+        let limit = if matches!(
+            role,
+            PlatformRole::CustomerFunds | PlatformRole::MerchantNegative
+        ) {
             i64::MAX
         } else {
             0
@@ -280,9 +290,10 @@ pub async fn create(
 /// Account `id_text` as `caller` may see it (a merchant: its own balance account only).
 pub async fn get(state: &Platform, caller: &Caller, id_text: &str) -> Result<AccountView> {
     let live = load(state, id_text).await?;
-    // A merchant sees its own balance account only; any other answers 404, like a missing one.
+    // A merchant sees its own accounts only (pending and available); any other answers
+    // 404, like a missing one.
     if let Caller::Merchant(m) = &caller {
-        if m.account != live.account.id {
+        if m.account != live.account.id && m.pending() != live.account.id {
             return Err(Error::not_found(format!("no account {:?}", id_text)));
         }
     }

@@ -542,7 +542,7 @@ pub async fn resolve(
                     ..payment.clone()
                 },
             );
-            book(state, &mut payment, merchant.account, number, events).await?;
+            book(state, &mut payment, merchant.pending(), number, events).await?;
         }
         Some(_) => {
             fail(&mut payment, "channel_declined");

@@ -45,7 +45,7 @@ use crate::platform::{now_ns, Platform};
 
 /// The steps of a day-end, in order. Later issues add theirs (settlement maturity and
 /// batches, reconciliation fetch, credit billing) here.
-pub const STEPS: [&str; 8] = [
+pub const STEPS: [&str; 10] = [
     "switch",
     "wait_in_flight",
     "snapshot_accounts",
@@ -53,6 +53,8 @@ pub const STEPS: [&str; 8] = [
     "checks",
     "hash",
     "report",
+    "settlement_maturity",
+    "settlement_batches",
     "archive",
 ];
 
@@ -249,6 +251,16 @@ async fn off_thread(
     .map_err(|e| Error::Storage(format!("the day-end thread failed: {e}")))?;
     *d = record;
     outcome
+}
+
+/// Runs `work` on a [`background`] thread and waits for it (a step's reads of every
+/// merchant, off the async threads).
+pub(crate) async fn in_background<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    background(work)
+        .await
+        .map_err(|e| Error::Storage(format!("the day-end thread failed: {e}")))?
 }
 
 /// `date`'s day-end record: hot, or in the date's record segment once shelved (its
@@ -519,6 +531,12 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
             "checks" => off_thread(&store, &mut d, |s, d| checks(s, d)).await,
             "hash" => off_thread(&store, &mut d, hash).await,
             "report" => report(state, &store, &d).await,
+            "settlement_maturity" => crate::settlement::maturity_step(state, &store, d.date)
+                .await
+                .map_err(StepError::Stopped),
+            "settlement_batches" => crate::settlement::batches_step(state, &store, d.date)
+                .await
+                .map_err(StepError::Stopped),
             "archive" => archive(state, &store, &d).await,
             other => Err(StepError::Failed(format!("unknown step {other}"))),
         };

@@ -75,8 +75,10 @@ pub async fn ensure_dates(
 
 /// Gives merchants written before the chart of accounts their place in it, once: the
 /// balance account moves to merchants' available balances (GL 2102, by a `GlAssigned`
-/// entry, its balance with it), and a pending-settlement account (GL 2101) is created with
-/// the merchant's record naming it in the same write. Answers how many merchants changed.
+/// entry, its balance with it), and a pending-settlement account (GL 2101, allowed below
+/// zero: payments land there from now on, and it is the v1 `account_id`) is created with
+/// the merchant's record naming it in the same write (also replacing an empty one made
+/// before settlement, which could not go below zero). Answers how many merchants changed.
 /// Idempotent: a crash halfway is finished by the next start.
 pub async fn migrate_merchants(
     ledger: &actors::Ledger,
@@ -104,7 +106,25 @@ pub async fn migrate_merchants(
                 .map_err(|r| format!("moving {} to GL 2102: {r}", m.account))?;
             touched = true;
         }
-        if m.pending_account.0.is_none() {
+        // Its pending account (where payments land) must exist and may go below zero; one
+        // made before settlement (credit limit 0, never credited) is replaced by a new one.
+        let usable = match m.pending_account.0 {
+            None => false,
+            Some(p) => {
+                let a = store
+                    .account(p)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("merchant {:032x} has no account {p}", m.id))?;
+                if a.credit_limit < crate::merchants::PENDING_OVERDRAFT && a.balance != 0 {
+                    return Err(format!(
+                        "merchant {:032x}'s pending account {p} holds money but cannot go below zero",
+                        m.id
+                    ));
+                }
+                a.credit_limit >= crate::merchants::PENDING_OVERDRAFT
+            }
+        };
+        if !usable {
             let pending = AccountId(crate::platform::new_id());
             m.pending_account = records::Tail(Some(pending));
             let record = (records::merchant_key(m.id), records::encode(&m));
@@ -113,7 +133,7 @@ pub async fn migrate_merchants(
                     pending,
                     account.currency,
                     GlAccount::MerchantPending,
-                    0,
+                    crate::merchants::PENDING_OVERDRAFT,
                     vec![record],
                 )
                 .await
@@ -489,6 +509,7 @@ fn entry_view(seq: Option<u64>, t: &Transfer) -> JournalEntryView {
         TransferKind::Deposit => ("deposit", None),
         TransferKind::Transfer => ("transfer", None),
         TransferKind::Adjustment => ("adjustment", None),
+        TransferKind::Settlement => ("settlement", None),
     };
     JournalEntryView {
         id: t.id.to_string(),

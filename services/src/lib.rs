@@ -15,6 +15,8 @@
 //! - [`notifications`]: the SMS platform; [`notifications::wire`] is the gateway protocol
 //!   (`sms-sim` plays it).
 //! - [`gl`]: the general ledger: the business date (its rules are `engine::gl`).
+//! - [`settlement`]: merchant settlement: maturity (T+N), netting, batches (its rules are
+//!   `engine::settlement`).
 //! - [`audit`]: the operator action log.
 //! - [`ratelimit`]: keyed token buckets (sources, merchants, payers, phone numbers).
 //! - [`metrics`]: every metric's name and the recording helpers; [`stats`]: today's totals.
@@ -46,6 +48,7 @@ pub mod refunds;
 pub mod reports;
 pub mod risk;
 pub mod secret;
+pub mod settlement;
 pub mod shelf;
 pub mod signature;
 pub mod stats;

@@ -22,6 +22,11 @@ pub fn key_sha256(key: &str) -> [u8; 32] {
     sha2::Sha256::digest(key.as_bytes()).into()
 }
 
+/// How far below zero a merchant's pending account may go: the largest amount (refunds are
+/// bounded by the payments they return; what the merchant cannot cover is carried by
+/// settlement and offset from its later income).
+pub const PENDING_OVERDRAFT: i64 = engine::AMOUNT_MINOR_MAX;
+
 /// Merchants remembered by key hash, so that a request costs no store read to
 /// authenticate. A change to a merchant record bumps `Platform::merchant_generation` and
 /// clears the map (see [`changed`]); the map is bounded (cleared when full:
@@ -129,6 +134,120 @@ pub struct CreateMerchant {
         schema(example = "gaming", pattern = r"^[a-z0-9_]{1,32}$")
     )]
     pub category: Option<String>,
+    /// T+N: business days from a payment's date to the day-end that makes it available
+    /// (0 to 30, default 1).
+    #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 30, example = 1))]
+    pub settlement_cycle_days: Option<u16>,
+    /// A settlement batch pays out only from this amount on (default 0).
+    #[cfg_attr(feature = "openapi", schema(example = "100.00"))]
+    pub min_payout: Option<String>,
+    /// Where payouts go; without one, matured money stays available.
+    pub payout_account: Option<PayoutAccountIn>,
+}
+
+/// A merchant's bank account for settlement payouts.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PayoutAccountIn {
+    #[cfg_attr(feature = "openapi", schema(example = "ICBC", max_length = 64))]
+    pub bank: String,
+    /// 6 to 34 letters and digits (shown masked after this).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "6222020200112233445", pattern = r"^[0-9A-Za-z]{6,34}$")
+    )]
+    pub account_number: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "杭州某某科技有限公司", max_length = 128)
+    )]
+    pub name: String,
+}
+
+/// A payout account as shown: the number masked.
+#[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PayoutAccountView {
+    pub bank: String,
+    #[cfg_attr(feature = "openapi", schema(example = "****3445"))]
+    pub account_number: String,
+    pub name: String,
+}
+
+fn payout_view(p: &Option<records::PayoutAccount>) -> Option<PayoutAccountView> {
+    p.as_ref().map(|p| PayoutAccountView {
+        bank: p.bank.clone(),
+        account_number: format!("****{}", p.last4),
+        name: p.name.clone(),
+    })
+}
+
+/// The context a payout account number is sealed under.
+pub fn payout_context(merchant: u128) -> Vec<u8> {
+    [b"payout_account".as_slice(), &merchant.to_be_bytes()].concat()
+}
+
+/// Settlement terms as sent, checked, over `terms`.
+fn settlement_terms(
+    state: &Platform,
+    merchant: u128,
+    cycle: Option<u16>,
+    min_payout: Option<&str>,
+    payout: Option<PayoutAccountIn>,
+    currency: engine::Currency,
+    mut terms: records::SettlementTerms,
+) -> Result<records::SettlementTerms> {
+    if let Some(c) = cycle {
+        if c > engine::settlement::CYCLE_DAYS_MAX {
+            return Err(Error::invalid(
+                "invalid_parameter",
+                format!(
+                    "settlement_cycle_days must be 0 to {}, got {c}",
+                    engine::settlement::CYCLE_DAYS_MAX
+                ),
+            )
+            .with_param("settlement_cycle_days"));
+        }
+        terms.cycle_days = c;
+    }
+    if let Some(t) = min_payout {
+        terms.min_payout = engine::money::parse_amount(t, currency).map_err(|e| {
+            Error::invalid("invalid_parameter", e.to_string()).with_param("min_payout")
+        })?;
+    }
+    if let Some(p) = payout {
+        let bad = |param: &str, msg: &str| {
+            Error::invalid("invalid_parameter", msg.to_string())
+                .with_param(format!("payout_account.{param}"))
+        };
+        for (value, param, max) in [(&p.bank, "bank", 64), (&p.name, "name", 128)] {
+            if value.trim().is_empty()
+                || value.chars().count() > max
+                || value.chars().any(char::is_control)
+            {
+                return Err(bad(
+                    param,
+                    &format!("{param} must be 1 to {max} characters, not blank"),
+                ));
+            }
+        }
+        let n = &p.account_number;
+        if !(6..=34).contains(&n.len()) || !n.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(bad(
+                "account_number",
+                "account_number must be 6 to 34 letters and digits",
+            ));
+        }
+        terms.payout_account = Some(records::PayoutAccount {
+            bank: p.bank.clone(),
+            name: p.name.clone(),
+            number_sealed: state.master.seal(n.as_bytes(), &payout_context(merchant)),
+            last4: n[n.len() - 4..].to_string(),
+        });
+    }
+    Ok(terms)
 }
 
 #[derive(Serialize)]
@@ -142,8 +261,14 @@ pub struct MerchantCreated {
     pub fee_max: Option<String>,
     /// Shown in this response only; stored as a SHA-256 (null in an idempotent replay).
     pub secret_key: Option<String>,
+    /// The account its payments land in (pending settlement) and refunds are taken from.
     pub account_id: String,
+    /// (extension) Its available balance: matured money, paid out by settlement batches.
+    pub available_account_id: String,
     pub category: String,
+    pub settlement_cycle_days: u16,
+    pub min_payout: String,
+    pub payout_account: Option<PayoutAccountView>,
 }
 
 /// A credential's dates (never the credential).
@@ -168,8 +293,17 @@ pub struct MerchantView {
     fee_fixed: String,
     fee_min: Option<String>,
     fee_max: Option<String>,
+    /// The account its payments land in (pending settlement) and refunds are taken from.
     account_id: String,
+    /// (extension) Its available balance: matured money, paid out by settlement batches.
+    available_account_id: String,
     category: String,
+    settlement_cycle_days: u16,
+    min_payout: String,
+    payout_account: Option<PayoutAccountView>,
+    /// Pending, available and paid out (`GET /v1/merchants/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    balances: Option<crate::settlement::Balances>,
     require_signature: bool,
     secret_keys: Vec<CredentialView>,
     signing_secrets: Vec<CredentialView>,
@@ -244,8 +378,13 @@ pub fn view(m: &Merchant, now: u64) -> MerchantView {
         fee_fixed: fee_text(m.fee_parts.0.fixed, m.currency),
         fee_min: m.fee_parts.0.min.map(|v| fee_text(v, m.currency)),
         fee_max: m.fee_parts.0.max.map(|v| fee_text(v, m.currency)),
-        account_id: m.account.to_string(),
+        account_id: m.pending().to_string(),
+        available_account_id: m.account.to_string(),
         category: m.category.0.clone().unwrap_or_else(|| "general".into()),
+        settlement_cycle_days: m.settlement.0.cycle_days,
+        min_payout: fee_text(m.settlement.0.min_payout, m.currency),
+        payout_account: payout_view(&m.settlement.0.payout_account),
+        balances: None,
         require_signature: auth.require_signature,
         secret_keys,
         signing_secrets: auth
@@ -284,6 +423,13 @@ pub struct UpdateMerchant {
     pub fee_min: Option<String>,
     #[cfg_attr(feature = "openapi", schema(example = "50.00"))]
     pub fee_max: Option<String>,
+    /// Settlement terms, from the next day-end on.
+    #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 30, example = 1))]
+    pub settlement_cycle_days: Option<u16>,
+    #[cfg_attr(feature = "openapi", schema(example = "100.00"))]
+    pub min_payout: Option<String>,
+    pub payout_account: Option<PayoutAccountIn>,
 }
 
 /// Longest overlap during which a replaced credential keeps working: 30 days.
@@ -357,6 +503,15 @@ pub async fn create(
         records::FeeParts::default(),
     )?;
     let id = new_id();
+    let terms = settlement_terms(
+        state,
+        id,
+        body.settlement_cycle_days,
+        body.min_payout.as_deref(),
+        body.payout_account,
+        currency,
+        records::SettlementTerms::default(),
+    )?;
     let secret_key = format!(
         "sk_{:032x}{:032x}",
         rand::random::<u128>(),
@@ -365,10 +520,17 @@ pub async fn create(
     let key_sha256 = key_sha256(&secret_key);
     let account = AccountId(new_id());
     // Its pending-settlement account first: a crash before the merchant exists leaves an
-    // empty account nothing refers to, never a merchant without one.
+    // empty account nothing refers to, never a merchant without one. It may go below zero:
+    // a refund is never refused for the merchant's balance (settlement nets it).
     let pending = AccountId(new_id());
     match ledger
-        .create_account_in(pending, currency, GlAccount::MerchantPending, 0, Vec::new())
+        .create_account_in(
+            pending,
+            currency,
+            GlAccount::MerchantPending,
+            PENDING_OVERDRAFT,
+            Vec::new(),
+        )
         .await?
     {
         Ok(_) => {}
@@ -383,8 +545,12 @@ pub async fn create(
         fee_min: parts.min.map(|v| fee_text(v, currency.numeric())),
         fee_max: parts.max.map(|v| fee_text(v, currency.numeric())),
         secret_key: None,
-        account_id: account.to_string(),
+        account_id: pending.to_string(),
+        available_account_id: account.to_string(),
         category: category.clone(),
+        settlement_cycle_days: terms.cycle_days,
+        min_payout: fee_text(terms.min_payout, currency.numeric()),
+        payout_account: payout_view(&terms.payout_account),
     };
     // The secret is stored only as a hash, so the idempotency record replays the answer
     // without it (`"secret_key": null`).
@@ -402,6 +568,7 @@ pub async fn create(
         auth: records::Tail(Default::default()),
         pending_account: records::Tail(Some(pending)),
         fee_parts: records::Tail(parts),
+        settlement: records::Tail(terms),
     };
     let after: Option<serde_json::Value> = serde_json::from_slice(&replay).ok();
     let mut records = vec![
@@ -431,9 +598,12 @@ pub async fn create(
     Ok(created)
 }
 
-/// Merchant `id_text` with its settings and its credentials' dates.
-pub fn get(state: &Platform, id_text: &str) -> Result<MerchantView> {
-    Ok(view(&load(state, id_text)?, now_ns()))
+/// Merchant `id_text` with its settings, its credentials' dates and its balances.
+pub async fn get(state: &Platform, id_text: &str) -> Result<MerchantView> {
+    let m = load(state, id_text)?;
+    let mut v = view(&m, now_ns());
+    v.balances = Some(crate::settlement::balances(state, &m).await?);
+    Ok(v)
 }
 
 /// Changes merchant `id_text`'s settings (whether its requests must be signed).
@@ -476,6 +646,15 @@ pub async fn update(
         body.fee_max.as_deref(),
         currency,
         m.fee_parts.0,
+    )?;
+    m.settlement.0 = settlement_terms(
+        state,
+        m.id,
+        body.settlement_cycle_days,
+        body.min_payout.as_deref(),
+        body.payout_account,
+        currency,
+        m.settlement.0.clone(),
     )?;
     let after = view(&m, now_ns());
     let audit = crate::audit::record(

@@ -526,7 +526,7 @@ pub async fn create(
     };
     let parties = PaymentParties {
         payer,
-        merchant: merchant.account,
+        merchant: merchant.pending(),
         fee_account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
     };
     let transfer = Transfer::payment(TransferId(id), parties, currency, amount, fee, Timestamp(0));
@@ -564,7 +564,7 @@ pub async fn create(
         let answer_of = |p: &Payment| records_for(p).0;
         let index = vec![(index_key.clone(), records::encode(&id))];
         let done =
-            crate::card_payments::charge(state, payment, merchant.account, &answer_of, index)
+            crate::card_payments::charge(state, payment, merchant.pending(), &answer_of, index)
                 .await?;
         state.payment_reached(&done);
         let body = serde_json::to_vec(&view(&done)).expect("a payment view serializes");
@@ -697,7 +697,7 @@ pub async fn review(
         .ok_or_else(|| Error::storage("a stored payment's merchant is missing"))?;
         let answer_of = |p: &Payment| payment_records(state, p);
         let done =
-            crate::card_payments::charge(state, payment, merchant.account, &answer_of, vec![])
+            crate::card_payments::charge(state, payment, merchant.pending(), &answer_of, vec![])
                 .await?;
         return reviewed(state, actor, &done).await;
     }
@@ -710,7 +710,7 @@ pub async fn review(
     .ok_or_else(|| Error::storage("a stored payment's merchant is missing"))?;
     let parties = PaymentParties {
         payer: payment.payer,
-        merchant: merchant.account,
+        merchant: merchant.pending(),
         fee_account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
     };
     let transfer = Transfer::payment(

@@ -386,7 +386,7 @@ async fn settle(state: &Platform, refund_id: u128, refused: Option<&'static str>
             );
             let booked = refund_postings(
                 source,
-                merchant.account,
+                merchant.pending(),
                 currency,
                 refund.amount,
                 refund.amount - refund.fee_part,
@@ -549,7 +549,7 @@ pub async fn create(
     };
     let postings = refund_postings(
         refund_source,
-        merchant.account,
+        merchant.pending(),
         currency,
         amount,
         merchant_part,

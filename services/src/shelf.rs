@@ -12,7 +12,8 @@
 //!   refunds;
 //! - a webhook event delivered or given up on;
 //! - a deposit and a batch transfer (written once);
-//! - the day's frozen daily reports, and the date's own day-end record;
+//! - the day's frozen daily reports, its resolved settlement batches (with their index
+//!   keys), and the date's own day-end record;
 //! - the dedup keys of the day's transfers: their records are final, so no retry can post
 //!   them again. A batch transfer's client id is remembered for the same window.
 //!
@@ -225,6 +226,27 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
             recs.push((k.to_vec(), v.to_vec()));
             Ok(())
         })
+        .map_err(storage_error)?;
+    // The date's settlement batches that are resolved (a payout still to send or in
+    // flight stays hot), with their index keys.
+    store
+        .for_each_aux_with_prefix(
+            &records::settlement_batch_prefix(d.date),
+            usize::MAX,
+            |k, v| {
+                let b: records::SettlementBatch = records::decode(k, v)?;
+                let open = b.status == records::BatchStatus::Paying
+                    || (b.status == records::BatchStatus::Pending && b.payout > 0);
+                if !open {
+                    recs.push((k.to_vec(), v.to_vec()));
+                    recs.push((
+                        records::settlement_by_merchant_key(b.merchant, b.date),
+                        records::encode(&()),
+                    ));
+                }
+                Ok(())
+            },
+        )
         .map_err(storage_error)?;
     // The date's transfers: their dedup keys go.
     let mut transfers = Vec::new();

@@ -301,6 +301,16 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             min: Some(10),
             max: None,
         }),
+        settlement: Tail(SettlementTerms {
+            cycle_days: 3,
+            min_payout: 10_000,
+            payout_account: Some(PayoutAccount {
+                bank: "工商银行".into(),
+                name: "茶馆有限公司".into(),
+                number_sealed: vec![5, 6, 7],
+                last4: "3445".into(),
+            }),
+        }),
     };
     let channel = ChannelRecord {
         id: 5,
@@ -520,6 +530,47 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             "daily_report",
             encode(&b"{\"date\":\"2026-12-01\"}".to_vec()),
         ),
+        (
+            "clearing",
+            encode(&engine::settlement::Clearing {
+                queue: vec![(engine::gl::BusinessDate(20_787), 12_345)],
+                posted: vec![(engine::gl::BusinessDate(20_788), -500)],
+                through: Some(engine::gl::BusinessDate(20_787)),
+                owed: 3_000,
+                paid_out: 150_000,
+                in_transit: 2_000,
+            }),
+        ),
+        (
+            "settlement_batch",
+            encode(&SettlementBatch {
+                merchant: 2,
+                date: engine::gl::BusinessDate(20_788),
+                currency: 156,
+                items: vec![SettlementItem {
+                    date: engine::gl::BusinessDate(20_787),
+                    net: -3_000,
+                    gross: 10_000,
+                    refunds: 13_000,
+                    fees: 0,
+                    splits: 0,
+                }],
+                matured: -3_000,
+                owed_before: 0,
+                offset: 0,
+                payout: 0,
+                kept: 0,
+                owed_after: 3_000,
+                status: BatchStatus::Carried,
+                payout_channel: Some("payout_sim".into()),
+                payout_reference: None,
+                failure: Some("declined".into()),
+                created_at_ns: 32,
+                updated_at_ns: 33,
+                netted: true,
+                extra: Tail(()),
+            }),
+        ),
     ]
 }
 
@@ -548,6 +599,8 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "day_end" => again::<DayEnd>(bytes),
         "account_day" => again::<engine::gl::AccountDay>(bytes),
         "daily_report" => again::<Vec<u8>>(bytes),
+        "clearing" => again::<engine::settlement::Clearing>(bytes),
+        "settlement_batch" => again::<SettlementBatch>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }
@@ -597,6 +650,23 @@ fn a_merchant_from_before_fee_parts_decodes_with_none() {
         storage::records::decode(b"fixture", &old).expect("decodes");
     assert_eq!(record.fee_parts.0, storage::records::FeeParts::default());
     assert_eq!(record.fee_terms().fee(3_250), 3_250 * 6 / 1_000 + 1);
+    let again = storage::records::encode(&record);
+    assert!(again[6..].starts_with(&old[6..]));
+}
+
+/// A merchant written before settlement terms (as `aux_v2.hex` held it until then) decodes
+/// with the defaults: T+1, no minimum payout, no payout account.
+#[test]
+fn a_merchant_from_before_settlement_decodes_with_the_defaults() {
+    let old = unhex(include_str!("fixtures/merchant_before_settlement.hex").trim());
+    let record: storage::records::Merchant =
+        storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(
+        record.settlement.0,
+        storage::records::SettlementTerms::default()
+    );
+    assert_eq!(record.settlement.0.cycle_days, 1);
+    assert_eq!(record.fee_parts.0.fixed, 30);
     let again = storage::records::encode(&record);
     assert!(again[6..].starts_with(&old[6..]));
 }

@@ -50,7 +50,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     auth::admin(&req, &state.admin_token)?;
-    let m: MerchantView = services::merchants::get(&state, &path)?;
+    let m: MerchantView = services::merchants::get(&state, &path).await?;
     Ok(HttpResponse::Ok().json(m))
 }
 

@@ -9,6 +9,7 @@ pub mod merchants;
 pub mod payments;
 pub mod refunds;
 pub mod reports;
+pub mod settlements;
 pub mod transfers;
 
 use std::collections::HashMap;

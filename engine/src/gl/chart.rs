@@ -78,11 +78,14 @@ pub enum GlAccount {
     ReconWriteOffs = 5003,
     /// Credit that will not be repaid.
     CreditLosses = 5004,
+    /// Settlement payouts sent to merchants' banks, not yet confirmed by the payout channel.
+    /// (Declared last: variants are persisted by position.)
+    PayoutsInTransit = 2104,
 }
 
 impl GlAccount {
     /// Every account of the chart, in code order.
-    pub const ALL: [GlAccount; 20] = [
+    pub const ALL: [GlAccount; 21] = [
         GlAccount::Reserve,
         GlAccount::FundsInTransit,
         GlAccount::ChannelReceivable,
@@ -93,6 +96,7 @@ impl GlAccount {
         GlAccount::MerchantPending,
         GlAccount::MerchantAvailable,
         GlAccount::SplitReceivers,
+        GlAccount::PayoutsInTransit,
         GlAccount::RefundsInTransit,
         GlAccount::CouponBudgets,
         GlAccount::SuspenseLong,
@@ -138,6 +142,7 @@ impl GlAccount {
             GlAccount::MerchantPending => "Merchant pending settlement",
             GlAccount::MerchantAvailable => "Merchant available",
             GlAccount::SplitReceivers => "Split receivers",
+            GlAccount::PayoutsInTransit => "Merchant payouts in transit",
             GlAccount::RefundsInTransit => "Refunds in transit",
             GlAccount::CouponBudgets => "Coupon budgets",
             GlAccount::SuspenseLong => "Suspense (long)",
@@ -159,6 +164,8 @@ impl GlAccount {
             PlatformRole::FeeIncome => GlAccount::FeeIncome,
             PlatformRole::ChannelReceivable => GlAccount::ChannelReceivable,
             PlatformRole::ChannelFees => GlAccount::ChannelFees,
+            PlatformRole::MerchantNegative => GlAccount::MerchantNegative,
+            PlatformRole::PayoutsInTransit => GlAccount::PayoutsInTransit,
         }
     }
 

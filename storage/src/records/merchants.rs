@@ -13,7 +13,8 @@ pub struct Merchant {
     pub name: String,
     pub fee_rate_ppm: u32,
     pub key_sha256: [u8; 32],
-    /// The merchant's own balance account, into which its payments settle net of fees.
+    /// The merchant's available balance (GL 2102): matured takings, paid out by settlement
+    /// batches (and by the merchant's own batch transfers).
     pub account: AccountId,
     /// ISO numeric code of that account's currency: the currency it accepts payments in.
     pub currency: u16,
@@ -23,13 +24,18 @@ pub struct Merchant {
     /// Credentials beyond the first key: rotated keys, signing secrets, whether requests
     /// must be signed (issue #6). Empty for merchants written before.
     pub auth: Tail<MerchantAuth>,
-    /// The merchant's pending-settlement account (GL 2101, T+N maturity; issue #15): `account`
-    /// is its available balance (GL 2102). `None` only for merchants written before, until
-    /// the first start of a build with the chart creates it.
+    /// The merchant's pending-settlement account (GL 2101, T+N maturity; issue #15): where
+    /// its payments land and its refunds are taken from, and so its v1 `account_id`. It may
+    /// go below zero (refunds above what it holds are netted by settlement). `None` only
+    /// for merchants written before, until the first start of a build with the chart
+    /// creates it.
     pub pending_account: Tail<Option<AccountId>>,
     /// The fee's parts beyond the rate (issue #16), in minor units; none for merchants
     /// written before.
     pub fee_parts: Tail<FeeParts>,
+    /// How it is settled (issue #16); T+1 without a payout account for merchants written
+    /// before.
+    pub settlement: Tail<super::SettlementTerms>,
 }
 
 /// A fee's fixed part per payment and its optional minimum and maximum, in minor units
@@ -42,6 +48,12 @@ pub struct FeeParts {
 }
 
 impl Merchant {
+    /// The account its payments land in and refunds are taken from (pending settlement,
+    /// GL 2101): the v1 `account_id`.
+    pub fn pending(&self) -> AccountId {
+        self.pending_account.0.unwrap_or(self.account)
+    }
+
     /// The merchant's fee terms.
     pub fn fee_terms(&self) -> engine::money::FeeTerms {
         let parts = self.fee_parts.0;

@@ -18,6 +18,7 @@ pub mod gl;
 pub mod merchants;
 pub mod outbox;
 pub mod payments;
+pub mod settlement;
 
 use bincode::{Decode, Encode};
 use engine::{AccountId, TransferId};
@@ -31,6 +32,9 @@ pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord
 pub use payments::{
     AccountMeta, BatchTransfer, Card, CardPayment, Deposit, Payment, PaymentStatus, Refund,
     RiskRecord,
+};
+pub use settlement::{
+    BatchStatus, PayoutAccount, SettlementBatch, SettlementItem, SettlementTerms,
 };
 
 use crate::codec::{self, Kind};
@@ -61,6 +65,9 @@ pub mod prefix {
     pub const BATCH_TRANSFER: &[u8] = b"bt";
     pub const MERCHANT: &[u8] = b"mc";
     pub const MERCHANT_KEY_INDEX: &[u8] = b"mk";
+    pub const CLEARING: &[u8] = b"sc";
+    pub const SETTLEMENT_BATCH: &[u8] = b"sb";
+    pub const SETTLEMENT_BY_MERCHANT: &[u8] = b"sn";
     pub const PAYMENT: &[u8] = b"py";
     pub const OUT_TRADE_NO: &[u8] = b"ot";
     pub const CARD: &[u8] = b"cd";
@@ -130,6 +137,27 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "transfer id (u128 BE)",
         record: "BatchTransfer",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CLEARING,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE)",
+        record: "engine::settlement::Clearing (the merchant's maturity queue, owed, paid out)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::SETTLEMENT_BATCH,
+        cf: CF_AUX,
+        key: "business date (i32 BE), merchant id (u128 BE)",
+        record: "SettlementBatch",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::SETTLEMENT_BY_MERCHANT,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE), business date (i32 BE)",
+        record: "[] (an index of the merchant's batches)",
         expiring: false,
     },
     Registered {
@@ -307,6 +335,33 @@ pub fn deposit_key(id: TransferId) -> Vec<u8> {
 
 pub fn batch_transfer_key(id: TransferId) -> Vec<u8> {
     key(prefix::BATCH_TRANSFER, &[&id.to_be_bytes()])
+}
+
+pub fn clearing_key(merchant: u128) -> Vec<u8> {
+    key(prefix::CLEARING, &[&merchant.to_be_bytes()])
+}
+
+pub fn settlement_batch_key(date: engine::gl::BusinessDate, merchant: u128) -> Vec<u8> {
+    key(
+        prefix::SETTLEMENT_BATCH,
+        &[&date.0.to_be_bytes(), &merchant.to_be_bytes()],
+    )
+}
+
+/// The keys of every batch of `date` start with this.
+pub fn settlement_batch_prefix(date: engine::gl::BusinessDate) -> Vec<u8> {
+    key(prefix::SETTLEMENT_BATCH, &[&date.0.to_be_bytes()])
+}
+
+pub fn settlement_by_merchant_key(merchant: u128, date: engine::gl::BusinessDate) -> Vec<u8> {
+    key(
+        prefix::SETTLEMENT_BY_MERCHANT,
+        &[&merchant.to_be_bytes(), &date.0.to_be_bytes()],
+    )
+}
+
+pub fn settlement_by_merchant_prefix(merchant: u128) -> Vec<u8> {
+    key(prefix::SETTLEMENT_BY_MERCHANT, &[&merchant.to_be_bytes()])
 }
 
 pub fn merchant_key(id: u128) -> Vec<u8> {
@@ -548,6 +603,23 @@ mod tests {
             (batch_transfer_key(TransferId(1)), prefix::BATCH_TRANSFER),
             (merchant_key(1), prefix::MERCHANT),
             (merchant_key_index(&[0; 32]), prefix::MERCHANT_KEY_INDEX),
+            (clearing_key(1), prefix::CLEARING),
+            (
+                settlement_batch_key(engine::gl::BusinessDate(1), 2),
+                prefix::SETTLEMENT_BATCH,
+            ),
+            (
+                settlement_batch_prefix(engine::gl::BusinessDate(1)),
+                prefix::SETTLEMENT_BATCH,
+            ),
+            (
+                settlement_by_merchant_key(1, engine::gl::BusinessDate(2)),
+                prefix::SETTLEMENT_BY_MERCHANT,
+            ),
+            (
+                settlement_by_merchant_prefix(1),
+                prefix::SETTLEMENT_BY_MERCHANT,
+            ),
             (payment_key(1), prefix::PAYMENT),
             (out_trade_no_key(1, "o"), prefix::OUT_TRADE_NO),
             (card_key(1), prefix::CARD),

@@ -1,0 +1,338 @@
+//! Merchant settlement (issue #16) against the real payd: T+N maturity, netting with a
+//! carried shortfall, settlement batches and their statements.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn open_date(p: &Payd) -> String {
+    p.admin("GET", "/v1/gl/business_date", "").json()["business_date"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Closes the open date and waits for its day-end; answers the date closed.
+fn close_day(p: &Payd) -> String {
+    let date = open_date(p);
+    let r = p.admin("POST", "/v1/gl/day_end", "{}");
+    assert_eq!(r.status, 202, "{:?}", String::from_utf8_lossy(&r.body));
+    let mut last = Value::Null;
+    eventually(120, "the day-end finishes", || {
+        last = p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json();
+        last["status"] != "running"
+    });
+    assert_eq!(last["status"], "done", "{last:#}");
+    let tb = p
+        .admin("GET", &format!("/v1/gl/trial_balance?date={date}"), "")
+        .json();
+    assert_eq!(tb["balanced"], true, "{tb}");
+    date
+}
+
+fn balances(p: &Payd, shop: &Shop) -> Value {
+    let m = p
+        .admin("GET", &format!("/v1/merchants/{}", shop.id), "")
+        .json();
+    m["balances"].clone()
+}
+
+fn batches(p: &Payd, shop: &Shop) -> Vec<Value> {
+    let r = p.admin(
+        "GET",
+        &format!("/v1/settlements?merchant_id={}", shop.id),
+        "",
+    );
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    r.json()["data"].as_array().unwrap().clone()
+}
+
+fn gl_balance(p: &Payd, code: &str) -> String {
+    let v = p.admin("GET", "/v1/gl/accounts", "").json();
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["code"] == code && a["currency"] == "CNY")
+        .map_or("0.00".into(), |a| {
+            a["balance"].as_str().unwrap().to_string()
+        })
+}
+
+fn refund(p: &Payd, key: &str, payment: &str, amount: &str, no: &str) {
+    let r = p.post(
+        key,
+        &format!("/v1/payments/{payment}/refunds"),
+        None,
+        &format!(r#"{{"amount":"{amount}","out_refund_no":"{no}"}}"#),
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "succeeded");
+}
+
+/// The issue's netting case: payments 100.00 and refunds 130.00 in one cycle pay nothing
+/// and carry 30.00, offset by the next cycle's income; nothing is paid before T+1.
+#[test]
+fn refunds_above_takings_are_carried_and_offset_and_nothing_is_paid_before_t_plus_n() {
+    let p = Payd::start();
+    let shop = merchant(
+        &p,
+        r#"{"name":"netting shop","fee_rate":"0","settlement_cycle_days":1,"payout_account":{"bank":"ICBC","account_number":"6222020200112233445","name":"Netting Shop Ltd"}}"#,
+    );
+    let m = p
+        .admin("GET", &format!("/v1/merchants/{}", shop.id), "")
+        .json();
+    assert_eq!(m["settlement_cycle_days"], 1);
+    assert_eq!(m["payout_account"]["account_number"], "****3445");
+    assert!(!String::from_utf8_lossy(
+        &p.admin("GET", &format!("/v1/merchants/{}", shop.id), "")
+            .body
+    )
+    .contains("6222020200112233445"));
+    let payer = funded_account(&p, "1000.00");
+
+    // Day 1: 130.00 taken. Its day-end matures nothing (T+1).
+    let first = pay(&p, &shop.key, "o-first", "130.00", &payer).json();
+    assert_eq!(first["status"], "succeeded");
+    let d1 = close_day(&p);
+    assert!(batches(&p, &shop).is_empty());
+    assert_eq!(balances(&p, &shop)["pending"], "130.00");
+    assert_eq!(balances(&p, &shop)["available"], "0.00");
+
+    // Day 2: the day-end matures day 1 and pays it out.
+    let d2 = close_day(&p);
+    let b = batches(&p, &shop);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert_eq!(b[0]["date"], d2.as_str());
+    assert_eq!(
+        (b[0]["gross"].as_str(), b[0]["net"].as_str()),
+        (Some("130.00"), Some("130.00"))
+    );
+    assert_eq!(b[0]["payout"]["amount"], "130.00");
+    let bal = balances(&p, &shop);
+    assert_eq!(
+        (
+            bal["pending"].as_str(),
+            bal["available"].as_str(),
+            bal["in_transit"].as_str()
+        ),
+        (Some("0.00"), Some("0.00"), Some("130.00"))
+    );
+    let one = p
+        .admin(
+            "GET",
+            &format!("/v1/settlements/{}", b[0]["id"].as_str().unwrap()),
+            "",
+        )
+        .json();
+    assert_eq!(one["items"][0]["date"], d1.as_str());
+    assert_eq!(one["items"][0]["net"], "130.00");
+
+    // Day 3: payments 100.00, refunds 130.00 (the first payment, already paid out).
+    let second = pay(&p, &shop.key, "o-second", "100.00", &payer).json();
+    refund(
+        &p,
+        &shop.key,
+        first["id"].as_str().unwrap(),
+        "130.00",
+        "r-first",
+    );
+    assert_eq!(balances(&p, &shop)["pending"], "-30.00");
+    let _d3 = close_day(&p);
+    // Nothing of day 3 is settled at its own day-end.
+    assert_eq!(batches(&p, &shop).len(), 1);
+
+    // Day 4: day 3 matures at -30.00: nothing paid, 30.00 carried (merchant negative).
+    let d4 = close_day(&p);
+    let b = batches(&p, &shop);
+    assert_eq!(b.len(), 2, "{b:?}");
+    let carried = &b[1];
+    assert_eq!(carried["date"], d4.as_str());
+    assert_eq!(carried["status"], "carried", "{carried}");
+    assert_eq!(
+        (
+            carried["gross"].as_str(),
+            carried["refunds"].as_str(),
+            carried["net"].as_str()
+        ),
+        (Some("100.00"), Some("130.00"), Some("-30.00"))
+    );
+    assert_eq!(carried["payout"]["amount"], "0.00");
+    assert_eq!(carried["carried"], "30.00");
+    assert_eq!(balances(&p, &shop)["owed"], "30.00");
+    assert_eq!(gl_balance(&p, "1201"), "30.00");
+
+    // Day 5: 50.00 taken; day 6 matures it: 30.00 offset, 20.00 paid out.
+    assert_eq!(
+        pay(&p, &shop.key, "o-third", "50.00", &payer).json()["status"],
+        "succeeded"
+    );
+    close_day(&p);
+    assert_eq!(batches(&p, &shop).len(), 2, "T+1: nothing of day 5 yet");
+    let d6 = close_day(&p);
+    let b = batches(&p, &shop);
+    let last = &b[2];
+    assert_eq!(last["date"], d6.as_str());
+    assert_eq!(
+        (
+            last["net"].as_str(),
+            last["offset"].as_str(),
+            last["payout"]["amount"].as_str(),
+            last["carried"].as_str()
+        ),
+        (Some("50.00"), Some("30.00"), Some("20.00"), Some("0.00"))
+    );
+    assert_eq!(gl_balance(&p, "1201"), "0.00");
+    // Σ payouts + available + pending = Σ (payments − fees − refunds) = 130 + 100 + 50 − 130.
+    let bal = balances(&p, &shop);
+    assert_eq!(bal["in_transit"], "150.00", "{bal}");
+    assert_eq!(
+        (
+            bal["available"].as_str(),
+            bal["pending"].as_str(),
+            bal["owed"].as_str()
+        ),
+        (Some("0.00"), Some("0.00"), Some("0.00"))
+    );
+    assert_eq!(gl_balance(&p, "2104"), "150.00");
+    let _ = second;
+
+    // The merchant sees its own batches; another merchant sees none of them.
+    let own = p.req(
+        "GET",
+        "/v1/settlements",
+        &[("Authorization", &format!("Bearer {}", shop.key))],
+        b"",
+    );
+    assert_eq!(own.json()["data"].as_array().unwrap().len(), 3);
+    let other = merchant(&p, r#"{"name":"other"}"#);
+    let id = last["id"].as_str().unwrap();
+    let theirs = p.req(
+        "GET",
+        &format!("/v1/settlements/{id}"),
+        &[("Authorization", &format!("Bearer {}", other.key))],
+        b"",
+    );
+    assert_eq!(theirs.status, 404);
+    assert_eq!(
+        p.req(
+            "GET",
+            "/v1/settlements",
+            &[("Authorization", &format!("Bearer {}", other.key))],
+            b""
+        )
+        .json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let asked = p.req(
+        "GET",
+        &format!("/v1/settlements?merchant_id={}", shop.id),
+        &[("Authorization", &format!("Bearer {}", other.key))],
+        b"",
+    );
+    assert_eq!(
+        (asked.status, asked.error_code()),
+        (403, "forbidden".into())
+    );
+    // The statement as CSV.
+    let csv = p.req(
+        "GET",
+        &format!("/v1/settlements/{id}"),
+        &[
+            ("Authorization", &format!("Bearer {}", shop.key)),
+            ("Accept", "text/csv"),
+        ],
+        b"",
+    );
+    assert_eq!(csv.status, 200);
+    let text = String::from_utf8(csv.body).unwrap();
+    assert!(
+        text.starts_with(
+            "settlement_id,merchant_id,row,date,gross,refunds,fees,splits,adjustments,net\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(",payout,") && text.contains(",20.00\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(",owed_offset,") && text.contains(",30.00\n"),
+        "{text}"
+    );
+    // A malformed id is an unknown one.
+    assert_eq!(p.admin("GET", "/v1/settlements/stl_nope", "").status, 404);
+    assert_eq!(
+        p.admin("GET", "/v1/settlements?date=2026-13-01", "")
+            .error_code(),
+        "invalid_parameter"
+    );
+}
+
+#[test]
+fn settlement_terms_are_checked_and_changed_by_patch() {
+    let p = Payd::start();
+    for (body, param) in [
+        (
+            r#"{"name":"x","settlement_cycle_days":31}"#,
+            "settlement_cycle_days",
+        ),
+        (r#"{"name":"x","settlement_cycle_days":-1}"#, ""),
+        (r#"{"name":"x","min_payout":"1.001"}"#, "min_payout"),
+        (
+            r#"{"name":"x","payout_account":{"bank":"ICBC","account_number":"12-34","name":"n"}}"#,
+            "payout_account.account_number",
+        ),
+        (
+            r#"{"name":"x","payout_account":{"bank":" ","account_number":"123456","name":"n"}}"#,
+            "payout_account.bank",
+        ),
+    ] {
+        let r = p.admin("POST", "/v1/merchants", body);
+        assert_eq!(
+            r.status,
+            400,
+            "{body}: {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if !param.is_empty() {
+            assert_eq!(r.json()["error"]["param"], param, "{body}");
+        }
+    }
+    let shop = merchant(&p, r#"{"name":"terms"}"#);
+    let m = p
+        .admin("GET", &format!("/v1/merchants/{}", shop.id), "")
+        .json();
+    assert_eq!(
+        (
+            m["settlement_cycle_days"].as_u64(),
+            m["min_payout"].as_str()
+        ),
+        (Some(1), Some("0.00"))
+    );
+    assert!(m["payout_account"].is_null());
+    assert_eq!(m["account_id"], shop.account.as_str());
+    assert_ne!(m["available_account_id"], m["account_id"]);
+    let r = p.admin(
+        "PATCH",
+        &format!("/v1/merchants/{}", shop.id),
+        r#"{"settlement_cycle_days":3,"min_payout":"100.00","payout_account":{"bank":"CMB","account_number":"6214830000001234","name":"Terms Ltd"}}"#,
+    );
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let m = r.json();
+    assert_eq!(
+        (
+            m["settlement_cycle_days"].as_u64(),
+            m["min_payout"].as_str()
+        ),
+        (Some(3), Some("100.00"))
+    );
+    assert_eq!(m["payout_account"]["account_number"], "****1234");
+    // The audit log holds the masked form only.
+    let audit = p.admin("GET", "/v1/audit?limit=100", "");
+    assert!(!String::from_utf8_lossy(&audit.body).contains("6214830000001234"));
+}

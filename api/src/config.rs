@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 47] = [
+pub const SETTINGS: [&str; 48] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -65,6 +65,7 @@ pub const SETTINGS: [&str; 47] = [
     "day_end_at",
     "archive_after_days",
     "refund_window_days",
+    "payout_channel",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -181,6 +182,9 @@ pub struct Config {
     /// once also past `archive_after_days`, its records leave the hot store for the day's
     /// record segment (`refund_window_expired` for a later refund).
     pub refund_window_days: u32,
+    /// The channel (by name) settlement payouts are sent through; unset: batches keep their
+    /// payouts pending (in transit in the ledger) until one is configured.
+    pub payout_channel: Option<String>,
 }
 
 impl Default for Config {
@@ -235,6 +239,7 @@ impl Default for Config {
             day_end_at: None,
             archive_after_days: 30,
             refund_window_days: 365,
+            payout_channel: None,
         }
     }
 }
@@ -509,6 +514,7 @@ impl Config {
                 .expect("validated by Config::validate"),
             archive_after_days: self.archive_after_days,
             refund_window_days: self.refund_window_days,
+            payout_channel: self.payout_channel.clone(),
             day_end_at: self.day_end_at.as_deref().map(|at| {
                 services::day_end::parse_day_end_at(at).expect("validated by Config::validate")
             }),

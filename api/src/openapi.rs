@@ -183,6 +183,7 @@ impl Modify for Currencies {
         crate::routes::channels::list,
         crate::routes::channels::update,
         crate::routes::channels::notification,
+        crate::routes::channels::payout_notification,
         crate::routes::gl::business_date,
         crate::routes::gl::accounts,
         crate::routes::gl::trial_balance,

@@ -97,6 +97,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(routes::channels::notification)),
     )
     .service(
+        resource("/v1/channels/{id}/payout_notifications", "POST")
+            .route(web::post().to(routes::channels::payout_notification)),
+    )
+    .service(
         resource("/v1/gl/business_date", "GET").route(web::get().to(routes::gl::business_date)),
     )
     .service(resource("/v1/gl/accounts", "GET").route(web::get().to(routes::gl::accounts)))

@@ -16,7 +16,7 @@
 //!   (`sms-sim` plays it).
 //! - [`gl`]: the general ledger: the business date (its rules are `engine::gl`).
 //! - [`settlement`]: merchant settlement: maturity (T+N), netting, batches (its rules are
-//!   `engine::settlement`).
+//!   `engine::settlement`); [`payouts`]: their payouts through the payout channel.
 //! - [`audit`]: the operator action log.
 //! - [`ratelimit`]: keyed token buckets (sources, merchants, payers, phone numbers).
 //! - [`metrics`]: every metric's name and the recording helpers; [`stats`]: today's totals.
@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod pan;
 pub mod payments;
+pub mod payouts;
 pub mod platform;
 pub mod ratelimit;
 pub mod records;

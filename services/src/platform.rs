@@ -59,6 +59,9 @@ pub struct Settings {
     /// Business days after its date a payment can be refunded; its records are shelved
     /// once past this and `archive_after_days` (day-end step `archive`).
     pub refund_window_days: u32,
+    /// The channel (by name) settlement payouts go through (`crate::payouts`); `None`:
+    /// payouts wait.
+    pub payout_channel: Option<String>,
 }
 
 type Fast = foldhash::fast::RandomState;
@@ -101,6 +104,9 @@ pub struct Platform {
     pub risk: std::sync::Mutex<engine::risk::RiskEngine>,
     /// Payments under review with a decision in flight: one at a time per payment.
     pub review_claims: ClaimSet,
+    /// Merchants whose settlement state is being changed (a day-end step, a payout's
+    /// outcome), one change at a time per merchant.
+    pub settle_claims: ClaimSet,
     /// Serializes changes to merchant records (credentials, settings): read, change, write.
     pub merchant_admin: tokio::sync::Mutex<()>,
     /// Serializes day-end starts: one switch at a time.
@@ -172,6 +178,7 @@ impl Platform {
             master,
             risk: std::sync::Mutex::new(engine::risk::RiskEngine::new(rules)),
             review_claims: Default::default(),
+            settle_claims: Default::default(),
             merchant_admin: Default::default(),
             day_end_admin: Default::default(),
             merchant_generation: Default::default(),
@@ -330,6 +337,8 @@ impl Platform {
             Ok(_) => {}
             Err(e) => fatal(&format!("cannot resume the day-end: {e}")),
         }
+        // Settlement payouts: sent, asked about and resolved in the background.
+        crate::payouts::spawn(Arc::clone(&self));
         if let Some(at) = self.settings.day_end_at {
             crate::day_end::schedule(Arc::clone(&self), at);
             println!(

@@ -234,9 +234,14 @@ async fn post(
     currency: Currency,
     id: TransferId,
     what: &str,
-    mut plan: impl FnMut(i64, BusinessDate) -> Result<(Legs, Vec<(Vec<u8>, Vec<u8>)>)>,
+    mut plan: impl FnMut(i64, BusinessDate, &Clearing) -> Result<(Legs, Vec<(Vec<u8>, Vec<u8>)>)>,
 ) -> Result<()> {
     let ledger = state.ledger()?;
+    // One change of the merchant's settlement state at a time: a payout resolving now
+    // changes its paid-out and in-transit figures, which `plan` takes from `fresh`.
+    let _claim = crate::payouts::claim_merchant(state, m.id).await;
+    let fresh: Clearing =
+        records::read(state.store()?, &records::clearing_key(m.id))?.unwrap_or_default();
     for _ in 0..RETRIES {
         let available = ledger
             .account(m.account)
@@ -252,7 +257,7 @@ async fn post(
             .period()
             .ok_or_else(|| Error::Storage("the ledger has no business date".into()))?
             .open;
-        let (legs, recs) = plan(available, open)?;
+        let (legs, recs) = plan(available, open, &fresh)?;
         if legs.is_empty() && recs.is_empty() {
             return Ok(());
         }
@@ -321,12 +326,14 @@ pub async fn maturity_step(
                     currency,
                     id,
                     "the maturity",
-                    |available, open| {
+                    |available, open, fresh| {
                         let r = engine::settlement::maturity(matured, available, clearing.owed)
                             .map_err(|e| Error::Storage(e.to_string()))?;
                         carried = r.owed - clearing.owed;
                         let legs = &r.legs;
                         let mut c = clearing.clone();
+                        c.paid_out = fresh.paid_out;
+                        c.in_transit = fresh.in_transit;
                         c.owed += legs.negative.checked_neg().unwrap_or(0);
                         if legs.pending != 0 {
                             c.posted.push((open, legs.pending));
@@ -460,7 +467,7 @@ pub async fn batches_step(
                     currency,
                     id,
                     "the settlement batch",
-                    |available, _| {
+                    |available, _, fresh| {
                         let n = engine::settlement::batch(available, clearing.owed, min_payout)
                             .map_err(|e| Error::Storage(e.to_string()))?;
                         netted = Some(n);
@@ -470,7 +477,8 @@ pub async fn batches_step(
                         }
                         let mut c = clearing.clone();
                         c.owed = n.owed;
-                        c.in_transit += n.payout;
+                        c.paid_out = fresh.paid_out;
+                        c.in_transit = fresh.in_transit + n.payout;
                         let now = now_ns();
                         let mut b = draft.clone().unwrap_or(SettlementBatch {
                             merchant: m.id,
@@ -508,20 +516,22 @@ pub async fn batches_step(
                         } else {
                             BatchStatus::Paid
                         };
-                        Ok((
-                            n.legs,
-                            vec![
-                                (records::clearing_key(m.id), records::encode(&c)),
-                                (
-                                    records::settlement_batch_key(date, m.id),
-                                    records::encode(&b),
-                                ),
-                                (
-                                    records::settlement_by_merchant_key(m.id, date),
-                                    records::encode(&()),
-                                ),
-                            ],
-                        ))
+                        let mut recs = vec![
+                            (records::clearing_key(m.id), records::encode(&c)),
+                            (
+                                records::settlement_batch_key(date, m.id),
+                                records::encode(&b),
+                            ),
+                            (
+                                records::settlement_by_merchant_key(m.id, date),
+                                records::encode(&()),
+                            ),
+                        ];
+                        if n.payout > 0 {
+                            // To send: `crate::payouts` picks it up.
+                            recs.push(crate::payouts::open_marker(date, m.id));
+                        }
+                        Ok((n.legs, recs))
                     },
                 )
                 .await?;

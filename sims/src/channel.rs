@@ -24,6 +24,12 @@
 //! - `POST /refunds` [`RefundRequest`] → `200` [`RefundAnswer`], `503` technical error, or
 //!   no answer (timeout: decided and recorded, like a charge).
 //! - `GET /refunds/{request_id}` → the recorded refund (status sync), `404` when unknown.
+//! - `POST /payouts` [`PayoutRequest`] → `200` [`PayoutAnswer`] (`succeeded`, or `declined`
+//!   at `decline_rate`: "account_invalid"), `503` at `error_rate` (nothing paid), or no
+//!   answer at `timeout_rate` (decided and recorded); a signed [`PayoutNotification`] to its
+//!   `notify_url` after `notify_delay_ms`. Idempotent on `request_id`: a payout is paid at
+//!   most once whatever payd retries (issue #16).
+//! - `GET /payouts/{request_id}` → the recorded payout (status sync), `404` when unknown.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -36,7 +42,8 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 pub use services::channels::wire::{
-    ChargeAnswer, ChargeRequest, ChargeStatus, Notification, RefundAnswer, RefundRequest,
+    ChargeAnswer, ChargeRequest, ChargeStatus, Notification, PayoutAnswer, PayoutNotification,
+    PayoutRequest, RefundAnswer, RefundRequest,
 };
 use services::signature::sign;
 
@@ -144,12 +151,14 @@ impl ChannelConfig {
 pub enum Record {
     Charge(ChargeAnswer),
     Refund(RefundAnswer),
+    Payout(PayoutAnswer),
 }
 
 #[derive(Default)]
 struct Ledger {
     charges: HashMap<String, ChargeAnswer>,
     refunds: HashMap<String, RefundAnswer>,
+    payouts: HashMap<String, PayoutAnswer>,
     records: Vec<Record>,
 }
 
@@ -192,6 +201,7 @@ struct ChannelView {
     config: ChannelConfig,
     charges: usize,
     refunds: usize,
+    payouts: usize,
     inflight: u32,
     peak_inflight: u32,
 }
@@ -206,6 +216,7 @@ impl Channel {
             config: self.config.lock().expect("sim config").clone(),
             charges: ledger.charges.len(),
             refunds: ledger.refunds.len(),
+            payouts: ledger.payouts.len(),
             inflight: self.inflight.load(Ordering::SeqCst),
             peak_inflight: self.peak_inflight.load(Ordering::SeqCst),
         }
@@ -313,6 +324,8 @@ impl Sim {
                             .route("/charges/{request_id}", web::get().to(charge_status))
                             .route("/refunds", web::post().to(refund))
                             .route("/refunds/{request_id}", web::get().to(refund_status))
+                            .route("/payouts", web::post().to(payout))
+                            .route("/payouts/{request_id}", web::get().to(payout_status))
                     })
                     .workers(1)
                     .disable_signals()
@@ -337,15 +350,29 @@ impl Sim {
     }
 
     fn notify(self: &Arc<Self>, channel: &Arc<Channel>, url: String, charge: ChargeAnswer) {
+        let body = serde_json::to_vec(&Notification {
+            channel: channel.name.clone(),
+            charge,
+        })
+        .expect("a notification serializes");
+        self.post_signed(channel, url, body);
+    }
+
+    fn notify_payout(self: &Arc<Self>, channel: &Arc<Channel>, url: String, payout: PayoutAnswer) {
+        let body = serde_json::to_vec(&PayoutNotification {
+            channel: channel.name.clone(),
+            payout,
+        })
+        .expect("a notification serializes");
+        self.post_signed(channel, url, body);
+    }
+
+    /// POSTs `body` to `url` after the channel's `notify_delay_ms`, signed, retried.
+    fn post_signed(self: &Arc<Self>, channel: &Arc<Channel>, url: String, body: Vec<u8>) {
         let (sim, channel) = (self.clone(), channel.clone());
         let delay = channel.config.lock().expect("sim config").notify_delay_ms;
         actix_rt::spawn(async move {
             actix_rt::time::sleep(Duration::from_millis(delay)).await;
-            let body = serde_json::to_vec(&Notification {
-                channel: channel.name.clone(),
-                charge,
-            })
-            .expect("a notification serializes");
             for attempt in 0..NOTIFY_ATTEMPTS {
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -533,6 +560,74 @@ fn record_refund(
         .insert(req.request_id.clone(), answer.clone());
     ledger.records.push(Record::Refund(answer.clone()));
     Ok((answer, hang))
+}
+
+async fn payout(data: ChannelData, body: web::Json<PayoutRequest>) -> HttpResponse {
+    let (sim, channel) = (&data.0, &data.1);
+    let req = body.into_inner();
+    actix_rt::time::sleep(channel.latency()).await;
+    if req.amount_minor <= 0
+        || req.request_id.is_empty()
+        || req.request_id.len() > 128
+        || req.account_number.is_empty()
+    {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"status": "error", "error": "invalid request"}));
+    }
+    let config = channel.config.lock().expect("sim config").clone();
+    let (answer, hang) = {
+        let mut ledger = channel.ledger.lock().expect("sim ledger");
+        if let Some(done) = ledger.payouts.get(&req.request_id) {
+            // Idempotent: the recorded payout, however the first request ended.
+            (done.clone(), false)
+        } else {
+            let mut rng = rand::rng();
+            let roll: f64 = rng.random();
+            if roll < config.error_rate {
+                return unavailable("technical error: nothing was paid");
+            }
+            if ledger.records.len() >= RECORDS_MAX {
+                return unavailable("the simulator's record is full");
+            }
+            let hang = roll < config.error_rate + config.timeout_rate;
+            let declined = rng.random::<f64>() < config.decline_rate;
+            let answer = PayoutAnswer {
+                request_id: req.request_id.clone(),
+                status: if declined {
+                    ChargeStatus::Declined
+                } else {
+                    ChargeStatus::Succeeded
+                },
+                channel_ref: format!("{}_po_{:016x}", channel.name, rng.random::<u64>()),
+                amount_minor: req.amount_minor,
+                currency: req.currency.clone(),
+                decline_reason: declined.then(|| "account_invalid".to_string()),
+            };
+            ledger
+                .payouts
+                .insert(req.request_id.clone(), answer.clone());
+            ledger.records.push(Record::Payout(answer.clone()));
+            if let Some(url) = &req.notify_url {
+                sim.notify_payout(channel, url.clone(), answer.clone());
+            }
+            (answer, hang)
+        }
+    };
+    if hang {
+        actix_rt::time::sleep(Duration::from_millis(HANG_MS)).await;
+        return unavailable("timed out");
+    }
+    HttpResponse::Ok().json(answer)
+}
+
+async fn payout_status(data: ChannelData, path: web::Path<String>) -> HttpResponse {
+    let channel = &data.1;
+    actix_rt::time::sleep(channel.latency()).await;
+    let ledger = channel.ledger.lock().expect("sim ledger");
+    match ledger.payouts.get(path.as_str()) {
+        Some(p) => HttpResponse::Ok().json(p),
+        None => HttpResponse::NotFound().json(serde_json::json!({"status": "not_found"})),
+    }
 }
 
 async fn put_channel(

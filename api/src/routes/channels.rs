@@ -143,3 +143,33 @@ pub async fn notification(
     let applied = services::channels::notification(&state, &path, signature, &raw, body).await?;
     Ok(HttpResponse::Ok().json(NotificationAccepted { applied }))
 }
+
+#[utoipa::path(post, path = "/v1/channels/{id}/payout_notifications", tag = "channels",
+    request_body = services::channels::wire::PayoutNotification,
+    params(("id" = String, Path, description = "channel id (chn_…)"),
+           ("Channel-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\" under the channel's notify_secret>")),
+    responses(
+        (status = 200, description = "verified; applied once", body = NotificationAccepted),
+        (status = 401, description = "missing, malformed, wrong or stale signature", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "unknown channel or settlement", body = crate::openapi::ErrorResponse),
+        crate::openapi::CreateErrors
+    ))]
+/// (channels) The payout channel's asynchronous result for a settlement payout (issue #16):
+/// verified by its signature like a charge's, applied at most once (paid: the batch is
+/// paid; declined: its money is back in the merchant's available balance).
+pub async fn payout_notification(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (body, raw): (services::channels::wire::PayoutNotification, _) =
+        body::json(&req, payload, state.limits, &[]).await?;
+    let signature = req
+        .headers()
+        .get("Channel-Signature")
+        .and_then(|v| v.to_str().ok());
+    let applied =
+        services::channels::payout_notification(&state, &path, signature, &raw, body).await?;
+    Ok(HttpResponse::Ok().json(NotificationAccepted { applied }))
+}

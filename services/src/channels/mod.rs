@@ -752,17 +752,14 @@ pub async fn update(
     Ok(view(&rt, Timestamp(now_ns()), position))
 }
 
-/// A channel's asynchronous result for a charge (`raw`: the body as sent, `notification`:
-/// it parsed), verified by its `Channel-Signature` (constant-time, timestamp within
-/// ±[`NOTIFICATION_SKEW_SECS`]), applied at most once. Returns whether it changed the
-/// payment (false: already resolved, or a replay).
-pub async fn notification(
+/// Checks a channel notification's `Channel-Signature` over `raw` (constant-time,
+/// timestamp within ±[`NOTIFICATION_SKEW_SECS`]) with channel `id_text`'s notify secret.
+fn verify_notification(
     state: &Platform,
     id_text: &str,
     signature: Option<&str>,
     raw: &[u8],
-    notification: wire::Notification,
-) -> Result<bool> {
+) -> Result<()> {
     use hmac::{KeyInit, Mac};
     let not_found = || Error::not_found(format!("no channel {id_text:?}"));
     let id = parse_channel_id(id_text).ok_or_else(not_found)?;
@@ -793,7 +790,35 @@ pub async fn notification(
     mac.update(b".");
     mac.update(raw);
     mac.verify_slice(&tag)
-        .map_err(|_| unauthenticated("the signature does not match"))?;
+        .map_err(|_| unauthenticated("the signature does not match"))
+}
+
+/// A payout channel's asynchronous result for a settlement payout, verified like a
+/// charge's notification and applied at most once (`crate::payouts::resolve`). Returns
+/// whether it resolved the payout (false: already resolved, or a replay).
+pub async fn payout_notification(
+    state: &Platform,
+    id_text: &str,
+    signature: Option<&str>,
+    raw: &[u8],
+    notification: wire::PayoutNotification,
+) -> Result<bool> {
+    verify_notification(state, id_text, signature, raw)?;
+    crate::payouts::resolve(state, notification.payout, "notification").await
+}
+
+/// A channel's asynchronous result for a charge (`raw`: the body as sent, `notification`:
+/// it parsed), verified by its `Channel-Signature` (constant-time, timestamp within
+/// ±[`NOTIFICATION_SKEW_SECS`]), applied at most once. Returns whether it changed the
+/// payment (false: already resolved, or a replay).
+pub async fn notification(
+    state: &Platform,
+    id_text: &str,
+    signature: Option<&str>,
+    raw: &[u8],
+    notification: wire::Notification,
+) -> Result<bool> {
+    verify_notification(state, id_text, signature, raw)?;
     // The request id names the payment: `pay_<hex>-<attempt>`.
     let payment_id = notification
         .charge

@@ -9,6 +9,10 @@
 //! - `GET /refunds/{request_id}` → the recorded [`RefundAnswer`], `404` when unknown.
 //! - The channel POSTs a [`Notification`] to the charge's `notify_url`, signed with
 //!   `Channel-Signature` ([`crate::signature::sign`] under the channel's notify secret).
+//! - `POST /payouts` [`PayoutRequest`] → `200` [`PayoutAnswer`] (`succeeded`: paid to the
+//!   bank account, or `declined`), `503` (nothing paid), or no answer (timeout: decided);
+//!   `GET /payouts/{request_id}` → the recorded answer, `404` when unknown; a
+//!   [`PayoutNotification`] to the payout's `notify_url`, signed the same way (issue #16).
 
 use serde::{Deserialize, Serialize};
 
@@ -80,4 +84,40 @@ pub struct RefundAnswer {
 pub struct Notification {
     pub channel: String,
     pub charge: ChargeAnswer,
+}
+
+/// A payout request from payd (issue #16): money from the platform's reserve to a
+/// merchant's bank account. Idempotent on `request_id` at the channel.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PayoutRequest {
+    /// Ours: the settlement batch's id. A repeat returns the recorded result.
+    pub request_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub bank: String,
+    pub account_number: String,
+    pub account_name: String,
+    /// Where to POST the asynchronous result.
+    pub notify_url: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PayoutAnswer {
+    pub request_id: String,
+    /// `succeeded`: paid to the account; `declined`: refused (nothing paid).
+    pub status: ChargeStatus,
+    pub channel_ref: String,
+    #[serde(deserialize_with = "crate::json_int::int")]
+    pub amount_minor: i64,
+    pub currency: String,
+    pub decline_reason: Option<String>,
+}
+
+/// A payout's asynchronous result, POSTed to its `notify_url` and signed like a charge's.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PayoutNotification {
+    pub channel: String,
+    pub payout: PayoutAnswer,
 }

@@ -80,6 +80,7 @@ pub mod prefix {
     pub const WEBHOOK_PENDING: &[u8] = b"xwq";
     pub const OPEN_ATTEMPT: &[u8] = b"xoa";
     pub const OPEN_REFUND: &[u8] = b"xro";
+    pub const OPEN_PAYOUT: &[u8] = b"xop";
     pub const IDEMPOTENCY: &[u8] = b"xi";
     pub const OTP: &[u8] = b"xot";
     pub const SMS: &[u8] = b"xsm";
@@ -256,6 +257,13 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "refund id (u128 BE)",
         record: "[1] (a card refund that may be unanswered)",
+        expiring: true,
+    },
+    Registered {
+        prefix: prefix::OPEN_PAYOUT,
+        cf: CF_AUX,
+        key: "business date (i32 BE), merchant id (u128 BE)",
+        record: "[1] (a settlement payout to send or resolve; [0] once resolved)",
         expiring: true,
     },
     Registered {
@@ -447,6 +455,13 @@ pub fn open_refund_key(refund: u128) -> Vec<u8> {
     key(prefix::OPEN_REFUND, &[&refund.to_be_bytes()])
 }
 
+pub fn open_payout_key(date: engine::gl::BusinessDate, merchant: u128) -> Vec<u8> {
+    key(
+        prefix::OPEN_PAYOUT,
+        &[&date.0.to_be_bytes(), &merchant.to_be_bytes()],
+    )
+}
+
 /// An idempotency key as sent, scoped to its caller.
 pub fn idempotency_key(scope: &[u8], idempotency_key: &[u8]) -> Vec<u8> {
     key(prefix::IDEMPOTENCY, &[scope, idempotency_key])
@@ -634,6 +649,10 @@ mod tests {
             (webhook_pending_prefix(1), prefix::WEBHOOK_PENDING),
             (open_attempt_key(1), prefix::OPEN_ATTEMPT),
             (open_refund_key(1), prefix::OPEN_REFUND),
+            (
+                open_payout_key(engine::gl::BusinessDate(1), 2),
+                prefix::OPEN_PAYOUT,
+            ),
             (idempotency_key(b"m", b"k"), prefix::IDEMPOTENCY),
             (otp_key(1), prefix::OTP),
             (sms_key(1), prefix::SMS),

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use engine::gl::BusinessDate;
 use engine::settlement::Clearing;
 use engine::{AccountId, Currency, PlatformRole, Posting, Reject, Transfer, TransferKind};
+use futures_util::StreamExt;
 
 use crate::channels::wire::{ChargeStatus, PayoutAnswer, PayoutRequest};
 use crate::platform::{now_ns, Platform};
@@ -26,6 +27,9 @@ use crate::{Error, Result};
 
 /// Open payouts sent (or asked about) per pass at most.
 pub const PASS_MAX: usize = 1_024;
+
+/// Payouts in flight to the payout channel at once.
+pub const PASS_CONCURRENCY: usize = 32;
 
 /// How long an open payout's marker lives: a payout unresolved after this needs an
 /// operator (the batch stays `paying` and its money in transit).
@@ -93,15 +97,27 @@ fn open_payouts(store: &storage::Store, max: usize) -> Result<Vec<(BusinessDate,
     Ok(out)
 }
 
-/// One pass: every open payout is sent, or asked about when it was sent before.
-pub async fn pass(state: &Arc<Platform>) -> Result<usize> {
+/// One pass: every open payout (at most [`PASS_MAX`]) is sent, or asked about when it was
+/// sent before. Answers (resolved, open payouts seen).
+pub async fn pass(state: &Arc<Platform>) -> Result<(usize, usize)> {
     let Some(channel) = payout_channel(state) else {
-        return Ok(0);
+        return Ok((0, 0));
     };
     let open = open_payouts(state.store()?, PASS_MAX)?;
+    let seen = open.len();
+    // Many at once: their durable writes share group commits, and the channel's answers
+    // overlap (a bounded number in flight).
+    let outcomes: Vec<(BusinessDate, u128, Result<bool>)> = futures_util::stream::iter(open)
+        .map(|(date, merchant)| {
+            let channel = &channel;
+            async move { (date, merchant, one(state, channel, date, merchant).await) }
+        })
+        .buffer_unordered(PASS_CONCURRENCY)
+        .collect()
+        .await;
     let mut resolved = 0;
-    for (date, merchant) in open {
-        match one(state, &channel, date, merchant).await {
+    for (date, merchant, outcome) in outcomes {
+        match outcome {
             Ok(true) => resolved += 1,
             Ok(false) => {}
             Err(e) => {
@@ -109,7 +125,7 @@ pub async fn pass(state: &Arc<Platform>) -> Result<usize> {
             }
         }
     }
-    Ok(resolved)
+    Ok((resolved, seen))
 }
 
 /// Sends, or asks about, the payout of batch (`date`, `merchant`). Answers whether it was
@@ -300,12 +316,16 @@ pub async fn resolve(state: &Platform, answer: PayoutAnswer, how: &str) -> Resul
     Ok(true)
 }
 
-/// Sends and resolves payouts in the background, every `status_sync`.
+/// Sends and resolves payouts in the background: a pass every `status_sync`, or at once
+/// after a full pass that resolved some.
 pub fn spawn(state: Arc<Platform>) {
     actix_rt::spawn(async move {
         loop {
-            if let Err(e) = pass(&state).await {
-                tracing::error!(%e, "the payout pass failed");
+            match pass(&state).await {
+                // A full pass: more are waiting, go on at once.
+                Ok((resolved, seen)) if seen == PASS_MAX && resolved > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(%e, "the payout pass failed"),
             }
             actix_rt::time::sleep(state.settings.status_sync).await;
         }

@@ -336,3 +336,174 @@ fn settlement_terms_are_checked_and_changed_by_patch() {
     let audit = p.admin("GET", "/v1/audit?limit=100", "");
     assert!(!String::from_utf8_lossy(&audit.body).contains("6214830000001234"));
 }
+
+fn cents(text: &str) -> i64 {
+    let neg = text.starts_with('-');
+    let t = text.trim_start_matches('-');
+    let (a, b) = t.split_once('.').unwrap();
+    let v = a.parse::<i64>().unwrap() * 100 + b.parse::<i64>().unwrap();
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// Ten business days of payments, partial and full refunds (of today's and older
+/// payments), cycles T+0 to T+3, a minimum payout, a merchant without a payout account and
+/// a payout channel declining a fifth: after every day-end the trial balance holds, and at
+/// the end, for every merchant, what it was paid out, what is in transit, available and
+/// pending, less what it owes, is exactly Σ (payments − fees − refunds) of its daily reports.
+#[test]
+fn ten_business_days_keep_every_merchants_money_accounted_for() {
+    let sim = Sim::start(&[r#"payout_bank={"decline_rate":0.2,"notify_delay_ms":100}"#]);
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(
+        &tmp.path().join("data"),
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_PAYOUT_CHANNEL", "payout_bank"),
+            ("RONGPAY_STATUS_SYNC_MS", "200"),
+            ("RONGPAY_RATE_PAYER_PER_S", "0"),
+            ("RONGPAY_RATE_MERCHANT_PER_S", "0"),
+        ],
+    );
+    let secret = sim.put("payout_bank", serde_json::json!({}))["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ch = channel(
+        &p,
+        "payout_bank",
+        &format!("http://{}", sim.addr("payout_bank")),
+        "0.002",
+    );
+    assert_eq!(
+        p.admin(
+            "PATCH",
+            &format!("/v1/channels/{}", ch["id"].as_str().unwrap()),
+            &format!(r#"{{"notify_secret":"{secret}"}}"#),
+        )
+        .status,
+        200
+    );
+    let account =
+        r#""payout_account":{"bank":"CMB","account_number":"6214830000001234","name":"Ltd"}"#;
+    let shops: Vec<Shop> = [
+        format!(r#"{{"name":"t0","settlement_cycle_days":0,{account}}}"#),
+        format!(r#"{{"name":"t1","fee_rate":"0.01","fee_fixed":"0.10",{account}}}"#),
+        format!(r#"{{"name":"t2","settlement_cycle_days":2,"min_payout":"150.00",{account}}}"#),
+        format!(r#"{{"name":"t3","settlement_cycle_days":3,"fee_min":"0.50",{account}}}"#),
+        r#"{"name":"no account","settlement_cycle_days":1}"#.to_string(),
+    ]
+    .iter()
+    .map(|body| merchant(&p, body))
+    .collect();
+    let payer = funded_account(&p, "100000.00");
+    let mut seed = 11u64;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    let mut paid: Vec<Vec<(String, i64)>> = vec![Vec::new(); shops.len()];
+    let mut dates = Vec::new();
+    for day in 0..10 {
+        for (m, s) in shops.iter().enumerate() {
+            for i in 0..3 {
+                let c = 100 + (next() % 20_000) as i64;
+                let r = pay(
+                    &p,
+                    &s.key,
+                    &format!("d{day}-{i}"),
+                    &format!("{}.{:02}", c / 100, c % 100),
+                    &payer,
+                );
+                assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+                paid[m].push((r.json()["id"].as_str().unwrap().to_string(), c));
+            }
+            // A partial refund of a random earlier payment, and now and then a whole one.
+            let k = (next() as usize) % paid[m].len();
+            let (id, amount) = paid[m][k].clone();
+            let part = 1 + (next() as i64) % amount;
+            let r = p.post(
+                &s.key,
+                &format!("/v1/payments/{id}/refunds"),
+                None,
+                &format!(
+                    r#"{{"amount":"{}.{:02}","out_refund_no":"r-day{}-{}"}}"#,
+                    part / 100,
+                    part % 100,
+                    char::from(b'a' + day as u8),
+                    "x"
+                ),
+            );
+            assert!(
+                r.status == 201 || r.error_code() == "refund_exceeds_payment",
+                "{:?}",
+                String::from_utf8_lossy(&r.body)
+            );
+            if day % 3 == 2 {
+                let (id, _) = paid[m][(next() as usize) % paid[m].len()].clone();
+                let r = p.post(
+                    &s.key,
+                    &format!("/v1/payments/{id}/refunds"),
+                    None,
+                    &format!(
+                        r#"{{"out_refund_no":"rest-day{}"}}"#,
+                        char::from(b'a' + day as u8)
+                    ),
+                );
+                assert!(
+                    r.status == 201 || r.error_code() == "refund_exceeds_payment",
+                    "{:?}",
+                    String::from_utf8_lossy(&r.body)
+                );
+            }
+        }
+        dates.push(close_day(&p));
+    }
+    // Every payout resolved (a declined one went back to available and out again later).
+    eventually(60, "no payout is in transit or waiting", || {
+        gl_balance(&p, "2104") == "0.00"
+            || shops.iter().all(|s| {
+                let b = balances(&p, s);
+                b["in_transit"] == "0.00"
+            })
+    });
+    let mut declined = 0;
+    for (m, s) in shops.iter().enumerate() {
+        let nets: i64 = dates
+            .iter()
+            .map(|d| {
+                let r = p.admin(
+                    "GET",
+                    &format!("/v1/reports/daily?date={d}&merchant_id={}", s.id),
+                    "",
+                );
+                assert_eq!(r.status, 200);
+                cents(r.json()["net"].as_str().unwrap())
+            })
+            .sum();
+        let b = balances(&p, s);
+        let held = cents(b["paid_out"].as_str().unwrap())
+            + cents(b["in_transit"].as_str().unwrap())
+            + cents(b["available"].as_str().unwrap())
+            + cents(b["pending"].as_str().unwrap())
+            - cents(b["owed"].as_str().unwrap());
+        println!("merchant {m}: reports' net {nets}, balances {b}");
+        assert_eq!(held, nets, "merchant {m}: {b}");
+        declined += batches(&p, s)
+            .iter()
+            .filter(|x| x["status"] == "failed")
+            .count();
+        if m == 4 {
+            // No payout account: nothing ever left.
+            assert_eq!(b["paid_out"], "0.00");
+        } else {
+            assert_ne!(b["paid_out"], "0.00", "merchant {m}");
+        }
+    }
+    println!("{declined} payout(s) declined: back in available, paid by a later batch (or still available after the last day-end)");
+}

@@ -109,6 +109,16 @@ impl ApiError {
         )
     }
 
+    /// 403: a merchant asking for another merchant's resource by its id.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorType::AuthenticationError,
+            "forbidden",
+            message,
+        )
+    }
+
     pub fn not_ready() -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -83,21 +83,6 @@ fn an_unknown_zone_is_refused_before_starting() {
     );
 }
 
-/// The row of GL account `code` in `currency` of `GET /v1/gl/accounts`.
-fn gl_balance(p: &Payd, code: &str) -> String {
-    let r = p.admin("GET", "/v1/gl/accounts", "");
-    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
-    let v = r.json();
-    let row = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["code"] == code && a["currency"] == "CNY")
-        .unwrap_or_else(|| panic!("no GL account {code}: {v}"))
-        .clone();
-    row["balance"].as_str().unwrap().to_string()
-}
-
 fn tb_row(tb: &serde_json::Value, code: &str) -> [String; 4] {
     let row = tb["rows"]
         .as_array()

@@ -69,14 +69,7 @@ fn settle_a_day(p: &Payd, n: usize) -> (Vec<Shop>, String) {
         );
         assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
     }
-    let date = p.admin("GET", "/v1/gl/business_date", "").json()["business_date"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
-    eventually(120, "the day-end finishes", || {
-        p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json()["status"] == "done"
-    });
+    let date = close_day(p);
     (shops, date)
 }
 
@@ -86,18 +79,6 @@ fn batches_of(p: &Payd, date: &str) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
-}
-
-fn gl_balance(p: &Payd, code: &str) -> String {
-    let v = p.admin("GET", "/v1/gl/accounts", "").json();
-    v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["code"] == code && a["currency"] == "CNY")
-        .map_or("0.00".into(), |a| {
-            a["balance"].as_str().unwrap().to_string()
-        })
 }
 
 /// Waits until every batch of `date` is paid or failed, then checks each against
@@ -197,10 +178,7 @@ fn payouts_end_paid_once_or_back_in_available_through_failures_timeouts_and_late
         "payout_bank",
         json!({"decline_rate":0.0,"error_rate":0.0,"timeout_rate":0.0}),
     );
-    let next = p.admin("GET", "/v1/gl/business_date", "").json()["business_date"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let next = open_date(&p);
     assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
     eventually(60, "the second day's payouts are paid", || {
         let b = batches_of(&p, &next);

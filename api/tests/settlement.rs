@@ -6,31 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn open_date(p: &Payd) -> String {
-    p.admin("GET", "/v1/gl/business_date", "").json()["business_date"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// Closes the open date and waits for its day-end; answers the date closed.
-fn close_day(p: &Payd) -> String {
-    let date = open_date(p);
-    let r = p.admin("POST", "/v1/gl/day_end", "{}");
-    assert_eq!(r.status, 202, "{:?}", String::from_utf8_lossy(&r.body));
-    let mut last = Value::Null;
-    eventually(120, "the day-end finishes", || {
-        last = p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json();
-        last["status"] != "running"
-    });
-    assert_eq!(last["status"], "done", "{last:#}");
-    let tb = p
-        .admin("GET", &format!("/v1/gl/trial_balance?date={date}"), "")
-        .json();
-    assert_eq!(tb["balanced"], true, "{tb}");
-    date
-}
-
 fn balances(p: &Payd, shop: &Shop) -> Value {
     let m = p
         .admin("GET", &format!("/v1/merchants/{}", shop.id), "")
@@ -46,18 +21,6 @@ fn batches(p: &Payd, shop: &Shop) -> Vec<Value> {
     );
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
     r.json()["data"].as_array().unwrap().clone()
-}
-
-fn gl_balance(p: &Payd, code: &str) -> String {
-    let v = p.admin("GET", "/v1/gl/accounts", "").json();
-    v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["code"] == code && a["currency"] == "CNY")
-        .map_or("0.00".into(), |a| {
-            a["balance"].as_str().unwrap().to_string()
-        })
 }
 
 fn refund(p: &Payd, key: &str, payment: &str, amount: &str, no: &str) {

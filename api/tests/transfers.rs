@@ -147,14 +147,7 @@ fn a_merchant_pays_out_of_its_own_balance_only_and_bad_batches_are_refused_whole
         .as_str()
         .unwrap()
         .to_string();
-    let date = p.admin("GET", "/v1/gl/business_date", "").json()["business_date"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
-    eventually(60, "the day-end finishes", || {
-        p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json()["status"] == "done"
-    });
+    close_day(&p);
     assert_eq!(p.balance(&available), "10.00");
     // Not out of pending (its v1 account_id): only available is paid out.
     let r = batch(

@@ -84,13 +84,7 @@ pub async fn migrate_merchants(
     ledger: &actors::Ledger,
     store: &storage::Store,
 ) -> std::result::Result<usize, String> {
-    let mut merchants = Vec::new();
-    store
-        .for_each_aux_with_prefix(records::prefix::MERCHANT, usize::MAX, |key, value| {
-            merchants.push(records::decode::<records::Merchant>(key, value)?);
-            Ok(())
-        })
-        .map_err(|e| e.to_string())?;
+    let merchants = crate::merchants::all(store).map_err(|e| e.to_string())?;
     let mut changed = 0;
     for mut m in merchants {
         let mut touched = false;

@@ -401,6 +401,16 @@ pub fn view(m: &Merchant, now: u64) -> MerchantView {
     }
 }
 
+/// Every merchant, in id order (the day-end's settlement steps, the start's migration).
+pub fn all(store: &storage::Store) -> Result<Vec<Merchant>> {
+    let mut out = Vec::new();
+    store.for_each_aux_with_prefix(records::prefix::MERCHANT, usize::MAX, |k, v| {
+        out.push(records::decode::<Merchant>(k, v)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 pub fn load(state: &Platform, id_text: &str) -> Result<Merchant> {
     let not_found = || Error::not_found(format!("no merchant {id_text:?}"));
     let id = parse_merchant_id(id_text).ok_or_else(not_found)?;

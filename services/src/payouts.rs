@@ -140,7 +140,7 @@ async fn one(
     let key = records::settlement_batch_key(date, merchant);
     let request_id = batch_id_text(date, merchant);
     let base = endpoint.trim_end_matches('/');
-    let sent_before = {
+    let (sent_before, b) = {
         let _claim = claim_merchant(state, merchant).await;
         let Some(mut b) = records::read::<SettlementBatch>(store, &key)? else {
             state
@@ -150,7 +150,7 @@ async fn one(
             return Ok(false);
         };
         match b.status {
-            BatchStatus::Paying => true,
+            BatchStatus::Paying => (true, b),
             BatchStatus::Pending if b.payout > 0 => {
                 // Durably paying before the request leaves: a crash after it is asked about.
                 b.status = BatchStatus::Paying;
@@ -160,7 +160,7 @@ async fn one(
                     .ledger()?
                     .write_records(vec![(key.clone(), records::encode(&b))])
                     .await?;
-                false
+                (false, b)
             }
             _ => {
                 // Resolved already: the marker is stale.
@@ -193,8 +193,6 @@ async fn one(
     }
     let m: Merchant = records::read(store, &records::merchant_key(merchant))?
         .ok_or_else(|| Error::storage("a batch's merchant is missing"))?;
-    let b: SettlementBatch =
-        records::read(store, &key)?.ok_or_else(|| Error::storage("a paying batch is missing"))?;
     let account = m
         .settlement
         .0

@@ -87,13 +87,32 @@ fn postings(m: &Merchant, currency: Currency, legs: &Legs) -> Vec<Posting> {
     .collect()
 }
 
-fn all_merchants(store: &storage::Store) -> Result<Vec<Merchant>> {
-    let mut out = Vec::new();
-    store.for_each_aux_with_prefix(records::prefix::MERCHANT, usize::MAX, |k, v| {
-        out.push(records::decode::<Merchant>(k, v)?);
-        Ok(())
-    })?;
-    Ok(out)
+/// Runs `work` for every plan, [`CONCURRENCY`] at a time (their durable writes share
+/// group commits); the first error, if any, once all have run.
+async fn each_merchant<P, F>(plans: Vec<P>, work: impl Fn(P) -> F) -> Result<()>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    let results: Vec<Result<()>> = futures_util::stream::iter(plans)
+        .map(work)
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// The records of batch `b`: itself and its entry in the merchant's index.
+fn batch_records(b: &SettlementBatch) -> [(Vec<u8>, Vec<u8>); 2] {
+    [
+        (
+            records::settlement_batch_key(b.date, b.merchant),
+            records::encode(b),
+        ),
+        (
+            records::settlement_by_merchant_key(b.merchant, b.date),
+            records::encode(&()),
+        ),
+    ]
 }
 
 /// A date's payments and refunds for a merchant, from its frozen daily report: gross,
@@ -141,7 +160,7 @@ fn plan_maturity(
     currency: Currency,
 ) -> Result<Vec<MaturityPlan>> {
     let mut plans = Vec::new();
-    for m in all_merchants(store)? {
+    for m in crate::merchants::all(store)? {
         if m.currency != currency.numeric() {
             continue;
         }
@@ -308,85 +327,57 @@ pub async fn maturity_step(
     let s = Arc::clone(store);
     let plans = crate::day_end::in_background(move || plan_maturity(&s, date, currency)).await?;
     let tally = std::sync::Mutex::new(Tally::default());
-    let results: Vec<Result<()>> = futures_util::stream::iter(plans)
-        .map(|plan| {
-            let tally = &tally;
-            async move {
-                let MaturityPlan {
-                    merchant: m,
-                    clearing,
-                    matured,
-                    items,
-                } = plan;
-                let id = transfer_id("maturity", m.id, date);
-                let mut carried = 0;
-                post(
-                    state,
-                    &m,
-                    currency,
-                    id,
-                    "the maturity",
-                    |available, open, fresh| {
-                        let r = engine::settlement::maturity(matured, available, clearing.owed)
-                            .map_err(|e| Error::Storage(e.to_string()))?;
-                        carried = r.owed - clearing.owed;
-                        let legs = &r.legs;
-                        let mut c = clearing.clone();
-                        c.paid_out = fresh.paid_out;
-                        c.in_transit = fresh.in_transit;
-                        c.owed += legs.negative.checked_neg().unwrap_or(0);
-                        if legs.pending != 0 {
-                            c.posted.push((open, legs.pending));
-                        }
-                        let mut recs = vec![(records::clearing_key(m.id), records::encode(&c))];
-                        if matured != 0 || !items.is_empty() {
-                            let now = now_ns();
-                            let batch = SettlementBatch {
-                                merchant: m.id,
-                                date,
-                                currency: currency.numeric(),
-                                items: items.clone(),
-                                matured,
-                                owed_before: c.owed,
-                                offset: 0,
-                                payout: 0,
-                                kept: 0,
-                                owed_after: c.owed,
-                                status: BatchStatus::Pending,
-                                payout_channel: None,
-                                payout_reference: None,
-                                failure: None,
-                                created_at_ns: now,
-                                updated_at_ns: now,
-                                netted: false,
-                                extra: records::Tail(()),
-                            };
-                            recs.push((
-                                records::settlement_batch_key(date, m.id),
-                                records::encode(&batch),
-                            ));
-                            recs.push((
-                                records::settlement_by_merchant_key(m.id, date),
-                                records::encode(&()),
-                            ));
-                        }
-                        Ok((r.legs, recs))
-                    },
-                )
-                .await?;
-                if matured != 0 {
-                    let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
-                    t.merchants += 1;
-                    t.amount += i128::from(matured);
-                    t.carried += i128::from(carried);
-                }
-                Ok(())
+    each_merchant(plans, |plan| {
+        let tally = &tally;
+        async move {
+            let MaturityPlan {
+                merchant: m,
+                clearing,
+                matured,
+                items,
+            } = plan;
+            let id = transfer_id("maturity", m.id, date);
+            let mut carried = 0;
+            post(
+                state,
+                &m,
+                currency,
+                id,
+                "the maturity",
+                |available, open, fresh| {
+                    let r = engine::settlement::maturity(matured, available, clearing.owed)
+                        .map_err(|e| Error::Storage(e.to_string()))?;
+                    carried = r.owed - clearing.owed;
+                    let legs = &r.legs;
+                    let mut c = clearing.clone();
+                    c.paid_out = fresh.paid_out;
+                    c.in_transit = fresh.in_transit;
+                    c.owed += legs.negative.checked_neg().unwrap_or(0);
+                    if legs.pending != 0 {
+                        c.posted.push((open, legs.pending));
+                    }
+                    let mut recs = vec![(records::clearing_key(m.id), records::encode(&c))];
+                    if matured != 0 || !items.is_empty() {
+                        // A draft the batch step nets.
+                        let mut b = SettlementBatch::new(m.id, date, currency.numeric(), now_ns());
+                        b.items = items.clone();
+                        b.matured = matured;
+                        recs.extend(batch_records(&b));
+                    }
+                    Ok((r.legs, recs))
+                },
+            )
+            .await?;
+            if matured != 0 {
+                let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+                t.merchants += 1;
+                t.amount += i128::from(matured);
+                t.carried += i128::from(carried);
             }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>>>()?;
+            Ok(())
+        }
+    })
+    .await?;
     let t = tally.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(format!(
         "{} merchant(s): {} matured, {} carried as owed",
@@ -409,7 +400,7 @@ fn plan_batches(
     currency: Currency,
 ) -> Result<Vec<BatchPlan>> {
     let mut plans = Vec::new();
-    for m in all_merchants(store)? {
+    for m in crate::merchants::all(store)? {
         if m.currency != currency.numeric() {
             continue;
         }
@@ -443,114 +434,83 @@ pub async fn batches_step(
     let s = Arc::clone(store);
     let plans = crate::day_end::in_background(move || plan_batches(&s, date, currency)).await?;
     let tally = std::sync::Mutex::new(Tally::default());
-    let results: Vec<Result<()>> = futures_util::stream::iter(plans)
-        .map(|plan| {
-            let tally = &tally;
-            async move {
-                let BatchPlan {
-                    merchant: m,
-                    clearing,
-                    draft,
-                } = plan;
-                let terms = m.settlement.0.clone();
-                // No bank account to pay to: nothing leaves available.
-                let min_payout = if terms.payout_account.is_some() {
-                    terms.min_payout
-                } else {
-                    i64::MAX
-                };
-                let id = transfer_id("batch", m.id, date);
-                let mut netted = None;
-                post(
-                    state,
-                    &m,
-                    currency,
-                    id,
-                    "the settlement batch",
-                    |available, _, fresh| {
-                        let n = engine::settlement::batch(available, clearing.owed, min_payout)
-                            .map_err(|e| Error::Storage(e.to_string()))?;
-                        netted = Some(n);
-                        if draft.is_none() && n.legs.is_empty() {
-                            // Nothing matured and nothing moves: no batch.
-                            return Ok((n.legs, Vec::new()));
-                        }
-                        let mut c = clearing.clone();
-                        c.owed = n.owed;
-                        c.paid_out = fresh.paid_out;
-                        c.in_transit = fresh.in_transit + n.payout;
-                        let now = now_ns();
-                        let mut b = draft.clone().unwrap_or(SettlementBatch {
-                            merchant: m.id,
-                            date,
-                            currency: currency.numeric(),
-                            items: Vec::new(),
-                            matured: 0,
-                            owed_before: clearing.owed,
-                            offset: 0,
-                            payout: 0,
-                            kept: 0,
-                            owed_after: 0,
-                            status: BatchStatus::Pending,
-                            payout_channel: None,
-                            payout_reference: None,
-                            failure: None,
-                            created_at_ns: now,
-                            updated_at_ns: now,
-                            netted: false,
-                            extra: records::Tail(()),
-                        });
-                        b.owed_before = clearing.owed;
-                        b.offset = n.offset;
-                        b.payout = n.payout;
-                        b.kept = n.kept;
-                        b.owed_after = n.owed;
-                        b.netted = true;
-                        b.updated_at_ns = now;
-                        b.status = if n.payout > 0 {
-                            BatchStatus::Pending
-                        } else if n.owed > 0 {
-                            BatchStatus::Carried
-                        } else if n.kept > 0 {
-                            BatchStatus::Pending
-                        } else {
-                            BatchStatus::Paid
-                        };
-                        let mut recs = vec![
-                            (records::clearing_key(m.id), records::encode(&c)),
-                            (
-                                records::settlement_batch_key(date, m.id),
-                                records::encode(&b),
-                            ),
-                            (
-                                records::settlement_by_merchant_key(m.id, date),
-                                records::encode(&()),
-                            ),
-                        ];
-                        if n.payout > 0 {
-                            // To send: `crate::payouts` picks it up.
-                            recs.push(crate::payouts::open_marker(date, m.id));
-                        }
-                        Ok((n.legs, recs))
-                    },
-                )
-                .await?;
-                if let Some(n) = netted.filter(|n| !n.legs.is_empty() || draft.is_some()) {
-                    let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
-                    t.merchants += 1;
-                    t.carried += i128::from(n.owed);
-                    if n.payout > 0 {
-                        t.payouts += 1;
-                        t.paid += i128::from(n.payout);
+    each_merchant(plans, |plan| {
+        let tally = &tally;
+        async move {
+            let BatchPlan {
+                merchant: m,
+                clearing,
+                draft,
+            } = plan;
+            let terms = m.settlement.0.clone();
+            // No bank account to pay to: nothing leaves available.
+            let min_payout = if terms.payout_account.is_some() {
+                terms.min_payout
+            } else {
+                i64::MAX
+            };
+            let id = transfer_id("batch", m.id, date);
+            let mut netted = None;
+            post(
+                state,
+                &m,
+                currency,
+                id,
+                "the settlement batch",
+                |available, _, fresh| {
+                    let n = engine::settlement::batch(available, clearing.owed, min_payout)
+                        .map_err(|e| Error::Storage(e.to_string()))?;
+                    netted = Some(n);
+                    if draft.is_none() && n.legs.is_empty() {
+                        // Nothing matured and nothing moves: no batch.
+                        return Ok((n.legs, Vec::new()));
                     }
+                    let mut c = clearing.clone();
+                    c.owed = n.owed;
+                    c.paid_out = fresh.paid_out;
+                    c.in_transit = fresh.in_transit + n.payout;
+                    let now = now_ns();
+                    let mut b = draft.clone().unwrap_or_else(|| {
+                        SettlementBatch::new(m.id, date, currency.numeric(), now)
+                    });
+                    b.owed_before = clearing.owed;
+                    b.offset = n.offset;
+                    b.payout = n.payout;
+                    b.kept = n.kept;
+                    b.owed_after = n.owed;
+                    b.netted = true;
+                    b.updated_at_ns = now;
+                    // Pending: a payout to send, or money kept below `min_payout`.
+                    b.status = if n.payout == 0 && n.owed > 0 {
+                        BatchStatus::Carried
+                    } else if n.payout > 0 || n.kept > 0 {
+                        BatchStatus::Pending
+                    } else {
+                        BatchStatus::Paid
+                    };
+                    let mut recs = vec![(records::clearing_key(m.id), records::encode(&c))];
+                    recs.extend(batch_records(&b));
+                    if n.payout > 0 {
+                        // To send: `crate::payouts` picks it up.
+                        recs.push(crate::payouts::open_marker(date, m.id));
+                    }
+                    Ok((n.legs, recs))
+                },
+            )
+            .await?;
+            if let Some(n) = netted.filter(|n| !n.legs.is_empty() || draft.is_some()) {
+                let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
+                t.merchants += 1;
+                t.carried += i128::from(n.owed);
+                if n.payout > 0 {
+                    t.payouts += 1;
+                    t.paid += i128::from(n.payout);
                 }
-                Ok(())
             }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<()>>>()?;
+            Ok(())
+        }
+    })
+    .await?;
     let t = tally.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(format!(
         "{} batch(es), {} payout(s) of {} in transit, {} owed carried",

@@ -42,6 +42,25 @@ pub fn query_params(
     Ok(query)
 }
 
+/// Whether the client asked for CSV (`Accept: text/csv`).
+pub fn wants_csv(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"))
+}
+
+/// A CSV answer, offered for download as `file`.
+pub fn csv_response(file: &str, body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"{file}\""),
+        ))
+        .body(body)
+}
+
 /// 404 for a path no route serves.
 pub async fn unknown_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(

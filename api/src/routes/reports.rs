@@ -39,31 +39,18 @@ pub async fn daily(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         Caller::Admin => asked,
         Caller::Merchant(m) => match asked {
             Some(other) if other != m.id => {
-                return Err(ApiError::new(
-                    actix_web::http::StatusCode::FORBIDDEN,
-                    crate::error::ErrorType::AuthenticationError,
-                    "forbidden",
-                    "a merchant sees only its own report",
-                )
-                .with_param("merchant_id"))
+                return Err(ApiError::forbidden("a merchant sees only its own report")
+                    .with_param("merchant_id"))
             }
             _ => Some(m.id),
         },
     };
     let report = services::reports::daily(&state, query.get("date").map(String::as_str), merchant)?;
-    let csv = req
-        .headers()
-        .get(actix_web::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"));
-    if csv {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                "content-disposition",
-                format!("attachment; filename=\"report-{}.csv\"", report.date),
-            ))
-            .body(services::reports::csv(&report)));
+    if super::wants_csv(&req) {
+        return Ok(super::csv_response(
+            &format!("report-{}.csv", report.date),
+            services::reports::csv(&report),
+        ));
     }
     Ok(HttpResponse::Ok().json(report))
 }

@@ -29,13 +29,10 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let query = super::query_params(&req, &["merchant_id", "date"])?;
     if let (services::Caller::Merchant(m), Some(asked)) = (&caller, query.get("merchant_id")) {
         if services::merchants::parse_merchant_id(asked) != Some(m.id) {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::FORBIDDEN,
-                crate::error::ErrorType::AuthenticationError,
-                "forbidden",
-                "a merchant sees only its own settlements",
-            )
-            .with_param("merchant_id"));
+            return Err(
+                ApiError::forbidden("a merchant sees only its own settlements")
+                    .with_param("merchant_id"),
+            );
         }
     }
     let list = services::settlement::list(
@@ -67,20 +64,9 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     state.serving()?;
     let caller = auth::caller(&req, &state)?;
-    let csv = req
-        .headers()
-        .get(actix_web::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"));
-    if csv {
+    if super::wants_csv(&req) {
         let body = services::settlement::statement_csv(&state, &caller, &path)?;
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                "content-disposition",
-                format!("attachment; filename=\"{}.csv\"", path.as_str()),
-            ))
-            .body(body));
+        return Ok(super::csv_response(&format!("{}.csv", path.as_str()), body));
     }
     Ok(HttpResponse::Ok().json(services::settlement::get(&state, &caller, &path)?))
 }

@@ -711,3 +711,47 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
 }
+
+// The general ledger and the day-end (shared by the GL, settlement, payout and transfer tests).
+
+/// The balance of GL account `code` in CNY as `GET /v1/gl/accounts` shows it.
+pub fn gl_balance(p: &Payd, code: &str) -> String {
+    let r = p.admin("GET", "/v1/gl/accounts", "");
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    let row = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["code"] == code && a["currency"] == "CNY")
+        .unwrap_or_else(|| panic!("no GL account {code}: {v}"))
+        .clone();
+    row["balance"].as_str().unwrap().to_string()
+}
+
+/// The open business date.
+pub fn open_date(p: &Payd) -> String {
+    p.admin("GET", "/v1/gl/business_date", "").json()["business_date"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Closes the open date and waits for its day-end, which must finish done with the date's
+/// trial balance balanced; answers the date closed.
+pub fn close_day(p: &Payd) -> String {
+    let date = open_date(p);
+    let r = p.admin("POST", "/v1/gl/day_end", "{}");
+    assert_eq!(r.status, 202, "{:?}", String::from_utf8_lossy(&r.body));
+    let mut last = Value::Null;
+    eventually(120, "the day-end finishes", || {
+        last = p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json();
+        last["status"] != "running"
+    });
+    assert_eq!(last["status"], "done", "{last:#}");
+    let tb = p
+        .admin("GET", &format!("/v1/gl/trial_balance?date={date}"), "")
+        .json();
+    assert_eq!(tb["balanced"], true, "{tb}");
+    date
+}

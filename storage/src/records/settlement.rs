@@ -119,3 +119,30 @@ pub struct SettlementBatch {
     /// Later fields.
     pub extra: Tail<()>,
 }
+
+impl SettlementBatch {
+    /// A batch of `merchant` at `date`'s day-end with nothing in it yet: pending, not
+    /// netted.
+    pub fn new(merchant: u128, date: BusinessDate, currency: u16, now_ns: u64) -> SettlementBatch {
+        SettlementBatch {
+            merchant,
+            date,
+            currency,
+            items: Vec::new(),
+            matured: 0,
+            owed_before: 0,
+            offset: 0,
+            payout: 0,
+            kept: 0,
+            owed_after: 0,
+            status: BatchStatus::Pending,
+            payout_channel: None,
+            payout_reference: None,
+            failure: None,
+            created_at_ns: now_ns,
+            updated_at_ns: now_ns,
+            netted: false,
+            extra: Tail(()),
+        }
+    }
+}

@@ -184,6 +184,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], amount_fields: &[&str]) -> Resul
             "the request body is empty; send a JSON object",
         ));
     }
+    // Every request body is a JSON object: serde would take a struct from an array too
+    // (`[null, null]` for a body of two optional fields).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::invalid(
+            "invalid_parameter",
+            "the request body must be a JSON object, not an array",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(value) => Ok(value),
@@ -251,6 +259,16 @@ mod tests {
         assert_eq!(e.code, "invalid_json");
         let e = parse::<Req>(b"[1,2]", &[]).unwrap_err();
         assert_eq!(e.code, "invalid_parameter");
+        // A struct of optional fields would take an array of nulls: refused as not an object.
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Optional {
+            a: Option<String>,
+            b: Option<String>,
+        }
+        let e = parse::<Optional>(b" [null, null]", &[]).unwrap_err();
+        assert_eq!(e.code, "invalid_parameter");
+        assert!(parse::<Optional>(b"{}", &[]).is_ok());
         let e = parse::<Req>(b"", &[]).unwrap_err();
         assert_eq!(e.code, "invalid_json");
     }

@@ -85,6 +85,29 @@
       { data: "channel", field: "name", bad: (c) => c.breaker !== "closed" || c.below_low_water || !c.enabled },
       "no channels configured"
     );
+    const p = d.positions;
+    const cov = document.getElementById("coverage");
+    if (cov && p) {
+      const c = p.coverage;
+      cov.textContent = `funds ${c.funds} / owed ${c.owed}: ` + (c.covered ? `surplus ${c.surplus}` : `SHORTFALL ${c.shortfall}`);
+      cov.className = c.covered ? "ok" : "bad";
+    }
+    fill(
+      document.querySelector("#reserves tbody"),
+      p ? p.reserves : [],
+      ["bank", "balance", "low_water"],
+      { data: "reserve", field: "name", bad: (r) => r.below_low_water },
+      "not ready"
+    );
+    const monitors = document.getElementById("monitors");
+    if (monitors && p) {
+      monitors.textContent = "";
+      for (const a of p.alerts.length ? p.alerts : [null]) {
+        const li = document.createElement("li");
+        li.textContent = a ? `${a.monitor} ${a.subject}: ${a.message}` : "none firing";
+        monitors.appendChild(li);
+      }
+    }
     text("business_date", d.business_date || "–");
     const de = d.day_end;
     const head = document.getElementById("day_end");

@@ -88,6 +88,8 @@ struct Data {
     /// The open business date, and the last day-end with its steps (none before the first).
     business_date: Option<String>,
     day_end: Option<services::day_end::DayEndView>,
+    /// The open date's positions: reserve accounts, the coverage check, monitors firing.
+    positions: Option<services::positions::PositionsView>,
 }
 
 async fn data(state: &AppState) -> Data {
@@ -142,6 +144,7 @@ async fn data(state: &AppState) -> Data {
             .and_then(|l| l.period())
             .map(|p| p.open.to_string()),
         day_end: services::day_end::last_view(state).ok().flatten(),
+        positions: services::positions::get(state, None).await.ok(),
     }
 }
 
@@ -210,6 +213,53 @@ pub async fn page(state: web::Data<AppState>) -> HttpResponse {
             },
         );
     }
+    let mut reserves = String::new();
+    let (coverage, coverage_class, monitors) = match &d.positions {
+        None => {
+            reserves.push_str(r#"<tr class="empty"><td colspan="4">not ready</td></tr>"#);
+            ("–".to_string(), "ok", String::new())
+        }
+        Some(p) => {
+            for r in &p.reserves {
+                let _ = write!(
+                    reserves,
+                    r#"<tr data-reserve="{name}" class="{cls}"><td>{name}</td><td data-field="bank">{}</td><td class="n" data-field="balance">{}</td><td class="n" data-field="low_water">{}</td></tr>"#,
+                    esc(&r.bank),
+                    r.balance,
+                    r.low_water,
+                    name = esc(&r.name),
+                    cls = if r.below_low_water { "bad" } else { "ok" },
+                );
+            }
+            let c = &p.coverage;
+            let mut monitors = String::new();
+            for a in &p.alerts {
+                let _ = write!(
+                    monitors,
+                    "<li><b>{}</b> {}: {}</li>",
+                    esc(&a.monitor),
+                    esc(&a.subject),
+                    esc(&a.message)
+                );
+            }
+            (
+                format!(
+                    "funds {} / owed {}: {} {}",
+                    c.funds,
+                    c.owed,
+                    if c.covered { "surplus" } else { "SHORTFALL" },
+                    if c.covered { &c.surplus } else { &c.shortfall }
+                ),
+                if c.covered { "ok" } else { "bad" },
+                monitors,
+            )
+        }
+    };
+    let monitors = if monitors.is_empty() {
+        "<li>none firing</li>".to_string()
+    } else {
+        monitors
+    };
     let mut alerts = String::new();
     for a in &d.alerts {
         let _ = write!(
@@ -282,6 +332,11 @@ tr.bad td, span.bad {{ background: #fde8e8; }} .tiles {{ display: flex; gap: 1em
 <h2>Channels</h2>
 <table id="channels"><thead><tr><th>channel</th><th>breaker</th><th>success rate</th><th>mean latency (ms)</th><th>calls (window)</th><th>in flight</th><th>position</th><th>low water</th><th>volume today</th></tr></thead>
 <tbody>{channels}</tbody></table>
+<h2>Positions</h2>
+<p>Coverage: <span id="coverage" class="{coverage_class}">{coverage}</span></p>
+<table id="reserves"><thead><tr><th>reserve</th><th>bank</th><th>balance</th><th>low water</th></tr></thead>
+<tbody>{reserves}</tbody></table>
+<ul id="monitors">{monitors}</ul>
 <h2>Day-end</h2>
 <p>Business date <b id="business_date">{business_date}</b>; last day-end: <span id="day_end" class="{day_end_class}">{day_end_head}</span>.</p>
 <table id="day_end_steps"><thead><tr><th>step</th><th>status</th><th>detail</th></tr></thead>

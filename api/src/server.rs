@@ -117,6 +117,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/v1/settlements", "GET").route(web::get().to(routes::settlements::list)))
     .service(resource("/v1/settlements/{id}", "GET").route(web::get().to(routes::settlements::get)))
     .service(resource("/v1/gl/day_end/{date}", "GET").route(web::get().to(routes::gl::day_end_get)))
+    .service(resource("/v1/positions", "GET").route(web::get().to(routes::positions::get)))
+    .service(
+        resource("/v1/positions/reserves", "GET, POST")
+            .route(web::get().to(routes::positions::reserves))
+            .route(web::post().to(routes::positions::create_reserve)),
+    )
+    .service(
+        resource("/v1/positions/reserves/{name}", "PATCH")
+            .route(web::patch().to(routes::positions::update_reserve)),
+    )
+    .service(
+        resource("/v1/positions/transfers", "GET, POST")
+            .route(web::get().to(routes::positions::list_transfers))
+            .route(web::post().to(routes::positions::create_transfer)),
+    )
+    .service(
+        resource("/v1/positions/transfers/{id}", "GET")
+            .route(web::get().to(routes::positions::get_transfer)),
+    )
+    .service(
+        resource("/v1/positions/transfers/{id}/confirm", "POST")
+            .route(web::post().to(routes::positions::confirm)),
+    )
+    .service(
+        resource("/v1/positions/transfers/{id}/void", "POST")
+            .route(web::post().to(routes::positions::void)),
+    )
     .service(resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)))
     .service(resource("/v1/otp", "POST").route(web::post().to(crate::otp::create)))
     .service(resource("/v1/otp/verify", "POST").route(web::post().to(crate::otp::verify)))

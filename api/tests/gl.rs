@@ -497,6 +497,8 @@ fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
                 "report",
                 "settlement_maturity",
                 "settlement_batches",
+                "channel_settlement",
+                "positions",
                 "archive"
             ]
         );

@@ -91,7 +91,9 @@ fn the_ops_page_in_headless_chromium_shows_live_numbers_totals_and_channels() {
     assert_eq!(r.json()["status"], "succeeded");
 
     let profile = tempfile::tempdir().unwrap();
+    let loading = std::time::Instant::now();
     let dom = load(&p, profile.path());
+    let load_secs = loading.elapsed().as_secs();
     // The script ran (it marks the body) and polled more than once: the live tiles are
     // computed from deltas between polls.
     assert!(dom.contains(r#"data-live="1""#), "{dom}");
@@ -125,7 +127,16 @@ fn the_ops_page_in_headless_chromium_shows_live_numbers_totals_and_channels() {
     assert_eq!(cell(&dom, row, "breaker"), "closed");
     assert_eq!(cell(&dom, row, "position"), "19.94");
     assert_eq!(cell(&dom, row, "low_water"), "50.00");
-    assert_eq!(cell(&dom, row, "calls"), "1");
+    // Calls in the breaker's 30-s window: the one charge, unless Chromium took longer than
+    // the window to start (it sometimes waits ~30 s on D-Bus), when the page and the API
+    // both show the window empty.
+    let api_calls = channels(&p)[0]["health"]["calls"].to_string();
+    if load_secs < 20 {
+        assert_eq!(cell(&dom, row, "calls"), "1");
+    } else {
+        println!("chromium took {load_secs} s: the breaker window moved on");
+        assert_eq!(cell(&dom, row, "calls"), api_calls);
+    }
     assert!(
         dom.contains(r#"data-channel="good" class="bad""#),
         "a position under its mark is flagged: {dom}"

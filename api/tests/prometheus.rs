@@ -34,6 +34,10 @@ const FAMILIES: &[&str] = &[
     "rongpay_channel_enabled",
     "rongpay_channel_position_minor_units",
     "rongpay_channel_position_low_water_minor_units",
+    "rongpay_reserve_balance_minor_units",
+    "rongpay_reserve_low_water_minor_units",
+    "rongpay_coverage_funds_minor_units",
+    "rongpay_coverage_owed_minor_units",
     "rongpay_wal_sync_duration_seconds",
     "rongpay_wal_batch_units",
     "rongpay_wal_batch_bytes",
@@ -457,7 +461,7 @@ fn a_real_prometheus_started_by_ops_sh_scrapes_payd_loads_the_rules_and_answers_
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap().clone())
         .collect();
-    assert_eq!(rules.len(), 14, "{rules:?}");
+    assert_eq!(rules.len(), 17, "{rules:?}");
     assert!(rules.iter().all(|r| r["health"] != "err"), "{rules:?}");
     let r = try_request(&ops.prometheus, "GET", "/api/v1/alertmanagers", &[], b"").unwrap();
     assert_eq!(

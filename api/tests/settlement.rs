@@ -54,6 +54,9 @@ fn refunds_above_takings_are_carried_and_offset_and_nothing_is_paid_before_t_plu
     )
     .contains("6222020200112233445"));
     let payer = funded_account(&p, "1000.00");
+    // The platform's own capital in the reserve: with no fee income, the 30.00 carried
+    // below is money the platform fronts, and the day-end's coverage check needs it there.
+    seed_equity(&p, "100.00");
 
     // Day 1: 130.00 taken. Its day-end matures nothing (T+1).
     let first = pay(&p, &shop.key, "o-first", "130.00", &payer).json();
@@ -313,10 +316,12 @@ fn cents(text: &str) -> i64 {
 }
 
 /// Ten business days of payments, partial and full refunds (of today's and older
-/// payments), cycles T+0 to T+3, a minimum payout, a merchant without a payout account and
-/// a payout channel declining a fifth: after every day-end the trial balance holds, and at
-/// the end, for every merchant, what it was paid out, what is in transit, available and
-/// pending, less what it owes, is exactly Σ (payments − fees − refunds) of its daily reports.
+/// payments), splits to a partner (by ratio) and to another merchant (by amount), cycles
+/// T+0 to T+3, a minimum payout, a merchant without a payout account and a payout channel
+/// declining a fifth: after every day-end the trial balance holds, and at the end, for
+/// every merchant (the partner too), what it was paid out, what is in transit, available
+/// and pending, less what it owes, is exactly Σ (payments − fees − splits − refunds +
+/// splits received) of its daily reports.
 #[test]
 fn ten_business_days_keep_every_merchants_money_accounted_for() {
     let sim = Sim::start(&[r#"payout_bank={"decline_rate":0.2,"notify_delay_ms":100}"#]);
@@ -358,6 +363,8 @@ fn ten_business_days_keep_every_merchants_money_accounted_for() {
         format!(r#"{{"name":"t2","settlement_cycle_days":2,"min_payout":"150.00",{account}}}"#),
         format!(r#"{{"name":"t3","settlement_cycle_days":3,"fee_min":"0.50",{account}}}"#),
         r#"{"name":"no account","settlement_cycle_days":1}"#.to_string(),
+        // A partner taking no payments: it only receives splits.
+        format!(r#"{{"name":"partner","settlement_cycle_days":1,{account}}}"#),
     ]
     .iter()
     .map(|body| merchant(&p, body))
@@ -372,16 +379,34 @@ fn ten_business_days_keep_every_merchants_money_accounted_for() {
     };
     let mut paid: Vec<Vec<(String, i64)>> = vec![Vec::new(); shops.len()];
     let mut dates = Vec::new();
+    let partner = shops.len() - 1;
     for day in 0..10 {
-        for (m, s) in shops.iter().enumerate() {
+        for (m, s) in shops.iter().enumerate().take(partner) {
             for i in 0..3 {
                 let c = 100 + (next() % 20_000) as i64;
-                let r = pay(
-                    &p,
+                // Profit sharing: the second payment of a day splits a ratio to the
+                // partner, the third (of t2) a fixed share to t3 as well.
+                let splits = match i {
+                    1 => format!(
+                        r#"[{{"account_id":"{}","ratio":"0.{:02}"}}]"#,
+                        shops[partner].account,
+                        1 + next() % 40
+                    ),
+                    2 if m == 2 => format!(
+                        r#"[{{"account_id":"{}","ratio":"0.25"}},{{"account_id":"{}","amount":"0.50"}}]"#,
+                        shops[partner].account, shops[3].account
+                    ),
+                    _ => "[]".to_string(),
+                };
+                let r = p.post(
                     &s.key,
-                    &format!("d{day}-{i}"),
-                    &format!("{}.{:02}", c / 100, c % 100),
-                    &payer,
+                    "/v1/payments",
+                    None,
+                    &format!(
+                        r#"{{"out_trade_no":"d{day}-{i}","amount":"{}.{:02}","currency":"CNY","payment_method":{{"type":"balance","account_id":"{payer}"}},"splits":{splits}}}"#,
+                        c / 100,
+                        c % 100
+                    ),
                 );
                 assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
                 paid[m].push((r.json()["id"].as_str().unwrap().to_string(), c));
@@ -425,7 +450,14 @@ fn ten_business_days_keep_every_merchants_money_accounted_for() {
                 );
             }
         }
-        dates.push(close_day(&p));
+        let date = close_day(&p);
+        // The day-end's coverage check held (close_day asserts the day-end done): funds
+        // (reserve + receivables + in transit) cover what customers and merchants are owed.
+        let pos = p
+            .admin("GET", &format!("/v1/positions?date={date}"), "")
+            .json();
+        assert_eq!(pos["coverage"]["covered"], true, "{pos}");
+        dates.push(date);
     }
     // Every payout resolved (a declined one went back to available and out again later).
     eventually(60, "no payout is in transit or waiting", || {
@@ -450,6 +482,9 @@ fn ten_business_days_keep_every_merchants_money_accounted_for() {
             })
             .sum();
         let b = balances(&p, s);
+        if m == partner {
+            assert_ne!(nets, 0, "the partner received splits");
+        }
         let held = cents(b["paid_out"].as_str().unwrap())
             + cents(b["in_transit"].as_str().unwrap())
             + cents(b["available"].as_str().unwrap())
@@ -469,4 +504,65 @@ fn ten_business_days_keep_every_merchants_money_accounted_for() {
         }
     }
     println!("{declined} payout(s) declined: back in available, paid by a later batch (or still available after the last day-end)");
+
+    // A planted shortfall: money leaves the reserve with nothing owed less. The live gauges
+    // show it (the ReserveCoverageShortfall rule compares them), payments are still served,
+    // and the day-end's coverage check fails at its positions step, the rest of it done.
+    let surplus = cents(
+        p.admin("GET", "/v1/positions", "").json()["coverage"]["surplus"]
+            .as_str()
+            .unwrap(),
+    );
+    let planted = surplus + 12_345;
+    let amount = format!("{}.{:02}", planted / 100, planted % 100);
+    let r = p.admin(
+        "POST",
+        "/v1/gl/entries",
+        &format!(
+            r#"{{"currency":"CNY","memo":"planted shortfall","legs":[{{"account_id":"{EQUITY}","debit":"{amount}"}},{{"account_id":"{RESERVE}","credit":"{amount}"}}]}}"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let live = p.admin("GET", "/v1/positions", "").json();
+    assert_eq!(live["coverage"]["shortfall"], "123.45", "{live}");
+    let metrics = String::from_utf8(p.req("GET", "/metrics", &[], b"").body).unwrap();
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    };
+    assert_eq!(
+        gauge("rongpay_coverage_owed_minor_units") - gauge("rongpay_coverage_funds_minor_units"),
+        12_345.0
+    );
+    let r = pay(&p, &shops[0].key, "after-the-shortfall", "10.00", &payer);
+    assert_eq!(r.json()["status"], "succeeded", "payments are still served");
+    let date = open_date(&p);
+    assert_eq!(p.admin("POST", "/v1/gl/day_end", "{}").status, 202);
+    let mut d = Value::Null;
+    eventually(60, "the day-end finishes", || {
+        d = p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json();
+        d["status"] != "running"
+    });
+    assert_eq!(d["status"], "failed");
+    let failed: Vec<&str> = d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] != "done")
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["positions"], "{d:#}");
+    let metrics = String::from_utf8(p.req("GET", "/metrics", &[], b"").body).unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("rongpay_day_end_coverage_shortfall_minor_units")
+                && !l.ends_with(" 0")
+        ),
+        "the day-end's shortfall is exported"
+    );
+    println!("planted shortfall of 123.45: live gauges show it, a payment succeeded, the day-end of {date} failed at its positions step only");
 }

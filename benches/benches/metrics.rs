@@ -32,6 +32,7 @@ fn payment() -> Payment {
         risk: Tail(None),
         card: Tail(None),
         business_date: Tail(None),
+        splits: Tail(Vec::new()),
     }
 }
 

@@ -128,6 +128,10 @@ pub enum PlatformRole {
     MerchantNegative = 5,
     /// Settlement payouts sent to merchants' banks and not yet confirmed.
     PayoutsInTransit = 6,
+    /// Money moving between the platform's reserve accounts (two-phase reserve transfers).
+    FundsInTransit = 7,
+    /// The platform's own capital put into the reserve.
+    Equity = 8,
 }
 
 impl PlatformRole {
@@ -140,6 +144,8 @@ impl PlatformRole {
             PlatformRole::ChannelFees,
             PlatformRole::MerchantNegative,
             PlatformRole::PayoutsInTransit,
+            PlatformRole::FundsInTransit,
+            PlatformRole::Equity,
         ]
         .into_iter()
         .find(|r| *r as u16 == value)

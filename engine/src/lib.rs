@@ -24,6 +24,7 @@ pub mod cards;
 pub mod gl;
 pub mod ids;
 pub mod money;
+pub mod positions;
 pub mod risk;
 pub mod routing;
 pub mod settlement;

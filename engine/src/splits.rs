@@ -27,12 +27,21 @@ pub enum SplitError {
     TooMany(usize),
     #[error("split {0}: an amount must be more than zero")]
     NotPositive(usize),
-    #[error("split {0}: a ratio must be more than 0 and at most 1")]
+    #[error("split {0}: a ratio must be a decimal more than 0 and at most 1, with at most 6 decimal places")]
     BadRatio(usize),
     #[error("the ratios add up to more than 1")]
     RatiosAboveOne,
     #[error("the splits ({shares}) add up to more than the payment after its fee ({base})")]
     AboveBase { shares: i64, base: i64 },
+}
+
+/// Parses a ratio share such as `"0.30"` into parts per million: more than 0, at most 1,
+/// at most 6 decimal places (the grammar of amounts).
+pub fn parse_ratio(text: &str, index: usize) -> Result<u32, SplitError> {
+    match crate::money::parse_fee_rate(text) {
+        Ok(ppm) if ppm > 0 => Ok(ppm),
+        _ => Err(SplitError::BadRatio(index)),
+    }
 }
 
 /// Each share's amount for a payment of `amount` with fee `fee`, in the order requested.
@@ -146,6 +155,16 @@ mod tests {
             Err(SplitError::TooMany(51))
         );
         assert_eq!(shares(100, 0, &[Share::Amount(1); 50]).unwrap().len(), 50);
+    }
+
+    #[test]
+    fn ratios_parse_strictly() {
+        assert_eq!(parse_ratio("0.30", 0), Ok(300_000));
+        assert_eq!(parse_ratio("1", 0), Ok(1_000_000));
+        assert_eq!(parse_ratio("0.000001", 0), Ok(1));
+        for bad in ["0", "0.0000001", "1.01", "-0.1", "abc", "", ".5", "0.5e1"] {
+            assert_eq!(parse_ratio(bad, 3), Err(SplitError::BadRatio(3)), "{bad}");
+        }
     }
 
     #[test]

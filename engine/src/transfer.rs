@@ -7,9 +7,11 @@ use crate::ids::{AccountId, Timestamp, TransferId};
 use crate::money::{Currency, AMOUNT_MINOR_MAX};
 use crate::Reject;
 
-/// Most postings one transfer may have. A payment uses three (payer, merchant, fee); the
-/// bound keeps a single command's work and record size small and predictable.
-pub const POSTINGS_PER_TRANSFER_MAX: usize = 8;
+/// Most postings one transfer may have. A payment uses three (payer, merchant, fee), a
+/// card payment four; profit sharing adds one per receiver (at most
+/// [`crate::splits::SPLITS_MAX`]). The bound keeps a single command's work and record size
+/// small and predictable.
+pub const POSTINGS_PER_TRANSFER_MAX: usize = 64;
 
 /// One leg: `amount` minor units into (`> 0`, credit) or out of (`< 0`, debit) an account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
@@ -54,6 +56,9 @@ pub enum TransferKind {
     /// and payout (available → in transit), a payout confirmed (in transit → reserve) or
     /// failed (back to available).
     Settlement,
+    /// Funds management (头寸): a channel settling its takings to the reserve, a transfer
+    /// between reserve accounts.
+    Treasury,
 }
 
 /// The three accounts of a payment.
@@ -152,6 +157,35 @@ impl Transfer {
         Transfer::new(id, TransferKind::Payment, postings, timestamp)
     }
 
+    /// The same transfer with `shares` (receiver, amount) split off `merchant`'s leg: its
+    /// credit is reduced by Σ shares (left out at zero) and each receiver credited its
+    /// share (a zero share is left out). Splits of a payment come from the merchant's part
+    /// after the fee ([`crate::splits::shares`] keeps Σ shares within it); a refund's
+    /// take-backs are negative shares off a negative merchant leg.
+    pub fn with_splits(mut self, merchant: AccountId, shares: &[(AccountId, i64)]) -> Transfer {
+        if shares.iter().all(|(_, a)| *a == 0) {
+            return self;
+        }
+        let total: i64 = shares.iter().map(|(_, a)| *a).sum();
+        let currency = self.postings[0].currency;
+        match self.postings.iter().position(|p| p.account == merchant) {
+            Some(i) => {
+                self.postings[i].amount -= total;
+                if self.postings[i].amount == 0 {
+                    self.postings.remove(i);
+                }
+            }
+            None => self.postings.push(Posting::new(merchant, currency, -total)),
+        }
+        self.postings.extend(
+            shares
+                .iter()
+                .filter(|(_, a)| *a != 0)
+                .map(|(account, amount)| Posting::new(*account, currency, *amount)),
+        );
+        self
+    }
+
     /// A two-legged movement of `amount` from `from` to `to`.
     pub fn between(
         id: TransferId,
@@ -233,6 +267,43 @@ mod tests {
     }
 
     #[test]
+    fn splits_come_off_the_merchants_leg() {
+        let r1 = AccountId(7);
+        let r2 = AccountId(8);
+        // 10.00, fee 0.06: shares 2.98 and 6.96 leave the merchant nothing: its leg goes.
+        let t = Transfer::payment(TransferId(1), PARTIES, C, 1000, 6, Timestamp(0))
+            .with_splits(PARTIES.merchant, &[(r1, 298), (r2, 696)]);
+        let legs: Vec<(u128, i64)> = t.postings.iter().map(|p| (p.account.0, p.amount)).collect();
+        assert_eq!(legs, vec![(1, -1000), (3, 6), (7, 298), (8, 696)]);
+        assert_eq!(t.validate(), Ok(()));
+        // A refund's take-back: the merchant's leg is a debit; a zero share is left out.
+        let refund = Transfer::new(
+            TransferId(2),
+            TransferKind::Refund,
+            vec![
+                Posting::new(AccountId(1), C, 500),
+                Posting::new(PARTIES.merchant, C, -497),
+                Posting::new(PARTIES.fee_account, C, -3),
+            ],
+            Timestamp(0),
+        )
+        .with_splits(PARTIES.merchant, &[(r1, -149), (r2, 0)]);
+        let legs: Vec<(u128, i64)> = refund
+            .postings
+            .iter()
+            .map(|p| (p.account.0, p.amount))
+            .collect();
+        assert_eq!(legs, vec![(1, 500), (2, -348), (3, -3), (7, -149)]);
+        assert_eq!(refund.validate(), Ok(()));
+        // Fifty receivers fit in one transfer.
+        let many: Vec<(AccountId, i64)> = (0..50).map(|i| (AccountId(100 + i), 10)).collect();
+        let t = Transfer::payment(TransferId(3), PARTIES, C, 1000, 6, Timestamp(0))
+            .with_splits(PARTIES.merchant, &many);
+        assert_eq!(t.postings.len(), 53);
+        assert_eq!(t.validate(), Ok(()));
+    }
+
+    #[test]
     fn shape_rules() {
         let p = |a: u128, c: Currency, amount: i64| Posting::new(AccountId(a), c, amount);
         let t = |postings: Vec<Posting>| {
@@ -276,7 +347,7 @@ mod tests {
         assert_eq!(fx.validate(), Ok(()));
         let unbalanced = t(vec![p(1, C, -700), p(2, usd, 700)]);
         assert_eq!(unbalanced.validate(), Err(Reject::Unbalanced(C)));
-        let many = t((0..9)
+        let many = t((0..65)
             .map(|i| p(i, C, if i == 0 { -8 } else { 1 }))
             .collect());
         assert_eq!(many.validate(), Err(Reject::TooManyPostings));

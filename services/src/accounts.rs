@@ -219,14 +219,20 @@ pub async fn ensure_platform_accounts(ledger: &actors::Ledger, currency: Currenc
         PlatformRole::FeeIncome,
         PlatformRole::MerchantNegative,
         PlatformRole::PayoutsInTransit,
+        PlatformRole::FundsInTransit,
+        PlatformRole::Equity,
     ] {
         let id = AccountId::platform(role, currency.numeric());
-        // Customer funds mirror money at banks and merchant negative balances are owed to
-        // us (an asset: below zero): any sign. Fee income and payouts in transit never go
-        // below zero.
+        // Customer funds mirror money at banks, merchant negative balances are owed to us
+        // and funds in transit are ours on their way (assets: below zero), and equity may
+        // be negative (losses): any sign. Fee income and payouts in transit never go below
+        // zero.
         let limit = if matches!(
             role,
-            PlatformRole::CustomerFunds | PlatformRole::MerchantNegative
+            PlatformRole::CustomerFunds
+                | PlatformRole::MerchantNegative
+                | PlatformRole::FundsInTransit
+                | PlatformRole::Equity
         ) {
             i64::MAX
         } else {

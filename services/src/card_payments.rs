@@ -298,7 +298,8 @@ async fn book(
         currency,
         (payment.amount, channel_fee, payment.fee),
         Timestamp(0),
-    );
+    )
+    .with_splits(merchant_account, &crate::payments::split_legs(payment));
     // Booked on the open date; valued on the date the payment started (a channel's answer
     // after a day-end belongs to the day it was asked on).
     transfer.value_date = payment.business_date.0;
@@ -327,9 +328,7 @@ async fn write(state: &Platform, payment: &Payment, extra: Vec<(Vec<u8>, Vec<u8>
 }
 
 fn fail(payment: &mut Payment, code: &str) {
-    payment.status = PaymentStatus::Failed;
-    payment.failure_code = Some(code.to_string());
-    payment.fee = 0;
+    payment.fail(code);
 }
 
 /// Runs a card payment (in `Processing`, with its card) through the channels. `answer_of`

@@ -45,7 +45,7 @@ use crate::platform::{now_ns, Platform};
 
 /// The steps of a day-end, in order. Later issues add theirs (settlement maturity and
 /// batches, reconciliation fetch, credit billing) here.
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 12] = [
     "switch",
     "wait_in_flight",
     "snapshot_accounts",
@@ -55,6 +55,8 @@ pub const STEPS: [&str; 10] = [
     "report",
     "settlement_maturity",
     "settlement_batches",
+    "channel_settlement",
+    "positions",
     "archive",
 ];
 
@@ -537,6 +539,18 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
             "settlement_batches" => crate::settlement::batches_step(state, &store, d.date)
                 .await
                 .map_err(StepError::Stopped),
+            "channel_settlement" => {
+                crate::positions::channel_settlement_step(state, &store, d.date)
+                    .await
+                    .map_err(StepError::Stopped)
+            }
+            // The coverage check: the date's positions are frozen either way; a shortfall
+            // fails the step (and so the day-end), and the rest still runs.
+            "positions" => match crate::positions::positions_step(state, &store, d.date).await {
+                Ok((detail, true)) => Ok(detail),
+                Ok((detail, false)) => Err(StepError::Failed(detail)),
+                Err(e) => Err(StepError::Stopped(e)),
+            },
             "archive" => archive(state, &store, &d).await,
             other => Err(StepError::Failed(format!("unknown step {other}"))),
         };

@@ -128,11 +128,21 @@ pub async fn migrate_merchants(
                     account.currency,
                     GlAccount::MerchantPending,
                     crate::merchants::PENDING_OVERDRAFT,
-                    vec![record],
+                    vec![record, crate::merchants::by_account_record(&m)],
                 )
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|r| format!("creating merchant {:032x}'s pending account: {r}", m.id))?;
+            touched = true;
+        } else if records::read::<u128>(store, &records::merchant_by_account_key(m.pending()))
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            // Merchants made before profit sharing: the index that finds a split's receiver.
+            ledger
+                .write_records(vec![crate::merchants::by_account_record(&m)])
+                .await
+                .map_err(|e| e.to_string())?;
             touched = true;
         }
         changed += usize::from(touched);
@@ -504,6 +514,7 @@ fn entry_view(seq: Option<u64>, t: &Transfer) -> JournalEntryView {
         TransferKind::Transfer => ("transfer", None),
         TransferKind::Adjustment => ("adjustment", None),
         TransferKind::Settlement => ("settlement", None),
+        TransferKind::Treasury => ("treasury", None),
     };
     JournalEntryView {
         id: t.id.to_string(),

@@ -43,6 +43,7 @@ pub mod pan;
 pub mod payments;
 pub mod payouts;
 pub mod platform;
+pub mod positions;
 pub mod ratelimit;
 pub mod records;
 pub mod refunds;

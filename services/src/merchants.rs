@@ -583,6 +583,7 @@ pub async fn create(
     let after: Option<serde_json::Value> = serde_json::from_slice(&replay).ok();
     let mut records = vec![
         (records::merchant_key(id), records::encode(&merchant)),
+        by_account_record(&merchant),
         (
             records::merchant_key_index(&key_sha256),
             records::encode(&id),
@@ -606,6 +607,23 @@ pub async fn create(
         Err(other) => return Err(Error::invalid(other.code(), other.to_string())),
     }
     Ok(created)
+}
+
+/// The index record that finds merchant `m` by its pending-settlement account (a split's
+/// receiver).
+pub fn by_account_record(m: &Merchant) -> (Vec<u8>, Vec<u8>) {
+    (
+        records::merchant_by_account_key(m.pending()),
+        records::encode(&m.id),
+    )
+}
+
+/// The merchant whose pending-settlement account is `account`, if any.
+pub fn by_account(store: &storage::Store, account: AccountId) -> Result<Option<Merchant>> {
+    match records::read::<u128>(store, &records::merchant_by_account_key(account))? {
+        Some(id) => records::read(store, &records::merchant_key(id)),
+        None => Ok(None),
+    }
 }
 
 /// Merchant `id_text` with its settings, its credentials' dates and its balances.

@@ -45,6 +45,12 @@ pub const CHANNEL_INFLIGHT: &str = "rongpay_channel_inflight_calls";
 pub const CHANNEL_ENABLED: &str = "rongpay_channel_enabled";
 pub const CHANNEL_POSITION: &str = "rongpay_channel_position_minor_units";
 pub const CHANNEL_LOW_WATER: &str = "rongpay_channel_position_low_water_minor_units";
+// Positions and reserve (issue #16).
+pub const RESERVE_BALANCE: &str = "rongpay_reserve_balance_minor_units";
+pub const RESERVE_LOW_WATER: &str = "rongpay_reserve_low_water_minor_units";
+pub const COVERAGE_FUNDS: &str = "rongpay_coverage_funds_minor_units";
+pub const COVERAGE_OWED: &str = "rongpay_coverage_owed_minor_units";
+pub const DAY_END_COVERAGE_SHORTFALL: &str = "rongpay_day_end_coverage_shortfall_minor_units";
 // Store (write-ahead journal).
 pub const WAL_QUEUE: &str = "rongpay_wal_queue_depth";
 pub const WAL_POISONED: &str = "rongpay_wal_poisoned";
@@ -270,6 +276,26 @@ fn describe() {
     describe_gauge!(
         CHANNEL_LOW_WATER,
         "The position below which a channel needs funding (its position_low_water; 0 when unset)."
+    );
+    describe_gauge!(
+        RESERVE_BALANCE,
+        "What each reserve account at a clearing bank holds, in minor units (GL 1001)."
+    );
+    describe_gauge!(
+        RESERVE_LOW_WATER,
+        "The balance below which a reserve account needs funding (its low_water; 0 when unset)."
+    );
+    describe_gauge!(
+        COVERAGE_FUNDS,
+        "Funds now: reserve + in transit between reserve accounts + receivable from channels, in minor units."
+    );
+    describe_gauge!(
+        COVERAGE_OWED,
+        "Owed now to customers and merchants (balances, pending, available, splits, payouts and refunds in transit, coupon budgets), in minor units."
+    );
+    describe_gauge!(
+        DAY_END_COVERAGE_SHORTFALL,
+        "What the last day-end's coverage check found missing (owed − funds on the closed date's figures; 0 when covered)."
     );
     describe_histogram!(
         storage::writer::WAL_SYNC_SECONDS,
@@ -540,7 +566,23 @@ pub async fn refresh(state: &Platform) {
             gauge!(CHANNEL_LOW_WATER, "channel" => name, "currency" => currency)
                 .set(c.low_water as f64);
         }
+        if let Ok((reserves, coverage, currency)) = crate::positions::live_monitors(state).await {
+            let code = currency.code();
+            for (name, funds, low_water) in reserves {
+                gauge!(RESERVE_BALANCE, "reserve" => name.clone(), "currency" => code)
+                    .set(funds as f64);
+                gauge!(RESERVE_LOW_WATER, "reserve" => name, "currency" => code)
+                    .set(low_water as f64);
+            }
+            gauge!(COVERAGE_FUNDS, "currency" => code).set(coverage.funds as f64);
+            gauge!(COVERAGE_OWED, "currency" => code).set(coverage.owed as f64);
+        }
     }
+}
+
+/// The coverage check of the last day-end: what was missing (0: covered).
+pub fn day_end_coverage(currency: engine::Currency, shortfall: i64) {
+    gauge!(DAY_END_COVERAGE_SHORTFALL, "currency" => currency.code()).set(shortfall as f64);
 }
 
 /// The outcome of the last day-end: failed, or done at `finished_at_ns`.

@@ -52,6 +52,38 @@ pub struct CreatePayment {
     /// (extension) The paying customer's device id as the merchant knows it, for risk rules.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub device_id: Option<String>,
+    /// Profit sharing: at most 50 shares of the payment after its fee, each to another
+    /// merchant's `account_id` (partners, sub-merchants), by amount or by ratio.
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
+    pub splits: Option<Vec<SplitRequest>>,
+}
+
+/// One share: exactly one of `amount` and `ratio`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SplitRequest {
+    /// The receiving merchant's `account_id`.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^acct_[0-9a-f]{32}$"))]
+    pub account_id: String,
+    /// A fixed share.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "1.00", pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40)
+    )]
+    pub amount: Option<String>,
+    /// A ratio of the payment after its fee (more than 0, at most 1, 6 decimals at most);
+    /// rounded down to the minor unit, the merchant keeping the rest.
+    #[cfg_attr(feature = "openapi", schema(example = "0.30", max_length = 40))]
+    pub ratio: Option<String>,
+}
+
+/// A share as computed.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SplitView {
+    account_id: String,
+    amount: String,
 }
 
 #[derive(Deserialize)]
@@ -131,7 +163,10 @@ pub struct PaymentView {
     status: &'static str,
     failure_code: Option<String>,
     fee: String,
+    /// What the merchant keeps: amount − fee − Σ splits.
     net_amount: String,
+    /// The shares, computed (empty without profit sharing).
+    splits: Vec<SplitView>,
     payment_method: MethodView,
     description: Option<String>,
     metadata: BTreeMap<String, String>,
@@ -198,7 +233,16 @@ pub fn view(p: &Payment) -> PaymentView {
         },
         failure_code: p.failure_code.clone(),
         fee: format_minor(p.fee, currency),
-        net_amount: format_minor(p.amount - p.fee, currency),
+        net_amount: format_minor(p.net_amount(), currency),
+        splits: p
+            .splits
+            .0
+            .iter()
+            .map(|s| SplitView {
+                account_id: s.account.to_string(),
+                amount: format_minor(s.amount, currency),
+            })
+            .collect(),
         payment_method: match p.card.0.as_ref() {
             None => MethodView {
                 kind: "balance",
@@ -299,6 +343,119 @@ fn failure_code(reject: Reject) -> String {
         Reject::Overflow(_) => "limit_exceeded".to_string(),
         other => other.code().to_string(),
     }
+}
+
+/// A split's error, on the parameter it names.
+fn invalid_splits(message: impl Into<String>, param: String) -> Error {
+    Error::invalid("invalid_splits", message).with_param(param)
+}
+
+/// Resolves the splits `requested` for a payment of `amount` with fee `fee` to `merchant`:
+/// each receiver another merchant's `account_id` in the payment's currency, none twice;
+/// each share an amount or a ratio (`engine::splits`); Σ within the amount after the fee.
+async fn resolve_splits(
+    state: &Platform,
+    store: &storage::Store,
+    merchant: &records::Merchant,
+    currency: Currency,
+    amount: i64,
+    fee: i64,
+    requested: &[SplitRequest],
+) -> Result<Vec<records::Split>> {
+    use engine::splits::{Share, SPLITS_MAX};
+    if requested.len() > SPLITS_MAX {
+        return Err(invalid_splits(
+            format!("at most {SPLITS_MAX} splits, got {}", requested.len()),
+            "splits".into(),
+        ));
+    }
+    let mut shares = Vec::with_capacity(requested.len());
+    let mut receivers: Vec<(u128, AccountId)> = Vec::with_capacity(requested.len());
+    for (i, r) in requested.iter().enumerate() {
+        let param = |field: &str| format!("splits[{i}].{field}");
+        crate::pan::refuse(&r.account_id, "splits")?;
+        let account = AccountId::parse(&r.account_id).ok_or_else(|| {
+            Error::not_found(format!("no account {:?}", r.account_id))
+                .with_param(param("account_id"))
+        })?;
+        if account == merchant.pending() {
+            return Err(invalid_splits(
+                format!("split {i}: {account} is this merchant's own account; what is not split off stays with it"),
+                param("account_id"),
+            ));
+        }
+        if receivers.iter().any(|(_, a)| *a == account) {
+            return Err(invalid_splits(
+                format!("split {i}: {account} is named twice"),
+                param("account_id"),
+            ));
+        }
+        let Some(receiver) = crate::merchants::by_account(store, account)? else {
+            if state.ledger()?.account(account).await?.is_none() {
+                return Err(Error::not_found(format!("no account {account}"))
+                    .with_param(param("account_id")));
+            }
+            return Err(invalid_splits(
+                format!("split {i}: {account} is not a merchant's account_id; split receivers are merchants"),
+                param("account_id"),
+            ));
+        };
+        if receiver.currency != currency.numeric() {
+            return Err(invalid_splits(
+                format!("split {i}: the receiver does not settle in {currency}"),
+                param("account_id"),
+            ));
+        }
+        receivers.push((receiver.id, account));
+        shares.push(match (&r.amount, &r.ratio) {
+            (Some(text), None) => Share::Amount(parse_positive(text, currency, &param("amount"))?),
+            (None, Some(text)) => Share::RatioPpm(
+                engine::splits::parse_ratio(text, i)
+                    .map_err(|e| invalid_splits(e.to_string(), param("ratio")))?,
+            ),
+            _ => {
+                return Err(invalid_splits(
+                    format!("split {i}: give exactly one of amount and ratio"),
+                    format!("splits[{i}]"),
+                ))
+            }
+        });
+    }
+    let amounts = engine::splits::shares(amount, fee, &shares)
+        .map_err(|e| invalid_splits(e.to_string(), "splits".into()))?;
+    Ok(receivers
+        .into_iter()
+        .zip(amounts)
+        .map(|((merchant, account), amount)| records::Split {
+            merchant,
+            account,
+            amount,
+        })
+        .collect())
+}
+
+/// A payment's shares as legs: (receiver's account, share).
+pub fn split_legs(p: &Payment) -> Vec<(AccountId, i64)> {
+    p.splits.0.iter().map(|s| (s.account, s.amount)).collect()
+}
+
+/// A balance payment's transfer: payer → merchant's pending account, fee income and the
+/// receivers of its splits.
+fn balance_transfer(p: &Payment, merchant: AccountId, currency: Currency) -> Transfer {
+    let parties = PaymentParties {
+        payer: p.payer,
+        merchant,
+        fee_account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
+    };
+    Transfer::payment(
+        TransferId(p.id),
+        parties,
+        currency,
+        p.amount,
+        p.fee,
+        Timestamp(0),
+    )
+    .with_splits(merchant, &split_legs(p))
 }
 
 /// Where the money comes from.
@@ -408,6 +565,13 @@ pub async fn create(
         crate::pan::refuse(d, "device_id")?;
     }
     let ledger = state.ledger()?;
+    let fee = merchant.fee_terms().fee(amount);
+    let splits = match &body.splits {
+        Some(requested) => {
+            resolve_splits(state, store, merchant, currency, amount, fee, requested).await?
+        }
+        None => Vec::new(),
+    };
     if merchant.currency != currency.numeric() {
         let settles = Currency::from_numeric(merchant.currency)
             .map(|c| c.code())
@@ -484,7 +648,6 @@ pub async fn create(
             device: body.device_id.as_deref(),
         });
     crate::metrics::risk(assessment.decision, assessment.score);
-    let fee = merchant.fee_terms().fee(amount);
     let mut payment = Payment {
         id,
         merchant: merchant.id,
@@ -523,13 +686,9 @@ pub async fn create(
             Source::Balance(_) => None,
         }),
         business_date: records::Tail(state.ledger()?.period().map(|p| p.open)),
+        splits: records::Tail(splits),
     };
-    let parties = PaymentParties {
-        payer,
-        merchant: merchant.pending(),
-        fee_account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
-    };
-    let transfer = Transfer::payment(TransferId(id), parties, currency, amount, fee, Timestamp(0));
+    let transfer = balance_transfer(&payment, merchant.pending(), currency);
     // The answer is rendered before the write, so the idempotency record carrying it is in
     // the same durable unit as the payment.
     let records_for = |p: &Payment| {
@@ -546,9 +705,7 @@ pub async fn create(
         // Rejected: failed now. Review: processing until an operator decides. Either way
         // nothing moves; the payment exists durably.
         if assessment.decision == Decision::Reject {
-            payment.status = PaymentStatus::Failed;
-            payment.failure_code = Some("risk_rejected".to_string());
-            payment.fee = 0;
+            payment.fail("risk_rejected");
         } else {
             payment.status = PaymentStatus::Processing;
         }
@@ -573,9 +730,7 @@ pub async fn create(
     let (records, mut answer) = records_for(&payment);
     if let Err(reject) = ledger.transfer_with(transfer, records).await? {
         // Declined is not an HTTP error: the payment exists, failed, durably.
-        payment.status = PaymentStatus::Failed;
-        payment.failure_code = Some(failure_code(reject));
-        payment.fee = 0;
+        payment.fail(&failure_code(reject));
         let (records, body) = records_for(&payment);
         ledger.write_records(records).await?;
         answer = body;
@@ -681,9 +836,7 @@ pub async fn review(
         r.reviewed = Some((approve, now_ns()));
     }
     if !approve {
-        payment.status = PaymentStatus::Failed;
-        payment.failure_code = Some("risk_rejected".to_string());
-        payment.fee = 0;
+        payment.fail("risk_rejected");
         ledger
             .write_records(payment_records(state, &payment))
             .await?;
@@ -708,27 +861,13 @@ pub async fn review(
         &records::merchant_key(payment.merchant),
     )?
     .ok_or_else(|| Error::storage("a stored payment's merchant is missing"))?;
-    let parties = PaymentParties {
-        payer: payment.payer,
-        merchant: merchant.pending(),
-        fee_account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
-    };
-    let transfer = Transfer::payment(
-        TransferId(id),
-        parties,
-        currency,
-        payment.amount,
-        payment.fee,
-        Timestamp(0),
-    );
+    let transfer = balance_transfer(&payment, merchant.pending(), currency);
     payment.status = PaymentStatus::Succeeded;
     let outcome = ledger
         .transfer_with(transfer, payment_records(state, &payment))
         .await?;
     if let Err(reject) = outcome {
-        payment.status = PaymentStatus::Failed;
-        payment.failure_code = Some(failure_code(reject));
-        payment.fee = 0;
+        payment.fail(&failure_code(reject));
         ledger
             .write_records(payment_records(state, &payment))
             .await?;

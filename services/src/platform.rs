@@ -111,6 +111,9 @@ pub struct Platform {
     pub merchant_admin: tokio::sync::Mutex<()>,
     /// Serializes day-end starts: one switch at a time.
     pub day_end_admin: tokio::sync::Mutex<()>,
+    /// One change of reserve accounts and reserve transfers at a time (a transfer checks
+    /// its source's balance, then moves it).
+    pub positions_admin: tokio::sync::Mutex<()>,
     /// Bumped after each merchant record change (see `merchants::changed`).
     pub merchant_generation: AtomicU64,
     /// Merchants by key hash, so that a request costs no store read to authenticate
@@ -181,6 +184,7 @@ impl Platform {
             settle_claims: Default::default(),
             merchant_admin: Default::default(),
             day_end_admin: Default::default(),
+            positions_admin: Default::default(),
             merchant_generation: Default::default(),
             merchant_cache: Default::default(),
             webhook_endpoints: Default::default(),

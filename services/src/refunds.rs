@@ -68,18 +68,19 @@ pub fn view(r: &Refund, currency: Currency) -> RefundView {
 }
 
 /// A refund's postings: `source` (the payer's account, or our receivable at the channel
-/// that charged the card) gives `amount` back; the merchant returns `merchant_part` and the
-/// platform's fee income the rest.
+/// that charged the card) gives `amount` back; the platform's fee income returns
+/// `fee_part`, each split receiver its part (`split_parts`: receiver, part) and the
+/// merchant the rest.
 pub fn refund_postings(
     source: AccountId,
     merchant: AccountId,
     currency: Currency,
-    amount: i64,
-    merchant_part: i64,
+    (amount, fee_part): (i64, i64),
+    split_parts: &[(AccountId, i64)],
 ) -> Vec<Posting> {
-    let fee_part = amount - merchant_part;
     let mut postings = vec![Posting::new(source, currency, amount)];
-    if merchant_part > 0 {
+    let merchant_part = amount - fee_part;
+    if merchant_part != 0 {
         postings.push(Posting::new(merchant, currency, -merchant_part));
     }
     if fee_part > 0 {
@@ -89,7 +90,20 @@ pub fn refund_postings(
             -fee_part,
         ));
     }
-    postings
+    let taken: Vec<(AccountId, i64)> = split_parts.iter().map(|(a, p)| (*a, -p)).collect();
+    Transfer::new(TransferId(0), TransferKind::Refund, postings, Timestamp(0))
+        .with_splits(merchant, &taken)
+        .postings
+}
+
+/// A refund's parts of its payment's shares, with their receivers.
+pub fn split_parts(r: &Refund, p: &Payment) -> Vec<(AccountId, i64)> {
+    p.splits
+        .0
+        .iter()
+        .zip(&r.split_parts.0)
+        .map(|(s, part)| (s.account, *part))
+        .collect()
 }
 
 /// The webhook event of refund `r` as it now stands (`body`: its JSON view).
@@ -388,8 +402,8 @@ async fn settle(state: &Platform, refund_id: u128, refused: Option<&'static str>
                 source,
                 merchant.pending(),
                 currency,
-                refund.amount,
-                refund.amount - refund.fee_part,
+                (refund.amount, refund.fee_part),
+                &split_parts(&refund, &payment),
             );
             refund.status = PaymentStatus::Failed;
             refund.failure_code = Some(code.to_string());
@@ -511,7 +525,14 @@ pub async fn create(
     }
     let fee_part = pro_rata_minor(payment.fee, payment.refunded + amount, payment.amount)
         - pro_rata_minor(payment.fee, payment.refunded, payment.amount);
-    let merchant_part = amount - fee_part;
+    // Each share gives back its part pro rata, on cumulative amounts (`engine::splits`).
+    let shares: Vec<i64> = payment.splits.0.iter().map(|s| s.amount).collect();
+    let parts = engine::splits::take_back(
+        &shares,
+        payment.refunded,
+        payment.refunded + amount,
+        payment.amount,
+    );
     let merchant: records::Merchant =
         records::read(store, &records::merchant_key(payment.merchant))?
             .ok_or_else(|| Error::storage("the payment's merchant is missing"))?;
@@ -547,12 +568,19 @@ pub async fn create(
             currency.numeric(),
         ),
     };
+    let receivers: Vec<(AccountId, i64)> = payment
+        .splits
+        .0
+        .iter()
+        .zip(&parts)
+        .map(|(s, part)| (s.account, *part))
+        .collect();
     let postings = refund_postings(
         refund_source,
         merchant.pending(),
         currency,
-        amount,
-        merchant_part,
+        (amount, fee_part),
+        &receivers,
     );
     let id = new_id();
     let transfer = Transfer::new(TransferId(id), TransferKind::Refund, postings, Timestamp(0));
@@ -567,6 +595,7 @@ pub async fn create(
         reason: body.reason,
         created_at_ns: now_ns(),
         business_date: records::Tail(state.ledger()?.period().map(|p| p.open)),
+        split_parts: records::Tail(parts),
     };
     let records_for = |r: &Refund, p: &Payment| {
         let answer = serde_json::to_vec(&view(r, currency)).expect("a refund view serializes");

@@ -53,13 +53,24 @@ pub struct DailyReport {
     pub fees: String,
     /// What channels charged on the succeeded card payments.
     pub channel_fees: String,
-    /// Succeeded payments − their fees − succeeded refunds + the fee part they returned: what
-    /// the date left the merchant(s).
+    /// Profit sharing: shares of the succeeded payments split off to receivers, net of what
+    /// succeeded refunds took back (reports frozen before splits read 0).
+    #[serde(default = "zero")]
+    pub splits: String,
+    /// Shares received as a split receiver, net of what refunds took back.
+    #[serde(default = "zero")]
+    pub splits_received: String,
+    /// Succeeded payments − their fees − succeeded refunds + the fee part they returned −
+    /// splits + splits received: what the date left the merchant(s).
     pub net: String,
     /// Succeeded ÷ (succeeded + failed), four decimals; null with neither.
     pub success_rate: Option<String>,
     /// Read from the closed date's frozen report.
     pub frozen: bool,
+}
+
+fn zero() -> String {
+    "0".to_string()
 }
 
 #[derive(Default)]
@@ -72,6 +83,9 @@ struct Sums {
     channel_fees: i128,
     refunded: i128,
     refunded_fees: i128,
+    /// Shares split off (net of take-backs), and received.
+    splits: i128,
+    splits_received: i128,
 }
 
 fn status(s: PaymentStatus) -> &'static str {
@@ -99,6 +113,7 @@ impl Sums {
         slot.0 += 1;
         slot.1 += i128::from(p.amount);
         self.fees += i128::from(p.fee);
+        self.splits += i128::from(p.split_total());
         if let Some(card) = &p.card.0 {
             self.channel_fees += i128::from(card.channel_fee);
             if let Some((_, name)) = &card.channel {
@@ -116,6 +131,7 @@ impl Sums {
         if r.status == PaymentStatus::Succeeded {
             self.refunded += i128::from(r.amount);
             self.refunded_fees += i128::from(r.fee_part);
+            self.splits -= r.split_parts.0.iter().map(|v| i128::from(*v)).sum::<i128>();
         }
     }
 
@@ -147,7 +163,12 @@ impl Sums {
             refunds: lines(&mut self.refunds.iter().map(|(k, v)| (k.to_string(), *v))),
             fees: money(self.fees - self.refunded_fees),
             channel_fees: money(self.channel_fees),
-            net: money(succeeded.1 - self.fees - self.refunded + self.refunded_fees),
+            splits: money(self.splits),
+            splits_received: money(self.splits_received),
+            net: money(
+                succeeded.1 - self.fees - self.refunded + self.refunded_fees - self.splits
+                    + self.splits_received,
+            ),
             success_rate: (decided > 0).then(|| {
                 // Exact to four decimals, rounded half up, in integers.
                 let bp = (u128::from(succeeded.0) * 20_000 / u128::from(decided)).div_ceil(2);
@@ -191,7 +212,8 @@ fn sums(
     let (start, end) = span(store, date)?;
     let mut out: BTreeMap<Option<u128>, Sums> = BTreeMap::new();
     out.entry(None).or_default();
-    let mut payment_merchant: BTreeMap<u128, u128> = BTreeMap::new();
+    // Each payment's merchant and its split receivers, for its refunds.
+    let mut payment_merchant: BTreeMap<u128, (u128, Vec<u128>)> = BTreeMap::new();
     let scan = |prefix: &[u8], f: &mut RecordFn<'_>| {
         let from = [prefix, &id_from(start).to_be_bytes()].concat();
         let mut stop = false;
@@ -212,10 +234,18 @@ fn sums(
     };
     scan(records::prefix::PAYMENT, &mut |k, v| {
         let p: Payment = records::decode(k, v)?;
-        payment_merchant.insert(p.id, p.merchant);
+        let receivers = p.splits.0.iter().map(|s| s.merchant).collect();
+        payment_merchant.insert(p.id, (p.merchant, receivers));
         if p.business_date.0 == Some(date) && p.currency == currency.numeric() {
             out.entry(None).or_default().payment(&p);
             out.entry(Some(p.merchant)).or_default().payment(&p);
+            if p.status == PaymentStatus::Succeeded {
+                for s in &p.splits.0 {
+                    out.entry(None).or_default().splits_received += i128::from(s.amount);
+                    out.entry(Some(s.merchant)).or_default().splits_received +=
+                        i128::from(s.amount);
+                }
+            }
         }
         Ok(true)
     })?;
@@ -225,14 +255,20 @@ fn sums(
             return Ok(true);
         }
         let merchant = match payment_merchant.get(&r.payment) {
-            Some(m) => Some(*m),
+            Some(m) => Some(m.clone()),
             None => records::read::<Payment>(store, &records::payment_key(r.payment))?
                 .filter(|p| p.currency == currency.numeric())
-                .map(|p| p.merchant),
+                .map(|p| (p.merchant, p.splits.0.iter().map(|s| s.merchant).collect())),
         };
-        if let Some(m) = merchant {
+        if let Some((m, receivers)) = merchant {
             out.entry(None).or_default().refund(&r);
             out.entry(Some(m)).or_default().refund(&r);
+            if r.status == PaymentStatus::Succeeded {
+                for (receiver, part) in receivers.iter().zip(&r.split_parts.0) {
+                    out.entry(None).or_default().splits_received -= i128::from(*part);
+                    out.entry(Some(*receiver)).or_default().splits_received -= i128::from(*part);
+                }
+            }
         }
         Ok(true)
     })?;
@@ -342,6 +378,8 @@ pub fn csv(r: &DailyReport) -> String {
     rows("refunds", &r.refunds);
     out.push_str(&format!("fees,,,{}\n", r.fees));
     out.push_str(&format!("channel_fees,,,{}\n", r.channel_fees));
+    out.push_str(&format!("splits,,,{}\n", r.splits));
+    out.push_str(&format!("splits_received,,,{}\n", r.splits_received));
     out.push_str(&format!("net,,,{}\n", r.net));
     out.push_str(&format!(
         "success_rate,,,{}\n",

@@ -116,20 +116,26 @@ fn batch_records(b: &SettlementBatch) -> [(Vec<u8>, Vec<u8>); 2] {
 }
 
 /// A date's payments and refunds for a merchant, from its frozen daily report: gross,
-/// refunds, fees (zero when the date had none).
+/// refunds, fees, and splits (shares split off less shares received as a receiver); zero
+/// when the date had none.
 fn report_figures(
     store: &storage::Store,
     date: BusinessDate,
     merchant: u128,
     currency: Currency,
-) -> Result<(i64, i64, i64)> {
+) -> Result<(i64, i64, i64, i64)> {
     let key = records::daily_report_key(date, merchant);
     let Some(bytes) = records::read::<Vec<u8>>(store, &key)? else {
-        return Ok((0, 0, 0));
+        return Ok((0, 0, 0, 0));
     };
     let r: crate::reports::DailyReport = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Storage(format!("a frozen report does not parse: {e}")))?;
-    let amount = |text: &str| engine::money::parse_amount(text, currency).unwrap_or(0);
+    // Signed: a date's fees and splits are negative when its refunds returned more of them
+    // than its payments took (refunds of earlier dates' payments). Zero reads as 0.
+    let amount = |text: &str| match text.strip_prefix('-') {
+        Some(abs) => -engine::money::parse_amount(abs, currency).unwrap_or(0),
+        None => engine::money::parse_amount(text, currency).unwrap_or(0),
+    };
     let succeeded = |lines: &[crate::reports::Line]| {
         lines
             .iter()
@@ -140,6 +146,7 @@ fn report_figures(
         succeeded(&r.payments),
         succeeded(&r.refunds),
         amount(&r.fees),
+        amount(&r.splits) - amount(&r.splits_received),
     ))
 }
 
@@ -216,14 +223,14 @@ fn plan_maturity(
             .map_err(|e| Error::Storage(format!("merchant {:032x}: {e}", m.id)))?;
         let mut items = Vec::with_capacity(due.len());
         for (d, net) in due {
-            let (gross, refunds, fees) = report_figures(store, d, m.id, currency)?;
+            let (gross, refunds, fees, splits) = report_figures(store, d, m.id, currency)?;
             items.push(SettlementItem {
                 date: d,
                 net,
                 gross,
                 refunds,
                 fees,
-                splits: 0,
+                splits,
             });
         }
         plans.push(MaturityPlan {
@@ -566,6 +573,7 @@ pub struct ItemView {
     pub gross: String,
     pub refunds: String,
     pub fees: String,
+    /// Shares split off less shares received as a split receiver (negative for a receiver).
     pub splits: String,
     /// What the ledger moved beyond the date's payments and refunds (channel answers booked
     /// on a later date, corrections): net − (gross − refunds − fees − splits).
@@ -598,6 +606,7 @@ pub struct SettlementView {
     pub gross: String,
     pub refunds: String,
     pub fees: String,
+    /// Shares split off less shares received as a split receiver (negative for a receiver).
     pub splits: String,
     pub adjustments: String,
     /// What matured into available: gross − refunds − fees − splits + adjustments.

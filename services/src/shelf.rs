@@ -227,6 +227,10 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
             Ok(())
         })
         .map_err(storage_error)?;
+    // The date's frozen positions.
+    if let Some((k, v)) = raw(&records::positions_key(d.date))? {
+        recs.push((k, v));
+    }
     // The date's settlement batches that are resolved (a payout still to send or in
     // flight stays hot), with their index keys.
     store

@@ -271,6 +271,11 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             excluded: vec![("bank_b".into(), "breaker_open".into())],
         })),
         business_date: Tail(Some(engine::gl::BusinessDate(20_788))),
+        splits: Tail(vec![Split {
+            merchant: 32,
+            account: AccountId(33),
+            amount: 2_982,
+        }]),
     };
     let merchant = Merchant {
         id: 2,
@@ -332,6 +337,10 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
         notify_secret: None,
         notify_secret_sealed: Tail(Some(vec![9, 9])),
         position_low_water_minor: Tail(1_000),
+        settlement: Tail(ChannelSettlementTerms {
+            lag_days: 2,
+            reserve: 3,
+        }),
     };
     vec![
         ("payment", encode(&payment)),
@@ -350,6 +359,7 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 reason: Some("returned".into()),
                 created_at_ns: 15,
                 business_date: Tail(Some(engine::gl::BusinessDate(20_788))),
+                split_parts: Tail(vec![149]),
             }),
         ),
         (
@@ -571,6 +581,48 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 extra: Tail(()),
             }),
         ),
+        (
+            "reserve",
+            encode(&ReserveRecord {
+                number: 3,
+                name: "cmb".into(),
+                bank: "招商银行".into(),
+                currency: 156,
+                low_water: 500_000,
+                created_at_ns: 34,
+                extra: Tail(()),
+            }),
+        ),
+        (
+            "reserve_transfer",
+            encode(&ReserveTransfer {
+                id: 35,
+                from: 0,
+                to: 3,
+                currency: 156,
+                amount: 1_000_000,
+                phase: engine::positions::TransferPhase::Confirmed,
+                reference: Some("ref-1".into()),
+                created_at_ns: 36,
+                created_by: "admin:2f2f2ad3".into(),
+                decided_at_ns: Some(37),
+                decided_by: Some("admin:2f2f2ad3".into()),
+                extra: Tail(()),
+            }),
+        ),
+        (
+            "channel_clearing",
+            encode(&engine::positions::ChannelClearing(
+                engine::settlement::Clearing {
+                    queue: vec![(engine::gl::BusinessDate(20_790), 9_980)],
+                    posted: vec![(engine::gl::BusinessDate(20_791), -5_000)],
+                    through: Some(engine::gl::BusinessDate(20_790)),
+                    owed: 0,
+                    paid_out: 0,
+                    in_transit: 0,
+                },
+            )),
+        ),
     ]
 }
 
@@ -601,6 +653,9 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "daily_report" => again::<Vec<u8>>(bytes),
         "clearing" => again::<engine::settlement::Clearing>(bytes),
         "settlement_batch" => again::<SettlementBatch>(bytes),
+        "reserve" => again::<ReserveRecord>(bytes),
+        "reserve_transfer" => again::<ReserveTransfer>(bytes),
+        "channel_clearing" => again::<engine::positions::ChannelClearing>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }
@@ -620,8 +675,8 @@ fn aux_records_of_format_v1_still_decode() {
             "{name}: format 1's payload is not a prefix of its re-encoding"
         );
         // Fields added since (a `Tail`): the merchant's pending account, a payment's and a
-        // refund's business date.
-        if !["merchant", "payment", "refund"].contains(&name.as_str()) {
+        // refund's business date, a channel's settlement terms.
+        if !["merchant", "payment", "refund", "channel"].contains(&name.as_str()) {
             assert_eq!(again.len(), bytes.len(), "{name} grew");
         }
     }
@@ -668,6 +723,41 @@ fn a_merchant_from_before_settlement_decodes_with_the_defaults() {
     assert_eq!(record.settlement.0.cycle_days, 1);
     assert_eq!(record.fee_parts.0.fixed, 30);
     let again = storage::records::encode(&record);
+    assert!(again[6..].starts_with(&old[6..]));
+}
+
+/// A payment and a refund written before profit sharing (as `aux_v2.hex` held them until
+/// then) decode with no shares.
+#[test]
+fn a_payment_and_a_refund_from_before_splits_decode_with_none() {
+    let old = unhex(include_str!("fixtures/payment_before_splits.hex").trim());
+    let p: storage::records::Payment = storage::records::decode(b"fixture", &old).expect("decodes");
+    assert!(p.splits.0.is_empty());
+    assert_eq!(p.net_amount(), 10_000 - 60);
+    let again = storage::records::encode(&p);
+    assert!(again[6..].starts_with(&old[6..]));
+    let old = unhex(include_str!("fixtures/refund_before_splits.hex").trim());
+    let r: storage::records::Refund = storage::records::decode(b"fixture", &old).expect("decodes");
+    assert!(r.split_parts.0.is_empty());
+    assert_eq!(r.fee_part, 3);
+    let again = storage::records::encode(&r);
+    assert!(again[6..].starts_with(&old[6..]));
+}
+
+/// A channel written before its settlement terms (as `aux_v2.hex` held it until then)
+/// decodes with the defaults: T+1 to reserve account 0.
+#[test]
+fn a_channel_from_before_settlement_terms_decodes_with_the_defaults() {
+    let old = unhex(include_str!("fixtures/channel_before_settlement.hex").trim());
+    let c: storage::records::ChannelRecord =
+        storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(
+        c.settlement.0,
+        storage::records::ChannelSettlementTerms::default()
+    );
+    assert_eq!(c.settlement.0.lag_days, 1);
+    assert_eq!(c.position_low_water_minor.0, 1_000);
+    let again = storage::records::encode(&c);
     assert!(again[6..].starts_with(&old[6..]));
 }
 

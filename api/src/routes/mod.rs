@@ -7,6 +7,7 @@ pub mod gl;
 pub mod health;
 pub mod merchants;
 pub mod payments;
+pub mod positions;
 pub mod refunds;
 pub mod reports;
 pub mod settlements;

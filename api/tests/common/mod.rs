@@ -755,3 +755,22 @@ pub fn close_day(p: &Payd) -> String {
     assert_eq!(tb["balanced"], true, "{tb}");
     date
 }
+
+/// The platform's equity account (GL 3001) in CNY.
+pub const EQUITY: &str = "acct_ffffffff00000000000000000008009c";
+/// The platform's default reserve account (GL 1001, the customer-funds account) in CNY.
+pub const RESERVE: &str = "acct_ffffffff00000000000000000001009c";
+
+/// The platform puts `amount` of its own capital into the reserve (a manual GL entry: debit
+/// the reserve, credit equity): what covers merchants' carried shortfalls, so the day-end's
+/// coverage check holds.
+pub fn seed_equity(p: &Payd, amount: &str) {
+    let r = p.admin(
+        "POST",
+        "/v1/gl/entries",
+        &format!(
+            r#"{{"currency":"CNY","memo":"platform capital into the reserve","legs":[{{"account_id":"{RESERVE}","debit":"{amount}"}},{{"account_id":"{EQUITY}","credit":"{amount}"}}]}}"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+}

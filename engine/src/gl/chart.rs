@@ -166,6 +166,8 @@ impl GlAccount {
             PlatformRole::ChannelFees => GlAccount::ChannelFees,
             PlatformRole::MerchantNegative => GlAccount::MerchantNegative,
             PlatformRole::PayoutsInTransit => GlAccount::PayoutsInTransit,
+            PlatformRole::FundsInTransit => GlAccount::FundsInTransit,
+            PlatformRole::Equity => GlAccount::PlatformEquity,
         }
     }
 

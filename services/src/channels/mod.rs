@@ -59,6 +59,29 @@ pub fn parse_channel_id(text: &str) -> Option<u128> {
     records::parse_id(text, "chn_")
 }
 
+/// The number of the reserve account named `name` (a channel's `settlement_reserve`).
+fn reserve_number(state: &Platform, name: &str) -> Result<u32> {
+    crate::positions::reserves(state.store()?, state.settings.currency)?
+        .into_iter()
+        .find(|r| r.name == name)
+        .map(|r| r.number)
+        .ok_or_else(|| {
+            Error::not_found(format!("no reserve account {name:?}"))
+                .with_param("settlement_reserve")
+        })
+}
+
+/// Every configured channel's record, by name.
+pub fn records(state: &Platform) -> Vec<ChannelRecord> {
+    let mut out: Vec<ChannelRecord> = state
+        .channels
+        .iter()
+        .filter_map(|c| c.value().lock().ok().map(|rt| rt.record.clone()))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
 /// Loads every configured channel into `state.channels` (at start).
 pub fn load_all(state: &Platform, store: &storage::Store) -> Result<usize, String> {
     let mut loaded = Vec::new();
@@ -166,6 +189,14 @@ pub struct CreateChannel {
     /// default 0.00: no alert.
     #[cfg_attr(feature = "openapi", schema(example = "5000.00"))]
     position_low_water: Option<String>,
+    /// Business days after which the channel settles a date's takings to the reserve
+    /// (0–30, default 1: T+1).
+    #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 30))]
+    settlement_lag_days: Option<u16>,
+    /// The reserve account it settles to (default `default`).
+    #[cfg_attr(feature = "openapi", schema(example = "default"))]
+    settlement_reserve: Option<String>,
 }
 
 impl std::fmt::Debug for CreateChannel {
@@ -201,6 +232,10 @@ pub struct UpdateChannel {
     inflight_max: Option<u32>,
     notify_secret: Option<String>,
     position_low_water: Option<String>,
+    #[serde(default, deserialize_with = "crate::json_int::opt_int")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 30))]
+    settlement_lag_days: Option<u16>,
+    settlement_reserve: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -227,6 +262,11 @@ pub struct ChannelView {
     position: String,
     /// Position below which the channel needs funding (0.00: no alert).
     position_low_water: String,
+    /// Business days after which a date's takings settle to the reserve.
+    settlement_lag_days: u16,
+    /// The reserve account it settles to (its ledger account: `GET /v1/positions/reserves`
+    /// names them).
+    settlement_reserve_account_id: String,
     /// Live state over the breaker's window.
     health: HealthView,
 }
@@ -280,6 +320,12 @@ pub fn view(rt: &ChannelRuntime, at: Timestamp, position: i64) -> ChannelView {
         notifications: r.notify_secret.is_some(),
         position: format_minor(position.checked_neg().unwrap_or(i64::MAX), currency),
         position_low_water: format_minor(r.position_low_water_minor.0, currency),
+        settlement_lag_days: r.settlement.0.lag_days,
+        settlement_reserve_account_id: crate::positions::reserve_account(
+            r.settlement.0.reserve,
+            currency,
+        )
+        .to_string(),
         health: HealthView {
             breaker: match rt.health.breaker_at(at) {
                 BreakerState::Closed => "closed",
@@ -376,6 +422,15 @@ pub fn apply(r: &mut ChannelRecord, u: &UpdateChannel) -> Result<()> {
     if let Some(i) = u.inflight_max {
         r.inflight_max = i;
     }
+    if let Some(days) = u.settlement_lag_days {
+        if days > engine::positions::SETTLEMENT_LAG_DAYS_MAX {
+            return Err(bad(
+                "settlement_lag_days",
+                "settlement_lag_days must be 0 to 30 business days",
+            ));
+        }
+        r.settlement.0.lag_days = days;
+    }
     if let Some(l) = &u.position_low_water {
         r.position_low_water_minor = records::Tail(amount(l, currency, "position_low_water")?);
     }
@@ -463,6 +518,7 @@ pub async fn add(
         notify_secret: None,
         notify_secret_sealed: records::Tail(None),
         position_low_water_minor: records::Tail(0),
+        settlement: records::Tail(Default::default()),
     };
     apply(
         &mut record,
@@ -479,8 +535,13 @@ pub async fn add(
             inflight_max: None,
             notify_secret: body.notify_secret,
             position_low_water: body.position_low_water,
+            settlement_lag_days: body.settlement_lag_days,
+            settlement_reserve: None,
         },
     )?;
+    if let Some(name) = &body.settlement_reserve {
+        record.settlement.0.reserve = reserve_number(state, name)?;
+    }
     // Names are unique: claimed in memory against a concurrent twin, then checked durably.
     let name_key = records::channel_name_key(&record.name);
     let taken = || {
@@ -531,6 +592,8 @@ pub fn record_json(r: &ChannelRecord) -> serde_json::Value {
         "weight": r.weight,
         "inflight_max": r.inflight_max,
         "position_low_water_minor": r.position_low_water_minor.0,
+        "settlement_lag_days": r.settlement.0.lag_days,
+        "settlement_reserve": r.settlement.0.reserve,
     })
 }
 
@@ -713,6 +776,9 @@ pub async fn update(
     };
     let before = record.clone();
     apply(&mut record, body)?;
+    if let Some(name) = &body.settlement_reserve {
+        record.settlement.0.reserve = reserve_number(state, name)?;
+    }
     let audit = crate::audit::record(
         state,
         actor,

@@ -36,6 +36,27 @@ pub struct ChannelRecord {
     /// The position (minor units) below which the channel needs funding: an alert fires
     /// under it. 0: none (records written before #7 read as 0).
     pub position_low_water_minor: Tail<i64>,
+    /// How it settles its takings to the reserve (issue #16): T+1 to reserve account 0 for
+    /// records written before.
+    pub settlement: Tail<ChannelSettlementTerms>,
+}
+
+/// How a channel settles what it owes us to the reserve: a business date's net takings
+/// `lag_days` business days later, to reserve account `reserve`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ChannelSettlementTerms {
+    pub lag_days: u16,
+    /// The reserve account's number (0: `default`).
+    pub reserve: u32,
+}
+
+impl Default for ChannelSettlementTerms {
+    fn default() -> ChannelSettlementTerms {
+        ChannelSettlementTerms {
+            lag_days: 1,
+            reserve: 0,
+        }
+    }
 }
 
 impl std::fmt::Debug for ChannelRecord {

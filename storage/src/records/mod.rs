@@ -18,12 +18,13 @@ pub mod gl;
 pub mod merchants;
 pub mod outbox;
 pub mod payments;
-pub mod settlement;
+pub mod positions;
+mod settlement;
 
 use bincode::{Decode, Encode};
 use engine::{AccountId, TransferId};
 
-pub use channels::ChannelRecord;
+pub use channels::{ChannelRecord, ChannelSettlementTerms};
 pub use gl::{
     ArchivedSegment, DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow, ShelvedRecords,
 };
@@ -31,8 +32,9 @@ pub use merchants::{FeeParts, KeyEntry, Merchant, MerchantAuth, SigningEntry};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{
     AccountMeta, BatchTransfer, Card, CardPayment, Deposit, Payment, PaymentStatus, Refund,
-    RiskRecord,
+    RiskRecord, Split,
 };
+pub use positions::{ReserveRecord, ReserveTransfer};
 pub use settlement::{
     BatchStatus, PayoutAccount, SettlementBatch, SettlementItem, SettlementTerms,
 };
@@ -65,6 +67,11 @@ pub mod prefix {
     pub const BATCH_TRANSFER: &[u8] = b"bt";
     pub const MERCHANT: &[u8] = b"mc";
     pub const MERCHANT_KEY_INDEX: &[u8] = b"mk";
+    pub const MERCHANT_BY_ACCOUNT: &[u8] = b"ma";
+    pub const RESERVE: &[u8] = b"rv";
+    pub const RESERVE_TRANSFER: &[u8] = b"rx";
+    pub const CHANNEL_CLEARING: &[u8] = b"cc";
+    pub const POSITIONS: &[u8] = b"pz";
     pub const CLEARING: &[u8] = b"sc";
     pub const SETTLEMENT_BATCH: &[u8] = b"sb";
     pub const SETTLEMENT_BY_MERCHANT: &[u8] = b"sn";
@@ -173,6 +180,41 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "SHA-256 of a secret key (32 bytes)",
         record: "merchant id (u128)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::MERCHANT_BY_ACCOUNT,
+        cf: CF_AUX,
+        key: "a merchant's pending-settlement account id (u128 BE)",
+        record: "merchant id (u128)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::RESERVE,
+        cf: CF_AUX,
+        key: "reserve account number (u32 BE)",
+        record: "ReserveRecord",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::RESERVE_TRANSFER,
+        cf: CF_AUX,
+        key: "reserve transfer id (u128 BE, time-ordered)",
+        record: "ReserveTransfer",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CHANNEL_CLEARING,
+        cf: CF_AUX,
+        key: "channel id (u128 BE)",
+        record: "engine::positions::ChannelClearing",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::POSITIONS,
+        cf: CF_AUX,
+        key: "business date (i32 BE)",
+        record: "frozen positions (JSON bytes)",
         expiring: false,
     },
     Registered {
@@ -379,6 +421,30 @@ pub fn merchant_key(id: u128) -> Vec<u8> {
 /// A secret key's SHA-256 → its merchant.
 pub fn merchant_key_index(key_sha256: &[u8; 32]) -> Vec<u8> {
     key(prefix::MERCHANT_KEY_INDEX, &[key_sha256])
+}
+
+/// A merchant's pending-settlement account → the merchant (split receivers are found by
+/// the `account_id` a split names).
+pub fn merchant_by_account_key(account: AccountId) -> Vec<u8> {
+    key(prefix::MERCHANT_BY_ACCOUNT, &[&account.0.to_be_bytes()])
+}
+
+pub fn reserve_key(number: u32) -> Vec<u8> {
+    key(prefix::RESERVE, &[&number.to_be_bytes()])
+}
+
+pub fn reserve_transfer_key(id: u128) -> Vec<u8> {
+    key(prefix::RESERVE_TRANSFER, &[&id.to_be_bytes()])
+}
+
+/// A channel's settlement-to-reserve state (`engine::positions::ChannelClearing`).
+pub fn channel_clearing_key(channel: u128) -> Vec<u8> {
+    key(prefix::CHANNEL_CLEARING, &[&channel.to_be_bytes()])
+}
+
+/// A closed date's positions, frozen by its day-end.
+pub fn positions_key(date: engine::gl::BusinessDate) -> Vec<u8> {
+    key(prefix::POSITIONS, &[&date.0.to_be_bytes()])
 }
 
 pub fn payment_key(id: u128) -> Vec<u8> {
@@ -618,6 +684,17 @@ mod tests {
             (batch_transfer_key(TransferId(1)), prefix::BATCH_TRANSFER),
             (merchant_key(1), prefix::MERCHANT),
             (merchant_key_index(&[0; 32]), prefix::MERCHANT_KEY_INDEX),
+            (
+                merchant_by_account_key(AccountId(1)),
+                prefix::MERCHANT_BY_ACCOUNT,
+            ),
+            (reserve_key(1), prefix::RESERVE),
+            (reserve_transfer_key(1), prefix::RESERVE_TRANSFER),
+            (channel_clearing_key(1), prefix::CHANNEL_CLEARING),
+            (
+                positions_key(engine::gl::BusinessDate(1)),
+                prefix::POSITIONS,
+            ),
             (clearing_key(1), prefix::CLEARING),
             (
                 settlement_batch_key(engine::gl::BusinessDate(1), 2),

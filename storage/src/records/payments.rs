@@ -78,6 +78,41 @@ pub struct Payment {
     /// and its postings' value date when a channel answers after a day-end. `None` for
     /// payments written before.
     pub business_date: Tail<Option<engine::gl::BusinessDate>>,
+    /// Profit sharing (issue #16): each receiver's share of the payment after its fee, in
+    /// the order requested. Empty for payments without splits and those written before.
+    pub splits: Tail<Vec<Split>>,
+}
+
+/// One receiver's share of a payment. Receivers are merchants (partners, sub-merchants):
+/// the share is credited to the receiver's pending-settlement account and settles with it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Split {
+    /// The receiving merchant.
+    pub merchant: u128,
+    /// Its pending-settlement account (the `account_id` the split named).
+    pub account: AccountId,
+    /// The share, in minor units.
+    pub amount: i64,
+}
+
+impl Payment {
+    /// Σ of its shares.
+    pub fn split_total(&self) -> i64 {
+        self.splits.0.iter().map(|s| s.amount).sum()
+    }
+
+    /// What the merchant keeps: the amount less the fee and the shares.
+    pub fn net_amount(&self) -> i64 {
+        self.amount - self.fee - self.split_total()
+    }
+
+    /// A payment that did not go through charges nothing: no fee, no shares.
+    pub fn fail(&mut self, code: &str) {
+        self.status = PaymentStatus::Failed;
+        self.failure_code = Some(code.to_string());
+        self.fee = 0;
+        self.splits.0.clear();
+    }
 }
 
 /// How a card payment went through the channels.
@@ -140,6 +175,9 @@ pub struct Refund {
     /// The business date the refund was created on (issue #15); `None` for refunds written
     /// before.
     pub business_date: Tail<Option<engine::gl::BusinessDate>>,
+    /// What it took back from each of the payment's shares, in the payment's split order
+    /// (issue #16); empty when the payment had none.
+    pub split_parts: Tail<Vec<i64>>,
 }
 
 #[cfg(test)]

@@ -82,7 +82,8 @@ pub struct SettlementItem {
     pub refunds: i64,
     /// Fees of the date, net of the fee parts refunds returned.
     pub fees: i64,
-    /// Shares split off to other accounts.
+    /// Shares split off to other merchants, less shares received as a split receiver (a
+    /// receiver's are negative), net of what refunds took back.
     pub splits: i64,
 }
 

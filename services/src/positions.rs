@@ -562,16 +562,24 @@ pub fn get_transfer(state: &Platform, id_text: &str) -> Result<ReserveTransferVi
 pub fn list_transfers(state: &Platform) -> Result<ReserveTransferList> {
     let store = state.store()?;
     let names = reserves(store, state.settings.currency)?;
-    let mut all: Vec<ReserveTransfer> = Vec::new();
+    // The newest at most: a ring of the last ones read (ids are time-ordered), so memory
+    // stays bounded however many there are.
+    let mut last: std::collections::VecDeque<(Vec<u8>, Vec<u8>)> = Default::default();
+    let mut has_more = false;
     store
         .for_each_aux_with_prefix(records::prefix::RESERVE_TRANSFER, usize::MAX, |k, v| {
-            all.push(records::decode(k, v)?);
+            if last.len() == TRANSFERS_LIST_MAX {
+                last.pop_front();
+                has_more = true;
+            }
+            last.push_back((k.to_vec(), v.to_vec()));
             Ok(())
         })
         .map_err(|e| Error::storage(format!("cannot read the reserve transfers: {e}")))?;
-    all.reverse();
-    let has_more = all.len() > TRANSFERS_LIST_MAX;
-    all.truncate(TRANSFERS_LIST_MAX);
+    let mut all = Vec::with_capacity(last.len());
+    for (k, v) in last.iter().rev() {
+        all.push(records::decode::<ReserveTransfer>(k, v)?);
+    }
     Ok(ReserveTransferList {
         data: all.iter().map(|t| transfer_view(t, &names)).collect(),
         has_more,

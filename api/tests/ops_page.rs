@@ -141,6 +141,21 @@ fn the_ops_page_in_headless_chromium_shows_live_numbers_totals_and_channels() {
         dom.contains(r#"data-channel="good" class="bad""#),
         "a position under its mark is flagged: {dom}"
     );
+    // Positions: the default reserve holds the 100.00 deposited; funds (reserve + the
+    // channel's 19.94) against owed (the payer's 71.00, the merchant's 48.71), the surplus
+    // being fees 0.30 less 0.01 returned and the channel's 0.06.
+    assert_eq!(cell(&dom, r#"data-reserve="default""#, "balance"), "100.00");
+    assert_eq!(
+        text_of(&dom, r#"id="coverage""#),
+        "funds 119.94 / owed 119.71: surplus 0.23"
+    );
+    assert!(dom.contains(r#"id="coverage" class="ok""#), "{dom}");
+    assert!(
+        dom.contains(
+            "<li>channel_low_water good: our position at good is 19.94, below its mark 50.00</li>"
+        ),
+        "the channel under its mark is a firing monitor of the positions: {dom}"
+    );
     println!(
         "ops page after {polls} polls: {throughput} requests/s, p99 {p99} ms, today {:?}, channel good position {}",
         today(&dom),

@@ -30,6 +30,7 @@ pub mod routing;
 pub mod settlement;
 pub mod splits;
 pub mod state_machine;
+pub mod statement;
 pub mod transfer;
 
 pub use account::{Account, AccountStatus, LiveAccount};

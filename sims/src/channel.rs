@@ -11,7 +11,9 @@
 //!
 //! Control plane (on the simulator's main address):
 //! - `PUT /_sim/channels/{name}` with any of `{"latency_ms", "error_rate", "decline_rate",
-//!   "timeout_rate", "down", "notify_delay_ms", "fee_rate_ppm"}`: creates the channel or changes it live;
+//!   "timeout_rate", "down", "notify_delay_ms", "fee_rate_ppm", "business_date",
+//!   "merchant_account"}`: creates the channel or changes it live (`business_date`: the
+//!   channel's own date for what it records from now on; unset, today in UTC+8);
 //!   answers its state, including its `url`, and `inflight` / `peak_inflight` (charge
 //!   requests being handled now, and the most at once).
 //! - `GET /_sim/channels`: every channel; `GET /_sim/channels/{name}/records`: its charges
@@ -30,6 +32,10 @@
 //!   `notify_url` after `notify_delay_ms`. Idempotent on `request_id`: a payout is paid at
 //!   most once whatever payd retries (issue #16).
 //! - `GET /payouts/{request_id}` → the recorded payout (status sync), `404` when unknown.
+//! - `GET /statements?date=D&format=alipay|wechat[&charset=utf-8]` → its statement of date
+//!   D (issue #17): every succeeded charge and refund recorded under that date (a refund
+//!   with the part of the charge's fee it returns, half up on cumulative amounts), as an
+//!   Alipay trade bill or a WeChat Pay bill (`engine::statement`), GBK unless asked, CRLF.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -39,6 +45,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use engine::statement::{write, Charset, Format, Row, RowKind, Statement};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 pub use services::channels::wire::{
@@ -67,6 +74,12 @@ pub struct ChannelSettings {
     /// The channel's fee in parts per million of each charge, rounded half up, reported in
     /// each charge's answer (`fee_minor`); unset: the answers report no fee.
     pub fee_rate_ppm: Option<u32>,
+    /// The channel's own accounting date (`YYYY-MM-DD`) for what it records from now on:
+    /// the date its statement lists a charge or refund under. Unset: today in UTC+8, as
+    /// the channels keep their days.
+    pub business_date: Option<String>,
+    /// The merchant account its statements name (账号 / 商户号).
+    pub merchant_account: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -79,6 +92,8 @@ pub struct ChannelConfig {
     pub down: bool,
     pub notify_delay_ms: u64,
     pub fee_rate_ppm: Option<u32>,
+    pub business_date: Option<String>,
+    pub merchant_account: String,
 }
 
 impl Default for ChannelConfig {
@@ -91,6 +106,8 @@ impl Default for ChannelConfig {
             down: false,
             notify_delay_ms: 100,
             fee_rate_ppm: None,
+            business_date: None,
+            merchant_account: "2088102170000156".to_string(),
         }
     }
 }
@@ -115,6 +132,18 @@ impl ChannelConfig {
         }
         if let Some(v) = s.notify_delay_ms {
             next.notify_delay_ms = v;
+        }
+        if let Some(d) = &s.business_date {
+            if jiff::civil::Date::strptime("%Y-%m-%d", d).is_err() {
+                return Err("business_date must be YYYY-MM-DD".into());
+            }
+            next.business_date = Some(d.clone());
+        }
+        if let Some(a) = &s.merchant_account {
+            if a.is_empty() || a.len() > 32 || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err("merchant_account must be 1 to 32 letters and digits".into());
+            }
+            next.merchant_account = a.clone();
         }
         if let Some(v) = s.fee_rate_ppm {
             if v > 1_000_000 {
@@ -160,6 +189,31 @@ struct Ledger {
     refunds: HashMap<String, RefundAnswer>,
     payouts: HashMap<String, PayoutAnswer>,
     records: Vec<Record>,
+    /// What its statements list: each succeeded charge and refund under the channel's
+    /// date when it happened.
+    statement: Vec<(String, Row)>,
+}
+
+/// The wall clock in UTC+8 (China Standard Time), the channels' day.
+fn utc8_now() -> jiff::civil::DateTime {
+    jiff::tz::TimeZone::fixed(jiff::tz::Offset::constant(8)).to_datetime(jiff::Timestamp::now())
+}
+
+/// The channel's date now (UTC+8 unless set) and the time as its bills print it.
+fn channel_now(config: &ChannelConfig) -> (String, String) {
+    let now = utc8_now();
+    let date = config
+        .business_date
+        .clone()
+        .unwrap_or_else(|| now.strftime("%Y-%m-%d").to_string());
+    (date, now.strftime("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+/// round_half_up(fee × part / amount), in integers.
+fn fee_part(fee: i64, part: i64, amount: i64) -> i64 {
+    let v =
+        (2 * i128::from(fee) * i128::from(part) + i128::from(amount)) / (2 * i128::from(amount));
+    i64::try_from(v).unwrap_or(0)
 }
 
 pub struct Channel {
@@ -326,6 +380,7 @@ impl Sim {
                             .route("/refunds/{request_id}", web::get().to(refund_status))
                             .route("/payouts", web::post().to(payout))
                             .route("/payouts/{request_id}", web::get().to(payout_status))
+                            .route("/statements", web::get().to(statement))
                     })
                     .workers(1)
                     .disable_signals()
@@ -453,6 +508,22 @@ async fn charge(data: ChannelData, body: web::Json<ChargeRequest>) -> HttpRespon
                 .charges
                 .insert(req.request_id.clone(), answer.clone());
             ledger.records.push(Record::Charge(answer.clone()));
+            if !declined {
+                let (date, time) = channel_now(&config);
+                ledger.statement.push((
+                    date,
+                    Row {
+                        kind: RowKind::Charge,
+                        channel_reference: answer.channel_ref.clone(),
+                        out_trade_no: req.request_id.clone(),
+                        out_refund_no: None,
+                        amount: req.amount_minor,
+                        fee: answer.fee_minor.unwrap_or(0),
+                        time,
+                        subject: "payment".to_string(),
+                    },
+                ));
+            }
             if let Some(url) = &req.notify_url {
                 sim.notify(channel, url.clone(), answer.clone());
             }
@@ -535,6 +606,7 @@ fn record_refund(
         amount_minor: req.amount_minor,
         decline_reason: Some(reason.to_string()),
     };
+    let mut refund_row = None;
     let answer = match ledger.charges.get_mut(&req.charge_request_id) {
         None => decline("unknown_charge"),
         Some(c) if c.status != ChargeStatus::Succeeded => decline("charge_not_succeeded"),
@@ -545,7 +617,21 @@ fn record_refund(
         }
         Some(_) if rand::rng().random::<f64>() < decline_rate => decline("do_not_honor"),
         Some(c) => {
+            let before = c.refunded_minor;
             c.refunded_minor += req.amount_minor;
+            // On its statement under the channel's date now, with the fee part it returns.
+            let fee = c.fee_minor.unwrap_or(0);
+            refund_row = Some(Row {
+                kind: RowKind::Refund,
+                channel_reference: c.channel_ref.clone(),
+                out_trade_no: req.charge_request_id.clone(),
+                out_refund_no: Some(req.request_id.clone()),
+                amount: req.amount_minor,
+                fee: fee_part(fee, c.refunded_minor, c.amount_minor)
+                    - fee_part(fee, before, c.amount_minor),
+                time: String::new(),
+                subject: "refund".to_string(),
+            });
             RefundAnswer {
                 request_id: req.request_id.clone(),
                 charge_request_id: req.charge_request_id.clone(),
@@ -559,6 +645,11 @@ fn record_refund(
         .refunds
         .insert(req.request_id.clone(), answer.clone());
     ledger.records.push(Record::Refund(answer.clone()));
+    if let Some(mut row) = refund_row {
+        let (date, time) = channel_now(&channel.config.lock().expect("sim config"));
+        row.time = time;
+        ledger.statement.push((date, row));
+    }
     Ok((answer, hang))
 }
 
@@ -618,6 +709,65 @@ async fn payout(data: ChannelData, body: web::Json<PayoutRequest>) -> HttpRespon
         return unavailable("timed out");
     }
     HttpResponse::Ok().json(answer)
+}
+
+#[derive(Deserialize)]
+struct StatementQuery {
+    date: String,
+    format: String,
+    charset: Option<String>,
+}
+
+/// `GET /statements?date=D&format=alipay|wechat[&charset=utf-8]`: the channel's record of
+/// date D (its succeeded charges and refunds) in that channel's published layout, GBK
+/// unless asked otherwise, CRLF line ends.
+async fn statement(data: ChannelData, q: web::Query<StatementQuery>) -> HttpResponse {
+    let channel = &data.1;
+    let Ok(date) = jiff::civil::Date::strptime("%Y-%m-%d", &q.date) else {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"error": "date must be YYYY-MM-DD"}));
+    };
+    let Some(format) = Format::parse(&q.format) else {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"error": "format must be alipay or wechat"}));
+    };
+    let charset = match q.charset.as_deref() {
+        None | Some("gbk") => Charset::Gbk,
+        Some("utf-8") => Charset::Utf8,
+        Some(_) => {
+            return HttpResponse::BadRequest()
+                .json(serde_json::json!({"error": "charset must be gbk or utf-8"}))
+        }
+    };
+    let account = channel
+        .config
+        .lock()
+        .expect("sim config")
+        .merchant_account
+        .clone();
+    let rows = channel
+        .ledger
+        .lock()
+        .expect("sim ledger")
+        .statement
+        .iter()
+        .filter(|(d, _)| *d == q.date)
+        .map(|(_, r)| r.clone())
+        .collect();
+    let s = Statement {
+        format,
+        account,
+        date: q.date.clone(),
+        rows,
+    };
+    let next = date.tomorrow().map(|d| d.to_string()).unwrap_or_default();
+    let exported = utc8_now().strftime("%Y年%m月%d日 %H:%M:%S").to_string();
+    HttpResponse::Ok()
+        .content_type(match charset {
+            Charset::Gbk => "text/csv; charset=GBK",
+            Charset::Utf8 => "text/csv; charset=utf-8",
+        })
+        .body(write(&s, &next, &exported, charset))
 }
 
 async fn payout_status(data: ChannelData, path: web::Path<String>) -> HttpResponse {

@@ -25,6 +25,7 @@ pub mod gl;
 pub mod ids;
 pub mod money;
 pub mod positions;
+pub mod recon;
 pub mod risk;
 pub mod routing;
 pub mod settlement;

@@ -40,7 +40,7 @@ pub enum Charset {
     Utf8,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RowKind {
     Charge,
     Refund,

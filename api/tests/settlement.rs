@@ -303,18 +303,6 @@ fn settlement_terms_are_checked_and_changed_by_patch() {
     assert!(!String::from_utf8_lossy(&audit.body).contains("6214830000001234"));
 }
 
-fn cents(text: &str) -> i64 {
-    let neg = text.starts_with('-');
-    let t = text.trim_start_matches('-');
-    let (a, b) = t.split_once('.').unwrap();
-    let v = a.parse::<i64>().unwrap() * 100 + b.parse::<i64>().unwrap();
-    if neg {
-        -v
-    } else {
-        v
-    }
-}
-
 /// Ten business days of payments, partial and full refunds (of today's and older
 /// payments), splits to a partner (by ratio) and to another merchant (by amount), cycles
 /// T+0 to T+3, a minimum payout, a merchant without a payout account and a payout channel

@@ -31,18 +31,6 @@ fn refund(p: &Payd, key: &str, payment: &str, amount: Option<&str>, no: &str) ->
     v
 }
 
-fn cents(text: &str) -> i64 {
-    let neg = text.starts_with('-');
-    let t = text.trim_start_matches('-');
-    let (a, b) = t.split_once('.').unwrap();
-    let v = a.parse::<i64>().unwrap() * 100 + b.parse::<i64>().unwrap();
-    if neg {
-        -v
-    } else {
-        v
-    }
-}
-
 fn money(c: i64) -> String {
     format!(
         "{}{}.{:02}",
@@ -215,6 +203,12 @@ fn bad_splits_are_refused_and_change_nothing() {
             404,
             "resource_not_found",
         ),
+        // Not an id but a card number: refused as one, and never echoed.
+        (
+            r#"[{"account_id":"4111111111111111","amount":"1.00"}]"#.to_string(),
+            400,
+            "card_number_not_allowed",
+        ),
         (
             format!(r#"[{{"account_id":"{}","amount":1}}]"#, a.account),
             400,
@@ -238,6 +232,7 @@ fn bad_splits_are_refused_and_change_nothing() {
             String::from_utf8_lossy(&r.body)
         );
         assert_eq!(r.error_code(), *code, "{splits}");
+        assert!(!String::from_utf8_lossy(&r.body).contains("4111111111111111"));
         let e = r.json();
         assert!(
             !e["error"]["message"].as_str().unwrap_or("").is_empty(),

@@ -477,18 +477,26 @@ fn bracketed<'a>(line: usize, text: &'a str, label: &str) -> Result<&'a str, Sta
         .map_or_else(|| refuse(line, format!("expected {label}[…]")), Ok)
 }
 
+/// Line `i`, or a refusal: the file ends before `what`.
+fn line_at<'a>(
+    lines: &[(usize, &'a str)],
+    i: usize,
+    what: &str,
+) -> Result<(usize, &'a str), StatementError> {
+    match lines.get(i) {
+        Some(l) => Ok(*l),
+        None => refuse(
+            lines.last().map_or(1, |l| l.0 + 1),
+            format!("the file ends before {what} (truncated?)"),
+        ),
+    }
+}
+
 fn parse_alipay(lines: &[(usize, &str)]) -> Result<Statement, StatementError> {
-    let mut it = lines.iter().copied();
-    let mut next = |what: &str| -> Result<(usize, &str), StatementError> {
-        it.next().map_or_else(
-            || {
-                refuse(
-                    lines.last().map_or(1, |l| l.0 + 1),
-                    format!("the file ends before {what} (truncated?)"),
-                )
-            },
-            Ok,
-        )
+    let mut at = 0;
+    let mut next = |what: &str| {
+        at += 1;
+        line_at(lines, at - 1, what)
     };
     let (n, l) = next("its title")?;
     if l != "#支付宝业务明细查询" {
@@ -562,17 +570,10 @@ fn parse_alipay(lines: &[(usize, &str)]) -> Result<Statement, StatementError> {
         });
         Ok(())
     })?;
-    let mut it = lines[list_end + 1..].iter().copied();
-    let mut next = |what: &str| -> Result<(usize, &str), StatementError> {
-        it.next().map_or_else(
-            || {
-                refuse(
-                    lines.last().map_or(1, |l| l.0 + 1),
-                    format!("the file ends before {what} (truncated?)"),
-                )
-            },
-            Ok,
-        )
+    let mut at = list_end + 1;
+    let mut next = |what: &str| {
+        at += 1;
+        line_at(lines, at - 1, what)
     };
     // The totals: 交易合计 and 退款合计, each a count and a sum of 商家实收.
     let totals = |n: usize, l: &str, label: &str| -> Result<(usize, i64), StatementError> {
@@ -622,8 +623,8 @@ fn parse_alipay(lines: &[(usize, &str)]) -> Result<Statement, StatementError> {
     }
     let (n, l) = next("the export time")?;
     bracketed(n, l, "#导出时间：")?;
-    if let Some((n, _)) = it.next() {
-        return refuse(n, "lines after the export time");
+    if let Some((n, _)) = lines.get(list_end + 4) {
+        return refuse(*n, "lines after the export time");
     }
     Ok(Statement {
         format: Format::Alipay,
@@ -716,16 +717,11 @@ fn parse_wechat(lines: &[(usize, &str)]) -> Result<Statement, StatementError> {
         });
         Ok(())
     })?;
-    let end = lines.last().map_or(1, |l| l.0 + 1);
-    let Some(&(n, l)) = lines.get(i) else {
-        return refuse(end, "the file ends before its totals (truncated?)");
-    };
+    let (n, l) = line_at(lines, i, "its totals")?;
     if record(n, l)? != WECHAT_TOTAL_COLUMNS {
         return refuse(n, "the totals header is not 总交易单数,应结订单总金额,…");
     }
-    let Some(&(n, l)) = lines.get(i + 1) else {
-        return refuse(end, "the file ends before its totals line (truncated?)");
-    };
+    let (n, l) = line_at(lines, i + 1, "its totals line")?;
     let t: Vec<String> = record(n, l)?
         .iter()
         .map(|x| x.strip_prefix('`').unwrap_or(x).to_string())
@@ -915,6 +911,13 @@ mod tests {
         let mid = alipay.iter().position(|b| *b >= 0x80).unwrap() + 1;
         assert!(parse(&alipay[..mid], Format::Alipay).is_err());
         assert!(parse(&alipay, Format::Wechat).is_err(), "the wrong layout");
+        let mut extra = alipay.clone();
+        extra.extend_from_slice(b"#more\r\n");
+        let e = parse(&extra, Format::Alipay).unwrap_err();
+        assert_eq!(
+            (e.line, e.reason.as_str()),
+            (13, "lines after the export time")
+        );
 
         let wechat = write(&sample(Format::Wechat), "", "", Charset::Gbk);
         let e = parse(

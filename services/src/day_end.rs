@@ -308,9 +308,7 @@ pub async fn start(
     let ledger = state.ledger()?;
     let store = state.store()?;
     let _one = state.day_end_admin.lock().await;
-    let period = ledger
-        .period()
-        .ok_or_else(|| Error::Storage("the ledger has no business date yet".into()))?;
+    let period = state.period()?;
     let date = match body.date.as_deref() {
         None => period.open,
         Some(text) => BusinessDate::parse(text).ok_or_else(|| {

@@ -333,7 +333,8 @@ fn period(state: &Platform) -> Result<OpenPeriod> {
     })
 }
 
-fn parse_date(text: &str, param: &'static str) -> Result<BusinessDate> {
+/// A `YYYY-MM-DD` query parameter, or `400 invalid_parameter` naming it.
+pub(crate) fn parse_date(text: &str, param: &'static str) -> Result<BusinessDate> {
     BusinessDate::parse(text).ok_or_else(|| {
         Error::invalid(
             "invalid_parameter",
@@ -766,9 +767,7 @@ pub async fn create_entry(
     // The answer is known once the ledger dates the entry: render it after, and write the
     // idempotency record and the audit entry with it (the ledger's dates are the open
     // period's unless named, and a named one must be the open date).
-    let period = ledger
-        .period()
-        .ok_or_else(|| Error::Storage("the ledger has no business date yet".into()))?;
+    let period = state.period()?;
     let (accounting, value) = period
         .stamp(transfer.accounting_date, transfer.value_date)
         .map_err(|r| {

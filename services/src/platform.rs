@@ -201,6 +201,13 @@ impl Platform {
         self.ledger.get().ok_or(Error::NotReady)
     }
 
+    /// The ledger's open period: its open business date and the last closed one.
+    pub fn period(&self) -> Result<engine::gl::OpenPeriod> {
+        self.ledger()?
+            .period()
+            .ok_or_else(|| Error::Storage("the ledger has no business date yet".into()))
+    }
+
     pub fn store(&self) -> Result<&Arc<Store>> {
         self.store.get().ok_or(Error::NotReady)
     }

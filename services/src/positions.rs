@@ -81,18 +81,11 @@ pub fn reserves(store: &storage::Store, currency: Currency) -> Result<Vec<Reserv
     Ok(out)
 }
 
-fn reserve_named(
-    store: &storage::Store,
-    currency: Currency,
-    name: &str,
-    param: &str,
-) -> Result<ReserveRecord> {
-    reserves(store, currency)?
-        .into_iter()
-        .find(|r| r.name == name)
-        .ok_or_else(|| {
-            Error::not_found(format!("no reserve account {name:?}")).with_param(param.to_string())
-        })
+/// The reserve account named `name` among `all`, or a 404 naming the parameter `param`.
+pub fn named<'a>(all: &'a [ReserveRecord], name: &str, param: &str) -> Result<&'a ReserveRecord> {
+    all.iter().find(|r| r.name == name).ok_or_else(|| {
+        Error::not_found(format!("no reserve account {name:?}")).with_param(param.to_string())
+    })
 }
 
 /// A reserve account as answers show it.
@@ -245,7 +238,7 @@ pub async fn update_reserve(
     let currency = state.settings.currency;
     let store = state.store()?;
     let _one = state.positions_admin.lock().await;
-    let mut r = reserve_named(store, currency, name, "name")?;
+    let mut r = named(&reserves(store, currency)?, name, "name")?.clone();
     let funds = reserve_funds(state, r.number, currency).await?;
     let before = reserve_view(&r, funds, currency);
     if let Some(bank) = body.bank {
@@ -420,18 +413,8 @@ pub async fn create_transfer(
     let ledger = state.ledger()?;
     crate::accounts::ensure_platform_accounts_once(state, currency).await?;
     let names = reserves(store, currency)?;
-    let find = |name: &str, param: &str| {
-        names
-            .iter()
-            .find(|r| r.name == name)
-            .cloned()
-            .ok_or_else(|| {
-                Error::not_found(format!("no reserve account {name:?}"))
-                    .with_param(param.to_string())
-            })
-    };
-    let from = find(&body.from, "from")?;
-    let to = find(&body.to, "to")?;
+    let from = named(&names, &body.from, "from")?.clone();
+    let to = named(&names, &body.to, "to")?.clone();
     if from.number == to.number {
         return Err(Error::invalid(
             "invalid_parameter",
@@ -664,10 +647,7 @@ pub async fn channel_settlement_step(
         let id = crate::settlement::transfer_id("channel_settlement", ch.id, date);
         let mut done = false;
         for _ in 0..8 {
-            let open = ledger
-                .period()
-                .ok_or_else(|| Error::Storage("the ledger has no business date".into()))?
-                .open;
+            let open = state.period()?.open;
             let mut state_after = c.clone();
             state_after.posted(open, amount);
             let mut t = Transfer::new(
@@ -820,10 +800,21 @@ struct Inputs {
 /// A channel, what it owes us, and its unsettled takings by expected date.
 type ChannelInput = (records::ChannelRecord, i128, Vec<(BusinessDate, i64)>);
 
+impl Inputs {
+    /// A GL account's credit-positive balance.
+    fn gl(&self, g: GlAccount) -> i128 {
+        self.gl.get(&g).copied().unwrap_or(0)
+    }
+
+    fn coverage(&self) -> Coverage {
+        Coverage::of(|g| self.gl(g))
+    }
+}
+
 fn build(date: BusinessDate, currency: Currency, closed: bool, x: &Inputs) -> PositionsView {
     let m = |v: i128| format_minor(v, currency);
-    let gl = |g: GlAccount| x.gl.get(&g).copied().unwrap_or(0);
-    let coverage = Coverage::of(gl);
+    let gl = |g: GlAccount| x.gl(g);
+    let coverage = x.coverage();
     let reserve_name = |n: u32| {
         x.reserves
             .iter()
@@ -924,10 +915,7 @@ fn build(date: BusinessDate, currency: Currency, closed: bool, x: &Inputs) -> Po
 async fn live_inputs(state: &Platform, currency: Currency) -> Result<(BusinessDate, Inputs)> {
     let store = state.store()?;
     let ledger = state.ledger()?;
-    let open = ledger
-        .period()
-        .ok_or_else(|| Error::Storage("the ledger has no business date yet".into()))?
-        .open;
+    let open = state.period()?.open;
     let book = store.gl_book();
     let gl = GlAccount::ALL
         .iter()
@@ -1025,8 +1013,11 @@ pub async fn positions_step(
         .ledger()?
         .write_records(vec![(records::positions_key(date), records::encode(&json))])
         .await?;
-    let shortfall = engine::money::parse_amount(&view.coverage.shortfall, currency).unwrap_or(0);
-    crate::metrics::day_end_coverage(currency, shortfall);
+    let coverage = inputs.coverage();
+    crate::metrics::day_end_coverage(
+        currency,
+        i64::try_from(coverage.shortfall()).unwrap_or(i64::MAX),
+    );
     let detail = format!(
         "funds {} against owed {}: {}",
         view.coverage.funds,
@@ -1037,7 +1028,7 @@ pub async fn positions_step(
             format!("SHORTFALL {}", view.coverage.shortfall)
         }
     );
-    Ok((detail, view.coverage.covered))
+    Ok((detail, coverage.covered()))
 }
 
 /// The positions of `date` (the open date unless given): a closed date's as its day-end
@@ -1045,37 +1036,16 @@ pub async fn positions_step(
 pub async fn get(state: &Platform, date: Option<&str>) -> Result<PositionsView> {
     let currency = state.settings.currency;
     let store = state.store()?;
-    let ledger = state.ledger()?;
-    let open = ledger
-        .period()
-        .ok_or_else(|| Error::Storage("the ledger has no business date yet".into()))?
-        .open;
+    let open = state.period()?.open;
     let date = match date {
         None => open,
-        Some(text) => BusinessDate::parse(text).ok_or_else(|| {
-            Error::invalid(
-                "invalid_parameter",
-                format!("date must be a date YYYY-MM-DD, got {text:?}"),
-            )
-            .with_param("date")
-        })?,
+        Some(text) => crate::gl::parse_date(text, "date")?,
     };
     if date == open {
         let (open, inputs) = live_inputs(state, currency).await?;
         return Ok(build(open, currency, false, &inputs));
     }
-    let key = records::positions_key(date);
-    let bytes = match records::read::<Vec<u8>>(store, &key)? {
-        Some(b) => Some(b),
-        None => match store
-            .shelved_at(date, &key)
-            .map_err(|e| Error::storage(e.to_string()))?
-        {
-            Some(raw) => Some(records::decode::<Vec<u8>>(&key, &raw)?),
-            None => None,
-        },
-    };
-    match bytes {
+    match crate::shelf::read_dated::<Vec<u8>>(store, date, &records::positions_key(date))? {
         Some(b) => serde_json::from_slice(&b).map_err(|e| Error::Storage(format!("frozen positions do not parse: {e}"))),
         None => Err(Error::not_found(format!(
             "no positions for {date}: only the open date ({open}) and closed dates whose day-end reached its positions step have them"

@@ -312,35 +312,14 @@ pub fn freeze(
 pub fn daily(state: &Platform, date: Option<&str>, merchant: Option<u128>) -> Result<DailyReport> {
     let store = state.store()?;
     let currency = state.settings.currency;
-    let period = state
-        .ledger()?
-        .period()
-        .ok_or_else(|| Error::Storage("the ledger has no business date yet".into()))?;
+    let period = state.period()?;
     let date = match date {
         None => period.open,
-        Some(text) => BusinessDate::parse(text).ok_or_else(|| {
-            Error::invalid(
-                "invalid_parameter",
-                format!("date must be a date YYYY-MM-DD, got {text:?}"),
-            )
-            .with_param("date")
-        })?,
+        Some(text) => crate::gl::parse_date(text, "date")?,
     };
     let key = records::daily_report_key(date, merchant.unwrap_or(0));
-    let shelved = || -> Result<Option<Vec<u8>>> {
-        match store
-            .shelved_at(date, &key)
-            .map_err(|e| Error::storage(e.to_string()))?
-        {
-            Some(raw) => Ok(Some(records::decode::<Vec<u8>>(&key, &raw)?)),
-            None => Ok(None),
-        }
-    };
-    if let Some(bytes) = match records::read::<Vec<u8>>(store, &key)? {
-        Some(b) => Some(b),
-        // A shelved date's reports are in its record segment (`crate::shelf`).
-        None => shelved()?,
-    } {
+    // A shelved date's reports are in its record segment (`crate::shelf`).
+    if let Some(bytes) = crate::shelf::read_dated::<Vec<u8>>(store, date, &key)? {
         return serde_json::from_slice(&bytes)
             .map_err(|e| Error::Storage(format!("a frozen report does not parse: {e}")));
     }

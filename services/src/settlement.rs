@@ -279,10 +279,7 @@ async fn post(
                     merchant_id_text(m.id)
                 ))
             })?;
-        let open = ledger
-            .period()
-            .ok_or_else(|| Error::Storage("the ledger has no business date".into()))?
-            .open;
+        let open = state.period()?.open;
         let (legs, recs) = plan(available, open, &fresh)?;
         if legs.is_empty() && recs.is_empty() {
             return Ok(());
@@ -799,18 +796,9 @@ pub fn load(state: &Platform, caller: &Caller, id_text: &str) -> Result<Settleme
         return Err(not_found());
     }
     let store = state.store()?;
-    let key = records::settlement_batch_key(date, merchant);
-    if let Some(b) = records::read::<SettlementBatch>(store, &key)? {
-        return Ok(b);
-    }
     // A date past the refund window is shelved with its batches (`crate::shelf`).
-    match store
-        .shelved_at(date, &key)
-        .map_err(|e| Error::storage(e.to_string()))?
-    {
-        Some(raw) => Ok(records::decode(&key, &raw)?),
-        None => Err(not_found()),
-    }
+    crate::shelf::read_dated(store, date, &records::settlement_batch_key(date, merchant))?
+        .ok_or_else(not_found)
 }
 
 /// `GET /v1/settlements/{id}`: the batch with its items.

@@ -84,6 +84,22 @@ pub fn read<T: bincode::Decode<()>>(
     }
 }
 
+/// A record of business date `date` by key (a day-end, a daily report, a settlement batch,
+/// the date's positions): the hot store, else the date's record segment.
+pub fn read_dated<T: bincode::Decode<()>>(
+    store: &storage::Store,
+    date: BusinessDate,
+    key: &[u8],
+) -> Result<Option<T>> {
+    if let Some(v) = records::read::<T>(store, key)? {
+        return Ok(Some(v));
+    }
+    match store.shelved_at(date, key).map_err(storage_error)? {
+        Some(bytes) => Ok(Some(records::decode(key, &bytes)?)),
+        None => Ok(None),
+    }
+}
+
 /// A payment by id, hot or shelved.
 pub fn payment(store: &storage::Store, id: u128) -> Result<Option<Payment>> {
     read(store, &records::payment_key(id), Some(id))

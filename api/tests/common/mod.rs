@@ -774,3 +774,16 @@ pub fn seed_equity(p: &Payd, amount: &str) {
     );
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
 }
+
+/// A two-decimal amount as the API prints it ("-12.34") in minor units.
+pub fn cents(text: &str) -> i64 {
+    let neg = text.starts_with('-');
+    let t = text.trim_start_matches('-');
+    let (a, b) = t.split_once('.').unwrap();
+    let v = a.parse::<i64>().unwrap() * 100 + b.parse::<i64>().unwrap();
+    if neg {
+        -v
+    } else {
+        v
+    }
+}

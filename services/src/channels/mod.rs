@@ -61,14 +61,8 @@ pub fn parse_channel_id(text: &str) -> Option<u128> {
 
 /// The number of the reserve account named `name` (a channel's `settlement_reserve`).
 fn reserve_number(state: &Platform, name: &str) -> Result<u32> {
-    crate::positions::reserves(state.store()?, state.settings.currency)?
-        .into_iter()
-        .find(|r| r.name == name)
-        .map(|r| r.number)
-        .ok_or_else(|| {
-            Error::not_found(format!("no reserve account {name:?}"))
-                .with_param("settlement_reserve")
-        })
+    let all = crate::positions::reserves(state.store()?, state.settings.currency)?;
+    Ok(crate::positions::named(&all, name, "settlement_reserve")?.number)
 }
 
 /// Every configured channel's record, by name.

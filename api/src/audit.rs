@@ -22,6 +22,12 @@ pub fn actor(req: &HttpRequest) -> Actor {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
+    if let Some(name) = auth::operator(req) {
+        return Actor {
+            name: format!("operator:{name}"),
+            source_ip: req.peer_addr().map(|a| a.ip().to_string()),
+        };
+    }
     let hash = auth::key_sha256(token);
     Actor {
         name: format!(

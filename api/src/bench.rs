@@ -48,6 +48,18 @@ pub enum BenchCmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Reconciliation's cost (issue #17): `rows` card payments of one channel on a closed
+    /// date and the channel's Alipay statement of them (`plants` rows with the amount
+    /// changed), reconciled by an upload through payd's services, timed end to end.
+    Recon {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 100)]
+        plants: u64,
+        /// Empty directory for the data dir (a fresh temp dir when omitted).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
@@ -58,6 +70,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             days,
             dir,
         } => day_end(accounts, entries, days, dir),
+        BenchCmd::Recon { rows, plants, dir } => recon(rows, plants, dir),
         BenchCmd::Engine {
             accounts,
             resident,
@@ -416,4 +429,170 @@ async fn probe(
         p50_ms: h.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
     }
+}
+
+/// `payd bench recon`: one channel's statement of `rows` rows reconciled against as many
+/// card payments, timed end to end through payd's services.
+fn recon(rows: u64, plants: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use engine::statement::{Charset, Format, Row, RowKind, Statement};
+    use services::records::{self, CardPayment, Payment, PaymentStatus, Tail};
+
+    let tmp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("payd-bench-recon-")
+                .tempdir_in(".")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let config = api::config::Config {
+        data_dir: dir.clone(),
+        ..Default::default()
+    };
+    let key = services::vault::generate_key();
+    let vault = services::vault::Vault::new(&key).map_err(anyhow::Error::msg)?;
+    let master = services::vault::Vault::new(&key).map_err(anyhow::Error::msg)?;
+    let platform = Arc::new(
+        services::Platform::new(config.settings(), vault, master, config.rate_limits())
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    actix_rt::System::new().block_on(async move {
+        platform.start(fatal);
+        while !platform.is_ready() {
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        let err = |e: services::Error| anyhow::anyhow!("{e}");
+        let ledger = platform.ledger().map_err(err)?.clone();
+        // A disabled channel: its statement comes by upload, the day-end asks nobody.
+        let create: services::channels::CreateChannel = serde_json::from_value(serde_json::json!({
+            "name": "bank", "endpoint": "http://127.0.0.1:9", "methods": ["bank_card"],
+            "currency": "CNY", "fee_rate": "0.002", "max_amount": "50000.00",
+            "daily_limit": "100000000.00", "enabled": false
+        }))?;
+        let ch = services::channels::add(&platform, create, |_| Vec::new())
+            .await
+            .map_err(err)?;
+        let channel = services::channels::records(&platform)
+            .into_iter()
+            .find(|c| c.name == "bank")
+            .ok_or_else(|| anyhow::anyhow!("the channel {} is missing", ch.id))?;
+        let date = ledger.period().map(|p| p.open).ok_or_else(|| anyhow::anyhow!("no date"))?;
+        // `rows` succeeded card payments of the date, written as records (the ledger's
+        // side of a payment does not take part in matching).
+        let started = Instant::now();
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut step = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut statement_rows = Vec::with_capacity(rows as usize);
+        let mut batch = Vec::with_capacity(8_192);
+        for n in 0..rows {
+            let id = services::platform::new_id();
+            let amount = 1 + (step() % 1_000_000) as i64;
+            let fee = (amount * 2_000 + 500_000) / 1_000_000;
+            let request_id = format!("{}-1", services::payments::payment_id_text(id));
+            let p = Payment {
+                id,
+                merchant: 1 + u128::from(n % 1_000),
+                out_trade_no: format!("o-{n}"),
+                amount,
+                currency: 156,
+                fee: (amount * 6_000 + 500_000) / 1_000_000,
+                payer: engine::AccountId(0),
+                status: PaymentStatus::Succeeded,
+                failure_code: None,
+                description: None,
+                metadata: Vec::new(),
+                refunded: 0,
+                created_at_ns: services::platform::now_ns(),
+                risk: Tail(None),
+                card: Tail(Some(CardPayment {
+                    token: 0,
+                    brand: "visa".into(),
+                    last4: "1111".into(),
+                    channel: Some((channel.id, channel.name.clone())),
+                    request_id: Some(request_id.clone()),
+                    channel_fee: fee,
+                    attempts: Vec::new(),
+                    excluded: Vec::new(),
+                })),
+                business_date: Tail(Some(date)),
+                splits: Tail(Vec::new()),
+            };
+            // Planted: every (rows / plants)-th row's amount is 1.00 more at the channel.
+            let planted = plants > 0 && n % (rows / plants).max(1) == 0;
+            statement_rows.push(Row {
+                kind: RowKind::Charge,
+                channel_reference: format!("bank_{:016x}", step()),
+                out_trade_no: request_id,
+                out_refund_no: None,
+                amount: amount + if planted { 100 } else { 0 },
+                fee,
+                time: format!("{date} 12:00:00"),
+                subject: "payment".into(),
+            });
+            batch.push((records::payment_key(id), records::encode(&p)));
+            if batch.len() == 8_192 {
+                ledger.write_records(std::mem::take(&mut batch)).await?;
+            }
+        }
+        ledger.write_records(batch).await?;
+        let seeded = started.elapsed();
+        // The date closed (its day-end), then the statement written as Alipay writes it.
+        services::day_end::start(&platform, Default::default(), None)
+            .await
+            .map_err(err)?;
+        let d = date.to_string();
+        while services::day_end::get(&platform, &d).map_or(true, |v| v.status == "running") {
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        let file = engine::statement::write(
+            &Statement {
+                format: Format::Alipay,
+                account: "2088102170000156".into(),
+                date: d.clone(),
+                rows: statement_rows,
+            },
+            &date.next().map(|n| n.to_string()).unwrap_or_default(),
+            &format!("{d} 09:00:00"),
+            Charset::Gbk,
+        );
+        let bytes = file.len();
+        let rss_before = loadtest::proc_stats::rss_bytes().unwrap_or(0) >> 20;
+        let actor = services::audit::Actor {
+            name: "bench".into(),
+            source_ip: None,
+        };
+        let started = Instant::now();
+        let ran = services::recon::upload(&platform, &actor, "bank", &d, "alipay", &file)
+            .await
+            .map_err(err)?;
+        let took = started.elapsed();
+        let rss_after = loadtest::proc_stats::rss_bytes().unwrap_or(0) >> 20;
+        let view = serde_json::to_value(&ran.run)?;
+        println!("## payd bench recon\n");
+        println!(
+            "{rows} card payments of {d} seeded in {:.1} s; the channel's statement of them: {} MiB (Alipay trade bill, GBK, CRLF), {plants} rows with the amount changed.\n",
+            seeded.as_secs_f64(),
+            bytes >> 20
+        );
+        println!(
+            "Whole run (`services::recon::upload`: SHA-256, strict parse, the file kept, {rows} items scanned from the store, matched, suspense booked, mismatches and pool written): **{:.1} s**; status {}, {} rows, matched {}, mismatches {}, suspense long {}; process RSS {rss_before} MiB before, {rss_after} MiB after.\n",
+            took.as_secs_f64(),
+            view["status"],
+            view["rows"],
+            view["matched"]["count"],
+            view["mismatch_count"],
+            view["suspense"]["long"],
+        );
+        Ok(())
+    })
 }

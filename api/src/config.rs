@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 48] = [
+pub const SETTINGS: [&str; 54] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -66,6 +66,12 @@ pub const SETTINGS: [&str; 48] = [
     "archive_after_days",
     "refund_window_days",
     "payout_channel",
+    "recon_wait_days",
+    "recon_fee_tolerance",
+    "recon_fetch_timeout_ms",
+    "recon_fetch_retry_ms",
+    "recon_statement_due_s",
+    "operators",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -185,6 +191,24 @@ pub struct Config {
     /// The channel (by name) settlement payouts are sent through; unset: batches keep their
     /// payouts pending (in transit in the ledger) until one is configured.
     pub payout_channel: Option<String>,
+    /// Business days an item waits for a channel's statement to list it before it is
+    /// reported `missing_at_channel` (1–30).
+    pub recon_wait_days: u16,
+    /// Fee differences a statement shows up to this amount (in `default_currency`) are
+    /// written off by themselves; larger ones wait for an operator.
+    pub recon_fee_tolerance: String,
+    /// How long one statement fetch from a channel may take.
+    pub recon_fetch_timeout_ms: u64,
+    /// How often a statement the day-end could not fetch is asked for again.
+    pub recon_fetch_retry_ms: u64,
+    /// A statement still missing this long after the day-end first asked for it raises
+    /// the `ReconStatementMissing` alert.
+    pub recon_statement_due_s: u64,
+    /// Named operators besides the admin token, as `name=<SHA-256 of the token, hex>`
+    /// separated by commas: each is an operator credential of its own, named in the audit
+    /// log (`operator:<name>`), so that actions needing two people (a reconciliation
+    /// resolution that moves money) can tell them apart. Only hashes are configured.
+    pub operators: String,
 }
 
 impl Default for Config {
@@ -240,6 +264,12 @@ impl Default for Config {
             archive_after_days: 30,
             refund_window_days: 365,
             payout_channel: None,
+            recon_wait_days: 3,
+            recon_fee_tolerance: "0.05".to_string(),
+            recon_fetch_timeout_ms: 30_000,
+            recon_fetch_retry_ms: 60_000,
+            recon_statement_due_s: 6 * 3600,
+            operators: String::new(),
         }
     }
 }
@@ -331,6 +361,37 @@ impl Config {
             return Err(format!(
                 "refund_window_days: {} is outside 1..=36500",
                 self.refund_window_days
+            ));
+        }
+        parse_operators(&self.operators)?;
+        if !(1..=30).contains(&self.recon_wait_days) {
+            return Err(format!(
+                "recon_wait_days: {} is outside 1..=30",
+                self.recon_wait_days
+            ));
+        }
+        let currency = self.currency_checked()?;
+        match engine::money::parse_amount(&self.recon_fee_tolerance, currency) {
+            Ok(v) if v >= 0 => {}
+            _ => {
+                return Err(format!(
+                    "recon_fee_tolerance: {:?} is not an amount ≥ 0 in {}",
+                    self.recon_fee_tolerance, self.default_currency
+                ))
+            }
+        }
+        for (name, ms) in [
+            ("recon_fetch_timeout_ms", self.recon_fetch_timeout_ms),
+            ("recon_fetch_retry_ms", self.recon_fetch_retry_ms),
+        ] {
+            if !(100..=86_400_000).contains(&ms) {
+                return Err(format!("{name}: {ms} is outside 100..=86400000"));
+            }
+        }
+        if self.recon_statement_due_s > 30 * 86_400 {
+            return Err(format!(
+                "recon_statement_due_s: {} is outside 0..=2592000",
+                self.recon_statement_due_s
             ));
         }
         if !(1..=64).contains(&self.workers) {
@@ -515,6 +576,15 @@ impl Config {
             archive_after_days: self.archive_after_days,
             refund_window_days: self.refund_window_days,
             payout_channel: self.payout_channel.clone(),
+            recon_wait_days: self.recon_wait_days,
+            recon_fee_tolerance: self
+                .currency_checked()
+                .ok()
+                .and_then(|c| engine::money::parse_amount(&self.recon_fee_tolerance, c).ok())
+                .unwrap_or(0),
+            recon_fetch_timeout: Duration::from_millis(self.recon_fetch_timeout_ms),
+            recon_fetch_retry: Duration::from_millis(self.recon_fetch_retry_ms),
+            recon_statement_due: Duration::from_secs(self.recon_statement_due_s),
             day_end_at: self.day_end_at.as_deref().map(|at| {
                 services::day_end::parse_day_end_at(at).expect("validated by Config::validate")
             }),
@@ -568,6 +638,45 @@ impl Config {
     pub fn currency(&self) -> Currency {
         Currency::from_code(&self.default_currency).expect("validated")
     }
+}
+
+/// `operators`: "name=sha256hex,…", at most 64, names 1–32 of a-z, 0-9, _ and unique.
+pub fn parse_operators(text: &str) -> Result<Vec<(String, [u8; 32])>, String> {
+    let mut out: Vec<(String, [u8; 32])> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, hash) = item
+            .split_once('=')
+            .ok_or_else(|| format!("operators: {item:?} is not name=<sha256 hex>"))?;
+        if name.is_empty()
+            || name.len() > 32
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(format!(
+                "operators: {name:?} is not a name of 1 to 32 of a-z, 0-9 and _"
+            ));
+        }
+        if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(format!(
+                "operators: {name}'s hash is not 64 lower-case hex digits"
+            ));
+        }
+        let mut digest = [0u8; 32];
+        for (i, d) in digest.iter_mut().enumerate() {
+            *d = u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).expect("checked hex");
+        }
+        if out.iter().any(|(n, h)| n == name || *h == digest) {
+            return Err(format!(
+                "operators: {name} is named twice or shares a token"
+            ));
+        }
+        out.push((name.to_string(), digest));
+    }
+    if out.len() > 64 {
+        return Err("operators: at most 64".into());
+    }
+    Ok(out)
 }
 
 /// "ms,ms,…": 1 to 32 waits of 1 ms to 2 days each.

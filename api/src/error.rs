@@ -267,6 +267,12 @@ impl From<services::Error> for ApiError {
                 code,
                 message,
             ),
+            E::Unprocessable { code, message } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorType::InvalidRequestError,
+                code,
+                message,
+            ),
         }
     }
 }

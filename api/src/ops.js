@@ -108,6 +108,13 @@
         monitors.appendChild(li);
       }
     }
+    fill(
+      document.querySelector("#reconciliation tbody"),
+      d.reconciliation,
+      ["date", "status", "rows", "matched", "mismatches", "open", "long", "short"],
+      { data: "channel", field: "channel", bad: (r) => r.open > 0 || r.status !== "done" },
+      "no statements reconciled yet"
+    );
     text("business_date", d.business_date || "–");
     const de = d.day_end;
     const head = document.getElementById("day_end");

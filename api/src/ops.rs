@@ -90,6 +90,8 @@ struct Data {
     day_end: Option<services::day_end::DayEndView>,
     /// The open date's positions: reserve accounts, the coverage check, monitors firing.
     positions: Option<services::positions::PositionsView>,
+    /// Each channel's last reconciliation run and its open mismatches.
+    reconciliation: Vec<services::recon::RunSummary>,
 }
 
 async fn data(state: &AppState) -> Data {
@@ -145,6 +147,7 @@ async fn data(state: &AppState) -> Data {
             .map(|p| p.open.to_string()),
         day_end: services::day_end::last_view(state).ok().flatten(),
         positions: services::positions::get(state, None).await.ok(),
+        reconciliation: services::recon::summary(state).unwrap_or_default(),
     }
 }
 
@@ -211,6 +214,32 @@ pub async fn page(state: web::Data<AppState>) -> HttpResponse {
             } else {
                 "ok"
             },
+        );
+    }
+    let mut recon = String::new();
+    for r in &d.reconciliation {
+        let _ = write!(
+            recon,
+            r#"<tr data-channel="{name}" class="{cls}"><td>{name}</td><td data-field="date">{}</td><td data-field="status">{}</td><td class="n" data-field="rows">{}</td><td class="n" data-field="matched">{}</td><td class="n" data-field="mismatches">{}</td><td class="n" data-field="open">{}</td><td class="n" data-field="long">{}</td><td class="n" data-field="short">{}</td></tr>"#,
+            esc(&r.date),
+            r.status,
+            r.rows,
+            r.matched,
+            r.mismatches,
+            r.open,
+            esc(&r.long),
+            esc(&r.short),
+            name = esc(&r.channel),
+            cls = if r.open > 0 || r.status != "done" {
+                "bad"
+            } else {
+                "ok"
+            },
+        );
+    }
+    if recon.is_empty() {
+        recon.push_str(
+            r#"<tr class="empty"><td colspan="9">no statements reconciled yet</td></tr>"#,
         );
     }
     let mut reserves = String::new();
@@ -337,6 +366,9 @@ tr.bad td, span.bad {{ background: #fde8e8; }} .tiles {{ display: flex; gap: 1em
 <table id="reserves"><thead><tr><th>reserve</th><th>bank</th><th>balance</th><th>low water</th></tr></thead>
 <tbody>{reserves}</tbody></table>
 <ul id="monitors">{monitors}</ul>
+<h2>Reconciliation</h2>
+<table id="reconciliation"><thead><tr><th>channel</th><th>statement of</th><th>run</th><th>rows</th><th>matched</th><th>mismatches</th><th>open</th><th>suspense long</th><th>suspense short</th></tr></thead>
+<tbody>{recon}</tbody></table>
 <h2>Day-end</h2>
 <p>Business date <b id="business_date">{business_date}</b>; last day-end: <span id="day_end" class="{day_end_class}">{day_end_head}</span>.</p>
 <table id="day_end_steps"><thead><tr><th>step</th><th>status</th><th>detail</th></tr></thead>

@@ -144,6 +144,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/v1/positions/transfers/{id}/void", "POST")
             .route(web::post().to(routes::positions::void)),
     )
+    .service(
+        resource("/v1/reconciliation/statements", "POST")
+            .route(web::post().to(routes::reconciliation::upload)),
+    )
+    .service(
+        resource("/v1/reconciliation/runs", "GET")
+            .route(web::get().to(routes::reconciliation::runs)),
+    )
+    .service(
+        resource("/v1/reconciliation/runs/{id}", "GET")
+            .route(web::get().to(routes::reconciliation::run)),
+    )
+    .service(
+        resource("/v1/reconciliation/mismatches", "GET")
+            .route(web::get().to(routes::reconciliation::mismatches)),
+    )
+    .service(
+        resource("/v1/reconciliation/mismatches/{id}/resolve", "POST")
+            .route(web::post().to(routes::reconciliation::resolve)),
+    )
+    .service(
+        resource("/v1/reconciliation/mismatches/{id}/approve", "POST")
+            .route(web::post().to(routes::reconciliation::approve)),
+    )
+    .service(
+        resource("/v1/reconciliation/mismatches/{id}/reject", "POST")
+            .route(web::post().to(routes::reconciliation::reject)),
+    )
     .service(resource("/v1/risk/rules/reload", "POST").route(web::post().to(crate::risk::reload)))
     .service(resource("/v1/otp", "POST").route(web::post().to(crate::otp::create)))
     .service(resource("/v1/otp/verify", "POST").route(web::post().to(crate::otp::verify)))
@@ -249,6 +277,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             timeout: config.body_timeout(),
         },
         admin_token,
+        operators: crate::config::parse_operators(&config.operators)
+            .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?,
         metrics,
         nonces: Default::default(),
         config: config.clone(),

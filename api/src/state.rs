@@ -15,6 +15,8 @@ pub struct AppState {
     pub platform: Arc<services::Platform>,
     pub config: Config,
     pub admin_token: Secret,
+    /// Named operators (`operators`): their name and the SHA-256 of their token.
+    pub operators: Vec<(String, [u8; 32])>,
     /// Bearer token of the alert intake (Alertmanager's webhook).
     pub alerts_token: Secret,
     /// The last alerts received from Alertmanager (at most `alerts::RECENT_MAX`).

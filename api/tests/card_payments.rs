@@ -298,7 +298,8 @@ fn card_refunds_go_back_through_the_channel_or_are_reversed() {
     );
 
     // 40.00 back to the card: the merchant returns it net of 0.24 of fee, our position at
-    // the channel pays it, and the channel records the refund.
+    // the channel pays it less the 0.08 of its fee the channel returns (pro rata), and the
+    // channel records the refund.
     let r = p.post(
         &shop.key,
         &format!("/v1/payments/{id}/refunds"),
@@ -309,7 +310,7 @@ fn card_refunds_go_back_through_the_channel_or_are_reversed() {
     assert_eq!(r.json()["status"], "succeeded");
     assert_eq!(
         (p.balance(&shop.account), position(&p)),
-        ("59.64".into(), "59.80".into())
+        ("59.64".into(), "59.88".into())
     );
     let records = sim.records("bank");
     assert_eq!(records.len(), 2);
@@ -340,7 +341,7 @@ fn card_refunds_go_back_through_the_channel_or_are_reversed() {
     );
     assert_eq!(
         (p.balance(&shop.account), position(&p)),
-        ("59.64".into(), "59.80".into())
+        ("59.64".into(), "59.88".into())
     );
     let auth = format!("Bearer {}", shop.key);
     let now = p
@@ -406,7 +407,7 @@ fn card_refunds_left_unanswered_are_settled_by_status_sync_even_across_a_crash()
     assert_eq!(r1["status"], "processing", "{r1}");
     assert_eq!(
         (p.balance(&shop.account), position(&p)),
-        ("69.58".into(), "69.80".into())
+        ("69.58".into(), "69.86".into())
     );
     p.kill9();
 
@@ -421,7 +422,7 @@ fn card_refunds_left_unanswered_are_settled_by_status_sync_even_across_a_crash()
     );
     assert_eq!(
         (p.balance(&shop.account), position(&p)),
-        ("69.58".into(), "69.80".into())
+        ("69.58".into(), "69.86".into())
     );
     let refunds_at_bank = |sim: &Sim| {
         sim.records("bank")
@@ -449,7 +450,7 @@ fn card_refunds_left_unanswered_are_settled_by_status_sync_even_across_a_crash()
     );
     assert_eq!(
         (p.balance(&shop.account), position(&p)),
-        ("69.58".into(), "69.80".into())
+        ("69.58".into(), "69.86".into())
     );
     let auth = format!("Bearer {}", shop.key);
     let payment = p

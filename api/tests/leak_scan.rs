@@ -36,10 +36,14 @@ fn leaks(bytes: &[u8], secrets: &[String]) -> Vec<String> {
     if api::pan::contains(&text) {
         let redacted = api::pan::redact(&text);
         let at = redacted.find("[card number]").unwrap_or(0);
-        found.push(format!(
-            "a card-like number near {:?}",
-            &redacted[at.saturating_sub(40)..(at + 53).min(redacted.len())]
-        ));
+        let (mut from, mut to) = (at.saturating_sub(40), (at + 53).min(redacted.len()));
+        while !redacted.is_char_boundary(from) {
+            from -= 1;
+        }
+        while !redacted.is_char_boundary(to) {
+            to += 1;
+        }
+        found.push(format!("a card-like number near {:?}", &redacted[from..to]));
     }
     for s in secrets {
         if contains(bytes, s) {

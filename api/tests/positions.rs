@@ -34,7 +34,7 @@ fn transfer(p: &Payd, body: &str) -> Response {
 
 #[test]
 fn reserves_receivables_transfers_and_coverage() {
-    let sim = Sim::start(&["bank"]);
+    let sim = Sim::start(&[r#"bank={"fee_rate_ppm":2000}"#]);
     let tmp = tempfile::tempdir().unwrap();
     let p = Payd::start_in(&tmp.path().join("data"), &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
     let ch = channel(&p, "bank", &format!("http://{}", sim.addr("bank")), "0.002");

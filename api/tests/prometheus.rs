@@ -461,7 +461,7 @@ fn a_real_prometheus_started_by_ops_sh_scrapes_payd_loads_the_rules_and_answers_
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap().clone())
         .collect();
-    assert_eq!(rules.len(), 17, "{rules:?}");
+    assert_eq!(rules.len(), 19, "{rules:?}");
     assert!(rules.iter().all(|r| r["health"] != "err"), "{rules:?}");
     let r = try_request(&ops.prometheus, "GET", "/api/v1/alertmanagers", &[], b"").unwrap();
     assert_eq!(

@@ -132,6 +132,12 @@ pub enum PlatformRole {
     FundsInTransit = 7,
     /// The platform's own capital put into the reserve.
     Equity = 8,
+    /// Reconciliation differences where a channel holds less than we booked (per channel).
+    SuspenseShort = 9,
+    /// Reconciliation differences where a channel holds more than we booked (per channel).
+    SuspenseLong = 10,
+    /// Reconciliation differences written off.
+    ReconWriteOffs = 11,
 }
 
 impl PlatformRole {
@@ -146,6 +152,9 @@ impl PlatformRole {
             PlatformRole::PayoutsInTransit,
             PlatformRole::FundsInTransit,
             PlatformRole::Equity,
+            PlatformRole::SuspenseShort,
+            PlatformRole::SuspenseLong,
+            PlatformRole::ReconWriteOffs,
         ]
         .into_iter()
         .find(|r| *r as u16 == value)

@@ -78,6 +78,49 @@ pub struct Mismatch {
     pub item: Option<Item>,
 }
 
+impl Mismatch {
+    /// The difference booked to suspense at once, in minor units: what the channel's row
+    /// does to our position at it less what our booking did (nothing unless the item
+    /// succeeded). Positive: the channel holds more than we booked (long, GL 2901);
+    /// negative: less (short, GL 1901). A duplicate row counts whole.
+    pub fn suspense(&self) -> i128 {
+        let channel = self
+            .row
+            .as_ref()
+            .map_or(0, |r| net(r.kind, r.amount, r.fee));
+        let ours = match &self.item {
+            Some(it) if it.status == ItemStatus::Succeeded => net(it.kind, it.amount, it.fee),
+            _ => 0,
+        };
+        channel - ours
+    }
+}
+
+/// What a charge or refund does to what the channel owes us: a charge adds its amount
+/// less the channel's fee, a refund takes its amount less the fee the channel returns.
+pub fn net(kind: RowKind, amount: i64, fee: i64) -> i128 {
+    let v = i128::from(amount) - i128::from(fee);
+    match kind {
+        RowKind::Charge => v,
+        RowKind::Refund => -v,
+    }
+}
+
+/// A run's suspense totals: (long, short), both ≥ 0; long − short is the net change of
+/// our position at the channel.
+pub fn suspense_totals<'a>(mismatches: impl IntoIterator<Item = &'a Mismatch>) -> (i128, i128) {
+    mismatches
+        .into_iter()
+        .map(Mismatch::suspense)
+        .fold((0, 0), |(long, short), d| {
+            if d >= 0 {
+                (long + d, short)
+            } else {
+                (long, short - d)
+            }
+        })
+}
+
 /// A statement's outcome.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -279,6 +322,32 @@ mod tests {
                 (MismatchType::Duplicate, "dup".to_string()),
             ]
         );
+        // Each difference's suspense, the channel's side less ours: long when the channel
+        // holds more (charged, never booked; duplicated; amount up), short otherwise.
+        let suspense: Vec<(MismatchType, i128)> = {
+            let mut v: Vec<_> = out
+                .mismatches
+                .iter()
+                .map(|m| (m.kind, m.suspense()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            suspense,
+            [
+                (MismatchType::MissingOnPlatform, 299),
+                (MismatchType::MissingAtChannel, -699),
+                (MismatchType::AmountMismatch, 50),
+                (MismatchType::StatusMismatch, 499),
+                (MismatchType::FeeMismatch, -1),
+                (MismatchType::Duplicate, 1_397),
+            ]
+        );
+        assert_eq!(
+            suspense_totals(&out.mismatches),
+            (299 + 50 + 499 + 1_397, 700)
+        );
         // The late one waits in the pool, and is matched from it by the next statement.
         assert_eq!(out.pool, std::slice::from_ref(&late));
         let next = reconcile(&[row_of(&late)], out.pool, BusinessDate(D.0 + 1), 3);
@@ -352,6 +421,22 @@ mod tests {
                 out.mismatches.iter().filter(|m| m.kind == MismatchType::Duplicate).count(),
                 dups
             );
+            // Booking each mismatch's suspense brings our position at the channel to the
+            // statement's: Σ rows = Σ successes placed (not waiting) + Σ suspense.
+            let rows_total: i128 = rows.iter().map(|r| net(r.kind, r.amount, r.fee)).sum();
+            let booked: i128 = out
+                .matched
+                .iter()
+                .map(|(i, _)| i)
+                .chain(out.mismatches.iter().filter_map(|m| m.item.as_ref()))
+                .filter(|i| i.status == ItemStatus::Succeeded)
+                .map(|i| net(i.kind, i.amount, i.fee))
+                .sum();
+            let suspense: i128 = out.mismatches.iter().map(Mismatch::suspense).sum();
+            proptest::prop_assert_eq!(rows_total, booked + suspense);
+            let (long, short) = suspense_totals(&out.mismatches);
+            proptest::prop_assert_eq!(long - short, suspense);
+            proptest::prop_assert!(long >= 0 && short >= 0);
             // A statement of exactly the successes, as booked: all matched.
             let clean: Vec<Row> = items.iter().filter(|i| i.status == ItemStatus::Succeeded).map(row_of).collect();
             let successes = clean.len();

@@ -59,6 +59,9 @@ pub enum TransferKind {
     /// Funds management (头寸): a channel settling its takings to the reserve, a transfer
     /// between reserve accounts.
     Treasury,
+    /// Reconciliation (对账): differences against a channel's statement booked to suspense,
+    /// and their resolutions.
+    Reconciliation,
 }
 
 /// The three accounts of a payment.

@@ -221,6 +221,7 @@ pub async fn ensure_platform_accounts(ledger: &actors::Ledger, currency: Currenc
         PlatformRole::PayoutsInTransit,
         PlatformRole::FundsInTransit,
         PlatformRole::Equity,
+        PlatformRole::ReconWriteOffs,
     ] {
         let id = AccountId::platform(role, currency.numeric());
         // Customer funds mirror money at banks, merchant negative balances are owed to us
@@ -233,6 +234,7 @@ pub async fn ensure_platform_accounts(ledger: &actors::Ledger, currency: Currenc
                 | PlatformRole::MerchantNegative
                 | PlatformRole::FundsInTransit
                 | PlatformRole::Equity
+                | PlatformRole::ReconWriteOffs
         ) {
             i64::MAX
         } else {

@@ -45,7 +45,7 @@ use crate::platform::{now_ns, Platform};
 
 /// The steps of a day-end, in order. Later issues add theirs (settlement maturity and
 /// batches, reconciliation fetch, credit billing) here.
-pub const STEPS: [&str; 12] = [
+pub const STEPS: [&str; 13] = [
     "switch",
     "wait_in_flight",
     "snapshot_accounts",
@@ -53,6 +53,7 @@ pub const STEPS: [&str; 12] = [
     "checks",
     "hash",
     "report",
+    "reconciliation",
     "settlement_maturity",
     "settlement_batches",
     "channel_settlement",
@@ -549,6 +550,12 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
                 Ok((detail, false)) => Err(StepError::Failed(detail)),
                 Err(e) => Err(StepError::Stopped(e)),
             },
+            // The statements of the date before (ready the day after their date), matched
+            // before maturity so that what they dispute is held back from settlement; one
+            // still missing is retried in the background, and the day-end goes on.
+            "reconciliation" => crate::recon::day_end_step(state, d.date)
+                .await
+                .map_err(StepError::Stopped),
             "archive" => archive(state, &store, &d).await,
             other => Err(StepError::Failed(format!("unknown step {other}"))),
         };
@@ -616,7 +623,7 @@ fn find_switch(store: &storage::Store, from: u64, date: BusinessDate) -> Result<
 /// Fault injection for the crash tests (`RONGPAY_TEST_DAY_END_STALL=<step>`): once the
 /// step is recorded as running (for `switch`: once the switch is durable), wait forever, so
 /// a test can kill -9 payd inside it. Never set in production.
-async fn stall_if_asked(step: &str) {
+pub(crate) async fn stall_if_asked(step: &str) {
     if std::env::var("RONGPAY_TEST_DAY_END_STALL").is_ok_and(|s| s == step) {
         tracing::warn!(
             step,

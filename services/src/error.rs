@@ -60,6 +60,10 @@ pub enum Error {
     /// A service the command needs is not there or not configured (`code` says which).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// A well-formed request whose content (an uploaded file) cannot be used: `code` says
+    /// why, the message where (a statement's line).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -516,6 +516,7 @@ fn entry_view(seq: Option<u64>, t: &Transfer) -> JournalEntryView {
         TransferKind::Adjustment => ("adjustment", None),
         TransferKind::Settlement => ("settlement", None),
         TransferKind::Treasury => ("treasury", None),
+        TransferKind::Reconciliation => ("reconciliation", None),
     };
     JournalEntryView {
         id: t.id.to_string(),

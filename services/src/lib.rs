@@ -45,6 +45,7 @@ pub mod payouts;
 pub mod platform;
 pub mod positions;
 pub mod ratelimit;
+pub mod recon;
 pub mod records;
 pub mod refunds;
 pub mod reports;

@@ -75,6 +75,16 @@ pub const DAY_END_FAILED: &str = "rongpay_day_end_failed";
 /// When the last day-end finished with every check passed (Unix seconds).
 pub const DAY_END_LAST_SUCCESS: &str = "rongpay_day_end_last_success_timestamp_seconds";
 
+// Reconciliation (issue #17).
+pub const RECON_RUNS: &str = "rongpay_recon_runs_total";
+pub const RECON_MISMATCHES: &str = "rongpay_recon_mismatches_total";
+/// Channel statements still missing `recon_statement_due_s` after the day-end asked.
+pub const RECON_STATEMENTS_LATE: &str = "rongpay_recon_statements_late";
+pub const RECON_RESOLUTIONS: &str = "rongpay_recon_resolutions_total";
+pub const RECON_OPEN: &str = "rongpay_recon_open_mismatches";
+/// Age of the oldest open (or proposed) mismatch, 0 when none: the aging alert's input.
+pub const RECON_OLDEST_OPEN: &str = "rongpay_recon_oldest_open_mismatch_age_seconds";
+
 /// Latency buckets (seconds) for requests and channel calls: 250 µs to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -384,6 +394,59 @@ fn describe() {
         Unit::Count,
         "Alerts received from Alertmanager, by status: firing, resolved."
     );
+    describe_counter!(
+        RECON_RUNS,
+        Unit::Count,
+        "Reconciliation runs completed, by channel."
+    );
+    describe_counter!(
+        RECON_MISMATCHES,
+        Unit::Count,
+        "Mismatches found by reconciliation runs (booked to suspense), by channel."
+    );
+    describe_counter!(
+        RECON_RESOLUTIONS,
+        Unit::Count,
+        "Reconciliation mismatch resolutions, by how: proposed, approved, automatic."
+    );
+    describe_gauge!(
+        RECON_OPEN,
+        Unit::Count,
+        "Reconciliation mismatches open or proposed (their suspense still booked)."
+    );
+    describe_gauge!(
+        RECON_OLDEST_OPEN,
+        Unit::Seconds,
+        "Age of the oldest open reconciliation mismatch (0 when none)."
+    );
+    describe_gauge!(
+        RECON_STATEMENTS_LATE,
+        Unit::Count,
+        "Channel statements still missing recon_statement_due_s after the day-end first asked for them."
+    );
+}
+
+/// A reconciliation run completed.
+pub fn recon_run(r: &storage::records::ReconRun) {
+    counter!(RECON_RUNS, "channel" => r.channel_name.clone()).increment(1);
+    counter!(RECON_MISMATCHES, "channel" => r.channel_name.clone())
+        .increment(u64::from(r.mismatches));
+}
+
+/// A resolution step: `proposed`, `approved` (booked after a second operator), `automatic`.
+pub fn recon_resolution(how: &'static str) {
+    counter!(RECON_RESOLUTIONS, "how" => how).increment(1);
+}
+
+/// Open mismatches and the oldest's age.
+pub fn recon_open(count: u64, oldest_age_ns: u64) {
+    gauge!(RECON_OPEN).set(count as f64);
+    gauge!(RECON_OLDEST_OPEN).set(oldest_age_ns as f64 / 1e9);
+}
+
+/// Statements missing past their due time.
+pub fn recon_statements_late(n: u64) {
+    gauge!(RECON_STATEMENTS_LATE).set(n as f64);
 }
 
 /// Handles of the metrics with static labels, per thread, keyed by the addresses of the name

@@ -62,6 +62,18 @@ pub struct Settings {
     /// The channel (by name) settlement payouts go through (`crate::payouts`); `None`:
     /// payouts wait.
     pub payout_channel: Option<String>,
+    /// Business days an item waits for a channel's statement to list it before it is
+    /// `missing_at_channel` (issue #17).
+    pub recon_wait_days: u16,
+    /// Fee differences up to this (minor units) are written off by themselves.
+    pub recon_fee_tolerance: i64,
+    /// How long one statement fetch may take.
+    pub recon_fetch_timeout: Duration,
+    /// How often statements not fetched yet are asked for again.
+    pub recon_fetch_retry: Duration,
+    /// A statement still missing this long after the day-end first asked for it is late
+    /// (the `ReconStatementMissing` alert).
+    pub recon_statement_due: Duration,
 }
 
 type Fast = foldhash::fast::RandomState;
@@ -114,6 +126,8 @@ pub struct Platform {
     /// One change of reserve accounts and reserve transfers at a time (a transfer checks
     /// its source's balance, then moves it).
     pub positions_admin: tokio::sync::Mutex<()>,
+    /// Serializes reconciliation runs (each channel's go in date order).
+    pub recon_admin: tokio::sync::Mutex<()>,
     /// Bumped after each merchant record change (see `merchants::changed`).
     pub merchant_generation: AtomicU64,
     /// Merchants by key hash, so that a request costs no store read to authenticate
@@ -185,6 +199,7 @@ impl Platform {
             merchant_admin: Default::default(),
             day_end_admin: Default::default(),
             positions_admin: Default::default(),
+            recon_admin: Default::default(),
             merchant_generation: Default::default(),
             merchant_cache: Default::default(),
             webhook_endpoints: Default::default(),
@@ -343,6 +358,12 @@ impl Platform {
             Ok(_) => {}
             Err(e) => fatal(&format!("cannot resume card refunds: {e}")),
         }
+        // Reconciliation runs a crash interrupted complete before any day-end resumes.
+        match crate::recon::resume(&self).await {
+            Ok(n) if n > 0 => println!("payd: completed {n} interrupted reconciliation run(s)"),
+            Ok(_) => {}
+            Err(e) => fatal(&format!("cannot complete the reconciliation runs: {e}")),
+        }
         match crate::day_end::resume(&self, &resume_from) {
             Ok(n) if n > 0 => println!("payd: resumed {n} unfinished day-end(s)"),
             Ok(_) => {}
@@ -350,6 +371,8 @@ impl Platform {
         }
         // Settlement payouts: sent, asked about and resolved in the background.
         crate::payouts::spawn(Arc::clone(&self));
+        // Channel statements the day-end could not fetch yet.
+        crate::recon::spawn_retries(Arc::clone(&self));
         if let Some(at) = self.settings.day_end_at {
             crate::day_end::schedule(Arc::clone(&self), at);
             println!(

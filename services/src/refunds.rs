@@ -70,15 +70,22 @@ pub fn view(r: &Refund, currency: Currency) -> RefundView {
 /// A refund's postings: `source` (the payer's account, or our receivable at the channel
 /// that charged the card) gives `amount` back; the platform's fee income returns
 /// `fee_part`, each split receiver its part (`split_parts`: receiver, part) and the
-/// merchant the rest.
+/// merchant the rest. A card refund's channel returns part of its fee
+/// (`channel_fee`: the channel's fee account and the part): the receivable gives that much
+/// less, and the cost of channel fees falls by it.
 pub fn refund_postings(
     source: AccountId,
     merchant: AccountId,
     currency: Currency,
     (amount, fee_part): (i64, i64),
     split_parts: &[(AccountId, i64)],
+    channel_fee: Option<(AccountId, i64)>,
 ) -> Vec<Posting> {
-    let mut postings = vec![Posting::new(source, currency, amount)];
+    let returned = channel_fee.map_or(0, |(_, part)| part);
+    let mut postings = vec![Posting::new(source, currency, amount - returned)];
+    if let Some((account, part)) = channel_fee.filter(|(_, part)| *part != 0) {
+        postings.push(Posting::new(account, currency, part));
+    }
     let merchant_part = amount - fee_part;
     if merchant_part != 0 {
         postings.push(Posting::new(merchant, currency, -merchant_part));
@@ -404,6 +411,14 @@ async fn settle(state: &Platform, refund_id: u128, refused: Option<&'static str>
                 currency,
                 (refund.amount, refund.fee_part),
                 &split_parts(&refund, &payment),
+                Some((
+                    AccountId::platform_at_channel(
+                        PlatformRole::ChannelFees,
+                        number,
+                        currency.numeric(),
+                    ),
+                    refund.channel_fee_part.0,
+                )),
             );
             refund.status = PaymentStatus::Failed;
             refund.failure_code = Some(code.to_string());
@@ -575,12 +590,28 @@ pub async fn create(
         .zip(&parts)
         .map(|(s, part)| (s.account, *part))
         .collect();
+    // The channel returns its fee on the payment pro rata, on cumulative amounts, half up
+    // (as its statement lists it).
+    let channel_fee_part = match payment.card.0.as_ref() {
+        Some(card) if channel.is_some() => {
+            pro_rata_minor(card.channel_fee, payment.refunded + amount, payment.amount)
+                - pro_rata_minor(card.channel_fee, payment.refunded, payment.amount)
+        }
+        _ => 0,
+    };
+    let channel_fees = channel.as_ref().map(|((number, _), _)| {
+        (
+            AccountId::platform_at_channel(PlatformRole::ChannelFees, *number, currency.numeric()),
+            channel_fee_part,
+        )
+    });
     let postings = refund_postings(
         refund_source,
         merchant.pending(),
         currency,
         (amount, fee_part),
         &receivers,
+        channel_fees,
     );
     let id = new_id();
     let transfer = Transfer::new(TransferId(id), TransferKind::Refund, postings, Timestamp(0));
@@ -596,6 +627,7 @@ pub async fn create(
         created_at_ns: now_ns(),
         business_date: records::Tail(state.ledger()?.period().map(|p| p.open)),
         split_parts: records::Tail(parts),
+        channel_fee_part: records::Tail(channel_fee_part),
     };
     let records_for = |r: &Refund, p: &Payment| {
         let answer = serde_json::to_vec(&view(r, currency)).expect("a refund view serializes");

@@ -186,7 +186,7 @@ type RecordFn<'a> = dyn FnMut(&[u8], &[u8]) -> storage::Result<bool> + 'a;
 
 /// The wall-clock span whose records may belong to `date`: from the previous day-end's
 /// switch (or the start) to this date's (or now), a minute either side.
-fn span(store: &storage::Store, date: BusinessDate) -> Result<(u64, u64)> {
+pub(crate) fn span(store: &storage::Store, date: BusinessDate) -> Result<(u64, u64)> {
     const MARGIN_NS: u64 = 60_000_000_000;
     let start = match date.minus_days(1) {
         Some(prev) => crate::day_end::load(store, prev)?
@@ -199,7 +199,7 @@ fn span(store: &storage::Store, date: BusinessDate) -> Result<(u64, u64)> {
 }
 
 /// The first id created at or after `ns` (ids carry their creation millisecond on top).
-fn id_from(ns: u64) -> u128 {
+pub(crate) fn id_from(ns: u64) -> u128 {
     engine::ids::time_ordered_id(ns / 1_000_000, 0)
 }
 
@@ -369,7 +369,7 @@ pub fn csv(r: &DailyReport) -> String {
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180); a leading
 /// `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet does not run it.
-fn csv_field(text: &str) -> String {
+pub(crate) fn csv_field(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@']) {
         format!("'{text}")
     } else {

@@ -217,9 +217,10 @@ fn plan_maturity(
             };
         }
         let cycle = m.settlement.0.cycle_days;
-        // Reconciliation (issue #17) will flag items here; until then nothing is flagged.
+        // What reconciliation's open mismatches hold back (issue #17) stays queued.
+        let held = crate::recon::holds(store, m.id)?;
         let (matured, due) = c
-            .mature(date, cycle, |_| 0)
+            .mature(date, cycle, |d| held.get(&d).copied().unwrap_or(0))
             .map_err(|e| Error::Storage(format!("merchant {:032x}: {e}", m.id)))?;
         let mut items = Vec::with_capacity(due.len());
         for (d, net) in due {

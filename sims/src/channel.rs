@@ -12,8 +12,10 @@
 //! Control plane (on the simulator's main address):
 //! - `PUT /_sim/channels/{name}` with any of `{"latency_ms", "error_rate", "decline_rate",
 //!   "timeout_rate", "down", "notify_delay_ms", "fee_rate_ppm", "business_date",
-//!   "merchant_account"}`: creates the channel or changes it live (`business_date`: the
-//!   channel's own date for what it records from now on; unset, today in UTC+8);
+//!   "merchant_account", "plant_next", "reveal"}`: creates the channel or changes it live
+//!   (`business_date`: the channel's own date for what it records from now on; unset,
+//!   today in UTC+8; `plant_next`: differences planted in its record of the next
+//!   succeeded charges, for reconciliation tests);
 //!   answers its state, including its `url`, and `inflight` / `peak_inflight` (charge
 //!   requests being handled now, and the most at once).
 //! - `GET /_sim/channels`: every channel; `GET /_sim/channels/{name}/records`: its charges
@@ -80,7 +82,27 @@ pub struct ChannelSettings {
     pub business_date: Option<String>,
     /// The merchant account its statements name (账号 / 商户号).
     pub merchant_account: Option<String>,
+    /// Differences to plant (reconciliation tests, issue #17), one per succeeded charge
+    /// from now on, in order: `unanswered` (charged and listed, but no answer comes and the
+    /// status query answers 503 until `reveal`), `charged_on_error` (charged and listed,
+    /// but answered 503 "nothing was charged"), `omit` (answered, never listed),
+    /// `amount` (listed 1.00 more), `fee` (listed with 0.01 more fee), `duplicate`
+    /// (listed twice), `next_day` (listed under the channel's next date).
+    pub plant_next: Option<Vec<String>>,
+    /// `true`: the status query answers the `unanswered` charges again.
+    pub reveal: Option<bool>,
 }
+
+/// The differences `plant_next` takes.
+pub const PLANTS: [&str; 7] = [
+    "unanswered",
+    "charged_on_error",
+    "omit",
+    "amount",
+    "fee",
+    "duplicate",
+    "next_day",
+];
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ChannelConfig {
@@ -94,6 +116,8 @@ pub struct ChannelConfig {
     pub fee_rate_ppm: Option<u32>,
     pub business_date: Option<String>,
     pub merchant_account: String,
+    /// Differences still to plant, in order (`ChannelSettings::plant_next`).
+    pub plants: std::collections::VecDeque<String>,
 }
 
 impl Default for ChannelConfig {
@@ -108,6 +132,7 @@ impl Default for ChannelConfig {
             fee_rate_ppm: None,
             business_date: None,
             merchant_account: "2088102170000156".to_string(),
+            plants: Default::default(),
         }
     }
 }
@@ -144,6 +169,15 @@ impl ChannelConfig {
                 return Err("merchant_account must be 1 to 32 letters and digits".into());
             }
             next.merchant_account = a.clone();
+        }
+        if let Some(plants) = &s.plant_next {
+            if let Some(bad) = plants.iter().find(|p| !PLANTS.contains(&p.as_str())) {
+                return Err(format!("unknown plant {bad:?}; one of {PLANTS:?}"));
+            }
+            if next.plants.len() + plants.len() > 1_000 {
+                return Err("at most 1000 plants wait at once".into());
+            }
+            next.plants.extend(plants.iter().cloned());
         }
         if let Some(v) = s.fee_rate_ppm {
             if v > 1_000_000 {
@@ -192,6 +226,16 @@ struct Ledger {
     /// What its statements list: each succeeded charge and refund under the channel's
     /// date when it happened.
     statement: Vec<(String, Row)>,
+    /// Charges planted `unanswered`: the status query answers 503 until revealed.
+    hidden: std::collections::HashSet<String>,
+}
+
+/// The channel's date after `date` (`YYYY-MM-DD`).
+fn day_after(date: &str) -> String {
+    jiff::civil::Date::strptime("%Y-%m-%d", date)
+        .ok()
+        .and_then(|d| d.tomorrow().ok())
+        .map_or_else(|| date.to_string(), |d| d.strftime("%Y-%m-%d").to_string())
 }
 
 /// The wall clock in UTC+8 (China Standard Time), the channels' day.
@@ -206,7 +250,9 @@ fn channel_now(config: &ChannelConfig) -> (String, String) {
         .business_date
         .clone()
         .unwrap_or_else(|| now.strftime("%Y-%m-%d").to_string());
-    (date, now.strftime("%Y-%m-%d %H:%M:%S").to_string())
+    // The time of day on the channel's own date: a statement's rows fall within its date.
+    let time = format!("{date} {}", now.strftime("%H:%M:%S"));
+    (date, time)
 }
 
 /// round_half_up(fee × part / amount), in integers.
@@ -351,6 +397,9 @@ impl Sim {
             }
         };
         channel.config.lock().expect("sim config").apply(settings)?;
+        if settings.reveal == Some(true) {
+            channel.ledger.lock().expect("sim ledger").hidden.clear();
+        }
         self.sync_listener(&channel)?;
         Ok(channel)
     }
@@ -508,23 +557,55 @@ async fn charge(data: ChannelData, body: web::Json<ChargeRequest>) -> HttpRespon
                 .charges
                 .insert(req.request_id.clone(), answer.clone());
             ledger.records.push(Record::Charge(answer.clone()));
+            let plant = if declined {
+                None
+            } else {
+                channel
+                    .config
+                    .lock()
+                    .expect("sim config")
+                    .plants
+                    .pop_front()
+            };
+            let mut hang = hang;
             if !declined {
-                let (date, time) = channel_now(&config);
-                ledger.statement.push((
-                    date,
-                    Row {
-                        kind: RowKind::Charge,
-                        channel_reference: answer.channel_ref.clone(),
-                        out_trade_no: req.request_id.clone(),
-                        out_refund_no: None,
-                        amount: req.amount_minor,
-                        fee: answer.fee_minor.unwrap_or(0),
-                        time,
-                        subject: "payment".to_string(),
-                    },
-                ));
+                let (mut date, time) = channel_now(&config);
+                let mut row = Row {
+                    kind: RowKind::Charge,
+                    channel_reference: answer.channel_ref.clone(),
+                    out_trade_no: req.request_id.clone(),
+                    out_refund_no: None,
+                    amount: req.amount_minor,
+                    fee: answer.fee_minor.unwrap_or(0),
+                    time,
+                    subject: "payment".to_string(),
+                };
+                match plant.as_deref() {
+                    Some("omit") => {}
+                    Some(p) => {
+                        match p {
+                            "amount" => row.amount += 100,
+                            "fee" => row.fee += 1,
+                            "duplicate" => ledger.statement.push((date.clone(), row.clone())),
+                            "next_day" => {
+                                date = day_after(&date);
+                                row.time = format!("{date}{}", row.time.get(10..).unwrap_or(""));
+                            }
+                            "unanswered" => {
+                                ledger.hidden.insert(req.request_id.clone());
+                                hang = true;
+                            }
+                            _ => {}
+                        }
+                        ledger.statement.push((date, row));
+                    }
+                    None => ledger.statement.push((date, row)),
+                }
             }
-            if let Some(url) = &req.notify_url {
+            if plant.as_deref() == Some("charged_on_error") {
+                return unavailable("technical error: nothing was charged");
+            }
+            if let Some(url) = req.notify_url.as_ref().filter(|_| plant.is_none()) {
                 sim.notify(channel, url.clone(), answer.clone());
             }
             (answer, hang)
@@ -541,6 +622,9 @@ async fn charge_status(data: ChannelData, path: web::Path<String>) -> HttpRespon
     let channel = &data.1;
     actix_rt::time::sleep(channel.latency()).await;
     let ledger = channel.ledger.lock().expect("sim ledger");
+    if ledger.hidden.contains(path.as_str()) {
+        return unavailable("technical error: try again later");
+    }
     match ledger.charges.get(path.as_str()) {
         Some(c) => HttpResponse::Ok().json(c),
         None => HttpResponse::NotFound().json(serde_json::json!({"status": "not_found"})),

@@ -341,6 +341,7 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             lag_days: 2,
             reserve: 3,
         }),
+        statement_format: Tail(1),
     };
     vec![
         ("payment", encode(&payment)),
@@ -360,6 +361,7 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 created_at_ns: 15,
                 business_date: Tail(Some(engine::gl::BusinessDate(20_788))),
                 split_parts: Tail(vec![149]),
+                channel_fee_part: Tail(2),
             }),
         ),
         (
@@ -623,6 +625,92 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 },
             )),
         ),
+        (
+            "recon_statement",
+            encode(&StatementFile {
+                channel: 5,
+                date: engine::gl::BusinessDate(20_788),
+                format: 1,
+                sha256: [7; 32],
+                raw_len: 1_234,
+                compressed: vec![1, 2, 3],
+                received_at_ns: 38,
+                source: "fetched".into(),
+                extra: Tail(()),
+            }),
+        ),
+        (
+            "recon_run",
+            encode(&ReconRun {
+                id: 39,
+                channel: 5,
+                channel_name: "bank_a".into(),
+                date: engine::gl::BusinessDate(20_788),
+                sha256: [7; 32],
+                status: RunStatus::Done,
+                rows: 10,
+                matched_count: 7,
+                matched_amount: 70_000,
+                mismatches: 3,
+                long: 1_500,
+                short: 200,
+                pooled: 1,
+                created_at_ns: 40,
+                finished_at_ns: Some(41),
+                source: "uploaded by admin:2f2f2ad3".into(),
+                extra: Tail(()),
+            }),
+        ),
+        (
+            "recon_mismatch",
+            encode(&ReconMismatch {
+                run: 39,
+                n: 2,
+                channel: 5,
+                date: engine::gl::BusinessDate(20_788),
+                kind: 2,
+                row_kind: 0,
+                out_trade_no: "pay_1-1".into(),
+                out_refund_no: None,
+                channel_reference: Some("bank_a_00ff".into()),
+                platform_amount: Some(1_000),
+                platform_fee: Some(3),
+                platform_status: Some(0),
+                channel_amount: Some(1_100),
+                channel_fee: Some(3),
+                payment: Some(1),
+                refund: None,
+                merchant: Some(2),
+                item_date: Some(engine::gl::BusinessDate(20_787)),
+                held: 997,
+                suspense: 100,
+                status: MismatchStatus::Resolved,
+                resolution: Some(Resolution {
+                    action: "write_off".into(),
+                    note: "small".into(),
+                    proposed_by: "admin:1".into(),
+                    proposed_at_ns: 42,
+                    approved_by: Some("admin:2".into()),
+                    resolved_at_ns: Some(43),
+                    amount: 100,
+                }),
+                created_at_ns: 44,
+                extra: Tail(()),
+            }),
+        ),
+        (
+            "recon_channel",
+            encode(&ReconChannel {
+                through: Some(engine::gl::BusinessDate(20_788)),
+                pool: vec![PoolItem {
+                    payment: 1,
+                    refund: Some(14),
+                    date: engine::gl::BusinessDate(20_787),
+                }],
+                missing: vec![(engine::gl::BusinessDate(20_789), 45)],
+                extra: Tail(()),
+            }),
+        ),
     ]
 }
 
@@ -656,6 +744,10 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "reserve" => again::<ReserveRecord>(bytes),
         "reserve_transfer" => again::<ReserveTransfer>(bytes),
         "channel_clearing" => again::<engine::positions::ChannelClearing>(bytes),
+        "recon_statement" => again::<StatementFile>(bytes),
+        "recon_run" => again::<ReconRun>(bytes),
+        "recon_mismatch" => again::<ReconMismatch>(bytes),
+        "recon_channel" => again::<ReconChannel>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }
@@ -759,6 +851,24 @@ fn a_channel_from_before_settlement_terms_decodes_with_the_defaults() {
     assert_eq!(c.position_low_water_minor.0, 1_000);
     let again = storage::records::encode(&c);
     assert!(again[6..].starts_with(&old[6..]));
+}
+
+/// A refund and a channel written before reconciliation (as `aux_v2.hex` held them until
+/// then) decode with no channel fee returned and the Alipay statement layout.
+#[test]
+fn a_refund_and_a_channel_from_before_reconciliation_decode_with_the_defaults() {
+    let old = unhex(include_str!("fixtures/refund_before_channel_fee_part.hex").trim());
+    let r: storage::records::Refund = storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(
+        (r.channel_fee_part.0, r.split_parts.0.clone()),
+        (0, vec![149])
+    );
+    assert!(storage::records::encode(&r)[6..].starts_with(&old[6..]));
+    let old = unhex(include_str!("fixtures/channel_before_statement_format.hex").trim());
+    let c: storage::records::ChannelRecord =
+        storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!((c.statement_format.0, c.settlement.0.lag_days), (0, 2));
+    assert!(storage::records::encode(&c)[6..].starts_with(&old[6..]));
 }
 
 /// The records of the layers above as written today (`aux_v2.hex`): decode and encode back

@@ -8,6 +8,7 @@ pub mod health;
 pub mod merchants;
 pub mod payments;
 pub mod positions;
+pub mod reconciliation;
 pub mod refunds;
 pub mod reports;
 pub mod settlements;

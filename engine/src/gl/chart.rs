@@ -168,6 +168,9 @@ impl GlAccount {
             PlatformRole::PayoutsInTransit => GlAccount::PayoutsInTransit,
             PlatformRole::FundsInTransit => GlAccount::FundsInTransit,
             PlatformRole::Equity => GlAccount::PlatformEquity,
+            PlatformRole::SuspenseShort => GlAccount::SuspenseShort,
+            PlatformRole::SuspenseLong => GlAccount::SuspenseLong,
+            PlatformRole::ReconWriteOffs => GlAccount::ReconWriteOffs,
         }
     }
 

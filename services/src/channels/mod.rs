@@ -191,6 +191,10 @@ pub struct CreateChannel {
     /// The reserve account it settles to (default `default`).
     #[cfg_attr(feature = "openapi", schema(example = "default"))]
     settlement_reserve: Option<String>,
+    /// The layout of its daily statement, fetched for reconciliation: `alipay` (the
+    /// default) or `wechat`.
+    #[cfg_attr(feature = "openapi", schema(example = "alipay"))]
+    statement_format: Option<String>,
 }
 
 impl std::fmt::Debug for CreateChannel {
@@ -230,6 +234,7 @@ pub struct UpdateChannel {
     #[cfg_attr(feature = "openapi", schema(maximum = 30))]
     settlement_lag_days: Option<u16>,
     settlement_reserve: Option<String>,
+    statement_format: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -261,6 +266,8 @@ pub struct ChannelView {
     /// The reserve account it settles to (its ledger account: `GET /v1/positions/reserves`
     /// names them).
     settlement_reserve_account_id: String,
+    /// The layout of its daily statement: `alipay` or `wechat`.
+    statement_format: &'static str,
     /// Live state over the breaker's window.
     health: HealthView,
 }
@@ -320,6 +327,7 @@ pub fn view(rt: &ChannelRuntime, at: Timestamp, position: i64) -> ChannelView {
             currency,
         )
         .to_string(),
+        statement_format: statement_format_name(r.statement_format.0),
         health: HealthView {
             breaker: match rt.health.breaker_at(at) {
                 BreakerState::Closed => "closed",
@@ -425,6 +433,18 @@ pub fn apply(r: &mut ChannelRecord, u: &UpdateChannel) -> Result<()> {
         }
         r.settlement.0.lag_days = days;
     }
+    if let Some(f) = &u.statement_format {
+        r.statement_format = records::Tail(match engine::statement::Format::parse(f) {
+            Some(engine::statement::Format::Alipay) => 0,
+            Some(engine::statement::Format::Wechat) => 1,
+            None => {
+                return Err(bad(
+                    "statement_format",
+                    "statement_format must be alipay or wechat",
+                ))
+            }
+        });
+    }
     if let Some(l) = &u.position_low_water {
         r.position_low_water_minor = records::Tail(amount(l, currency, "position_low_water")?);
     }
@@ -513,6 +533,7 @@ pub async fn add(
         notify_secret_sealed: records::Tail(None),
         position_low_water_minor: records::Tail(0),
         settlement: records::Tail(Default::default()),
+        statement_format: records::Tail(0),
     };
     apply(
         &mut record,
@@ -531,6 +552,7 @@ pub async fn add(
             position_low_water: body.position_low_water,
             settlement_lag_days: body.settlement_lag_days,
             settlement_reserve: None,
+            statement_format: body.statement_format.clone(),
         },
     )?;
     if let Some(name) = &body.settlement_reserve {
@@ -549,7 +571,13 @@ pub async fn add(
         return Err(taken());
     }
     // Its position (receivable) and its fees (a cost) are platform accounts of any sign.
-    for role in [PlatformRole::ChannelReceivable, PlatformRole::ChannelFees] {
+    // Reconciliation's suspense (issue #17) is kept per channel too.
+    for role in [
+        PlatformRole::ChannelReceivable,
+        PlatformRole::ChannelFees,
+        PlatformRole::SuspenseShort,
+        PlatformRole::SuspenseLong,
+    ] {
         let account = AccountId::platform_at_channel(role, number, currency.numeric());
         match ledger.create_account(account, currency, i64::MAX).await? {
             Ok(_) | Err(engine::Reject::AccountExists(_)) => {}
@@ -571,6 +599,22 @@ pub async fn add(
     Ok(answer)
 }
 
+/// The name of a stored statement layout.
+pub fn statement_format_name(format: u8) -> &'static str {
+    match format {
+        1 => "wechat",
+        _ => "alipay",
+    }
+}
+
+/// The statement layout of a channel record.
+pub fn statement_format(r: &ChannelRecord) -> engine::statement::Format {
+    match r.statement_format.0 {
+        1 => engine::statement::Format::Wechat,
+        _ => engine::statement::Format::Alipay,
+    }
+}
+
 /// A channel's configuration for the audit log (its notify secret left out).
 pub fn record_json(r: &ChannelRecord) -> serde_json::Value {
     serde_json::json!({
@@ -588,6 +632,7 @@ pub fn record_json(r: &ChannelRecord) -> serde_json::Value {
         "position_low_water_minor": r.position_low_water_minor.0,
         "settlement_lag_days": r.settlement.0.lag_days,
         "settlement_reserve": r.settlement.0.reserve,
+        "statement_format": statement_format_name(r.statement_format.0),
     })
 }
 

@@ -39,6 +39,9 @@ pub struct ChannelRecord {
     /// How it settles its takings to the reserve (issue #16): T+1 to reserve account 0 for
     /// records written before.
     pub settlement: Tail<ChannelSettlementTerms>,
+    /// The layout of its daily statement (issue #17): 0 Alipay trade bill (and records
+    /// written before), 1 WeChat Pay bill.
+    pub statement_format: Tail<u8>,
 }
 
 /// How a channel settles what it owes us to the reserve: a business date's net takings

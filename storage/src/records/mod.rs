@@ -19,6 +19,7 @@ pub mod merchants;
 pub mod outbox;
 pub mod payments;
 pub mod positions;
+pub mod recon;
 mod settlement;
 
 use bincode::{Decode, Encode};
@@ -35,6 +36,10 @@ pub use payments::{
     RiskRecord, Split,
 };
 pub use positions::{ReserveRecord, ReserveTransfer};
+pub use recon::{
+    MismatchStatus, PoolItem, ReconChannel, ReconMismatch, ReconRun, Resolution, RunStatus,
+    StatementFile,
+};
 pub use settlement::{
     BatchStatus, PayoutAccount, SettlementBatch, SettlementItem, SettlementTerms,
 };
@@ -72,6 +77,12 @@ pub mod prefix {
     pub const RESERVE_TRANSFER: &[u8] = b"rx";
     pub const CHANNEL_CLEARING: &[u8] = b"cc";
     pub const POSITIONS: &[u8] = b"pz";
+    pub const RECON_STATEMENT: &[u8] = b"rs";
+    pub const RECON_BY_SHA: &[u8] = b"rh";
+    pub const RECON_RUN: &[u8] = b"ru";
+    pub const RECON_MISMATCH: &[u8] = b"rm";
+    pub const RECON_CHANNEL: &[u8] = b"rq";
+    pub const RECON_HOLD: &[u8] = b"rk";
     pub const CLEARING: &[u8] = b"sc";
     pub const SETTLEMENT_BATCH: &[u8] = b"sb";
     pub const SETTLEMENT_BY_MERCHANT: &[u8] = b"sn";
@@ -88,6 +99,7 @@ pub mod prefix {
     pub const OPEN_ATTEMPT: &[u8] = b"xoa";
     pub const OPEN_REFUND: &[u8] = b"xro";
     pub const OPEN_PAYOUT: &[u8] = b"xop";
+    pub const RECON_OPEN: &[u8] = b"xrm";
     pub const IDEMPOTENCY: &[u8] = b"xi";
     pub const OTP: &[u8] = b"xot";
     pub const SMS: &[u8] = b"xsm";
@@ -218,6 +230,48 @@ pub const REGISTRY: &[Registered] = &[
         expiring: false,
     },
     Registered {
+        prefix: prefix::RECON_STATEMENT,
+        cf: CF_AUX,
+        key: "channel id (u128 BE), business date (i32 BE)",
+        record: "StatementFile",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::RECON_BY_SHA,
+        cf: CF_AUX,
+        key: "statement SHA-256 (32 bytes)",
+        record: "the run id it was matched by (u128)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::RECON_RUN,
+        cf: CF_AUX,
+        key: "run id (u128 BE, time-ordered)",
+        record: "ReconRun",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::RECON_MISMATCH,
+        cf: CF_AUX,
+        key: "run id (u128 BE), n (u32 BE)",
+        record: "ReconMismatch",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::RECON_CHANNEL,
+        cf: CF_AUX,
+        key: "channel id (u128 BE)",
+        record: "ReconChannel",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::RECON_HOLD,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE), business date (i32 BE)",
+        record: "minor units held back from settlement by open mismatches (i64)",
+        expiring: false,
+    },
+    Registered {
         prefix: prefix::PAYMENT,
         cf: CF_AUX,
         key: "payment id (u128 BE, time-ordered)",
@@ -306,6 +360,13 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "business date (i32 BE), merchant id (u128 BE)",
         record: "[1] (a settlement payout to send or resolve; [0] once resolved)",
+        expiring: true,
+    },
+    Registered {
+        prefix: prefix::RECON_OPEN,
+        cf: CF_AUX,
+        key: "run id (u128 BE), n (u32 BE)",
+        record: "an open reconciliation mismatch's creation time (u64 BE; [0] once resolved)",
         expiring: true,
     },
     Registered {
@@ -445,6 +506,58 @@ pub fn channel_clearing_key(channel: u128) -> Vec<u8> {
 /// A closed date's positions, frozen by its day-end.
 pub fn positions_key(date: engine::gl::BusinessDate) -> Vec<u8> {
     key(prefix::POSITIONS, &[&date.0.to_be_bytes()])
+}
+
+/// Channel `channel`'s statement of `date`.
+pub fn recon_statement_key(channel: u128, date: engine::gl::BusinessDate) -> Vec<u8> {
+    key(
+        prefix::RECON_STATEMENT,
+        &[&channel.to_be_bytes(), &date.0.to_be_bytes()],
+    )
+}
+
+/// A statement file's hash → the run that matched it.
+pub fn recon_by_sha_key(sha256: &[u8; 32]) -> Vec<u8> {
+    key(prefix::RECON_BY_SHA, &[sha256])
+}
+
+pub fn recon_run_key(id: u128) -> Vec<u8> {
+    key(prefix::RECON_RUN, &[&id.to_be_bytes()])
+}
+
+/// Mismatch `n` (1, 2, …) of run `run`.
+pub fn recon_mismatch_key(run: u128, n: u32) -> Vec<u8> {
+    key(
+        prefix::RECON_MISMATCH,
+        &[&run.to_be_bytes(), &n.to_be_bytes()],
+    )
+}
+
+/// The mismatches of run `run`.
+pub fn recon_mismatch_prefix(run: u128) -> Vec<u8> {
+    key(prefix::RECON_MISMATCH, &[&run.to_be_bytes()])
+}
+
+/// The marker of open mismatch `n` of run `run`.
+pub fn recon_open_key(run: u128, n: u32) -> Vec<u8> {
+    key(prefix::RECON_OPEN, &[&run.to_be_bytes(), &n.to_be_bytes()])
+}
+
+/// What open mismatches hold back of merchant `merchant`'s takings, every date.
+pub fn recon_hold_prefix(merchant: u128) -> Vec<u8> {
+    key(prefix::RECON_HOLD, &[&merchant.to_be_bytes()])
+}
+
+pub fn recon_channel_key(channel: u128) -> Vec<u8> {
+    key(prefix::RECON_CHANNEL, &[&channel.to_be_bytes()])
+}
+
+/// What open mismatches hold back of merchant `merchant`'s takings of `date`.
+pub fn recon_hold_key(merchant: u128, date: engine::gl::BusinessDate) -> Vec<u8> {
+    key(
+        prefix::RECON_HOLD,
+        &[&merchant.to_be_bytes(), &date.0.to_be_bytes()],
+    )
 }
 
 pub fn payment_key(id: u128) -> Vec<u8> {
@@ -694,6 +807,21 @@ mod tests {
             (
                 positions_key(engine::gl::BusinessDate(1)),
                 prefix::POSITIONS,
+            ),
+            (
+                recon_statement_key(1, engine::gl::BusinessDate(2)),
+                prefix::RECON_STATEMENT,
+            ),
+            (recon_by_sha_key(&[0; 32]), prefix::RECON_BY_SHA),
+            (recon_run_key(1), prefix::RECON_RUN),
+            (recon_mismatch_key(1, 2), prefix::RECON_MISMATCH),
+            (recon_mismatch_prefix(1), prefix::RECON_MISMATCH),
+            (recon_channel_key(1), prefix::RECON_CHANNEL),
+            (recon_open_key(1, 2), prefix::RECON_OPEN),
+            (recon_hold_prefix(1), prefix::RECON_HOLD),
+            (
+                recon_hold_key(1, engine::gl::BusinessDate(2)),
+                prefix::RECON_HOLD,
             ),
             (clearing_key(1), prefix::CLEARING),
             (

@@ -178,6 +178,10 @@ pub struct Refund {
     /// What it took back from each of the payment's shares, in the payment's split order
     /// (issue #16); empty when the payment had none.
     pub split_parts: Tail<Vec<i64>>,
+    /// The part of the channel's fee on the payment the channel returns with this refund
+    /// (a card refund, issue #17: its statement lists it), pro rata on cumulative amounts,
+    /// half up; 0 for balance refunds and refunds written before.
+    pub channel_fee_part: Tail<i64>,
 }
 
 #[cfg(test)]

@@ -166,6 +166,35 @@ fn fatal(message: &str) -> ! {
     std::process::exit(2)
 }
 
+/// A platform on `dir` (a fresh temp dir named `prefix…` in the working directory when
+/// `None`, removed with the guard), not started, with a new key.
+fn bench_platform(
+    dir: Option<PathBuf>,
+    prefix: &str,
+) -> anyhow::Result<(
+    Option<tempfile::TempDir>,
+    std::sync::Arc<services::Platform>,
+)> {
+    let (tmp, dir) = match dir {
+        Some(d) => (None, d),
+        None => {
+            let tmp = tempfile::Builder::new().prefix(prefix).tempdir_in(".")?;
+            let dir = tmp.path().to_path_buf();
+            (Some(tmp), dir)
+        }
+    };
+    let config = api::config::Config {
+        data_dir: dir,
+        ..Default::default()
+    };
+    let key = services::vault::generate_key();
+    let vault = services::vault::Vault::new(&key).map_err(anyhow::Error::msg)?;
+    let master = services::vault::Vault::new(&key).map_err(anyhow::Error::msg)?;
+    let platform = services::Platform::new(config.settings(), vault, master, config.rate_limits())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((tmp, std::sync::Arc::new(platform)))
+}
+
 /// `payd bench day-end`.
 fn day_end(accounts: u64, entries: u64, days: u32, dir: Option<PathBuf>) -> anyhow::Result<()> {
     use std::cell::Cell;
@@ -175,27 +204,7 @@ fn day_end(accounts: u64, entries: u64, days: u32, dir: Option<PathBuf>) -> anyh
 
     use engine::{Currency, Timestamp, Transfer, TransferId, TransferKind};
 
-    let tmp;
-    let dir = match dir {
-        Some(d) => d,
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("payd-bench-day-end-")
-                .tempdir_in(".")?;
-            tmp.path().to_path_buf()
-        }
-    };
-    let config = api::config::Config {
-        data_dir: dir.clone(),
-        ..Default::default()
-    };
-    let key = services::vault::generate_key();
-    let vault = services::vault::Vault::new(&key).map_err(anyhow::Error::msg)?;
-    let master = services::vault::Vault::new(&key).map_err(anyhow::Error::msg)?;
-    let platform = Arc::new(
-        services::Platform::new(config.settings(), vault, master, config.rate_limits())
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-    );
+    let (_tmp, platform) = bench_platform(dir, "payd-bench-day-end-")?;
     actix_rt::System::new().block_on(async move {
         platform.start(fatal);
         while !platform.is_ready() {
@@ -434,33 +443,12 @@ async fn probe(
 /// `payd bench recon`: one channel's statement of `rows` rows reconciled against as many
 /// card payments, timed end to end through payd's services.
 fn recon(rows: u64, plants: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
-    use std::sync::Arc;
     use std::time::Instant;
 
     use engine::statement::{Charset, Format, Row, RowKind, Statement};
     use services::records::{self, CardPayment, Payment, PaymentStatus, Tail};
 
-    let tmp;
-    let dir = match dir {
-        Some(d) => d,
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("payd-bench-recon-")
-                .tempdir_in(".")?;
-            tmp.path().to_path_buf()
-        }
-    };
-    let config = api::config::Config {
-        data_dir: dir.clone(),
-        ..Default::default()
-    };
-    let key = services::vault::generate_key();
-    let vault = services::vault::Vault::new(&key).map_err(anyhow::Error::msg)?;
-    let master = services::vault::Vault::new(&key).map_err(anyhow::Error::msg)?;
-    let platform = Arc::new(
-        services::Platform::new(config.settings(), vault, master, config.rate_limits())
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-    );
+    let (_tmp, platform) = bench_platform(dir, "payd-bench-recon-")?;
     actix_rt::System::new().block_on(async move {
         platform.start(fatal);
         while !platform.is_ready() {

@@ -53,11 +53,16 @@ fn upload(p: &Payd, date: &str, format: &str, body: &[u8]) -> Response {
     )
 }
 
+/// The channel's statement of `date` in `format` (GBK, as channels send it).
 fn statement(sim: &Sim, date: &str, format: &str) -> Vec<u8> {
+    statement_in(sim, date, format, "")
+}
+
+fn statement_in(sim: &Sim, date: &str, format: &str, charset: &str) -> Vec<u8> {
     let r = try_request(
         &sim.addr("bank"),
         "GET",
-        &format!("/statements?date={date}&format={format}"),
+        &format!("/statements?date={date}&format={format}{charset}"),
         &[],
         b"",
     )
@@ -73,25 +78,62 @@ fn runs_count(p: &Payd) -> usize {
         .len()
 }
 
-#[test]
-fn a_day_with_planted_differences_reconciles_to_exactly_them() {
+const MERCHANT: &str = r#"{"name":"茶馆","fee_rate":"0.006"}"#;
+
+/// A day's setup: channel-sim's `bank` (fee 0.2 %), payd with the admin token and `env` in a
+/// temp dir, 10,000.00 of the platform's equity, the channel, a merchant from `merchant_body`
+/// with a card, and the channel's date set to payd's open date `d0`.
+struct Day0 {
+    sim: Sim,
+    tmp: tempfile::TempDir,
+    p: Payd,
+    ch: Value,
+    shop: Shop,
+    token: String,
+    d0: String,
+}
+
+fn day0(env: &[(&str, &str)], merchant_body: &str) -> Day0 {
     let sim = Sim::start(&[r#"bank={"fee_rate_ppm":2000}"#]);
     let tmp = tempfile::tempdir().unwrap();
-    let p = Payd::start_in(
-        &tmp.path().join("data"),
+    let mut all = vec![("RONGPAY_ADMIN_TOKEN", ADMIN)];
+    all.extend_from_slice(env);
+    let p = Payd::start_in(&tmp.path().join("data"), &all);
+    seed_equity(&p, "10000.00");
+    let ch = channel(&p, "bank", &format!("http://{}", sim.addr("bank")), "0.002");
+    let shop = merchant(&p, merchant_body);
+    let token = tokenize(&p, &shop.key, "4111111111111111");
+    let d0 = open_date(&p);
+    sim.put("bank", json!({"business_date": d0}));
+    Day0 {
+        sim,
+        tmp,
+        p,
+        ch,
+        shop,
+        token,
+        d0,
+    }
+}
+
+#[test]
+fn a_day_with_planted_differences_reconciles_to_exactly_them() {
+    let Day0 {
+        sim,
+        tmp: _tmp,
+        p,
+        shop,
+        token,
+        d0,
+        ..
+    } = day0(
         &[
-            ("RONGPAY_ADMIN_TOKEN", ADMIN),
             ("RONGPAY_CHANNEL_TIMEOUT_MS", "500"),
             ("RONGPAY_STATUS_SYNC_MS", "100"),
             ("RONGPAY_RECON_FETCH_RETRY_MS", "500"),
         ],
+        MERCHANT,
     );
-    seed_equity(&p, "10000.00");
-    channel(&p, "bank", &format!("http://{}", sim.addr("bank")), "0.002");
-    let shop = merchant(&p, r#"{"name":"茶馆","fee_rate":"0.006"}"#);
-    let token = tokenize(&p, &shop.key, "4111111111111111");
-    let d0 = open_date(&p);
-    sim.put("bank", json!({"business_date": d0}));
 
     let pay = |otn: &str, amount: &str, plant: Option<&str>| -> Value {
         if let Some(plant) = plant {
@@ -238,7 +280,7 @@ fn a_day_with_planted_differences_reconciles_to_exactly_them() {
     // cut short, is refused with its line and changes nothing.
     let d2 = date_after(&d1);
     assert_eq!(close_day(&p), d2);
-    let good = String::from_utf8(statement_utf8(&sim, &d2)).unwrap();
+    let good = String::from_utf8(statement_in(&sim, &d2, "alipay", "&charset=utf-8")).unwrap();
     let lines: Vec<&str> = good.split("\r\n").collect();
     let totals = lines
         .iter()
@@ -344,19 +386,6 @@ fn date_after(d: &str) -> String {
     date.tomorrow().unwrap().strftime("%Y-%m-%d").to_string()
 }
 
-fn statement_utf8(sim: &Sim, date: &str) -> Vec<u8> {
-    let r = try_request(
-        &sim.addr("bank"),
-        "GET",
-        &format!("/statements?date={date}&format=alipay&charset=utf-8"),
-        &[],
-        b"",
-    )
-    .unwrap();
-    assert_eq!(r.status, 200);
-    r.body
-}
-
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(text.as_bytes())
@@ -410,29 +439,25 @@ fn merchant_pending(p: &Payd, shop: &Shop) -> String {
 fn mismatches_are_resolved_automatically_or_by_two_operators() {
     const ALICE: &str = "op_alice_0123456789abcdef0123456789abcdef";
     const BOB: &str = "op_bob_0123456789abcdef0123456789abcdef01";
-    let sim = Sim::start(&[r#"bank={"fee_rate_ppm":2000}"#]);
-    let tmp = tempfile::tempdir().unwrap();
     let operators = format!("alice={},bob={}", sha256_hex(ALICE), sha256_hex(BOB));
-    let p = Payd::start_in(
-        &tmp.path().join("data"),
+    let Day0 {
+        sim,
+        tmp: _tmp,
+        p,
+        shop,
+        token,
+        d0,
+        ..
+    } = day0(
         &[
-            ("RONGPAY_ADMIN_TOKEN", ADMIN),
             ("RONGPAY_OPERATORS", &operators),
             ("RONGPAY_CHANNEL_TIMEOUT_MS", "500"),
             ("RONGPAY_STATUS_SYNC_MS", "100"),
             ("RONGPAY_RECON_FETCH_RETRY_MS", "300"),
             ("RONGPAY_RECON_FEE_TOLERANCE", "0.05"),
         ],
-    );
-    seed_equity(&p, "10000.00");
-    channel(&p, "bank", &format!("http://{}", sim.addr("bank")), "0.002");
-    let shop = merchant(
-        &p,
         r#"{"name":"茶馆","fee_rate":"0.006","settlement_cycle_days":1}"#,
     );
-    let token = tokenize(&p, &shop.key, "4111111111111111");
-    let d0 = open_date(&p);
-    sim.put("bank", json!({"business_date": d0}));
     let pay = |otn: &str, amount: &str, plant: Option<&str>| -> Value {
         if let Some(plant) = plant {
             sim.put("bank", json!({"plant_next": [plant]}));
@@ -636,19 +661,18 @@ fn mismatches_are_resolved_automatically_or_by_two_operators() {
 /// the same file again changes nothing.
 #[test]
 fn a_run_killed_midway_completes_once_after_the_restart() {
-    let sim = Sim::start(&[r#"bank={"fee_rate_ppm":2000}"#]);
-    let tmp = tempfile::tempdir().unwrap();
+    let stall = [("RONGPAY_TEST_DAY_END_STALL", "reconciliation_run")];
+    let Day0 {
+        sim,
+        tmp,
+        p,
+        ch,
+        shop,
+        token,
+        d0,
+    } = day0(&stall, MERCHANT);
     let dir = tmp.path().join("data");
     let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
-    let mut stalled = env.to_vec();
-    stalled.push(("RONGPAY_TEST_DAY_END_STALL", "reconciliation_run"));
-    let p = Payd::start_in(&dir, &stalled);
-    seed_equity(&p, "10000.00");
-    let ch = channel(&p, "bank", &format!("http://{}", sim.addr("bank")), "0.002");
-    let shop = merchant(&p, r#"{"name":"茶馆","fee_rate":"0.006"}"#);
-    let token = tokenize(&p, &shop.key, "4111111111111111");
-    let d0 = open_date(&p);
-    sim.put("bank", json!({"business_date": d0}));
     for (otn, amount, plant) in [
         ("a", "100.00", None),
         ("b", "30.00", Some("amount")),
@@ -731,23 +755,22 @@ fn a_run_killed_midway_completes_once_after_the_restart() {
 /// the retry reconciles it as soon as the channel answers.
 #[test]
 fn a_missing_statement_is_retried_and_reported_late() {
-    let sim = Sim::start(&[r#"bank={"fee_rate_ppm":2000}"#]);
-    let tmp = tempfile::tempdir().unwrap();
-    let p = Payd::start_in(
-        &tmp.path().join("data"),
+    let Day0 {
+        sim,
+        tmp: _tmp,
+        p,
+        shop,
+        token,
+        d0,
+        ..
+    } = day0(
         &[
-            ("RONGPAY_ADMIN_TOKEN", ADMIN),
             ("RONGPAY_RECON_FETCH_RETRY_MS", "300"),
             ("RONGPAY_RECON_FETCH_TIMEOUT_MS", "500"),
             ("RONGPAY_RECON_STATEMENT_DUE_S", "0"),
         ],
+        MERCHANT,
     );
-    seed_equity(&p, "10000.00");
-    channel(&p, "bank", &format!("http://{}", sim.addr("bank")), "0.002");
-    let shop = merchant(&p, r#"{"name":"茶馆","fee_rate":"0.006"}"#);
-    let token = tokenize(&p, &shop.key, "4111111111111111");
-    let d0 = open_date(&p);
-    sim.put("bank", json!({"business_date": d0}));
     assert_eq!(
         card_pay(&p, &shop.key, "a", "100.00", &token)["status"],
         "succeeded"

@@ -23,6 +23,7 @@ pub mod account;
 pub mod cards;
 pub mod gl;
 pub mod ids;
+pub mod kyc;
 pub mod money;
 pub mod positions;
 pub mod recon;

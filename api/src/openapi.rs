@@ -176,6 +176,8 @@ impl Modify for Currencies {
         merchants::create,
         merchants::get,
         merchants::update,
+        merchants::activate,
+        merchants::reject,
         merchants::rotate_secret_key,
         merchants::rotate_signing_secret,
         crate::routes::cards::create,

@@ -58,6 +58,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(merchants::update)),
     )
     .service(
+        resource("/v1/merchants/{id}/activate", "POST").route(web::post().to(merchants::activate)),
+    )
+    .service(resource("/v1/merchants/{id}/reject", "POST").route(web::post().to(merchants::reject)))
+    .service(
         resource("/v1/merchants/{id}/secret_keys", "POST")
             .route(web::post().to(merchants::rotate_secret_key)),
     )

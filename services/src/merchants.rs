@@ -67,6 +67,150 @@ pub fn by_key(state: &Platform, token: &str) -> Result<Option<records::Merchant>
     Ok(m.auth.0.key_works(&m.key_sha256, &hash, now).then_some(m))
 }
 
+/// The review a merchant is created with: `None` without `review`; with it, the business's
+/// name, licence number and legal representative, all required.
+fn review_of(
+    review: bool,
+    business_name: Option<&str>,
+    licence_number: Option<&str>,
+    legal_representative: Option<&str>,
+) -> Result<Option<records::Onboarding>> {
+    if !review {
+        for (v, param) in [
+            (business_name, "business_name"),
+            (licence_number, "licence_number"),
+            (legal_representative, "legal_representative"),
+        ] {
+            if v.is_some() {
+                return Err(Error::invalid(
+                    "invalid_parameter",
+                    format!("{param} goes with \"review\": true"),
+                )
+                .with_param(param));
+            }
+        }
+        return Ok(None);
+    }
+    let text = |v: Option<&str>, param: &'static str| -> Result<String> {
+        let v = v.ok_or_else(|| {
+            Error::invalid(
+                "parameter_missing",
+                format!("a merchant onboarded through review needs {param}"),
+            )
+            .with_param(param)
+        })?;
+        crate::pan::refuse(v, param)?;
+        if v.trim().is_empty() || v.chars().count() > 128 || v.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "invalid_parameter",
+                format!("{param} must be 1 to 128 characters, not blank"),
+            )
+            .with_param(param));
+        }
+        Ok(v.to_string())
+    };
+    let licence = text(licence_number, "licence_number")?;
+    if licence.len() != 18
+        || !licence
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"IOSVZ".contains(&b)))
+    {
+        return Err(Error::invalid(
+            "invalid_parameter",
+            "licence_number must be a unified social credit code: 18 characters of 0-9 and A-Z without I, O, S, V, Z",
+        )
+        .with_param("licence_number"));
+    }
+    Ok(Some(records::Onboarding {
+        status: records::OnboardingStatus::PendingReview,
+        business_name: text(business_name, "business_name")?,
+        licence_number: licence,
+        legal_representative: text(legal_representative, "legal_representative")?,
+        decided_by: None,
+        decided_at_ns: None,
+        reason: None,
+    }))
+}
+
+/// `POST /v1/merchants/{id}/reject`'s body.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RejectMerchant {
+    /// Why, shown on the merchant: 1 to 500 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
+    pub reason: String,
+}
+
+/// An operator's decision on a merchant `pending_review`: activate it (`reason` None) or
+/// reject it, audited (`merchant.activate` / `merchant.reject`) in the same durable write.
+pub async fn decide(
+    state: &Platform,
+    actor: &Actor,
+    id_text: &str,
+    reject: Option<&str>,
+) -> Result<MerchantView> {
+    if let Some(reason) = reject {
+        if reason.trim().is_empty()
+            || reason.chars().count() > 500
+            || reason.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "invalid_parameter",
+                "reason must be 1 to 500 characters, not blank",
+            )
+            .with_param("reason"));
+        }
+    }
+    let _serial = state.merchant_admin.lock().await;
+    let mut m = load(state, id_text)?;
+    let before = view(&m, now_ns());
+    let Some(o) = m
+        .onboarding
+        .0
+        .as_mut()
+        .filter(|o| o.status == records::OnboardingStatus::PendingReview)
+    else {
+        return Err(Error::conflict(
+            "merchant_not_pending_review",
+            format!(
+                "merchant {id_text} is {}, not pending review",
+                status_name(&m)
+            ),
+        ));
+    };
+    o.status = if reject.is_some() {
+        records::OnboardingStatus::Rejected
+    } else {
+        records::OnboardingStatus::Active
+    };
+    o.decided_by = Some(actor.name.clone());
+    o.decided_at_ns = Some(now_ns());
+    o.reason = reject.map(|r| r.trim().to_string());
+    let after = view(&m, now_ns());
+    let audit = crate::audit::record(
+        state,
+        actor,
+        if reject.is_some() {
+            "merchant.reject"
+        } else {
+            "merchant.activate"
+        },
+        &merchant_id_text(m.id),
+        Some(&before),
+        Some(&after),
+    );
+    state
+        .ledger()?
+        .write_records(vec![
+            (records::merchant_key(m.id), records::encode(&m)),
+            audit,
+        ])
+        .await?;
+    changed(state);
+    Ok(after)
+}
+
 /// After a merchant record was written: no request may go on using the old one.
 pub fn changed(state: &Platform) {
     state.merchant_generation.fetch_add(1, Ordering::SeqCst);
@@ -144,6 +288,19 @@ pub struct CreateMerchant {
     pub min_payout: Option<String>,
     /// Where payouts go; without one, matured money stays available.
     pub payout_account: Option<PayoutAccountIn>,
+    /// Onboard through review (issue #18): the merchant is `pending_review` and takes no
+    /// payment until an operator activates it. Needs `business_name`, `licence_number` and
+    /// `legal_representative`.
+    #[serde(default)]
+    pub review: bool,
+    /// The business's registered name (review only).
+    pub business_name: Option<String>,
+    /// Its business licence's unified social credit code: 18 characters of 0-9 and A-Z
+    /// without I, O, S, V, Z (review only).
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9A-HJ-NPQRTUWXY]{18}$"))]
+    pub licence_number: Option<String>,
+    /// Its legal representative (review only).
+    pub legal_representative: Option<String>,
 }
 
 /// A merchant's bank account for settlement payouts.
@@ -269,6 +426,42 @@ pub struct MerchantCreated {
     pub settlement_cycle_days: u16,
     pub min_payout: String,
     pub payout_account: Option<PayoutAccountView>,
+    /// `active`, or `pending_review` (onboarded through review: no payments yet).
+    pub status: &'static str,
+    pub onboarding: Option<OnboardingView>,
+}
+
+/// A merchant's review: the business as declared and the decision.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OnboardingView {
+    business_name: String,
+    licence_number: String,
+    legal_representative: String,
+    decided_by: Option<String>,
+    decided_at: Option<String>,
+    /// A rejection's reason.
+    reason: Option<String>,
+}
+
+fn onboarding_view(o: &Option<records::Onboarding>) -> Option<OnboardingView> {
+    o.as_ref().map(|o| OnboardingView {
+        business_name: o.business_name.clone(),
+        licence_number: o.licence_number.clone(),
+        legal_representative: o.legal_representative.clone(),
+        decided_by: o.decided_by.clone(),
+        decided_at: o.decided_at_ns.map(time_text),
+        reason: o.reason.clone(),
+    })
+}
+
+/// `active`, `pending_review` or `rejected`.
+pub fn status_name(m: &Merchant) -> &'static str {
+    match m.onboarding.0.as_ref().map(|o| o.status) {
+        None | Some(records::OnboardingStatus::Active) => "active",
+        Some(records::OnboardingStatus::PendingReview) => "pending_review",
+        Some(records::OnboardingStatus::Rejected) => "rejected",
+    }
 }
 
 /// A credential's dates (never the credential).
@@ -301,6 +494,9 @@ pub struct MerchantView {
     settlement_cycle_days: u16,
     min_payout: String,
     payout_account: Option<PayoutAccountView>,
+    /// `active`, `pending_review` or `rejected`: only an active merchant takes payments.
+    status: &'static str,
+    onboarding: Option<OnboardingView>,
     /// Pending, available and paid out (`GET /v1/merchants/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     balances: Option<crate::settlement::Balances>,
@@ -384,6 +580,8 @@ pub fn view(m: &Merchant, now: u64) -> MerchantView {
         settlement_cycle_days: m.settlement.0.cycle_days,
         min_payout: fee_text(m.settlement.0.min_payout, m.currency),
         payout_account: payout_view(&m.settlement.0.payout_account),
+        status: status_name(m),
+        onboarding: onboarding_view(&m.onboarding.0),
         balances: None,
         require_signature: auth.require_signature,
         secret_keys,
@@ -503,6 +701,12 @@ pub async fn create(
         .map_err(|e| Error::invalid("invalid_parameter", e.to_string()).with_param("fee_rate"))?;
     let category = body.category.unwrap_or_else(|| "general".to_string());
     crate::accounts::check_word(&category, "category")?;
+    let onboarding = review_of(
+        body.review,
+        body.business_name.as_deref(),
+        body.licence_number.as_deref(),
+        body.legal_representative.as_deref(),
+    )?;
     let ledger = state.ledger()?;
     let currency = state.settings.currency;
     let parts = fee_parts(
@@ -561,6 +765,12 @@ pub async fn create(
         settlement_cycle_days: terms.cycle_days,
         min_payout: fee_text(terms.min_payout, currency.numeric()),
         payout_account: payout_view(&terms.payout_account),
+        status: if onboarding.is_some() {
+            "pending_review"
+        } else {
+            "active"
+        },
+        onboarding: onboarding_view(&onboarding),
     };
     // The secret is stored only as a hash, so the idempotency record replays the answer
     // without it (`"secret_key": null`).
@@ -579,6 +789,7 @@ pub async fn create(
         pending_account: records::Tail(Some(pending)),
         fee_parts: records::Tail(parts),
         settlement: records::Tail(terms),
+        onboarding: records::Tail(onboarding),
     };
     let after: Option<serde_json::Value> = serde_json::from_slice(&replay).ok();
     let mut records = vec![

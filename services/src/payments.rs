@@ -491,6 +491,15 @@ pub async fn create(
     noted: impl FnOnce(u128),
 ) -> Result<Vec<u8>> {
     let store = state.store()?;
+    if !merchant.is_active() {
+        return Err(Error::conflict(
+            "merchant_inactive",
+            format!(
+                "the merchant is {}: only an active merchant takes payments",
+                crate::merchants::status_name(merchant)
+            ),
+        ));
+    }
     check_out_trade_no(&body.out_trade_no)?;
     let currency = parse_currency(&body.currency)?;
     let amount = parse_positive(&body.amount, currency, "amount")?;

@@ -316,6 +316,15 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 last4: "3445".into(),
             }),
         }),
+        onboarding: Tail(Some(Onboarding {
+            status: OnboardingStatus::Active,
+            business_name: "杭州茶馆有限公司".into(),
+            licence_number: "91330106MA2B3C4D5E".into(),
+            legal_representative: "王五".into(),
+            decided_by: Some("operator:alice".into()),
+            decided_at_ns: Some(46),
+            reason: None,
+        })),
     };
     let channel = ChannelRecord {
         id: 5,
@@ -851,6 +860,18 @@ fn a_channel_from_before_settlement_terms_decodes_with_the_defaults() {
     assert_eq!(c.position_low_water_minor.0, 1_000);
     let again = storage::records::encode(&c);
     assert!(again[6..].starts_with(&old[6..]));
+}
+
+/// A merchant written before onboarding reviews (as `aux_v2.hex` held it until then)
+/// decodes active, with no review.
+#[test]
+fn a_merchant_from_before_onboarding_decodes_active() {
+    let old = unhex(include_str!("fixtures/merchant_before_onboarding.hex").trim());
+    let m: storage::records::Merchant =
+        storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(m.onboarding.0, None);
+    assert!(m.is_active());
+    assert!(storage::records::encode(&m)[6..].starts_with(&old[6..]));
 }
 
 /// A refund and a channel written before reconciliation (as `aux_v2.hex` held them until

@@ -3,7 +3,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 pub use services::merchants::{
-    merchant_id_text, parse_merchant_id, CreateMerchant, Rotate, UpdateMerchant, OVERLAP_S_MAX,
+    merchant_id_text, parse_merchant_id, CreateMerchant, OnboardingView, RejectMerchant, Rotate,
+    UpdateMerchant, OVERLAP_S_MAX,
 };
 use services::merchants::{Credential, MerchantCreated, MerchantView, Rotated};
 
@@ -73,6 +74,61 @@ pub async fn update(
     let (body, _): (UpdateMerchant, _) = body::json(&req, payload, state.limits, &[]).await?;
     let after =
         services::merchants::update(&state, &crate::audit::actor(&req), &path, body).await?;
+    Ok(HttpResponse::Ok().json(after))
+}
+
+#[utoipa::path(post, path = "/v1/merchants/{id}/activate", tag = "merchants",
+    params(("id" = String, Path, description = "merchant id (mch_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the merchant, active: it takes payments from now on", body = MerchantView),
+        (status = 401, description = "not an operator", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "unknown merchant", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "merchant_not_pending_review: it was not onboarded through review, or was decided already", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready", body = crate::openapi::ErrorResponse)
+    ))]
+/// (admin) Activates a merchant onboarded through review (audited `merchant.activate`).
+pub async fn activate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.serving()?;
+    auth::admin(&req, &state.admin_token)?;
+    let after =
+        services::merchants::decide(&state, &crate::audit::actor(&req), &path, None).await?;
+    Ok(HttpResponse::Ok().json(after))
+}
+
+#[utoipa::path(post, path = "/v1/merchants/{id}/reject", tag = "merchants", request_body = RejectMerchant,
+    params(("id" = String, Path, description = "merchant id (mch_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the merchant, rejected: it never takes payments", body = MerchantView),
+        (status = 400, description = "a reason that is empty or longer than 500 characters", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "not an operator", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "unknown merchant", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "merchant_not_pending_review", body = crate::openapi::ErrorResponse),
+        (status = 415, description = "not application/json", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "not ready", body = crate::openapi::ErrorResponse)
+    ))]
+/// (admin) Rejects a merchant onboarded through review (audited `merchant.reject`).
+pub async fn reject(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.serving()?;
+    auth::admin(&req, &state.admin_token)?;
+    let (body, _): (RejectMerchant, _) = body::json(&req, payload, state.limits, &[]).await?;
+    let after = services::merchants::decide(
+        &state,
+        &crate::audit::actor(&req),
+        &path,
+        Some(&body.reason),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(after))
 }
 

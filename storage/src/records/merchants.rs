@@ -36,6 +36,41 @@ pub struct Merchant {
     /// How it is settled (issue #16); T+1 without a payout account for merchants written
     /// before.
     pub settlement: Tail<super::SettlementTerms>,
+    /// Onboarding through review (issue #18); `None`: active from its creation (and
+    /// merchants written before).
+    pub onboarding: Tail<Option<Onboarding>>,
+}
+
+/// Where a merchant's review stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum OnboardingStatus {
+    PendingReview,
+    Active,
+    Rejected,
+}
+
+/// A merchant onboarded through review: the business as declared, and the decision.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Onboarding {
+    pub status: OnboardingStatus,
+    pub business_name: String,
+    /// The business licence's unified social credit code.
+    pub licence_number: String,
+    pub legal_representative: String,
+    /// The operator who decided, when, and why (a rejection's reason).
+    pub decided_by: Option<String>,
+    pub decided_at_ns: Option<u64>,
+    pub reason: Option<String>,
+}
+
+impl Merchant {
+    /// Whether it may take payments: active from creation, or activated after review.
+    pub fn is_active(&self) -> bool {
+        self.onboarding
+            .0
+            .as_ref()
+            .is_none_or(|o| o.status == OnboardingStatus::Active)
+    }
 }
 
 /// A fee's fixed part per payment and its optional minimum and maximum, in minor units

@@ -29,7 +29,9 @@ pub use channels::{ChannelRecord, ChannelSettlementTerms};
 pub use gl::{
     ArchivedSegment, DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow, ShelvedRecords,
 };
-pub use merchants::{FeeParts, KeyEntry, Merchant, MerchantAuth, SigningEntry};
+pub use merchants::{
+    FeeParts, KeyEntry, Merchant, MerchantAuth, Onboarding, OnboardingStatus, SigningEntry,
+};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{
     AccountMeta, BatchTransfer, Card, CardPayment, Deposit, Payment, PaymentStatus, Refund,

@@ -187,23 +187,36 @@ pub async fn decide(
     o.decided_by = Some(actor.name.clone());
     o.decided_at_ns = Some(now_ns());
     o.reason = reject.map(|r| r.trim().to_string());
-    let after = view(&m, now_ns());
+    let action = if reject.is_some() {
+        "merchant.reject"
+    } else {
+        "merchant.activate"
+    };
+    save_audited(state, actor, action, &m, &before).await
+}
+
+/// Writes merchant `m` as changed by `actor`, with its audit entry (`action`, `before` and
+/// the view after) in the same durable write; answers the view after.
+async fn save_audited(
+    state: &Platform,
+    actor: &Actor,
+    action: &str,
+    m: &Merchant,
+    before: &MerchantView,
+) -> Result<MerchantView> {
+    let after = view(m, now_ns());
     let audit = crate::audit::record(
         state,
         actor,
-        if reject.is_some() {
-            "merchant.reject"
-        } else {
-            "merchant.activate"
-        },
+        action,
         &merchant_id_text(m.id),
-        Some(&before),
+        Some(before),
         Some(&after),
     );
     state
         .ledger()?
         .write_records(vec![
-            (records::merchant_key(m.id), records::encode(&m)),
+            (records::merchant_key(m.id), records::encode(m)),
             audit,
         ])
         .await?;
@@ -895,24 +908,7 @@ pub async fn update(
         currency,
         m.settlement.0.clone(),
     )?;
-    let after = view(&m, now_ns());
-    let audit = crate::audit::record(
-        state,
-        actor,
-        "merchant.update",
-        &merchant_id_text(m.id),
-        Some(&before),
-        Some(&after),
-    );
-    state
-        .ledger()?
-        .write_records(vec![
-            (records::merchant_key(m.id), records::encode(&m)),
-            audit,
-        ])
-        .await?;
-    changed(state);
-    Ok(after)
+    save_audited(state, actor, "merchant.update", &m, &before).await
 }
 
 /// Replaces a credential of merchant `id_text`: a new one now, the ones in use until the

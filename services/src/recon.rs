@@ -1569,23 +1569,29 @@ pub async fn resolve(
         return Ok(after);
     }
     m.status = MismatchStatus::Proposed;
-    let after = view_of(state, &m);
-    let audit = crate::audit::record(
-        state,
-        actor,
-        "recon_mismatch.propose",
-        &after.id,
-        Some(&before),
-        Some(&after),
-    );
+    let after = save_audited(state, actor, "recon_mismatch.propose", &m, &before).await?;
+    crate::metrics::recon_resolution("proposed");
+    Ok(after)
+}
+
+/// Writes mismatch `m` as changed by `actor` (a step that moves no money), with its audit
+/// entry (`action`, `before` and the view after) in the same durable write.
+async fn save_audited(
+    state: &Platform,
+    actor: &Actor,
+    action: &str,
+    m: &ReconMismatch,
+    before: &MismatchView,
+) -> Result<MismatchView> {
+    let after = view_of(state, m);
+    let audit = crate::audit::record(state, actor, action, &after.id, Some(before), Some(&after));
     state
         .ledger()?
         .write_records(vec![
-            (records::recon_mismatch_key(m.run, m.n), records::encode(&m)),
+            (records::recon_mismatch_key(m.run, m.n), records::encode(m)),
             audit,
         ])
         .await?;
-    crate::metrics::recon_resolution("proposed");
     Ok(after)
 }
 
@@ -1645,23 +1651,7 @@ pub async fn reject(state: &Platform, actor: &Actor, id_text: &str) -> Result<Mi
     let before = view_of(state, &m);
     m.status = MismatchStatus::Open;
     m.resolution = None;
-    let after = view_of(state, &m);
-    let audit = crate::audit::record(
-        state,
-        actor,
-        "recon_mismatch.reject",
-        &after.id,
-        Some(&before),
-        Some(&after),
-    );
-    state
-        .ledger()?
-        .write_records(vec![
-            (records::recon_mismatch_key(m.run, m.n), records::encode(&m)),
-            audit,
-        ])
-        .await?;
-    Ok(after)
+    save_audited(state, actor, "recon_mismatch.reject", &m, &before).await
 }
 
 /// The automatic rules, over every open mismatch (after each run, and every

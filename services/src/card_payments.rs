@@ -450,28 +450,11 @@ fn spawn_sync(state: Arc<Platform>, payment: Payment, c: Call, request_id: Strin
     let span = tracing::info_span!("status_sync", payment_id = %payment_id_text(payment.id));
     actix_rt::spawn(tracing::Instrument::instrument(
         async move {
-            let url = format!("{}/charges/{request_id}", c.endpoint.trim_end_matches('/'));
             for _ in 0..SYNC_ATTEMPTS {
                 actix_rt::time::sleep(state.settings.status_sync).await;
-                let asked = state
-                    .http
-                    .get(&url)
-                    .timeout(state.settings.channel_timeout)
-                    .send()
-                    .await;
-                let resp = match asked {
-                    Ok(r) => r,
-                    Err(_) => continue,
+                let Some(answer) = query_charge(&state, &c.endpoint, &request_id).await else {
+                    continue;
                 };
-                let decided = if resp.status() == reqwest::StatusCode::NOT_FOUND {
-                    // The request never reached the channel: definitely not charged.
-                    Some(None)
-                } else if resp.status().is_success() {
-                    resp.json::<ChargeAnswer>().await.ok().map(Some)
-                } else {
-                    None
-                };
-                let Some(answer) = decided else { continue };
                 match resolve(&state, payment.id, &request_id, answer, "status_sync").await {
                     Ok(true) => {
                         tracing::info!(channel = %c.name, request = %request_id, "status sync resolved the payment")
@@ -485,6 +468,31 @@ fn spawn_sync(state: Arc<Platform>, payment: Payment, c: Call, request_id: Strin
         },
         span,
     ));
+}
+
+/// Asks the channel at `endpoint` about charge `request_id` once (its status query):
+/// `Some(Some(answer))` its record, `Some(None)` it never got the request (definitely not
+/// charged), `None` no usable answer yet.
+pub async fn query_charge(
+    state: &Platform,
+    endpoint: &str,
+    request_id: &str,
+) -> Option<Option<ChargeAnswer>> {
+    let url = format!("{}/charges/{request_id}", endpoint.trim_end_matches('/'));
+    let resp = state
+        .http
+        .get(&url)
+        .timeout(state.settings.channel_timeout)
+        .send()
+        .await
+        .ok()?;
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        Some(None)
+    } else if resp.status().is_success() {
+        resp.json::<ChargeAnswer>().await.ok().map(Some)
+    } else {
+        None
+    }
 }
 
 /// Applies what the channel finally said about `request_id` (`None`: it never got it) to

@@ -43,8 +43,8 @@ use crate::error::{Error, Result};
 use crate::idempotency::Guard;
 use crate::platform::{now_ns, Platform};
 
-/// The steps of a day-end, in order. Later issues add theirs (settlement maturity and
-/// batches, reconciliation fetch, credit billing) here.
+/// The steps of a day-end, in order (`reconciliation` before `settlement_maturity`, so that
+/// what a statement disputes is held back). Later issues add theirs (credit billing) here.
 pub const STEPS: [&str; 13] = [
     "switch",
     "wait_in_flight",

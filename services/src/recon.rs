@@ -1766,20 +1766,10 @@ async fn booked_by_status_sync(state: &Platform, id: u128, request_id: &str) -> 
     else {
         return Ok(false);
     };
-    let url = format!("{}/charges/{request_id}", endpoint.trim_end_matches('/'));
-    let answer = match state
-        .http
-        .get(&url)
-        .timeout(state.settings.channel_timeout)
-        .send()
-        .await
-    {
-        Ok(r) if r.status().is_success() => {
-            r.json::<crate::channels::wire::ChargeAnswer>().await.ok()
-        }
-        _ => None,
-    };
-    let Some(answer) = answer else {
+    // Only the channel's record settles it: a statement listed the charge, so a "never got
+    // it" answer is the channel contradicting itself and is left to an operator.
+    let Some(Some(answer)) = crate::card_payments::query_charge(state, &endpoint, request_id).await
+    else {
         return Ok(false);
     };
     crate::card_payments::resolve(state, id, request_id, Some(answer), "reconciliation").await?;

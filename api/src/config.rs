@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 54] = [
+pub const SETTINGS: [&str; 60] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -72,6 +72,12 @@ pub const SETTINGS: [&str; 54] = [
     "recon_fetch_retry_ms",
     "recon_statement_due_s",
     "operators",
+    "kyc_limits_0",
+    "kyc_limits_1",
+    "kyc_limits_2",
+    "identity_url",
+    "identity_key",
+    "identity_timeout_ms",
 ];
 
 #[derive(Clone, Debug, Deserialize)]
@@ -209,6 +215,20 @@ pub struct Config {
     /// log (`operator:<name>`), so that actions needing two people (a reconciliation
     /// resolution that moves money) can tell them apart. Only hashes are configured.
     pub operators: String,
+    /// Payment limits of unverified customers (KYC level 0), in `default_currency`:
+    /// `per_payment=…,per_day=…,per_year=…,balance_cap=…`; a name left out is no limit.
+    pub kyc_limits_0: String,
+    /// Limits of customers with a verified phone (level 1).
+    pub kyc_limits_1: String,
+    /// Limits of customers with a verified identity (level 2).
+    pub kyc_limits_2: String,
+    /// The identity service's base URL (`identity-sim` in development); unset: identity
+    /// verification answers `503 identity_service_unavailable`.
+    pub identity_url: Option<String>,
+    /// The bearer key the identity service expects.
+    pub identity_key: Option<Secret>,
+    /// How long one identity check may take.
+    pub identity_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -270,6 +290,15 @@ impl Default for Config {
             recon_fetch_retry_ms: 60_000,
             recon_statement_due_s: 6 * 3600,
             operators: String::new(),
+            kyc_limits_0: "per_payment=200.00,per_day=500.00,per_year=1000.00,balance_cap=1000.00"
+                .to_string(),
+            kyc_limits_1:
+                "per_payment=1000.00,per_day=2000.00,per_year=10000.00,balance_cap=5000.00"
+                    .to_string(),
+            kyc_limits_2: "per_payment=50000.00,per_day=100000.00,per_year=200000.00".to_string(),
+            identity_url: None,
+            identity_key: None,
+            identity_timeout_ms: 3_000,
         }
     }
 }
@@ -522,6 +551,21 @@ impl Config {
                 )
             }
         }
+        self.kyc_limits()?;
+        if let Some(url) = &self.identity_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("identity_url: {url:?} is not an http(s) URL"));
+            }
+        }
+        if let Some(key) = &self.identity_key {
+            check_token(key.expose()).map_err(|e| format!("identity_key: {e}"))?;
+        }
+        if !(100..=60_000).contains(&self.identity_timeout_ms) {
+            return Err(format!(
+                "identity_timeout_ms: {} is outside 100..=60000",
+                self.identity_timeout_ms
+            ));
+        }
         if !(100..=60_000).contains(&self.sms_timeout_ms) {
             return Err(format!(
                 "sms_timeout_ms: {} is outside 100..=60000",
@@ -585,10 +629,27 @@ impl Config {
             recon_fetch_timeout: Duration::from_millis(self.recon_fetch_timeout_ms),
             recon_fetch_retry: Duration::from_millis(self.recon_fetch_retry_ms),
             recon_statement_due: Duration::from_secs(self.recon_statement_due_s),
+            kyc_limits: self.kyc_limits().expect("validated by Config::validate"),
+            identity_url: self.identity_url.clone(),
+            identity_key: self.identity_key.clone(),
+            identity_timeout: Duration::from_millis(self.identity_timeout_ms),
             day_end_at: self.day_end_at.as_deref().map(|at| {
                 services::day_end::parse_day_end_at(at).expect("validated by Config::validate")
             }),
         }
+    }
+
+    /// The KYC levels' limits, parsed.
+    pub fn kyc_limits(&self) -> Result<[engine::kyc::Limits; 3], String> {
+        let currency = self.currency_checked()?;
+        let parse = |name: &str, text: &str| {
+            engine::kyc::Limits::parse(text, currency).map_err(|e| format!("{name}: {e}"))
+        };
+        Ok([
+            parse("kyc_limits_0", &self.kyc_limits_0)?,
+            parse("kyc_limits_1", &self.kyc_limits_1)?,
+            parse("kyc_limits_2", &self.kyc_limits_2)?,
+        ])
     }
 
     pub fn body_timeout(&self) -> Duration {

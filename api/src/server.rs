@@ -69,6 +69,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/v1/merchants/{id}/signing_secrets", "POST")
             .route(web::post().to(merchants::rotate_signing_secret)),
     )
+    .service(
+        resource("/v1/customers", "GET, POST")
+            .route(web::get().to(routes::customers::list))
+            .route(web::post().to(routes::customers::create)),
+    )
+    .service(resource("/v1/customers/{id}", "GET").route(web::get().to(routes::customers::get)))
+    .service(
+        resource("/v1/customers/{id}/phone_verification", "POST")
+            .route(web::post().to(routes::customers::start_phone)),
+    )
+    .service(
+        resource("/v1/customers/{id}/phone_verification/check", "POST")
+            .route(web::post().to(routes::customers::check_phone)),
+    )
+    .service(
+        resource("/v1/customers/{id}/identity_verification", "POST")
+            .route(web::post().to(routes::customers::verify_identity)),
+    )
     .service(resource("/v1/payments/{id}", "GET").route(web::get().to(payments::get)))
     .service(
         resource("/v1/payments/{id}/refunds", "GET, POST")

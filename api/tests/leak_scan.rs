@@ -1,6 +1,7 @@
 //! Secrets and card data never leak (issue #6): card numbers and keys are pushed through
 //! every endpoint — in the fields meant for them and in every other field, path, query and
-//! header — then everything payd wrote is scanned: its data dir (WAL, SSTs, manifest), its
+//! header — and resident id numbers through the customer endpoints (issue #18), valid and
+//! malformed; then everything payd wrote is scanned: its data dir (WAL, SSTs, manifest), its
 //! debug log, its metrics, and every answer it gave. Looked for: each seeded card number (as
 //! typed, with spaces or dashes too), any Luhn-valid 13–19 digit run of a card network, each
 //! secret (admin token, secret keys, signing, webhook and channel secrets), and anything
@@ -15,6 +16,15 @@ const CARDS: [&str; 4] = [
     "5555555555554444",
     "378282246310005",
     "6212345678901265",
+];
+
+/// Resident id numbers (issue #18): two valid (one given at creation, one verified at the
+/// identity service), two malformed (a wrong check character, an impossible birth date).
+const IDS: [&str; 4] = [
+    "44030419900307123X",
+    "320582198506150413",
+    "110105194912310021",
+    "110105194902300020",
 ];
 
 /// What a scan of `bytes` finds: seeded card numbers, card-like runs, secrets.
@@ -44,6 +54,18 @@ fn leaks(bytes: &[u8], secrets: &[String]) -> Vec<String> {
             to += 1;
         }
         found.push(format!("a card-like number near {:?}", &redacted[from..to]));
+    }
+    for id in IDS {
+        // As typed, with the check character in either case, and its hidden middle.
+        for form in [
+            id.to_string(),
+            id.to_ascii_lowercase(),
+            id[3..14].to_string(),
+        ] {
+            if contains(bytes, &form) {
+                found.push(format!("id number {}…", &id[..6]));
+            }
+        }
     }
     for s in secrets {
         if contains(bytes, s) {
@@ -77,7 +99,13 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let log = tmp.path().join("payd.log");
-    let env = [("RONGPAY_ADMIN_TOKEN", ADMIN), ("RONGPAY_LOG", "debug")];
+    let sms = SmsSim::start();
+    let idv = IdentitySim::start();
+    let mut env: Vec<(&str, String)> = sms.env();
+    env.extend(idv.env());
+    env.push(("RONGPAY_ADMIN_TOKEN", ADMIN.into()));
+    env.push(("RONGPAY_LOG", "debug".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let p = Payd::start_logging(&dir, &env, &log);
     let mut bodies: Vec<Vec<u8>> = Vec::new();
     let mut keep = |r: Response| -> Response {
@@ -291,6 +319,82 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
     ));
     assert_eq!(r.error_code(), "card_number_not_allowed");
 
+    // Resident id numbers (issue #18) where they belong: a customer created with one, its
+    // phone verified, its identity verified with another at the identity service; and
+    // malformed ones, refused. Each is sealed at rest and masked in answers.
+    let c = keep(p.post(
+        &sk2,
+        "/v1/customers",
+        None,
+        &format!(
+            r#"{{"name":"韩梅梅","phone":"+8613800138000","id_number":"{}"}}"#,
+            IDS[0]
+        ),
+    ));
+    assert_eq!(c.status, 201, "{:?}", c.json());
+    let customer = c.json()["id"].as_str().unwrap().to_string();
+    let r = keep(p.post(
+        &sk2,
+        &format!("/v1/customers/{customer}/phone_verification"),
+        None,
+        "",
+    ));
+    assert_eq!(r.status, 201);
+    let otp = r.json()["id"].as_str().unwrap().to_string();
+    let mut code = String::new();
+    eventually(10, "the code reaches the handset", || {
+        code = sms
+            .messages(Some("+8613800138000"))
+            .last()
+            .and_then(|m| {
+                m["text"]
+                    .as_str()
+                    .unwrap()
+                    .split(|c: char| !c.is_ascii_digit())
+                    .find(|w| w.len() == 6)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        code.len() == 6
+    });
+    let r = keep(p.post(
+        &sk2,
+        &format!("/v1/customers/{customer}/phone_verification/check"),
+        None,
+        &format!(r#"{{"otp_id":"{otp}","code":"{code}"}}"#),
+    ));
+    assert_eq!(r.status, 200);
+    let r = keep(p.post(
+        &sk2,
+        &format!("/v1/customers/{customer}/identity_verification"),
+        None,
+        &format!(r#"{{"id_number":"{}"}}"#, IDS[1]),
+    ));
+    assert_eq!(r.json()["kyc_level"], 2, "{:?}", r.json());
+    for bad in [IDS[2], IDS[3]] {
+        let r = keep(p.post(
+            ADMIN,
+            "/v1/customers",
+            None,
+            &format!(r#"{{"name":"x","phone":"+8613800138001","id_number":"{bad}"}}"#),
+        ));
+        assert_eq!(r.error_code(), "invalid_id_number");
+        let r = keep(p.post(
+            &sk2,
+            &format!("/v1/customers/{customer}/identity_verification"),
+            None,
+            &format!(r#"{{"id_number":"{bad}"}}"#),
+        ));
+        assert!(r.status >= 400);
+    }
+    for path in [
+        format!("/v1/customers/{customer}"),
+        "/v1/customers".to_string(),
+    ] {
+        let r = keep(p.req("GET", &path, &[("Authorization", &auth)], b""));
+        assert_eq!(r.status, 200);
+    }
+
     // A clean stop flushes memtables to SST files; restart to have the SSTs read back,
     // scrape the metrics, stop again; then scan everything.
     assert!(p.terminate().success());
@@ -314,6 +418,7 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
     // sees the data (a stored card's brand and last four are in clear).
     assert!(!leaks(format!("x sk_{} y", "ab".repeat(32)).as_bytes(), &[]).is_empty());
     assert!(!leaks(b"card 6011 1111 1111 1117 here", &[]).is_empty());
+    assert!(!leaks(b"id 320582198506150413.", &[]).is_empty());
     assert!(all.iter().any(|(_, b)| contains(b, "unionpay")));
     let mut found = Vec::new();
     for (name, bytes) in &all {
@@ -322,10 +427,11 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
         }
     }
     println!(
-        "scanned {} files, the debug log ({log_len} bytes), /metrics and {} answers for {} card numbers and {} secrets: {} found",
+        "scanned {} files, the debug log ({log_len} bytes), /metrics and {} answers for {} card numbers, {} id numbers and {} secrets: {} found",
         all.len() - 2 - bodies.len(),
         bodies.len(),
         CARDS.len(),
+        IDS.len(),
         secrets.len(),
         found.len()
     );

@@ -136,8 +136,41 @@ pub struct Limits {
     pub balance_cap: Option<i64>,
 }
 
+impl Limits {
+    /// Parses a level's limits as configured: `name=amount` pairs separated by commas, names
+    /// among `per_payment`, `per_day`, `per_year`, `balance_cap`; a name left out is no limit
+    /// (`""`: none at all). Amounts are in `currency`, at most its minor units, not negative.
+    pub fn parse(text: &str, currency: crate::Currency) -> Result<Limits, String> {
+        let mut limits = Limits::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, amount) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} is not name=amount"))?;
+            let value = crate::money::parse_amount(amount.trim(), currency)
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| format!("{amount:?} is not an amount ≥ 0 in {currency}"))?;
+            let slot = match name.trim() {
+                "per_payment" => &mut limits.per_payment,
+                "per_day" => &mut limits.per_day,
+                "per_year" => &mut limits.per_year,
+                "balance_cap" => &mut limits.balance_cap,
+                other => {
+                    return Err(format!(
+                        "{other:?} is not one of per_payment, per_day, per_year, balance_cap"
+                    ))
+                }
+            };
+            if slot.replace(value).is_some() {
+                return Err(format!("{name:?} is given twice"));
+            }
+        }
+        Ok(limits)
+    }
+}
+
 /// What a customer has paid in the current business day and year.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 pub struct Counters {
     /// The business date `day` counts, and its total.
     pub date: Option<BusinessDate>,
@@ -324,6 +357,30 @@ mod tests {
         assert!(within_cap(&limits, 15_000, 5_000));
         assert!(!within_cap(&limits, 15_000, 5_001));
         assert!(within_cap(&Limits::default(), i64::MAX, i64::MAX));
+    }
+
+    #[test]
+    fn limits_parse_as_configured() {
+        let cny = crate::Currency::from_code("CNY").unwrap();
+        assert_eq!(
+            Limits::parse("per_payment=200.00, per_day=500,balance_cap=1000.5", cny),
+            Ok(Limits {
+                per_payment: Some(20_000),
+                per_day: Some(50_000),
+                per_year: None,
+                balance_cap: Some(100_050),
+            })
+        );
+        assert_eq!(Limits::parse("", cny), Ok(Limits::default()));
+        for bad in [
+            "per_payment",
+            "per_payment=1.001",
+            "per_payment=-1",
+            "per_week=1",
+            "per_day=1,per_day=2",
+        ] {
+            assert!(Limits::parse(bad, cny).is_err(), "{bad}");
+        }
     }
 
     proptest::proptest! {

@@ -367,6 +367,8 @@ pub async fn deposit(
         ),
     ];
     records.extend(idem.map(|g| g.record(&answer)));
+    // A customer's balance cap (issue #18), held until the deposit is durable.
+    let _turn = crate::customers::admit_credit(state, account, amount).await?;
     let transfer = Transfer::between(
         id,
         TransferKind::Deposit,

@@ -84,6 +84,10 @@ pub const RECON_RESOLUTIONS: &str = "rongpay_recon_resolutions_total";
 pub const RECON_OPEN: &str = "rongpay_recon_open_mismatches";
 /// Age of the oldest open (or proposed) mismatch, 0 when none: the aging alert's input.
 pub const RECON_OLDEST_OPEN: &str = "rongpay_recon_oldest_open_mismatch_age_seconds";
+// Customers and KYC (issue #18).
+pub const IDENTITY_CHECKS: &str = "rongpay_identity_checks_total";
+pub const IDENTITY_SECONDS: &str = "rongpay_identity_check_duration_seconds";
+pub const KYC_REFUSALS: &str = "rongpay_kyc_limit_refusals_total";
 
 /// Latency buckets (seconds) for requests and channel calls: 250 µs to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -117,7 +121,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
             .map_err(|e| format!("histogram buckets of {name}: {e}"))
     };
     let mut b = PrometheusBuilder::new();
-    for name in [HTTP_SECONDS, CHANNEL_SECONDS] {
+    for name in [HTTP_SECONDS, CHANNEL_SECONDS, IDENTITY_SECONDS] {
         b = buckets(b, name, SECONDS_BUCKETS)?;
     }
     b = buckets(b, storage::writer::WAL_SYNC_SECONDS, SYNC_BUCKETS)?;
@@ -180,6 +184,16 @@ fn zeroes() {
             REFUNDS,
             "status",
             &["processing", "succeeded", "failed"][..],
+        ),
+        (
+            IDENTITY_CHECKS,
+            "outcome",
+            &["match", "mismatch", "no_record", "unavailable"][..],
+        ),
+        (
+            KYC_REFUSALS,
+            "limit",
+            &["per_payment", "per_day", "per_year", "balance_cap"][..],
         ),
     ] {
         for value in values {
@@ -383,6 +397,21 @@ fn describe() {
         SMS_RECEIPTS,
         Unit::Count,
         "SMS delivery receipts from the gateway, by status: delivered, failed."
+    );
+    describe_counter!(
+        IDENTITY_CHECKS,
+        Unit::Count,
+        "Identity checks at the identity service, by outcome: match, mismatch, no_record, unavailable."
+    );
+    describe_histogram!(
+        IDENTITY_SECONDS,
+        Unit::Seconds,
+        "Time of one identity check at the identity service (answered or not)."
+    );
+    describe_counter!(
+        KYC_REFUSALS,
+        Unit::Count,
+        "Payments and deposits refused by a KYC limit of the customer's level, by limit: per_payment, per_day, per_year, balance_cap."
     );
     describe_counter!(
         OTP,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::{check_text, ensure_platform_accounts_once, parse_currency, parse_positive};
 use crate::audit::Actor;
+use crate::customers::Admission;
 use crate::idempotency::Guard;
 use crate::merchants::{merchant_id_text, Caller};
 use crate::platform::{claim, now_ns, Platform};
@@ -738,7 +739,25 @@ pub async fn create(
         let body = serde_json::to_vec(&view(&done)).expect("a payment view serializes");
         return Ok(body);
     }
-    let (records, mut answer) = records_for(&payment);
+    // A customer's KYC limits (issue #18): over one, the payment fails and moves nothing;
+    // within them, the customer's new totals are written with the payment, under the
+    // customer's turn.
+    let counted = match crate::customers::admit_payment(state, payer, amount).await? {
+        Admission::NotCustomer => None,
+        Admission::Admitted { turn, record } => Some((turn, record)),
+        Admission::Refused(_) => {
+            payment.fail("kyc_limit_exceeded");
+            let (records, body) = records_for(&payment);
+            ledger.write_records(records).await?;
+            state.payment_reached(&payment);
+            return Ok(body);
+        }
+    };
+    let (mut records, mut answer) = records_for(&payment);
+    let _turn = counted.map(|(turn, record)| {
+        records.push(record);
+        turn
+    });
     if let Err(reject) = ledger.transfer_with(transfer, records).await? {
         // Declined is not an HTTP error: the payment exists, failed, durably.
         payment.fail(&failure_code(reject));
@@ -873,10 +892,25 @@ pub async fn review(
     )?
     .ok_or_else(|| Error::storage("a stored payment's merchant is missing"))?;
     let transfer = balance_transfer(&payment, merchant.pending(), currency);
+    // The payer's KYC limits as of the decision (issue #18).
+    let mut records = Vec::new();
+    let _turn = match crate::customers::admit_payment(state, payment.payer, payment.amount).await? {
+        Admission::NotCustomer => None,
+        Admission::Admitted { turn, record } => {
+            records.push(record);
+            Some(turn)
+        }
+        Admission::Refused(_) => {
+            payment.fail("kyc_limit_exceeded");
+            ledger
+                .write_records(payment_records(state, &payment))
+                .await?;
+            return reviewed(state, actor, &payment).await;
+        }
+    };
     payment.status = PaymentStatus::Succeeded;
-    let outcome = ledger
-        .transfer_with(transfer, payment_records(state, &payment))
-        .await?;
+    records.extend(payment_records(state, &payment));
+    let outcome = ledger.transfer_with(transfer, records).await?;
     if let Err(reject) = outcome {
         payment.fail(&failure_code(reject));
         ledger

@@ -74,6 +74,13 @@ pub struct Settings {
     /// A statement still missing this long after the day-end first asked for it is late
     /// (the `ReconStatementMissing` alert).
     pub recon_statement_due: Duration,
+    /// Each KYC level's payment limits (0 unverified, 1 phone, 2 identity; issue #18).
+    pub kyc_limits: [engine::kyc::Limits; 3],
+    /// The identity service customers' names and id numbers are matched at; `None`:
+    /// identity verification answers `503 identity_service_unavailable`.
+    pub identity_url: Option<String>,
+    pub identity_key: Option<Secret>,
+    pub identity_timeout: Duration,
 }
 
 type Fast = foldhash::fast::RandomState;
@@ -150,6 +157,10 @@ pub struct Platform {
     /// One-time codes with a try being judged: tries on one code take turns. Entries leave
     /// with their last waiter, so this holds at most the requests in flight.
     pub otp_claims: dashmap::DashMap<u128, Arc<tokio::sync::Mutex<()>>, Fast>,
+    /// Customers with a KYC-limited payment, deposit or verification in flight: one at a
+    /// time per customer (`customers::turn`), so that the limits' counters are exact.
+    /// Entries leave with their last waiter.
+    pub customer_turns: dashmap::DashMap<u128, Arc<tokio::sync::Mutex<()>>, Fast>,
     /// Today's totals per currency (the ops page).
     pub today: crate::stats::Today,
     /// Anti-abuse rate limits: per source IP and merchant key (checked by the HTTP layer),
@@ -180,6 +191,7 @@ impl Platform {
             notifier: crate::notifications::Notifier::new(&settings, http.clone()),
             sms_receipts: Default::default(),
             otp_claims: Default::default(),
+            customer_turns: Default::default(),
             today: Default::default(),
             ledger: OnceLock::new(),
             store: OnceLock::new(),

@@ -4,7 +4,10 @@
 //! them, so a change of protocol is made once.
 //!
 //! - [`channel`]: `channel-sim`, banks and third-party channels (`services::channels::wire`).
+//! - [`identity`]: `identity-sim`, a name/number match service
+//!   (`services::customers::identity`).
 //! - [`sms`]: `sms-sim`, an SMS gateway (`services::notifications::wire`).
 
 pub mod channel;
+pub mod identity;
 pub mod sms;

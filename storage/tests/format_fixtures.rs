@@ -720,6 +720,33 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 extra: Tail(()),
             }),
         ),
+        (
+            "customer",
+            encode(&Customer {
+                id: 46,
+                owner: 2,
+                name: "韩梅梅".into(),
+                phone: "+8613800138000".into(),
+                account: engine::AccountId(47),
+                kyc_level: 2,
+                id_number_sealed: Some(vec![1, 2, 3]),
+                id_number_masked: Some("110***********002X".into()),
+                phone_verified_at_ns: Some(48),
+                identity_verified_at_ns: Some(49),
+                identity_mismatches: 1,
+                created_at_ns: 50,
+                extra: Tail(()),
+            }),
+        ),
+        (
+            "kyc_counters",
+            encode(&engine::kyc::Counters {
+                date: Some(engine::gl::BusinessDate(20_789)),
+                day: 51,
+                year_of: Some(2026),
+                year: 52,
+            }),
+        ),
     ]
 }
 
@@ -757,6 +784,8 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "recon_run" => again::<ReconRun>(bytes),
         "recon_mismatch" => again::<ReconMismatch>(bytes),
         "recon_channel" => again::<ReconChannel>(bytes),
+        "customer" => again::<Customer>(bytes),
+        "kyc_counters" => again::<engine::kyc::Counters>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }

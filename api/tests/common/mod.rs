@@ -390,7 +390,7 @@ pub fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-/// A tooling binary (`channel-sim`, `sms-sim`: the `rongpay-sims` crate, which payd does not
+/// A tooling binary (`channel-sim`, `sms-sim`, `identity-sim`: the `rongpay-sims` crate, which payd does not
 /// depend on) beside payd in the target dir. `cargo test --workspace` builds it (the sims
 /// crate has integration tests, so cargo builds its binaries); testing this crate alone
 /// needs `cargo build --release -p rongpay-sims` first.
@@ -599,6 +599,71 @@ impl SmsSim {
     pub fn set(&self, settings: Value) {
         let r = json_request(&self.addr, "PUT", "/_sim/settings", &settings);
         assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    }
+}
+
+/// A running `identity-sim` (the identity service simulator).
+pub struct IdentitySim {
+    pub child: Child,
+    pub addr: String,
+    pub key: String,
+}
+
+impl Drop for IdentitySim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl IdentitySim {
+    pub fn start() -> IdentitySim {
+        let addr = free_addr();
+        let key = "idv_test_key_0123456789abcdef".to_string();
+        let child = Command::new(tool("identity-sim"))
+            .args(["--listen", &addr, "--key", &key])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sim = IdentitySim { child, addr, key };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while try_request(&sim.addr, "GET", "/_sim/checks", &[], b"").is_err() {
+            assert!(Instant::now() < deadline, "identity-sim did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sim
+    }
+
+    /// payd's settings for this service.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("RONGPAY_IDENTITY_URL", format!("http://{}", self.addr)),
+            ("RONGPAY_IDENTITY_KEY", self.key.clone()),
+        ]
+    }
+
+    /// Adds a person to the service's register.
+    pub fn add(&self, id_number: &str, name: &str) {
+        let r = json_request(
+            &self.addr,
+            "POST",
+            "/_sim/people",
+            &serde_json::json!({"id_number": id_number, "name": name}),
+        );
+        assert_eq!(r.status, 201);
+    }
+
+    pub fn set(&self, settings: Value) {
+        let r = json_request(&self.addr, "PUT", "/_sim/settings", &settings);
+        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    }
+
+    /// The checks answered (reference, result) and how many were refused while down.
+    pub fn checks(&self) -> Value {
+        try_request(&self.addr, "GET", "/_sim/checks", &[], b"")
+            .unwrap()
+            .json()
     }
 }
 

@@ -14,6 +14,7 @@
 //! (`schema::expiring_value`), dropped by compaction once expired.
 
 pub mod channels;
+pub mod customers;
 pub mod gl;
 pub mod merchants;
 pub mod outbox;
@@ -26,6 +27,7 @@ use bincode::{Decode, Encode};
 use engine::{AccountId, TransferId};
 
 pub use channels::{ChannelRecord, ChannelSettlementTerms};
+pub use customers::Customer;
 pub use gl::{
     ArchivedSegment, DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow, ShelvedRecords,
 };
@@ -73,6 +75,10 @@ pub mod prefix {
     pub const DEPOSIT: &[u8] = b"dp";
     pub const BATCH_TRANSFER: &[u8] = b"bt";
     pub const MERCHANT: &[u8] = b"mc";
+    pub const CUSTOMER: &[u8] = b"cu";
+    pub const CUSTOMER_BY_ACCOUNT: &[u8] = b"ca";
+    pub const CUSTOMER_BY_OWNER: &[u8] = b"co";
+    pub const KYC_COUNTERS: &[u8] = b"ky";
     pub const MERCHANT_KEY_INDEX: &[u8] = b"mk";
     pub const MERCHANT_BY_ACCOUNT: &[u8] = b"ma";
     pub const RESERVE: &[u8] = b"rv";
@@ -187,6 +193,34 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "merchant id (u128 BE)",
         record: "Merchant",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CUSTOMER,
+        cf: CF_AUX,
+        key: "customer id (u128 BE, time-ordered)",
+        record: "Customer",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CUSTOMER_BY_ACCOUNT,
+        cf: CF_AUX,
+        key: "a customer's balance account id (u128 BE)",
+        record: "customer id (u128)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CUSTOMER_BY_OWNER,
+        cf: CF_AUX,
+        key: "owning merchant id (u128 BE; 0: the operator), customer id (u128 BE)",
+        record: "[] (an index of a merchant's customers)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::KYC_COUNTERS,
+        cf: CF_AUX,
+        key: "customer id (u128 BE)",
+        record: "engine::kyc::Counters (paid in the business day and year)",
         expiring: false,
     },
     Registered {
@@ -490,6 +524,31 @@ pub fn merchant_key_index(key_sha256: &[u8; 32]) -> Vec<u8> {
 /// the `account_id` a split names).
 pub fn merchant_by_account_key(account: AccountId) -> Vec<u8> {
     key(prefix::MERCHANT_BY_ACCOUNT, &[&account.0.to_be_bytes()])
+}
+
+pub fn customer_key(id: u128) -> Vec<u8> {
+    key(prefix::CUSTOMER, &[&id.to_be_bytes()])
+}
+
+/// A customer's balance account → the customer (the payment path's KYC lookup).
+pub fn customer_by_account_key(account: AccountId) -> Vec<u8> {
+    key(prefix::CUSTOMER_BY_ACCOUNT, &[&account.0.to_be_bytes()])
+}
+
+pub fn customer_by_owner_key(owner: u128, customer: u128) -> Vec<u8> {
+    key(
+        prefix::CUSTOMER_BY_OWNER,
+        &[&owner.to_be_bytes(), &customer.to_be_bytes()],
+    )
+}
+
+/// Every index entry of `owner`'s customers, in creation order.
+pub fn customer_by_owner_prefix(owner: u128) -> Vec<u8> {
+    key(prefix::CUSTOMER_BY_OWNER, &[&owner.to_be_bytes()])
+}
+
+pub fn kyc_counters_key(customer: u128) -> Vec<u8> {
+    key(prefix::KYC_COUNTERS, &[&customer.to_be_bytes()])
 }
 
 pub fn reserve_key(number: u32) -> Vec<u8> {
@@ -803,6 +862,14 @@ mod tests {
                 merchant_by_account_key(AccountId(1)),
                 prefix::MERCHANT_BY_ACCOUNT,
             ),
+            (customer_key(1), prefix::CUSTOMER),
+            (
+                customer_by_account_key(AccountId(1)),
+                prefix::CUSTOMER_BY_ACCOUNT,
+            ),
+            (customer_by_owner_key(1, 2), prefix::CUSTOMER_BY_OWNER),
+            (customer_by_owner_prefix(1), prefix::CUSTOMER_BY_OWNER),
+            (kyc_counters_key(1), prefix::KYC_COUNTERS),
             (reserve_key(1), prefix::RESERVE),
             (reserve_transfer_key(1), prefix::RESERVE_TRANSFER),
             (channel_clearing_key(1), prefix::CHANNEL_CLEARING),

@@ -178,6 +178,7 @@ impl Modify for Currencies {
         merchants::update,
         merchants::activate,
         merchants::reject,
+        merchants::agreements,
         merchants::rotate_secret_key,
         merchants::rotate_signing_secret,
         crate::routes::customers::create,

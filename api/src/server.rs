@@ -62,6 +62,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/v1/merchants/{id}/reject", "POST").route(web::post().to(merchants::reject)))
     .service(
+        resource("/v1/merchants/{id}/agreements", "GET")
+            .route(web::get().to(merchants::agreements)),
+    )
+    .service(
         resource("/v1/merchants/{id}/secret_keys", "POST")
             .route(web::post().to(merchants::rotate_secret_key)),
     )

@@ -150,3 +150,121 @@ fn reviewed_merchants_take_payments_only_once_activated() {
         assert_eq!(entries[0]["before"]["status"], "pending_review");
     }
 }
+
+/// The merchant's agreement (issue #18): fees, settlement cycle and payment methods,
+/// versioned; each payment records the version it was taken under, and a method the
+/// agreement does not enable is refused before anything moves.
+#[test]
+fn each_payment_records_the_agreement_version_it_was_taken_under() {
+    let p = Payd::start();
+    let shop = merchant(&p, r#"{"name":"shop","fee_rate":"0.006"}"#);
+    let v = view(&p, &shop);
+    assert_eq!(
+        v["agreement"],
+        json!({"version": 1, "payment_methods": ["balance", "bank_card"]})
+    );
+    let payer = funded_account(&p, "1000.00");
+    let first = pay(&p, &shop.key, "v1", "100.00", &payer).json();
+    assert_eq!(
+        (&first["agreement_version"], &first["fee"]),
+        (&json!(1), &json!("0.60"))
+    );
+
+    // New fees: version 2, for payments from now on.
+    let patch = |body: &str| p.admin("PATCH", &format!("/v1/merchants/{}", shop.id), body);
+    let r = patch(r#"{"fee_rate":"0.01","settlement_cycle_days":2}"#);
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["agreement"]["version"], 2);
+    let second = pay(&p, &shop.key, "v2", "100.00", &payer).json();
+    assert_eq!(
+        (&second["agreement_version"], &second["fee"]),
+        (&json!(2), &json!("1.00"))
+    );
+    // A change outside the agreement (the category, the payout minimum) is no new version.
+    let r = patch(r#"{"min_payout":"10.00"}"#);
+    assert_eq!(r.json()["agreement"]["version"], 2);
+    // The same terms again: no new version either.
+    let r = patch(r#"{"fee_rate":"0.01"}"#);
+    assert_eq!(r.json()["agreement"]["version"], 2);
+
+    // Methods: card only (version 3); a balance payment is refused, nothing moves.
+    for bad in [
+        r#"{"payment_methods":[]}"#,
+        r#"{"payment_methods":["cash"]}"#,
+        r#"{"payment_methods":["balance","balance"]}"#,
+    ] {
+        let r = patch(bad);
+        assert_eq!(
+            (r.status, &r.json()["error"]["param"]),
+            (400, &json!("payment_methods")),
+            "{bad}"
+        );
+    }
+    let r = patch(r#"{"payment_methods":["bank_card"]}"#);
+    assert_eq!(
+        r.json()["agreement"],
+        json!({"version": 3, "payment_methods": ["bank_card"]})
+    );
+    let r = pay(&p, &shop.key, "v3", "100.00", &payer);
+    assert_eq!(
+        (
+            r.status,
+            r.error_code().as_str(),
+            &r.json()["error"]["param"]
+        ),
+        (
+            400,
+            "payment_method_not_enabled",
+            &json!("payment_method.type")
+        )
+    );
+    assert_eq!(p.balance(&payer), "800.00");
+
+    // The history: every version with its terms and who made it; payments keep theirs.
+    let list = p
+        .admin("GET", &format!("/v1/merchants/{}/agreements", shop.id), "")
+        .json();
+    let rows: Vec<(u64, String, u64, Vec<Value>, bool)> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            assert!(v["created_by"].as_str().unwrap().starts_with("admin:"));
+            (
+                v["version"].as_u64().unwrap(),
+                v["fee_rate"].as_str().unwrap().to_string(),
+                v["settlement_cycle_days"].as_u64().unwrap(),
+                v["payment_methods"].as_array().unwrap().clone(),
+                v["current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                1,
+                "0.006".into(),
+                1,
+                vec![json!("balance"), json!("bank_card")],
+                false
+            ),
+            (
+                2,
+                "0.01".into(),
+                2,
+                vec![json!("balance"), json!("bank_card")],
+                false
+            ),
+            (3, "0.01".into(), 2, vec![json!("bank_card")], true),
+        ]
+    );
+    let auth = format!("Bearer {}", shop.key);
+    let again = p.req(
+        "GET",
+        &format!("/v1/payments/{}", first["id"].as_str().unwrap()),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(again.json()["agreement_version"], 1);
+}

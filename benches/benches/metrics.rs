@@ -33,6 +33,7 @@ fn payment() -> Payment {
         card: Tail(None),
         business_date: Tail(None),
         splits: Tail(Vec::new()),
+        agreement_version: Tail(1),
     }
 }
 

@@ -204,6 +204,18 @@ async fn save_audited(
     m: &Merchant,
     before: &MerchantView,
 ) -> Result<MerchantView> {
+    save_audited_with(state, actor, action, m, before, Vec::new()).await
+}
+
+/// [`save_audited`], with `more` records in the same durable unit.
+async fn save_audited_with(
+    state: &Platform,
+    actor: &Actor,
+    action: &str,
+    m: &Merchant,
+    before: &MerchantView,
+    more: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<MerchantView> {
     let after = view(m, now_ns());
     let audit = crate::audit::record(
         state,
@@ -215,14 +227,140 @@ async fn save_audited(
     );
     state
         .ledger()?
-        .write_records(vec![
-            (records::merchant_key(m.id), records::encode(m)),
-            audit,
-        ])
+        .write_records(
+            [(records::merchant_key(m.id), records::encode(m)), audit]
+                .into_iter()
+                .chain(more)
+                .collect(),
+        )
         .await?;
     changed(state);
     Ok(after)
 }
+
+/// The payment methods named in `names` as [`records::methods`] bits: at least one, each
+/// known, none twice.
+fn parse_methods(names: &[String]) -> Result<u8> {
+    let invalid =
+        |msg: String| Error::invalid("invalid_parameter", msg).with_param("payment_methods");
+    if names.is_empty() {
+        return Err(invalid("payment_methods needs at least one method".into()));
+    }
+    let mut bits = 0u8;
+    for name in names {
+        let bit = records::methods::NAMES
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(b, _)| *b)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "payment method {name:?} is not one of balance, bank_card, credit"
+                ))
+            })?;
+        if bits & bit != 0 {
+            return Err(invalid(format!("payment method {name:?} is listed twice")));
+        }
+        bits |= bit;
+    }
+    Ok(bits)
+}
+
+/// The names of the methods in `bits`, in a fixed order.
+pub fn method_names(bits: u8) -> Vec<&'static str> {
+    records::methods::NAMES
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+/// The agreement's terms of `m` as they stand, as version `version` made by `by` at `at`.
+fn agreement_version(m: &Merchant, version: u32, at: u64, by: &str) -> records::AgreementVersion {
+    records::AgreementVersion {
+        version,
+        fee_rate_ppm: m.fee_rate_ppm,
+        fee_parts: m.fee_parts.0,
+        settlement_cycle_days: m.settlement.0.cycle_days,
+        methods: m.agreement.0.methods(),
+        effective_at_ns: at,
+        by: by.to_string(),
+        extra: records::Tail(()),
+    }
+}
+
+fn agreement_record(v: &records::AgreementVersion, merchant: u128) -> (Vec<u8>, Vec<u8>) {
+    (
+        records::agreement_key(merchant, v.version),
+        records::encode(v),
+    )
+}
+
+/// One version of a merchant's agreement.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgreementView {
+    version: u32,
+    fee_rate: String,
+    fee_fixed: String,
+    fee_min: Option<String>,
+    fee_max: Option<String>,
+    settlement_cycle_days: u16,
+    /// balance, bank_card, credit.
+    payment_methods: Vec<&'static str>,
+    effective_at: String,
+    /// Who made it (`operator:…`, `admin:…`; `"before agreements"` for the terms a
+    /// merchant had when versions began).
+    created_by: String,
+    /// Whether it is the one in force.
+    current: bool,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgreementList {
+    /// Oldest first.
+    data: Vec<AgreementView>,
+}
+
+fn agreement_view(v: &records::AgreementVersion, currency: u16, current: u32) -> AgreementView {
+    AgreementView {
+        version: v.version,
+        fee_rate: format_fee_rate(v.fee_rate_ppm),
+        fee_fixed: fee_text(v.fee_parts.fixed, currency),
+        fee_min: v.fee_parts.min.map(|x| fee_text(x, currency)),
+        fee_max: v.fee_parts.max.map(|x| fee_text(x, currency)),
+        settlement_cycle_days: v.settlement_cycle_days,
+        payment_methods: method_names(v.methods),
+        effective_at: time_text(v.effective_at_ns),
+        created_by: v.by.clone(),
+        current: v.version == current,
+    }
+}
+
+/// Every version of merchant `id_text`'s agreement, oldest first. A merchant from before
+/// agreements shows its terms as they stand as version 1.
+pub fn agreements(state: &Platform, id_text: &str) -> Result<AgreementList> {
+    let m = load(state, id_text)?;
+    let current = m.agreement.0.version();
+    let mut data = Vec::new();
+    state.store()?.for_each_aux_with_prefix(
+        &records::agreement_prefix(m.id),
+        usize::MAX,
+        |k, v| {
+            let v: records::AgreementVersion = records::decode(k, v)?;
+            data.push(agreement_view(&v, m.currency, current));
+            Ok(())
+        },
+    )?;
+    if data.is_empty() {
+        let v = agreement_version(&m, 1, m.created_at_ns, BEFORE_AGREEMENTS);
+        data.push(agreement_view(&v, m.currency, current));
+    }
+    Ok(AgreementList { data })
+}
+
+/// Who the first version of a merchant from before agreements is said to be made by.
+const BEFORE_AGREEMENTS: &str = "before agreements";
 
 /// After a merchant record was written: no request may go on using the old one.
 pub fn changed(state: &Platform) {
@@ -314,6 +452,10 @@ pub struct CreateMerchant {
     pub licence_number: Option<String>,
     /// Its legal representative (review only).
     pub legal_representative: Option<String>,
+    /// The payment methods its agreement enables: `balance`, `bank_card`, `credit`
+    /// (default: balance and bank_card).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 3, example = json!(["balance", "bank_card"])))]
+    pub payment_methods: Option<Vec<String>>,
 }
 
 /// A merchant's bank account for settlement payouts.
@@ -442,6 +584,17 @@ pub struct MerchantCreated {
     /// `active`, or `pending_review` (onboarded through review: no payments yet).
     pub status: &'static str,
     pub onboarding: Option<OnboardingView>,
+    pub agreement: AgreementInForce,
+}
+
+/// The agreement in force: its version (recorded on each payment) and the payment methods
+/// it enables. Its history: `GET /v1/merchants/{id}/agreements`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgreementInForce {
+    pub version: u32,
+    /// balance, bank_card, credit.
+    pub payment_methods: Vec<&'static str>,
 }
 
 /// A merchant's review: the business as declared and the decision.
@@ -510,6 +663,7 @@ pub struct MerchantView {
     /// `active`, `pending_review` or `rejected`: only an active merchant takes payments.
     status: &'static str,
     onboarding: Option<OnboardingView>,
+    agreement: AgreementInForce,
     /// Pending, available and paid out (`GET /v1/merchants/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     balances: Option<crate::settlement::Balances>,
@@ -595,6 +749,10 @@ pub fn view(m: &Merchant, now: u64) -> MerchantView {
         payout_account: payout_view(&m.settlement.0.payout_account),
         status: status_name(m),
         onboarding: onboarding_view(&m.onboarding.0),
+        agreement: AgreementInForce {
+            version: m.agreement.0.version(),
+            payment_methods: method_names(m.agreement.0.methods()),
+        },
         balances: None,
         require_signature: auth.require_signature,
         secret_keys,
@@ -651,6 +809,9 @@ pub struct UpdateMerchant {
     #[cfg_attr(feature = "openapi", schema(example = "100.00"))]
     pub min_payout: Option<String>,
     pub payout_account: Option<PayoutAccountIn>,
+    /// The payment methods the agreement enables (a change makes a new version).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 3, example = json!(["balance", "bank_card", "credit"])))]
+    pub payment_methods: Option<Vec<String>>,
 }
 
 /// Longest overlap during which a replaced credential keeps working: 30 days.
@@ -714,6 +875,10 @@ pub async fn create(
         .map_err(|e| Error::invalid("invalid_parameter", e.to_string()).with_param("fee_rate"))?;
     let category = body.category.unwrap_or_else(|| "general".to_string());
     crate::accounts::check_word(&category, "category")?;
+    let methods = match &body.payment_methods {
+        Some(names) => parse_methods(names)?,
+        None => records::methods::DEFAULT,
+    };
     let onboarding = review_of(
         body.review,
         body.business_name.as_deref(),
@@ -784,6 +949,10 @@ pub async fn create(
             "active"
         },
         onboarding: onboarding_view(&onboarding),
+        agreement: AgreementInForce {
+            version: 1,
+            payment_methods: method_names(methods),
+        },
     };
     // The secret is stored only as a hash, so the idempotency record replays the answer
     // without it (`"secret_key": null`).
@@ -803,7 +972,18 @@ pub async fn create(
         fee_parts: records::Tail(parts),
         settlement: records::Tail(terms),
         onboarding: records::Tail(onboarding),
+        agreement: records::Tail(records::Agreement {
+            version: 1,
+            methods,
+            effective_at_ns: now_ns(),
+        }),
     };
+    let first = agreement_version(
+        &merchant,
+        1,
+        merchant.agreement.0.effective_at_ns,
+        &actor.name,
+    );
     let after: Option<serde_json::Value> = serde_json::from_slice(&replay).ok();
     let mut records = vec![
         (records::merchant_key(id), records::encode(&merchant)),
@@ -812,6 +992,7 @@ pub async fn create(
             records::merchant_key_index(&key_sha256),
             records::encode(&id),
         ),
+        agreement_record(&first, id),
         crate::audit::record(
             state,
             actor,
@@ -868,6 +1049,10 @@ pub async fn update(
     let _serial = state.merchant_admin.lock().await;
     let mut m = load(state, id_text)?;
     let before = view(&m, now_ns());
+    let terms_before = agreement_version(&m, 0, 0, "");
+    if let Some(names) = &body.payment_methods {
+        m.agreement.0.methods = parse_methods(names)?;
+    }
     if let Some(required) = body.require_signature {
         if required
             && !m
@@ -908,7 +1093,27 @@ pub async fn update(
         currency,
         m.settlement.0.clone(),
     )?;
-    save_audited(state, actor, "merchant.update", &m, &before).await
+    // A change of fees, settlement cycle or payment methods is a new version of the
+    // agreement, kept beside the earlier ones; payments from now on record it.
+    let mut more = Vec::new();
+    if agreement_version(&m, 0, 0, "") != terms_before {
+        let now = now_ns();
+        if m.agreement.0.version == 0 {
+            // A merchant from before agreements: its terms until now are version 1.
+            let mut first = terms_before.clone();
+            (first.version, first.effective_at_ns, first.by) =
+                (1, m.created_at_ns, BEFORE_AGREEMENTS.to_string());
+            more.push(agreement_record(&first, m.id));
+        }
+        let version = m.agreement.0.version() + 1;
+        m.agreement.0.version = version;
+        m.agreement.0.effective_at_ns = now;
+        more.push(agreement_record(
+            &agreement_version(&m, version, now, &actor.name),
+            m.id,
+        ));
+    }
+    save_audited_with(state, actor, "merchant.update", &m, &before, more).await
 }
 
 /// Replaces a credential of merchant `id_text`: a new one now, the ones in use until the

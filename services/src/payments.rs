@@ -176,6 +176,9 @@ pub struct PaymentView {
     risk: Option<RiskView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     routing: Option<RoutingView>,
+    /// (extension) The version of the merchant's agreement (fees, settlement cycle, payment
+    /// methods) the payment was taken under; null for payments from before agreements.
+    agreement_version: Option<u32>,
 }
 
 /// The webhook event type of a payment in `status`.
@@ -291,6 +294,7 @@ pub fn view(p: &Payment) -> PaymentView {
                 excluded: pairs(&c.excluded),
             }
         }),
+        agreement_version: (p.agreement_version.0 > 0).then_some(p.agreement_version.0),
     }
 }
 
@@ -547,6 +551,22 @@ pub async fn create(
             .with_param("payment_method.type"))
         }
     };
+    // The merchant's agreement must enable the method (issue #18).
+    let bit = match &method {
+        Source::Balance(_) => records::methods::BALANCE,
+        Source::Card(_) => records::methods::BANK_CARD,
+    };
+    if merchant.agreement.0.methods() & bit == 0 {
+        return Err(Error::invalid(
+            "payment_method_not_enabled",
+            format!(
+                "this merchant's agreement (version {}) does not enable {} payments",
+                merchant.agreement.0.version(),
+                body.payment_method.kind
+            ),
+        )
+        .with_param("payment_method.type"));
+    }
     check_text(&body.description, "description")?;
     let payer_ip = body
         .payer_ip
@@ -699,6 +719,7 @@ pub async fn create(
         }),
         business_date: records::Tail(state.ledger()?.period().map(|p| p.open)),
         splits: records::Tail(splits),
+        agreement_version: records::Tail(merchant.agreement.0.version()),
     };
     let transfer = balance_transfer(&payment, merchant.pending(), currency);
     // The answer is rendered before the write, so the idempotency record carrying it is in

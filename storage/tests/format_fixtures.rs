@@ -276,6 +276,7 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             account: AccountId(33),
             amount: 2_982,
         }]),
+        agreement_version: Tail(2),
     };
     let merchant = Merchant {
         id: 2,
@@ -325,6 +326,11 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             decided_at_ns: Some(46),
             reason: None,
         })),
+        agreement: Tail(Agreement {
+            version: 2,
+            methods: methods::BALANCE | methods::CREDIT,
+            effective_at_ns: 53,
+        }),
     };
     let channel = ChannelRecord {
         id: 5,
@@ -747,6 +753,23 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 year: 52,
             }),
         ),
+        (
+            "agreement",
+            encode(&AgreementVersion {
+                version: 2,
+                fee_rate_ppm: 6_000,
+                fee_parts: FeeParts {
+                    fixed: 30,
+                    min: Some(10),
+                    max: None,
+                },
+                settlement_cycle_days: 3,
+                methods: methods::BALANCE | methods::CREDIT,
+                effective_at_ns: 53,
+                by: "operator:alice".into(),
+                extra: Tail(()),
+            }),
+        ),
     ]
 }
 
@@ -786,6 +809,7 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "recon_channel" => again::<ReconChannel>(bytes),
         "customer" => again::<Customer>(bytes),
         "kyc_counters" => again::<engine::kyc::Counters>(bytes),
+        "agreement" => again::<AgreementVersion>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }
@@ -901,6 +925,25 @@ fn a_merchant_from_before_onboarding_decodes_active() {
     assert_eq!(m.onboarding.0, None);
     assert!(m.is_active());
     assert!(storage::records::encode(&m)[6..].starts_with(&old[6..]));
+}
+
+/// A merchant and a payment written before agreements (as `aux_v2.hex` held them until
+/// then) decode on the first version, with balance and card payments enabled.
+#[test]
+fn a_merchant_and_a_payment_from_before_agreements_decode_on_version_one() {
+    let old = unhex(include_str!("fixtures/merchant_before_agreement.hex").trim());
+    let m: storage::records::Merchant =
+        storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(m.agreement.0, Default::default());
+    assert_eq!(
+        (m.agreement.0.version(), m.agreement.0.methods()),
+        (1, storage::records::methods::DEFAULT)
+    );
+    assert!(storage::records::encode(&m)[6..].starts_with(&old[6..]));
+    let old = unhex(include_str!("fixtures/payment_before_agreement.hex").trim());
+    let p: storage::records::Payment = storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(p.agreement_version.0, 0);
+    assert!(storage::records::encode(&p)[6..].starts_with(&old[6..]));
 }
 
 /// A refund and a channel written before reconciliation (as `aux_v2.hex` held them until

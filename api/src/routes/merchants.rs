@@ -6,7 +6,7 @@ pub use services::merchants::{
     merchant_id_text, parse_merchant_id, CreateMerchant, OnboardingView, RejectMerchant, Rotate,
     UpdateMerchant, OVERLAP_S_MAX,
 };
-use services::merchants::{Credential, MerchantCreated, MerchantView, Rotated};
+use services::merchants::{AgreementList, Credential, MerchantCreated, MerchantView, Rotated};
 
 use crate::auth;
 use crate::body;
@@ -98,6 +98,26 @@ pub async fn activate(
     let after =
         services::merchants::decide(&state, &crate::audit::actor(&req), &path, None).await?;
     Ok(HttpResponse::Ok().json(after))
+}
+
+#[utoipa::path(get, path = "/v1/merchants/{id}/agreements", tag = "merchants",
+    params(("id" = String, Path, description = "merchant id (mch_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "every version of the merchant's agreement (fees, settlement cycle, payment methods), oldest first", body = AgreementList),
+        crate::openapi::ReadErrors
+    ))]
+/// (admin) The versions of a merchant's agreement; each payment records the one it was
+/// taken under (`agreement_version`).
+pub async fn agreements(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.serving()?;
+    auth::admin(&req, &state.admin_token)?;
+    let list: AgreementList = services::merchants::agreements(&state, &path)?;
+    Ok(HttpResponse::Ok().json(list))
 }
 
 #[utoipa::path(post, path = "/v1/merchants/{id}/reject", tag = "merchants", request_body = RejectMerchant,

@@ -39,6 +39,65 @@ pub struct Merchant {
     /// Onboarding through review (issue #18); `None`: active from its creation (and
     /// merchants written before).
     pub onboarding: Tail<Option<Onboarding>>,
+    /// The agreement in force (issue #18): its version (each one kept under
+    /// `super::agreement_key`) and the payment methods it enables. Version 0: a merchant
+    /// written before, whose first version is its terms as they stand.
+    pub agreement: Tail<Agreement>,
+}
+
+/// Payment methods an agreement enables, as bits.
+pub mod methods {
+    pub const BALANCE: u8 = 1;
+    pub const BANK_CARD: u8 = 2;
+    pub const CREDIT: u8 = 4;
+    /// What a merchant without an explicit list takes: balance and card payments.
+    pub const DEFAULT: u8 = BALANCE | BANK_CARD;
+    /// Each method's bit and its name in the API.
+    pub const NAMES: [(u8, &str); 3] = [
+        (BALANCE, "balance"),
+        (BANK_CARD, "bank_card"),
+        (CREDIT, "credit"),
+    ];
+}
+
+/// A merchant's agreement in force.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Agreement {
+    pub version: u32,
+    /// [`methods`] bits; 0 (merchants written before): [`methods::DEFAULT`].
+    pub methods: u8,
+    pub effective_at_ns: u64,
+}
+
+impl Agreement {
+    /// The methods it enables.
+    pub fn methods(&self) -> u8 {
+        if self.methods == 0 {
+            methods::DEFAULT
+        } else {
+            self.methods
+        }
+    }
+
+    /// Its version as payments record it: a merchant written before is on its first.
+    pub fn version(&self) -> u32 {
+        self.version.max(1)
+    }
+}
+
+/// One version of a merchant's agreement, as it was signed: fees, settlement cycle and
+/// payment methods, from when, and who changed it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct AgreementVersion {
+    pub version: u32,
+    pub fee_rate_ppm: u32,
+    pub fee_parts: FeeParts,
+    pub settlement_cycle_days: u16,
+    pub methods: u8,
+    pub effective_at_ns: u64,
+    /// The actor that made it (the operator who created or changed the merchant).
+    pub by: String,
+    pub extra: Tail<()>,
 }
 
 /// Where a merchant's review stands.

@@ -32,7 +32,8 @@ pub use gl::{
     ArchivedSegment, DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow, ShelvedRecords,
 };
 pub use merchants::{
-    FeeParts, KeyEntry, Merchant, MerchantAuth, Onboarding, OnboardingStatus, SigningEntry,
+    methods, Agreement, AgreementVersion, FeeParts, KeyEntry, Merchant, MerchantAuth, Onboarding,
+    OnboardingStatus, SigningEntry,
 };
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{
@@ -80,6 +81,7 @@ pub mod prefix {
     pub const CUSTOMER_BY_OWNER: &[u8] = b"co";
     pub const KYC_COUNTERS: &[u8] = b"ky";
     pub const MERCHANT_KEY_INDEX: &[u8] = b"mk";
+    pub const AGREEMENT: &[u8] = b"mv";
     pub const MERCHANT_BY_ACCOUNT: &[u8] = b"ma";
     pub const RESERVE: &[u8] = b"rv";
     pub const RESERVE_TRANSFER: &[u8] = b"rx";
@@ -221,6 +223,13 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "customer id (u128 BE)",
         record: "engine::kyc::Counters (paid in the business day and year)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::AGREEMENT,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE), version (u32 BE)",
+        record: "AgreementVersion",
         expiring: false,
     },
     Registered {
@@ -513,6 +522,18 @@ pub fn settlement_by_merchant_prefix(merchant: u128) -> Vec<u8> {
 
 pub fn merchant_key(id: u128) -> Vec<u8> {
     key(prefix::MERCHANT, &[&id.to_be_bytes()])
+}
+
+pub fn agreement_key(merchant: u128, version: u32) -> Vec<u8> {
+    key(
+        prefix::AGREEMENT,
+        &[&merchant.to_be_bytes(), &version.to_be_bytes()],
+    )
+}
+
+/// Every version of `merchant`'s agreement, oldest first.
+pub fn agreement_prefix(merchant: u128) -> Vec<u8> {
+    key(prefix::AGREEMENT, &[&merchant.to_be_bytes()])
 }
 
 /// A secret key's SHA-256 → its merchant.
@@ -858,6 +879,8 @@ mod tests {
             (batch_transfer_key(TransferId(1)), prefix::BATCH_TRANSFER),
             (merchant_key(1), prefix::MERCHANT),
             (merchant_key_index(&[0; 32]), prefix::MERCHANT_KEY_INDEX),
+            (agreement_key(1, 2), prefix::AGREEMENT),
+            (agreement_prefix(1), prefix::AGREEMENT),
             (
                 merchant_by_account_key(AccountId(1)),
                 prefix::MERCHANT_BY_ACCOUNT,

@@ -81,6 +81,9 @@ pub struct Payment {
     /// Profit sharing (issue #16): each receiver's share of the payment after its fee, in
     /// the order requested. Empty for payments without splits and those written before.
     pub splits: Tail<Vec<Split>>,
+    /// The version of the merchant's agreement the payment was taken under (issue #18);
+    /// 0 for payments written before.
+    pub agreement_version: Tail<u32>,
 }
 
 /// One receiver's share of a payment. Receivers are merchants (partners, sub-merchants):

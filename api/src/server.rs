@@ -91,6 +91,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/v1/customers/{id}/identity_verification", "POST")
             .route(web::post().to(routes::customers::verify_identity)),
     )
+    .service(
+        resource("/v1/customers/{id}/coupons", "GET")
+            .route(web::get().to(routes::coupons::of_customer)),
+    )
+    .service(
+        resource("/v1/coupon_stocks", "GET, POST")
+            .route(web::get().to(routes::coupons::list_stocks))
+            .route(web::post().to(routes::coupons::create_stock)),
+    )
+    .service(
+        resource("/v1/coupon_stocks/{id}", "GET, PATCH")
+            .route(web::get().to(routes::coupons::get_stock))
+            .route(web::patch().to(routes::coupons::update_stock)),
+    )
+    .service(
+        resource("/v1/coupon_stocks/{id}/coupons", "POST")
+            .route(web::post().to(routes::coupons::issue)),
+    )
+    .service(resource("/v1/coupons/{id}", "GET").route(web::get().to(routes::coupons::get_coupon)))
     .service(resource("/v1/payments/{id}", "GET").route(web::get().to(payments::get)))
     .service(
         resource("/v1/payments/{id}/refunds", "GET, POST")

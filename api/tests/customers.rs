@@ -136,6 +136,8 @@ fn resident_id_numbers_are_classified_by_checksum_birth_date_and_form() {
         let r = create(&p, ADMIN, body.clone());
         assert_eq!(r.status, 400, "{body}");
         assert_eq!(r.json()["error"]["param"], param, "{body}");
+        // A number sent as a JSON number is refused without being quoted back.
+        assert!(!String::from_utf8_lossy(&r.body).contains("110105194912310021"));
     }
     let list = p.admin("GET", "/v1/customers?limit=100", "").json();
     assert_eq!(list["data"].as_array().unwrap().len(), valid);

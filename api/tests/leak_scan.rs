@@ -224,6 +224,23 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
             ),
             None,
         ),
+        (
+            "POST",
+            "/v1/customers".into(),
+            format!(r#"{{"name":"{c}","phone":"+8613800138000"}}"#),
+            None,
+        ),
+        (
+            "POST",
+            "/v1/coupon_stocks".into(),
+            format!(
+                r#"{{"name":"{spaced}","type":"fixed","amount":"1.00","budget":"1.00","max_coupons":1,"valid_until":"2099-01-01T00:00:00Z","funded_by":"platform"}}"#
+            ),
+            None,
+        ),
+        ("GET", format!("/v1/customers/{c}"), String::new(), None),
+        ("GET", format!("/v1/coupon_stocks/{c}"), String::new(), None),
+        ("GET", format!("/v1/coupons/{c}"), String::new(), None),
         ("GET", format!("/v1/accounts/{c}"), String::new(), None),
         ("GET", format!("/v1/merchants/{c}"), String::new(), None),
         (

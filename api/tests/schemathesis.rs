@@ -11,7 +11,8 @@
 //! at run time (an account's, a payment's), a schema-valid amount can be over-precise
 //! ("12.345" is refused for CNY, fine for KWD; JSON Schema cannot tie a pattern to another
 //! value), so acceptance of valid data is not asserted there; nor where a resident id number
-//! is taken (its check character and birth date are beyond a pattern); every other check is.
+//! is taken (its check character and birth date are beyond a pattern), nor for coupon stocks (a
+//! valid_until in the future, after valid_from); every other check is.
 //! payd runs with an SMS gateway, an identity service and a risk rules file, so that no route
 //! answers "not configured".
 
@@ -31,7 +32,7 @@ include-method-regex = "^(POST|PATCH)$"
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
-include-path-regex = "^/v1/customers(/\\{id\\}/identity_verification)?$"
+include-path-regex = "^/v1/(customers|customers/\\{id\\}/identity_verification|coupon_stocks)$"
 include-method-regex = "^POST$"
 checks.positive_data_acceptance.enabled = false
 "#;

@@ -34,6 +34,7 @@ fn payment() -> Payment {
         business_date: Tail(None),
         splits: Tail(Vec::new()),
         agreement_version: Tail(1),
+        coupon: Tail(None),
     }
 }
 

@@ -138,6 +138,8 @@ pub enum PlatformRole {
     SuspenseLong = 10,
     /// Reconciliation differences written off.
     ReconWriteOffs = 11,
+    /// Discounts the platform funds (coupon budgets set aside and returned): an expense.
+    PlatformDiscounts = 12,
 }
 
 impl PlatformRole {
@@ -155,6 +157,7 @@ impl PlatformRole {
             PlatformRole::SuspenseShort,
             PlatformRole::SuspenseLong,
             PlatformRole::ReconWriteOffs,
+            PlatformRole::PlatformDiscounts,
         ]
         .into_iter()
         .find(|r| *r as u16 == value)

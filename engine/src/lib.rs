@@ -21,6 +21,7 @@
 
 pub mod account;
 pub mod cards;
+pub mod coupons;
 pub mod gl;
 pub mod ids;
 pub mod kyc;

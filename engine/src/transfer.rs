@@ -62,6 +62,8 @@ pub enum TransferKind {
     /// Reconciliation (对账): differences against a channel's statement booked to suspense,
     /// and their resolutions.
     Reconciliation,
+    /// Marketing (营销): a coupon stock's budget set aside and returned.
+    Coupon,
 }
 
 /// The three accounts of a payment.

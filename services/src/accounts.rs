@@ -222,6 +222,7 @@ pub async fn ensure_platform_accounts(ledger: &actors::Ledger, currency: Currenc
         PlatformRole::FundsInTransit,
         PlatformRole::Equity,
         PlatformRole::ReconWriteOffs,
+        PlatformRole::PlatformDiscounts,
     ] {
         let id = AccountId::platform(role, currency.numeric());
         // Customer funds mirror money at banks, merchant negative balances are owed to us
@@ -235,6 +236,7 @@ pub async fn ensure_platform_accounts(ledger: &actors::Ledger, currency: Currenc
                 | PlatformRole::FundsInTransit
                 | PlatformRole::Equity
                 | PlatformRole::ReconWriteOffs
+                | PlatformRole::PlatformDiscounts
         ) {
             i64::MAX
         } else {

@@ -45,7 +45,7 @@ use crate::platform::{now_ns, Platform};
 
 /// The steps of a day-end, in order (`reconciliation` before `settlement_maturity`, so that
 /// what a statement disputes is held back). Later issues add theirs (credit billing) here.
-pub const STEPS: [&str; 13] = [
+pub const STEPS: [&str; 14] = [
     "switch",
     "wait_in_flight",
     "snapshot_accounts",
@@ -57,6 +57,7 @@ pub const STEPS: [&str; 13] = [
     "settlement_maturity",
     "settlement_batches",
     "channel_settlement",
+    "coupon_expiry",
     "positions",
     "archive",
 ];
@@ -543,6 +544,11 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
                     .await
                     .map_err(StepError::Stopped)
             }
+            // Coupon stocks past their validity stop, their unspent budget returned (before
+            // the coverage check, which counts coupon budgets as owed).
+            "coupon_expiry" => crate::coupons::expiry_step(state)
+                .await
+                .map_err(StepError::Stopped),
             // The coverage check: the date's positions are frozen either way; a shortfall
             // fails the step (and so the day-end), and the rest still runs.
             "positions" => match crate::positions::positions_step(state, &store, d.date).await {

@@ -517,6 +517,7 @@ fn entry_view(seq: Option<u64>, t: &Transfer) -> JournalEntryView {
         TransferKind::Settlement => ("settlement", None),
         TransferKind::Treasury => ("treasury", None),
         TransferKind::Reconciliation => ("reconciliation", None),
+        TransferKind::Coupon => ("coupon", None),
     };
     JournalEntryView {
         id: t.id.to_string(),

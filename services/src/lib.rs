@@ -31,6 +31,7 @@ pub mod audit;
 pub mod card_payments;
 pub mod cards;
 pub mod channels;
+pub mod coupons;
 pub mod customers;
 pub mod day_end;
 pub mod error;

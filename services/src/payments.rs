@@ -57,6 +57,11 @@ pub struct CreatePayment {
     /// merchant's `account_id` (partners, sub-merchants), by amount or by ratio.
     #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub splits: Option<Vec<SplitRequest>>,
+    /// A coupon of the payer's (`cpn_…`, balance payments): the payer pays the amount less
+    /// its discount. Unavailable (redeemed, paused, expired, budget spent, in use): the
+    /// payment is created failed with `coupon_unavailable` and moves nothing.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^cpn_[0-9a-f]{32}$"))]
+    pub coupon_id: Option<String>,
 }
 
 /// One share: exactly one of `amount` and `ratio`.
@@ -179,6 +184,12 @@ pub struct PaymentView {
     /// (extension) The version of the merchant's agreement (fees, settlement cycle, payment
     /// methods) the payment was taken under; null for payments from before agreements.
     agreement_version: Option<u32>,
+    /// The coupon it redeemed (null: none).
+    coupon_id: Option<String>,
+    /// What the coupon took off the amount ("0.00" without one).
+    discount: String,
+    /// What the payer paid: amount − discount.
+    paid_amount: String,
 }
 
 /// The webhook event type of a payment in `status`.
@@ -295,6 +306,13 @@ pub fn view(p: &Payment) -> PaymentView {
             }
         }),
         agreement_version: (p.agreement_version.0 > 0).then_some(p.agreement_version.0),
+        coupon_id: p
+            .coupon
+            .0
+            .as_ref()
+            .map(|c| crate::coupons::coupon_id_text(c.coupon)),
+        discount: format_minor(p.discount(), currency),
+        paid_amount: format_minor(p.payer_amount(), currency),
     }
 }
 
@@ -454,15 +472,26 @@ fn balance_transfer(p: &Payment, merchant: AccountId, currency: Currency) -> Tra
         merchant,
         fee_account: AccountId::platform(PlatformRole::FeeIncome, currency.numeric()),
     };
-    Transfer::payment(
+    // A merchant-funded coupon: the payment is the amount less the discount. A
+    // platform-funded one: the merchant gets the amount, the payer pays the amount less the
+    // discount and the stock's budget the discount.
+    let mut t = Transfer::payment(
         TransferId(p.id),
         parties,
         currency,
-        p.amount,
+        p.amount - p.merchant_discount(),
         p.fee,
         Timestamp(0),
     )
-    .with_splits(merchant, &split_legs(p))
+    .with_splits(merchant, &split_legs(p));
+    if let Some(c) = p.coupon.0.as_ref() {
+        if let (Some(budget), true) = (c.budget, c.discount > 0) {
+            t.postings[0].amount += c.discount;
+            t.postings
+                .push(engine::Posting::new(budget, currency, -c.discount));
+        }
+    }
+    t
 }
 
 /// Where the money comes from.
@@ -597,10 +626,35 @@ pub async fn create(
         crate::pan::refuse(d, "device_id")?;
     }
     let ledger = state.ledger()?;
-    let fee = merchant.fee_terms().fee(amount);
+    // A coupon (issue #18): checked now (the payer's, for this merchant, the minimum); its
+    // discount follows from its rule, and a merchant-funded one lowers what the fee and the
+    // shares are computed on. Whether the stock can still give it is decided at booking.
+    let coupon = match (&body.coupon_id, &method) {
+        (None, _) => None,
+        (Some(_), Source::Card(_)) => {
+            return Err(
+                Error::invalid("coupon_not_supported", "coupons apply to balance payments")
+                    .with_param("coupon_id"),
+            )
+        }
+        (Some(text), Source::Balance(payer_text)) => {
+            let payer = AccountId::parse(payer_text).ok_or_else(|| {
+                Error::not_found(format!("no account {payer_text:?}"))
+                    .with_param("payment_method.account_id")
+            })?;
+            let (c, s) = crate::coupons::check(state, text, payer, merchant.id, currency, amount)?;
+            let discount = engine::coupons::discount(s.rule, amount);
+            Some((c, s, discount))
+        }
+    };
+    let basis = match &coupon {
+        Some((_, s, d)) if !s.platform_funded => amount - d,
+        _ => amount,
+    };
+    let fee = merchant.fee_terms().fee(basis);
     let splits = match &body.splits {
         Some(requested) => {
-            resolve_splits(state, store, merchant, currency, amount, fee, requested).await?
+            resolve_splits(state, store, merchant, currency, basis, fee, requested).await?
         }
         None => Vec::new(),
     };
@@ -720,6 +774,13 @@ pub async fn create(
         business_date: records::Tail(state.ledger()?.period().map(|p| p.open)),
         splits: records::Tail(splits),
         agreement_version: records::Tail(merchant.agreement.0.version()),
+        coupon: records::Tail(coupon.as_ref().map(|(c, s, d)| records::CouponUse {
+            coupon: c.id,
+            stock: s.id,
+            discount: *d,
+            budget: s.account,
+            returned: 0,
+        })),
     };
     let transfer = balance_transfer(&payment, merchant.pending(), currency);
     // The answer is rendered before the write, so the idempotency record carrying it is in
@@ -760,25 +821,44 @@ pub async fn create(
         let body = serde_json::to_vec(&view(&done)).expect("a payment view serializes");
         return Ok(body);
     }
+    // The coupon, redeemed under its stock's turn (held until the payment is durable): the
+    // stock and the coupon as this payment leaves them join its unit.
+    let redemption = match &coupon {
+        None => None,
+        Some((c, s, d)) => match crate::coupons::redeem(state, c, s, id, amount).await? {
+            Some(r) if r.used.discount == *d => Some(r),
+            _ => {
+                payment.fail("coupon_unavailable");
+                let (records, body) = records_for(&payment);
+                ledger.write_records(records).await?;
+                state.payment_reached(&payment);
+                return Ok(body);
+            }
+        },
+    };
     // A customer's KYC limits (issue #18): over one, the payment fails and moves nothing;
     // within them, the customer's new totals are written with the payment, under the
     // customer's turn.
-    let counted = match crate::customers::admit_payment(state, payer, amount).await? {
-        Admission::NotCustomer => None,
-        Admission::Admitted { turn, record } => Some((turn, record)),
-        Admission::Refused(_) => {
-            payment.fail("kyc_limit_exceeded");
-            let (records, body) = records_for(&payment);
-            ledger.write_records(records).await?;
-            state.payment_reached(&payment);
-            return Ok(body);
-        }
-    };
+    let counted =
+        match crate::customers::admit_payment(state, payer, payment.payer_amount()).await? {
+            Admission::NotCustomer => None,
+            Admission::Admitted { turn, record } => Some((turn, record)),
+            Admission::Refused(_) => {
+                payment.fail("kyc_limit_exceeded");
+                let (records, body) = records_for(&payment);
+                ledger.write_records(records).await?;
+                state.payment_reached(&payment);
+                return Ok(body);
+            }
+        };
     let (mut records, mut answer) = records_for(&payment);
     let _turn = counted.map(|(turn, record)| {
         records.push(record);
         turn
     });
+    if let Some(r) = &redemption {
+        records.extend(r.records.iter().cloned());
+    }
     if let Err(reject) = ledger.transfer_with(transfer, records).await? {
         // Declined is not an HTTP error: the payment exists, failed, durably.
         payment.fail(&failure_code(reject));
@@ -913,9 +993,42 @@ pub async fn review(
     )?
     .ok_or_else(|| Error::storage("a stored payment's merchant is missing"))?;
     let transfer = balance_transfer(&payment, merchant.pending(), currency);
-    // The payer's KYC limits as of the decision (issue #18).
+    // The coupon, redeemed as of the decision (issue #18).
     let mut records = Vec::new();
-    let _turn = match crate::customers::admit_payment(state, payment.payer, payment.amount).await? {
+    let _redemption = match payment.coupon.0.clone() {
+        None => None,
+        Some(used) => {
+            let store = state.store()?;
+            let c = records::read::<records::Coupon>(store, &records::coupon_key(used.coupon))?;
+            let s = records::read::<records::CouponStock>(
+                store,
+                &records::coupon_stock_key(used.stock),
+            )?;
+            let redeemed = match (c, s) {
+                (Some(c), Some(s)) => {
+                    crate::coupons::redeem(state, &c, &s, payment.id, payment.amount).await?
+                }
+                _ => None,
+            };
+            match redeemed {
+                Some(r) if r.used.discount == used.discount => {
+                    records.extend(r.records.iter().cloned());
+                    Some(r)
+                }
+                _ => {
+                    payment.fail("coupon_unavailable");
+                    ledger
+                        .write_records(payment_records(state, &payment))
+                        .await?;
+                    return reviewed(state, actor, &payment).await;
+                }
+            }
+        }
+    };
+    // The payer's KYC limits as of the decision (issue #18).
+    let _turn = match crate::customers::admit_payment(state, payment.payer, payment.payer_amount())
+        .await?
+    {
         Admission::NotCustomer => None,
         Admission::Admitted { turn, record } => {
             records.push(record);

@@ -85,6 +85,37 @@ pub struct Settings {
 
 type Fast = foldhash::fast::RandomState;
 
+/// Async turns by id: one holder at a time per id, the others wait in order
+/// ([`take_turn`]). An entry leaves with its last holder.
+pub type TurnMap = dashmap::DashMap<u128, Arc<tokio::sync::Mutex<()>>, Fast>;
+
+/// One holder's turn on an id of a [`TurnMap`], until dropped.
+pub struct Turn<'a> {
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    map: &'a TurnMap,
+    id: u128,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        // Leaves with its last holder (the map's own reference is the one left).
+        self.map
+            .remove_if(&self.id, |_, m| Arc::strong_count(m) == 1);
+    }
+}
+
+/// Waits for `id`'s turn in `map`.
+pub async fn take_turn(map: &TurnMap, id: u128) -> Turn<'_> {
+    let mutex = map.entry(id).or_default().clone();
+    let guard = mutex.lock_owned().await;
+    Turn {
+        guard: Some(guard),
+        map,
+        id,
+    }
+}
+
 /// Ids being worked on, one request at a time per id (refunds of a payment, a review
 /// decision, a channel outcome being applied).
 pub type ClaimSet = dashmap::DashMap<u128, (), Fast>;
@@ -160,7 +191,12 @@ pub struct Platform {
     /// Customers with a KYC-limited payment, deposit or verification in flight: one at a
     /// time per customer (`customers::turn`), so that the limits' counters are exact.
     /// Entries leave with their last waiter.
-    pub customer_turns: dashmap::DashMap<u128, Arc<tokio::sync::Mutex<()>>, Fast>,
+    pub customer_turns: TurnMap,
+    /// Coupon stocks being changed (an issue, a redemption, a refund's return, a stop): one
+    /// at a time per stock, so that its counts and budget are exact.
+    pub stock_turns: TurnMap,
+    /// Coupons in a payment: one payment at a time per coupon.
+    pub coupon_claims: ClaimSet,
     /// Today's totals per currency (the ops page).
     pub today: crate::stats::Today,
     /// Anti-abuse rate limits: per source IP and merchant key (checked by the HTTP layer),
@@ -192,6 +228,8 @@ impl Platform {
             sms_receipts: Default::default(),
             otp_claims: Default::default(),
             customer_turns: Default::default(),
+            stock_turns: Default::default(),
+            coupon_claims: Default::default(),
             today: Default::default(),
             ledger: OnceLock::new(),
             store: OnceLock::new(),

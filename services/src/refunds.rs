@@ -48,6 +48,10 @@ pub struct RefundView {
     failure_code: Option<String>,
     reason: Option<String>,
     created_at: String,
+    /// (extension) A coupon payment's refund: of `amount`, what goes back to the payer; the
+    /// rest (the coupon's share, pro rata) goes back to the coupon's stock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_payer: Option<String>,
 }
 
 pub fn view(r: &Refund, currency: Currency) -> RefundView {
@@ -64,6 +68,8 @@ pub fn view(r: &Refund, currency: Currency) -> RefundView {
         failure_code: r.failure_code.clone(),
         reason: r.reason.clone(),
         created_at: records::time_text(r.created_at_ns),
+        to_payer: (r.coupon_part.0 != 0)
+            .then(|| format_minor(r.amount - r.coupon_part.0, currency)),
     }
 }
 
@@ -605,7 +611,7 @@ pub async fn create(
             channel_fee_part,
         )
     });
-    let postings = refund_postings(
+    let mut postings = refund_postings(
         refund_source,
         merchant.pending(),
         currency,
@@ -613,6 +619,38 @@ pub async fn create(
         &receivers,
         channel_fees,
     );
+    // A coupon payment (issue #18, balance payments only): the refund splits pro rata
+    // between the payer and the coupon (`engine::coupons::refund_parts`). The coupon's part
+    // goes back to the stock's budget when the platform funded it, and is simply not paid
+    // back when the merchant did (the merchant never received it); a refund that completes
+    // the payment gives the coupon back while its stock is active and valid.
+    let mut coupon_part = 0;
+    let mut coupon_return = None;
+    if let (Some(used), None) = (payment.coupon.0.clone(), &channel) {
+        let (_, to_coupon) =
+            engine::coupons::refund_parts(payment.amount, used.discount, payment.refunded, amount);
+        let completes = payment.refunded + amount == payment.amount;
+        let back = crate::coupons::refund_return(state, &used, to_coupon, completes).await?;
+        for p in postings.iter_mut().filter(|p| p.account == refund_source) {
+            p.amount -= to_coupon;
+        }
+        // Where the coupon's part comes from: the merchant keeps back what it never
+        // received (merchant-funded), else the stock's budget is paid back.
+        let target = match back.budget_target {
+            Some(budget) => budget,
+            None => merchant.pending(),
+        };
+        match postings.iter_mut().find(|p| p.account == target) {
+            Some(p) => p.amount += to_coupon,
+            None if to_coupon != 0 => {
+                postings.push(engine::Posting::new(target, currency, to_coupon))
+            }
+            None => {}
+        }
+        postings.retain(|p| p.amount != 0);
+        coupon_part = to_coupon;
+        coupon_return = Some(back);
+    }
     let id = new_id();
     let transfer = Transfer::new(TransferId(id), TransferKind::Refund, postings, Timestamp(0));
     let mut refund = Refund {
@@ -628,6 +666,7 @@ pub async fn create(
         business_date: records::Tail(state.ledger()?.period().map(|p| p.open)),
         split_parts: records::Tail(parts),
         channel_fee_part: records::Tail(channel_fee_part),
+        coupon_part: records::Tail(coupon_part),
     };
     let records_for = |r: &Refund, p: &Payment| {
         let answer = serde_json::to_vec(&view(r, currency)).expect("a refund view serializes");
@@ -642,6 +681,9 @@ pub async fn create(
     };
     let before = payment.clone();
     payment.refunded += amount;
+    if let Some(used) = payment.coupon.0.as_mut() {
+        used.returned += coupon_part;
+    }
     let ledger = state.ledger()?;
     if let Some(((_, endpoint), charge_request_id)) = channel {
         let answer = through_channel(
@@ -659,7 +701,10 @@ pub async fn create(
         .await?;
         return Ok(Created::New(answer));
     }
-    let (records, mut answer) = records_for(&refund, &payment);
+    let (mut records, mut answer) = records_for(&refund, &payment);
+    if let Some(back) = &coupon_return {
+        records.extend(back.records.iter().cloned());
+    }
     if let Err(reject) = ledger.transfer_with(transfer, records).await? {
         // The merchant cannot cover it (or an account is frozen): a failed refund, durable,
         // and the payment's refunded total unchanged.

@@ -277,6 +277,13 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             amount: 2_982,
         }]),
         agreement_version: Tail(2),
+        coupon: Tail(Some(CouponUse {
+            coupon: 54,
+            stock: 55,
+            discount: 1_500,
+            budget: Some(AccountId(56)),
+            returned: 150,
+        })),
     };
     let merchant = Merchant {
         id: 2,
@@ -377,6 +384,7 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 business_date: Tail(Some(engine::gl::BusinessDate(20_788))),
                 split_parts: Tail(vec![149]),
                 channel_fee_part: Tail(2),
+                coupon_part: Tail(1),
             }),
         ),
         (
@@ -770,6 +778,45 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 extra: Tail(()),
             }),
         ),
+        (
+            "coupon_stock",
+            encode(&CouponStock {
+                id: 55,
+                merchant: 0,
+                name: "满100减15".into(),
+                rule: engine::coupons::Discount::Fixed(1_500),
+                min_order: 10_000,
+                budget: 3_000,
+                max_coupons: 10,
+                max_per_customer: 2,
+                valid_from_ns: 57,
+                valid_until_ns: 58,
+                platform_funded: true,
+                currency: 156,
+                account: Some(AccountId(56)),
+                status: StockStatus::Active,
+                issued: 2,
+                redeemed: 1,
+                spent: 1_350,
+                returned: 0,
+                created_at_ns: 59,
+                created_by: "operator:alice".into(),
+                extra: Tail(()),
+            }),
+        ),
+        (
+            "coupon",
+            encode(&Coupon {
+                id: 54,
+                stock: 55,
+                account: AccountId(60),
+                status: CouponStatus::Redeemed,
+                payment: Some(1),
+                issued_at_ns: 61,
+                redeemed_at_ns: Some(62),
+                extra: Tail(()),
+            }),
+        ),
     ]
 }
 
@@ -810,6 +857,8 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "customer" => again::<Customer>(bytes),
         "kyc_counters" => again::<engine::kyc::Counters>(bytes),
         "agreement" => again::<AgreementVersion>(bytes),
+        "coupon_stock" => again::<CouponStock>(bytes),
+        "coupon" => again::<Coupon>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }
@@ -944,6 +993,20 @@ fn a_merchant_and_a_payment_from_before_agreements_decode_on_version_one() {
     let p: storage::records::Payment = storage::records::decode(b"fixture", &old).expect("decodes");
     assert_eq!(p.agreement_version.0, 0);
     assert!(storage::records::encode(&p)[6..].starts_with(&old[6..]));
+}
+
+/// A payment and a refund written before coupons (as `aux_v2.hex` held them until then)
+/// decode with none: the payer paid the amount.
+#[test]
+fn a_payment_and_a_refund_from_before_coupons_decode_with_none() {
+    let old = unhex(include_str!("fixtures/payment_before_coupon.hex").trim());
+    let p: storage::records::Payment = storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!((p.coupon.0.clone(), p.payer_amount()), (None, p.amount));
+    assert!(storage::records::encode(&p)[6..].starts_with(&old[6..]));
+    let old = unhex(include_str!("fixtures/refund_before_coupon.hex").trim());
+    let r: storage::records::Refund = storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(r.coupon_part.0, 0);
+    assert!(storage::records::encode(&r)[6..].starts_with(&old[6..]));
 }
 
 /// A refund and a channel written before reconciliation (as `aux_v2.hex` held them until

@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// Who acts, for the audit log: the operator (as `crate::audit::actor` names it) or the
 /// merchant whose key it is.
-fn actor(req: &HttpRequest, caller: &Caller) -> services::audit::Actor {
+pub fn actor(req: &HttpRequest, caller: &Caller) -> services::audit::Actor {
     match caller {
         Caller::Admin => crate::audit::actor(req),
         Caller::Merchant(m) => services::audit::Actor {
@@ -43,7 +43,9 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth::caller(&req, &state)?;
-    let (body, raw): (CreateCustomer, _) = body::json(&req, payload, state.limits, &[]).await?;
+    // The body may hold an id number: an error never quotes it.
+    let (body, raw): (CreateCustomer, _) =
+        body::json_sensitive(&req, payload, state.limits).await?;
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,
@@ -184,7 +186,7 @@ pub async fn verify_identity(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth::caller(&req, &state)?;
-    let (body, _): (VerifyIdentity, _) = body::json(&req, payload, state.limits, &[]).await?;
+    let (body, _): (VerifyIdentity, _) = body::json_sensitive(&req, payload, state.limits).await?;
     let view =
         services::customers::verify_identity(&state, &caller, &actor(&req, &caller), &path, body)
             .await?;

@@ -171,6 +171,7 @@ impl GlAccount {
             PlatformRole::SuspenseShort => GlAccount::SuspenseShort,
             PlatformRole::SuspenseLong => GlAccount::SuspenseLong,
             PlatformRole::ReconWriteOffs => GlAccount::ReconWriteOffs,
+            PlatformRole::PlatformDiscounts => GlAccount::PlatformDiscounts,
         }
     }
 

@@ -17,8 +17,6 @@
 
 pub mod identity;
 
-use std::sync::Arc;
-
 use engine::kyc::{LimitExceeded, Limits, ResidentId};
 use engine::money::format_minor;
 use engine::{AccountId, Currency, LiveAccount, Timestamp};
@@ -30,7 +28,7 @@ use crate::idempotency::Guard;
 use crate::merchants::{merchant_id_text, Caller};
 use crate::notifications::otp::{self, CreateOtp, OtpView, VerifyOtp};
 use crate::notifications::{check_phone, mask_phone};
-use crate::platform::{new_id, now_ns, Platform};
+use crate::platform::{new_id, now_ns, take_turn, Platform, Turn};
 use crate::records::{self, AccountMeta, Customer};
 use crate::secret::Secret;
 use crate::{Error, Result};
@@ -357,6 +355,11 @@ fn load(state: &Platform, caller: &Caller, id_text: &str) -> Result<Customer> {
     Ok(c)
 }
 
+/// The balance account of customer `id_text`, as `caller` may see it.
+pub fn account_of(state: &Platform, caller: &Caller, id_text: &str) -> Result<AccountId> {
+    Ok(load(state, caller, id_text)?.account)
+}
+
 pub async fn get(state: &Platform, caller: &Caller, id_text: &str) -> Result<CustomerView> {
     let c = load(state, caller, id_text)?;
     let live = live_account(state, &c).await?;
@@ -420,33 +423,11 @@ pub async fn list(
     Ok(CustomerList { data, has_more })
 }
 
-/// One KYC-limited change of a customer at a time: held from reading the customer's
-/// counters (or record) until the change that depends on them is durable.
-pub struct Turn<'a> {
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-    state: &'a Platform,
-    id: u128,
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.guard.take();
-        // Leaves with its last holder (the map's own reference is the one left).
-        self.state
-            .customer_turns
-            .remove_if(&self.id, |_, m| Arc::strong_count(m) == 1);
-    }
-}
-
-/// Waits for customer `id`'s turn.
+/// Waits for customer `id`'s turn: one KYC-limited change of a customer at a time, held
+/// from reading the customer's counters (or record) until the change that depends on them is
+/// durable.
 pub async fn turn(state: &Platform, id: u128) -> Turn<'_> {
-    let mutex = state.customer_turns.entry(id).or_default().clone();
-    let guard = mutex.lock_owned().await;
-    Turn {
-        guard: Some(guard),
-        state,
-        id,
-    }
+    take_turn(&state.customer_turns, id).await
 }
 
 /// A payment's KYC verdict.

@@ -14,6 +14,7 @@
 //! (`schema::expiring_value`), dropped by compaction once expired.
 
 pub mod channels;
+pub mod coupons;
 pub mod customers;
 pub mod gl;
 pub mod merchants;
@@ -27,6 +28,7 @@ use bincode::{Decode, Encode};
 use engine::{AccountId, TransferId};
 
 pub use channels::{ChannelRecord, ChannelSettlementTerms};
+pub use coupons::{Coupon, CouponStatus, CouponStock, CouponUse, StockStatus};
 pub use customers::Customer;
 pub use gl::{
     ArchivedSegment, DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow, ShelvedRecords,
@@ -80,6 +82,10 @@ pub mod prefix {
     pub const CUSTOMER_BY_ACCOUNT: &[u8] = b"ca";
     pub const CUSTOMER_BY_OWNER: &[u8] = b"co";
     pub const KYC_COUNTERS: &[u8] = b"ky";
+    pub const COUPON_STOCK: &[u8] = b"ks";
+    pub const COUPON: &[u8] = b"kc";
+    pub const COUPON_HOLDER: &[u8] = b"kh";
+    pub const COUPON_COUNT: &[u8] = b"kn";
     pub const MERCHANT_KEY_INDEX: &[u8] = b"mk";
     pub const AGREEMENT: &[u8] = b"mv";
     pub const MERCHANT_BY_ACCOUNT: &[u8] = b"ma";
@@ -230,6 +236,34 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "merchant id (u128 BE), version (u32 BE)",
         record: "AgreementVersion",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::COUPON_STOCK,
+        cf: CF_AUX,
+        key: "stock id (u128 BE, time-ordered)",
+        record: "CouponStock",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::COUPON,
+        cf: CF_AUX,
+        key: "coupon id (u128 BE, time-ordered)",
+        record: "Coupon",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::COUPON_HOLDER,
+        cf: CF_AUX,
+        key: "account id (u128 BE), coupon id (u128 BE)",
+        record: "[] (an index of an account's coupons)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::COUPON_COUNT,
+        cf: CF_AUX,
+        key: "stock id (u128 BE), account id (u128 BE)",
+        record: "coupons of the stock issued to the account (u32)",
         expiring: false,
     },
     Registered {
@@ -568,6 +602,33 @@ pub fn customer_by_owner_prefix(owner: u128) -> Vec<u8> {
     key(prefix::CUSTOMER_BY_OWNER, &[&owner.to_be_bytes()])
 }
 
+pub fn coupon_stock_key(id: u128) -> Vec<u8> {
+    key(prefix::COUPON_STOCK, &[&id.to_be_bytes()])
+}
+
+pub fn coupon_key(id: u128) -> Vec<u8> {
+    key(prefix::COUPON, &[&id.to_be_bytes()])
+}
+
+pub fn coupon_holder_key(account: AccountId, coupon: u128) -> Vec<u8> {
+    key(
+        prefix::COUPON_HOLDER,
+        &[&account.0.to_be_bytes(), &coupon.to_be_bytes()],
+    )
+}
+
+/// Every index entry of `account`'s coupons, oldest first.
+pub fn coupon_holder_prefix(account: AccountId) -> Vec<u8> {
+    key(prefix::COUPON_HOLDER, &[&account.0.to_be_bytes()])
+}
+
+pub fn coupon_count_key(stock: u128, account: AccountId) -> Vec<u8> {
+    key(
+        prefix::COUPON_COUNT,
+        &[&stock.to_be_bytes(), &account.0.to_be_bytes()],
+    )
+}
+
 pub fn kyc_counters_key(customer: u128) -> Vec<u8> {
     key(prefix::KYC_COUNTERS, &[&customer.to_be_bytes()])
 }
@@ -893,6 +954,11 @@ mod tests {
             (customer_by_owner_key(1, 2), prefix::CUSTOMER_BY_OWNER),
             (customer_by_owner_prefix(1), prefix::CUSTOMER_BY_OWNER),
             (kyc_counters_key(1), prefix::KYC_COUNTERS),
+            (coupon_stock_key(1), prefix::COUPON_STOCK),
+            (coupon_key(1), prefix::COUPON),
+            (coupon_holder_key(AccountId(1), 2), prefix::COUPON_HOLDER),
+            (coupon_holder_prefix(AccountId(1)), prefix::COUPON_HOLDER),
+            (coupon_count_key(1, AccountId(2)), prefix::COUPON_COUNT),
             (reserve_key(1), prefix::RESERVE),
             (reserve_transfer_key(1), prefix::RESERVE_TRANSFER),
             (channel_clearing_key(1), prefix::CHANNEL_CLEARING),

@@ -84,6 +84,8 @@ pub struct Payment {
     /// The version of the merchant's agreement the payment was taken under (issue #18);
     /// 0 for payments written before.
     pub agreement_version: Tail<u32>,
+    /// The coupon it redeemed (issue #18): the payer paid `amount − discount`.
+    pub coupon: Tail<Option<super::CouponUse>>,
 }
 
 /// One receiver's share of a payment. Receivers are merchants (partners, sub-merchants):
@@ -106,15 +108,36 @@ impl Payment {
 
     /// What the merchant keeps: the amount less the fee and the shares.
     pub fn net_amount(&self) -> i64 {
-        self.amount - self.fee - self.split_total()
+        self.amount - self.merchant_discount() - self.fee - self.split_total()
     }
 
-    /// A payment that did not go through charges nothing: no fee, no shares.
+    /// What a coupon took off the order (0 without one).
+    pub fn discount(&self) -> i64 {
+        self.coupon.0.as_ref().map_or(0, |c| c.discount)
+    }
+
+    /// What the payer paid: the amount less the coupon's discount.
+    pub fn payer_amount(&self) -> i64 {
+        self.amount - self.discount()
+    }
+
+    /// The discount the merchant bears: a merchant-funded coupon's (a platform-funded one is
+    /// paid to the merchant from the stock's budget).
+    pub fn merchant_discount(&self) -> i64 {
+        self.coupon
+            .0
+            .as_ref()
+            .filter(|c| c.budget.is_none())
+            .map_or(0, |c| c.discount)
+    }
+
+    /// A payment that did not go through charges nothing: no fee, no shares, no coupon.
     pub fn fail(&mut self, code: &str) {
         self.status = PaymentStatus::Failed;
         self.failure_code = Some(code.to_string());
         self.fee = 0;
         self.splits.0.clear();
+        self.coupon.0 = None;
     }
 }
 
@@ -185,6 +208,9 @@ pub struct Refund {
     /// (a card refund, issue #17: its statement lists it), pro rata on cumulative amounts,
     /// half up; 0 for balance refunds and refunds written before.
     pub channel_fee_part: Tail<i64>,
+    /// Of a coupon payment's refund (issue #18): the part of `amount` that was the
+    /// coupon's (pro rata of the discount), given back to its stock rather than to the payer.
+    pub coupon_part: Tail<i64>,
 }
 
 #[cfg(test)]

@@ -110,6 +110,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(routes::coupons::issue)),
     )
     .service(resource("/v1/coupons/{id}", "GET").route(web::get().to(routes::coupons::get_coupon)))
+    .service(resource("/v1/credit_lines", "POST").route(web::post().to(routes::credit::create)))
+    .service(resource("/v1/credit_lines/{id}", "GET").route(web::get().to(routes::credit::get)))
+    .service(
+        resource("/v1/credit_lines/{id}/bills", "GET").route(web::get().to(routes::credit::bills)),
+    )
+    .service(
+        resource("/v1/credit_lines/{id}/repayments", "POST")
+            .route(web::post().to(routes::credit::repay)),
+    )
     .service(resource("/v1/payments/{id}", "GET").route(web::get().to(payments::get)))
     .service(
         resource("/v1/payments/{id}/refunds", "GET, POST")

@@ -500,6 +500,7 @@ fn day_ends_close_each_date_and_the_books_hold_from_day_to_day() {
                 "settlement_batches",
                 "channel_settlement",
                 "coupon_expiry",
+                "credit",
                 "positions",
                 "archive"
             ]

@@ -241,6 +241,19 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
         ("GET", format!("/v1/customers/{c}"), String::new(), None),
         ("GET", format!("/v1/coupon_stocks/{c}"), String::new(), None),
         ("GET", format!("/v1/coupons/{c}"), String::new(), None),
+        ("GET", format!("/v1/credit_lines/{c}"), String::new(), None),
+        (
+            "POST",
+            format!("/v1/credit_lines/{c}/repayments"),
+            r#"{"amount":"1.00"}"#.into(),
+            None,
+        ),
+        (
+            "POST",
+            format!("/v1/coupon_stocks/{c}/coupons"),
+            format!(r#"{{"account_id":"{payer}"}}"#),
+            None,
+        ),
         ("GET", format!("/v1/accounts/{c}"), String::new(), None),
         ("GET", format!("/v1/merchants/{c}"), String::new(), None),
         (

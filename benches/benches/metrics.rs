@@ -35,6 +35,7 @@ fn payment() -> Payment {
         splits: Tail(Vec::new()),
         agreement_version: Tail(1),
         coupon: Tail(None),
+        credit_line: Tail(None),
     }
 }
 

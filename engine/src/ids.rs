@@ -140,6 +140,8 @@ pub enum PlatformRole {
     ReconWriteOffs = 11,
     /// Discounts the platform funds (coupon budgets set aside and returned): an expense.
     PlatformDiscounts = 12,
+    /// Interest charged on credit lines: income.
+    InterestIncome = 13,
 }
 
 impl PlatformRole {
@@ -158,6 +160,7 @@ impl PlatformRole {
             PlatformRole::SuspenseLong,
             PlatformRole::ReconWriteOffs,
             PlatformRole::PlatformDiscounts,
+            PlatformRole::InterestIncome,
         ]
         .into_iter()
         .find(|r| *r as u16 == value)

@@ -22,6 +22,7 @@
 pub mod account;
 pub mod cards;
 pub mod coupons;
+pub mod credit;
 pub mod gl;
 pub mod ids;
 pub mod kyc;

@@ -64,6 +64,8 @@ pub enum TransferKind {
     Reconciliation,
     /// Marketing (营销): a coupon stock's budget set aside and returned.
     Coupon,
+    /// Credit lines (信用支付): interest and late fees charged, repayments.
+    Credit,
 }
 
 /// The three accounts of a payment.

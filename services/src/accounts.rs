@@ -223,6 +223,7 @@ pub async fn ensure_platform_accounts(ledger: &actors::Ledger, currency: Currenc
         PlatformRole::Equity,
         PlatformRole::ReconWriteOffs,
         PlatformRole::PlatformDiscounts,
+        PlatformRole::InterestIncome,
     ] {
         let id = AccountId::platform(role, currency.numeric());
         // Customer funds mirror money at banks, merchant negative balances are owed to us

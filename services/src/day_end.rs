@@ -44,8 +44,9 @@ use crate::idempotency::Guard;
 use crate::platform::{now_ns, Platform};
 
 /// The steps of a day-end, in order (`reconciliation` before `settlement_maturity`, so that
-/// what a statement disputes is held back). Later issues add theirs (credit billing) here.
-pub const STEPS: [&str; 14] = [
+/// what a statement disputes is held back; coupon expiry and credit before `positions`, whose
+/// coverage check counts coupon budgets and merchants' credit takings).
+pub const STEPS: [&str; 15] = [
     "switch",
     "wait_in_flight",
     "snapshot_accounts",
@@ -58,6 +59,7 @@ pub const STEPS: [&str; 14] = [
     "settlement_batches",
     "channel_settlement",
     "coupon_expiry",
+    "credit",
     "positions",
     "archive",
 ];
@@ -547,6 +549,10 @@ async fn run(state: &Arc<Platform>, date: BusinessDate) -> Result<()> {
             // Coupon stocks past their validity stop, their unspent budget returned (before
             // the coverage check, which counts coupon budgets as owed).
             "coupon_expiry" => crate::coupons::expiry_step(state)
+                .await
+                .map_err(StepError::Stopped),
+            // Credit lines: interest and late fees of the date, bills on their billing date.
+            "credit" => crate::credit::day_end_step(state, d.date)
                 .await
                 .map_err(StepError::Stopped),
             // The coverage check: the date's positions are frozen either way; a shortfall

@@ -518,6 +518,7 @@ fn entry_view(seq: Option<u64>, t: &Transfer) -> JournalEntryView {
         TransferKind::Treasury => ("treasury", None),
         TransferKind::Reconciliation => ("reconciliation", None),
         TransferKind::Coupon => ("coupon", None),
+        TransferKind::Credit => ("credit", None),
     };
     JournalEntryView {
         id: t.id.to_string(),

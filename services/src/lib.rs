@@ -32,6 +32,7 @@ pub mod card_payments;
 pub mod cards;
 pub mod channels;
 pub mod coupons;
+pub mod credit;
 pub mod customers;
 pub mod day_end;
 pub mod error;

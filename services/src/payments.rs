@@ -96,9 +96,10 @@ pub struct SplitView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PaymentMethod {
-    /// "balance" (an account here) or "bank_card" (a card token, charged through a channel).
+    /// "balance" (an account here), "bank_card" (a card token, charged through a channel) or
+    /// "credit" (a credit line, issue #18).
     #[serde(rename = "type")]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^(balance|bank_card)$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^(balance|bank_card|credit)$"))]
     pub kind: String,
     /// The payer's account (required for "balance").
     #[cfg_attr(feature = "openapi", schema(pattern = r"^acct_[0-9a-f]{32}$"))]
@@ -106,6 +107,9 @@ pub struct PaymentMethod {
     /// The card's token from `POST /v1/cards` (required for "bank_card").
     #[cfg_attr(feature = "openapi", schema(pattern = r"^tok_[0-9a-f]{32}$"))]
     pub card_token: Option<String>,
+    /// The credit line drawn on (required for "credit").
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^crl_[0-9a-f]{32}$"))]
+    pub credit_line_id: Option<String>,
 }
 
 /// The risk assessment every payment gets before any money moves.
@@ -136,6 +140,8 @@ pub struct MethodView {
     brand: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credit_line_id: Option<String>,
 }
 
 /// (extension) How a card payment went through the channels.
@@ -259,12 +265,23 @@ pub fn view(p: &Payment) -> PaymentView {
             })
             .collect(),
         payment_method: match p.card.0.as_ref() {
-            None => MethodView {
-                kind: "balance",
-                account_id: Some(p.payer.to_string()),
-                card_token: None,
-                brand: None,
-                last4: None,
+            None => match p.credit_line.0 {
+                None => MethodView {
+                    kind: "balance",
+                    account_id: Some(p.payer.to_string()),
+                    card_token: None,
+                    brand: None,
+                    last4: None,
+                    credit_line_id: None,
+                },
+                Some(line) => MethodView {
+                    kind: "credit",
+                    account_id: None,
+                    card_token: None,
+                    brand: None,
+                    last4: None,
+                    credit_line_id: Some(crate::credit::line_id_text(line)),
+                },
             },
             Some(c) => MethodView {
                 kind: "bank_card",
@@ -272,6 +289,7 @@ pub fn view(p: &Payment) -> PaymentView {
                 card_token: Some(crate::cards::card_token_text(c.token)),
                 brand: Some(c.brand.clone()),
                 last4: Some(c.last4.clone()),
+                credit_line_id: None,
             },
         },
         description: p.description.clone(),
@@ -498,6 +516,9 @@ fn balance_transfer(p: &Payment, merchant: AccountId, currency: Currency) -> Tra
 enum Source {
     /// An account here (its id as sent).
     Balance(String),
+    /// A credit line (issue #18): its principal account pays; `Some` code: the payment
+    /// fails so (the line is overdue).
+    Credit(Box<records::CreditLine>, Option<&'static str>),
     /// A tokenized card, charged through a channel.
     Card(Box<records::Card>),
 }
@@ -570,11 +591,22 @@ pub async fn create(
             }
             Source::Card(Box::new(card))
         }
+        "credit" => {
+            let text = body.payment_method.credit_line_id.clone().ok_or_else(|| {
+                Error::invalid(
+                    "parameter_missing",
+                    "a credit payment needs payment_method.credit_line_id",
+                )
+                .with_param("payment_method.credit_line_id")
+            })?;
+            let (line, refusal) = crate::credit::for_draw(state, &text)?;
+            Source::Credit(Box::new(line), refusal)
+        }
         other => {
             return Err(Error::invalid(
                 "invalid_parameter",
                 format!(
-                "payment_method.type {other:?} is not supported; use \"balance\" or \"bank_card\""
+                "payment_method.type {other:?} is not supported; use \"balance\", \"bank_card\" or \"credit\""
             ),
             )
             .with_param("payment_method.type"))
@@ -584,6 +616,7 @@ pub async fn create(
     let bit = match &method {
         Source::Balance(_) => records::methods::BALANCE,
         Source::Card(_) => records::methods::BANK_CARD,
+        Source::Credit(..) => records::methods::CREDIT,
     };
     if merchant.agreement.0.methods() & bit == 0 {
         return Err(Error::invalid(
@@ -631,7 +664,7 @@ pub async fn create(
     // shares are computed on. Whether the stock can still give it is decided at booking.
     let coupon = match (&body.coupon_id, &method) {
         (None, _) => None,
-        (Some(_), Source::Card(_)) => {
+        (Some(_), Source::Card(_) | Source::Credit(..)) => {
             return Err(
                 Error::invalid("coupon_not_supported", "coupons apply to balance payments")
                     .with_param("coupon_id"),
@@ -690,6 +723,25 @@ pub async fn create(
             }
             (payer, Some(payer_account.account.created_at))
         }
+        Source::Credit(line, _) => {
+            let payer = line.principal_account;
+            state.rate.payer.check(&payer.0)?;
+            let principal = ledger
+                .account(payer)
+                .await?
+                .ok_or_else(|| Error::storage("a credit line's principal account is missing"))?;
+            if principal.account.currency != currency {
+                return Err(Error::invalid(
+                    "invalid_currency",
+                    format!(
+                        "the credit line is in {}, not {currency}",
+                        principal.account.currency
+                    ),
+                )
+                .with_param("currency"));
+            }
+            (payer, Some(principal.account.created_at))
+        }
         Source::Card(_) => (AccountId(0), None),
     };
     let card_facts = match &method {
@@ -698,7 +750,7 @@ pub async fn create(
             bin: card.bin,
             first_seen: Timestamp(card.created_at_ns),
         }),
-        Source::Balance(_) => None,
+        Source::Balance(_) | Source::Credit(..) => None,
     };
 
     // out_trade_no: claimed in memory against a concurrent twin, then checked in the store.
@@ -769,7 +821,7 @@ pub async fn create(
                 last4: card.last4.clone(),
                 ..Default::default()
             }),
-            Source::Balance(_) => None,
+            Source::Balance(_) | Source::Credit(..) => None,
         }),
         business_date: records::Tail(state.ledger()?.period().map(|p| p.open)),
         splits: records::Tail(splits),
@@ -781,6 +833,10 @@ pub async fn create(
             budget: s.account,
             returned: 0,
         })),
+        credit_line: records::Tail(match &method {
+            Source::Credit(line, _) => Some(line.id),
+            _ => None,
+        }),
     };
     let transfer = balance_transfer(&payment, merchant.pending(), currency);
     // The answer is rendered before the write, so the idempotency record carrying it is in
@@ -819,6 +875,14 @@ pub async fn create(
                 .await?;
         state.payment_reached(&done);
         let body = serde_json::to_vec(&view(&done)).expect("a payment view serializes");
+        return Ok(body);
+    }
+    // An overdue credit line draws nothing (issue #18).
+    if let Source::Credit(_, Some(code)) = &method {
+        payment.fail(code);
+        let (records, body) = records_for(&payment);
+        ledger.write_records(records).await?;
+        state.payment_reached(&payment);
         return Ok(body);
     }
     // The coupon, redeemed under its stock's turn (held until the payment is durable): the
@@ -860,8 +924,15 @@ pub async fn create(
         records.extend(r.records.iter().cloned());
     }
     if let Err(reject) = ledger.transfer_with(transfer, records).await? {
-        // Declined is not an HTTP error: the payment exists, failed, durably.
-        payment.fail(&failure_code(reject));
+        // Declined is not an HTTP error: the payment exists, failed, durably. A credit line
+        // without room: `credit_limit_exceeded`.
+        let code = match (&method, reject) {
+            (Source::Credit(..), Reject::InsufficientFunds(_)) => {
+                "credit_limit_exceeded".to_string()
+            }
+            (_, reject) => failure_code(reject),
+        };
+        payment.fail(&code);
         let (records, body) = records_for(&payment);
         ledger.write_records(records).await?;
         answer = body;

@@ -195,6 +195,8 @@ pub struct Platform {
     /// Coupon stocks being changed (an issue, a redemption, a refund's return, a stop): one
     /// at a time per stock, so that its counts and budget are exact.
     pub stock_turns: TurnMap,
+    /// Credit lines being repaid or closed by a day-end: one at a time per line.
+    pub credit_turns: TurnMap,
     /// Coupons in a payment: one payment at a time per coupon.
     pub coupon_claims: ClaimSet,
     /// Today's totals per currency (the ops page).
@@ -230,6 +232,7 @@ impl Platform {
             customer_turns: Default::default(),
             stock_turns: Default::default(),
             coupon_claims: Default::default(),
+            credit_turns: Default::default(),
             today: Default::default(),
             ledger: OnceLock::new(),
             store: OnceLock::new(),

@@ -284,6 +284,7 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             budget: Some(AccountId(56)),
             returned: 150,
         })),
+        credit_line: Tail(Some(63)),
     };
     let merchant = Merchant {
         id: 2,
@@ -817,6 +818,43 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 extra: Tail(()),
             }),
         ),
+        (
+            "credit_line",
+            encode(&CreditLine {
+                id: 63,
+                customer: 46,
+                account: AccountId(47),
+                principal_account: AccountId(64),
+                charges_account: AccountId(65),
+                currency: 156,
+                terms: engine::credit::Terms {
+                    limit: 100_000,
+                    billing_day: 2,
+                    grace_days: 3,
+                    daily_rate_ppm: 500,
+                    min_due_ppm: 100_000,
+                    late_fee: 2_500,
+                },
+                state: engine::credit::State {
+                    bills: vec![engine::credit::Bill {
+                        number: 1,
+                        date: engine::gl::BusinessDate(20_789),
+                        due: engine::gl::BusinessDate(20_792),
+                        principal: 70_000,
+                        min_due: 7_000,
+                        interest: 33,
+                        fees: 2_500,
+                        paid_principal: 5_000,
+                        paid_interest: 0,
+                        paid_fees: 0,
+                    }],
+                    closed_through: Some(engine::gl::BusinessDate(20_793)),
+                },
+                created_at_ns: 66,
+                created_by: "operator:alice".into(),
+                extra: Tail(()),
+            }),
+        ),
     ]
 }
 
@@ -859,6 +897,7 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "agreement" => again::<AgreementVersion>(bytes),
         "coupon_stock" => again::<CouponStock>(bytes),
         "coupon" => again::<Coupon>(bytes),
+        "credit_line" => again::<CreditLine>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }
@@ -1007,6 +1046,17 @@ fn a_payment_and_a_refund_from_before_coupons_decode_with_none() {
     let r: storage::records::Refund = storage::records::decode(b"fixture", &old).expect("decodes");
     assert_eq!(r.coupon_part.0, 0);
     assert!(storage::records::encode(&r)[6..].starts_with(&old[6..]));
+}
+
+/// A payment written before credit lines (as `aux_v2.hex` held it until then) decodes
+/// drawing on none.
+#[test]
+fn a_payment_from_before_credit_lines_decodes_drawing_on_none() {
+    let old = unhex(include_str!("fixtures/payment_before_credit.hex").trim());
+    let p: storage::records::Payment = storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(p.credit_line.0, None);
+    assert!(p.coupon.0.is_some());
+    assert!(storage::records::encode(&p)[6..].starts_with(&old[6..]));
 }
 
 /// A refund and a channel written before reconciliation (as `aux_v2.hex` held them until

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod cards;
 pub mod channels;
 pub mod coupons;
+pub mod credit;
 pub mod customers;
 pub mod gl;
 pub mod health;

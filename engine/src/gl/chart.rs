@@ -172,6 +172,7 @@ impl GlAccount {
             PlatformRole::SuspenseLong => GlAccount::SuspenseLong,
             PlatformRole::ReconWriteOffs => GlAccount::ReconWriteOffs,
             PlatformRole::PlatformDiscounts => GlAccount::PlatformDiscounts,
+            PlatformRole::InterestIncome => GlAccount::InterestIncome,
         }
     }
 

@@ -7,7 +7,7 @@ use bincode::{Decode, Encode};
 use crate::Reject;
 
 /// A calendar day, as days since 1970-01-01 (proleptic Gregorian).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
 pub struct BusinessDate(pub i32);
 
 /// Years a business date may have: four digits, from the epoch on.

@@ -15,6 +15,7 @@
 
 pub mod channels;
 pub mod coupons;
+pub mod credit;
 pub mod customers;
 pub mod gl;
 pub mod merchants;
@@ -29,6 +30,7 @@ use engine::{AccountId, TransferId};
 
 pub use channels::{ChannelRecord, ChannelSettlementTerms};
 pub use coupons::{Coupon, CouponStatus, CouponStock, CouponUse, StockStatus};
+pub use credit::CreditLine;
 pub use customers::Customer;
 pub use gl::{
     ArchivedSegment, DayEnd, DayEndStatus, DayEndStep, GlDates, GlDayRow, ShelvedRecords,
@@ -86,6 +88,8 @@ pub mod prefix {
     pub const COUPON: &[u8] = b"kc";
     pub const COUPON_HOLDER: &[u8] = b"kh";
     pub const COUPON_COUNT: &[u8] = b"kn";
+    pub const CREDIT_LINE: &[u8] = b"ln";
+    pub const CREDIT_LINE_BY_ACCOUNT: &[u8] = b"la";
     pub const MERCHANT_KEY_INDEX: &[u8] = b"mk";
     pub const AGREEMENT: &[u8] = b"mv";
     pub const MERCHANT_BY_ACCOUNT: &[u8] = b"ma";
@@ -264,6 +268,20 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "stock id (u128 BE), account id (u128 BE)",
         record: "coupons of the stock issued to the account (u32)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CREDIT_LINE,
+        cf: CF_AUX,
+        key: "credit line id (u128 BE, time-ordered)",
+        record: "CreditLine",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CREDIT_LINE_BY_ACCOUNT,
+        cf: CF_AUX,
+        key: "the customer's balance account id (u128 BE)",
+        record: "credit line id (u128)",
         expiring: false,
     },
     Registered {
@@ -629,6 +647,14 @@ pub fn coupon_count_key(stock: u128, account: AccountId) -> Vec<u8> {
     )
 }
 
+pub fn credit_line_key(id: u128) -> Vec<u8> {
+    key(prefix::CREDIT_LINE, &[&id.to_be_bytes()])
+}
+
+pub fn credit_line_by_account_key(account: AccountId) -> Vec<u8> {
+    key(prefix::CREDIT_LINE_BY_ACCOUNT, &[&account.0.to_be_bytes()])
+}
+
 pub fn kyc_counters_key(customer: u128) -> Vec<u8> {
     key(prefix::KYC_COUNTERS, &[&customer.to_be_bytes()])
 }
@@ -954,6 +980,11 @@ mod tests {
             (customer_by_owner_key(1, 2), prefix::CUSTOMER_BY_OWNER),
             (customer_by_owner_prefix(1), prefix::CUSTOMER_BY_OWNER),
             (kyc_counters_key(1), prefix::KYC_COUNTERS),
+            (credit_line_key(1), prefix::CREDIT_LINE),
+            (
+                credit_line_by_account_key(AccountId(1)),
+                prefix::CREDIT_LINE_BY_ACCOUNT,
+            ),
             (coupon_stock_key(1), prefix::COUPON_STOCK),
             (coupon_key(1), prefix::COUPON),
             (coupon_holder_key(AccountId(1), 2), prefix::COUPON_HOLDER),

@@ -86,6 +86,8 @@ pub struct Payment {
     pub agreement_version: Tail<u32>,
     /// The coupon it redeemed (issue #18): the payer paid `amount − discount`.
     pub coupon: Tail<Option<super::CouponUse>>,
+    /// The credit line it drew on (issue #18); its `payer` is the line's principal account.
+    pub credit_line: Tail<Option<u128>>,
 }
 
 /// One receiver's share of a payment. Receivers are merchants (partners, sub-merchants):

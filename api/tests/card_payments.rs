@@ -32,7 +32,7 @@ fn card_payments_route_fail_over_and_never_charge_twice() {
         &tmp.path().join("data"),
         &[
             ("RONGPAY_ADMIN_TOKEN", ADMIN),
-            ("RONGPAY_CHANNEL_TIMEOUT_MS", "500"),
+            ("RONGPAY_CHANNEL_TIMEOUT_MS", "2000"),
         ],
     );
     let cheap_url = format!("http://{}", sim.addr("cheap"));

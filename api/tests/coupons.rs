@@ -622,3 +622,72 @@ fn a_kill_9_during_redemptions_loses_no_acknowledged_one_and_leaks_no_budget() {
     assert_eq!(cents(&p.balance(&budget)), 10_000 - discounts);
     close_day(&p);
 }
+
+#[test]
+fn a_stock_past_its_validity_is_stopped_by_the_day_end_and_its_budget_returned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = start(&tmp.path().join("data"));
+    seed_equity(&p, "50.00");
+    let shop = merchant(&p, r#"{"name":"shop","fee_rate":"0"}"#);
+    let payer = customer_with(&p, "+8613600000004", "100.00");
+    let until = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3),
+    )
+    .to_string();
+    let s = stock(
+        &p,
+        ADMIN,
+        json!({"name":"限时","type":"fixed","amount":"5.00","budget":"50.00","max_coupons":10,
+               "max_per_customer":2,"valid_until": until,"funded_by":"platform"}),
+    );
+    let sid = s["id"].as_str().unwrap().to_string();
+    let budget = s["budget_account_id"].as_str().unwrap().to_string();
+    let c = issue(&p, ADMIN, &sid, &payer).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = pay_with(&p, &shop.key, "e-1", "20.00", &payer, &c).json();
+    assert_eq!(v["paid_amount"], "15.00");
+    let unused = issue(&p, ADMIN, &sid, &payer).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Past its validity: its coupons are expired, and the next day-end stops the stock and
+    // returns the 45.00 not spent.
+    std::thread::sleep(std::time::Duration::from_millis(3_200));
+    assert_eq!(
+        get(&p, ADMIN, &format!("/v1/coupons/{unused}"))["status"],
+        "expired"
+    );
+    let v = pay_with(&p, &shop.key, "e-2", "20.00", &payer, &unused).json();
+    assert_eq!(v["failure_code"], "coupon_unavailable");
+    let date = close_day(&p);
+    let d = p.admin("GET", &format!("/v1/gl/day_end/{date}"), "").json();
+    let step = d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "coupon_expiry")
+        .unwrap()
+        .clone();
+    assert!(
+        step["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 stocks expired, 4500 minor units"),
+        "{step}"
+    );
+    let s = get(&p, ADMIN, &format!("/v1/coupon_stocks/{sid}"));
+    assert_eq!(
+        (&s["status"], &s["returned"], &s["spent"]),
+        (&json!("stopped"), &json!("45.00"), &json!("5.00"))
+    );
+    assert_eq!(p.balance(&budget), "0.00");
+    assert_eq!(gl_balance(&p, "5002"), "5.00");
+    // The audit log names the system as the actor.
+    let audit = p
+        .admin("GET", "/v1/audit?action=coupon_stock.expire", "")
+        .json();
+    assert_eq!(audit["data"][0]["actor"], "system");
+    close_day(&p);
+}

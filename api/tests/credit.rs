@@ -271,10 +271,21 @@ fn a_line_drawn_billed_partly_repaid_overdue_ten_days_and_repaid_matches_the_han
     assert_eq!(p.balance(&account), "271.70", "1000 − 50 − 678.30");
     assert_eq!(gl_balance(&p, "1301"), "0.00", "nothing owed on credit");
     assert_eq!(gl_balance(&p, "4002"), "3.30");
-    // Current again: it draws.
+    // Current again: it draws; a refund of the draw goes back to the line.
+    let v = draw(&p, &shop.key, "d-5", "10.00", &id);
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(line(&p, &id)["drawn"], "10.00");
+    let r = p.post(
+        &shop.key,
+        &format!("/v1/payments/{}/refunds", v["id"].as_str().unwrap()),
+        None,
+        r#"{"amount":"10.00","out_refund_no":"back"}"#,
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let l = line(&p, &id);
     assert_eq!(
-        draw(&p, &shop.key, "d-5", "10.00", &id)["status"],
-        "succeeded"
+        (&l["drawn"], &l["available"]),
+        (&json!("0.00"), &json!("1000.00"))
     );
     close_day(&p);
 }

@@ -946,8 +946,13 @@ pub async fn redeem<'a>(
     payment: u128,
     amount: i64,
 ) -> Result<Option<Redemption<'a>>> {
+    let unavailable = || {
+        metrics::counter!(crate::metrics::COUPON_REDEMPTIONS, "outcome" => "unavailable")
+            .increment(1);
+        Ok(None)
+    };
     let Some(claim) = crate::platform::claim(&state.coupon_claims, c.id) else {
-        return Ok(None);
+        return unavailable();
     };
     let turn = take_turn(&state.stock_turns, s.id).await;
     let store = state.store()?;
@@ -956,7 +961,7 @@ pub async fn redeem<'a>(
     let mut s: CouponStock = records::read(store, &records::coupon_stock_key(s.id))?
         .ok_or_else(|| Error::storage("a coupon stock vanished"))?;
     if c.status != CouponStatus::Available || s.status != StockStatus::Active {
-        return Ok(None);
+        return unavailable();
     }
     let now = now_ns();
     let stock = engine::coupons::Stock {
@@ -971,8 +976,9 @@ pub async fn redeem<'a>(
         Ok(d) => d,
         Err(
             Unavailable::BelowMinimum | Unavailable::BudgetExhausted | Unavailable::OutsideValidity,
-        ) => return Ok(None),
+        ) => return unavailable(),
     };
+    metrics::counter!(crate::metrics::COUPON_REDEMPTIONS, "outcome" => "redeemed").increment(1);
     c.status = CouponStatus::Redeemed;
     c.payment = Some(payment);
     c.redeemed_at_ns = Some(now);

@@ -577,11 +577,16 @@ pub async fn day_end_step(state: &Platform, date: BusinessDate) -> Result<String
                 .await?
                 .map_err(crate::accounts::rejected)?;
         }
+        if fx.interest > 0 {
+            metrics::counter!(crate::metrics::CREDIT_INTEREST, "currency" => currency.code())
+                .increment(u64::try_from(fx.interest).unwrap_or(0));
+        }
         bills += usize::from(fx.billed.is_some());
         interest += fx.interest;
         fees += fx.fees;
         overdue += usize::from(l.state.overdue());
     }
+    metrics::gauge!(crate::metrics::CREDIT_OVERDUE_LINES).set(overdue as f64);
     Ok(format!(
         "{} lines: {bills} bills issued, {overdue} overdue, {interest} minor units of interest and {fees} of late fees charged",
         ids.len()

@@ -88,6 +88,10 @@ pub const RECON_OLDEST_OPEN: &str = "rongpay_recon_oldest_open_mismatch_age_seco
 pub const IDENTITY_CHECKS: &str = "rongpay_identity_checks_total";
 pub const IDENTITY_SECONDS: &str = "rongpay_identity_check_duration_seconds";
 pub const KYC_REFUSALS: &str = "rongpay_kyc_limit_refusals_total";
+pub const COUPON_REDEMPTIONS: &str = "rongpay_coupon_redemptions_total";
+/// Credit lines overdue after the last day-end, and the principal they owe.
+pub const CREDIT_OVERDUE_LINES: &str = "rongpay_credit_lines_overdue";
+pub const CREDIT_INTEREST: &str = "rongpay_credit_interest_minor_units_total";
 
 /// Latency buckets (seconds) for requests and channel calls: 250 µs to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -189,6 +193,11 @@ fn zeroes() {
             IDENTITY_CHECKS,
             "outcome",
             &["match", "mismatch", "no_record", "unavailable"][..],
+        ),
+        (
+            COUPON_REDEMPTIONS,
+            "outcome",
+            &["redeemed", "unavailable"][..],
         ),
         (
             KYC_REFUSALS,
@@ -407,6 +416,19 @@ fn describe() {
         IDENTITY_SECONDS,
         Unit::Seconds,
         "Time of one identity check at the identity service (answered or not)."
+    );
+    describe_counter!(
+        COUPON_REDEMPTIONS,
+        Unit::Count,
+        "Coupon redemptions in payments, by outcome: redeemed, unavailable (the payment failed coupon_unavailable)."
+    );
+    describe_gauge!(
+        CREDIT_OVERDUE_LINES,
+        "Credit lines with a bill past its due date unpaid, as of the last day-end's credit step."
+    );
+    describe_counter!(
+        CREDIT_INTEREST,
+        "Interest charged on overdue credit lines by day-ends (minor units, by currency)."
     );
     describe_counter!(
         KYC_REFUSALS,

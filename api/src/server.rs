@@ -119,6 +119,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/v1/credit_lines/{id}/repayments", "POST")
             .route(web::post().to(routes::credit::repay)),
     )
+    .service(resource("/v1/orders", "POST").route(web::post().to(routes::orders::create)))
+    .service(resource("/v1/orders/{id}", "GET").route(web::get().to(routes::orders::get)))
+    .service(resource("/v1/orders/{id}/close", "POST").route(web::post().to(routes::orders::close)))
+    .service(
+        resource("/v1/orders/{id}/payments", "POST").route(web::post().to(routes::orders::pay)),
+    )
     .service(resource("/v1/payments/{id}", "GET").route(web::get().to(payments::get)))
     .service(
         resource("/v1/payments/{id}/refunds", "GET, POST")

@@ -316,6 +316,26 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
             "{field}"
         );
     }
+    // Orders (issue #19): a card number in a free-text field is refused and not echoed.
+    for body in [
+        format!(
+            r#"{{"out_trade_no":"ord-1","amount":"1.00","currency":"CNY","description":"{spaced}"}}"#
+        ),
+        format!(r#"{{"out_trade_no":"{c}","amount":"1.00","currency":"CNY"}}"#),
+        format!(
+            r#"{{"out_trade_no":"ord-2","amount":"1.00","currency":"CNY","return_url":"https://x/{c}"}}"#
+        ),
+    ] {
+        let r = keep(p.post(&sk2, "/v1/orders", None, &body));
+        assert_eq!(r.error_code(), "card_number_not_allowed", "{body}");
+    }
+    let r = keep(p.post(
+        &sk2,
+        &format!("/v1/orders/{c}/payments"),
+        None,
+        r#"{"payment_method":{"type":"balance"}}"#,
+    ));
+    assert_eq!(r.status, 404);
     let r = keep(p.post(&sk2, "/v1/payments", None, &pay_body("x").replace("o-x", c)));
     assert_eq!(r.error_code(), "card_number_not_allowed");
     let r = keep(p.post(&sk2, "/v1/payments", Some(c), &pay_body("idem")));

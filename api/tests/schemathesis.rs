@@ -12,8 +12,8 @@
 //! ("12.345" is refused for CNY, fine for KWD; JSON Schema cannot tie a pattern to another
 //! value), so acceptance of valid data is not asserted there; nor where a resident id number
 //! is taken (its check character and birth date are beyond a pattern), nor for coupon stocks (a
-//! valid_until in the future, after valid_from) and credit lines (amounts at the currency's
-//! scale); every other check is.
+//! valid_until in the future, after valid_from) and credit lines and orders (amounts at the
+//! currency's scale); every other check is.
 //! payd runs with an SMS gateway, an identity service and a risk rules file, so that no route
 //! answers "not configured".
 
@@ -33,7 +33,7 @@ include-method-regex = "^(POST|PATCH)$"
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
-include-path-regex = "^/v1/(customers|customers/\\{id\\}/identity_verification|coupon_stocks|credit_lines|credit_lines/\\{id\\}/repayments)$"
+include-path-regex = "^/v1/(customers|customers/\\{id\\}/identity_verification|coupon_stocks|credit_lines|credit_lines/\\{id\\}/repayments|orders)$"
 include-method-regex = "^POST$"
 checks.positive_data_acceptance.enabled = false
 "#;

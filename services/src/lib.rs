@@ -42,6 +42,7 @@ pub mod json_int;
 pub mod merchants;
 pub mod metrics;
 pub mod notifications;
+pub mod orders;
 pub mod pan;
 pub mod payments;
 pub mod payouts;

@@ -195,6 +195,9 @@ pub struct Platform {
     /// Coupon stocks being changed (an issue, a redemption, a refund's return, a stop): one
     /// at a time per stock, so that its counts and budget are exact.
     pub stock_turns: TurnMap,
+    /// Orders being paid, closed or expired (one change at a time per order), and merchants
+    /// creating an order (one `out_trade_no` index claim at a time per merchant).
+    pub order_turns: TurnMap,
     /// Credit lines being repaid or closed by a day-end: one at a time per line.
     pub credit_turns: TurnMap,
     /// Coupons in a payment: one payment at a time per coupon.
@@ -233,6 +236,7 @@ impl Platform {
             stock_turns: Default::default(),
             coupon_claims: Default::default(),
             credit_turns: Default::default(),
+            order_turns: Default::default(),
             today: Default::default(),
             ledger: OnceLock::new(),
             store: OnceLock::new(),
@@ -426,6 +430,8 @@ impl Platform {
         crate::payouts::spawn(Arc::clone(&self));
         // Channel statements the day-end could not fetch yet.
         crate::recon::spawn_retries(Arc::clone(&self));
+        // Orders past their expiry, from the store's timers.
+        crate::orders::spawn_expiry(Arc::clone(&self));
         if let Some(at) = self.settings.day_end_at {
             crate::day_end::schedule(Arc::clone(&self), at);
             println!(

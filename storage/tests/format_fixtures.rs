@@ -855,6 +855,26 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 extra: Tail(()),
             }),
         ),
+        (
+            "order",
+            encode(&Order {
+                id: 67,
+                merchant: 2,
+                out_trade_no: "T-1001".into(),
+                amount: 8_800,
+                currency: 156,
+                description: Some("一杯茶".into()),
+                return_url: Some("https://shop.example/orders/1001".into()),
+                status: OrderStatus::Paid,
+                payment: Some(1),
+                attempts: 2,
+                expires_at_ns: 68,
+                created_at_ns: 69,
+                closed_at_ns: None,
+                close_reason: None,
+                extra: Tail(()),
+            }),
+        ),
     ]
 }
 
@@ -898,6 +918,7 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "coupon_stock" => again::<CouponStock>(bytes),
         "coupon" => again::<Coupon>(bytes),
         "credit_line" => again::<CreditLine>(bytes),
+        "order" => again::<Order>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }

@@ -9,6 +9,7 @@ pub mod customers;
 pub mod gl;
 pub mod health;
 pub mod merchants;
+pub mod orders;
 pub mod payments;
 pub mod positions;
 pub mod reconciliation;

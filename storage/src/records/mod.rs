@@ -19,6 +19,7 @@ pub mod credit;
 pub mod customers;
 pub mod gl;
 pub mod merchants;
+pub mod orders;
 pub mod outbox;
 pub mod payments;
 pub mod positions;
@@ -39,6 +40,7 @@ pub use merchants::{
     methods, Agreement, AgreementVersion, FeeParts, KeyEntry, Merchant, MerchantAuth, Onboarding,
     OnboardingStatus, SigningEntry,
 };
+pub use orders::{Order, OrderStatus};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{
     AccountMeta, BatchTransfer, Card, CardPayment, Deposit, Payment, PaymentStatus, Refund,
@@ -90,6 +92,9 @@ pub mod prefix {
     pub const COUPON_COUNT: &[u8] = b"kn";
     pub const CREDIT_LINE: &[u8] = b"ln";
     pub const CREDIT_LINE_BY_ACCOUNT: &[u8] = b"la";
+    pub const ORDER: &[u8] = b"od";
+    pub const ORDER_BY_OUT_TRADE_NO: &[u8] = b"oo";
+    pub const ORDER_EXPIRY: &[u8] = b"xox";
     pub const MERCHANT_KEY_INDEX: &[u8] = b"mk";
     pub const AGREEMENT: &[u8] = b"mv";
     pub const MERCHANT_BY_ACCOUNT: &[u8] = b"ma";
@@ -283,6 +288,27 @@ pub const REGISTRY: &[Registered] = &[
         key: "the customer's balance account id (u128 BE)",
         record: "credit line id (u128)",
         expiring: false,
+    },
+    Registered {
+        prefix: prefix::ORDER,
+        cf: CF_AUX,
+        key: "order id (u128 BE, time-ordered)",
+        record: "Order",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::ORDER_BY_OUT_TRADE_NO,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE), out_trade_no (UTF-8)",
+        record: "order id (u128)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::ORDER_EXPIRY,
+        cf: CF_AUX,
+        key: "expiry (u64 BE, ns since the epoch), order id (u128 BE)",
+        record: "[1] (an open order's expiry timer; [0] once paid or closed)",
+        expiring: true,
     },
     Registered {
         prefix: prefix::MERCHANT_KEY_INDEX,
@@ -647,6 +673,25 @@ pub fn coupon_count_key(stock: u128, account: AccountId) -> Vec<u8> {
     )
 }
 
+pub fn order_key(id: u128) -> Vec<u8> {
+    key(prefix::ORDER, &[&id.to_be_bytes()])
+}
+
+pub fn order_by_out_trade_no_key(merchant: u128, out_trade_no: &str) -> Vec<u8> {
+    key(
+        prefix::ORDER_BY_OUT_TRADE_NO,
+        &[&merchant.to_be_bytes(), out_trade_no.as_bytes()],
+    )
+}
+
+/// An open order's timer, in expiry order (the expiry pass reads the due ones only).
+pub fn order_expiry_key(expires_at_ns: u64, order: u128) -> Vec<u8> {
+    key(
+        prefix::ORDER_EXPIRY,
+        &[&expires_at_ns.to_be_bytes(), &order.to_be_bytes()],
+    )
+}
+
 pub fn credit_line_key(id: u128) -> Vec<u8> {
     key(prefix::CREDIT_LINE, &[&id.to_be_bytes()])
 }
@@ -980,6 +1025,12 @@ mod tests {
             (customer_by_owner_key(1, 2), prefix::CUSTOMER_BY_OWNER),
             (customer_by_owner_prefix(1), prefix::CUSTOMER_BY_OWNER),
             (kyc_counters_key(1), prefix::KYC_COUNTERS),
+            (order_key(1), prefix::ORDER),
+            (
+                order_by_out_trade_no_key(1, "o"),
+                prefix::ORDER_BY_OUT_TRADE_NO,
+            ),
+            (order_expiry_key(1, 2), prefix::ORDER_EXPIRY),
             (credit_line_key(1), prefix::CREDIT_LINE),
             (
                 credit_line_by_account_key(AccountId(1)),

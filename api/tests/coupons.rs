@@ -12,18 +12,7 @@ use serde_json::{json, Value};
 const IN_A_MONTH: &str = "2099-01-01T00:00:00Z";
 
 fn start(dir: &std::path::Path) -> Payd {
-    Payd::start_in(
-        dir,
-        &[
-            ("RONGPAY_ADMIN_TOKEN", ADMIN),
-            ("RONGPAY_RATE_PAYER_BURST", "100000"),
-            ("RONGPAY_RATE_PAYER_PER_S", "100000"),
-            ("RONGPAY_RATE_MERCHANT_BURST", "100000"),
-            ("RONGPAY_RATE_MERCHANT_PER_S", "100000"),
-            ("RONGPAY_RATE_IP_BURST", "100000"),
-            ("RONGPAY_RATE_IP_PER_S", "100000"),
-        ],
-    )
+    Payd::start_unthrottled(dir)
 }
 
 /// A customer (KYC level 0 limits are far above these tests' amounts once verified... the

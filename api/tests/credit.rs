@@ -27,22 +27,7 @@ fn verified_customer(p: &Payd, sms: &SmsSim, phone: &str, deposit: &str) -> (Str
     );
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
     let otp = r.json()["id"].as_str().unwrap().to_string();
-    let mut code = String::new();
-    eventually(10, "the code reaches the handset", || {
-        code = sms
-            .messages(Some(phone))
-            .last()
-            .and_then(|m| {
-                m["text"]
-                    .as_str()
-                    .unwrap()
-                    .split(|c: char| !c.is_ascii_digit())
-                    .find(|w| w.len() == 6)
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
-        code.len() == 6
-    });
+    let code = sms.last_code(phone);
     let r = p.admin(
         "POST",
         &format!("/v1/customers/{id}/phone_verification/check"),

@@ -209,18 +209,7 @@ fn phone_then_identity_verification_raise_the_level() {
     );
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
     let otp = r.json()["id"].as_str().unwrap().to_string();
-    let mut code = String::new();
-    eventually(10, "the code reaches the handset", || {
-        if let Some(m) = sms.messages(Some(phone)).last() {
-            let text = m["text"].as_str().unwrap();
-            code = text
-                .split(|c: char| !c.is_ascii_digit())
-                .find(|w| w.len() == 6)
-                .unwrap_or("")
-                .to_string();
-        }
-        code.len() == 6
-    });
+    let code = sms.last_code(phone);
     let check = |code: &str| {
         p.post(
             &shop.key,

@@ -9,18 +9,7 @@ use common::*;
 use serde_json::{json, Value};
 
 fn start(dir: &std::path::Path) -> Payd {
-    Payd::start_in(
-        dir,
-        &[
-            ("RONGPAY_ADMIN_TOKEN", ADMIN),
-            ("RONGPAY_RATE_PAYER_BURST", "100000"),
-            ("RONGPAY_RATE_PAYER_PER_S", "100000"),
-            ("RONGPAY_RATE_MERCHANT_BURST", "100000"),
-            ("RONGPAY_RATE_MERCHANT_PER_S", "100000"),
-            ("RONGPAY_RATE_IP_BURST", "100000"),
-            ("RONGPAY_RATE_IP_PER_S", "100000"),
-        ],
-    )
+    Payd::start_unthrottled(dir)
 }
 
 fn order(p: &Payd, key: &str, otn: &str, amount: &str, expires_in_s: u64) -> Value {

@@ -287,16 +287,6 @@ fn invalid(param: &str, message: impl Into<String>) -> Error {
     Error::invalid("invalid_parameter", message).with_param(param)
 }
 
-/// A transfer id derived from what it does to which stock: retried, it is the same transfer.
-fn derived_id(what: &[u8], stock: u128) -> u128 {
-    use sha2::Digest;
-    let h = sha2::Sha256::new()
-        .chain_update(what)
-        .chain_update(stock.to_be_bytes())
-        .finalize();
-    u128::from_be_bytes(h[..16].try_into().expect("16 bytes"))
-}
-
 /// The platform's discounts expense account in `currency` (GL 5002).
 pub fn discounts_account(currency: Currency) -> AccountId {
     AccountId::platform(PlatformRole::PlatformDiscounts, currency.numeric())
@@ -616,7 +606,7 @@ async fn stop(state: &Platform, actor: &Actor, action: &str, s: &CouponStock) ->
         if left > 0 {
             after.returned = left;
             // Derived from the stock: a retried stop is the same transfer, applied once.
-            let id = derived_id(b"coupon-stop", s.id);
+            let id = crate::platform::derived_id(&[b"coupon-stop", &s.id.to_be_bytes()]);
             transfer = Some(Transfer::between(
                 TransferId(id),
                 TransferKind::Coupon,

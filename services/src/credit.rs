@@ -437,16 +437,6 @@ pub fn for_draw(state: &Platform, id_text: &str) -> Result<(CreditLine, Option<&
     Ok((l, refusal))
 }
 
-fn derived_id(what: &[u8], line: u128, date: BusinessDate) -> u128 {
-    use sha2::Digest;
-    let h = sha2::Sha256::new()
-        .chain_update(what)
-        .chain_update(line.to_be_bytes())
-        .chain_update(date.0.to_be_bytes())
-        .finalize();
-    u128::from_be_bytes(h[..16].try_into().expect("16 bytes"))
-}
-
 /// Repays line `id_text` from its customer's balance account: fees, then interest, then
 /// principal, oldest bill first, in one durable unit with the line's new state.
 pub async fn repay(
@@ -567,7 +557,11 @@ pub async fn day_end_step(state: &Platform, date: BusinessDate) -> Result<String
         } else {
             ensure_platform_accounts_once(state, currency).await?;
             let t = Transfer::new(
-                TransferId(derived_id(b"credit-day-end", l.id, date)),
+                TransferId(crate::platform::derived_id(&[
+                    b"credit-day-end",
+                    &l.id.to_be_bytes(),
+                    &date.0.to_be_bytes(),
+                ])),
                 TransferKind::Credit,
                 postings,
                 Timestamp(0),

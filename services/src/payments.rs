@@ -512,6 +512,28 @@ fn balance_transfer(p: &Payment, merchant: AccountId, currency: Currency) -> Tra
     t
 }
 
+/// The payer's account as a payment from it needs it: within its payer rate limit and in
+/// the payment's currency. Answers the payer and when its account was opened (risk).
+fn paying_account(
+    state: &Platform,
+    payer: AccountId,
+    account: engine::LiveAccount,
+    currency: Currency,
+) -> Result<(AccountId, Option<Timestamp>)> {
+    state.rate.payer.check(&payer.0)?;
+    if account.account.currency != currency {
+        return Err(Error::invalid(
+            "invalid_currency",
+            format!(
+                "the paying account is in {}, not {currency}",
+                account.account.currency
+            ),
+        )
+        .with_param("currency"));
+    }
+    Ok((payer, Some(account.account.created_at)))
+}
+
 /// Where the money comes from.
 enum Source {
     /// An account here (its id as sent).
@@ -709,38 +731,21 @@ pub async fn create(
                     .with_param("payment_method.account_id")
             };
             let payer = AccountId::parse(payer_text).ok_or_else(not_found)?;
-            state.rate.payer.check(&payer.0)?;
-            let payer_account = ledger.account(payer).await?.ok_or_else(not_found)?;
-            if payer_account.account.currency != currency {
-                return Err(Error::invalid(
-                    "invalid_currency",
-                    format!(
-                        "the payer's account is in {}, not {currency}",
-                        payer_account.account.currency
-                    ),
-                )
-                .with_param("currency"));
-            }
-            (payer, Some(payer_account.account.created_at))
+            let account = ledger.account(payer);
+            paying_account(
+                state,
+                payer,
+                account.await?.ok_or_else(not_found)?,
+                currency,
+            )?
         }
         Source::Credit(line, _) => {
             let payer = line.principal_account;
-            state.rate.payer.check(&payer.0)?;
-            let principal = ledger
+            let account = ledger
                 .account(payer)
                 .await?
                 .ok_or_else(|| Error::storage("a credit line's principal account is missing"))?;
-            if principal.account.currency != currency {
-                return Err(Error::invalid(
-                    "invalid_currency",
-                    format!(
-                        "the credit line is in {}, not {currency}",
-                        principal.account.currency
-                    ),
-                )
-                .with_param("currency"));
-            }
-            (payer, Some(principal.account.created_at))
+            paying_account(state, payer, account, currency)?
         }
         Source::Card(_) => (AccountId(0), None),
     };

@@ -573,6 +573,17 @@ pub fn new_id() -> u128 {
     engine::ids::time_ordered_id(ms, rand::random::<u128>())
 }
 
+/// A transfer id derived from what it does (`parts`: a tag, then the ids and dates it acts
+/// on): a retried step is the same transfer, applied once by the ledger.
+pub fn derived_id(parts: &[&[u8]]) -> u128 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    u128::from_be_bytes(h.finalize()[..16].try_into().expect("16 bytes"))
+}
+
 pub fn now_ns() -> u64 {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

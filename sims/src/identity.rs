@@ -68,18 +68,7 @@ pub struct Service {
 }
 
 async fn verify(req: HttpRequest, body: web::Bytes, s: web::Data<Arc<Service>>) -> HttpResponse {
-    let authorized = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|k| {
-            bool::from(subtle::ConstantTimeEq::ct_eq(
-                k.as_bytes(),
-                s.key.as_bytes(),
-            ))
-        });
-    if !authorized {
+    if !crate::bearer_ok(&req, &s.key) {
         return HttpResponse::Unauthorized().json(serde_json::json!({"error": "bad key"}));
     }
     let settings = s.settings.lock().expect("sim settings").clone();

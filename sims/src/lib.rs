@@ -9,5 +9,15 @@
 //! - [`sms`]: `sms-sim`, an SMS gateway (`services::notifications::wire`).
 
 pub mod channel;
+
+/// Whether `req` carries `Authorization: Bearer <key>` (compared in constant time): how the
+/// simulated providers check payd's API key.
+pub fn bearer_ok(req: &actix_web::HttpRequest, key: &str) -> bool {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|k| bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), key.as_bytes())))
+}
 pub mod identity;
 pub mod sms;

@@ -79,18 +79,7 @@ fn now_ms() -> u64 {
 }
 
 async fn accept(req: HttpRequest, body: web::Bytes, gw: web::Data<Arc<Gateway>>) -> HttpResponse {
-    let authorized = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|k| {
-            bool::from(subtle::ConstantTimeEq::ct_eq(
-                k.as_bytes(),
-                gw.key.as_bytes(),
-            ))
-        });
-    if !authorized {
+    if !crate::bearer_ok(&req, &gw.key) {
         return HttpResponse::Unauthorized().json(serde_json::json!({"error": "bad key"}));
     }
     let settings = gw.settings.lock().expect("sim settings").clone();

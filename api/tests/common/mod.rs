@@ -39,6 +39,20 @@ impl Payd {
     }
 
     /// Starts payd on `dir` with extra environment variables, and waits until ready.
+    /// [`Payd::start_in`] with the admin token and the rate limits out of the way (tests
+    /// of races send hundreds of requests at once).
+    pub fn start_unthrottled(dir: &Path) -> Payd {
+        let mut env = vec![("RONGPAY_ADMIN_TOKEN", ADMIN)];
+        for limit in ["PAYER", "MERCHANT", "IP"] {
+            for (kind, value) in [("BURST", "100000"), ("PER_S", "100000")] {
+                let name: &'static str =
+                    Box::leak(format!("RONGPAY_RATE_{limit}_{kind}").into_boxed_str());
+                env.push((name, value));
+            }
+        }
+        Payd::start_in(dir, &env)
+    }
+
     pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Payd {
         let p = Payd::spawn_in(dir, env);
         p.wait_ready();
@@ -599,6 +613,27 @@ impl SmsSim {
     pub fn set(&self, settings: Value) {
         let r = json_request(&self.addr, "PUT", "/_sim/settings", &settings);
         assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    }
+
+    /// The six digits of the last one-time code that reached `phone` (waits up to 10 s).
+    pub fn last_code(&self, phone: &str) -> String {
+        let mut code = String::new();
+        eventually(10, "the code reaches the handset", || {
+            code = self
+                .messages(Some(phone))
+                .last()
+                .and_then(|m| {
+                    m["text"]
+                        .as_str()
+                        .unwrap()
+                        .split(|c: char| !c.is_ascii_digit())
+                        .find(|w| w.len() == 6)
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            code.len() == 6
+        });
+        code
     }
 }
 

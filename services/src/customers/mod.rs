@@ -558,6 +558,13 @@ async fn save(
     Ok(())
 }
 
+fn phone_already_verified() -> Error {
+    Error::conflict(
+        "phone_already_verified",
+        "this customer's phone is already verified",
+    )
+}
+
 /// Sends a one-time code to the customer's phone (the SMS platform's code flow, under the
 /// customer's owner). Returns the code's record (`POST …/phone_verification/check` takes its
 /// id and the digits).
@@ -568,10 +575,7 @@ pub async fn start_phone_verification(
 ) -> Result<OtpView> {
     let c = load(state, caller, id_text)?;
     if c.phone_verified_at_ns.is_some() {
-        return Err(Error::conflict(
-            "phone_already_verified",
-            "this customer's phone is already verified",
-        ));
+        return Err(phone_already_verified());
     }
     let record = otp::create(
         state,
@@ -598,10 +602,7 @@ pub async fn check_phone_code(
     let _turn = turn(state, c.id).await;
     let before = load(state, caller, id_text)?;
     if before.phone_verified_at_ns.is_some() {
-        return Err(Error::conflict(
-            "phone_already_verified",
-            "this customer's phone is already verified",
-        ));
+        return Err(phone_already_verified());
     }
     let code = otp::verify(
         state,

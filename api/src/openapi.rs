@@ -233,6 +233,7 @@ impl Modify for Currencies {
         crate::routes::orders::create,
         crate::routes::orders::get,
         crate::routes::orders::close,
+        crate::routes::orders::qr,
         crate::routes::orders::pay,
         payments::create,
         payments::list,

@@ -121,6 +121,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/v1/orders", "POST").route(web::post().to(routes::orders::create)))
     .service(resource("/v1/orders/{id}", "GET").route(web::get().to(routes::orders::get)))
+    .service(resource("/v1/orders/{id}/qr", "GET").route(web::get().to(routes::orders::qr)))
     .service(resource("/v1/orders/{id}/close", "POST").route(web::post().to(routes::orders::close)))
     .service(
         resource("/v1/orders/{id}/payments", "POST").route(web::post().to(routes::orders::pay)),

@@ -345,6 +345,7 @@ fn card_numbers_and_secrets_pushed_through_every_endpoint_are_found_nowhere() {
         format!("/v1/payments?out_trade_no={c}"),
         format!("/v1/refunds/{c}"),
         format!("/v1/events?after={c}"),
+        format!("/v1/orders/{c}/qr"),
         format!("/v1/payments/{c}/refunds"),
     ] {
         let r = keep(p.req("GET", &path, &[("Authorization", &auth)], b""));

@@ -254,3 +254,61 @@ fn an_order_expires_by_itself_also_across_a_kill_9() {
     assert_eq!(get(&p, &shop.key, &id)["close_reason"], "expired");
     assert_eq!(p.balance(&payer), "100.00");
 }
+
+/// The order's QR code (`GET /v1/orders/{id}/qr`, SVG), drawn into pixels and decoded by an
+/// independent reader (rqrr): it is the order's checkout URL.
+#[test]
+fn the_qr_code_decodes_to_the_checkout_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = start(&tmp.path().join("data"));
+    let shop = merchant(&p, r#"{"name":"shop"}"#);
+    let o = order(&p, &shop.key, "qr-1", "8.80", 900);
+    let id = o["id"].as_str().unwrap();
+    let auth = format!("Bearer {}", shop.key);
+    let r = p.req(
+        "GET",
+        &format!("/v1/orders/{id}/qr"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+    let svg = String::from_utf8(r.body.clone()).unwrap();
+    let size = regex_lite::Regex::new(r#"width="(\d+)" height="(\d+)""#)
+        .unwrap()
+        .captures(&svg)
+        .unwrap();
+    let (w, h): (usize, usize) = (size[1].parse().unwrap(), size[2].parse().unwrap());
+    assert!(w >= 240 && h >= 240, "{w}x{h}");
+    let mut dark = vec![false; w * h];
+    let rect = regex_lite::Regex::new(r"M(\d+) (\d+)h(\d+)v(\d+)").unwrap();
+    for c in rect.captures_iter(&svg) {
+        let n = |i: usize| c[i].parse::<usize>().unwrap();
+        let (left, top, rw, rh) = (n(1), n(2), n(3), n(4));
+        for y in top..top + rh {
+            for x in left..left + rw {
+                dark[y * w + x] = true;
+            }
+        }
+    }
+    let mut img =
+        rqrr::PreparedImage::prepare_from_greyscale(
+            w,
+            h,
+            |x, y| if dark[y * w + x] { 0 } else { 255 },
+        );
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let (_, content) = grids[0].decode().unwrap();
+    assert_eq!(content, o["checkout_url"].as_str().unwrap());
+    // Another merchant's order has no QR code for it.
+    let other = merchant(&p, r#"{"name":"other"}"#);
+    let auth = format!("Bearer {}", other.key);
+    let r = p.req(
+        "GET",
+        &format!("/v1/orders/{id}/qr"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 404);
+}

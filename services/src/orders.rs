@@ -274,6 +274,20 @@ pub fn get(state: &Platform, caller: &Caller, id_text: &str) -> Result<OrderView
     Ok(view(state, &load(state, caller, id_text)?))
 }
 
+/// The QR code of order `id_text`'s checkout URL, as an SVG image (what a merchant prints or
+/// shows for the customer to scan).
+pub fn qr_svg(state: &Platform, caller: &Caller, id_text: &str) -> Result<String> {
+    let o = load(state, caller, id_text)?;
+    let url = view(state, &o).checkout_url;
+    let code = qrcode::QrCode::with_error_correction_level(url.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| Error::storage(format!("the checkout URL does not fit a QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build())
+}
+
 /// The `n`-th attempt's payment of order `o`, if it was created.
 fn attempt(state: &Platform, o: &Order, n: u32) -> Result<Option<records::Payment>> {
     let store = state.store()?;

@@ -55,6 +55,25 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(services::orders::get(&state, &caller, &path)?))
 }
 
+#[utoipa::path(get, path = "/v1/orders/{id}/qr", tag = "orders",
+    params(("id" = String, Path, description = "order id (ord_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the QR code of the order's checkout_url (SVG)", content_type = "image/svg+xml", body = String),
+        crate::openapi::ReadErrors
+    ))]
+/// (merchant, admin) The QR code of an order's checkout page.
+pub async fn qr(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.serving()?;
+    let caller = auth::caller(&req, &state)?;
+    let svg = services::orders::qr_svg(&state, &caller, &path)?;
+    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+}
+
 #[utoipa::path(post, path = "/v1/orders/{id}/close", tag = "orders",
     params(("id" = String, Path, description = "order id (ord_…)")),
     security(("bearer" = [])),

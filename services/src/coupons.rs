@@ -17,7 +17,7 @@
 //! A coupon is claimed in memory for the length of its payment, so it is never redeemed
 //! twice; a platform-funded budget account cannot go below zero in the ledger either.
 
-use engine::coupons::{Discount, Unavailable};
+use engine::coupons::Discount;
 use engine::gl::GlAccount;
 use engine::money::format_minor;
 use engine::{
@@ -962,11 +962,9 @@ pub async fn redeem<'a>(
         valid_from_ns: s.valid_from_ns,
         valid_until_ns: s.valid_until_ns,
     };
-    let discount = match engine::coupons::redeem(&stock, amount, now) {
-        Ok(d) => d,
-        Err(
-            Unavailable::BelowMinimum | Unavailable::BudgetExhausted | Unavailable::OutsideValidity,
-        ) => return unavailable(),
+    // Below the minimum was refused before the claim; validity and budget end here.
+    let Ok(discount) = engine::coupons::redeem(&stock, amount, now) else {
+        return unavailable();
     };
     metrics::counter!(crate::metrics::COUPON_REDEMPTIONS, "outcome" => "redeemed").increment(1);
     c.status = CouponStatus::Redeemed;

@@ -5,7 +5,10 @@
 #                            installs.
 #   scripts/setup.sh test    (the default) the build tier plus the test tools: Prometheus/promtool
 #                            and Alertmanager (real scrapes, rule tests, the end-to-end alert;
-#                            scripts/ops.sh), chromium (the ops page in a headless browser), jq
+#                            scripts/ops.sh), chromium (the ops page and the checkout in a
+#                            headless browser) with a CJK font (fonts-wqy-microhei: the pages'
+#                            Chinese text in screenshots), Node.js and npm (Playwright's core
+#                            and axe-core from npm drive it: `npm ci` in browser/), jq
 #                            (docs/ops/LOGS.md's one-liners), curl and openssl (TLS tests:
 #                            certificates made at test time, real clients), schemathesis from
 #                            PyPI (API fuzzing), cargo-fuzz from crates.io, rustfmt and clippy.
@@ -14,7 +17,7 @@ set -euo pipefail
 tier="${1:-test}"
 case "$tier" in
   build) packages=(libclang-dev clang) ;;
-  test) packages=(libclang-dev clang prometheus prometheus-alertmanager chromium jq curl openssl) ;;
+  test) packages=(libclang-dev clang prometheus prometheus-alertmanager chromium fonts-wqy-microhei jq curl openssl) ;;
   *) echo "usage: scripts/setup.sh [build|test]" >&2; exit 2 ;;
 esac
 missing=()
@@ -28,6 +31,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 [ "$tier" = build ] && exit 0
+# Node.js and npm: the machine's own when it has them (Debian's otherwise).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs npm (Debian packages)"
+  apt-get update -qq
+  apt-get install -y -qq nodejs npm >/dev/null
+fi
+# The browser tests' npm packages (pinned by browser/package-lock.json).
+here="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -f "$here/browser/node_modules/.package-lock.json" ] \
+  || ! cmp -s <(jq -S '.packages | del(.[""])' "$here/browser/package-lock.json") \
+               <(jq -S '.packages | del(.[""])' "$here/browser/node_modules/.package-lock.json"); then
+  echo "setup: installing the browser tests' npm packages (npm ci in browser/)"
+  npm ci --prefix "$here/browser" --no-audit --no-fund --loglevel=error >/dev/null
+fi
 # schemathesis fuzzes the live API from its OpenAPI document in the test suite.
 st="$(python3 -c "import sysconfig; print(sysconfig.get_path('scripts'))")/schemathesis"
 if ! "$st" --version 2>/dev/null | grep -q "4.32.5"; then

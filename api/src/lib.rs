@@ -23,6 +23,7 @@ pub mod notify;
 pub mod openapi;
 pub mod ops;
 pub mod otp;
+pub mod pages;
 pub mod pan;
 pub mod records;
 pub mod risk;

@@ -61,6 +61,50 @@ pub enum CreateErrors {
     Unavailable(ErrorResponse),
 }
 
+/// What a checkout page's route answers: HTML pages for people (the refusals are shown on
+/// the page, with the refusal's status).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description of responses, never built
+pub enum PageAnswers {
+    /// the page
+    #[response(status = 200, content_type = "text/html")]
+    Page(String),
+    /// done: back to the page (`Location: /checkout/{id}`), with the session's cookie
+    #[response(status = 303)]
+    SeeOther,
+    /// the form is not right (a phone number, a card, a missing field): the page says which
+    #[response(status = 400, content_type = "text/html")]
+    BadRequest(String),
+    /// the payment was made and failed (declined, not enough money): the page says why
+    #[response(status = 402, content_type = "text/html")]
+    PaymentFailed(String),
+    /// the form's token is not this page's, or the post came from another site, or the
+    /// sign-in ended
+    #[response(status = 403, content_type = "text/html")]
+    Forbidden(String),
+    /// no such order
+    #[response(status = 404, content_type = "text/html")]
+    NotFound(String),
+    /// the form did not arrive in time
+    #[response(status = 408, content_type = "text/html")]
+    Timeout(String),
+    /// the order is paid, closed or expired, or a code was used or locked
+    #[response(status = 409, content_type = "text/html")]
+    Conflict(String),
+    /// the form is larger than 8 KiB
+    #[response(status = 413, content_type = "text/html")]
+    TooLarge(String),
+    /// not a form (application/x-www-form-urlencoded)
+    #[response(status = 415, content_type = "text/html")]
+    NotAForm(String),
+    /// too many codes for this phone
+    #[response(status = 429, content_type = "text/html")]
+    TooMany(String),
+    /// not ready, or a service the step needs (SMS) is unavailable
+    #[response(status = 503, content_type = "text/html")]
+    Unavailable(String),
+}
+
 /// The errors a read may answer.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // a description of responses, never built
@@ -235,6 +279,11 @@ impl Modify for Currencies {
         crate::routes::orders::close,
         crate::routes::orders::qr,
         crate::routes::orders::pay,
+        crate::pages::checkout::page,
+        crate::pages::checkout::send_code,
+        crate::pages::checkout::sign_in,
+        crate::pages::checkout::sign_out,
+        crate::pages::checkout::pay,
         payments::create,
         payments::list,
         payments::get,

@@ -42,6 +42,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/ops", "GET").route(web::get().to(crate::ops::page)))
     .service(resource("/ops/data.json", "GET").route(web::get().to(crate::ops::data_json)))
     .service(resource("/ops/ops.js", "GET").route(web::get().to(crate::ops::script)))
+    .service(
+        resource("/checkout/static/checkout.css", "GET")
+            .route(web::get().to(crate::pages::checkout::stylesheet)),
+    )
+    .service(resource("/checkout/{id}", "GET").route(web::get().to(crate::pages::checkout::page)))
+    .service(
+        resource("/checkout/{id}/code", "POST")
+            .route(web::post().to(crate::pages::checkout::send_code)),
+    )
+    .service(
+        resource("/checkout/{id}/signin", "POST")
+            .route(web::post().to(crate::pages::checkout::sign_in)),
+    )
+    .service(
+        resource("/checkout/{id}/signout", "POST")
+            .route(web::post().to(crate::pages::checkout::sign_out)),
+    )
+    .service(
+        resource("/checkout/{id}/pay", "POST").route(web::post().to(crate::pages::checkout::pay)),
+    )
     .service(resource("/v1/accounts", "POST").route(web::post().to(accounts::create)))
     .service(
         resource("/v1/accounts/{id}", "GET, PATCH")

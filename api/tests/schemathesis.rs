@@ -13,7 +13,8 @@
 //! value), so acceptance of valid data is not asserted there; nor where a resident id number
 //! is taken (its check character and birth date are beyond a pattern), nor for coupon stocks (a
 //! valid_until in the future, after valid_from) and credit lines and orders (amounts at the
-//! currency's scale); every other check is.
+//! currency's scale), nor for the checkout's forms (a valid form needs the page's token, which
+//! only a browser that loaded the page has); every other check is.
 //! payd runs with an SMS gateway, an identity service and a risk rules file, so that no route
 //! answers "not configured".
 
@@ -35,6 +36,10 @@ checks.positive_data_acceptance.enabled = false
 [[operations]]
 include-path-regex = "^/v1/(customers|customers/\\{id\\}/identity_verification|coupon_stocks|credit_lines|credit_lines/\\{id\\}/repayments|orders)$"
 include-method-regex = "^POST$"
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+include-path-regex = "^/checkout/"
 checks.positive_data_acceptance.enabled = false
 "#;
 

@@ -31,6 +31,7 @@ pub mod audit;
 pub mod card_payments;
 pub mod cards;
 pub mod channels;
+pub mod checkout;
 pub mod coupons;
 pub mod credit;
 pub mod customers;

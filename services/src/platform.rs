@@ -415,6 +415,11 @@ impl Platform {
             Ok(_) => {}
             Err(e) => fatal(&format!("cannot resume card refunds: {e}")),
         }
+        match crate::customers::migrate_phone_index(&self).await {
+            Ok(n) if n > 0 => println!("payd: {n} customers indexed by phone"),
+            Ok(_) => {}
+            Err(e) => fatal(&format!("cannot index customers by phone: {e}")),
+        }
         // Reconciliation runs a crash interrupted complete before any day-end resumes.
         match crate::recon::resume(&self).await {
             Ok(n) if n > 0 => println!("payd: completed {n} interrupted reconciliation run(s)"),

@@ -316,6 +316,10 @@ pub async fn create(
             records::encode(&()),
         ),
         (
+            records::customer_by_phone_key(&phone_mac(state, &customer.phone), owner, id),
+            records::encode(&()),
+        ),
+        (
             records::account_meta_key(account),
             records::encode(&AccountMeta {
                 owner: Some(customer_id_text(id)),
@@ -336,6 +340,70 @@ pub async fn create(
         .await?
         .map_err(rejected)?;
     Ok(answer)
+}
+
+/// The keyed MAC of a phone number that indexes customers by phone (no number in a key).
+pub fn phone_mac(state: &Platform, phone: &str) -> [u8; 16] {
+    let mac = state
+        .master
+        .mac(&[b"customer-phone\0".as_slice(), phone.as_bytes()].concat());
+    mac[..16].try_into().expect("16 bytes")
+}
+
+/// The customer with phone `phone` that a checkout of `merchant`'s may pay from: the
+/// merchant's own customer, else one of the operator's (the oldest of each).
+pub fn by_phone(state: &Platform, merchant: u128, phone: &str) -> Result<Option<Customer>> {
+    let store = state.store()?;
+    let mac = phone_mac(state, phone);
+    for owner in [merchant, 0] {
+        let prefix = records::customer_by_phone_prefix(&mac, owner);
+        let mut found = None;
+        store.for_each_aux_with_prefix_from(&prefix, &prefix, 1, |k, _| {
+            if let Some(tail) = k.get(k.len() - 16..) {
+                found = Some(u128::from_be_bytes(tail.try_into().expect("16 bytes")));
+            }
+            Ok(())
+        })?;
+        if let Some(id) = found {
+            let c: Option<Customer> = records::read(store, &records::customer_key(id))?;
+            if c.as_ref().is_some_and(|c| c.phone == phone) {
+                return Ok(c);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Customer `id` (no visibility check: the caller has proved who it is).
+pub fn by_id(state: &Platform, id: u128) -> Result<Option<Customer>> {
+    records::read(state.store()?, &records::customer_key(id))
+}
+
+/// Indexes by phone the customers created before the index existed (once: a migration
+/// record marks it done). Returns how many it indexed.
+pub async fn migrate_phone_index(state: &Platform) -> Result<usize> {
+    const NAME: &str = "customer_phone_index";
+    let store = state.store()?;
+    if records::read::<u64>(store, &records::migration_key(NAME))?.is_some() {
+        return Ok(0);
+    }
+    let mut recs = Vec::new();
+    let prefix = records::prefix::CUSTOMER.to_vec();
+    store.for_each_aux_with_prefix_from(&prefix, &prefix, usize::MAX, |k, v| {
+        let c: Customer = records::decode(k, v)?;
+        recs.push((
+            records::customer_by_phone_key(&phone_mac(state, &c.phone), c.owner, c.id),
+            records::encode(&()),
+        ));
+        Ok(())
+    })?;
+    let n = recs.len();
+    recs.push((records::migration_key(NAME), records::encode(&now_ns())));
+    let ledger = state.ledger()?;
+    for chunk in recs.chunks(1024) {
+        ledger.write_records(chunk.to_vec()).await?;
+    }
+    Ok(n)
 }
 
 /// Customer `id_text` as `caller` may see it (a merchant: its own only; others are not

@@ -85,6 +85,9 @@ pub mod prefix {
     pub const CUSTOMER: &[u8] = b"cu";
     pub const CUSTOMER_BY_ACCOUNT: &[u8] = b"ca";
     pub const CUSTOMER_BY_OWNER: &[u8] = b"co";
+    pub const CUSTOMER_BY_PHONE: &[u8] = b"cp";
+    pub const CUSTOMER_CARD: &[u8] = b"cw";
+    pub const MIGRATION: &[u8] = b"mg";
     pub const KYC_COUNTERS: &[u8] = b"ky";
     pub const COUPON_STOCK: &[u8] = b"ks";
     pub const COUPON: &[u8] = b"kc";
@@ -231,6 +234,27 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "owning merchant id (u128 BE; 0: the operator), customer id (u128 BE)",
         record: "[] (an index of a merchant's customers)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CUSTOMER_BY_PHONE,
+        cf: CF_AUX,
+        key: "keyed MAC of the phone (16 bytes), owner (u128 BE; 0: the operator), customer id (u128 BE)",
+        record: "[] (finds a customer by phone at the checkout's sign-in)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::CUSTOMER_CARD,
+        cf: CF_AUX,
+        key: "customer id (u128 BE), card token (u128 BE)",
+        record: "[] (the cards a customer saved at the checkout)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::MIGRATION,
+        cf: CF_AUX,
+        key: "the migration's name (ASCII)",
+        record: "u64 (when it finished, ns since the epoch)",
         expiring: false,
     },
     Registered {
@@ -646,6 +670,40 @@ pub fn customer_by_owner_prefix(owner: u128) -> Vec<u8> {
     key(prefix::CUSTOMER_BY_OWNER, &[&owner.to_be_bytes()])
 }
 
+/// Customers with phone `phone_mac` (a keyed MAC, so no phone number is in a key) owned by
+/// `owner`.
+pub fn customer_by_phone_key(phone_mac: &[u8; 16], owner: u128, customer: u128) -> Vec<u8> {
+    key(
+        prefix::CUSTOMER_BY_PHONE,
+        &[phone_mac, &owner.to_be_bytes(), &customer.to_be_bytes()],
+    )
+}
+
+/// Every index entry of `owner`'s customers with phone `phone_mac`.
+pub fn customer_by_phone_prefix(phone_mac: &[u8; 16], owner: u128) -> Vec<u8> {
+    key(
+        prefix::CUSTOMER_BY_PHONE,
+        &[phone_mac, &owner.to_be_bytes()],
+    )
+}
+
+/// A card customer `customer` saved (at the checkout).
+pub fn customer_card_key(customer: u128, token: u128) -> Vec<u8> {
+    key(
+        prefix::CUSTOMER_CARD,
+        &[&customer.to_be_bytes(), &token.to_be_bytes()],
+    )
+}
+
+pub fn customer_card_prefix(customer: u128) -> Vec<u8> {
+    key(prefix::CUSTOMER_CARD, &[&customer.to_be_bytes()])
+}
+
+/// That migration `name` is done.
+pub fn migration_key(name: &str) -> Vec<u8> {
+    key(prefix::MIGRATION, &[name.as_bytes()])
+}
+
 pub fn coupon_stock_key(id: u128) -> Vec<u8> {
     key(prefix::COUPON_STOCK, &[&id.to_be_bytes()])
 }
@@ -1010,6 +1068,12 @@ mod tests {
             (deposit_key(TransferId(1)), prefix::DEPOSIT),
             (batch_transfer_key(TransferId(1)), prefix::BATCH_TRANSFER),
             (merchant_key(1), prefix::MERCHANT),
+            (
+                customer_by_phone_key(&[0; 16], 1, 2),
+                prefix::CUSTOMER_BY_PHONE,
+            ),
+            (customer_card_key(1, 2), prefix::CUSTOMER_CARD),
+            (migration_key("x"), prefix::MIGRATION),
             (merchant_key_index(&[0; 32]), prefix::MERCHANT_KEY_INDEX),
             (agreement_key(1, 2), prefix::AGREEMENT),
             (agreement_prefix(1), prefix::AGREEMENT),

@@ -517,6 +517,7 @@ fn recon(rows: u64, plants: u64, dir: Option<PathBuf>) -> anyhow::Result<()> {
                 agreement_version: Tail(1),
                 coupon: Tail(None),
                 credit_line: Tail(None),
+                authorization: Tail(None),
             };
             // Planted: every (rows / plants)-th row's amount is 1.00 more at the channel.
             let planted = plants > 0 && n % (rows / plants).max(1) == 0;

@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 60] = [
+pub const SETTINGS: [&str; 61] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -61,6 +61,7 @@ pub const SETTINGS: [&str; 60] = [
     "sms_alert_burst",
     "otp_ttl_s",
     "otp_attempts_max",
+    "authorization_ttl_s",
     "timezone",
     "day_end_at",
     "archive_after_days",
@@ -180,6 +181,8 @@ pub struct Config {
     /// How long a one-time code is valid, and how many wrong tries lock it.
     pub otp_ttl_s: u64,
     pub otp_attempts_max: u32,
+    /// How long a two-phase payment's authorization holds before it is voided by itself.
+    pub authorization_ttl_s: u64,
     /// IANA time zone of the business date: the first start's date is the wall-clock date
     /// there (never the machine's own zone).
     pub timezone: String,
@@ -279,6 +282,7 @@ impl Default for Config {
             sms_alert_burst: 10,
             otp_ttl_s: 300,
             otp_attempts_max: 5,
+            authorization_ttl_s: 7 * 24 * 3600,
             timezone: "Asia/Shanghai".to_string(),
             day_end_at: None,
             archive_after_days: 30,
@@ -581,6 +585,12 @@ impl Config {
                 self.otp_attempts_max
             ));
         }
+        if !(1..=30 * 24 * 3600).contains(&self.authorization_ttl_s) {
+            return Err(format!(
+                "authorization_ttl_s: {} is outside 1..=2592000 (30 days)",
+                self.authorization_ttl_s
+            ));
+        }
         services::gl::time_zone(&self.timezone).map_err(|e| format!("timezone: {e}"))?;
         if let Some(at) = &self.day_end_at {
             services::day_end::parse_day_end_at(at).map_err(|e| format!("day_end_at: {e}"))?;
@@ -615,6 +625,7 @@ impl Config {
             sms_alert_burst: self.sms_alert_burst,
             otp_ttl_s: self.otp_ttl_s,
             otp_attempts_max: self.otp_attempts_max,
+            authorization_ttl_s: self.authorization_ttl_s,
             timezone: services::gl::time_zone(&self.timezone)
                 .expect("validated by Config::validate"),
             archive_after_days: self.archive_after_days,

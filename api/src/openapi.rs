@@ -288,6 +288,8 @@ impl Modify for Currencies {
         payments::list,
         payments::get,
         payments::review,
+        payments::capture,
+        payments::void,
         refunds::create,
         refunds::list,
         refunds::get,

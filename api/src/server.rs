@@ -154,6 +154,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/v1/refunds/{id}", "GET").route(web::get().to(refunds::get)))
     .service(resource("/v1/payments/{id}/review", "POST").route(web::post().to(payments::review)))
+    .service(resource("/v1/payments/{id}/capture", "POST").route(web::post().to(payments::capture)))
+    .service(resource("/v1/payments/{id}/void", "POST").route(web::post().to(payments::void)))
     .service(
         resource("/v1/webhook_endpoint", "GET, PUT")
             .route(web::put().to(crate::webhooks::put))

@@ -36,6 +36,7 @@ fn payment() -> Payment {
         agreement_version: Tail(1),
         coupon: Tail(None),
         credit_line: Tail(None),
+        authorization: Tail(None),
     }
 }
 

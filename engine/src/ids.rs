@@ -142,6 +142,8 @@ pub enum PlatformRole {
     PlatformDiscounts = 12,
     /// Interest charged on credit lines: income.
     InterestIncome = 13,
+    /// Customer money held for two-phase payments until capture or void (issue #19).
+    AuthorizationHolds = 14,
 }
 
 impl PlatformRole {
@@ -161,6 +163,7 @@ impl PlatformRole {
             PlatformRole::ReconWriteOffs,
             PlatformRole::PlatformDiscounts,
             PlatformRole::InterestIncome,
+            PlatformRole::AuthorizationHolds,
         ]
         .into_iter()
         .find(|r| *r as u16 == value)

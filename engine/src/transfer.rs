@@ -66,6 +66,9 @@ pub enum TransferKind {
     Coupon,
     /// Credit lines (信用支付): interest and late fees charged, repayments.
     Credit,
+    /// A two-phase payment's hold (预授权, issue #19): the amount moved from the payer to the
+    /// holds account at authorization, and back at a void. The capture is a `Payment`.
+    Authorization,
 }
 
 /// The three accounts of a payment.

@@ -224,6 +224,7 @@ pub async fn ensure_platform_accounts(ledger: &actors::Ledger, currency: Currenc
         PlatformRole::ReconWriteOffs,
         PlatformRole::PlatformDiscounts,
         PlatformRole::InterestIncome,
+        PlatformRole::AuthorizationHolds,
     ] {
         let id = AccountId::platform(role, currency.numeric());
         // Customer funds mirror money at banks, merchant negative balances are owed to us

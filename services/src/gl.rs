@@ -519,6 +519,7 @@ fn entry_view(seq: Option<u64>, t: &Transfer) -> JournalEntryView {
         TransferKind::Reconciliation => ("reconciliation", None),
         TransferKind::Coupon => ("coupon", None),
         TransferKind::Credit => ("credit", None),
+        TransferKind::Authorization => ("authorization", None),
     };
     JournalEntryView {
         id: t.id.to_string(),

@@ -28,6 +28,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod authorizations;
 pub mod card_payments;
 pub mod cards;
 pub mod channels;

@@ -553,6 +553,8 @@ fn status_text(s: PaymentStatus) -> &'static str {
         PaymentStatus::Processing => "processing",
         PaymentStatus::Succeeded => "succeeded",
         PaymentStatus::Failed => "failed",
+        PaymentStatus::Authorized => "authorized",
+        PaymentStatus::Canceled => "canceled",
     }
 }
 

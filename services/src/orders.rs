@@ -443,6 +443,7 @@ pub async fn pay(
         device_id: body.device_id,
         splits: None,
         coupon_id: body.coupon_id,
+        capture: None,
     };
     let id = new_id();
     let answer = crate::payments::create(state, merchant, id, payment, None, |_| {}).await?;

@@ -62,6 +62,11 @@ pub struct CreatePayment {
     /// payment is created failed with `coupon_unavailable` and moves nothing.
     #[cfg_attr(feature = "openapi", schema(pattern = r"^cpn_[0-9a-f]{32}$"))]
     pub coupon_id: Option<String>,
+    /// `false`: a two-phase payment (issue #19; balance payments). The amount is held on the
+    /// payer (`authorized`) until `POST /v1/payments/{id}/capture` takes all or part of it or
+    /// `…/void` releases it; unless captured within `authorization_ttl_s` it is voided by
+    /// itself. Default `true`: taken at once.
+    pub capture: Option<bool>,
 }
 
 /// One share: exactly one of `amount` and `ratio`.
@@ -196,6 +201,9 @@ pub struct PaymentView {
     discount: String,
     /// What the payer paid: amount − discount.
     paid_amount: String,
+    /// A two-phase payment's hold (`"capture": false`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization: Option<AuthorizationView>,
 }
 
 /// The webhook event type of a payment in `status`.
@@ -204,6 +212,8 @@ pub fn payment_event(status: PaymentStatus) -> &'static str {
         PaymentStatus::Succeeded => "payment.succeeded",
         PaymentStatus::Failed => "payment.failed",
         PaymentStatus::Processing => "payment.processing",
+        PaymentStatus::Authorized => "payment.authorized",
+        PaymentStatus::Canceled => "payment.canceled",
     }
 }
 
@@ -251,6 +261,8 @@ pub fn view(p: &Payment) -> PaymentView {
             PaymentStatus::Succeeded => "succeeded",
             PaymentStatus::Failed => "failed",
             PaymentStatus::Processing => "processing",
+            PaymentStatus::Authorized => "authorized",
+            PaymentStatus::Canceled => "canceled",
         },
         failure_code: p.failure_code.clone(),
         fee: format_minor(p.fee, currency),
@@ -331,7 +343,27 @@ pub fn view(p: &Payment) -> PaymentView {
             .map(|c| crate::coupons::coupon_id_text(c.coupon)),
         discount: format_minor(p.discount(), currency),
         paid_amount: format_minor(p.payer_amount(), currency),
+        authorization: p.authorization.0.as_ref().map(|a| AuthorizationView {
+            authorized_amount: format_minor(a.authorized, currency),
+            expires_at: records::time_text(a.expires_at_ns),
+            closed_at: a.closed_at_ns.map(records::time_text),
+            void_reason: a.void_reason.clone(),
+        }),
     }
+}
+
+/// A two-phase payment's hold, as answers show it.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuthorizationView {
+    /// What was held; `amount` is what was captured once it is.
+    authorized_amount: String,
+    /// When it is voided by itself unless captured.
+    expires_at: String,
+    /// When it was captured or voided.
+    closed_at: Option<String>,
+    /// Why it was voided: `voided` (the merchant) or `expired`.
+    void_reason: Option<String>,
 }
 
 fn duplicate(payment_id: u128) -> Error {
@@ -684,6 +716,29 @@ pub async fn create(
     // A coupon (issue #18): checked now (the payer's, for this merchant, the minimum); its
     // discount follows from its rule, and a merchant-funded one lowers what the fee and the
     // shares are computed on. Whether the stock can still give it is decided at booking.
+    // A two-phase payment (issue #19): from a balance, whole (no coupon, no shares: both
+    // are decided on the amount taken, which only the capture knows).
+    let two_phase = body.capture == Some(false);
+    if two_phase {
+        let refuse = |why: &str| {
+            Err(Error::invalid("two_phase_not_supported", why.to_string()).with_param("capture"))
+        };
+        match &method {
+            Source::Balance(_) => {}
+            Source::Card(_) => {
+                return refuse(
+                    "bank_card payments are taken at once (card authorizations are not built yet)",
+                )
+            }
+            Source::Credit(..) => return refuse("a credit line draw is taken at once"),
+        }
+        if body.coupon_id.is_some() {
+            return refuse("a two-phase payment takes no coupon");
+        }
+        if body.splits.is_some() {
+            return refuse("a two-phase payment takes no splits");
+        }
+    }
     let coupon = match (&body.coupon_id, &method) {
         (None, _) => None,
         (Some(_), Source::Card(_) | Source::Credit(..)) => {
@@ -842,8 +897,26 @@ pub async fn create(
             Source::Credit(line, _) => Some(line.id),
             _ => None,
         }),
+        authorization: records::Tail(two_phase.then(|| {
+            records::Authorization {
+                authorized: amount,
+                expires_at_ns: created_at_ns.saturating_add(
+                    state
+                        .settings
+                        .authorization_ttl_s
+                        .saturating_mul(1_000_000_000),
+                ),
+                closed_at_ns: None,
+                void_reason: None,
+            }
+        })),
     };
-    let transfer = balance_transfer(&payment, merchant.pending(), currency);
+    let transfer = if two_phase {
+        payment.status = PaymentStatus::Authorized;
+        crate::authorizations::hold_transfer(&payment, currency)
+    } else {
+        balance_transfer(&payment, merchant.pending(), currency)
+    };
     // The answer is rendered before the write, so the idempotency record carrying it is in
     // the same durable unit as the payment.
     let records_for = |p: &Payment| {
@@ -921,6 +994,9 @@ pub async fn create(
             }
         };
     let (mut records, mut answer) = records_for(&payment);
+    if two_phase {
+        records.push(crate::authorizations::marker(&payment, true));
+    }
     let _turn = counted.map(|(turn, record)| {
         records.push(record);
         turn
@@ -1068,7 +1144,13 @@ pub async fn review(
         &records::merchant_key(payment.merchant),
     )?
     .ok_or_else(|| Error::storage("a stored payment's merchant is missing"))?;
-    let transfer = balance_transfer(&payment, merchant.pending(), currency);
+    // A two-phase payment approved is held now (its timer counts from its creation).
+    let two_phase = payment.authorization.0.is_some();
+    let transfer = if two_phase {
+        crate::authorizations::hold_transfer(&payment, currency)
+    } else {
+        balance_transfer(&payment, merchant.pending(), currency)
+    };
     // The coupon, redeemed as of the decision (issue #18).
     let mut records = Vec::new();
     let _redemption = match payment.coupon.0.clone() {
@@ -1118,7 +1200,12 @@ pub async fn review(
             return reviewed(state, actor, &payment).await;
         }
     };
-    payment.status = PaymentStatus::Succeeded;
+    payment.status = if two_phase {
+        records.push(crate::authorizations::marker(&payment, true));
+        PaymentStatus::Authorized
+    } else {
+        PaymentStatus::Succeeded
+    };
     records.extend(payment_records(state, &payment));
     let outcome = ledger.transfer_with(transfer, records).await?;
     if let Err(reject) = outcome {

@@ -50,6 +50,8 @@ pub struct Settings {
     pub sms_alert_burst: u32,
     pub otp_ttl_s: u64,
     pub otp_attempts_max: u32,
+    /// How long a two-phase payment's authorization holds (`authorization_ttl_s`).
+    pub authorization_ttl_s: u64,
     /// The zone whose wall-clock date the first business date is (`timezone`).
     pub timezone: jiff::tz::TimeZone,
     /// When the day-end runs by itself (`day_end_at`, local time in `timezone`); `None`: off.
@@ -200,6 +202,8 @@ pub struct Platform {
     pub order_turns: TurnMap,
     /// Credit lines being repaid or closed by a day-end: one at a time per line.
     pub credit_turns: TurnMap,
+    /// Two-phase payments being captured, voided or expired: one change at a time each.
+    pub authorization_turns: TurnMap,
     /// Coupons in a payment: one payment at a time per coupon.
     pub coupon_claims: ClaimSet,
     /// Today's totals per currency (the ops page).
@@ -237,6 +241,7 @@ impl Platform {
             coupon_claims: Default::default(),
             credit_turns: Default::default(),
             order_turns: Default::default(),
+            authorization_turns: Default::default(),
             today: Default::default(),
             ledger: OnceLock::new(),
             store: OnceLock::new(),
@@ -437,6 +442,8 @@ impl Platform {
         crate::recon::spawn_retries(Arc::clone(&self));
         // Orders past their expiry, from the store's timers.
         crate::orders::spawn_expiry(Arc::clone(&self));
+        // Authorizations past their ttl, from the store's timers.
+        crate::authorizations::spawn_expiry(Arc::clone(&self));
         if let Some(at) = self.settings.day_end_at {
             crate::day_end::schedule(Arc::clone(&self), at);
             println!(

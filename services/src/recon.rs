@@ -123,8 +123,10 @@ fn status_name(code: u8) -> &'static str {
 fn item_status(s: PaymentStatus) -> ItemStatus {
     match s {
         PaymentStatus::Succeeded => ItemStatus::Succeeded,
-        PaymentStatus::Processing => ItemStatus::Processing,
-        PaymentStatus::Failed => ItemStatus::Failed,
+        // Two-phase payments are balance payments, never a channel's items; mapped for
+        // completeness: held is not yet charged, voided never was.
+        PaymentStatus::Processing | PaymentStatus::Authorized => ItemStatus::Processing,
+        PaymentStatus::Failed | PaymentStatus::Canceled => ItemStatus::Failed,
     }
 }
 
@@ -1753,7 +1755,9 @@ async fn booked_by_status_sync(state: &Platform, id: u128, request_id: &str) -> 
     };
     match p.status {
         PaymentStatus::Succeeded => return Ok(true),
-        PaymentStatus::Failed => return Ok(false),
+        PaymentStatus::Failed | PaymentStatus::Canceled | PaymentStatus::Authorized => {
+            return Ok(false)
+        }
         PaymentStatus::Processing => {}
     }
     let Some((channel, _)) = p.card.0.as_ref().and_then(|c| c.channel.clone()) else {

@@ -63,7 +63,9 @@ pub fn view(r: &Refund, currency: Currency) -> RefundView {
         status: match r.status {
             PaymentStatus::Succeeded => "succeeded",
             PaymentStatus::Failed => "failed",
-            PaymentStatus::Processing => "processing",
+            // A refund is never authorized or canceled (those are two-phase payments').
+            PaymentStatus::Processing | PaymentStatus::Authorized => "processing",
+            PaymentStatus::Canceled => "failed",
         },
         failure_code: r.failure_code.clone(),
         reason: r.reason.clone(),
@@ -129,7 +131,8 @@ pub fn refund_events(
     let kind = match r.status {
         PaymentStatus::Succeeded => "refund.succeeded",
         PaymentStatus::Failed => "refund.failed",
-        PaymentStatus::Processing => "refund.processing",
+        PaymentStatus::Processing | PaymentStatus::Authorized => "refund.processing",
+        PaymentStatus::Canceled => "refund.failed",
     };
     crate::webhooks::event_records(state, merchant, kind, &format!("re_{:032x}", r.id), body)
 }

@@ -93,6 +93,8 @@ fn status(s: PaymentStatus) -> &'static str {
         PaymentStatus::Succeeded => "succeeded",
         PaymentStatus::Failed => "failed",
         PaymentStatus::Processing => "processing",
+        PaymentStatus::Authorized => "authorized",
+        PaymentStatus::Canceled => "canceled",
     }
 }
 

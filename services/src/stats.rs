@@ -61,7 +61,8 @@ impl Today {
                 t.amount_succeeded = t.amount_succeeded.saturating_add(p.amount);
             }),
             PaymentStatus::Failed => self.with(now_ns(), p.currency, |t| t.payments_failed += 1),
-            PaymentStatus::Processing => {}
+            // Held or released, not taken: counted when captured (succeeded).
+            PaymentStatus::Processing | PaymentStatus::Authorized | PaymentStatus::Canceled => {}
         }
     }
 

@@ -285,6 +285,12 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
             returned: 150,
         })),
         credit_line: Tail(Some(63)),
+        authorization: Tail(Some(Authorization {
+            authorized: 12_000,
+            expires_at_ns: 1_764_000_600_000_000_000,
+            closed_at_ns: Some(1_764_000_060_000_000_000),
+            void_reason: Some("expired".into()),
+        })),
     };
     let merchant = Merchant {
         id: 2,
@@ -1077,6 +1083,17 @@ fn a_payment_from_before_credit_lines_decodes_drawing_on_none() {
     let p: storage::records::Payment = storage::records::decode(b"fixture", &old).expect("decodes");
     assert_eq!(p.credit_line.0, None);
     assert!(p.coupon.0.is_some());
+    assert!(storage::records::encode(&p)[6..].starts_with(&old[6..]));
+}
+
+/// A payment written before two-phase payments (as `aux_v2.hex` held it until then) decodes
+/// with no authorization.
+#[test]
+fn a_payment_from_before_two_phase_payments_decodes_with_no_authorization() {
+    let old = unhex(include_str!("fixtures/payment_before_authorization.hex").trim());
+    let p: storage::records::Payment = storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(p.authorization.0, None);
+    assert_eq!(p.credit_line.0, Some(63));
     assert!(storage::records::encode(&p)[6..].starts_with(&old[6..]));
 }
 

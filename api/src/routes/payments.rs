@@ -128,3 +128,67 @@ pub async fn review(
     .await?;
     Ok(HttpResponse::Ok().json(decided))
 }
+
+/// Whether the request carries a body (a capture's is optional).
+fn has_body(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() != "0")
+        || req
+            .headers()
+            .contains_key(actix_web::http::header::TRANSFER_ENCODING)
+}
+
+#[utoipa::path(post, path = "/v1/payments/{id}/capture", tag = "payments",
+    request_body(content = Option<services::authorizations::Capture>, description = "optional: the amount to take (default all)"),
+    params(("id" = String, Path, description = "payment id (pay_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "captured: succeeded, `amount` the amount taken (the rest went back to the payer); a repeated capture of the same amount answers the same", body = PaymentView),
+        (status = 404, description = "unknown payment, or not yours", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "not an authorization awaiting capture (payment_already_captured, payment_canceled, payment_not_authorized), or authorization_expired (voided now)", body = crate::openapi::ErrorResponse),
+        crate::openapi::CreateErrors
+    ))]
+/// (merchant, admin) Captures a two-phase payment: all of what was authorized, or part.
+pub async fn capture(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.serving()?;
+    let caller = auth::caller(&req, &state)?;
+    let body = if has_body(&req) {
+        body::json::<services::authorizations::Capture>(&req, payload, state.limits, &["amount"])
+            .await?
+            .0
+    } else {
+        services::authorizations::Capture::default()
+    };
+    crate::access::note_payment(&req, &path);
+    let view = services::authorizations::capture(&state, &caller, &path, body).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(post, path = "/v1/payments/{id}/void", tag = "payments",
+    params(("id" = String, Path, description = "payment id (pay_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "voided: canceled, everything held back to the payer; a repeated void answers the same", body = PaymentView),
+        (status = 404, description = "unknown payment, or not yours", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "not an authorization (payment_already_captured, payment_not_authorized)", body = crate::openapi::ErrorResponse),
+        crate::openapi::ReadErrors
+    ))]
+/// (merchant, admin) Voids a two-phase payment's authorization.
+pub async fn void(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.serving()?;
+    let caller = auth::caller(&req, &state)?;
+    crate::access::note_payment(&req, &path);
+    let view = services::authorizations::void(&state, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(view))
+}

@@ -81,11 +81,14 @@ pub enum GlAccount {
     /// Settlement payouts sent to merchants' banks, not yet confirmed by the payout channel.
     /// (Declared last: variants are persisted by position.)
     PayoutsInTransit = 2104,
+    /// Customer money held for two-phase payments: authorized, not yet captured or voided.
+    /// Still owed to the customer; at capture it moves to the merchant, at void back.
+    AuthorizationHolds = 2002,
 }
 
 impl GlAccount {
     /// Every account of the chart, in code order.
-    pub const ALL: [GlAccount; 21] = [
+    pub const ALL: [GlAccount; 22] = [
         GlAccount::Reserve,
         GlAccount::FundsInTransit,
         GlAccount::ChannelReceivable,
@@ -93,6 +96,7 @@ impl GlAccount {
         GlAccount::CreditReceivable,
         GlAccount::SuspenseShort,
         GlAccount::CustomerBalances,
+        GlAccount::AuthorizationHolds,
         GlAccount::MerchantPending,
         GlAccount::MerchantAvailable,
         GlAccount::SplitReceivers,
@@ -139,6 +143,7 @@ impl GlAccount {
             GlAccount::CreditReceivable => "Credit receivable",
             GlAccount::SuspenseShort => "Suspense (short)",
             GlAccount::CustomerBalances => "Customer balances",
+            GlAccount::AuthorizationHolds => "Customer funds on hold (authorizations)",
             GlAccount::MerchantPending => "Merchant pending settlement",
             GlAccount::MerchantAvailable => "Merchant available",
             GlAccount::SplitReceivers => "Split receivers",
@@ -173,6 +178,7 @@ impl GlAccount {
             PlatformRole::ReconWriteOffs => GlAccount::ReconWriteOffs,
             PlatformRole::PlatformDiscounts => GlAccount::PlatformDiscounts,
             PlatformRole::InterestIncome => GlAccount::InterestIncome,
+            PlatformRole::AuthorizationHolds => GlAccount::AuthorizationHolds,
         }
     }
 

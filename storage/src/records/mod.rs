@@ -43,8 +43,8 @@ pub use merchants::{
 pub use orders::{Order, OrderStatus};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{
-    AccountMeta, BatchTransfer, Card, CardPayment, Deposit, Payment, PaymentStatus, Refund,
-    RiskRecord, Split,
+    AccountMeta, Authorization, BatchTransfer, Card, CardPayment, Deposit, Payment, PaymentStatus,
+    Refund, RiskRecord, Split,
 };
 pub use positions::{ReserveRecord, ReserveTransfer};
 pub use recon::{
@@ -98,6 +98,7 @@ pub mod prefix {
     pub const ORDER: &[u8] = b"od";
     pub const ORDER_BY_OUT_TRADE_NO: &[u8] = b"oo";
     pub const ORDER_EXPIRY: &[u8] = b"xox";
+    pub const AUTHORIZATION_EXPIRY: &[u8] = b"xau";
     pub const MERCHANT_KEY_INDEX: &[u8] = b"mk";
     pub const AGREEMENT: &[u8] = b"mv";
     pub const MERCHANT_BY_ACCOUNT: &[u8] = b"ma";
@@ -326,6 +327,13 @@ pub const REGISTRY: &[Registered] = &[
         key: "merchant id (u128 BE), out_trade_no (UTF-8)",
         record: "order id (u128)",
         expiring: false,
+    },
+    Registered {
+        prefix: prefix::AUTHORIZATION_EXPIRY,
+        cf: CF_AUX,
+        key: "expiry (u64 BE, ns since the epoch), payment id (u128 BE)",
+        record: "[1] (an authorization's void timer; [0] once captured or voided)",
+        expiring: true,
     },
     Registered {
         prefix: prefix::ORDER_EXPIRY,
@@ -750,6 +758,14 @@ pub fn order_expiry_key(expires_at_ns: u64, order: u128) -> Vec<u8> {
     )
 }
 
+/// The void timer of a two-phase payment's authorization.
+pub fn authorization_expiry_key(expires_at_ns: u64, payment: u128) -> Vec<u8> {
+    key(
+        prefix::AUTHORIZATION_EXPIRY,
+        &[&expires_at_ns.to_be_bytes(), &payment.to_be_bytes()],
+    )
+}
+
 pub fn credit_line_key(id: u128) -> Vec<u8> {
     key(prefix::CREDIT_LINE, &[&id.to_be_bytes()])
 }
@@ -1095,6 +1111,7 @@ mod tests {
                 prefix::ORDER_BY_OUT_TRADE_NO,
             ),
             (order_expiry_key(1, 2), prefix::ORDER_EXPIRY),
+            (authorization_expiry_key(1, 2), prefix::AUTHORIZATION_EXPIRY),
             (credit_line_key(1), prefix::CREDIT_LINE),
             (
                 credit_line_by_account_key(AccountId(1)),

@@ -39,6 +39,11 @@ pub enum PaymentStatus {
     Failed,
     /// Decided later: held for a risk review (nothing has moved yet).
     Processing,
+    /// A two-phase payment's amount is held on the payer (issue #19): captured or voided
+    /// later, or voided by itself at its expiry.
+    Authorized,
+    /// A two-phase payment voided: everything held went back to the payer.
+    Canceled,
 }
 
 /// The risk assessment a payment got before any money moved.
@@ -88,6 +93,22 @@ pub struct Payment {
     pub coupon: Tail<Option<super::CouponUse>>,
     /// The credit line it drew on (issue #18); its `payer` is the line's principal account.
     pub credit_line: Tail<Option<u128>>,
+    /// A two-phase payment (issue #19): what was held and until when. Its `amount` is the
+    /// amount authorized until a capture makes it the amount captured.
+    pub authorization: Tail<Option<Authorization>>,
+}
+
+/// A two-phase payment's hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct Authorization {
+    /// What was held (minor units).
+    pub authorized: i64,
+    /// When it is voided by itself unless captured first.
+    pub expires_at_ns: u64,
+    /// When it was captured or voided.
+    pub closed_at_ns: Option<u64>,
+    /// Why it was voided: `voided` (the merchant) or `expired`.
+    pub void_reason: Option<String>,
 }
 
 /// One receiver's share of a payment. Receivers are merchants (partners, sub-merchants):

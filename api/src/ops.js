@@ -115,6 +115,14 @@
       { data: "channel", field: "channel", bad: (r) => r.open > 0 || r.status !== "done" },
       "no statements reconciled yet"
     );
+    for (const [id, o] of [["orders", d.orders_open], ["authorizations", d.authorizations_outstanding]]) {
+      const row = document.querySelector(`#outstanding tr[data-outstanding="${id}"]`);
+      if (!row || !o) continue;
+      row.querySelector('[data-field="count"]').textContent = `${o.count}${o.capped ? "+" : ""}`;
+      row.querySelector('[data-field="amounts"]').textContent =
+        o.amounts.length ? o.amounts.map(([c, a]) => `${c} ${a}`).join(", ") : "0";
+      row.querySelector('[data-field="next_expiry"]').textContent = o.next_expiry || "–";
+    }
     text("business_date", d.business_date || "–");
     const de = d.day_end;
     const head = document.getElementById("day_end");

@@ -92,6 +92,37 @@ struct Data {
     positions: Option<services::positions::PositionsView>,
     /// Each channel's last reconciliation run and its open mismatches.
     reconciliation: Vec<services::recon::RunSummary>,
+    /// Open payment orders and authorizations awaiting capture (issue #19).
+    orders_open: Option<services::orders::Outstanding>,
+    authorizations_outstanding: Option<services::orders::Outstanding>,
+}
+
+/// Most open orders or authorizations read for the page (the soonest to expire).
+const OUTSTANDING_READ_MAX: usize = 10_000;
+
+/// One line of the page's outstanding table.
+fn outstanding_row(id: &str, what: &str, o: Option<&services::orders::Outstanding>) -> String {
+    let (count, amounts, next) = match o {
+        None => ("–".to_string(), "–".to_string(), "–".to_string()),
+        Some(o) => (
+            format!("{}{}", o.count, if o.capped { "+" } else { "" }),
+            if o.amounts.is_empty() {
+                "0".to_string()
+            } else {
+                o.amounts
+                    .iter()
+                    .map(|(c, a)| format!("{c} {a}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            o.next_expiry.clone().unwrap_or_else(|| "–".to_string()),
+        ),
+    };
+    format!(
+        r#"<tr data-outstanding="{id}"><td>{what}</td><td class="n" data-field="count">{count}</td><td data-field="amounts">{}</td><td data-field="next_expiry">{}</td></tr>"#,
+        esc(&amounts),
+        esc(&next)
+    )
 }
 
 async fn data(state: &AppState) -> Data {
@@ -148,6 +179,12 @@ async fn data(state: &AppState) -> Data {
         day_end: services::day_end::last_view(state).ok().flatten(),
         positions: services::positions::get(state, None).await.ok(),
         reconciliation: services::recon::summary(state).unwrap_or_default(),
+        orders_open: services::orders::outstanding(state, OUTSTANDING_READ_MAX).ok(),
+        authorizations_outstanding: services::authorizations::outstanding(
+            state,
+            OUTSTANDING_READ_MAX,
+        )
+        .ok(),
     }
 }
 
@@ -369,6 +406,9 @@ tr.bad td, span.bad {{ background: #fde8e8; }} .tiles {{ display: flex; gap: 1em
 <h2>Reconciliation</h2>
 <table id="reconciliation"><thead><tr><th>channel</th><th>statement of</th><th>run</th><th>rows</th><th>matched</th><th>mismatches</th><th>open</th><th>suspense long</th><th>suspense short</th></tr></thead>
 <tbody>{recon}</tbody></table>
+<h2>Orders and authorizations</h2>
+<table id="outstanding"><thead><tr><th></th><th>count</th><th>amount</th><th>next expiry</th></tr></thead>
+<tbody>{outstanding}</tbody></table>
 <h2>Day-end</h2>
 <p>Business date <b id="business_date">{business_date}</b>; last day-end: <span id="day_end" class="{day_end_class}">{day_end_head}</span>.</p>
 <table id="day_end_steps"><thead><tr><th>step</th><th>status</th><th>detail</th></tr></thead>
@@ -378,6 +418,12 @@ tr.bad td, span.bad {{ background: #fde8e8; }} .tiles {{ display: flex; gap: 1em
 <script src="/ops/ops.js"></script>
 </body></html>
 "#,
+        outstanding = outstanding_row("orders", "open orders", d.orders_open.as_ref())
+            + &outstanding_row(
+                "authorizations",
+                "authorizations awaiting capture",
+                d.authorizations_outstanding.as_ref()
+            ),
         ready_class = if d.ready { "ready" } else { "not-ready" },
         ready_text = if d.ready { "ready" } else { "not ready" },
         at = d.at,

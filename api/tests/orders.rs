@@ -54,6 +54,10 @@ fn an_order_is_paid_once_and_a_failed_attempt_leaves_it_open() {
     let shop = merchant(&p, r#"{"name":"shop","fee_rate":"0"}"#);
     let other = merchant(&p, r#"{"name":"other"}"#);
     let o = order(&p, &shop.key, "o-1", "88.00", 900);
+    // The ops page counts it open (issue #19).
+    let ops = p.req("GET", "/ops/data.json", &[], b"").json();
+    assert_eq!(ops["orders_open"]["count"], 1, "{ops}");
+    assert_eq!(ops["orders_open"]["amounts"], json!([["CNY", "88.00"]]));
     let id = o["id"].as_str().unwrap().to_string();
     assert_eq!(
         (&o["status"], &o["attempts"], &o["payment_id"]),

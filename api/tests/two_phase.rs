@@ -85,6 +85,13 @@ fn authorize_capture_part_release_the_rest_and_void_everything() {
     assert_eq!(p.balance(&payer), "0.00");
     assert_eq!(p.balance(&shop.account), "0.00");
     trial_balance(&p, "100.00");
+    // The ops page counts it outstanding.
+    let ops = p.req("GET", "/ops/data.json", &[], b"").json();
+    assert_eq!(ops["authorizations_outstanding"]["count"], 1, "{ops}");
+    assert_eq!(
+        ops["authorizations_outstanding"]["amounts"],
+        json!([["CNY", "100.00"]])
+    );
     // Held money is not available to the payer.
     let r = pay(&p, &shop.key, "minibar", "0.01", &payer);
     assert_eq!(r.json()["failure_code"], "insufficient_funds");
@@ -115,6 +122,8 @@ fn authorize_capture_part_release_the_rest_and_void_everything() {
     assert_eq!(p.balance(&payer), "40.00");
     assert_eq!(p.balance(&shop.account), "59.40");
     trial_balance(&p, "0.00");
+    let ops = p.req("GET", "/ops/data.json", &[], b"").json();
+    assert_eq!(ops["authorizations_outstanding"]["count"], 0, "{ops}");
     // A repeated capture answers the same and moves nothing; anything else is refused.
     let again = capture(&p, &shop.key, &id, Some("60.00"));
     assert_eq!(again.status, 200);
@@ -285,5 +294,140 @@ fn an_authorization_left_alone_is_voided_at_its_ttl_also_across_a_kill_9() {
     );
     assert_eq!(p.balance(&payer), "100.00");
     assert_eq!(p.balance(&shop.account), "0.00");
+    trial_balance(&p, "0.00");
+}
+
+fn sim_authorizations(sim: &Sim, name: &str) -> Vec<Value> {
+    let r = json_request(
+        &sim.control,
+        "GET",
+        &format!("/_sim/channels/{name}/authorizations"),
+        &Value::Null,
+    );
+    assert_eq!(r.status, 200);
+    r.json()["data"].as_array().unwrap().clone()
+}
+
+#[test]
+fn card_authorizations_are_captured_or_voided_exactly_once_at_channel_sim() {
+    let sim = Sim::start(&["bank"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let env = [
+        ("RONGPAY_ADMIN_TOKEN", ADMIN),
+        ("RONGPAY_CHANNEL_TIMEOUT_MS", "2000"),
+        ("RONGPAY_AUTHORIZATION_TTL_S", "4"),
+    ];
+    let p = Payd::start_in(&dir, &env);
+    channel(&p, "bank", &format!("http://{}", sim.addr("bank")), "0.002");
+    let shop = merchant(&p, r#"{"name":"Car hire","fee_rate":"0.01"}"#);
+    let token = tokenize(&p, &shop.key, "4111111111111111");
+    let card_auth = |otn: &str, amount: &str| -> String {
+        let r = p.post(
+            &shop.key,
+            "/v1/payments",
+            None,
+            &json!({"out_trade_no": otn, "amount": amount, "currency": "CNY", "capture": false,
+                    "payment_method": {"type": "bank_card", "card_token": token}})
+            .to_string(),
+        );
+        assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+        let v = r.json();
+        assert_eq!(v["status"], "authorized", "{v}");
+        v["id"].as_str().unwrap().to_string()
+    };
+
+    // Authorized at the channel: nothing charged there, nothing booked here.
+    let a = card_auth("car-a", "100.00");
+    assert!(
+        sim.records("bank").is_empty(),
+        "no charge before the capture"
+    );
+    assert_eq!(p.balance(&shop.account), "0.00");
+    // Captured 60.00 there once, then booked: merchant net of its 1% fee.
+    let r = capture(&p, &shop.key, &a, Some("60.00"));
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(
+        (&v["status"], &v["amount"], &v["fee"]),
+        (&json!("succeeded"), &json!("60.00"), &json!("0.60"))
+    );
+    assert_eq!(p.balance(&shop.account), "59.40");
+    assert_eq!(
+        capture(&p, &shop.key, &a, Some("60.00")).status,
+        200,
+        "a repeat"
+    );
+    assert_eq!(
+        void(&p, &shop.key, &a).error_code(),
+        "payment_already_captured"
+    );
+    let charges = sim.records("bank");
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(
+        (&charges[0]["status"], &charges[0]["amount_minor"]),
+        (&json!("succeeded"), &json!(6000))
+    );
+    // The captured charge refunds through the channel like any card payment.
+    let r = p.post(
+        &shop.key,
+        &format!("/v1/payments/{a}/refunds"),
+        None,
+        r#"{"out_refund_no":"car-a-r","amount":"10.00"}"#,
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "succeeded");
+
+    // Voided there once.
+    let b = card_auth("car-b", "30.00");
+    let r = void(&p, &shop.key, &b);
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "canceled");
+    assert_eq!(void(&p, &shop.key, &b).status, 200, "a repeat");
+    assert_eq!(
+        capture(&p, &shop.key, &b, None).error_code(),
+        "payment_canceled"
+    );
+
+    // Left alone: one expires while payd runs, one across a kill -9.
+    let c = card_auth("car-c", "10.00");
+    eventually(15, "the card authorization expires", || {
+        get(&p, &shop.key, &c)["status"] == "canceled"
+    });
+    let d = card_auth("car-d", "20.00");
+    let key = shop.key.clone();
+    p.kill9();
+    std::thread::sleep(Duration::from_secs(5));
+    let p = Payd::start_in(&dir, &env);
+    eventually(15, "the restarted payd voids it at the channel", || {
+        get(&p, &key, &d)["status"] == "canceled"
+    });
+    assert_eq!(get(&p, &key, &d)["authorization"]["void_reason"], "expired");
+
+    // At the channel: four authorizations, each captured or voided exactly once.
+    let auths = sim_authorizations(&sim, "bank");
+    let summary: Vec<(i64, Option<i64>, bool, i64)> = auths
+        .iter()
+        .map(|x| {
+            (
+                x["authorized_minor"].as_i64().unwrap(),
+                x["captured_minor"].as_i64(),
+                x["voided"].as_bool().unwrap(),
+                x["changes"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (10_000, Some(6_000), false, 1),
+            (3_000, None, true, 1),
+            (1_000, None, true, 1),
+            (2_000, None, true, 1),
+        ]
+    );
+    assert_eq!(sim.records("bank").len(), 2, "one charge and its refund");
+    // 59.40 less the 10.00 refunded plus the 0.10 of fee the refund returned.
+    assert_eq!(p.balance(&shop.account), "49.50");
     trial_balance(&p, "0.00");
 }

@@ -3,7 +3,12 @@
 //! payer; `capture` takes all or part of it (the rest goes back), `void` releases it all, and
 //! an authorization left alone is voided by itself after `authorization_ttl_s`.
 //!
-//! The hold is a ledger movement, so it is exact and durable like any other: the amount moves
+//! A card's authorization is the channel's (`capture: false` on the charge request): nothing
+//! is booked until the capture, which the channel performs once and payd then books as a
+//! card charge of the amount captured (`card_payments::capture`); a void is the channel's
+//! too. Until the channel answers, the payment stays authorized and a retry is safe.
+//!
+//! A balance hold is a ledger movement, so it is exact and durable like any other: the amount moves
 //! from the payer to the platform's holds account of the currency (GL 2002, customer funds on
 //! hold: still owed to the customers), in the same durable unit as the payment `authorized`
 //! and its void timer. Held money is therefore not available to the payer, and never reaches
@@ -169,9 +174,33 @@ fn not_authorized(p: &Payment) -> Error {
 }
 
 /// Voids `p` (under its turn) for `reason`: everything held back to the payer, durably with
-/// the payment `canceled` and its timer resolved.
+/// the payment `canceled` and its timer resolved. A card's is voided at its channel first;
+/// one the channel had captured (a capture whose answer was lost) is booked as captured
+/// instead, and refused `payment_already_captured`.
 async fn void_now(state: &Platform, p: &mut Payment, reason: &str) -> Result<()> {
     let currency = currency_of(p)?;
+    if p.card.0.is_some() {
+        if let Some(charged) = crate::card_payments::void(state, p).await? {
+            let merchant = merchant_of(state, p)?;
+            if let Some(a) = p.authorization.0.as_mut() {
+                a.closed_at_ns = Some(now_ns());
+            }
+            let done = vec![marker(p, false)];
+            crate::card_payments::capture(state, p, &merchant, charged.amount_minor, done).await?;
+            state.payment_reached(p);
+            return Err(not_authorized(p));
+        }
+        p.status = PaymentStatus::Canceled;
+        if let Some(a) = p.authorization.0.as_mut() {
+            a.closed_at_ns = Some(now_ns());
+            a.void_reason = Some(reason.to_string());
+        }
+        let mut recs = payment_records(state, p);
+        recs.push(marker(p, false));
+        state.ledger()?.write_records(recs).await?;
+        state.payment_reached(p);
+        return Ok(());
+    }
     let transfer = void_transfer(p, currency);
     p.status = PaymentStatus::Canceled;
     if let Some(a) = p.authorization.0.as_mut() {
@@ -187,6 +216,11 @@ async fn void_now(state: &Platform, p: &mut Payment, reason: &str) -> Result<()>
         .map_err(refused)?;
     state.payment_reached(p);
     Ok(())
+}
+
+fn merchant_of(state: &Platform, p: &Payment) -> Result<records::Merchant> {
+    records::read::<records::Merchant>(state.store()?, &records::merchant_key(p.merchant))?
+        .ok_or_else(|| Error::storage("a stored payment's merchant is missing"))
 }
 
 /// Reads payment `id_text` as `caller` may see it, under its turn.
@@ -244,9 +278,16 @@ pub async fn capture(
             "the authorization expired and was voided",
         ));
     }
-    let merchant =
-        records::read::<records::Merchant>(state.store()?, &records::merchant_key(p.merchant))?
-            .ok_or_else(|| Error::storage("a stored payment's merchant is missing"))?;
+    let merchant = merchant_of(state, &p)?;
+    if p.card.0.is_some() {
+        if let Some(a) = p.authorization.0.as_mut() {
+            a.closed_at_ns = Some(now_ns());
+        }
+        let done = vec![marker(&p, false)];
+        crate::card_payments::capture(state, &mut p, &merchant, captured, done).await?;
+        state.payment_reached(&p);
+        return Ok(view(&p));
+    }
     let fee = merchant.fee_terms().fee(captured).min(captured);
     let transfer = capture_transfer(&p, merchant.pending(), currency, captured, fee);
     p.amount = captured;
@@ -303,8 +344,16 @@ pub async fn expiry_pass(state: &Platform) -> Result<usize> {
             continue;
         };
         if p.status == PaymentStatus::Authorized {
-            void_now(state, &mut p, "expired").await?;
-            voided += 1;
+            // One that cannot be voided now (its channel does not answer) is tried again at
+            // the next pass; the others go on.
+            match void_now(state, &mut p, "expired").await {
+                Ok(()) => voided += 1,
+                Err(e) => tracing::warn!(
+                    %e,
+                    payment_id = %payment_id_text(p.id),
+                    "an expired authorization could not be voided yet"
+                ),
+            }
         } else {
             // Captured or voided meanwhile: its timer was resolved with it; an old one is
             // resolved here.
@@ -315,6 +364,25 @@ pub async fn expiry_pass(state: &Platform) -> Result<usize> {
         }
     }
     Ok(voided)
+}
+
+/// The authorizations awaiting capture (the ops page).
+pub fn outstanding(state: &Platform, cap: usize) -> Result<crate::orders::Outstanding> {
+    let (ids, capped) =
+        crate::orders::open_markers(state, records::prefix::AUTHORIZATION_EXPIRY, cap)?;
+    let mut out = crate::orders::Outstanding {
+        capped,
+        ..Default::default()
+    };
+    let mut sums = std::collections::BTreeMap::new();
+    for id in ids {
+        if let Some(p) = crate::shelf::payment(state.store()?, id)? {
+            if let (PaymentStatus::Authorized, Some(a)) = (p.status, p.authorization.0.as_ref()) {
+                out.add(&mut sums, p.currency, a.authorized, a.expires_at_ns);
+            }
+        }
+    }
+    Ok(out.finish(sums))
 }
 
 /// Voids expired authorizations in the background, from the store's timers (so they resume

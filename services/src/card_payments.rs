@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use engine::routing::{route, CallResult, Candidate, Method, RouteRequest};
 use engine::{AccountId, Currency, PlatformRole, Timestamp, Transfer, TransferId};
 
-use crate::channels::wire::{ChargeAnswer, ChargeRequest, ChargeStatus};
+use crate::channels::wire::{CaptureRequest, ChargeAnswer, ChargeRequest, ChargeStatus};
 use crate::payments::payment_id_text;
 use crate::platform::{claim, now_ns, Platform};
 use crate::records::{self, Payment, PaymentStatus};
@@ -193,12 +193,21 @@ async fn call(state: &Platform, c: &Call, payment: &Payment, request_id: &str) -
                     crate::channels::channel_id_text(c.id)
                 )
             }),
+            // A two-phase payment (issue #19): authorize only.
+            capture: payment.authorization.0.is_some().then_some(false),
         })
         .send()
         .await;
     let outcome = match sent {
         Ok(resp) if resp.status().is_success() => match resp.json::<ChargeAnswer>().await {
             Ok(a) if a.status == ChargeStatus::Succeeded && a.amount_minor == payment.amount => {
+                Outcome::Charged(a)
+            }
+            Ok(a)
+                if a.status == ChargeStatus::Authorized
+                    && payment.authorization.0.is_some()
+                    && a.amount_minor == payment.amount =>
+            {
                 Outcome::Charged(a)
             }
             Ok(a) if a.status == ChargeStatus::Declined => Outcome::Declined,
@@ -397,6 +406,14 @@ pub async fn charge(
             card.attempts.push((c.name.clone(), label.to_string()));
         }
         match outcome {
+            Outcome::Charged(answer) if answer.status == ChargeStatus::Authorized => {
+                // Held on the card: nothing is booked until the capture.
+                payment.status = PaymentStatus::Authorized;
+                let mut recs = answer_of(&payment);
+                recs.push(crate::authorizations::marker(&payment, true));
+                write(state, &payment, recs).await?;
+                return Ok(payment);
+            }
             Outcome::Charged(answer) => {
                 take_reported_fee(&mut payment, &answer);
                 let extra = answer_of(&Payment {
@@ -530,6 +547,16 @@ pub async fn resolve(
         c.attempts.push((name, how.to_string()));
     }
     match answer {
+        Some(a)
+            if a.status == ChargeStatus::Authorized
+                && payment.authorization.0.is_some()
+                && a.amount_minor == payment.amount =>
+        {
+            payment.status = PaymentStatus::Authorized;
+            let mut recs = crate::payments::payment_records(state, &payment);
+            recs.push(crate::authorizations::marker(&payment, true));
+            write(state, &payment, recs).await?;
+        }
         Some(a) if a.status == ChargeStatus::Succeeded && a.amount_minor == payment.amount => {
             take_reported_fee(&mut payment, &a);
             let merchant = records::read::<records::Merchant>(
@@ -572,4 +599,138 @@ pub async fn resolve(
     }
     state.payment_reached(&payment);
     Ok(true)
+}
+
+/// The endpoint and ledger number of the channel that authorized card payment `p`, and the
+/// authorization's request id.
+fn authorized_at(state: &Platform, p: &Payment) -> Result<(String, u32, String, u128)> {
+    let card = p
+        .card
+        .0
+        .as_ref()
+        .ok_or_else(|| Error::storage("a card authorization without its card"))?;
+    let (Some((channel, _)), Some(request_id)) = (card.channel.clone(), card.request_id.clone())
+    else {
+        return Err(Error::storage("a card authorization without its channel"));
+    };
+    let (endpoint, number) = state
+        .channels
+        .get(&channel)
+        .and_then(|c| {
+            c.value()
+                .lock()
+                .ok()
+                .map(|rt| (rt.record.endpoint.clone(), rt.record.number))
+        })
+        .ok_or_else(|| Error::storage("a card authorization's channel is missing"))?;
+    Ok((endpoint, number, request_id, channel))
+}
+
+fn channel_unavailable(why: impl std::fmt::Display) -> Error {
+    Error::Unavailable {
+        code: "channel_unavailable",
+        message: format!("the card's channel did not answer ({why}); nothing changed: retry"),
+    }
+}
+
+/// Asks the channel to capture `captured` of card authorization `p` (under the payment's
+/// turn), then books the charge like a card payment's, durably with `extra`. The channel
+/// captures at most once (a repeat with the same amount answers the same), so a retry after
+/// a lost answer is safe; until it answers, the payment stays authorized.
+pub async fn capture(
+    state: &Platform,
+    p: &mut Payment,
+    merchant: &records::Merchant,
+    captured: i64,
+    extra: Records,
+) -> Result<()> {
+    let (endpoint, number, request_id, channel) = authorized_at(state, p)?;
+    let url = format!(
+        "{}/charges/{request_id}/capture",
+        endpoint.trim_end_matches('/')
+    );
+    let resp = state
+        .http
+        .post(url)
+        .timeout(state.settings.channel_timeout)
+        .json(&CaptureRequest {
+            amount_minor: captured,
+        })
+        .send()
+        .await
+        .map_err(channel_unavailable)?;
+    if !resp.status().is_success() {
+        return Err(channel_unavailable(resp.status()));
+    }
+    let answer: ChargeAnswer = resp.json().await.map_err(channel_unavailable)?;
+    if answer.status != ChargeStatus::Succeeded || answer.amount_minor != captured {
+        return Err(channel_unavailable(
+            "an answer that is not the capture asked for",
+        ));
+    }
+    // The fees on what was taken: ours on the merchant's terms, the channel's at its rate
+    // (or as it reports).
+    p.amount = captured;
+    p.fee = merchant.fee_terms().fee(captured).min(captured);
+    let channel_fee = state
+        .channels
+        .get(&channel)
+        .and_then(|c| {
+            c.value()
+                .lock()
+                .ok()
+                .map(|rt| rt.record.spec().fee(captured))
+        })
+        .unwrap_or(0);
+    if let Some(card) = p.card.0.as_mut() {
+        card.channel_fee = channel_fee;
+        card.attempts.push((
+            card.channel.clone().unwrap_or_default().1,
+            "captured".into(),
+        ));
+    }
+    take_reported_fee(p, &answer);
+    let mut recs = crate::payments::payment_records(
+        state,
+        &Payment {
+            status: PaymentStatus::Succeeded,
+            ..p.clone()
+        },
+    );
+    recs.extend(extra);
+    book(state, p, merchant.pending(), number, recs).await
+}
+
+/// Asks the channel to void card authorization `p` (under the payment's turn). `Ok(None)`:
+/// voided; `Ok(Some(answer))`: the channel had captured it (a capture whose answer was
+/// lost), and that is the charge to book.
+pub async fn void(state: &Platform, p: &Payment) -> Result<Option<ChargeAnswer>> {
+    let (endpoint, _, request_id, _) = authorized_at(state, p)?;
+    let url = format!(
+        "{}/charges/{request_id}/void",
+        endpoint.trim_end_matches('/')
+    );
+    let resp = state
+        .http
+        .post(url)
+        .timeout(state.settings.channel_timeout)
+        .send()
+        .await
+        .map_err(channel_unavailable)?;
+    if resp.status() == reqwest::StatusCode::CONFLICT {
+        return match query_charge(state, &endpoint, &request_id).await {
+            Some(Some(a)) if a.status == ChargeStatus::Succeeded => Ok(Some(a)),
+            _ => Err(channel_unavailable(
+                "a void refused without a capture on record",
+            )),
+        };
+    }
+    if !resp.status().is_success() {
+        return Err(channel_unavailable(resp.status()));
+    }
+    let answer: ChargeAnswer = resp.json().await.map_err(channel_unavailable)?;
+    if answer.status != ChargeStatus::Voided {
+        return Err(channel_unavailable("an answer that is not a void"));
+    }
+    Ok(None)
 }

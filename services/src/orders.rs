@@ -496,6 +496,85 @@ pub async fn expiry_pass(state: &Platform) -> Result<usize> {
     Ok(closed)
 }
 
+/// What is outstanding (open orders, authorizations awaiting capture), as the ops page shows
+/// it: how many, their amounts per currency, the soonest expiry. At most `cap` are read (the
+/// soonest to expire first); `capped` says there may be more.
+#[derive(Serialize, Default)]
+pub struct Outstanding {
+    pub count: usize,
+    /// `[currency, amount]` pairs.
+    pub amounts: Vec<(String, String)>,
+    pub next_expiry: Option<String>,
+    pub capped: bool,
+}
+
+impl Outstanding {
+    /// Adds one of `amount` minor units in `currency` expiring at `expires_at_ns`.
+    pub fn add(
+        &mut self,
+        sums: &mut BTreeMap<u16, i64>,
+        currency: u16,
+        amount: i64,
+        expires_at_ns: u64,
+    ) {
+        if self.count == 0 {
+            self.next_expiry = Some(records::time_text(expires_at_ns));
+        }
+        self.count += 1;
+        let sum = sums.entry(currency).or_default();
+        *sum = sum.saturating_add(amount);
+    }
+
+    /// The amounts as text, from `sums`.
+    pub fn finish(mut self, sums: BTreeMap<u16, i64>) -> Outstanding {
+        self.amounts = sums
+            .into_iter()
+            .filter_map(|(c, minor)| {
+                Currency::from_numeric(c).map(|c| (c.code().to_string(), format_minor(minor, c)))
+            })
+            .collect();
+        self
+    }
+}
+
+/// The ids under the open markers of expiry prefix `prefix`, soonest first, at most `cap`
+/// (and whether there were more).
+pub fn open_markers(state: &Platform, prefix: &[u8], cap: usize) -> Result<(Vec<u128>, bool)> {
+    let mut ids = Vec::new();
+    let mut capped = false;
+    let end = [prefix, &[0xff; 32]].concat();
+    state.store()?.for_each_aux_range(prefix, &end, |k, v| {
+        let open = storage::schema::split_expiring(v).is_some_and(|(_, payload)| payload == [1]);
+        if open {
+            if ids.len() == cap {
+                capped = true;
+            } else if let Some(id) = k.get(k.len() - 16..) {
+                ids.push(u128::from_be_bytes(id.try_into().expect("16 bytes")));
+            }
+        }
+        Ok(())
+    })?;
+    Ok((ids, capped))
+}
+
+/// The open orders (the ops page).
+pub fn outstanding(state: &Platform, cap: usize) -> Result<Outstanding> {
+    let (ids, capped) = open_markers(state, records::prefix::ORDER_EXPIRY, cap)?;
+    let mut out = Outstanding {
+        capped,
+        ..Outstanding::default()
+    };
+    let mut sums = BTreeMap::new();
+    for id in ids {
+        if let Some(o) = records::read::<Order>(state.store()?, &records::order_key(id))? {
+            if o.status == OrderStatus::Open {
+                out.add(&mut sums, o.currency, o.amount, o.expires_at_ns);
+            }
+        }
+    }
+    Ok(out.finish(sums))
+}
+
 /// Closes expired orders in the background, from the store's markers (so timers resume
 /// after a restart).
 pub fn spawn_expiry(state: Arc<Platform>) {

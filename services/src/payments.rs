@@ -716,21 +716,15 @@ pub async fn create(
     // A coupon (issue #18): checked now (the payer's, for this merchant, the minimum); its
     // discount follows from its rule, and a merchant-funded one lowers what the fee and the
     // shares are computed on. Whether the stock can still give it is decided at booking.
-    // A two-phase payment (issue #19): from a balance, whole (no coupon, no shares: both
-    // are decided on the amount taken, which only the capture knows).
+    // A two-phase payment (issue #19): a balance or a card, whole (no coupon, no shares:
+    // both are decided on the amount taken, which only the capture knows).
     let two_phase = body.capture == Some(false);
     if two_phase {
         let refuse = |why: &str| {
             Err(Error::invalid("two_phase_not_supported", why.to_string()).with_param("capture"))
         };
-        match &method {
-            Source::Balance(_) => {}
-            Source::Card(_) => {
-                return refuse(
-                    "bank_card payments are taken at once (card authorizations are not built yet)",
-                )
-            }
-            Source::Credit(..) => return refuse("a credit line draw is taken at once"),
+        if let Source::Credit(..) = &method {
+            return refuse("a credit line draw is taken at once");
         }
         if body.coupon_id.is_some() {
             return refuse("a two-phase payment takes no coupon");

@@ -19,7 +19,9 @@
 //!   answers its state, including its `url`, and `inflight` / `peak_inflight` (charge
 //!   requests being handled now, and the most at once).
 //! - `GET /_sim/channels`: every channel; `GET /_sim/channels/{name}/records`: its charges
-//!   and refunds in the order they were decided.
+//!   and refunds in the order they were decided (a card authorization's charge when it is
+//!   captured); `GET /_sim/channels/{name}/authorizations`: its card authorizations and what
+//!   became of each (`changes`: captures and voids that took effect, at most one).
 //!
 //! Channel plane (on the channel's own `url`):
 //! - `POST /charges` [`ChargeRequest`] → `200` [`ChargeAnswer`] (`succeeded` or `declined`),
@@ -51,8 +53,8 @@ use engine::statement::{write, Charset, Format, Row, RowKind, Statement};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 pub use services::channels::wire::{
-    ChargeAnswer, ChargeRequest, ChargeStatus, Notification, PayoutAnswer, PayoutNotification,
-    PayoutRequest, RefundAnswer, RefundRequest,
+    CaptureRequest, ChargeAnswer, ChargeRequest, ChargeStatus, Notification, PayoutAnswer,
+    PayoutNotification, PayoutRequest, RefundAnswer, RefundRequest,
 };
 use services::signature::sign;
 
@@ -228,6 +230,20 @@ struct Ledger {
     statement: Vec<(String, Row)>,
     /// Charges planted `unanswered`: the status query answers 503 until revealed.
     hidden: std::collections::HashSet<String>,
+    /// Card authorizations (issue #19), in the order they were decided.
+    authorizations: Vec<Authorization>,
+}
+
+/// One authorization and what became of it.
+#[derive(Clone, Debug, Serialize)]
+struct Authorization {
+    request_id: String,
+    authorized_minor: i64,
+    declined: bool,
+    captured_minor: Option<i64>,
+    voided: bool,
+    /// Captures and voids that took effect (a repeat does not count): at most one.
+    changes: u32,
 }
 
 /// The channel's date after `date` (`YYYY-MM-DD`).
@@ -425,6 +441,8 @@ impl Sim {
                             .app_data(web::Data::new((sim.clone(), ch.clone())))
                             .route("/charges", web::post().to(charge))
                             .route("/charges/{request_id}", web::get().to(charge_status))
+                            .route("/charges/{request_id}/capture", web::post().to(capture))
+                            .route("/charges/{request_id}/void", web::post().to(void))
                             .route("/refunds", web::post().to(refund))
                             .route("/refunds/{request_id}", web::get().to(refund_status))
                             .route("/payouts", web::post().to(payout))
@@ -534,10 +552,15 @@ async fn charge(data: ChannelData, body: web::Json<ChargeRequest>) -> HttpRespon
             }
             let hang = roll < config.error_rate + config.timeout_rate;
             let declined = rng.random::<f64>() < config.decline_rate;
+            // An authorization (issue #19) holds the amount: no charge, no record, no
+            // statement line, no fee until its capture.
+            let authorize = req.capture == Some(false);
             let answer = ChargeAnswer {
                 request_id: req.request_id.clone(),
                 status: if declined {
                     ChargeStatus::Declined
+                } else if authorize {
+                    ChargeStatus::Authorized
                 } else {
                     ChargeStatus::Succeeded
                 },
@@ -547,15 +570,25 @@ async fn charge(data: ChannelData, body: web::Json<ChargeRequest>) -> HttpRespon
                 decline_reason: declined.then(|| "do_not_honor".to_string()),
                 refunded_minor: 0,
                 // Half up, in integers: (amount × ppm + 500,000) / 1,000,000.
-                fee_minor: config.fee_rate_ppm.filter(|_| !declined).map(|ppm| {
-                    let fee =
-                        (i128::from(req.amount_minor) * i128::from(ppm) + 500_000) / 1_000_000;
-                    i64::try_from(fee).unwrap_or(i64::MAX)
-                }),
+                fee_minor: config
+                    .fee_rate_ppm
+                    .filter(|_| !declined && !authorize)
+                    .map(|ppm| fee_of(req.amount_minor, ppm)),
             };
             ledger
                 .charges
                 .insert(req.request_id.clone(), answer.clone());
+            if authorize {
+                ledger.authorizations.push(Authorization {
+                    request_id: req.request_id.clone(),
+                    authorized_minor: req.amount_minor,
+                    declined,
+                    captured_minor: None,
+                    voided: false,
+                    changes: 0,
+                });
+                return HttpResponse::Ok().json(answer);
+            }
             ledger.records.push(Record::Charge(answer.clone()));
             let plant = if declined {
                 None
@@ -616,6 +649,125 @@ async fn charge(data: ChannelData, body: web::Json<ChargeRequest>) -> HttpRespon
         return unavailable("timed out");
     }
     HttpResponse::Ok().json(answer)
+}
+
+/// The channel's fee on `amount` at `ppm`, half up, in integers.
+fn fee_of(amount: i64, ppm: u32) -> i64 {
+    let fee = (i128::from(amount) * i128::from(ppm) + 500_000) / 1_000_000;
+    i64::try_from(fee).unwrap_or(i64::MAX)
+}
+
+fn conflict(status: &str) -> HttpResponse {
+    HttpResponse::Conflict().json(serde_json::json!({"status": status}))
+}
+
+/// `POST /charges/{request_id}/capture`: an authorization becomes a charge of the amount
+/// captured (recorded, on the statement, with its fee), once.
+async fn capture(
+    data: ChannelData,
+    path: web::Path<String>,
+    body: web::Json<CaptureRequest>,
+) -> HttpResponse {
+    let channel = &data.1;
+    actix_rt::time::sleep(channel.latency()).await;
+    let config = channel.config.lock().expect("sim config").clone();
+    if rand::rng().random::<f64>() < config.error_rate {
+        return unavailable("technical error: nothing was captured");
+    }
+    let amount = body.amount_minor;
+    let mut ledger = channel.ledger.lock().expect("sim ledger");
+    let Some(charge) = ledger.charges.get(path.as_str()).cloned() else {
+        return HttpResponse::NotFound().json(serde_json::json!({"status": "not_found"}));
+    };
+    let Some(i) = ledger
+        .authorizations
+        .iter()
+        .position(|a| a.request_id == *path)
+    else {
+        return conflict("not_an_authorization");
+    };
+    match charge.status {
+        ChargeStatus::Succeeded if charge.amount_minor == amount => {
+            return HttpResponse::Ok().json(charge)
+        }
+        ChargeStatus::Authorized if (1..=charge.amount_minor).contains(&amount) => {}
+        ChargeStatus::Authorized => return conflict("amount_exceeds_authorization"),
+        ChargeStatus::Voided => return conflict("voided"),
+        _ => return conflict("not_capturable"),
+    }
+    let answer = ChargeAnswer {
+        status: ChargeStatus::Succeeded,
+        amount_minor: amount,
+        fee_minor: config.fee_rate_ppm.map(|ppm| fee_of(amount, ppm)),
+        ..charge
+    };
+    ledger.charges.insert(path.to_string(), answer.clone());
+    ledger.records.push(Record::Charge(answer.clone()));
+    let (date, time) = channel_now(&config);
+    ledger.statement.push((
+        date,
+        Row {
+            kind: RowKind::Charge,
+            channel_reference: answer.channel_ref.clone(),
+            out_trade_no: path.to_string(),
+            out_refund_no: None,
+            amount,
+            fee: answer.fee_minor.unwrap_or(0),
+            time,
+            subject: "payment".to_string(),
+        },
+    ));
+    let a = &mut ledger.authorizations[i];
+    a.captured_minor = Some(amount);
+    a.changes += 1;
+    HttpResponse::Ok().json(answer)
+}
+
+/// `POST /charges/{request_id}/void`: an authorization released, once.
+async fn void(data: ChannelData, path: web::Path<String>) -> HttpResponse {
+    let channel = &data.1;
+    actix_rt::time::sleep(channel.latency()).await;
+    let config = channel.config.lock().expect("sim config").clone();
+    if rand::rng().random::<f64>() < config.error_rate {
+        return unavailable("technical error: nothing was voided");
+    }
+    let mut ledger = channel.ledger.lock().expect("sim ledger");
+    let Some(charge) = ledger.charges.get(path.as_str()).cloned() else {
+        return HttpResponse::NotFound().json(serde_json::json!({"status": "not_found"}));
+    };
+    let Some(i) = ledger
+        .authorizations
+        .iter()
+        .position(|a| a.request_id == *path)
+    else {
+        return conflict("not_an_authorization");
+    };
+    match charge.status {
+        ChargeStatus::Voided => return HttpResponse::Ok().json(charge),
+        ChargeStatus::Authorized => {}
+        _ => return conflict("captured"),
+    }
+    let answer = ChargeAnswer {
+        status: ChargeStatus::Voided,
+        ..charge
+    };
+    ledger.charges.insert(path.to_string(), answer.clone());
+    let a = &mut ledger.authorizations[i];
+    a.voided = true;
+    a.changes += 1;
+    HttpResponse::Ok().json(answer)
+}
+
+/// `GET /_sim/channels/{name}/authorizations`: every authorization and what became of it
+/// (`changes`: how many captures or voids took effect; at most one).
+async fn authorizations(sim: web::Data<Arc<Sim>>, path: web::Path<String>) -> HttpResponse {
+    match sim.get(&path) {
+        Some(ch) => {
+            let ledger = ch.ledger.lock().expect("sim ledger");
+            HttpResponse::Ok().json(serde_json::json!({ "data": ledger.authorizations }))
+        }
+        None => HttpResponse::NotFound().json(serde_json::json!({"status": "not_found"})),
+    }
 }
 
 async fn charge_status(data: ChannelData, path: web::Path<String>) -> HttpResponse {
@@ -914,6 +1066,10 @@ pub fn run(listen: &str, initial: Vec<(String, ChannelSettings)>) -> anyhow::Res
                 .route("/_sim/channels", web::get().to(list_channels))
                 .route("/_sim/channels/{name}", web::put().to(put_channel))
                 .route("/_sim/channels/{name}/records", web::get().to(records))
+                .route(
+                    "/_sim/channels/{name}/authorizations",
+                    web::get().to(authorizations),
+                )
         })
         .workers(1)
         .bind(listen)?

@@ -5,6 +5,13 @@
 //!   `503` technical error (nothing charged), or no answer (timeout: decided, learn it by
 //!   status query or notification).
 //! - `GET /charges/{request_id}` → the recorded [`ChargeAnswer`], `404` when unknown.
+//! - Card authorizations (issue #19): a [`ChargeRequest`] with `capture: false` is answered
+//!   `authorized` (held on the card, nothing charged yet) or `declined`. `POST
+//!   /charges/{request_id}/capture` [`CaptureRequest`] → `200` the charge `succeeded` for the
+//!   amount captured (at most the authorized one; a repeat with the same amount answers the
+//!   same), `409` when it was voided or captured for another amount; `POST
+//!   /charges/{request_id}/void` → `200` the charge `voided` (a repeat answers the same),
+//!   `409` when it was captured. Both `404` for an unknown request.
 //! - `POST /refunds` [`RefundRequest`] → `200` [`RefundAnswer`], `503`, or no answer.
 //! - `GET /refunds/{request_id}` → the recorded [`RefundAnswer`], `404` when unknown.
 //! - The channel POSTs a [`Notification`] to the charge's `notify_url`, signed with
@@ -27,6 +34,16 @@ pub struct ChargeRequest {
     pub instrument: String,
     /// Where to POST the asynchronous result.
     pub notify_url: Option<String>,
+    /// `false`: authorize only (issue #19): hold the amount on the card until a capture or
+    /// a void. Absent: charge now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<bool>,
+}
+
+/// `POST /charges/{request_id}/capture`: take `amount_minor` of an authorization.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaptureRequest {
+    pub amount_minor: i64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -35,6 +52,10 @@ pub struct ChargeRequest {
 pub enum ChargeStatus {
     Succeeded,
     Declined,
+    /// Held on the card, not charged yet (`capture: false`).
+    Authorized,
+    /// An authorization released: nothing was charged.
+    Voided,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

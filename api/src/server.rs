@@ -62,6 +62,63 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/checkout/{id}/pay", "POST").route(web::post().to(crate::pages::checkout::pay)),
     )
+    .service(
+        resource("/console/static/console.css", "GET")
+            .route(web::get().to(crate::pages::console::stylesheet)),
+    )
+    .service(resource("/console", "GET").route(web::get().to(crate::pages::console::home)))
+    .service(
+        resource("/console/code", "POST").route(web::post().to(crate::pages::console::send_code)),
+    )
+    .service(
+        resource("/console/signin", "POST").route(web::post().to(crate::pages::console::sign_in)),
+    )
+    .service(
+        resource("/console/signout", "POST").route(web::post().to(crate::pages::console::sign_out)),
+    )
+    .service(
+        resource("/console/payments", "GET").route(web::get().to(crate::pages::console::payments)),
+    )
+    .service(
+        resource("/console/payments/{id}", "GET")
+            .route(web::get().to(crate::pages::console::payment)),
+    )
+    .service(
+        resource("/console/payments/{id}/refund", "POST")
+            .route(web::post().to(crate::pages::console::refund)),
+    )
+    .service(
+        resource("/console/settlements", "GET")
+            .route(web::get().to(crate::pages::console::settlements)),
+    )
+    .service(
+        resource("/console/settlements/{id}/statement.csv", "GET")
+            .route(web::get().to(crate::pages::console::statement)),
+    )
+    .service(
+        resource("/console/reports", "GET").route(web::get().to(crate::pages::console::reports)),
+    )
+    .service(
+        resource("/console/reports/daily.csv", "GET")
+            .route(web::get().to(crate::pages::console::daily_csv)),
+    )
+    .service(
+        resource("/console/webhooks", "GET, POST")
+            .route(web::get().to(crate::pages::console::webhooks))
+            .route(web::post().to(crate::pages::console::set_webhook)),
+    )
+    .service(
+        resource("/console/keys", "POST").route(web::post().to(crate::pages::console::rotate_key)),
+    )
+    .service(
+        resource("/v1/merchants/{id}/staff", "GET, POST")
+            .route(web::get().to(merchants::list_staff))
+            .route(web::post().to(merchants::add_staff)),
+    )
+    .service(
+        resource("/v1/merchants/{id}/staff/{staff_id}", "PATCH")
+            .route(web::patch().to(merchants::update_staff)),
+    )
     .service(resource("/v1/accounts", "POST").route(web::post().to(accounts::create)))
     .service(
         resource("/v1/accounts/{id}", "GET, PATCH")

@@ -13,7 +13,8 @@
 //! value), so acceptance of valid data is not asserted there; nor where a resident id number
 //! is taken (its check character and birth date are beyond a pattern), nor for coupon stocks (a
 //! valid_until in the future, after valid_from) and credit lines and orders (amounts at the
-//! currency's scale), nor for the checkout's forms (a valid form needs the page's token, which
+//! currency's scale), nor for staff (a name with a card-number-like run of digits is refused),
+//! nor for the checkout's and the console's forms (a valid form needs the page's token, which
 //! only a browser that loaded the page has); every other check is.
 //! payd runs with an SMS gateway, an identity service and a risk rules file, so that no route
 //! answers "not configured".
@@ -34,13 +35,19 @@ include-method-regex = "^(POST|PATCH)$"
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
-include-path-regex = "^/v1/(customers|customers/\\{id\\}/identity_verification|coupon_stocks|credit_lines|credit_lines/\\{id\\}/repayments|orders)$"
+include-path-regex = "^/v1/(customers|customers/\\{id\\}/identity_verification|coupon_stocks|credit_lines|credit_lines/\\{id\\}/repayments|orders|merchants/\\{id\\}/staff)$"
 include-method-regex = "^POST$"
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
-include-path-regex = "^/checkout/"
+include-path-regex = "^/(checkout|console)(/|$)"
 checks.positive_data_acceptance.enabled = false
+
+# Links from the schema's dependencies only: the pages' 303s (`Location: /console`,
+# `/checkout/{id}`) are for browsers, and links inferred from them name parameters the
+# target operations do not have.
+[phases.stateful.inference]
+algorithms = ["dependency-analysis"]
 "#;
 
 /// The schemathesis command: on PATH, or in the scripts directory of the `python3` that

@@ -94,23 +94,36 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// `value` sealed (AES-GCM under the master key, `context` bound) as hex: what a cookie
+/// carries.
+pub fn seal_value<T: Encode>(state: &Platform, context: &[u8], value: &T) -> String {
+    let plain = bincode::encode_to_vec(value, config()).expect("a sealed value encodes");
+    hex(&state.master.seal(&plain, context))
+}
+
+/// What [`seal_value`] sealed under `context`; `None` when it does not open (forged,
+/// altered, another key or context) or decode.
+pub fn open_value<T: Decode<()>>(state: &Platform, context: &[u8], text: &str) -> Option<T> {
+    let sealed = unhex(text)?;
+    let plain = state.master.open(&sealed, context).ok()?;
+    bincode::decode_from_slice::<T, _>(&plain, config())
+        .ok()
+        .map(|(v, _)| v)
+}
+
 /// The session in cookie value `value`, or a new one when there is none, it does not open
 /// (forged, altered, from another key) or it expired.
 pub fn open_session(state: &Platform, value: Option<&str>) -> Session {
     let now = now_ns();
     value
-        .and_then(unhex)
-        .and_then(|sealed| state.master.open(&sealed, SEAL_CONTEXT).ok())
-        .and_then(|plain| bincode::decode_from_slice::<Session, _>(&plain, config()).ok())
-        .map(|(s, _)| s)
+        .and_then(|v| open_value::<Session>(state, SEAL_CONTEXT, v))
         .filter(|s| now < s.expires_at_ns)
         .unwrap_or_else(|| Session::fresh(now))
 }
 
 /// Session `s` as its cookie's value.
 pub fn seal_session(state: &Platform, s: &Session) -> String {
-    let plain = bincode::encode_to_vec(s, config()).expect("a session encodes");
-    hex(&state.master.seal(&plain, SEAL_CONTEXT))
+    seal_value(state, SEAL_CONTEXT, s)
 }
 
 /// The form token of session `s` for order `order`.

@@ -33,6 +33,7 @@ pub mod card_payments;
 pub mod cards;
 pub mod channels;
 pub mod checkout;
+pub mod console;
 pub mod coupons;
 pub mod credit;
 pub mod customers;

@@ -881,6 +881,20 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 extra: Tail(()),
             }),
         ),
+        (
+            "staff",
+            encode(&Staff {
+                id: 70,
+                merchant: 2,
+                name: "王芳".into(),
+                phone: "+8613900000001".into(),
+                role: StaffRole::Refunder,
+                active: true,
+                created_at_ns: 71,
+                created_by: "merchant:mch_2".into(),
+                extra: Tail(()),
+            }),
+        ),
     ]
 }
 
@@ -925,6 +939,7 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "coupon" => again::<Coupon>(bytes),
         "credit_line" => again::<CreditLine>(bytes),
         "order" => again::<Order>(bytes),
+        "staff" => again::<Staff>(bytes),
         other => panic!("unknown fixture record {other}"),
     }
 }

@@ -1,4 +1,5 @@
-//! Server-rendered pages for people (issue #19): the customer checkout. Templates are maud
+//! Server-rendered pages for people (issue #19): the customer checkout and the merchant
+//! console. Templates are maud
 //! (compiled, escaped by default); the pages carry no script at all and one stylesheet
 //! served by payd, under a Content-Security-Policy that allows nothing else, and refuse to
 //! be framed.
@@ -8,6 +9,7 @@
 //! `Origin` or `Sec-Fetch-Site` says it came from another site is refused before it is read.
 
 pub mod checkout;
+pub mod console;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};

@@ -214,3 +214,101 @@ pub async fn rotate_signing_secret(
 ) -> Result<HttpResponse, ApiError> {
     rotate(req, payload, state, path, Credential::SigningSecret).await
 }
+
+/// The merchant `path` names, as `caller` may act on it: the operator on any, a merchant on
+/// itself only (others are not found).
+fn staff_merchant(
+    state: &AppState,
+    caller: &services::Caller,
+    id_text: &str,
+) -> Result<services::records::Merchant, ApiError> {
+    let m = services::merchants::load(state, id_text)?;
+    if !caller.may_see(m.id) {
+        return Err(ApiError::not_found(format!("no merchant {id_text:?}")));
+    }
+    Ok(m)
+}
+
+#[utoipa::path(post, path = "/v1/merchants/{id}/staff", tag = "merchants",
+    request_body = services::console::CreateStaff,
+    params(("id" = String, Path, description = "merchant id (mch_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "the staff member: signs in to the merchant console (/console) with this phone and a one-time code", body = services::console::StaffView),
+        (status = 404, description = "no such merchant, or not yours", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "duplicate_staff_phone, or too_many_staff (200)", body = crate::openapi::ErrorResponse),
+        crate::openapi::CreateErrors
+    ))]
+/// (admin, the merchant itself) Adds a staff member to the merchant console.
+pub async fn add_staff(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.serving()?;
+    let caller = auth::caller(&req, &state)?;
+    let m = staff_merchant(&state, &caller, &path)?;
+    let (body, _): (services::console::CreateStaff, _) =
+        body::json(&req, payload, state.limits, &[]).await?;
+    let v = services::console::add_staff(&state, &staff_actor(&req, &caller), &m, body).await?;
+    Ok(HttpResponse::Created().json(v))
+}
+
+fn staff_actor(req: &HttpRequest, caller: &services::Caller) -> services::audit::Actor {
+    match caller {
+        services::Caller::Admin => crate::audit::actor(req),
+        services::Caller::Merchant(m) => services::audit::Actor {
+            name: format!("merchant:{}", services::merchants::merchant_id_text(m.id)),
+            source_ip: req.peer_addr().map(|a| a.ip().to_string()),
+        },
+    }
+}
+
+#[utoipa::path(get, path = "/v1/merchants/{id}/staff", tag = "merchants",
+    params(("id" = String, Path, description = "merchant id (mch_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the merchant's staff, oldest first (phones masked)", body = services::console::StaffList),
+        crate::openapi::ReadErrors
+    ))]
+/// (admin, the merchant itself) The merchant's console staff.
+pub async fn list_staff(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.serving()?;
+    let caller = auth::caller(&req, &state)?;
+    let m = staff_merchant(&state, &caller, &path)?;
+    Ok(HttpResponse::Ok().json(services::console::list_staff(&state, m.id)?))
+}
+
+#[utoipa::path(patch, path = "/v1/merchants/{id}/staff/{staff_id}", tag = "merchants",
+    request_body = services::console::UpdateStaff,
+    params(("id" = String, Path, description = "merchant id (mch_…)"),
+           ("staff_id" = String, Path, description = "staff id (stf_…)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the staff member as changed", body = services::console::StaffView),
+        (status = 404, description = "no such merchant or staff member", body = crate::openapi::ErrorResponse),
+        crate::openapi::CreateErrors
+    ))]
+/// (admin, the merchant itself) Changes a staff member's role, or disables them.
+pub async fn update_staff(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    state.serving()?;
+    let caller = auth::caller(&req, &state)?;
+    let (merchant, staff) = path.into_inner();
+    let m = staff_merchant(&state, &caller, &merchant)?;
+    let (body, _): (services::console::UpdateStaff, _) =
+        body::json(&req, payload, state.limits, &[]).await?;
+    let v =
+        services::console::update_staff(&state, &staff_actor(&req, &caller), m.id, &staff, body)
+            .await?;
+    Ok(HttpResponse::Ok().json(v))
+}

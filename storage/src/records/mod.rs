@@ -25,6 +25,7 @@ pub mod payments;
 pub mod positions;
 pub mod recon;
 mod settlement;
+pub mod staff;
 
 use bincode::{Decode, Encode};
 use engine::{AccountId, TransferId};
@@ -54,6 +55,7 @@ pub use recon::{
 pub use settlement::{
     BatchStatus, PayoutAccount, SettlementBatch, SettlementItem, SettlementTerms,
 };
+pub use staff::{Staff, StaffRole};
 
 use crate::codec::{self, Kind};
 use crate::schema::{AUDIT_ROUTE, CF_AUDIT, CF_AUX};
@@ -88,6 +90,8 @@ pub mod prefix {
     pub const CUSTOMER_BY_PHONE: &[u8] = b"cp";
     pub const CUSTOMER_CARD: &[u8] = b"cw";
     pub const MIGRATION: &[u8] = b"mg";
+    pub const STAFF: &[u8] = b"sf";
+    pub const STAFF_BY_PHONE: &[u8] = b"sp";
     pub const KYC_COUNTERS: &[u8] = b"ky";
     pub const COUPON_STOCK: &[u8] = b"ks";
     pub const COUPON: &[u8] = b"kc";
@@ -249,6 +253,20 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "customer id (u128 BE), card token (u128 BE)",
         record: "[] (the cards a customer saved at the checkout)",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::STAFF,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE), staff id (u128 BE)",
+        record: "Staff",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::STAFF_BY_PHONE,
+        cf: CF_AUX,
+        key: "merchant id (u128 BE), keyed MAC of the phone (16 bytes)",
+        record: "staff id (u128)",
         expiring: false,
     },
     Registered {
@@ -707,6 +725,27 @@ pub fn customer_card_prefix(customer: u128) -> Vec<u8> {
     key(prefix::CUSTOMER_CARD, &[&customer.to_be_bytes()])
 }
 
+/// Staff member `staff` of `merchant`.
+pub fn staff_key(merchant: u128, staff: u128) -> Vec<u8> {
+    key(
+        prefix::STAFF,
+        &[&merchant.to_be_bytes(), &staff.to_be_bytes()],
+    )
+}
+
+/// Every staff member of `merchant`, in creation order.
+pub fn staff_prefix(merchant: u128) -> Vec<u8> {
+    key(prefix::STAFF, &[&merchant.to_be_bytes()])
+}
+
+/// `merchant`'s staff member with phone `phone_mac` (one per phone and merchant).
+pub fn staff_by_phone_key(merchant: u128, phone_mac: &[u8; 16]) -> Vec<u8> {
+    key(
+        prefix::STAFF_BY_PHONE,
+        &[&merchant.to_be_bytes(), phone_mac],
+    )
+}
+
 /// That migration `name` is done.
 pub fn migration_key(name: &str) -> Vec<u8> {
     key(prefix::MIGRATION, &[name.as_bytes()])
@@ -1090,6 +1129,9 @@ mod tests {
             ),
             (customer_card_key(1, 2), prefix::CUSTOMER_CARD),
             (migration_key("x"), prefix::MIGRATION),
+            (staff_key(1, 2), prefix::STAFF),
+            (staff_prefix(1), prefix::STAFF),
+            (staff_by_phone_key(1, &[0; 16]), prefix::STAFF_BY_PHONE),
             (merchant_key_index(&[0; 32]), prefix::MERCHANT_KEY_INDEX),
             (agreement_key(1, 2), prefix::AGREEMENT),
             (agreement_prefix(1), prefix::AGREEMENT),

@@ -8,59 +8,21 @@
 // Output: one JSON line per step on stdout; a screenshot of each step in `shots`; exit 1 on
 // the first failed expectation (its reason on stderr).
 
-import { chromium } from "playwright-core";
-import { readFileSync, mkdirSync } from "node:fs";
-import { createRequire } from "node:module";
+import { launch, recorder, expect, text, messages as delivered, code as deliveredCode, audit as auditPage, failed } from "./lib.mjs";
 
 const walk = JSON.parse(process.env.WALK);
-mkdirSync(walk.shots, { recursive: true });
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-
-let shot = 0;
-async function step(page, name, extra = {}) {
-  shot += 1;
-  const file = `${walk.shots}/${String(shot).padStart(2, "0")}-${name}.png`;
-  await page.screenshot({ path: file, fullPage: true });
-  console.log(JSON.stringify({ step: name, url: page.url(), screenshot: file, ...extra }));
-}
-
-function expect(cond, what) {
-  if (!cond) {
-    throw new Error(`expected: ${what}`);
-  }
-}
-
-async function text(page, selector) {
-  return (await page.locator(selector).first().textContent() ?? "").trim();
-}
-
-// The last six-digit code sms-sim delivered to the phone, newer than `after` messages.
-async function code(after) {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const r = await fetch(`${walk.sms_sim}/_sim/messages?to=${encodeURIComponent(walk.phone)}`);
-    const data = (await r.json()).data;
-    if (data.length > after) {
-      const m = data[data.length - 1].text.match(/\b(\d{6})\b/);
-      if (m) return m[1];
-    }
-    await new Promise((ok) => setTimeout(ok, 100));
-  }
-  throw new Error("no code reached the handset");
-}
-
-async function messages() {
-  const r = await fetch(`${walk.sms_sim}/_sim/messages?to=${encodeURIComponent(walk.phone)}`);
-  return (await r.json()).data.length;
-}
+const step = recorder(walk.shots);
+// How many messages reached `phone`, and the code in the first after `after` of them.
+const messages = (phone) => delivered(walk.sms_sim, phone).then((d) => d.length);
+const code = (phone, after) => deliveredCode(walk.sms_sim, phone, after);
 
 async function signIn(page, prefix) {
-  const before = await messages();
+  const before = await messages(walk.phone);
   await page.fill("#phone", walk.phone);
   await page.click("#send-code");
   await page.waitForSelector("#code");
   await step(page, `${prefix}-code-sent`);
-  await page.fill("#code", await code(before));
+  await page.fill("#code", await code(walk.phone, before));
   await page.click("#sign-in");
   await page.waitForSelector("#pay-card");
 }
@@ -74,13 +36,7 @@ async function channel(settings) {
   expect(r.ok, `channel-sim took ${JSON.stringify(settings)}`);
 }
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 try {
   // A phone-sized screen.
   const phone = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 1, isMobile: true, hasTouch: true };
@@ -174,21 +130,16 @@ try {
   const axeCtx = await browser.newContext({ ...phone, bypassCSP: true });
   const axePage = await axeCtx.newPage();
   const report = [];
-  const audit = async (name) => {
-    await axePage.addScriptTag({ content: axeSource });
-    const r = await axePage.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
-    const bad = r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-    report.push({ page: name, violations: r.violations.map((v) => `${v.id}:${v.impact}`), serious: bad.length });
-    expect(bad.length === 0, `no serious accessibility violation on ${name}: ${JSON.stringify(bad.map((v) => [v.id, v.nodes.map((n) => n.html)]))}`);
-  };
+  const audit = (name) => auditPage(axePage, name, report);
+
   await axePage.goto(walk.poor_url);
   await audit("sign-in");
   await axePage.fill("#phone", walk.phone);
-  const before = await messages();
+  const before = await messages(walk.phone);
   await axePage.click("#send-code");
   await axePage.waitForSelector("#code");
   await audit("code");
-  await axePage.fill("#code", await code(before));
+  await axePage.fill("#code", await code(walk.phone, before));
   await axePage.click("#sign-in");
   await axePage.waitForSelector("#pay-card");
   await audit("methods");
@@ -198,18 +149,7 @@ try {
   await audit("expired");
   console.log(JSON.stringify({ step: "axe", report }));
 } catch (e) {
-  console.error(String(e?.stack ?? e));
-  process.exitCode = 1;
-  // What each open page showed when it failed.
-  let n = 0;
-  for (const c of browser.contexts()) {
-    for (const p of c.pages()) {
-      n += 1;
-      const file = `${walk.shots}/failed-${n}.png`;
-      await p.screenshot({ path: file, fullPage: true }).catch(() => {});
-      console.error(`failed page ${n}: ${p.url()} (${file}): ${(await p.textContent("body").catch(() => ""))?.replace(/\s+/g, " ").slice(0, 400)}`);
-    }
-  }
+  await failed(browser, walk.shots, e);
 } finally {
   await browser.close();
 }

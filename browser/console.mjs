@@ -8,53 +8,19 @@
 // Output: one JSON line per step on stdout; a screenshot of each step in `shots`; the day's
 // CSV saved as `shots/daily.csv`; exit 1 on the first failed expectation.
 
-import { chromium } from "playwright-core";
-import { readFileSync, mkdirSync } from "node:fs";
-import { createRequire } from "node:module";
+import { launch, recorder, expect, text, messages as delivered, code as deliveredCode, audit as auditPage, failed } from "./lib.mjs";
 
 const walk = JSON.parse(process.env.WALK);
-mkdirSync(walk.shots, { recursive: true });
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-
-let shot = 0;
-async function step(page, name, extra = {}) {
-  shot += 1;
-  const file = `${walk.shots}/${String(shot).padStart(2, "0")}-${name}.png`;
-  await page.screenshot({ path: file, fullPage: true });
-  console.log(JSON.stringify({ step: name, url: page.url(), screenshot: file, ...extra }));
-}
-
-function expect(cond, what) {
-  if (!cond) throw new Error(`expected: ${what}`);
-}
-
-async function text(page, selector) {
-  return ((await page.locator(selector).first().textContent()) ?? "").replace(/\s+/g, " ").trim();
-}
-
-async function messages(phone) {
-  const r = await fetch(`${walk.sms_sim}/_sim/messages?to=${encodeURIComponent(phone)}`);
-  return (await r.json()).data;
-}
-
-async function code(phone, after) {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const data = await messages(phone);
-    if (data.length > after) {
-      const m = data[data.length - 1].text.match(/\b(\d{6})\b/);
-      if (m) return m[1];
-    }
-    await new Promise((ok) => setTimeout(ok, 100));
-  }
-  throw new Error(`no code reached ${phone}`);
-}
+const step = recorder(walk.shots);
+// How many messages reached `phone`, and the code in the first after `after` of them.
+const messages = (phone) => delivered(walk.sms_sim, phone).then((d) => d.length);
+const code = (phone, after) => deliveredCode(walk.sms_sim, phone, after);
 
 async function signIn(page, phone, name) {
   await page.goto(`${walk.base}/console`);
   await page.fill("#merchant_id", walk.merchant_id);
   await page.fill("#phone", phone);
-  const before = (await messages(phone)).length;
+  const before = await messages(phone);
   await page.click("#send-code");
   await page.waitForSelector("#code");
   await step(page, `${name}-code-sent`);
@@ -63,13 +29,7 @@ async function signIn(page, phone, name) {
   await page.waitForSelector("#payments");
 }
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 try {
   const desk = { viewport: { width: 1280, height: 900 }, acceptDownloads: true };
 
@@ -124,13 +84,8 @@ try {
   const axeCtx = await browser.newContext({ ...desk, bypassCSP: true });
   const axePage = await axeCtx.newPage();
   const report = [];
-  const audit = async (name) => {
-    await axePage.addScriptTag({ content: axeSource });
-    const r = await axePage.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
-    const bad = r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-    report.push({ page: name, violations: r.violations.map((v) => `${v.id}:${v.impact}`), serious: bad.length });
-    expect(bad.length === 0, `no serious accessibility violation on ${name}: ${JSON.stringify(bad.map((v) => [v.id, v.nodes.map((n) => n.html)]))}`);
-  };
+  const audit = (name) => auditPage(axePage, name, report);
+
   await axePage.goto(`${walk.base}/console`);
   await audit("sign-in");
   await signIn(axePage, walk.refunder_phone, "axe");
@@ -179,17 +134,7 @@ try {
   expect(/^sk_[0-9a-f]{64}$/.test(secret), "a new secret key is shown");
   console.log(JSON.stringify({ step: "admin-new-secret-key", secret }));
 } catch (e) {
-  console.error(String(e?.stack ?? e));
-  process.exitCode = 1;
-  let n = 0;
-  for (const c of browser.contexts()) {
-    for (const p of c.pages()) {
-      n += 1;
-      const file = `${walk.shots}/failed-${n}.png`;
-      await p.screenshot({ path: file, fullPage: true }).catch(() => {});
-      console.error(`failed page ${n}: ${p.url()} (${file}): ${(await p.textContent("body").catch(() => ""))?.replace(/\s+/g, " ").slice(0, 400)}`);
-    }
-  }
+  await failed(browser, walk.shots, e);
 } finally {
   await browser.close();
 }

@@ -248,3 +248,180 @@ fn a_customer_pays_an_order_in_chromium_by_balance_and_by_new_card() {
         assert!(!contains(&bytes, CARD), "the card number is in {name}");
     }
 }
+
+/// The checkout's forms over plain HTTP, with the cookie kept by hand.
+struct Visitor<'a> {
+    p: &'a Payd,
+    cookie: String,
+}
+
+impl Visitor<'_> {
+    fn go(&mut self, method: &str, path: &str, form: &str) -> Response {
+        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        let sent = self.cookie.clone();
+        if !sent.is_empty() {
+            headers.push(("Cookie", &sent));
+        }
+        let r = self.p.req(method, path, &headers, form.as_bytes());
+        if let Some(set) = r.header("set-cookie") {
+            self.cookie = set.split(';').next().unwrap().to_string();
+        }
+        r
+    }
+}
+
+fn csrf_of(r: &Response) -> String {
+    let html = String::from_utf8_lossy(&r.body).to_string();
+    let mark = r#"name="csrf" value=""#;
+    let at = html.find(mark).unwrap() + mark.len();
+    html[at..at + 32].to_string()
+}
+
+#[test]
+fn a_coupon_is_offered_and_redeemed_at_the_checkout_and_forms_without_the_token_change_nothing() {
+    let sms = SmsSim::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, String)> = sms.env();
+    env.push(("RONGPAY_ADMIN_TOKEN", ADMIN.to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let p = Payd::start_in(&tmp.path().join("data"), &env);
+    let shop = merchant(&p, r#"{"name":"Tea House","fee_rate":"0"}"#);
+    let r = p.post(
+        &shop.key,
+        "/v1/customers",
+        None,
+        &json!({"name": "韩梅梅", "phone": PHONE}).to_string(),
+    );
+    let account = r.json()["account_id"].as_str().unwrap().to_string();
+    p.admin(
+        "POST",
+        &format!("/v1/accounts/{account}/deposits"),
+        &json!({"amount": "100.00"}).to_string(),
+    );
+    let s = p.post(
+        ADMIN,
+        "/v1/coupon_stocks",
+        None,
+        &json!({"name": "满20减5", "type": "fixed", "amount": "5.00", "min_order": "20.00",
+                "budget": "50.00", "max_coupons": 10, "valid_until": "2099-01-01T00:00:00Z",
+                "funded_by": "platform"})
+        .to_string(),
+    );
+    assert_eq!(s.status, 201, "{:?}", String::from_utf8_lossy(&s.body));
+    let sid = s.json()["id"].as_str().unwrap().to_string();
+    let c = p.post(
+        ADMIN,
+        &format!("/v1/coupon_stocks/{sid}/coupons"),
+        None,
+        &json!({ "account_id": account }).to_string(),
+    );
+    let coupon = c.json()["id"].as_str().unwrap().to_string();
+    let r = p.post(
+        &shop.key,
+        "/v1/orders",
+        None,
+        &json!({"out_trade_no": "tea-c", "amount": "30.00", "currency": "CNY"}).to_string(),
+    );
+    let order = r.json()["id"].as_str().unwrap().to_string();
+    let page = format!("/checkout/{order}");
+
+    let mut v = Visitor {
+        p: &p,
+        cookie: String::new(),
+    };
+    let r = v.go("GET", &page, "");
+    assert_eq!(r.status, 200);
+    let token = csrf_of(&r);
+    // Without the page's token, or from another site, nothing is sent.
+    let r = v.go(
+        "POST",
+        &format!("{page}/code"),
+        "csrf=00&phone=%2B8613800138000",
+    );
+    assert_eq!(r.status, 403);
+    assert!(sms.messages(Some(PHONE)).is_empty(), "no code was sent");
+    let r = p.req(
+        "POST",
+        &format!("{page}/code"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &v.cookie),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        format!("csrf={token}&phone=%2B8613800138000").as_bytes(),
+    );
+    assert_eq!(r.status, 403);
+    assert!(sms.messages(Some(PHONE)).is_empty(), "no code was sent");
+    // Signed in: the coupon is offered with its discount.
+    let r = v.go(
+        "POST",
+        &format!("{page}/code"),
+        &format!("csrf={token}&phone=%2B8613800138000"),
+    );
+    assert_eq!(r.status, 303);
+    let code = sms.last_code(PHONE);
+    let r = v.go(
+        "POST",
+        &format!("{page}/signin"),
+        &format!("csrf={token}&code={code}"),
+    );
+    assert_eq!(r.status, 303);
+    let r = v.go("GET", &page, "");
+    let html = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        html.contains(&coupon) && html.contains("满20减5 (−5.00)"),
+        "{html}"
+    );
+    assert!(html.contains("Available: CNY 100.00"), "{html}");
+    // Paid with it: 25.00 from the balance, the order paid with the coupon's payment.
+    let r = v.go(
+        "POST",
+        &format!("{page}/pay"),
+        &format!("csrf={token}&method=balance&coupon_id={coupon}"),
+    );
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(p.balance(&account), "75.00");
+    let auth = format!("Bearer {}", shop.key);
+    let o = p
+        .req(
+            "GET",
+            &format!("/v1/orders/{order}"),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json();
+    assert_eq!(o["status"], "paid");
+    let pay = p
+        .req(
+            "GET",
+            &format!("/v1/payments/{}", o["payment_id"].as_str().unwrap()),
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json();
+    assert_eq!(
+        (&pay["coupon_id"], &pay["discount"], &pay["paid_amount"]),
+        (&json!(coupon), &json!("5.00"), &json!("25.00"))
+    );
+    // The merchant gets the full 30.00 (the platform funds the coupon).
+    assert_eq!(p.balance(&shop.account), "30.00");
+    // The signed-in customer sees the next order's ways to pay; a forged session cookie
+    // is a new, signed-out session.
+    let r = p.post(
+        &shop.key,
+        "/v1/orders",
+        None,
+        &json!({"out_trade_no": "tea-d", "amount": "1.00", "currency": "CNY"}).to_string(),
+    );
+    let next = format!("/checkout/{}", r.json()["id"].as_str().unwrap());
+    let r = v.go("GET", &next, "");
+    assert!(String::from_utf8_lossy(&r.body).contains("Signed in as"));
+    let mut forged = Visitor {
+        p: &p,
+        cookie: format!("rp_checkout={}", "ab".repeat(80)),
+    };
+    let r = forged.go("GET", &next, "");
+    assert_eq!(r.status, 200);
+    let html = String::from_utf8_lossy(&r.body).to_string();
+    assert!(!html.contains("Signed in as") && html.contains("Sign in to pay"));
+}

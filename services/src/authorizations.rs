@@ -324,19 +324,13 @@ pub async fn void(state: &Platform, caller: &Caller, id_text: &str) -> Result<Pa
 /// One expiry pass: every authorization whose ttl passed is voided `expired` (one at a time,
 /// under its turn). Returns how many.
 pub async fn expiry_pass(state: &Platform) -> Result<usize> {
-    let now = now_ns();
-    let mut due = Vec::new();
-    let start = records::prefix::AUTHORIZATION_EXPIRY.to_vec();
-    let end = records::authorization_expiry_key(now, u128::MAX);
-    state.store()?.for_each_aux_range(&start, &end, |k, v| {
-        let open = storage::schema::split_expiring(v).is_some_and(|(_, payload)| payload == [1]);
-        if open {
-            if let Some(id) = k.get(k.len() - 16..) {
-                due.push(u128::from_be_bytes(id.try_into().expect("16 bytes")));
-            }
-        }
-        Ok(())
-    })?;
+    let end = records::authorization_expiry_key(now_ns(), u128::MAX);
+    let (due, _) = crate::orders::open_markers(
+        state,
+        records::prefix::AUTHORIZATION_EXPIRY,
+        Some(&end),
+        usize::MAX,
+    )?;
     let mut voided = 0;
     for id in due {
         let _turn = take_turn(&state.authorization_turns, id).await;
@@ -369,7 +363,7 @@ pub async fn expiry_pass(state: &Platform) -> Result<usize> {
 /// The authorizations awaiting capture (the ops page).
 pub fn outstanding(state: &Platform, cap: usize) -> Result<crate::orders::Outstanding> {
     let (ids, capped) =
-        crate::orders::open_markers(state, records::prefix::AUTHORIZATION_EXPIRY, cap)?;
+        crate::orders::open_markers(state, records::prefix::AUTHORIZATION_EXPIRY, None, cap)?;
     let mut out = crate::orders::Outstanding {
         capped,
         ..Default::default()

@@ -13,7 +13,6 @@
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use crate::audit::Actor;
 use crate::merchants::{merchant_id_text, parse_merchant_id, Caller};
@@ -287,19 +286,7 @@ pub fn csrf_token(state: &Platform, s: &Session) -> String {
 }
 
 pub fn check_csrf(state: &Platform, s: &Session, token: &str) -> Result<()> {
-    let right: bool = csrf_token(state, s)
-        .as_bytes()
-        .ct_eq(token.as_bytes())
-        .into();
-    if right {
-        Ok(())
-    } else {
-        Err(Error::Unauthenticated {
-            code: "csrf_token_invalid",
-            message: "this form has expired or did not come from this page: reload the page"
-                .to_string(),
-        })
-    }
+    crate::checkout::check_token(&csrf_token(state, s), token)
 }
 
 /// Who is signed in: the staff member (active, read now) and their merchant.

@@ -458,19 +458,8 @@ pub async fn pay(
 /// One expiry pass: every open order whose expiry passed is closed `expired` (one at a
 /// time, under its turn). Returns how many closed.
 pub async fn expiry_pass(state: &Platform) -> Result<usize> {
-    let now = now_ns();
-    let mut due = Vec::new();
-    let start = records::prefix::ORDER_EXPIRY.to_vec();
-    let end = records::order_expiry_key(now, u128::MAX);
-    state.store()?.for_each_aux_range(&start, &end, |k, v| {
-        let open = storage::schema::split_expiring(v).is_some_and(|(_, payload)| payload == [1]);
-        if open {
-            if let Some(id) = k.get(k.len() - 16..) {
-                due.push(u128::from_be_bytes(id.try_into().expect("16 bytes")));
-            }
-        }
-        Ok(())
-    })?;
+    let end = records::order_expiry_key(now_ns(), u128::MAX);
+    let (due, _) = open_markers(state, records::prefix::ORDER_EXPIRY, Some(&end), usize::MAX)?;
     let mut closed = 0;
     for id in due {
         let _turn = take_turn(&state.order_turns, id).await;
@@ -537,29 +526,37 @@ impl Outstanding {
     }
 }
 
-/// The ids under the open markers of expiry prefix `prefix`, soonest first, at most `cap`
-/// (and whether there were more).
-pub fn open_markers(state: &Platform, prefix: &[u8], cap: usize) -> Result<(Vec<u128>, bool)> {
+/// The ids under the open markers of expiry prefix `prefix` before key `end` (all of them:
+/// `None`), soonest first, at most `cap` (and whether there were more).
+pub fn open_markers(
+    state: &Platform,
+    prefix: &[u8],
+    end: Option<&[u8]>,
+    cap: usize,
+) -> Result<(Vec<u128>, bool)> {
     let mut ids = Vec::new();
     let mut capped = false;
-    let end = [prefix, &[0xff; 32]].concat();
-    state.store()?.for_each_aux_range(prefix, &end, |k, v| {
-        let open = storage::schema::split_expiring(v).is_some_and(|(_, payload)| payload == [1]);
-        if open {
-            if ids.len() == cap {
-                capped = true;
-            } else if let Some(id) = k.get(k.len() - 16..) {
-                ids.push(u128::from_be_bytes(id.try_into().expect("16 bytes")));
+    let all = [prefix, &[0xff; 32]].concat();
+    state
+        .store()?
+        .for_each_aux_range(prefix, end.unwrap_or(&all), |k, v| {
+            let open =
+                storage::schema::split_expiring(v).is_some_and(|(_, payload)| payload == [1]);
+            if open {
+                if ids.len() == cap {
+                    capped = true;
+                } else if let Some(id) = k.get(k.len() - 16..) {
+                    ids.push(u128::from_be_bytes(id.try_into().expect("16 bytes")));
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
     Ok((ids, capped))
 }
 
 /// The open orders (the ops page).
 pub fn outstanding(state: &Platform, cap: usize) -> Result<Outstanding> {
-    let (ids, capped) = open_markers(state, records::prefix::ORDER_EXPIRY, cap)?;
+    let (ids, capped) = open_markers(state, records::prefix::ORDER_EXPIRY, None, cap)?;
     let mut out = Outstanding {
         capped,
         ..Outstanding::default()

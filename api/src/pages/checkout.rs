@@ -17,32 +17,18 @@ use crate::state::AppState;
 
 const COOKIE: &str = "rp_checkout";
 
-/// The session cookie's value, from the request's `Cookie` headers (its value is hex: no
-/// quoting or escaping to undo).
 fn session(req: &HttpRequest, state: &AppState) -> Session {
-    let value = req
-        .headers()
-        .get_all(actix_web::http::header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value);
-    checkout::open_session(state, value)
+    checkout::open_session(state, super::cookie_value(req, COOKIE))
 }
 
-/// The `Set-Cookie` value of session `s`: only for the checkout's paths, not readable by
-/// scripts, not sent with other sites' posts, `Secure` when payd is reached over https.
+/// The `Set-Cookie` value of session `s` (the checkout's paths only).
 fn cookie(state: &AppState, s: &Session) -> String {
-    let secure = if state.settings.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{COOKIE}={}; Path=/checkout; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-        checkout::seal_session(state, s),
-        checkout::SESSION_NS / 1_000_000_000
+    super::session_cookie(
+        &state.settings.public_url,
+        COOKIE,
+        "/checkout",
+        &checkout::seal_session(state, s),
+        checkout::SESSION_NS / 1_000_000_000,
     )
 }
 

@@ -5,7 +5,7 @@
 //! script, our stylesheet only, a sealed session cookie, a form token on every post.
 //! What staff and roles may do is `services::console`'s.
 
-use actix_web::http::header::{HeaderValue, COOKIE, SET_COOKIE};
+use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::{html, Markup, DOCTYPE};
@@ -20,27 +20,16 @@ use crate::state::AppState;
 const COOKIE_NAME: &str = "rp_console";
 
 fn session(req: &HttpRequest, state: &AppState) -> Session {
-    let value = req
-        .headers()
-        .get_all(COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value);
-    console::open_session(state, value)
+    console::open_session(state, super::cookie_value(req, COOKIE_NAME))
 }
 
 fn cookie(state: &AppState, s: &Session) -> String {
-    let secure = if state.settings.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{COOKIE_NAME}={}; Path=/console; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-        console::seal_session(state, s),
-        console::SESSION_NS / 1_000_000_000
+    super::session_cookie(
+        &state.settings.public_url,
+        COOKIE_NAME,
+        "/console",
+        &console::seal_session(state, s),
+        console::SESSION_NS / 1_000_000_000,
     )
 }
 
@@ -825,6 +814,30 @@ fn webhooks_page(
     )
 }
 
+/// An admin's post on the webhooks and keys page: its checks, then the member, who must be
+/// an admin. `Err`: the page that says why.
+async fn admin_post<T: Csrf>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(Session, SignedIn, T), Box<HttpResponse>> {
+    let (s, f) = match accept::<T>(req, payload, state).await {
+        Ok(v) => v,
+        Err((s, e)) => {
+            return Err(Box::new(match member(state, &s) {
+                Ok(w) => webhooks_page(state, &s, &w, Some(&e)),
+                // Not signed in: the refusal itself, on the sign-in page.
+                Err(_) => sign_in_page(state, &s, Some(&e)),
+            }));
+        }
+    };
+    let w = member(state, &s)?;
+    if let Err(e) = w.require(StaffRole::Admin) {
+        return Err(Box::new(webhooks_page(state, &s, &w, Some(&e.into()))));
+    }
+    Ok((s, w, f))
+}
+
 #[utoipa::path(
     get,
     path = "/console/webhooks",
@@ -849,23 +862,10 @@ pub async fn set_webhook(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let (s, f) = match accept::<WebhookForm>(&req, payload, &state).await {
+    let (s, w, f) = match admin_post::<WebhookForm>(&req, payload, &state).await {
         Ok(v) => v,
-        Err((s, e)) => {
-            return match member(&state, &s) {
-                Ok(w) => webhooks_page(&state, &s, &w, Some(&e)),
-                // Not signed in: the refusal itself, on the sign-in page.
-                Err(_) => sign_in_page(&state, &s, Some(&e)),
-            };
-        }
-    };
-    let w = match member(&state, &s) {
-        Ok(w) => w,
         Err(r) => return *r,
     };
-    if let Err(e) = w.require(StaffRole::Admin) {
-        return webhooks_page(&state, &s, &w, Some(&e.into()));
-    }
     match services::webhooks::set_endpoint(&state, w.merchant.id, f.url.trim().to_string()).await {
         Ok((endpoint, secret)) => {
             let audit = services::audit::record(
@@ -909,23 +909,10 @@ pub async fn rotate_key(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let (s, f) = match accept::<KeyForm>(&req, payload, &state).await {
+    let (s, w, f) = match admin_post::<KeyForm>(&req, payload, &state).await {
         Ok(v) => v,
-        Err((s, e)) => {
-            return match member(&state, &s) {
-                Ok(w) => webhooks_page(&state, &s, &w, Some(&e)),
-                // Not signed in: the refusal itself, on the sign-in page.
-                Err(_) => sign_in_page(&state, &s, Some(&e)),
-            };
-        }
-    };
-    let w = match member(&state, &s) {
-        Ok(w) => w,
         Err(r) => return *r,
     };
-    if let Err(e) = w.require(StaffRole::Admin) {
-        return webhooks_page(&state, &s, &w, Some(&e.into()));
-    }
     let kind = match f.kind.as_str() {
         "secret_key" => services::merchants::Credential::SecretKey,
         "signing_secret" => services::merchants::Credential::SigningSecret,

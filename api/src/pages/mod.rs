@@ -43,6 +43,35 @@ pub fn html(status: StatusCode, body: maud::Markup) -> HttpResponse {
         .body(body.into_string())
 }
 
+/// The value of cookie `name` in the request's `Cookie` headers. The pages' cookies hold
+/// hex: no quoting or escaping to undo.
+pub fn cookie_value<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value)
+}
+
+/// A `Set-Cookie` value for a page's session: only under `path`, not readable by scripts,
+/// not sent with other sites' posts, `Secure` when payd is reached over https.
+pub fn session_cookie(
+    public_url: &str,
+    name: &str,
+    path: &str,
+    value: &str,
+    max_age_s: u64,
+) -> String {
+    let secure = if public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path={path}; Max-Age={max_age_s}; HttpOnly; SameSite=Lax{secure}")
+}
+
 /// Refuses a post that says it came from another site (the form token is checked after
 /// the body is read).
 pub fn same_site(req: &HttpRequest) -> Result<(), ApiError> {

@@ -44,20 +44,27 @@ fn timed_out(timeout: Duration) -> ApiError {
     )
 }
 
+/// The media type the request says it carries, lower-cased, without its parameters.
+pub fn content_type_essence(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
 /// Checks that the request says it carries JSON (`application/json`, any parameters).
 pub fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     let value = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let essence = value.map(|v| {
-        v.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
-    if essence.as_deref() == Some("application/json") {
+    if content_type_essence(req).as_deref() == Some("application/json") {
         return Ok(());
     }
     Err(ApiError::new(

@@ -30,6 +30,7 @@ use crate::notifications::{check_phone, mask_phone};
 use crate::orders::{order_id_text, PayOrder};
 use crate::payments::PaymentMethod;
 use crate::platform::{now_ns, Platform};
+use crate::records::hex;
 use crate::records::{self, Coupon, CouponStatus, CouponStock, Merchant, Order, OrderStatus};
 use crate::{Error, Result};
 
@@ -78,10 +79,6 @@ impl Session {
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {

@@ -282,7 +282,7 @@ pub fn csrf_token(state: &Platform, s: &Session) -> String {
     let mac = state
         .master
         .mac(&[b"console-csrf\0".as_slice(), &s.nonce.to_be_bytes()].concat());
-    mac[..16].iter().map(|b| format!("{b:02x}")).collect()
+    records::hex(&mac[..16])
 }
 
 pub fn check_csrf(state: &Platform, s: &Session, token: &str) -> Result<()> {
@@ -441,33 +441,41 @@ pub fn sign_out(s: &Session) -> Session {
     }
 }
 
-/// The merchant's payments with `out_trade_no`, or created on business date `date`, newest
-/// first (at most [`SEARCH_MAX`]; `true`: there are more).
+/// What a console search found.
+pub struct Found {
+    /// Newest first, at most [`SEARCH_MAX`].
+    pub payments: Vec<Payment>,
+    /// More payments than shown.
+    pub more: bool,
+    /// The order with the `out_trade_no` searched for, if any.
+    pub order: Option<records::Order>,
+}
+
+/// The merchant's payments with `out_trade_no` (and the order with it, and that order's
+/// payments), or created on business date `date`.
 pub fn search(
     state: &Platform,
     merchant: u128,
     out_trade_no: Option<&str>,
     date: Option<&str>,
-) -> Result<(Vec<Payment>, bool)> {
+) -> Result<Found> {
     if let Some(otn) = out_trade_no.map(str::trim).filter(|t| !t.is_empty()) {
-        let mut found: Vec<Payment> = crate::payments::by_out_trade_no(state, merchant, otn)?
+        let mut payments: Vec<Payment> = crate::payments::by_out_trade_no(state, merchant, otn)?
             .into_iter()
             .collect();
         // An order's payments (`ord_…-n`) are found by the order's out_trade_no too.
-        if let Some(id) = records::read::<u128>(
-            state.store()?,
-            &records::order_by_out_trade_no_key(merchant, otn),
-        )? {
-            if let Some(o) =
-                records::read::<records::Order>(state.store()?, &records::order_key(id))?
-            {
-                for n in 1..=o.attempts {
-                    let otn = format!("{}-{n}", crate::orders::order_id_text(o.id));
-                    found.extend(crate::payments::by_out_trade_no(state, merchant, &otn)?);
-                }
+        let order = find_order(state, merchant, otn)?;
+        if let Some(o) = &order {
+            for n in 1..=o.attempts {
+                let otn = format!("{}-{n}", crate::orders::order_id_text(o.id));
+                payments.extend(crate::payments::by_out_trade_no(state, merchant, &otn)?);
             }
         }
-        return Ok((found, false));
+        return Ok(Found {
+            payments,
+            more: false,
+            order,
+        });
     }
     let store = state.store()?;
     let period = state.period()?;
@@ -503,11 +511,15 @@ pub fn search(
         Ok(())
     })?;
     out.reverse();
-    Ok((out, more))
+    Ok(Found {
+        payments: out,
+        more,
+        order: None,
+    })
 }
 
 /// The merchant's order with `out_trade_no`, if any.
-pub fn find_order(
+fn find_order(
     state: &Platform,
     merchant: u128,
     out_trade_no: &str,
@@ -515,7 +527,7 @@ pub fn find_order(
     let store = state.store()?;
     let Some(id) = records::read::<u128>(
         store,
-        &records::order_by_out_trade_no_key(merchant, out_trade_no.trim()),
+        &records::order_by_out_trade_no_key(merchant, out_trade_no),
     )?
     else {
         return Ok(None);

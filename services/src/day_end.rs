@@ -42,6 +42,7 @@ use storage::records::{self, DayEnd, DayEndStatus, DayEndStep};
 use crate::error::{Error, Result};
 use crate::idempotency::Guard;
 use crate::platform::{now_ns, Platform};
+use crate::records::hex;
 
 /// The steps of a day-end, in order (`reconciliation` before `settlement_maturity`, so that
 /// what a statement disputes is held back; coupon expiry and credit before `positions`, whose
@@ -188,10 +189,6 @@ fn view(d: &DayEnd) -> DayEndView {
             sha256: hex(&a.sha256),
         }),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// CPU priority of the day-end's worker threads: `nice` 10 (CFS gives a nice-10 thread

@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::records::hex;
 use engine::gl::BusinessDate;
 use engine::money::format_minor;
 use engine::recon::{reconcile, Item, ItemStatus, Mismatch, MismatchType};
@@ -63,10 +64,6 @@ fn parse_mismatch_id(text: &str) -> Option<(u128, u32)> {
         u128::from_str_radix(&hex[..32], 16).ok()?,
         u32::from_str_radix(&hex[32..], 16).ok()?,
     ))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn format_code(f: Format) -> u8 {

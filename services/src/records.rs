@@ -7,6 +7,11 @@ use storage::Store;
 
 use crate::Result;
 
+/// Bytes as lowercase hex (digests, sealed values, tokens).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The id in `text` if it is `prefix` followed by exactly 32 lowercase hex digits (how
 /// every id is shown: `pay_…`, `re_…`, `mch_…`); any other spelling is an unknown id.
 pub fn parse_id(text: &str, prefix: &str) -> Option<u128> {

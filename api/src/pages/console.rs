@@ -387,15 +387,10 @@ pub async fn payments(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         q.out_trade_no.as_deref(),
         q.date.as_deref(),
     );
-    let (rows, more, error) = match found {
-        Ok((rows, more)) => (rows, more, None),
-        Err(e) => (Vec::new(), false, Some(ApiError::from(e))),
+    let (rows, more, order, error) = match found {
+        Ok(f) => (f.payments, f.more, f.order, None),
+        Err(e) => (Vec::new(), false, None, Some(ApiError::from(e))),
     };
-    let order = q
-        .out_trade_no
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-        .and_then(|t| console::find_order(&state, w.merchant.id, t).ok().flatten());
     let body = html! {
         form.search method="get" action="/console/payments" role="search" {
             div {

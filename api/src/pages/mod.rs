@@ -114,17 +114,7 @@ pub async fn form<T: DeserializeOwned>(
     payload: actix_web::web::Payload,
     timeout: std::time::Duration,
 ) -> Result<T, ApiError> {
-    let essence = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let essence = crate::body::content_type_essence(req);
     if essence.as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -53,17 +53,7 @@ pub async fn upload(
         })
     };
     let (channel, date, format) = (required("channel")?, required("date")?, required("format")?);
-    let essence = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let essence = crate::body::content_type_essence(&req);
     if !matches!(
         essence.as_deref(),
         Some("text/csv" | "application/octet-stream" | "text/plain")

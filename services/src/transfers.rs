@@ -226,15 +226,15 @@ pub async fn create_batch(
                 results[i] = Some(failed(&t.id, "duplicate_id_in_batch", Some("id")));
             }
             Ok((transfer, record)) => {
-                index.push(i);
+                index.push((i, transfer.id));
                 submitted.push((transfer, vec![record]));
             }
         }
     }
     let outcomes = ledger.transfer_many(submitted).await?;
-    for (i, outcome) in index.into_iter().zip(outcomes) {
+    for ((i, id), outcome) in index.into_iter().zip(outcomes) {
         let t = &body.transfers[i];
-        let transfer_id = Some(ledger_id(caller, &t.id).to_string());
+        let transfer_id = Some(id.to_string());
         results[i] = Some(match outcome {
             Ok(Ok(_)) => TransferResult {
                 id: t.id.clone(),

@@ -419,7 +419,8 @@ fn account_before(inner: &Inner, earlier: &[&CommitUnit], id: AccountId) -> Opti
 
 /// The balance and status changes of the group's written units, summed per account.
 fn group_deltas(group: &Group) -> Deltas {
-    let mut deltas = Deltas::default();
+    // Two accounts per unit is the common case (a transfer): no rehash while filling.
+    let mut deltas = Deltas::with_capacity_and_hasher(2 * group.units, Default::default());
     for (unit, refused) in group.units().zip(&group.refused) {
         if refused.is_none() {
             for effect in &unit.effects {

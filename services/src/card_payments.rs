@@ -626,6 +626,26 @@ fn authorized_at(state: &Platform, p: &Payment) -> Result<(String, u32, String, 
     Ok((endpoint, number, request_id, channel))
 }
 
+/// Posts `action` (`capture` or `void`) to the channel's charge `request_id`, with the
+/// channel call's timeout; a call that gets no answer is `channel_unavailable`.
+async fn post_to_charge(
+    state: &Platform,
+    endpoint: &str,
+    request_id: &str,
+    action: &str,
+    body: Option<&CaptureRequest>,
+) -> Result<reqwest::Response> {
+    let url = format!(
+        "{}/charges/{request_id}/{action}",
+        endpoint.trim_end_matches('/')
+    );
+    let mut call = state.http.post(url).timeout(state.settings.channel_timeout);
+    if let Some(body) = body {
+        call = call.json(body);
+    }
+    call.send().await.map_err(channel_unavailable)
+}
+
 fn channel_unavailable(why: impl std::fmt::Display) -> Error {
     Error::Unavailable {
         code: "channel_unavailable",
@@ -645,20 +665,10 @@ pub async fn capture(
     extra: Records,
 ) -> Result<()> {
     let (endpoint, number, request_id, channel) = authorized_at(state, p)?;
-    let url = format!(
-        "{}/charges/{request_id}/capture",
-        endpoint.trim_end_matches('/')
-    );
-    let resp = state
-        .http
-        .post(url)
-        .timeout(state.settings.channel_timeout)
-        .json(&CaptureRequest {
-            amount_minor: captured,
-        })
-        .send()
-        .await
-        .map_err(channel_unavailable)?;
+    let body = CaptureRequest {
+        amount_minor: captured,
+    };
+    let resp = post_to_charge(state, &endpoint, &request_id, "capture", Some(&body)).await?;
     if !resp.status().is_success() {
         return Err(channel_unavailable(resp.status()));
     }
@@ -706,17 +716,7 @@ pub async fn capture(
 /// lost), and that is the charge to book.
 pub async fn void(state: &Platform, p: &Payment) -> Result<Option<ChargeAnswer>> {
     let (endpoint, _, request_id, _) = authorized_at(state, p)?;
-    let url = format!(
-        "{}/charges/{request_id}/void",
-        endpoint.trim_end_matches('/')
-    );
-    let resp = state
-        .http
-        .post(url)
-        .timeout(state.settings.channel_timeout)
-        .send()
-        .await
-        .map_err(channel_unavailable)?;
+    let resp = post_to_charge(state, &endpoint, &request_id, "void", None).await?;
     if resp.status() == reqwest::StatusCode::CONFLICT {
         return match query_charge(state, &endpoint, &request_id).await {
             Some(Some(a)) if a.status == ChargeStatus::Succeeded => Ok(Some(a)),

@@ -108,18 +108,8 @@ pub struct Line<'a> {
 }
 
 fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = std::fmt::Write::write_fmt(out, format_args!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    // Writing into a String cannot fail.
+    let _ = crate::logfmt::escape(out, s);
 }
 
 impl Line<'_> {

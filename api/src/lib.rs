@@ -18,6 +18,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod idempotency;
+pub mod logfmt;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;

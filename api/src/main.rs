@@ -78,11 +78,10 @@ fn main() -> anyhow::Result<()> {
             .init();
     } else {
         api::access::write_json_to(writer.clone());
+        // tracing's JSON lines, formatted for less (api::logfmt).
         tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(api::logfmt::JsonLines::default())
             .with_env_filter(filter)
             .with_writer(writer)
             .init();

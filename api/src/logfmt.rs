@@ -1,0 +1,366 @@
+//! payd's JSON log lines, written straight into the line buffer.
+//!
+//! The bytes are the ones tracing-subscriber's JSON formatter writes (`json()`,
+//! `flatten_event(true)`, `with_current_span(false)`, `with_span_list(true)`), so
+//! docs/ops/LOGS.md and every query on it stay true. What differs is the cost: tracing's
+//! formatter parses each enclosing span's stored fields back into a `serde_json::Value` for
+//! every line, and goes through serde's map serializer for each field. Here a span's fields,
+//! which the fields formatter already stored as a JSON object, are copied as they are, and
+//! each field is escaped straight into the buffer. A card payment writes two such lines
+//! (`routed`, `channel call`) besides its access line (docs/BENCHMARKS.md).
+//!
+//! Events bridged from the `log` crate (their metadata is rewritten by tracing-log) and a
+//! span whose stored fields are not a JSON object go through tracing's own formatter.
+
+use std::fmt::{self, Write};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
+use tracing_subscriber::fmt::time::SystemTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Writes `s` as a JSON string, escaped as serde_json escapes (two-character escapes for
+/// `\b \f \n \r \t`, `\u00xx` for the other control characters, nothing else).
+pub fn escape(out: &mut impl Write, s: &str) -> fmt::Result {
+    out.write_char('"')?;
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Only ASCII bytes are escaped, so `i` is always a char boundary.
+        out.write_str(&s[start..i])?;
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.write_str("\\u00")?;
+            out.write_char(HEX[usize::from(b >> 4)] as char)?;
+            out.write_char(HEX[usize::from(b & 0xf)] as char)?;
+        } else {
+            out.write_str(short)?;
+        }
+        start = i + 1;
+    }
+    out.write_str(&s[start..])?;
+    out.write_char('"')
+}
+
+/// The entries of a stored JSON object, without its braces.
+fn object_inner(stored: &str) -> Option<&str> {
+    stored.strip_prefix('{')?.strip_suffix('}')
+}
+
+/// The event formatter: see the module's documentation.
+pub struct JsonLines {
+    fallback: Format<Json, SystemTime>,
+}
+
+impl Default for JsonLines {
+    fn default() -> Self {
+        JsonLines {
+            fallback: tracing_subscriber::fmt::format()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(true),
+        }
+    }
+}
+
+/// Writes an event's fields as `,"name":value` entries, as tracing-serde's map visitor
+/// serializes them (the same `Visit` methods overridden, so the same defaults apply to the
+/// others: i128, u128, errors and bytes arrive as `record_debug`).
+struct Fields<'a, 'w> {
+    out: &'a mut Writer<'w>,
+    scratch: String,
+    state: fmt::Result,
+}
+
+impl Fields<'_, '_> {
+    fn key(&mut self, field: &Field) -> fmt::Result {
+        self.out.write_char(',')?;
+        escape(self.out, field.name())?;
+        self.out.write_char(':')
+    }
+
+    fn entry(&mut self, field: &Field, value: impl FnOnce(&mut Self) -> fmt::Result) {
+        if self.state.is_ok() {
+            self.state = self.key(field).and_then(|()| value(self));
+        }
+    }
+}
+
+impl Visit for Fields<'_, '_> {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.entry(field, |f| write!(f.out, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.entry(field, |f| write!(f.out, "{value}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.entry(field, |f| write!(f.out, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // serde_json's own rendering (shortest round trip; `null` when not finite).
+        self.entry(field, |f| {
+            let text = serde_json::to_string(&value).map_err(|_| fmt::Error)?;
+            f.out.write_str(&text)
+        });
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.entry(field, |f| escape(f.out, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.entry(field, |f| {
+            f.scratch.clear();
+            write!(f.scratch, "{value:?}")?;
+            escape(f.out, &f.scratch)
+        });
+    }
+}
+
+impl<S> FormatEvent<S, JsonFields> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        if meta.fields().field("log.target").is_some() {
+            return self.fallback.format_event(ctx, writer, event);
+        }
+        // tracing's formatter lists the spans when the event has a span (its explicit
+        // parent, else the current one), and then lists the current span's scope.
+        let has_span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current())
+            .is_some();
+        // Each span's stored fields, checked before anything is written.
+        let scope = || {
+            has_span
+                .then(|| ctx.lookup_current())
+                .flatten()
+                .into_iter()
+                .flat_map(|leaf| leaf.scope().from_root())
+        };
+        for span in scope() {
+            let extensions = span.extensions();
+            let stored = extensions.get::<FormattedFields<JsonFields>>();
+            if stored.and_then(|f| object_inner(&f.fields)).is_none() {
+                return self.fallback.format_event(ctx, writer, event);
+            }
+        }
+
+        write!(
+            writer,
+            "{{\"timestamp\":\"{}\",\"level\":\"{}\"",
+            humantime::format_rfc3339_micros(std::time::SystemTime::now()),
+            meta.level()
+        )?;
+        let mut fields = Fields {
+            out: &mut writer,
+            scratch: String::new(),
+            state: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.state?;
+        writer.write_str(",\"target\":")?;
+        escape(&mut writer, meta.target())?;
+        if has_span {
+            writer.write_str(",\"spans\":[")?;
+            for (i, span) in scope().enumerate() {
+                if i > 0 {
+                    writer.write_char(',')?;
+                }
+                writer.write_char('{')?;
+                let extensions = span.extensions();
+                let inner = extensions
+                    .get::<FormattedFields<JsonFields>>()
+                    .and_then(|f| object_inner(&f.fields))
+                    .unwrap_or_default();
+                if !inner.is_empty() {
+                    writer.write_str(inner)?;
+                    writer.write_char(',')?;
+                }
+                writer.write_str("\"name\":")?;
+                escape(&mut writer, span.metadata().name())?;
+                writer.write_char('}')?;
+            }
+            writer.write_char(']')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[derive(Debug)]
+    struct Refused;
+
+    impl fmt::Display for Refused {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("refused: \"limit\"\n")
+        }
+    }
+
+    impl std::error::Error for Refused {}
+
+    /// Every kind of field and span a line of payd's can carry.
+    fn events() {
+        tracing::info!("no span, no fields");
+        tracing::warn!(
+            text = "quote \" backslash \\ newline \n tab \t cr \r nul \u{0} bell \u{7} del \u{7f} é 支付 😀",
+            n = 42u64,
+            neg = -7i64,
+            yes = true,
+            half = 1.5f64,
+            whole = 2.0f64,
+            nan = f64::NAN,
+            big = u128::MAX,
+            ranked = ?vec!["a", "b\"c"],
+            shown = %"display \n value",
+            "a \"message\" with\nlines"
+        );
+        let err = Refused;
+        tracing::error!(error = &err as &dyn std::error::Error, "failed");
+        let request = tracing::info_span!(
+            "request",
+            request_id = %"req_1-2",
+            payment_id = tracing::field::Empty
+        );
+        let _outer = request.enter();
+        tracing::info!(ranked = ?["ch_a"], excluded = ?Vec::<(String, String)>::new(), "routed");
+        request.record("payment_id", "pay_\"x\"\n");
+        tracing::info!(
+            channel = %"a",
+            outcome = "charged",
+            latency_us = 1021u64,
+            "channel call"
+        );
+        {
+            let empty = tracing::info_span!("empty");
+            let _e = empty.enter();
+            let inner = tracing::debug_span!("inner", seq = 9u64, ok = true, ratio = 0.25f64);
+            let _i = inner.enter();
+            tracing::debug!(target: "actors::shard", seq = 10u64, "transfer durable");
+        }
+        let detached = tracing::info_span!("detached", k = "v");
+        tracing::info!(parent: &detached, "explicit parent, inside another span");
+        drop(_outer);
+        tracing::info!(parent: &detached, "explicit parent, no current span");
+        tracing::info!(parent: None, "explicit root");
+    }
+
+    fn lines<E>(format: E) -> String
+    where
+        E: FormatEvent<tracing_subscriber::Registry, JsonFields> + Send + Sync + 'static,
+    {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonFields::new())
+            .event_format(format)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(captured.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, events);
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// The timestamps differ between two runs; everything else must not.
+    fn without_timestamps(text: &str) -> Vec<String> {
+        text.lines()
+            .map(|line| {
+                let rest = line
+                    .strip_prefix("{\"timestamp\":\"")
+                    .expect("every line starts with its timestamp");
+                let (stamp, rest) = rest.split_once('"').unwrap();
+                assert!(
+                    humantime::parse_rfc3339(stamp).is_ok() && stamp.len() == 27,
+                    "{stamp}"
+                );
+                rest.to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_byte_for_byte_what_tracings_json_formatter_writes() {
+        let theirs = lines(
+            tracing_subscriber::fmt::format()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(true),
+        );
+        let ours = lines(JsonLines::default());
+        let (theirs, ours) = (without_timestamps(&theirs), without_timestamps(&ours));
+        assert_eq!(theirs.len(), 9, "{theirs:#?}");
+        for (t, o) in theirs.iter().zip(&ours) {
+            assert_eq!(t, o);
+        }
+        assert_eq!(theirs.len(), ours.len());
+        // And the span fields really are there (the comparison is not between two empties).
+        assert!(ours.iter().any(|l| l.contains(
+            "\"spans\":[{\"payment_id\":\"pay_\\\"x\\\"\\n\",\"request_id\":\"req_1-2\",\"name\":\"request\"}]"
+        )));
+    }
+
+    #[test]
+    fn escaping_is_serde_jsons() {
+        let all: String = (0u8..0x80)
+            .map(char::from)
+            .chain("é支付😀".chars())
+            .collect();
+        let mut ours = String::new();
+        escape(&mut ours, &all).unwrap();
+        assert_eq!(ours, serde_json::to_string(&all).unwrap());
+    }
+}

@@ -4,6 +4,9 @@
 # the measured window, and every sample attributed to one stage of the request by its stack
 # (loadtest/perf-stages.py). Prints payd's CPU µs per payment and each stage's share of it.
 #   loadtest/http-profile.sh [seconds, default 8] [scenario, default uniform]
+# Scenario `card` charges through channel-sim (two channels, 1 ms median latency, on the load
+# generator's core), as loadtest/bench.sh's card runs do. PAYD=path profiles another payd
+# binary (an earlier build, for a before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-8}"
@@ -28,7 +31,7 @@ token="adm_prof_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 port=18780
 export RONGPAY_ADMIN_TOKEN="$token"
 export RONGPAY_RATE_MERCHANT_PER_S=1000000 RONGPAY_RATE_MERCHANT_BURST=1000000
-taskset -c 0 "$bin/payd" serve --data-dir "$work/payd" --listen "127.0.0.1:$port" \
+taskset -c 0 "${PAYD:-$bin/payd}" serve --data-dir "$work/payd" --listen "127.0.0.1:$port" \
   >"$work/payd.log" 2>&1 &
 payd=$!
 pids+=("$payd")
@@ -37,8 +40,16 @@ payments() {
   curl -sf "127.0.0.1:$port/metrics" | awk '/^rongpay_payments_total/ {s += $2} END {printf "%d\n", s}'
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$payd/stat"; }
+sim=()
+if [ "$scenario" = card ]; then
+  taskset -c 1 "$bin/channel-sim" --listen 127.0.0.1:18491 --channel 'a={"latency_ms":1}' \
+    --channel 'b={"latency_ms":1}' >"$work/sim.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -sf 127.0.0.1:18491/_sim/channels >/dev/null && break; sleep 0.05; done
+  sim=(--sim 127.0.0.1:18491)
+fi
 taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "$((secs + 30))s" \
-  --connections 64 --scenario "$scenario" --accounts 10000 -q >"$work/loadtest.out" 2>&1 &
+  --connections 64 --scenario "$scenario" --accounts 10000 "${sim[@]}" -q >"$work/loadtest.out" 2>&1 &
 pids+=($!)
 # The harness creates its merchants and accounts first: measure once payments flow.
 for _ in $(seq 1 600); do [ "$(payments)" -gt 1000 ] && break; sleep 0.1; done

@@ -125,14 +125,14 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
                 config.resident.min(config.accounts),
                 mib(report.rss_after_run_bytes),
             );
-            println!("| pattern | submitters | transfers/s | p50 ms | p99 ms | p999 ms | transfers/sync | bytes/transfer | keys/transfer | CPU µs/transfer | writer busy | ms/group write | stalls | raw ceiling records/s (same batch) | engine / raw | overloaded |");
+            println!("| pattern | submitters | transfers/s | p50 ms | p99 ms | p999 ms | transfers/sync | bytes/transfer | keys/transfer | CPU µs/transfer | writer busy | ms/group write without checkpoint | checkpoint groups | ms/checkpoint group write | stalls | raw ceiling records/s (same batch) | engine / raw | overloaded |");
             println!(
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for (s, raw) in &report.scenarios {
                 let ms = |q: f64| s.latency_us.value_at_quantile(q) as f64 / 1000.0;
                 println!(
-                    "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.2} | {} | {:.0}% | {:.2} | {} | {:.0} | {:.2} | {} |",
+                    "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.2} | {} | {:.0}% | {:.2} | {} | {:.2} | {} | {:.0} | {:.2} | {} |",
                     match s.pattern {
                         Pattern::Uniform => "uniform",
                         Pattern::HotAccount => "hot account",
@@ -149,7 +149,10 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
                         .map(|c| format!("{c:.1}"))
                         .unwrap_or_else(|| "?".into()),
                     100.0 * s.writer_busy(),
-                    s.write_time.as_secs_f64() * 1e3 / s.group_writes.max(1) as f64,
+                    (s.write_time.as_secs_f64() - s.checkpoint_time.as_secs_f64()) * 1e3
+                        / s.group_writes.saturating_sub(s.checkpoints).max(1) as f64,
+                    s.checkpoints,
+                    s.checkpoint_time.as_secs_f64() * 1e3 / s.checkpoints.max(1) as f64,
                     s.stalls,
                     raw.per_second(),
                     s.per_second() / raw.per_second(),

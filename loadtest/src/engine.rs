@@ -49,6 +49,9 @@ pub struct ScenarioResult {
     pub group_writes: u64,
     /// Time the writer spent in group writes (encode, WriteBatch, fdatasync), summed.
     pub write_time: Duration,
+    /// Of the group writes, those that carried a balance checkpoint, and their summed time.
+    pub checkpoints: u64,
+    pub checkpoint_time: Duration,
     /// Group writes that met a RocksDB write stall and waited it out.
     pub stalls: u64,
     /// CPU time of the whole process (every thread, RocksDB's included) during the scenario.
@@ -148,6 +151,8 @@ pub async fn run_scenario(
     let groups_before = stats.group_writes.load(Ordering::Relaxed);
     let nanos_before = stats.write_nanos.load(Ordering::Relaxed);
     let stalls_before = stats.stalls.load(Ordering::Relaxed);
+    let checkpoints_before = stats.checkpoints.load(Ordering::Relaxed);
+    let checkpoint_nanos_before = stats.checkpoint_nanos.load(Ordering::Relaxed);
     let cpu_before = crate::proc_stats::cpu_time();
     let bytes_before = stats.bytes.load(Ordering::Relaxed);
     let keys_before = stats.keys.load(Ordering::Relaxed);
@@ -222,6 +227,10 @@ pub async fn run_scenario(
         latency_us,
         group_writes: stats.group_writes.load(Ordering::Relaxed) - groups_before,
         write_time: Duration::from_nanos(stats.write_nanos.load(Ordering::Relaxed) - nanos_before),
+        checkpoints: stats.checkpoints.load(Ordering::Relaxed) - checkpoints_before,
+        checkpoint_time: Duration::from_nanos(
+            stats.checkpoint_nanos.load(Ordering::Relaxed) - checkpoint_nanos_before,
+        ),
         stalls: stats.stalls.load(Ordering::Relaxed) - stalls_before,
         cpu: cpu_before
             .zip(crate::proc_stats::cpu_time())

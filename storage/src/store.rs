@@ -80,13 +80,28 @@ pub struct WriterStats {
     /// RocksDB records (puts and merge operands) written.
     pub keys: AtomicU64,
     pub write_nanos: AtomicU64,
+    /// Of those, the group writes that carried a balance checkpoint, and their time.
+    pub checkpoints: AtomicU64,
+    pub checkpoint_nanos: AtomicU64,
     /// Times a group write met a RocksDB write stall (`no_slowdown` refused it) and waited.
     pub stalls: AtomicU64,
 }
 
 impl WriterStats {
-    pub(crate) fn record_group(&self, units: usize, bytes: usize, keys: usize, elapsed: Duration) {
+    pub(crate) fn record_group(
+        &self,
+        units: usize,
+        bytes: usize,
+        keys: usize,
+        elapsed: Duration,
+        checkpoint: bool,
+    ) {
         self.group_writes.fetch_add(1, Ordering::Relaxed);
+        if checkpoint {
+            self.checkpoints.fetch_add(1, Ordering::Relaxed);
+            self.checkpoint_nanos
+                .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        }
         self.units.fetch_add(units as u64, Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.keys.fetch_add(keys as u64, Ordering::Relaxed);

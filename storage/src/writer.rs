@@ -593,7 +593,7 @@ fn write_group(
     };
     if written > 0 {
         let elapsed = started.elapsed();
-        inner.stats.record_group(written, bytes, keys, elapsed);
+        inner.stats.record_group(written, bytes, keys, elapsed, due);
         wal_metrics.sync.record(elapsed.as_secs_f64());
         wal_metrics.units.record(written as f64);
         wal_metrics.bytes.record(bytes as f64);

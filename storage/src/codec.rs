@@ -69,15 +69,23 @@ fn checksum(kind: u8, payload: &[u8]) -> u32 {
 
 /// Encodes `value` as a framed record of `kind`.
 pub fn encode<T: Encode>(kind: Kind, value: &T) -> Vec<u8> {
-    let mut out = vec![0u8; HEADER_LEN];
+    let mut out = Vec::new();
     // Encoding into a Vec cannot fail for our types (no maps with failing keys, no I/O).
-    bincode::encode_into_std_write(value, &mut out, config())
+    encode_into(kind, value, &mut out);
+    out
+}
+
+/// [`encode`] into `out` (cleared first), so a caller encoding many records reuses one
+/// buffer.
+pub fn encode_into<T: Encode>(kind: Kind, value: &T, out: &mut Vec<u8>) {
+    out.clear();
+    out.resize(HEADER_LEN, 0);
+    bincode::encode_into_std_write(value, out, config())
         .expect("encoding a record into memory cannot fail");
     let crc = checksum(kind as u8, &out[HEADER_LEN..]);
     out[0] = FORMAT_VERSION;
     out[1] = kind as u8;
     out[2..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
-    out
 }
 
 /// Reads the kind byte of a framed record after checking version and checksum.

@@ -921,6 +921,10 @@ impl Store {
         })?;
         let value = inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
         let through = meta_seq(value.as_deref(), "balances_through")?.unwrap_or(0);
+        // That checkpoint may still be only in the memtables (checkpoints are written without
+        // the WAL): made durable before any record it covers is deleted, or a crash could
+        // leave open a checkpoint older than the journal it must replay.
+        self.flush()?;
         // Recovery replays the journal after the balance checkpoint from the journal family
         // (the tail check reads through the archive like every reader).
         if end_key > through.saturating_add(1) {
@@ -1477,22 +1481,30 @@ impl Store {
         if let Some(handle) = handle {
             let _ = self.tx.send(Msg::Stop);
             let _ = handle.join();
-            // The writer wrote a final balance checkpoint. Flushing the memtables too leaves
-            // nothing in the write-ahead log: the next open replays neither, and a tool
-            // that opens the files without our merge operator cannot stop at a merge record
-            // in the log and drop what follows it.
+            // The writer wrote a final balance checkpoint, without the WAL: the flush makes
+            // it durable. It also leaves nothing in the write-ahead log: the next open
+            // replays neither, and a tool that opens the files without our merge operator
+            // cannot stop at a merge record in the log and drop what follows it.
             if self.inner.poison_reason().is_none() {
-                let cfs: Vec<&ColumnFamily> = COLUMN_FAMILIES
-                    .iter()
-                    .map(|name| self.inner.cf(name))
-                    .collect();
-                let mut flush = rocksdb::FlushOptions::default();
-                flush.set_wait(true);
-                if let Err(e) = self.inner.db.flush_cfs_opt(&cfs, &flush) {
-                    tracing::warn!(error = %e, "flush at shutdown failed; the next open replays the log");
+                if let Err(e) = self.flush() {
+                    tracing::warn!(error = %e, "flush at shutdown failed; the next open replays the journal");
                 }
             }
         }
+    }
+
+    /// Flushes every column family's memtable to its tables, together (`atomic_flush`):
+    /// the balance checkpoints written since the last flush become durable, and the next
+    /// open replays the journal only after the last of them.
+    pub fn flush(&self) -> Result<()> {
+        let cfs: Vec<&ColumnFamily> = COLUMN_FAMILIES
+            .iter()
+            .map(|name| self.inner.cf(name))
+            .collect();
+        let mut flush = rocksdb::FlushOptions::default();
+        flush.set_wait(true);
+        self.inner.db.flush_cfs_opt(&cfs, &flush)?;
+        Ok(())
     }
 }
 

@@ -144,7 +144,7 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) 
         }
         write_group(&inner, &mut group, &write_options, &wal_metrics);
     }
-    checkpoint_now(&inner, &write_options);
+    checkpoint_now(&inner);
     // Anything that raced with Stop is refused, not dropped silently.
     while let Ok(msg) = rx.try_recv() {
         if let Msg::Commit(_, reply) = msg {
@@ -184,20 +184,25 @@ impl Group {
 
 /// Balances are checkpointed (the unflushed deltas written to the accounts family as merge
 /// operands, with [`BalancesThrough`]) by the group that brings them to this many accounts
-/// (a checkpoint is one long group write: more accounts per checkpoint raised p99 at 1,024
-/// submitters over 1M accounts, docs/BENCHMARKS.md)...
-pub const CHECKPOINT_ACCOUNTS: usize = 4_096;
+/// (a checkpoint is one long write after its group's: more accounts per checkpoint raised
+/// p99 at 1,024 submitters over 1M accounts; 2,048 rather than 4,096 once checkpoints left
+/// the WAL: p99 ≈ 0.8 ms lower for the same throughput, docs/BENCHMARKS.md)...
+pub const CHECKPOINT_ACCOUNTS: usize = 2_048;
 /// ...or this many group writes after the last checkpoint...
 pub const CHECKPOINT_GROUPS: u64 = 64;
-/// ...or the first group this long after it. Bounds the journal replayed on open.
+/// ...or the first group this long after it: bounds the deltas held in memory. After a
+/// crash, open replays the journal after the last checkpoint that reached the flushed tables
+/// (checkpoints are written without the WAL, `write_checkpoint`): the column families flush
+/// together whenever one memtable fills, so that is at most one 8 MiB memtable of the
+/// busiest id-keyed family behind the journal's end (≈ 80k–180k transfers).
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Balance and status changes that are durable in the journal but not yet in the accounts
 /// family: between checkpoints an account touched by many transfers costs one merge operand
 /// per checkpoint instead of one per group write. Readers of an account add its delta
 /// (under the read lock, so a checkpoint is never seen half done: the writer holds the write
-/// lock across a checkpoint's write). After a crash, open replays the journal after
-/// [`BalancesThrough`] instead.
+/// lock across a checkpoint's write). After a crash, open replays the journal after the
+/// flushed [`BalancesThrough`] instead.
 pub(crate) struct Unflushed {
     pub(crate) deltas: Deltas,
     /// The GL book as of the last durable entry: every GL account's balance, and the
@@ -256,14 +261,36 @@ pub(crate) fn add_checkpoint<'a>(
     deltas: impl Iterator<Item = (&'a AccountId, &'a AccountDelta)>,
     through: u64,
 ) {
-    let mut deltas: Vec<(&AccountId, &AccountDelta)> = deltas.collect();
-    deltas.sort_unstable_by_key(|(account, _)| account.0);
-    for (account, delta) in deltas {
-        batch.merge_cf(
-            inner.cf_accounts(),
-            account.to_be_bytes(),
-            codec::encode(Kind::AccountDelta, delta),
-        );
+    let mut deltas: Vec<(AccountId, AccountDelta)> = deltas.map(|(a, d)| (*a, *d)).collect();
+    add_sorted_checkpoint(inner, batch, &mut deltas, through);
+}
+
+/// [`add_checkpoint`] of deltas in a vector, which it sorts. One account may appear more
+/// than once (the unflushed delta, then the group's): its entries are combined in order.
+fn add_sorted_checkpoint(
+    inner: &Inner,
+    batch: &mut WriteBatch,
+    deltas: &mut [(AccountId, AccountDelta)],
+    through: u64,
+) {
+    // Stable: of one account's entries the earlier (unflushed) comes first, and a status or
+    // GL change in the later one wins, as `then` says.
+    deltas.sort_by_key(|(account, _)| account.0);
+    let cf = inner.cf_accounts();
+    // One buffer for every operand: a checkpoint encodes thousands (docs/BENCHMARKS.md).
+    let mut value = Vec::with_capacity(64);
+    let mut i = 0;
+    while i < deltas.len() {
+        let (account, mut delta) = deltas[i];
+        i += 1;
+        while i < deltas.len() && deltas[i].0 == account {
+            delta = delta
+                .then(deltas[i].1)
+                .expect("unflushed deltas fit in i128");
+            i += 1;
+        }
+        codec::encode_into(Kind::AccountDelta, &delta, &mut value);
+        batch.merge_cf(cf, account.to_be_bytes(), &value);
     }
     batch.put_cf(
         inner.cf_meta(),
@@ -295,7 +322,7 @@ pub(crate) fn add_book(inner: &Inner, batch: &mut WriteBatch, book: &GlBook) {
 }
 
 /// Writes the unflushed deltas now (a clean stop), so the next open replays nothing.
-fn checkpoint_now(inner: &Inner, write_options: &WriteOptions) {
+fn checkpoint_now(inner: &Inner) {
     if inner.poison_reason().is_some() {
         return;
     }
@@ -307,7 +334,10 @@ fn checkpoint_now(inner: &Inner, write_options: &WriteOptions) {
     let through = inner.last_seq.load(Ordering::Acquire);
     add_checkpoint(inner, &mut batch, unflushed.deltas.iter(), through);
     add_book(inner, &mut batch, &unflushed.book);
-    match inner.db.write_opt(batch, write_options) {
+    // Without the WAL like every checkpoint (`write_checkpoint`): a checkpoint in the WAL
+    // could outlive an earlier one lost from the memtables and claim its deltas. The
+    // shutdown's flush makes it durable.
+    match inner.db.write_opt(batch, &checkpoint_options()) {
         Ok(()) => unflushed.clear(),
         Err(e) => {
             tracing::warn!(error = %e, "final balance checkpoint failed; the next open replays the journal")
@@ -318,17 +348,54 @@ fn checkpoint_now(inner: &Inner, write_options: &WriteOptions) {
 /// The longest a group waits out a RocksDB write stall before the store poisons itself.
 pub const WRITE_STALL_MAX: Duration = Duration::from_secs(10);
 
-/// The group as one `WriteBatch`: every written unit's journal entry, records and dedup keys,
-/// after the base records of the accounts this group creates; and, when `checkpoint` is
-/// given, a balance checkpoint through the group's last entry: the unflushed deltas and the
-/// group's own (`deltas`) as one merge operand per account.
-fn build_batch(
+/// How checkpoints are written: without the WAL, never waiting out a stall.
+fn checkpoint_options() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.disable_wal(true);
+    options.set_no_slowdown(true);
+    options
+}
+
+/// Writes a balance checkpoint through `through` — the unflushed deltas and the group's
+/// own as one merge operand per account, and the GL book — in its own write, without the
+/// WAL: everything in it is in the journal, synced already, so a crash that loses it only
+/// makes the next open replay more journal. The store flushes its column families
+/// atomically (`atomic_flush`), so after a crash either all of a checkpoint (its operands,
+/// its [`BalancesThrough`], its book) is in the flushed tables or none of it is. Answers
+/// whether it was written; if not (a write stall, an error), the deltas stay unflushed and
+/// a later group tries again.
+fn write_checkpoint(
     inner: &Inner,
-    group: &Group,
-    first_seq: u64,
+    unflushed: &Unflushed,
     (deltas, group_book): (&Deltas, &GlBook),
-    checkpoint: Option<&Unflushed>,
-) -> WriteBatch {
+    through: u64,
+) -> bool {
+    let mut batch = WriteBatch::default();
+    // The unflushed deltas and the group's side by side, combined once sorted (no copy of
+    // the unflushed map).
+    let mut all: Vec<(AccountId, AccountDelta)> =
+        Vec::with_capacity(unflushed.deltas.len() + deltas.len());
+    all.extend(unflushed.deltas.iter().map(|(a, d)| (*a, *d)));
+    all.extend(deltas.iter().map(|(a, d)| (*a, *d)));
+    add_sorted_checkpoint(inner, &mut batch, &mut all, through);
+    let mut book = unflushed.book.clone();
+    book.absorb(group_book)
+        .expect("GL balances fit in i128 (checked when the group was booked)");
+    add_book(inner, &mut batch, &book);
+    match inner.db.write_opt(batch, &checkpoint_options()) {
+        Ok(()) => true,
+        // A stall: the next group tries again.
+        Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "balance checkpoint failed; the deltas stay unflushed");
+            false
+        }
+    }
+}
+
+/// The group as one `WriteBatch`: every written unit's journal entry, records and dedup keys,
+/// after the base records of the accounts this group creates.
+fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
     let mut batch = WriteBatch::default();
     let mut dedup = Vec::with_capacity(group.units);
     let mut aux = Vec::new();
@@ -358,19 +425,9 @@ fn build_batch(
     // from where the previous one ended (the skiplist's sequential splice) instead of from
     // the top. The writer's main cost was these searches (profile in docs/BENCHMARKS.md).
     dedup.sort_unstable();
+    let cf = inner.cf_dedup();
     for (id, seq) in dedup {
-        batch.put_cf(inner.cf_dedup(), id, seq_key(seq));
-    }
-    if let Some(unflushed) = checkpoint {
-        let mut all = unflushed.deltas.clone();
-        for (account, delta) in deltas {
-            add_delta(&mut all, *account, *delta);
-        }
-        add_checkpoint(inner, &mut batch, all.iter(), seq - 1);
-        let mut book = unflushed.book.clone();
-        book.absorb(group_book)
-            .expect("GL balances fit in i128 (checked when the group was booked)");
-        add_book(inner, &mut batch, &book);
+        batch.put_cf(cf, id, seq_key(seq));
     }
     batch
 }
@@ -540,9 +597,9 @@ fn write_group(
             return;
         }
     };
-    // A checkpoint group holds the write lock across its write: a reader of an account then
-    // sees its balance either before the checkpoint (accounts family + unflushed delta) or
-    // after it (accounts family alone), never the delta twice or not at all. Only this
+    // A checkpoint group holds the write lock across its two writes: a reader of an account
+    // then sees its balance either before the checkpoint (accounts family + unflushed delta)
+    // or after it (accounts family alone), never the delta twice or not at all. Only this
     // thread changes `unflushed`, so deciding outside the lock is safe.
     let due = written > 0 && inner.unflushed().due(&deltas);
     let mut unflushed = due.then(|| inner.unflushed_mut());
@@ -551,13 +608,7 @@ fn write_group(
             // Every unit was a duplicate: nothing to write or sync.
             break Ok(());
         }
-        let batch = build_batch(
-            inner,
-            group,
-            first_seq,
-            (&deltas, &group_book),
-            unflushed.as_deref(),
-        );
+        let batch = build_batch(inner, group, first_seq);
         bytes = batch.size_in_bytes();
         keys = batch.len();
         if inner.inject_failure() {
@@ -591,6 +642,18 @@ fn write_group(
             Err(e) => break Err(StoreError::from(e)),
         }
     };
+    // The checkpoint, once the group is durable, through its last entry.
+    let mut checkpointed = false;
+    if due && result.is_ok() {
+        if let Some(u) = unflushed.as_deref() {
+            checkpointed = write_checkpoint(
+                inner,
+                u,
+                (&deltas, &group_book),
+                first_seq + written as u64 - 1,
+            );
+        }
+    }
     if written > 0 {
         let elapsed = started.elapsed();
         inner.stats.record_group(written, bytes, keys, elapsed, due);
@@ -611,7 +674,7 @@ fn write_group(
                 u.book
                     .absorb(&group_book)
                     .expect("GL balances fit in i128 (checked when the group was booked)");
-                if due {
+                if checkpointed {
                     u.clear();
                 } else {
                     u.fold(deltas);

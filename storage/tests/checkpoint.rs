@@ -130,10 +130,23 @@ fn checkpoints_come_every_few_groups_and_a_clean_stop_writes_the_last() {
             .commit_blocking(transfer(100 + u128::from(i), user(0), user(1), 1))
             .unwrap();
     }
+    // A crash now: checkpoints are written without the WAL, so the one in the memtables is
+    // lost with them and open replays the whole journal (nothing was flushed yet).
     let image = dir.path().join("../image-checkpoint");
     let _ = std::fs::remove_dir_all(&image);
     copy_dir(dir.path(), &image);
-    let (_, recovery) = Store::open(&image, options()).unwrap();
+    let (crashed, recovery) = Store::open(&image, options()).unwrap();
+    assert_eq!(recovery.replayed, groups + 2);
+    assert_eq!(
+        crashed.account(user(1)).unwrap().unwrap().balance,
+        groups as i64
+    );
+    drop(crashed);
+    std::fs::remove_dir_all(&image).unwrap();
+    // Once flushed, the checkpoint is durable: a crash replays only what came after it.
+    store.flush().unwrap();
+    copy_dir(dir.path(), &image);
+    let (crashed, recovery) = Store::open(&image, options()).unwrap();
     assert_eq!(
         recovery.replayed,
         groups + 2 - storage::writer::CHECKPOINT_GROUPS
@@ -143,6 +156,11 @@ fn checkpoints_come_every_few_groups_and_a_clean_stop_writes_the_last() {
         "a checkpoint was written after {} groups: {recovery:?}",
         storage::writer::CHECKPOINT_GROUPS
     );
+    assert_eq!(
+        crashed.account(user(1)).unwrap().unwrap().balance,
+        groups as i64
+    );
+    drop(crashed);
     std::fs::remove_dir_all(&image).unwrap();
     drop(store);
     assert_eq!(through(dir.path()), groups + 2, "a clean stop checkpoints");
@@ -475,4 +493,44 @@ mod gl_book {
             .to_string();
         assert!(msg.contains("GL book is missing"), "{msg}");
     }
+}
+
+#[test]
+fn a_checkpoint_combines_an_unflushed_change_with_the_groups_in_journal_order() {
+    // Two groups per checkpoint: the first group's changes stay unflushed, the second's
+    // group writes them with its own.
+    let opts = || StoreOptions {
+        checkpoint_groups: 3,
+        ..options()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), opts()).unwrap();
+    store.commit_blocking(create_accounts(2)).unwrap(); // group 1
+    let status = |status| {
+        storage::CommitUnit::effect(engine::Effect::StatusSet {
+            account: user(0),
+            status,
+        })
+    };
+    store
+        .commit_blocking(status(engine::AccountStatus::Frozen))
+        .unwrap(); // group 2: unflushed
+    assert_eq!(through(dir.path()), 0, "no checkpoint yet");
+    store
+        .commit_blocking(status(engine::AccountStatus::Active))
+        .unwrap(); // group 3: the checkpoint, with group 2's change before its own
+    store.flush().unwrap();
+    let image = dir.path().join("../image-order");
+    let _ = std::fs::remove_dir_all(&image);
+    copy_dir(dir.path(), &image);
+    drop(store);
+    // The crash image after a flush: the checkpoint is in it, and nothing is replayed.
+    let (store, recovery) = Store::open(&image, opts()).unwrap();
+    assert_eq!((recovery.last_seq, recovery.replayed), (3, 0));
+    assert_eq!(
+        store.account(user(0)).unwrap().unwrap().status,
+        engine::AccountStatus::Active
+    );
+    drop(store);
+    std::fs::remove_dir_all(&image).unwrap();
 }

@@ -77,7 +77,8 @@ pub struct WriterStats {
     pub group_writes: AtomicU64,
     pub units: AtomicU64,
     pub bytes: AtomicU64,
-    /// RocksDB records (puts and merge operands) written.
+    /// RocksDB records (puts and merge operands) written, balance checkpoints included (as in
+    /// `bytes`), though a checkpoint is not written to the WAL.
     pub keys: AtomicU64,
     pub write_nanos: AtomicU64,
     /// Of those, the group writes that carried a balance checkpoint, and their time.

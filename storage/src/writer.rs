@@ -362,14 +362,14 @@ fn checkpoint_options() -> WriteOptions {
 /// makes the next open replay more journal. The store flushes its column families
 /// atomically (`atomic_flush`), so after a crash either all of a checkpoint (its operands,
 /// its [`BalancesThrough`], its book) is in the flushed tables or none of it is. Answers
-/// whether it was written; if not (a write stall, an error), the deltas stay unflushed and
-/// a later group tries again.
+/// the bytes and records written, or `None` if it was not (a write stall, an error): the
+/// deltas then stay unflushed and a later group tries again.
 fn write_checkpoint(
     inner: &Inner,
     unflushed: &Unflushed,
     (deltas, group_book): (&Deltas, &GlBook),
     through: u64,
-) -> bool {
+) -> Option<(usize, usize)> {
     let mut batch = WriteBatch::default();
     // The unflushed deltas and the group's side by side, combined once sorted (no copy of
     // the unflushed map).
@@ -382,13 +382,14 @@ fn write_checkpoint(
     book.absorb(group_book)
         .expect("GL balances fit in i128 (checked when the group was booked)");
     add_book(inner, &mut batch, &book);
+    let written = (batch.size_in_bytes(), batch.len());
     match inner.db.write_opt(batch, &checkpoint_options()) {
-        Ok(()) => true,
+        Ok(()) => Some(written),
         // A stall: the next group tries again.
-        Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => false,
+        Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => None,
         Err(e) => {
             tracing::warn!(error = %e, "balance checkpoint failed; the deltas stay unflushed");
-            false
+            None
         }
     }
 }
@@ -643,7 +644,7 @@ fn write_group(
         }
     };
     // The checkpoint, once the group is durable, through its last entry.
-    let mut checkpointed = false;
+    let mut checkpointed = None;
     if due && result.is_ok() {
         if let Some(u) = unflushed.as_deref() {
             checkpointed = write_checkpoint(
@@ -656,7 +657,16 @@ fn write_group(
     }
     if written > 0 {
         let elapsed = started.elapsed();
-        inner.stats.record_group(written, bytes, keys, elapsed, due);
+        // The writer's counters include the checkpoint's records; the WAL histograms below
+        // describe the synced write only.
+        let (checkpoint_bytes, checkpoint_keys) = checkpointed.unwrap_or((0, 0));
+        inner.stats.record_group(
+            written,
+            bytes + checkpoint_bytes,
+            keys + checkpoint_keys,
+            elapsed,
+            due,
+        );
         wal_metrics.sync.record(elapsed.as_secs_f64());
         wal_metrics.units.record(written as f64);
         wal_metrics.bytes.record(bytes as f64);
@@ -674,7 +684,7 @@ fn write_group(
                 u.book
                     .absorb(&group_book)
                     .expect("GL balances fit in i128 (checked when the group was booked)");
-                if checkpointed {
+                if checkpointed.is_some() {
                     u.clear();
                 } else {
                     u.fold(deltas);

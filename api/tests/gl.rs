@@ -800,7 +800,9 @@ fn payments_racing_the_switch_land_on_exactly_one_date_in_journal_order() {
         ],
     );
     let shop = merchant(&p, r#"{"name":"race shop"}"#);
-    let payers: Vec<String> = (0..4).map(|_| funded_account(&p, "500.00")).collect();
+    // Funds for 50,000 payments each: the workers pay until the day-end is done, however
+    // long that takes here.
+    let payers: Vec<String> = (0..4).map(|_| funded_account(&p, "5000.00")).collect();
     let (date, _) = dates(&p);
     let addr = p.addr.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -812,7 +814,7 @@ fn payments_racing_the_switch_land_on_exactly_one_date_in_journal_order() {
             std::thread::spawn(move || {
                 let mut ok = 0;
                 let mut i = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 400 {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 40_000 {
                     let body = format!(
                         r#"{{"out_trade_no":"race-{w}-{i}","amount":"0.10","currency":"CNY","payment_method":{{"type":"balance","account_id":"{payer}"}}}}"#
                     );
@@ -836,10 +838,13 @@ fn payments_racing_the_switch_land_on_exactly_one_date_in_journal_order() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let r = p.admin("POST", "/v1/gl/day_end", "{}");
     assert_eq!(r.status, 202, "{:?}", String::from_utf8_lossy(&r.body));
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Paying on until the day-end is done and a little after, so payments land on both
+    // sides of its switch. (A fixed 400 payments per worker and a fixed 300 ms wait were
+    // sometimes all done before the switch on a fast machine.)
+    let done = finished_day_end(&p, &date);
+    std::thread::sleep(std::time::Duration::from_millis(100));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let paid: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
-    let done = finished_day_end(&p, &date);
     assert_eq!(done["status"], "done", "{done:#}");
     let switch = done["switch_seq"].as_u64().unwrap();
     // Every payment is in the journal once, dated the closed date before the switch and

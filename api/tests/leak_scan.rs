@@ -43,10 +43,11 @@ fn leaks(bytes: &[u8], secrets: &[String]) -> Vec<String> {
         }
     }
     let text = String::from_utf8_lossy(bytes);
-    // Ids (`pay_` then 32 hex digits, …) are random hex: a run of 13+ digits inside one can
-    // pass Luhn by chance. They are taken out before the card-like check (the seeded
-    // numbers above are looked for everywhere, ids included).
-    let ids = regex_lite::Regex::new(r"\b[a-z]{2,5}_[0-9a-f]{32,40}\b").unwrap();
+    // Ids (`pay_` then 32 hex digits, …, and the ledger's bare 32-hex transfer ids in its
+    // debug lines) are random hex: a run of 13+ digits inside one can pass Luhn by chance
+    // (seen: a `transfer durable` line's id). They are taken out before the card-like
+    // check (the seeded numbers above are looked for everywhere, ids included).
+    let ids = regex_lite::Regex::new(r"\b(?:[a-z]{2,5}_)?[0-9a-f]{32,40}\b").unwrap();
     let text = ids.replace_all(&text, "ID");
     if api::pan::contains(&text) {
         let redacted = api::pan::redact(&text);

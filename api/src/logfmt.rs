@@ -289,7 +289,7 @@ mod tests {
             let _e = empty.enter();
             let inner = tracing::debug_span!("inner", seq = 9u64, ok = true, ratio = 0.25f64);
             let _i = inner.enter();
-            tracing::debug!(target: "actors::shard", seq = 10u64, "transfer durable");
+            tracing::debug!(target: "rongpay::ledger", seq = 10u64, "transfer durable");
         }
         let detached = tracing::info_span!("detached", k = "v");
         tracing::info!(parent: &detached, "explicit parent, inside another span");

@@ -321,7 +321,9 @@ pub(crate) fn add_book(inner: &Inner, batch: &mut WriteBatch, book: &GlBook) {
     }
 }
 
-/// Writes the unflushed deltas now (a clean stop), so the next open replays nothing.
+/// Writes the unflushed deltas now (a clean stop), so the next open replays nothing. Like
+/// every checkpoint it goes without the WAL (a checkpoint in the WAL could outlive an earlier
+/// one lost from the memtables and claim its deltas); the shutdown's flush makes it durable.
 fn checkpoint_now(inner: &Inner) {
     if inner.poison_reason().is_some() {
         return;
@@ -330,18 +332,10 @@ fn checkpoint_now(inner: &Inner) {
     if unflushed.groups == 0 {
         return;
     }
-    let mut batch = WriteBatch::default();
     let through = inner.last_seq.load(Ordering::Acquire);
-    add_checkpoint(inner, &mut batch, unflushed.deltas.iter(), through);
-    add_book(inner, &mut batch, &unflushed.book);
-    // Without the WAL like every checkpoint (`write_checkpoint`): a checkpoint in the WAL
-    // could outlive an earlier one lost from the memtables and claim its deltas. The
-    // shutdown's flush makes it durable.
-    match inner.db.write_opt(batch, &checkpoint_options()) {
-        Ok(()) => unflushed.clear(),
-        Err(e) => {
-            tracing::warn!(error = %e, "final balance checkpoint failed; the next open replays the journal")
-        }
+    let nothing = (&Deltas::default(), &GlBook::default());
+    if write_checkpoint(inner, &unflushed, nothing, through).is_some() {
+        unflushed.clear();
     }
 }
 
@@ -598,12 +592,8 @@ fn write_group(
             return;
         }
     };
-    // A checkpoint group holds the write lock across its two writes: a reader of an account
-    // then sees its balance either before the checkpoint (accounts family + unflushed delta)
-    // or after it (accounts family alone), never the delta twice or not at all. Only this
-    // thread changes `unflushed`, so deciding outside the lock is safe.
+    // Only this thread changes `unflushed`, so deciding outside the lock is safe.
     let due = written > 0 && inner.unflushed().due(&deltas);
-    let mut unflushed = due.then(|| inner.unflushed_mut());
     let result = loop {
         if written == 0 {
             // Every unit was a duplicate: nothing to write or sync.
@@ -644,17 +634,21 @@ fn write_group(
         }
     };
     let synced = started.elapsed();
-    // The checkpoint, once the group is durable, through its last entry.
+    // The checkpoint, once the group is durable, through its last entry. The write lock is
+    // held from before its write until the deltas are cleared: a reader of an account then
+    // sees its balance either before the checkpoint (accounts family + unflushed delta) or
+    // after it (accounts family alone), never the delta twice or not at all.
+    let mut unflushed = None;
     let mut checkpointed = None;
     if due && result.is_ok() {
-        if let Some(u) = unflushed.as_deref() {
-            checkpointed = write_checkpoint(
-                inner,
-                u,
-                (&deltas, &group_book),
-                first_seq + written as u64 - 1,
-            );
-        }
+        let u = inner.unflushed_mut();
+        checkpointed = write_checkpoint(
+            inner,
+            &u,
+            (&deltas, &group_book),
+            first_seq + written as u64 - 1,
+        );
+        unflushed = Some(u);
     }
     if written > 0 {
         let elapsed = started.elapsed();
@@ -666,7 +660,7 @@ fn write_group(
             bytes + checkpoint_bytes,
             keys + checkpoint_keys,
             elapsed,
-            due,
+            checkpointed.is_some(),
         );
         wal_metrics.sync.record(synced.as_secs_f64());
         wal_metrics.units.record(written as f64);

@@ -173,33 +173,34 @@ async fn call(state: &Platform, c: &Call, payment: &Payment, request_id: &str) -
         .unwrap_or("?");
     let started = Instant::now();
     let sent = state
-        .http
-        .post(format!("{}/charges", c.endpoint.trim_end_matches('/')))
-        .timeout(state.settings.channel_timeout)
-        .json(&ChargeRequest {
-            request_id: request_id.to_string(),
-            amount_minor: payment.amount,
-            currency: currency.to_string(),
-            instrument: payment
-                .card
-                .0
-                .as_ref()
-                .map(|card| crate::cards::card_token_text(card.token))
-                .unwrap_or_default(),
-            notify_url: c.notify.then(|| {
-                format!(
-                    "{}/v1/channels/{}/notifications",
-                    state.settings.public_url,
-                    crate::channels::channel_id_text(c.id)
-                )
+        .channel_http
+        .post(
+            &format!("{}/charges", c.endpoint.trim_end_matches('/')),
+            Some(&ChargeRequest {
+                request_id: request_id.to_string(),
+                amount_minor: payment.amount,
+                currency: currency.to_string(),
+                instrument: payment
+                    .card
+                    .0
+                    .as_ref()
+                    .map(|card| crate::cards::card_token_text(card.token))
+                    .unwrap_or_default(),
+                notify_url: c.notify.then(|| {
+                    format!(
+                        "{}/v1/channels/{}/notifications",
+                        state.settings.public_url,
+                        crate::channels::channel_id_text(c.id)
+                    )
+                }),
+                // A two-phase payment (issue #19): authorize only.
+                capture: payment.authorization.0.is_some().then_some(false),
             }),
-            // A two-phase payment (issue #19): authorize only.
-            capture: payment.authorization.0.is_some().then_some(false),
-        })
-        .send()
+            state.settings.channel_timeout,
+        )
         .await;
     let outcome = match sent {
-        Ok(resp) if resp.status().is_success() => match resp.json::<ChargeAnswer>().await {
+        Ok(resp) if resp.status.is_success() => match resp.json::<ChargeAnswer>() {
             Ok(a) if a.status == ChargeStatus::Succeeded && a.amount_minor == payment.amount => {
                 Outcome::Charged(a)
             }
@@ -497,16 +498,14 @@ pub async fn query_charge(
 ) -> Option<Option<ChargeAnswer>> {
     let url = format!("{}/charges/{request_id}", endpoint.trim_end_matches('/'));
     let resp = state
-        .http
-        .get(&url)
-        .timeout(state.settings.channel_timeout)
-        .send()
+        .channel_http
+        .get(&url, state.settings.channel_timeout)
         .await
         .ok()?;
-    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+    if resp.status == http::StatusCode::NOT_FOUND {
         Some(None)
-    } else if resp.status().is_success() {
-        resp.json::<ChargeAnswer>().await.ok().map(Some)
+    } else if resp.status.is_success() {
+        resp.json::<ChargeAnswer>().ok().map(Some)
     } else {
         None
     }
@@ -634,16 +633,16 @@ async fn post_to_charge(
     request_id: &str,
     action: &str,
     body: Option<&CaptureRequest>,
-) -> Result<reqwest::Response> {
+) -> Result<crate::channels::http::Reply> {
     let url = format!(
         "{}/charges/{request_id}/{action}",
         endpoint.trim_end_matches('/')
     );
-    let mut call = state.http.post(url).timeout(state.settings.channel_timeout);
-    if let Some(body) = body {
-        call = call.json(body);
-    }
-    call.send().await.map_err(channel_unavailable)
+    state
+        .channel_http
+        .post(&url, body, state.settings.channel_timeout)
+        .await
+        .map_err(channel_unavailable)
 }
 
 fn channel_unavailable(why: impl std::fmt::Display) -> Error {
@@ -669,10 +668,10 @@ pub async fn capture(
         amount_minor: captured,
     };
     let resp = post_to_charge(state, &endpoint, &request_id, "capture", Some(&body)).await?;
-    if !resp.status().is_success() {
-        return Err(channel_unavailable(resp.status()));
+    if !resp.status.is_success() {
+        return Err(channel_unavailable(resp.status));
     }
-    let answer: ChargeAnswer = resp.json().await.map_err(channel_unavailable)?;
+    let answer: ChargeAnswer = resp.json().map_err(channel_unavailable)?;
     if answer.status != ChargeStatus::Succeeded || answer.amount_minor != captured {
         return Err(channel_unavailable(
             "an answer that is not the capture asked for",
@@ -717,7 +716,7 @@ pub async fn capture(
 pub async fn void(state: &Platform, p: &Payment) -> Result<Option<ChargeAnswer>> {
     let (endpoint, _, request_id, _) = authorized_at(state, p)?;
     let resp = post_to_charge(state, &endpoint, &request_id, "void", None).await?;
-    if resp.status() == reqwest::StatusCode::CONFLICT {
+    if resp.status == http::StatusCode::CONFLICT {
         return match query_charge(state, &endpoint, &request_id).await {
             Some(Some(a)) if a.status == ChargeStatus::Succeeded => Ok(Some(a)),
             _ => Err(channel_unavailable(
@@ -725,10 +724,10 @@ pub async fn void(state: &Platform, p: &Payment) -> Result<Option<ChargeAnswer>>
             )),
         };
     }
-    if !resp.status().is_success() {
-        return Err(channel_unavailable(resp.status()));
+    if !resp.status.is_success() {
+        return Err(channel_unavailable(resp.status));
     }
-    let answer: ChargeAnswer = resp.json().await.map_err(channel_unavailable)?;
+    let answer: ChargeAnswer = resp.json().map_err(channel_unavailable)?;
     if answer.status != ChargeStatus::Voided {
         return Err(channel_unavailable("an answer that is not a void"));
     }

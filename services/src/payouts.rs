@@ -174,20 +174,21 @@ async fn one(
     };
     if sent_before {
         let asked = state
-            .http
-            .get(format!("{base}/payouts/{request_id}"))
-            .timeout(state.settings.channel_timeout)
-            .send()
+            .channel_http
+            .get(
+                &format!("{base}/payouts/{request_id}"),
+                state.settings.channel_timeout,
+            )
             .await;
         match asked {
-            Ok(r) if r.status().is_success() => {
-                if let Ok(answer) = r.json::<PayoutAnswer>().await {
+            Ok(r) if r.status.is_success() => {
+                if let Ok(answer) = r.json::<PayoutAnswer>() {
                     return resolve(state, answer, "status_sync").await;
                 }
                 return Ok(false);
             }
             // Never received: send it (again; the same request id).
-            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {}
+            Ok(r) if r.status == http::StatusCode::NOT_FOUND => {}
             _ => return Ok(false),
         }
     }
@@ -210,26 +211,27 @@ async fn one(
         .map(|c| c.code())
         .unwrap_or("?");
     let sent = state
-        .http
-        .post(format!("{base}/payouts"))
-        .timeout(state.settings.channel_timeout)
-        .json(&PayoutRequest {
-            request_id: request_id.clone(),
-            amount_minor: b.payout,
-            currency: currency.to_string(),
-            bank: account.bank.clone(),
-            account_number: String::from_utf8_lossy(&number).into_owned(),
-            account_name: account.name.clone(),
-            notify_url: Some(format!(
-                "{}/v1/channels/{}/payout_notifications",
-                state.settings.public_url,
-                crate::channels::channel_id_text(*channel_id)
-            )),
-        })
-        .send()
+        .channel_http
+        .post(
+            &format!("{base}/payouts"),
+            Some(&PayoutRequest {
+                request_id: request_id.clone(),
+                amount_minor: b.payout,
+                currency: currency.to_string(),
+                bank: account.bank.clone(),
+                account_number: String::from_utf8_lossy(&number).into_owned(),
+                account_name: account.name.clone(),
+                notify_url: Some(format!(
+                    "{}/v1/channels/{}/payout_notifications",
+                    state.settings.public_url,
+                    crate::channels::channel_id_text(*channel_id)
+                )),
+            }),
+            state.settings.channel_timeout,
+        )
         .await;
     match sent {
-        Ok(r) if r.status().is_success() => match r.json::<PayoutAnswer>().await {
+        Ok(r) if r.status.is_success() => match r.json::<PayoutAnswer>() {
             Ok(answer) => resolve(state, answer, "answer").await,
             Err(_) => Ok(false),
         },

@@ -144,9 +144,11 @@ pub struct Platform {
     pub resolving: ClaimSet,
     /// Serializes channel configuration changes.
     pub channel_admin: tokio::sync::Mutex<()>,
-    /// HTTP client for channels, webhooks and the SMS gateway (bounded pool; per-call
+    /// HTTP client for webhooks, the SMS gateway and identity checks (bounded pool; per-call
     /// timeouts).
     pub http: reqwest::Client,
+    /// HTTP client for the channels' calls (charges, refunds, payouts, statements).
+    pub channel_http: crate::channels::http::ChannelHttp,
     /// Seals card data at rest (key from `card_key`).
     pub vault: crate::vault::Vault,
     /// Seals merchants' signing secrets, webhook and channel secrets at rest (`master_key`).
@@ -233,6 +235,7 @@ impl Platform {
             .build()
             .map_err(|e| Error::Storage(format!("HTTP client: {e}")))?;
         Ok(Platform {
+            channel_http: crate::channels::http::ChannelHttp::new(64, Duration::from_secs(2)),
             notifier: crate::notifications::Notifier::new(&settings, http.clone()),
             sms_receipts: Default::default(),
             otp_claims: Default::default(),

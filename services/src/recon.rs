@@ -1138,22 +1138,23 @@ async fn fetch(
             actix_rt::time::sleep(std::time::Duration::from_secs(u64::from(attempt))).await;
         }
         let resp = state
-            .http
-            .get(&url)
-            .timeout(state.settings.recon_fetch_timeout)
-            .send()
+            .channel_http
+            .get_large(
+                &url,
+                state.settings.recon_fetch_timeout,
+                STATEMENT_BYTES_MAX,
+            )
             .await;
         match resp {
-            Ok(r) if r.status().is_success() => match r.bytes().await {
-                Ok(b) if b.len() <= STATEMENT_BYTES_MAX => return Ok(b.to_vec()),
-                Ok(_) => return Err("the statement is larger than accepted".into()),
-                Err(e) => why = format!("reading it: {e}"),
-            },
+            Ok(r) if r.status.is_success() => return Ok(r.body.to_vec()),
             // Not ready yet (or not at all): asking again soon will not change it.
-            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
+            Ok(r) if r.status == http::StatusCode::NOT_FOUND => {
                 return Err("the channel has no statement of that date yet".into())
             }
-            Ok(r) => why = format!("the channel answered {}", r.status()),
+            Err(crate::channels::http::CallError::TooLarge(_)) => {
+                return Err("the statement is larger than accepted".into())
+            }
+            Ok(r) => why = format!("the channel answered {}", r.status),
             Err(e) => why = format!("unreachable: {e}"),
         }
     }

@@ -201,15 +201,16 @@ pub async fn through_channel(
         return Ok(body);
     }
     let sent = state
-        .http
-        .post(format!("{}/refunds", endpoint.trim_end_matches('/')))
-        .timeout(state.settings.channel_timeout)
-        .json(&crate::channels::wire::RefundRequest {
-            request_id: format!("re_{:032x}", refund.id),
-            charge_request_id,
-            amount_minor: refund.amount,
-        })
-        .send()
+        .channel_http
+        .post(
+            &format!("{}/refunds", endpoint.trim_end_matches('/')),
+            Some(&crate::channels::wire::RefundRequest {
+                request_id: format!("re_{:032x}", refund.id),
+                charge_request_id,
+                amount_minor: refund.amount,
+            }),
+            state.settings.channel_timeout,
+        )
         .await;
     use crate::channels::wire::{ChargeStatus, RefundAnswer};
     let unknown = |state: &Arc<Platform>| {
@@ -220,7 +221,7 @@ pub async fn through_channel(
         Ok(answer.clone())
     };
     let refused = match sent {
-        Ok(resp) if resp.status().is_success() => match resp.json::<RefundAnswer>().await {
+        Ok(resp) if resp.status.is_success() => match resp.json::<RefundAnswer>() {
             Ok(a) if a.status == ChargeStatus::Succeeded => None,
             Ok(_) => Some("channel_declined"),
             Err(_) => return unknown(state),
@@ -319,21 +320,17 @@ fn spawn_sync(state: Arc<Platform>, refund_id: u128) {
                 Err(_) => continue,
             };
             let asked = state
-                .http
-                .get(format!(
-                    "{}/refunds/{request_id}",
-                    endpoint.trim_end_matches('/')
-                ))
-                .timeout(state.settings.channel_timeout)
-                .send()
+                .channel_http
+                .get(
+                    &format!("{}/refunds/{request_id}", endpoint.trim_end_matches('/')),
+                    state.settings.channel_timeout,
+                )
                 .await;
             use crate::channels::wire::{ChargeStatus, RefundAnswer};
             let refused = match asked {
                 // The request never reached the channel: definitely not refunded.
-                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
-                    Some("channel_unavailable")
-                }
-                Ok(r) if r.status().is_success() => match r.json::<RefundAnswer>().await {
+                Ok(r) if r.status == http::StatusCode::NOT_FOUND => Some("channel_unavailable"),
+                Ok(r) if r.status.is_success() => match r.json::<RefundAnswer>() {
                     Ok(a) if a.status == ChargeStatus::Succeeded => None,
                     Ok(_) => Some("channel_declined"),
                     Err(_) => continue,

@@ -10,6 +10,7 @@
 //! - [`wire`]: the protocol payd's channel client speaks to a channel (and `channel-sim`
 //!   plays).
 
+pub mod http;
 pub mod wire;
 
 use std::sync::Mutex;

@@ -11,7 +11,6 @@
 //! With `metrics_enabled = false` no recorder is installed: every recording call is a no-op
 //! (how the cost of metrics is measured) and `/metrics` answers 404.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
@@ -511,6 +510,99 @@ type Handles<T> = std::collections::HashMap<StaticKey, T, foldhash::fast::FixedS
 thread_local! {
     static COUNTERS: std::cell::RefCell<Handles<metrics::Counter>> = Default::default();
     static HISTOGRAMS: std::cell::RefCell<Handles<metrics::Histogram>> = Default::default();
+    static DYN_COUNTERS: std::cell::RefCell<Dyn<metrics::Counter>> = Default::default();
+    static DYN_HISTOGRAMS: std::cell::RefCell<Dyn<metrics::Histogram>> = Default::default();
+}
+
+/// Handles of the metrics with labels whose values are not static (a channel's name, a
+/// failure code), per thread: keyed as [`Handles`] by the static part, then by the dynamic
+/// values joined (looked up through a reused buffer, so a hit allocates nothing). At most
+/// [`DYN_HANDLES_MAX`] combinations per static key are kept; past that a call goes to the
+/// registry as it would without this cache.
+struct Dyn<T> {
+    handles: Handles<std::collections::HashMap<String, T, foldhash::fast::FixedState>>,
+    scratch: String,
+}
+
+impl<T> Default for Dyn<T> {
+    fn default() -> Self {
+        Dyn {
+            handles: Default::default(),
+            scratch: String::new(),
+        }
+    }
+}
+
+const DYN_HANDLES_MAX: usize = 1_024;
+
+impl<T: Clone> Dyn<T> {
+    fn get(
+        &mut self,
+        key: StaticKey,
+        dynamic: &[(&'static str, &str)],
+        make: impl FnOnce() -> T,
+    ) -> T {
+        self.scratch.clear();
+        for (_, v) in dynamic {
+            self.scratch.push_str(v);
+            self.scratch.push('\u{1f}');
+        }
+        let inner = self.handles.entry(key).or_default();
+        if let Some(h) = inner.get(self.scratch.as_str()) {
+            return h.clone();
+        }
+        let h = make();
+        if inner.len() < DYN_HANDLES_MAX {
+            inner.insert(self.scratch.clone(), h.clone());
+        }
+        h
+    }
+}
+
+fn all_labels(
+    labels: &[(&'static str, &'static str)],
+    dynamic: &[(&'static str, &str)],
+) -> Vec<metrics::Label> {
+    let mut all = owned_labels(labels);
+    all.extend(
+        dynamic
+            .iter()
+            .map(|(k, v)| metrics::Label::new(*k, v.to_string())),
+    );
+    all
+}
+
+/// Adds `n` to the counter `name` with static `labels` and `dynamic` ones (at most 4 of
+/// each; the same label names at every call for one `name`).
+pub fn count_dyn(
+    name: &'static str,
+    labels: &[(&'static str, &'static str)],
+    dynamic: &[(&'static str, &str)],
+    n: u64,
+) {
+    DYN_COUNTERS.with(|c| {
+        c.borrow_mut()
+            .get(static_key(name, labels), dynamic, || {
+                counter!(name, all_labels(labels, dynamic))
+            })
+            .increment(n)
+    });
+}
+
+/// Records `v` in the histogram `name` with static `labels` and `dynamic` ones.
+pub fn observe_dyn(
+    name: &'static str,
+    labels: &[(&'static str, &'static str)],
+    dynamic: &[(&'static str, &str)],
+    v: f64,
+) {
+    DYN_HISTOGRAMS.with(|h| {
+        h.borrow_mut()
+            .get(static_key(name, labels), dynamic, || {
+                metrics::histogram!(name, all_labels(labels, dynamic))
+            })
+            .record(v)
+    });
 }
 
 fn static_key(name: &'static str, labels: &[(&'static str, &'static str)]) -> StaticKey {
@@ -566,28 +658,32 @@ pub fn payment(p: &Payment) {
     } else {
         "balance"
     };
-    let channel: Cow<'static, str> = match card.and_then(|c| c.channel.as_ref()) {
-        Some((_, name)) => Cow::Owned(name.clone()),
-        None => Cow::Borrowed("none"),
-    };
-    let failure: Cow<'static, str> = match (&p.failure_code, p.status) {
-        (Some(code), PaymentStatus::Failed) => Cow::Owned(code.clone()),
-        _ => Cow::Borrowed("none"),
+    let channel = card.and_then(|c| c.channel.as_ref()).map(|(_, name)| name);
+    let failure = match (&p.failure_code, p.status) {
+        (Some(code), PaymentStatus::Failed) => Some(code),
+        _ => None,
     };
     let status = status_text(p.status);
     match (failure, channel) {
-        (Cow::Borrowed(failure), Cow::Borrowed(channel)) => count(
+        (None, None) => count(
             PAYMENTS,
             &[
                 ("method", method),
                 ("status", status),
-                ("failure_code", failure),
-                ("channel", channel),
+                ("failure_code", "none"),
+                ("channel", "none"),
             ],
             1,
         ),
-        (failure, channel) => counter!(PAYMENTS, "method" => method, "status" => status, "failure_code" => failure, "channel" => channel)
-            .increment(1),
+        (failure, channel) => count_dyn(
+            PAYMENTS,
+            &[("method", method), ("status", status)],
+            &[
+                ("failure_code", failure.map_or("none", String::as_str)),
+                ("channel", channel.map_or("none", String::as_str)),
+            ],
+            1,
+        ),
     }
     if p.status == PaymentStatus::Succeeded {
         count(
@@ -627,18 +723,31 @@ pub fn risk(decision: engine::risk::Decision, score: u8) {
 
 /// A charge call to `channel` ended with `outcome` after `elapsed`.
 pub fn channel_call(channel: &str, outcome: &'static str, elapsed: Duration) {
-    counter!(CHANNEL_CALLS, "channel" => channel.to_string(), "outcome" => outcome).increment(1);
-    metrics::histogram!(CHANNEL_SECONDS, "channel" => channel.to_string())
-        .record(elapsed.as_secs_f64());
+    count_dyn(
+        CHANNEL_CALLS,
+        &[],
+        &[("channel", channel), ("outcome", outcome)],
+        1,
+    );
+    observe_dyn(
+        CHANNEL_SECONDS,
+        &[],
+        &[("channel", channel)],
+        elapsed.as_secs_f64(),
+    );
 }
 
 pub fn router_choice(channel: &str) {
-    counter!(ROUTER_CHOICES, "channel" => channel.to_string()).increment(1);
+    count_dyn(ROUTER_CHOICES, &[], &[("channel", channel)], 1);
 }
 
 pub fn router_failover(channel: &str, reason: &str) {
-    counter!(ROUTER_FAILOVERS, "channel" => channel.to_string(), "reason" => reason.to_string())
-        .increment(1);
+    count_dyn(
+        ROUTER_FAILOVERS,
+        &[],
+        &[("channel", channel), ("reason", reason)],
+        1,
+    );
 }
 
 pub fn idempotency(outcome: &'static str) {
@@ -706,5 +815,37 @@ pub fn day_end_outcome(failed: bool, finished_at_ns: u64) {
     gauge!(DAY_END_FAILED).set(if failed { 1.0 } else { 0.0 });
     if !failed {
         gauge!(DAY_END_LAST_SUCCESS).set(finished_at_ns as f64 / 1e9);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_handles_are_made_once_per_value_and_bounded() {
+        let mut cache = Dyn::<u32>::default();
+        let key = static_key(CHANNEL_CALLS, &[]);
+        let mut made = 0;
+        let mut get = |cache: &mut Dyn<u32>, channel: &str, outcome: &str| {
+            cache.get(key, &[("channel", channel), ("outcome", outcome)], || {
+                made += 1;
+                made
+            })
+        };
+        assert_eq!(get(&mut cache, "a", "charged"), 1);
+        assert_eq!(get(&mut cache, "b", "charged"), 2);
+        assert_eq!(get(&mut cache, "a", "charged"), 1);
+        // The values are joined with a separator: ("ab", "c") is not ("a", "bc").
+        assert_eq!(get(&mut cache, "ab", "c"), 3);
+        assert_eq!(get(&mut cache, "a", "bc"), 4);
+        for n in 0..2 * DYN_HANDLES_MAX {
+            get(&mut cache, &format!("ch{n}"), "charged");
+        }
+        assert_eq!(cache.handles[&key].len(), DYN_HANDLES_MAX);
+        // Past the bound a handle is still made, each time, and not kept.
+        let before = get(&mut cache, "new", "charged");
+        assert_ne!(get(&mut cache, "new", "charged"), before);
+        assert_eq!(get(&mut cache, "a", "charged"), 1);
     }
 }

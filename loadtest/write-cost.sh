@@ -5,6 +5,7 @@
 # Idempotency-Key as a careful merchant does, so no group holds anything else.
 #
 #   loadtest/write-cost.sh [payments per kind, default 200]
+# PAYD=path measures another payd binary (an earlier build, for a before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-200}"
@@ -24,7 +25,7 @@ port=18680
 sim=18690
 "$bin/channel-sim" --listen "127.0.0.1:$sim" --channel 'a={"latency_ms":1}' >"$work/sim.log" 2>&1 &
 pids+=($!)
-RONGPAY_ADMIN_TOKEN="$token" "$bin/payd" serve --data-dir "$work/payd" \
+RONGPAY_ADMIN_TOKEN="$token" "${PAYD:-$bin/payd}" serve --data-dir "$work/payd" \
   --listen "127.0.0.1:$port" >"$work/payd.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done

@@ -314,9 +314,11 @@ async fn book(
     // after a day-end belongs to the day it was asked on).
     transfer.value_date = payment.business_date.0;
     payment.status = PaymentStatus::Succeeded;
-    let mut recs = vec![(records::payment_key(payment.id), records::encode(&*payment))];
-    recs.extend(extra);
-    match state.ledger()?.transfer_with(transfer, recs).await? {
+    match state
+        .ledger()?
+        .transfer_with(transfer, with_payment(payment, extra))
+        .await?
+    {
         Ok(_) => Ok(()),
         Err(reject) => {
             // The customer was charged but the ledger refuses the credit (the merchant's
@@ -331,10 +333,25 @@ async fn book(
 }
 
 async fn write(state: &Platform, payment: &Payment, extra: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-    let mut recs = vec![(records::payment_key(payment.id), records::encode(payment))];
-    recs.extend(extra);
-    state.ledger()?.write_records(recs).await?;
+    state
+        .ledger()?
+        .write_records(with_payment(payment, extra))
+        .await?;
     Ok(())
+}
+
+/// `extra` with `payment`'s record first, unless `extra` writes that record itself (an
+/// answer's records carry the payment as answered): a later record of the same key in one
+/// unit replaces an earlier one, so the first would only cost its encoding and its write.
+fn with_payment(payment: &Payment, extra: Records) -> Records {
+    let key = records::payment_key(payment.id);
+    if extra.iter().any(|(k, _)| *k == key) {
+        return extra;
+    }
+    let mut recs = Vec::with_capacity(extra.len() + 1);
+    recs.push((key, records::encode(payment)));
+    recs.extend(extra);
+    recs
 }
 
 fn fail(payment: &mut Payment, code: &str) {
@@ -368,6 +385,9 @@ pub async fn charge(
     if let Some(card) = payment.card.0.as_mut() {
         card.excluded = excluded;
     }
+    // What the first attempt wrote durably with its record (`first`): left out of the
+    // answer's records, which would write the same again.
+    let mut written = Records::new();
     for (n, c) in calls.iter().enumerate() {
         // Admitted again now, under the channel's lock, and its slot and amount taken in
         // the same step: concurrent payments routed together cannot overshoot the bulkhead
@@ -396,6 +416,9 @@ pub async fn charge(
         // Durable before the channel can move money: a crash from here on leaves a record
         // that names the channel and the request to ask about, and a marker to resume from.
         let mut with = std::mem::take(&mut first);
+        if written.is_empty() {
+            written.clone_from(&with);
+        }
         with.push(open_attempt_record(payment.id));
         if let Err(e) = write(state, &payment, with).await {
             with_health(state, c.id, |h| h.abandon(payment.amount));
@@ -410,17 +433,20 @@ pub async fn charge(
             Outcome::Charged(answer) if answer.status == ChargeStatus::Authorized => {
                 // Held on the card: nothing is booked until the capture.
                 payment.status = PaymentStatus::Authorized;
-                let mut recs = answer_of(&payment);
+                let mut recs = without(answer_of(&payment), &written);
                 recs.push(crate::authorizations::marker(&payment, true));
                 write(state, &payment, recs).await?;
                 return Ok(payment);
             }
             Outcome::Charged(answer) => {
                 take_reported_fee(&mut payment, &answer);
-                let extra = answer_of(&Payment {
-                    status: PaymentStatus::Succeeded,
-                    ..payment.clone()
-                });
+                let extra = without(
+                    answer_of(&Payment {
+                        status: PaymentStatus::Succeeded,
+                        ..payment.clone()
+                    }),
+                    &written,
+                );
                 if let Err(e) = book(state, &mut payment, merchant_account, c.number, extra).await {
                     // Charged but not booked (the store refused the write): the status
                     // sync books it as soon as the store takes writes again.
@@ -431,7 +457,7 @@ pub async fn charge(
             }
             Outcome::Declined => {
                 fail(&mut payment, "channel_declined");
-                write(state, &payment, answer_of(&payment)).await?;
+                write(state, &payment, without(answer_of(&payment), &written)).await?;
                 return Ok(payment);
             }
             Outcome::Failed(why) => {
@@ -439,7 +465,7 @@ pub async fn charge(
                 continue;
             }
             Outcome::Unknown => {
-                write(state, &payment, answer_of(&payment)).await?;
+                write(state, &payment, without(answer_of(&payment), &written)).await?;
                 spawn_sync(state.clone(), payment.clone(), c.clone(), request_id);
                 return Ok(payment);
             }
@@ -458,12 +484,20 @@ pub async fn charge(
             "no_channel_available"
         },
     );
-    write(state, &payment, answer_of(&payment)).await?;
+    write(state, &payment, without(answer_of(&payment), &written)).await?;
     Ok(payment)
 }
 
 /// Asks the channel about a charge that got no answer until it says; then books it or fails
 /// it. Only this channel is ever asked: charging elsewhere could charge twice.
+/// `recs` without the records in `written` (the same key and value, already durable).
+fn without(mut recs: Records, written: &Records) -> Records {
+    if !written.is_empty() {
+        recs.retain(|r| !written.contains(r));
+    }
+    recs
+}
+
 fn spawn_sync(state: Arc<Platform>, payment: Payment, c: Call, request_id: String) {
     let span = tracing::info_span!("status_sync", payment_id = %payment_id_text(payment.id));
     actix_rt::spawn(tracing::Instrument::instrument(

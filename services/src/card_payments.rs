@@ -200,7 +200,7 @@ async fn call(state: &Platform, c: &Call, payment: &Payment, request_id: &str) -
         )
         .await;
     let outcome = match sent {
-        Ok(resp) if resp.status.is_success() => match resp.json::<ChargeAnswer>() {
+        Ok(resp) if resp.answered() => match resp.json::<ChargeAnswer>() {
             Ok(a) if a.status == ChargeStatus::Succeeded && a.amount_minor == payment.amount => {
                 Outcome::Charged(a)
             }
@@ -488,8 +488,6 @@ pub async fn charge(
     Ok(payment)
 }
 
-/// Asks the channel about a charge that got no answer until it says; then books it or fails
-/// it. Only this channel is ever asked: charging elsewhere could charge twice.
 /// `recs` without the records in `written` (the same key and value, already durable).
 fn without(mut recs: Records, written: &Records) -> Records {
     if !written.is_empty() {
@@ -498,6 +496,8 @@ fn without(mut recs: Records, written: &Records) -> Records {
     recs
 }
 
+/// Asks the channel about a charge that got no answer until it says; then books it or fails
+/// it. Only this channel is ever asked: charging elsewhere could charge twice.
 fn spawn_sync(state: Arc<Platform>, payment: Payment, c: Call, request_id: String) {
     let span = tracing::info_span!("status_sync", payment_id = %payment_id_text(payment.id));
     actix_rt::spawn(tracing::Instrument::instrument(
@@ -536,9 +536,9 @@ pub async fn query_charge(
         .get(&url, state.settings.channel_timeout)
         .await
         .ok()?;
-    if resp.status == http::StatusCode::NOT_FOUND {
+    if resp.unknown() {
         Some(None)
-    } else if resp.status.is_success() {
+    } else if resp.answered() {
         resp.json::<ChargeAnswer>().ok().map(Some)
     } else {
         None
@@ -702,8 +702,8 @@ pub async fn capture(
         amount_minor: captured,
     };
     let resp = post_to_charge(state, &endpoint, &request_id, "capture", Some(&body)).await?;
-    if !resp.status.is_success() {
-        return Err(channel_unavailable(resp.status));
+    if !resp.answered() {
+        return Err(channel_unavailable(resp.status()));
     }
     let answer: ChargeAnswer = resp.json().map_err(channel_unavailable)?;
     if answer.status != ChargeStatus::Succeeded || answer.amount_minor != captured {
@@ -750,7 +750,7 @@ pub async fn capture(
 pub async fn void(state: &Platform, p: &Payment) -> Result<Option<ChargeAnswer>> {
     let (endpoint, _, request_id, _) = authorized_at(state, p)?;
     let resp = post_to_charge(state, &endpoint, &request_id, "void", None).await?;
-    if resp.status == http::StatusCode::CONFLICT {
+    if resp.conflict() {
         return match query_charge(state, &endpoint, &request_id).await {
             Some(Some(a)) if a.status == ChargeStatus::Succeeded => Ok(Some(a)),
             _ => Err(channel_unavailable(
@@ -758,8 +758,8 @@ pub async fn void(state: &Platform, p: &Payment) -> Result<Option<ChargeAnswer>>
             )),
         };
     }
-    if !resp.status.is_success() {
-        return Err(channel_unavailable(resp.status));
+    if !resp.answered() {
+        return Err(channel_unavailable(resp.status()));
     }
     let answer: ChargeAnswer = resp.json().map_err(channel_unavailable)?;
     if answer.status != ChargeStatus::Voided {

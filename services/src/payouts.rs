@@ -181,14 +181,14 @@ async fn one(
             )
             .await;
         match asked {
-            Ok(r) if r.status.is_success() => {
+            Ok(r) if r.answered() => {
                 if let Ok(answer) = r.json::<PayoutAnswer>() {
                     return resolve(state, answer, "status_sync").await;
                 }
                 return Ok(false);
             }
             // Never received: send it (again; the same request id).
-            Ok(r) if r.status == http::StatusCode::NOT_FOUND => {}
+            Ok(r) if r.unknown() => {}
             _ => return Ok(false),
         }
     }
@@ -231,7 +231,7 @@ async fn one(
         )
         .await;
     match sent {
-        Ok(r) if r.status.is_success() => match r.json::<PayoutAnswer>() {
+        Ok(r) if r.answered() => match r.json::<PayoutAnswer>() {
             Ok(answer) => resolve(state, answer, "answer").await,
             Err(_) => Ok(false),
         },

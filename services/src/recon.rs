@@ -1146,15 +1146,15 @@ async fn fetch(
             )
             .await;
         match resp {
-            Ok(r) if r.status.is_success() => return Ok(r.body.to_vec()),
+            Ok(r) if r.answered() => return Ok(r.body.to_vec()),
             // Not ready yet (or not at all): asking again soon will not change it.
-            Ok(r) if r.status == http::StatusCode::NOT_FOUND => {
+            Ok(r) if r.unknown() => {
                 return Err("the channel has no statement of that date yet".into())
             }
             Err(crate::channels::http::CallError::TooLarge(_)) => {
                 return Err("the statement is larger than accepted".into())
             }
-            Ok(r) => why = format!("the channel answered {}", r.status),
+            Ok(r) => why = format!("the channel answered {}", r.status()),
             Err(e) => why = format!("unreachable: {e}"),
         }
     }

@@ -221,7 +221,7 @@ pub async fn through_channel(
         Ok(answer.clone())
     };
     let refused = match sent {
-        Ok(resp) if resp.status.is_success() => match resp.json::<RefundAnswer>() {
+        Ok(resp) if resp.answered() => match resp.json::<RefundAnswer>() {
             Ok(a) if a.status == ChargeStatus::Succeeded => None,
             Ok(_) => Some("channel_declined"),
             Err(_) => return unknown(state),
@@ -329,8 +329,8 @@ fn spawn_sync(state: Arc<Platform>, refund_id: u128) {
             use crate::channels::wire::{ChargeStatus, RefundAnswer};
             let refused = match asked {
                 // The request never reached the channel: definitely not refunded.
-                Ok(r) if r.status == http::StatusCode::NOT_FOUND => Some("channel_unavailable"),
-                Ok(r) if r.status.is_success() => match r.json::<RefundAnswer>() {
+                Ok(r) if r.unknown() => Some("channel_unavailable"),
+                Ok(r) if r.answered() => match r.json::<RefundAnswer>() {
                     Ok(a) if a.status == ChargeStatus::Succeeded => None,
                     Ok(_) => Some("channel_declined"),
                     Err(_) => continue,

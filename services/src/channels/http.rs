@@ -3,8 +3,9 @@
 //!
 //! Not reqwest, which the cold calls (webhooks, SMS, identity checks) keep using: a card
 //! payment makes one channel call, and reqwest's per-call work (parsing the URL through the
-//! `url` crate with IDNA, its retry and timeout layers, a request builder) was ≈ 4 µs of the
-//! ≈ 60 µs a card payment costs beyond a balance payment (docs/BENCHMARKS.md, fifth slice).
+//! `url` crate with IDNA, its retry and timeout layers, a request builder) was ≈ 4–6 µs of
+//! the ≈ 60 µs a card payment costs beyond a balance payment (docs/BENCHMARKS.md, fifth
+//! slice).
 //! Here a call is an [`http::Uri`] (parsed by `http`, no IDNA: endpoints are validated when
 //! a channel is configured), a JSON body written once, and one deadline around the send and
 //! the whole answer. An answer's body is read up to a bound (a channel that streams without
@@ -21,10 +22,11 @@ use std::time::Duration;
 /// (a statement download): charge, refund and payout answers are a few hundred bytes.
 pub const ANSWER_BYTES_MAX: usize = 64 * 1024;
 
-/// Pooled HTTP/1.1 connections to the channels: plain HTTP (a channel's TLS is terminated
-/// by the gateway in front of it, as for every channel payd calls today), straight to the
-/// endpoint (no proxy taken from the environment, which reqwest would have honoured), idle
-/// connections closed after 90 s.
+/// Pooled HTTP/1.1 connections to the channels: plain HTTP only, like payd's reqwest build
+/// (no TLS backend yet, although channel configuration accepts `https://` endpoints: an
+/// `https://` call is refused here before anything is sent), straight to the endpoint (no
+/// proxy taken from the environment, which reqwest would have honoured), idle connections
+/// closed after 90 s.
 #[derive(Clone)]
 pub struct ChannelHttp {
     client: Client<HttpConnector, Full<Bytes>>,
@@ -56,14 +58,35 @@ impl CallError {
     }
 }
 
-/// A channel's answer: its status and its whole body.
+/// A channel's answer: its status and its whole body. The flows ask what the channel
+/// protocol ([`super::wire`]) distinguishes; HTTP's status codes stay in this module.
 #[derive(Debug)]
 pub struct Reply {
-    pub status: StatusCode,
+    status: StatusCode,
     pub body: Bytes,
 }
 
 impl Reply {
+    /// A 2xx: the body is the answer.
+    pub fn answered(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// 404: the channel does not know the request (it never reached it).
+    pub fn unknown(&self) -> bool {
+        self.status == StatusCode::NOT_FOUND
+    }
+
+    /// 409: refused for the state the request found (a void of a captured charge).
+    pub fn conflict(&self) -> bool {
+        self.status == StatusCode::CONFLICT
+    }
+
+    /// The status's number, for messages.
+    pub fn status(&self) -> u16 {
+        self.status.as_u16()
+    }
+
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
         serde_json::from_slice(&self.body)
     }
@@ -221,7 +244,8 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.answered());
+        assert_eq!(reply.status(), 200);
         assert_eq!(
             reply.json::<serde_json::Value>().unwrap(),
             serde_json::json!({"ok": true})

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Two or more payd builds, alternated, on fresh data dirs (issue #14): payd on core 0, the
+# harness (and channel-sim) on core 1. Give the binaries twice or more, alternated (A B A B),
+# so that the machine's drift shows as noise, not as a difference between builds.
+#   loadtest/ab.sh card SECONDS PAYD [PAYD ...]
+#     uniform balance payments, then card payments through channel-sim (two channels, 1 ms
+#     median latency), 64 connections each: both rates and their ratio.
+#   loadtest/ab.sh batch SECONDS PAYD [PAYD ...]
+#     the batch endpoint, 2 connections x 8,190 transfers: transfers per second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+[ $# -ge 3 ] && { [ "$mode" = card ] || [ "$mode" = batch ]; } || { sed -n 2,9p "$0"; exit 2; }
+secs=$2
+shift 2
+scripts/setup.sh build
+. scripts/env.sh
+cargo build --release --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/release"
+work=$(mktemp -d)
+port=18580
+sim_port=18590
+export RONGPAY_ADMIN_TOKEN="adm_ab_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export RONGPAY_RATE_MERCHANT_PER_S=1000000 RONGPAY_RATE_MERCHANT_BURST=1000000
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+if [ "$mode" = card ]; then
+  taskset -c 1 "$bin/channel-sim" --listen "127.0.0.1:$sim_port" --channel 'a={"latency_ms":1}' \
+    --channel 'b={"latency_ms":1}' >"$work/sim.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -sf "127.0.0.1:$sim_port/_sim/channels" >/dev/null && break; sleep 0.05; done
+fi
+# One run of `loadtest` on a fresh payd ($1), with the harness's other arguments after it;
+# prints the run's JSON report's path.
+run() {
+  local payd=$1 label=$2
+  shift 2
+  rm -rf "$work/payd"
+  taskset -c 0 "$payd" serve --data-dir "$work/payd" --listen "127.0.0.1:$port" >"$work/payd.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
+  taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "${secs}s" --accounts 10000 \
+    --label "$label" --out "$work/out" -q "$@" >"$work/loadtest.out" 2>&1
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  echo "$work/out/$label.json"
+}
+rate() { python3 -c "import json, sys; print(round(json.load(open(sys.argv[1]))['throughput']))" "$1"; }
+if [ "$mode" = card ]; then
+  echo "| payd | uniform ok/s | card ok/s | card / uniform |"
+  echo "|---|---:|---:|---:|"
+  for payd in "$@"; do
+    u=$(rate "$(run "$payd" uniform --connections 64 --scenario uniform)")
+    c=$(rate "$(run "$payd" card --connections 64 --scenario card --sim "127.0.0.1:$sim_port")")
+    echo "| $payd | $u | $c | $(python3 -c "print(f'{$c / $u:.3f}')") |"
+  done
+else
+  echo "| payd | transfers/s |"
+  echo "|---|---:|"
+  for payd in "$@"; do
+    run "$payd" batch --connections 2 --scenario batch --batch-size 8190 >/dev/null
+    echo "| $payd | $(sed -n 's/.*= \([0-9]*\) transfers\/s.*/\1/p' "$work/loadtest.out") |"
+  done
+fi

@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 61] = [
+pub const SETTINGS: [&str; 62] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -40,6 +40,7 @@ pub const SETTINGS: [&str; 61] = [
     "webhook_timeout_ms",
     "webhook_poll_ms",
     "tls_key_file",
+    "outbound_tls_ca_file",
     "channel_timeout_ms",
     "routing_policy",
     "public_url",
@@ -132,6 +133,9 @@ pub struct Config {
     /// TLS 1.3/1.2 only (rustls); with neither, plain HTTP.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates trusted for payd's outbound HTTPS (webhooks, channels, SMS gateway,
+    /// identity provider) besides the bundled Mozilla roots: a bank's private CA, a test's own.
+    pub outbound_tls_ca_file: Option<PathBuf>,
     /// AES-256 key (64 hex digits) sealing merchants' signing secrets at rest. Unset:
     /// generated on first start into `<data_dir>/master_key` (mode 0600).
     pub master_key: Option<Secret>,
@@ -259,6 +263,7 @@ impl Default for Config {
             webhook_timeout_ms: 5_000,
             webhook_poll_ms: 200,
             tls_key_file: None,
+            outbound_tls_ca_file: None,
             channel_timeout_ms: 5_000,
             routing_policy: "cost".to_string(),
             public_url: None,
@@ -522,6 +527,9 @@ impl Config {
                 )
             }
         }
+        if let Some(path) = &self.outbound_tls_ca_file {
+            services::tls::client_config(Some(path))?;
+        }
         if let Some(key) = &self.master_key {
             crate::vault::check_key(key.expose()).map_err(|e| format!("master_key: {e}"))?;
         }
@@ -610,6 +618,7 @@ impl Config {
             channel_timeout: self.channel_timeout(),
             routing_policy: self.policy(),
             public_url: self.public_url(),
+            outbound_tls_ca_file: self.outbound_tls_ca_file.clone(),
             status_sync: Duration::from_millis(self.status_sync_ms),
             channels: self.channels.clone(),
             webhook_retry: self.webhook_retry(),

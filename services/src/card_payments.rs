@@ -217,7 +217,12 @@ async fn call(state: &Platform, c: &Call, payment: &Payment, request_id: &str) -
         },
         // The channel answered that it did not charge (technical error, bad request).
         Ok(_) => Outcome::Failed("channel_error"),
-        Err(e) if e.is_connect() => Outcome::Failed("connection_refused"),
+        Err(e) if e.is_connect() => {
+            // Refused, unreachable, or a TLS handshake that failed (the message says which):
+            // nothing was sent, so failing over cannot charge twice.
+            tracing::warn!(channel = %c.name, error = %e, "channel not reached");
+            Outcome::Failed("connection_refused")
+        }
         Err(_) => Outcome::Unknown,
     };
     // What counts against the daily limit: a charge, and (conservatively) a call that may

@@ -62,6 +62,7 @@ pub mod settlement;
 pub mod shelf;
 pub mod signature;
 pub mod stats;
+pub mod tls;
 pub mod transfers;
 pub mod vault;
 pub mod webhooks;

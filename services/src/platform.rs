@@ -32,6 +32,9 @@ pub struct Settings {
     pub risk_rules_file: Option<PathBuf>,
     pub channel_timeout: Duration,
     pub routing_policy: engine::routing::Policy,
+    /// A PEM bundle of CA certificates trusted for outbound HTTPS besides Mozilla's roots
+    /// (`outbound_tls_ca_file`; [`crate::tls`]).
+    pub outbound_tls_ca_file: Option<PathBuf>,
     /// Base URL channels and the SMS gateway reach payd at.
     pub public_url: String,
     pub status_sync: Duration,
@@ -229,13 +232,11 @@ impl Platform {
             })?,
             None => engine::risk::RiskRules::default(),
         };
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| Error::Storage(format!("HTTP client: {e}")))?;
+        let tls = crate::tls::client_config(settings.outbound_tls_ca_file.as_deref())
+            .map_err(|e| Error::invalid("invalid_tls_roots", e))?;
+        let http = crate::tls::reqwest_client(&tls).map_err(Error::Storage)?;
         Ok(Platform {
-            channel_http: crate::channels::http::ChannelHttp::new(64, Duration::from_secs(2)),
+            channel_http: crate::channels::http::ChannelHttp::new(64, Duration::from_secs(2), tls),
             notifier: crate::notifications::Notifier::new(&settings, http.clone()),
             sms_receipts: Default::default(),
             otp_claims: Default::default(),

@@ -281,6 +281,8 @@ fn fee_part(fee: i64, part: i64, amount: i64) -> i64 {
 pub struct Channel {
     pub name: String,
     pub addr: SocketAddr,
+    /// Served over TLS (the simulator's `--tls-cert`).
+    tls: bool,
     secret: String,
     config: Mutex<ChannelConfig>,
     ledger: Mutex<Ledger>,
@@ -327,7 +329,7 @@ impl Channel {
         let ledger = self.ledger.lock().expect("sim ledger");
         ChannelView {
             name: self.name.clone(),
-            url: format!("http://{}", self.addr),
+            url: self.url(),
             secret: self.secret.clone(),
             config: self.config.lock().expect("sim config").clone(),
             charges: ledger.charges.len(),
@@ -336,6 +338,12 @@ impl Channel {
             inflight: self.inflight.load(Ordering::SeqCst),
             peak_inflight: self.peak_inflight.load(Ordering::SeqCst),
         }
+    }
+
+    /// `http://` or, when the simulator serves TLS, `https://` and the address.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     fn latency(&self) -> Duration {
@@ -351,16 +359,17 @@ impl Channel {
 pub struct Sim {
     channels: Mutex<HashMap<String, Arc<Channel>>>,
     http: reqwest::Client,
+    /// When set, every channel speaks HTTPS with this certificate (the control plane stays
+    /// plain HTTP).
+    tls: Option<rustls::ServerConfig>,
 }
 
 impl Sim {
-    pub fn new() -> Arc<Sim> {
+    pub fn new(tls: Option<rustls::ServerConfig>) -> Arc<Sim> {
         Arc::new(Sim {
+            tls,
             channels: Mutex::default(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("an HTTP client"),
+            http: crate::http_client(Duration::from_secs(5)),
         })
     }
 
@@ -397,6 +406,7 @@ impl Sim {
                 let channel = Arc::new(Channel {
                     name: name.to_string(),
                     addr,
+                    tls: self.tls.is_some(),
                     secret,
                     config: Mutex::new(config),
                     ledger: Mutex::default(),
@@ -451,8 +461,11 @@ impl Sim {
                     })
                     .workers(1)
                     .disable_signals()
-                    .shutdown_timeout(0)
-                    .bind(channel.addr);
+                    .shutdown_timeout(0);
+                    let built = match &self.tls {
+                        Some(tls) => built.bind_rustls_0_23(channel.addr, tls.clone()),
+                        None => built.bind(channel.addr),
+                    };
                     match built {
                         Ok(b) => break b.run(),
                         // The port may linger briefly after going down.
@@ -1049,14 +1062,37 @@ async fn records(sim: web::Data<Arc<Sim>>, path: web::Path<String>) -> HttpRespo
     }
 }
 
+/// A TLS 1.3/1.2 server configuration (rustls, ring) from a PEM chain and key.
+pub fn server_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("--tls-cert {}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("--tls-key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?)
+}
+
 /// Runs the simulator's control plane on `listen` with `initial` channels; returns when the
 /// process is told to stop (SIGINT/SIGTERM).
-pub fn run(listen: &str, initial: Vec<(String, ChannelSettings)>) -> anyhow::Result<()> {
+pub fn run(
+    listen: &str,
+    initial: Vec<(String, ChannelSettings)>,
+    tls: Option<rustls::ServerConfig>,
+) -> anyhow::Result<()> {
     actix_rt::System::new().block_on(async move {
-        let sim = Sim::new();
+        let sim = Sim::new(tls);
         for (name, settings) in &initial {
             let c = sim.put(name, settings).map_err(anyhow::Error::msg)?;
-            println!("channel-sim: channel {name} on http://{}", c.addr);
+            println!("channel-sim: channel {name} on {}", c.url());
         }
         let data = web::Data::new(sim);
         let server = HttpServer::new(move || {

@@ -10,6 +10,17 @@
 
 pub mod channel;
 
+/// An HTTP client for a simulator's own calls back to payd (notifications, delivery
+/// receipts): reqwest over rustls with the ring provider (the workspace builds reqwest with
+/// no provider of its own), giving up after `timeout`.
+pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("an HTTP client")
+}
+
 /// Whether `req` carries `Authorization: Bearer <key>` (compared in constant time): how the
 /// simulated providers check payd's API key.
 pub fn bearer_ok(req: &actix_web::HttpRequest, key: &str) -> bool {

@@ -195,7 +195,7 @@ pub fn run(listen: &str, key: String, settings: Settings) -> anyhow::Result<()> 
             key,
             settings: Mutex::new(settings),
             messages: Mutex::new(VecDeque::new()),
-            http: reqwest::Client::new(),
+            http: crate::http_client(std::time::Duration::from_secs(30)),
         });
         let data = web::Data::new(gw);
         let server = HttpServer::new(move || {

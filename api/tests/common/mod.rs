@@ -420,9 +420,14 @@ pub fn tool(name: &str) -> PathBuf {
 
 impl Sim {
     pub fn start(channels: &[&str]) -> Sim {
+        Sim::start_with(channels, &[])
+    }
+
+    /// With more command-line arguments (`--tls-cert …`).
+    pub fn start_with(channels: &[&str], args: &[&str]) -> Sim {
         let control = free_addr();
         let mut cmd = Command::new(tool("channel-sim"));
-        cmd.args(["--listen", &control]);
+        cmd.args(["--listen", &control]).args(args);
         for c in channels {
             cmd.args(["--channel", c]);
         }

@@ -14,31 +14,34 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest answer read from a channel call's body, except where a call says otherwise
 /// (a statement download): charge, refund and payout answers are a few hundred bytes.
 pub const ANSWER_BYTES_MAX: usize = 64 * 1024;
 
-/// Pooled HTTP/1.1 connections to the channels: plain HTTP only, like payd's reqwest build
-/// (no TLS backend yet, although channel configuration accepts `https://` endpoints: an
-/// `https://` call is refused here before anything is sent), straight to the endpoint (no
-/// proxy taken from the environment, which reqwest would have honoured), idle connections
-/// closed after 90 s.
+/// Pooled HTTP/1.1 connections to the channels, `http://` or `https://` (TLS by
+/// [`crate::tls::client_config`]: the endpoint's certificate must chain to a trusted root and
+/// name its host), straight to the endpoint (no proxy taken from the environment, which
+/// reqwest would have honoured), idle connections closed after 90 s. A failed TLS handshake
+/// is a failure to connect: no request was sent, so the channel cannot have acted on it.
 #[derive(Clone)]
 pub struct ChannelHttp {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 /// Why a call has no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    /// The URL is not an absolute `http://` one.
+    /// The URL is not an absolute `http://` or `https://` one.
     #[error("invalid URL: {0}")]
     Url(String),
-    /// No connection was made: the channel never saw the request.
+    /// No connection was made (refused, unreachable, or a TLS handshake that failed: an
+    /// untrusted or misnamed certificate): the channel never saw the request.
     #[error("could not connect: {0}")]
     Connect(String),
     /// Sent (or maybe sent), and no whole answer within the deadline.
@@ -94,11 +97,21 @@ impl Reply {
 
 impl ChannelHttp {
     /// At most `idle_per_host` idle connections kept per channel; a connection attempt gives
-    /// up after `connect_timeout`.
-    pub fn new(idle_per_host: usize, connect_timeout: Duration) -> ChannelHttp {
+    /// up after `connect_timeout`; `https://` endpoints are reached with `tls`.
+    pub fn new(
+        idle_per_host: usize,
+        connect_timeout: Duration,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> ChannelHttp {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -147,8 +160,13 @@ impl ChannelHttp {
         max: usize,
     ) -> Result<Reply, CallError> {
         let uri: hyper::Uri = url.parse().map_err(|e| CallError::Url(format!("{e}")))?;
-        if uri.scheme() != Some(&http::uri::Scheme::HTTP) || uri.host().is_none() {
-            return Err(CallError::Url(format!("{url} is not an http:// URL")));
+        let scheme = uri.scheme();
+        if !(scheme == Some(&http::uri::Scheme::HTTP) || scheme == Some(&http::uri::Scheme::HTTPS))
+            || uri.host().is_none()
+        {
+            return Err(CallError::Url(format!(
+                "{url} is not an http:// or https:// URL"
+            )));
         }
         let mut request = Request::builder().method(method).uri(uri);
         if body.is_some() {
@@ -160,7 +178,10 @@ impl ChannelHttp {
         let answer = async {
             let resp = self.client.request(request).await.map_err(|e| {
                 if e.is_connect() {
-                    CallError::Connect(e.to_string())
+                    CallError::Connect(match crate::tls::failure(&e) {
+                        Some(tls) => format!("TLS handshake failed: {tls}"),
+                        None => chain(&e),
+                    })
                 } else {
                     CallError::Io(e.to_string())
                 }
@@ -183,6 +204,19 @@ impl ChannelHttp {
             .await
             .map_err(|_| CallError::Timeout(timeout))?
     }
+}
+
+/// An error and what caused it, "a: b: c" (hyper's own message is only "client error
+/// (Connect)").
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -227,7 +261,11 @@ mod tests {
     }
 
     fn client() -> ChannelHttp {
-        ChannelHttp::new(4, Duration::from_secs(1))
+        ChannelHttp::new(
+            4,
+            Duration::from_secs(1),
+            crate::tls::client_config(None).unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -309,8 +347,17 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.is_connect(), "{err:?}");
+        // Nothing listens there for TLS either: refused before any handshake.
+        let err = http
+            .get(
+                &format!("https://127.0.0.1:{port}/x"),
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.is_connect(), "{err:?}");
         for url in [
-            "https://127.0.0.1:1/x",
+            "ftp://127.0.0.1:1/x",
             "127.0.0.1:1/x",
             "http:///x",
             "not a url",

@@ -4,6 +4,7 @@
 //! ```sh
 //! channel-sim --listen 127.0.0.1:9100 --channel bank_a --channel 'bank_b={"latency_ms":5,"error_rate":0.3}'
 //! curl -X PUT 127.0.0.1:9100/_sim/channels/bank_a -d '{"down":true}' -H 'Content-Type: application/json'
+//! channel-sim --tls-cert cert.pem --tls-key key.pem --channel bank_a   # channels on https://
 //! ```
 
 use clap::Parser;
@@ -17,6 +18,13 @@ struct Cli {
     /// A channel to start with: `NAME` or `NAME={"latency_ms":…,…}` (repeatable).
     #[arg(long)]
     channel: Vec<String>,
+    /// Serve every channel over HTTPS with this PEM certificate chain (leaf first), with
+    /// `--tls-key`; the control plane stays plain HTTP.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +39,9 @@ fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--channel {spec}: {e}")),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    sims::channel::run(&cli.listen, initial)
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(sims::channel::server_tls(cert, key)?),
+        _ => None,
+    };
+    sims::channel::run(&cli.listen, initial, tls)
 }

@@ -1,0 +1,142 @@
+//! Outbound TLS: the one rustls client configuration behind every call payd makes (merchants'
+//! webhooks, the SMS gateway, the identity provider through reqwest; the channels through
+//! [`crate::channels::http`]).
+//!
+//! - ring as the crypto provider (as payd's listener), TLS 1.3 and 1.2 only;
+//! - trusted roots: Mozilla's, compiled in (`webpki-roots`), so the trust store does not
+//!   depend on the machine's `ca-certificates`; plus the certificates of
+//!   `outbound_tls_ca_file` (a PEM bundle), for a bank's private CA or a test's own;
+//! - the server's name (or IP address) checked against its certificate, no way to turn that
+//!   off; no client certificate (mutual TLS with a channel is not built yet);
+//! - no ALPN: every outbound call is HTTP/1.1.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+/// The client configuration: Mozilla's roots plus those in `extra_roots` (PEM). The error
+/// names the file and what is wrong with it.
+pub fn client_config(extra_roots: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_roots {
+        for cert in extra_certificates(path)? {
+            roots.add(cert).map_err(|e| {
+                format!(
+                    "outbound_tls_ca_file {}: a certificate rustls cannot use as a root: {e}",
+                    path.display()
+                )
+            })?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The certificates of a PEM file: at least one, every one parsed.
+pub fn extra_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("outbound_tls_ca_file {}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("outbound_tls_ca_file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "outbound_tls_ca_file {}: no PEM certificate in it",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// reqwest over that configuration (HTTP/1.1, pooled, at most 64 idle connections per host,
+/// 2 s to connect): the client of webhooks, SMS and identity checks.
+pub fn reqwest_client(config: &rustls::ClientConfig) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config.clone())
+        .pool_max_idle_per_host(64)
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// When `err` (or what caused it) is a TLS failure, what rustls said: "invalid peer
+/// certificate: UnknownIssuer", "… certificate not valid for name …". A TLS failure is a
+/// failed connection to the HTTP clients; this tells the merchant or operator which one.
+pub fn failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        // An io::Error's `source` skips the error it wraps (hyper-rustls wraps rustls's in
+        // two of them): look inside it instead.
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_roots_build_a_client_and_a_bad_ca_file_is_named() {
+        let config = client_config(None).unwrap();
+        assert!(config.alpn_protocols.is_empty());
+        // reqwest takes it as its backend (a version mismatch would make `build` fail).
+        reqwest_client(&config).unwrap();
+
+        let dir = std::env::temp_dir().join(format!("rongpay-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let err = client_config(Some(&missing)).unwrap_err();
+        assert!(
+            err.starts_with("outbound_tls_ca_file") && err.contains("missing.pem"),
+            "{err}"
+        );
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = client_config(Some(&empty)).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = client_config(Some(&garbage)).unwrap_err();
+        assert!(err.contains("garbage.pem"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_tls_failure_is_found_inside_the_errors_that_carry_it() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        // As hyper-rustls hands it to hyper: an io::Error in an io::Error.
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        let io = std::io::Error::other(io);
+        #[derive(Debug, thiserror::Error)]
+        #[error("connect")]
+        struct Outer(#[source] std::io::Error);
+        let outer = Outer(io);
+        assert_eq!(
+            failure(&outer).as_deref(),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(failure(&Outer(refused)), None);
+    }
+}

@@ -88,6 +88,16 @@ pub fn failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
+/// A reqwest error as said to an operator, without its URL: what rustls said when the TLS
+/// handshake failed ("TLS handshake failed: invalid peer certificate: UnknownIssuer"),
+/// reqwest's own words otherwise.
+pub fn describe(err: reqwest::Error) -> String {
+    match failure(&err) {
+        Some(tls) => format!("TLS handshake failed: {tls}"),
+        None => err.without_url().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,7 +79,7 @@ pub async fn ask(state: &Platform, check: &Check) -> Result<Outcome> {
                 state.settings.identity_timeout.as_millis()
             ))
         } else {
-            unavailable(e.without_url())
+            unavailable(crate::tls::describe(e))
         }
     })?;
     let status = response.status();

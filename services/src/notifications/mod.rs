@@ -118,7 +118,7 @@ impl Provider for HttpGateway {
                 .json(message)
                 .send()
                 .await
-                .map_err(|e| ProviderError::Unavailable(e.without_url().to_string()))?;
+                .map_err(|e| ProviderError::Unavailable(crate::tls::describe(e)))?;
             let status = sent.status();
             if status.is_success() {
                 sent.json::<Accepted>()

@@ -519,7 +519,7 @@ impl Config {
         match (&self.tls_cert_file, &self.tls_key_file) {
             (None, None) => {}
             (Some(cert), Some(key)) => {
-                crate::tls::server_config(cert, key)?;
+                services::tls::server_config(cert, key)?;
             }
             _ => {
                 return Err(

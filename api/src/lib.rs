@@ -32,7 +32,6 @@ pub mod routes;
 pub mod server;
 pub mod signing;
 pub mod state;
-pub mod tls;
 pub mod webhooks;
 
 pub use services::{ratelimit, secret, vault};

@@ -426,7 +426,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen.clone();
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => Some(
-            crate::tls::server_config(cert, key)
+            services::tls::server_config(cert, key)
                 .map_err(|e| anyhow::anyhow!("refusing to start: {e}"))?,
         ),
         _ => None,

@@ -10,20 +10,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-fn outcomes(v: &Value) -> Vec<(String, String)> {
-    v["routing"]["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["channel"].as_str().unwrap().to_string(),
-                a["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn card_payments_route_fail_over_and_never_charge_twice() {
     let sim = Sim::start(&["cheap", "dear"]);

@@ -9,12 +9,15 @@
 //! - the server's name (or IP address) checked against its certificate, no way to turn that
 //!   off; no client certificate (mutual TLS with a channel is not built yet);
 //! - no ALPN: every outbound call is HTTP/1.1.
+//!
+//! Also the listener's side ([`server_config`]), which payd's HTTPS server and channel-sim
+//! share.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The client configuration: Mozilla's roots plus those in `extra_roots` (PEM). The error
 /// names the file and what is wrong with it.
@@ -22,7 +25,7 @@ pub fn client_config(extra_roots: Option<&Path>) -> Result<Arc<rustls::ClientCon
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_roots {
-        for cert in extra_certificates(path)? {
+        for cert in certificates(path, "outbound_tls_ca_file")? {
             roots.add(cert).map_err(|e| {
                 format!(
                     "outbound_tls_ca_file {}: a certificate rustls cannot use as a root: {e}",
@@ -40,19 +43,36 @@ pub fn client_config(extra_roots: Option<&Path>) -> Result<Arc<rustls::ClientCon
     Ok(Arc::new(config))
 }
 
-/// The certificates of a PEM file: at least one, every one parsed.
-pub fn extra_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// The certificates of a PEM file: at least one, every one parsed. The error names
+/// `setting` and the file.
+pub fn certificates(path: &Path, setting: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("outbound_tls_ca_file {}: {e}", path.display()))?
+        .map_err(|e| format!("{setting} {}: {e}", path.display()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("outbound_tls_ca_file {}: {e}", path.display()))?;
+        .map_err(|e| format!("{setting} {}: {e}", path.display()))?;
     if certs.is_empty() {
         return Err(format!(
-            "outbound_tls_ca_file {}: no PEM certificate in it",
+            "{setting} {}: no PEM certificate in it",
             path.display()
         ));
     }
     Ok(certs)
+}
+
+/// A listener's TLS configuration (payd's own, with `tls_cert_file` and `tls_key_file`;
+/// channel-sim's): `cert` a PEM chain, leaf first, `key` its PEM private key; ring, TLS 1.3
+/// and 1.2 only. The error names the setting and the file.
+pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    let chain = certificates(cert, "tls_cert_file")?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("tls_key_file {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("tls_cert_file / tls_key_file: {e}"))
 }
 
 /// reqwest over that configuration (HTTP/1.1, pooled, at most 64 idle connections per host,

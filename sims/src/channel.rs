@@ -1062,23 +1062,14 @@ async fn records(sim: web::Data<Arc<Sim>>, path: web::Path<String>) -> HttpRespo
     }
 }
 
-/// A TLS 1.3/1.2 server configuration (rustls, ring) from a PEM chain and key.
+/// The channels' TLS configuration (rustls, ring, TLS 1.3/1.2) from `--tls-cert` (a PEM
+/// chain, leaf first) and `--tls-key`, as payd's listener reads its own.
 pub fn server_tls(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> anyhow::Result<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| anyhow::anyhow!("--tls-cert {}: {e}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| anyhow::anyhow!("--tls-key {}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?)
+    services::tls::server_config(cert, key)
+        .map_err(|e| anyhow::anyhow!("--tls-cert / --tls-key: {e}"))
 }
 
 /// Runs the simulator's control plane on `listen` with `initial` channels; returns when the

@@ -491,6 +491,79 @@ pub fn json_request(addr: &str, method: &str, path: &str, body: &Value) -> Respo
 
 // Channels and card payments (shared by the card, metrics and ops tests).
 
+/// A card payment's routing attempts: (channel, outcome) in order.
+pub fn outcomes(v: &Value) -> Vec<(String, String)> {
+    v["routing"]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["channel"].as_str().unwrap().to_string(),
+                a["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A request's headers (names lowercased) and body.
+pub type Request = (std::collections::BTreeMap<String, String>, Vec<u8>);
+
+/// One HTTP/1.1 request read off a connection by a test's own receiver: its headers and its
+/// body (`Content-Length` framed). `None` when the peer closed first.
+pub fn read_request<R: BufRead>(reader: &mut R) -> std::io::Result<Option<Request>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut headers = std::collections::BTreeMap::new();
+    loop {
+        let mut l = String::new();
+        reader.read_line(&mut l)?;
+        let l = l.trim_end().to_string();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    Ok(Some((headers, body)))
+}
+
+/// The `Rongpay-Signature` a webhook delivery of `body` signed with `secret` carries, at the
+/// time its own `signature` header names (`t=…`).
+pub fn webhook_signature(secret: &str, signature: &str, body: &str) -> String {
+    let t = signature
+        .split(',')
+        .next()
+        .unwrap()
+        .trim_start_matches("t=");
+    services::signature::sign(secret.as_bytes(), t.parse().unwrap(), body.as_bytes())
+}
+
+/// Sets the merchant `key`'s webhook endpoint to `url`; returns its signing secret.
+pub fn set_endpoint(p: &Payd, key: &str, url: &str) -> String {
+    let auth = format!("Bearer {key}");
+    let r = p.req(
+        "PUT",
+        "/v1/webhook_endpoint",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        format!(r#"{{"url":"{url}"}}"#).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    r.json()["secret"].as_str().unwrap().to_string()
+}
+
 /// Adds a CNY card channel at `url`.
 pub fn channel(p: &Payd, name: &str, url: &str, fee_rate: &str) -> Value {
     let r = p.post(

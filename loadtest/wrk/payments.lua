@@ -21,12 +21,12 @@ request = function()
   n = n + 1
   local cents = math.random(100, 9999)
   local body = string.format(
-    '{"out_trade_no":"w%s-%d","amount":"%d.%02d","currency":"CNY","payment_method":{"type":"balance","account_id":"%s"}}',
+    '{"out_trade_no":"w%s_%d","amount":"%d.%02d","currency":"CNY","payment_method":{"type":"balance","account_id":"%s"}}',
     run, n, math.floor(cents / 100), cents % 100, payers[math.random(#payers)])
   return wrk.format("POST", "/v1/payments", {
     ["Authorization"] = merchants[math.random(#merchants)],
     ["Content-Type"] = "application/json",
-    ["Idempotency-Key"] = string.format("w%s-%d", run, n),
+    ["Idempotency-Key"] = string.format("w%s_%d", run, n),
   }, body)
 end
 

@@ -585,7 +585,7 @@ impl Payd {
     }
 
     fn out_trade_no(&self, n: u64) -> String {
-        format!("lt{:08x}-{n}", self.run)
+        client_text("lt", self.run, n)
     }
 
     fn payment_body(&self, payer: &str, amount: i64, n: u64) -> Bytes {
@@ -633,7 +633,7 @@ impl Payd {
         let key = self
             .config
             .idempotency_keys
-            .then(|| format!("k{:08x}-{n}", self.run));
+            .then(|| client_text("k", self.run, n));
         let m = &self.merchants[merchant as usize];
         let answer = send(
             &self.config.addr,
@@ -740,8 +740,8 @@ impl Payd {
                 body.push(',');
             }
             body.push_str(&format!(
-                r#"{{"id":"lt{:08x}-{n}-{k}","debit_account_id":"{}","credit_account_id":"{}","amount":"{}","currency":"CNY"}}"#,
-                self.run,
+                r#"{{"id":"{}_{k}","debit_account_id":"{}","credit_account_id":"{}","amount":"{}","currency":"CNY"}}"#,
+                client_text("lt", self.run, n),
                 self.payers[from].id,
                 self.payers[to].id,
                 format_cents(amount)
@@ -813,9 +813,9 @@ impl Payd {
             (acked[index].id.clone(), acked[index].merchant)
         };
         let body = format!(
-            r#"{{"amount":"{}","out_refund_no":"r{:08x}-{n}"}}"#,
+            r#"{{"amount":"{}","out_refund_no":"{}"}}"#,
             format_cents(amount),
-            self.run
+            client_text("r", self.run, n)
         );
         let answer = send(
             &self.config.addr,
@@ -1288,5 +1288,36 @@ impl Target for Payd {
             Op::Retry(slot) => self.retry(conn, &slot).await,
             Op::Batch(n) => self.batch(conn, n).await,
         }
+    }
+}
+
+/// A client-chosen text of request `n` of run `run` (an `out_trade_no`, an
+/// `Idempotency-Key`, a refund's or a batch transfer's id): `<prefix><run as 8 hex
+/// digits>_<n>`. The `_` matters: payd refuses any text holding a card number, and takes
+/// digits joined by `-` or a space as one number, so `k12345678-1234567` would be a
+/// 15-digit PAN whenever its Luhn check passed (one run in ten).
+fn client_text(prefix: &str, run: u32, n: u64) -> String {
+    format!("{prefix}{run:08x}_{n}")
+}
+
+#[cfg(test)]
+mod client_text_tests {
+    use super::client_text;
+
+    #[test]
+    fn no_client_text_looks_like_a_card_number() {
+        // Runs whose hex is all digits, and those of a refused bench run (0x…-joined keys).
+        for run in [0x1234_5678u32, 0x4111_1111, 0x5555_5555, 0x2000_0000] {
+            for n in (0..200_000u64).chain([9_999_999, 123_456_789_012]) {
+                for prefix in ["lt", "k", "r"] {
+                    let text = client_text(prefix, run, n);
+                    assert!(!engine::cards::contains(&text), "{text}");
+                    let batch_id = format!("{text}_{}", n % 8_190);
+                    assert!(!engine::cards::contains(&batch_id), "{batch_id}");
+                }
+            }
+        }
+        // The old form was refused: the check above is not vacuous.
+        assert!((10_000..10_100u64).any(|n| engine::cards::contains(&format!("k41111111-{n}"))));
     }
 }

@@ -234,7 +234,11 @@ impl Platform {
         };
         let tls = crate::tls::client_config(settings.outbound_tls_ca_file.as_deref())
             .map_err(|e| Error::invalid("invalid_tls_roots", e))?;
-        let http = crate::tls::reqwest_client(&tls).map_err(Error::Storage)?;
+        let http = crate::tls::reqwest_builder(tls.clone())
+            .pool_max_idle_per_host(64)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| Error::Storage(format!("HTTP client: {e}")))?;
         Ok(Platform {
             channel_http: crate::channels::http::ChannelHttp::new(64, Duration::from_secs(2), tls),
             notifier: crate::notifications::Notifier::new(&settings, http.clone()),

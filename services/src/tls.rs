@@ -21,7 +21,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The client configuration: Mozilla's roots plus those in `extra_roots` (PEM). The error
 /// names the file and what is wrong with it.
-pub fn client_config(extra_roots: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn client_config(extra_roots: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_roots {
@@ -34,13 +34,20 @@ pub fn client_config(extra_roots: Option<&Path>) -> Result<Arc<rustls::ClientCon
             })?;
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
         .map_err(|e| format!("TLS versions: {e}"))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+        .with_no_client_auth())
+}
+
+/// TLS 1.3 and 1.2, both sides.
+const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// ring, both sides (aws-lc's C build stays out of the tree).
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The certificates of a PEM file: at least one, every one parsed. The error names
@@ -66,34 +73,29 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, St
     let chain = certificates(cert, "tls_cert_file")?;
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("tls_key_file {}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
         .map_err(|e| format!("TLS versions: {e}"))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("tls_cert_file / tls_key_file: {e}"))
 }
 
-/// reqwest over that configuration (HTTP/1.1, pooled, at most 64 idle connections per host,
-/// 2 s to connect): the client of webhooks, SMS and identity checks.
-pub fn reqwest_client(config: &rustls::ClientConfig) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config.clone())
-        .pool_max_idle_per_host(64)
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
+/// reqwest over that configuration, to be finished by the caller (pool, timeouts): payd's
+/// client of webhooks, SMS and identity checks, and the simulators' own.
+pub fn reqwest_builder(config: rustls::ClientConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().tls_backend_preconfigured(config)
 }
 
-/// When `err` (or what caused it) is a TLS failure, what rustls said: "invalid peer
-/// certificate: UnknownIssuer", "… certificate not valid for name …". A TLS failure is a
-/// failed connection to the HTTP clients; this tells the merchant or operator which one.
+/// When `err` (or what caused it) is a TLS failure, "TLS handshake failed: " and what rustls
+/// said ("invalid peer certificate: UnknownIssuer", "… certificate not valid for name …").
+/// A TLS failure is a failed connection to the HTTP clients; this tells the merchant or
+/// operator which one.
 pub fn failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut next = Some(err);
     while let Some(e) = next {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
+            return Some(format!("TLS handshake failed: {tls}"));
         }
         // An io::Error's `source` skips the error it wraps (hyper-rustls wraps rustls's in
         // two of them): look inside it instead.
@@ -112,10 +114,7 @@ pub fn failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
 /// handshake failed ("TLS handshake failed: invalid peer certificate: UnknownIssuer"),
 /// reqwest's own words otherwise.
 pub fn describe(err: reqwest::Error) -> String {
-    match failure(&err) {
-        Some(tls) => format!("TLS handshake failed: {tls}"),
-        None => err.without_url().to_string(),
-    }
+    failure(&err).unwrap_or_else(|| err.without_url().to_string())
 }
 
 #[cfg(test)]
@@ -127,7 +126,7 @@ mod tests {
         let config = client_config(None).unwrap();
         assert!(config.alpn_protocols.is_empty());
         // reqwest takes it as its backend (a version mismatch would make `build` fail).
-        reqwest_client(&config).unwrap();
+        reqwest_builder(config).build().unwrap();
 
         let dir = std::env::temp_dir().join(format!("rongpay-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -164,7 +163,7 @@ mod tests {
         let outer = Outer(io);
         assert_eq!(
             failure(&outer).as_deref(),
-            Some("invalid peer certificate: UnknownIssuer")
+            Some("TLS handshake failed: invalid peer certificate: UnknownIssuer")
         );
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(failure(&Outer(refused)), None);

@@ -379,7 +379,7 @@ async fn post(
         Ok(r) => Err(format!("the endpoint answered {}", r.status().as_u16())),
         Err(e) if e.is_timeout() => Err("the endpoint did not answer in time".into()),
         Err(e) if e.is_connect() => Err(match crate::tls::failure(&e) {
-            Some(tls) => format!("the endpoint's TLS handshake failed: {tls}"),
+            Some(tls) => format!("the endpoint's {tls}"),
             None => "the endpoint refused the connection".into(),
         }),
         Err(_) => Err("the delivery failed".into()),

@@ -11,11 +11,10 @@
 pub mod channel;
 
 /// An HTTP client for a simulator's own calls back to payd (notifications, delivery
-/// receipts): reqwest over rustls with the ring provider (the workspace builds reqwest with
-/// no provider of its own), giving up after `timeout`.
+/// receipts): payd's own TLS configuration (`services::tls`), giving up after `timeout`.
 pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let tls = services::tls::client_config(None).expect("the bundled roots");
+    services::tls::reqwest_builder(tls)
         .timeout(timeout)
         .build()
         .expect("an HTTP client")

@@ -17,7 +17,6 @@ use hyper::{Method, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest answer read from a channel call's body, except where a call says otherwise
@@ -101,14 +100,14 @@ impl ChannelHttp {
     pub fn new(
         idle_per_host: usize,
         connect_timeout: Duration,
-        tls: Arc<rustls::ClientConfig>,
+        tls: rustls::ClientConfig,
     ) -> ChannelHttp {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
         connector.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);
@@ -178,10 +177,7 @@ impl ChannelHttp {
         let answer = async {
             let resp = self.client.request(request).await.map_err(|e| {
                 if e.is_connect() {
-                    CallError::Connect(match crate::tls::failure(&e) {
-                        Some(tls) => format!("TLS handshake failed: {tls}"),
-                        None => chain(&e),
-                    })
+                    CallError::Connect(crate::tls::failure(&e).unwrap_or_else(|| chain(&e)))
                 } else {
                     CallError::Io(e.to_string())
                 }

@@ -10,3 +10,8 @@ fi
 if [ -n "${CARGO_TARGET_DIR:-}" ] && [ -d "$CARGO_TARGET_DIR/release/deps" ]; then
   find "$CARGO_TARGET_DIR/release/deps" -maxdepth 1 -type f ! -name '*.*' -mmin +120 -delete 2>/dev/null || true
 fi
+# CI builds once from nothing, where incremental data only costs disk (several GB across the
+# workspace's crates) and time; developers keep it (the release profile's `incremental`).
+if [ -n "${CI:-}" ]; then
+  export CARGO_INCREMENTAL=0
+fi

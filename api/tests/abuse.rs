@@ -2,13 +2,11 @@
 //! oversized heads, slow heads and bodies, and 10,000 idle connections, each answered
 //! correctly (or cut off) while a normal client is still served and nothing changes.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Sends `raw` on a fresh connection and reads the answer.
 fn raw(p: &Payd, bytes: &[u8]) -> std::io::Result<Response> {

@@ -4,13 +4,11 @@
 //! delivery receipts (signed; forgeries change nothing), the alert intake paging the on-call
 //! list, and a channel taken down in the simulator reaching the on-call's phone.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const PHONE: &str = "+8613800138000";

@@ -2,9 +2,7 @@
 //! before and after — kept in its own column family across kill -9, readable by the
 //! operator only, with no secret in it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn audit(p: &Payd, query: &str) -> Value {

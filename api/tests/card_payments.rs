@@ -3,11 +3,9 @@
 //! channel that is down is failed over and its breaker opens; a decline is final; a charge
 //! with no answer stays processing and is resolved by asking the same channel, charged once.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 #[test]

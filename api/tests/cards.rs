@@ -3,9 +3,7 @@
 //! path (good, bad, wrong types, replays) and a restart, not one of them appears in payd's
 //! output, in any file of its data dir (WAL and SST included) or in /metrics.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const CARDS: [&str; 4] = [
     "4111111111111111",

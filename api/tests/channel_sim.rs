@@ -3,13 +3,11 @@
 //! nothing, declines, a channel going down (connection refused) and coming back, timeouts
 //! whose outcome is decided and later notified with a valid signature, and its latency.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{json_request, read_response, try_request, Response, Sim};
+use crate::common::{json_request, read_response, try_request, Response, Sim};
 use serde_json::{json, Value};
 
 fn charge(addr: &str, id: &str, amount: i64, notify: Option<&str>) -> Response {

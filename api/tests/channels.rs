@@ -1,9 +1,7 @@
 //! Channel configuration over HTTP against the real payd: create, list with live state,
 //! change, durable across a crash, and every bad request refused without a change.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn create(p: &Payd, body: &str, key: Option<&str>) -> Response {

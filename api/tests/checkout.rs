@@ -8,15 +8,13 @@
 //! are kept in `target/tmp/checkout-shots/`. Then the money is checked through the API, and
 //! the card number is looked for (and not found) in payd's log and data files.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const PHONE: &str = "+8613800138000";

@@ -7,12 +7,10 @@
 //! the balances and the audit log are checked through the API. Screenshots of each step are
 //! kept in `target/tmp/console-shots/`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const REFUNDER: &str = "+8613900000001";

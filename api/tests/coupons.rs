@@ -4,9 +4,7 @@
 //! the coupon on a full refund, stops returning the budget; 1,000 concurrent redemptions
 //! against a budget of 100 coupons, and a kill -9 in the middle of them.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const IN_A_MONTH: &str = "2099-01-01T00:00:00Z";

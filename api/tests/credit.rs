@@ -4,9 +4,7 @@
 //! up each day), then repaid in full — every figure equal to the table below, worked out by
 //! hand — with the trial balance holding at every day-end.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// A customer verified to KYC level 2 (phone by code, identity at identity-sim), with

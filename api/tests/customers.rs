@@ -5,9 +5,7 @@
 //! moves, durable across a kill -9, reset at the business-date switch and exact under 200
 //! concurrent payments.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Limits of unverified customers in these tests (level 0).

@@ -2,13 +2,11 @@
 //! (never a 500), `/readyz` turns 503, every acknowledged deposit survives, and after space
 //! is freed a restart recovers and takes writes again. Needs root (mounts a tmpfs).
 
-mod common;
-
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 
 struct Tmpfs(std::path::PathBuf);
 

@@ -3,9 +3,7 @@
 //! stored with the payment; changed by `PATCH`; partial refunds return it pro rata and the
 //! completing refund exactly the rest.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn fee_of(p: &Payd, shop: &Shop, otn: &str, amount: &str, payer: &str) -> (String, String) {
     let r = pay(p, &shop.key, otn, amount, payer);

@@ -1,9 +1,7 @@
 //! The general ledger over HTTP (issue #15): the business date, set from the wall clock in
 //! the configured time zone on the first start and kept across restarts.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Today in `zone`, as `YYYY-MM-DD`.
 fn today_in(zone: &str) -> String {

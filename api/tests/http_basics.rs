@@ -1,11 +1,9 @@
 //! The real payd over HTTP: health, auth, errors, accounts and deposits, bad inputs, restart.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn create_account(p: &Payd, body: &str) -> serde_json::Value {
     let r = p.admin("POST", "/v1/accounts", body);

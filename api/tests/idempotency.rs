@@ -1,10 +1,8 @@
 //! Idempotency-Key over HTTP against the real payd: replay, reuse, in flight, scope, restart.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 
 fn post(p: &Payd, token: &str, path: &str, key: Option<&str>, body: &str) -> Response {
     p.post(token, path, key, body)

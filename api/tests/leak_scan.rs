@@ -7,9 +7,7 @@
 //! secret (admin token, secret keys, signing, webhook and channel secrets), and anything
 //! shaped like a credential (`sk_`, `ss_`, `whsec_`, `adm_` then 32+ hex digits). Zero found.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const CARDS: [&str; 4] = [
     "4111111111111111",

@@ -3,12 +3,10 @@
 //! of a run leaves answers unknown but loses nothing acknowledged; and a server that comes
 //! back without its data is caught as losing payments.
 
-mod common;
-
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use loadtest::harness::payd::{Mix, Payd as Target, PaydConfig, Scenario};
 use loadtest::harness::report::Checks;
 use loadtest::harness::{self, Pacing, RunConfig, Stats};

@@ -5,12 +5,10 @@
 //! and the account actor's work, the webhook delivery — is found by its id; no secret is
 //! logged.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn logs(question: &str, log: &Path, arg: Option<&str>) -> String {

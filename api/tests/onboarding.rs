@@ -3,9 +3,7 @@
 //! operator activates it; a rejected one never does; every decision is audited. Without
 //! review a merchant is active at once, as v1 says.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const REVIEWED: &str = r#"{"name":"茶馆","review":true,"business_name":"杭州西湖茶馆有限公司","licence_number":"91330106MA2B3C4D5E","legal_representative":"王五"}"#;

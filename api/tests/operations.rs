@@ -5,12 +5,10 @@
 //! (`review_in_progress`), a broken chunked body (`invalid_body`), and a credit that would
 //! overflow a balance (`limit_exceeded`).
 
-mod common;
-
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const FEES: &str = "acct_ffffffff00000000000000000002009c";
 

@@ -3,11 +3,9 @@
 //! live throughput and latency, today's totals, each channel's health and position — are
 //! those of the payments made; today's totals survive a restart.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// The page's DOM after its script ran for ~5 s of virtual time.
 fn load(p: &Payd, profile: &std::path::Path) -> String {

@@ -3,9 +3,7 @@
 //! across a kill -9); 50 concurrent payments of one order and a close have exactly one
 //! outcome.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn start(dir: &std::path::Path) -> Payd {

@@ -5,8 +5,6 @@
 //! without that CA, nothing is sent (no charge at the channel, no delivery) and the reason is
 //! said; a CA file that does not parse stops payd at start.
 
-mod common;
-
 use std::io::{BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -14,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};

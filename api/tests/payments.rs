@@ -1,12 +1,10 @@
 //! Merchants and balance payments over HTTP against the real payd: money exact to the cent,
 //! declines as failed payments, out_trade_no uniqueness, visibility, kill -9 under load.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn balance(p: &Payd, account: &str) -> String {
     p.balance(account)

@@ -2,11 +2,9 @@
 //! that fails, times out and answers late; kill -9 while payouts are in flight. Every batch
 //! ends paid exactly once (channel-sim's own record is the judge) or back in available.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const PAYOUT_ACCOUNT: &str =

@@ -4,9 +4,7 @@
 //! frozen by each day-end, and failing (with its alert in the real Prometheus) when money
 //! leaves the reserve without a booking, while payments are still served.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn positions(p: &Payd, date: Option<&str>) -> Value {

@@ -4,13 +4,11 @@
 //! in a label; the alert rules pass `promtool test rules`; a real Prometheus started by
 //! `scripts/ops.sh` scrapes payd, loads the rules and answers queries about our series.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// Every family payd exports once it has served this workload.

@@ -2,11 +2,9 @@
 //! account and per source IP; a 429 carries `Retry-After`, changes nothing, and leaves the
 //! others (and the health probes) served.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn get_as(p: &Payd, key: &str, path: &str) -> Response {
     let auth = format!("Bearer {key}");

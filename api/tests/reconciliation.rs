@@ -4,9 +4,7 @@
 //! uploads (the same file twice, an altered total, a truncated file); the suspense booked so
 //! that the trial balance holds at every step.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn run_of(p: &Payd, date: &str) -> Value {

@@ -1,9 +1,7 @@
 //! Refunds over HTTP: partial and multiple, fee back pro rata to the cent, never above the
 //! payment, once per out_refund_no, only of succeeded payments.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn post(p: &Payd, token: &str, path: &str, body: &str) -> Response {
     p.post(token, path, None, body)

@@ -2,9 +2,7 @@
 //! refund of the business date counted by status, method and channel, with fees, net and
 //! success rate, for the platform and per merchant, as JSON and CSV; frozen by the day-end.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn report(p: &Payd, token: &str, query: &str) -> Response {

@@ -3,9 +3,7 @@
 //! payment in a risky category is held for review and decided by the operator (surviving a
 //! restart); rules reload at run time, and a bad file changes nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const RULES: &str = r#"
 review_at = 50

@@ -19,11 +19,9 @@
 //! payd runs with an SMS gateway, an identity service and a risk rules file, so that no route
 //! answers "not configured".
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const CONFIG: &str = r#"
 [checks.positive_data_acceptance]

@@ -1,9 +1,7 @@
 //! Merchant settlement (issue #16) against the real payd: T+N maturity, netting with a
 //! carried shortfall, settlement batches and their statements.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn balances(p: &Payd, shop: &Shop) -> Value {

@@ -3,11 +3,9 @@
 //! with precise codes, secrets rotated with an overlap, revoked, sealed at rest and kept
 //! across a restart.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn now_s() -> u64 {

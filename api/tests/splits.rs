@@ -3,9 +3,7 @@
 //! refunds taking back from each share pro rata and the completing refund exactly what is
 //! left; bad splits refused with nothing changed; receivers settling like merchants.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn pay_split(p: &Payd, key: &str, otn: &str, amount: &str, payer: &str, splits: &str) -> Response {

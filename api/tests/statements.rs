@@ -3,9 +3,7 @@
 //! and as a WeChat Pay bill — GBK by default, CRLF, the rows under the channel's own date —
 //! and payd's parser (`engine::statement`) reads them back to exactly what the channel did.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use engine::statement::{parse, Format, RowKind};
 use serde_json::json;
 

@@ -3,13 +3,11 @@
 //! works end to end, TLS 1.2 and 1.3 are taken, TLS 1.1 and plain HTTP are not, and a half
 //! configuration refuses to start.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem).
 fn self_signed(dir: &Path) -> (String, String) {

@@ -1,9 +1,7 @@
 //! `POST /v1/transfers/batch` against the real payd: one result per transfer, each applied on
 //! its own, idempotent per id across a kill -9, merchants limited to their own balance.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn batch(p: &Payd, token: &str, transfers: Value) -> Response {

@@ -5,11 +5,9 @@
 //! kill -9; captures and voids racing on one authorization have exactly one outcome; the
 //! trial balance holds throughout.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn authorize(p: &Payd, key: &str, otn: &str, amount: &str, payer: &str) -> Value {

@@ -2,8 +2,6 @@
 //! every payment and refund state, signed, retried while the receiver fails, listed,
 //! resent; and none lost or invented across 20 kill -9 cycles with a receiver that flaps.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// What the receiver does with a delivery.

@@ -3,9 +3,7 @@
 //! yet; a crash loses only the in-memory deltas, which open replays from the journal; a
 //! group of units is one journal record; layout-1 and layout-2 stores open.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use storage::codec::{self, Kind};
 use storage::schema::{
     BalancesThrough, FormatMeta, CF_META, COLUMN_FAMILIES, LAYOUT_VERSION, META_BALANCES_THROUGH,

@@ -4,12 +4,10 @@
 //! the store must poison itself, nothing acknowledged may be lost, and once space is freed a
 //! restart recovers everything that was acknowledged.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use engine::TransferId;
 use storage::{Store, StoreError, StoreOptions};
 

@@ -1,8 +1,6 @@
 //! Expiring aux records (idempotency keys) are dropped by compaction once expired, and only
 //! then: their storage stays bounded without losing a live key.
 
-mod common;
-
 use storage::schema::{expiring_value, split_expiring, AUX_EXPIRING_PREFIX};
 use storage::{CommitUnit, Store, StoreOptions};
 

@@ -6,7 +6,7 @@
 //!
 //! Regenerate the format-2 files only for a deliberate change of format 2 (never before it
 //! is released):
-//! `RONGPAY_WRITE_FIXTURES=1 cargo test --release --workspace --offline --test format_fixtures`.
+//! `RONGPAY_WRITE_FIXTURES=1 cargo test --release --workspace --offline --test integration format_fixtures::`.
 
 use engine::gl::{BusinessDate, GlAccount};
 use engine::{

@@ -1,10 +1,8 @@
 //! The group-commit writer: batching, acknowledgement order, poisoning.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use storage::{Store, StoreError, StoreOptions};
 
 #[test]

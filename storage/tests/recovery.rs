@@ -3,11 +3,9 @@
 //! A crash image is made by copying the store's files while it is open, after every unit was
 //! acknowledged (synced): exactly what a kill -9 or power loss leaves behind.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use engine::TransferId;
 use storage::codec::{self, Kind};
 use storage::schema::{seq_key, CF_ACCOUNTS, CF_JOURNAL, COLUMN_FAMILIES};

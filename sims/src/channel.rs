@@ -1080,6 +1080,12 @@ pub fn run(
     tls: Option<rustls::ServerConfig>,
 ) -> anyhow::Result<()> {
     actix_rt::System::new().block_on(async move {
+        // The control port first: each channel takes a free port from the kernel, which
+        // could otherwise hand it `listen`'s port when the caller has just found that free
+        // the same way (seen in sims' tests: a channel on the control port, the control's
+        // bind failing, the sim exiting under the test's first request).
+        let control = std::net::TcpListener::bind(listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         let sim = Sim::new(tls);
         for (name, settings) in &initial {
             let c = sim.put(name, settings).map_err(anyhow::Error::msg)?;
@@ -1099,7 +1105,7 @@ pub fn run(
                 )
         })
         .workers(1)
-        .bind(listen)?
+        .listen(control)?
         .run();
         println!("channel-sim: control on http://{listen}");
         server.await?;

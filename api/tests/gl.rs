@@ -1071,6 +1071,12 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
     let mut p = Payd::start_in(&dir, &env);
     let shop = merchant(&p, r#"{"name":"steady shop"}"#);
     let payer = funded_account(&p, "100000.00");
+    let payee = p
+        .admin("POST", "/v1/accounts", r#"{"currency":"CNY"}"#)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut days = Vec::new();
     let mut sizes = Vec::new();
     let mut censuses = Vec::new();
@@ -1084,6 +1090,29 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
             assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
             today.push(r.json()["id"].as_str().unwrap().to_string());
         }
+        // Two batch transfers a day, from the payer to another account: their records are
+        // keyed by creation time and leave with the date's other records.
+        let batch = p.admin(
+            "POST",
+            "/v1/transfers/batch",
+            &format!(
+                r#"{{"transfers":[{{"id":"d{day}a","debit_account_id":"{payer}","credit_account_id":"{}","amount":"0.50","currency":"CNY","reference":"day {day}"}},{{"id":"d{day}b","debit_account_id":"{payer}","credit_account_id":"{}","amount":"0.25","currency":"CNY"}}]}}"#,
+                payee, payee
+            ),
+        );
+        assert_eq!(
+            batch.status,
+            200,
+            "{:?}",
+            String::from_utf8_lossy(&batch.body)
+        );
+        let created = batch.json()["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == "created")
+            .count();
+        assert_eq!(created, 2, "{:?}", String::from_utf8_lossy(&batch.body));
         // One refund a day, of the day's first payment. (An `out_refund_no` with no run of
         // digits: one made from a random payment id can look like a card number.)
         let r = refund_no(&p, &shop.key, &today[0], &format!("day{day}"));
@@ -1134,6 +1163,7 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         ("aux", "de"),
         ("aux", "sb"),
         ("aux", "sn"),
+        ("aux", "bq"),
         ("dedup", ""),
     ] {
         let n: Vec<u64> = censuses.iter().map(|c| count(c, cf, prefix)).collect();
@@ -1245,10 +1275,12 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
             "",
         )
         .json();
-    // 40 payments, a refund, and the maturity of the day before's takings (T+1).
+    // 40 payments, two batch transfers, a refund, and the maturity of the day before's
+    // takings (T+1).
     let data = entries["data"].as_array().unwrap();
-    assert_eq!(data.len(), 42);
+    assert_eq!(data.len(), 44);
     assert_eq!(data.iter().filter(|e| e["kind"] == "settlement").count(), 1);
+    assert_eq!(data.iter().filter(|e| e["kind"] == "transfer").count(), 2);
     let tb = trial_balance_of(&p, &days[5]);
     assert_eq!(tb["balanced"], true);
     assert!(p.terminate().success());

@@ -226,6 +226,18 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
             },
         )
         .map_err(storage_error)?;
+    // Batch transfers created before the date ended: one range of their time-keyed records,
+    // and any of the id-keyed records written before session 20.
+    store
+        .for_each_aux_range(
+            &records::batch_transfer_at_key(0, TransferId(0)),
+            &records::batch_transfer_at_key(d.started_at_ns, TransferId(0)),
+            |k, v| {
+                recs.push((k.to_vec(), v.to_vec()));
+                Ok(())
+            },
+        )
+        .map_err(storage_error)?;
     store
         .for_each_aux_with_prefix(records::prefix::BATCH_TRANSFER, usize::MAX, |k, v| {
             let t: records::BatchTransfer = records::decode(k, v)?;

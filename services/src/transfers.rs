@@ -5,7 +5,8 @@
 //! A transfer's ledger id is derived from the caller and the client's own id (SHA-256,
 //! truncated to 128 bits), so a retried id is the same ledger transfer: `exists`, nothing
 //! moves twice, across restarts and on any replica. The client's id and reference are kept in
-//! a [`records::BatchTransfer`] record written with the transfer.
+//! a [`records::BatchTransfer`] record written with the transfer, keyed by its creation time
+//! ([`records::batch_transfer_at_key`]).
 
 use engine::{AccountId, Currency, Reject, Timestamp, Transfer, TransferId, TransferKind};
 use serde::{Deserialize, Serialize};
@@ -190,7 +191,7 @@ fn check(
     Ok((
         transfer,
         (
-            records::batch_transfer_key(ledger_id),
+            records::batch_transfer_at_key(now, ledger_id),
             records::encode(&record),
         ),
     ))

@@ -82,7 +82,9 @@ pub mod prefix {
     pub const ACCOUNT_DAY: &[u8] = b"ds";
     pub const DAILY_REPORT: &[u8] = b"rp";
     pub const DEPOSIT: &[u8] = b"dp";
+    /// Batch transfers written before session 20, keyed by transfer id (read by the shelf).
     pub const BATCH_TRANSFER: &[u8] = b"bt";
+    pub const BATCH_TRANSFER_AT: &[u8] = b"bq";
     pub const MERCHANT: &[u8] = b"mc";
     pub const CUSTOMER: &[u8] = b"cu";
     pub const CUSTOMER_BY_ACCOUNT: &[u8] = b"ca";
@@ -188,7 +190,14 @@ pub const REGISTRY: &[Registered] = &[
     Registered {
         prefix: prefix::BATCH_TRANSFER,
         cf: CF_AUX,
-        key: "transfer id (u128 BE)",
+        key: "transfer id (u128 BE); written before session 20, no longer",
+        record: "BatchTransfer",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::BATCH_TRANSFER_AT,
+        cf: CF_AUX,
+        key: "created at (ns since the epoch, u64 BE), transfer id (u128 BE)",
         record: "BatchTransfer",
         expiring: false,
     },
@@ -617,8 +626,21 @@ pub fn deposit_key(id: TransferId) -> Vec<u8> {
     key(prefix::DEPOSIT, &[&id.to_be_bytes()])
 }
 
+/// A batch transfer's record before session 20 (the shelf still reads them).
 pub fn batch_transfer_key(id: TransferId) -> Vec<u8> {
     key(prefix::BATCH_TRANSFER, &[&id.to_be_bytes()])
+}
+
+/// A batch transfer's record: keyed by its creation time first, so that the keys of the
+/// records one after another are ascending although transfer ids (derived from the
+/// client's) are random. RocksDB then flushes files of disjoint ranges that compaction moves
+/// down without rewriting them, and the shelf reads a date's records as one range. Nothing
+/// reads one record by id: the transfer itself is found through the dedup index.
+pub fn batch_transfer_at_key(created_at_ns: u64, id: TransferId) -> Vec<u8> {
+    key(
+        prefix::BATCH_TRANSFER_AT,
+        &[&created_at_ns.to_be_bytes(), &id.to_be_bytes()],
+    )
 }
 
 pub fn clearing_key(merchant: u128) -> Vec<u8> {
@@ -1122,6 +1144,10 @@ mod tests {
             ),
             (deposit_key(TransferId(1)), prefix::DEPOSIT),
             (batch_transfer_key(TransferId(1)), prefix::BATCH_TRANSFER),
+            (
+                batch_transfer_at_key(1, TransferId(2)),
+                prefix::BATCH_TRANSFER_AT,
+            ),
             (merchant_key(1), prefix::MERCHANT),
             (
                 customer_by_phone_key(&[0; 16], 1, 2),

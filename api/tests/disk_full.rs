@@ -29,12 +29,7 @@ fn disk_full_answers_503_keeps_every_201_and_recovers() {
     let dir = root.path().join("data");
     let env = [("RONGPAY_ADMIN_TOKEN", ADMIN)];
     let p = Arc::new(Payd::start_in(&dir, &env));
-    let account = p
-        .admin("POST", "/v1/accounts", r#"{"currency":"CNY"}"#)
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let account = empty_account(&p);
     let path = format!("/v1/accounts/{account}/deposits");
     let reference = "r".repeat(256);
     let acked = Arc::new(Mutex::new(0u64));

@@ -1071,12 +1071,7 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
     let mut p = Payd::start_in(&dir, &env);
     let shop = merchant(&p, r#"{"name":"steady shop"}"#);
     let payer = funded_account(&p, "100000.00");
-    let payee = p
-        .admin("POST", "/v1/accounts", r#"{"currency":"CNY"}"#)
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let payee = empty_account(&p);
     let mut days = Vec::new();
     let mut sizes = Vec::new();
     let mut censuses = Vec::new();

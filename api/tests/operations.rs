@@ -75,12 +75,7 @@ fn frozen_and_closed_accounts_refuse_money_durably() {
     assert_eq!(p.balance(&shop.account), "9.90");
 
     // Closing is final and only for an empty account.
-    let empty = p
-        .admin("POST", "/v1/accounts", r#"{"currency":"CNY"}"#)
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let empty = empty_account(&p);
     assert_eq!(set_status(&p, &empty, "closed").json()["status"], "closed");
     let r = deposit(&p, &empty, "1.00");
     assert_eq!((r.status, r.error_code().as_str()), (409, "account_closed"));

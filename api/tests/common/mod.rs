@@ -267,12 +267,17 @@ pub fn merchant(p: &Payd, body: &str) -> Shop {
     }
 }
 
-/// A new CNY account holding `amount` from a deposit.
-pub fn funded_account(p: &Payd, amount: &str) -> String {
+/// A new, empty CNY account (admin): its id.
+pub fn empty_account(p: &Payd) -> String {
     let a = p
         .admin("POST", "/v1/accounts", r#"{"currency":"CNY"}"#)
         .json();
-    let id = a["id"].as_str().unwrap().to_string();
+    a["id"].as_str().unwrap().to_string()
+}
+
+/// A new CNY account holding `amount` from a deposit.
+pub fn funded_account(p: &Payd, amount: &str) -> String {
+    let id = empty_account(p);
     assert_eq!(
         p.admin(
             "POST",

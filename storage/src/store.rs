@@ -366,8 +366,8 @@ impl Store {
             o.set_block_based_table_factory(&table);
             if name == CF_ACCOUNTS || name == CF_DEDUP || name == CF_AUX {
                 // Keys spread over the whole key range (account ids in every checkpoint;
-                // transfer ids; batch transfers' records and idempotency keys): every L0 file
-                // overlaps the whole base level, so each L0 compaction rewrites all of it
+                // transfer ids; idempotency keys): every L0 file overlaps the whole base
+                // level, so each L0 compaction rewrites all of it
                 // (and, for accounts, runs the merge operator on every touched account: the
                 // busiest thread at 1,024 submitters over 1M accounts). Compacting at 16 files
                 // instead of 4 does that a quarter as often. Accounts: CPU per transfer

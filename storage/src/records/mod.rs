@@ -633,9 +633,11 @@ pub fn batch_transfer_key(id: TransferId) -> Vec<u8> {
 
 /// A batch transfer's record: keyed by its creation time first, so that the keys of the
 /// records one after another are ascending although transfer ids (derived from the
-/// client's) are random. RocksDB then flushes files of disjoint ranges that compaction moves
-/// down without rewriting them, and the shelf reads a date's records as one range. Nothing
-/// reads one record by id: the transfer itself is found through the dedup index.
+/// client's) are random. An aux compaction then rewrites only its L0 files and the base
+/// file at their edge, not every batch record the store holds (L0 files still overlap at
+/// their edges: batches stamped before a flush are written after it), and the shelf reads a
+/// date's records as one range. Nothing reads one record by id: the transfer itself is found
+/// through the dedup index.
 pub fn batch_transfer_at_key(created_at_ns: u64, id: TransferId) -> Vec<u8> {
     key(
         prefix::BATCH_TRANSFER_AT,

@@ -6,7 +6,9 @@
 #     uniform balance payments, then card payments through channel-sim (two channels, 1 ms
 #     median latency), 64 connections each: both rates and their ratio.
 #   loadtest/ab.sh batch SECONDS PAYD [PAYD ...]
-#     the batch endpoint, 2 connections x 8,190 transfers: transfers per second.
+#     the batch endpoint, 2 connections x 8,190 transfers: transfers per second, and the
+#     RocksDB records and bytes each commit unit (a transfer; the harness's 10,000 account
+#     creations are among them) cost in the synced group writes (payd's WAL histograms).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -45,6 +47,7 @@ run() {
   for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
   taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "${secs}s" --accounts 10000 \
     --label "$label" --out "$work/out" -q "$@" >"$work/loadtest.out" 2>&1
+  curl -sf "127.0.0.1:$port/metrics" >"$work/metrics.txt" || true
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   echo "$work/out/$label.json"
@@ -59,10 +62,11 @@ if [ "$mode" = card ]; then
     echo "| $payd | $u | $c | $(python3 -c "print(f'{$c / $u:.3f}')") |"
   done
 else
-  echo "| payd | transfers/s |"
-  echo "|---|---:|"
+  echo "| payd | transfers/s | records/unit | bytes/unit |"
+  echo "|---|---:|---:|---:|"
+  per_unit() { awk -v m="rongpay_wal_batch_$1_sum" '$1 == m {v = $2} $1 == "rongpay_wal_batch_units_sum" {u = $2} END {if (u > 0) printf "%.2f", v / u; else printf "?"}' "$work/metrics.txt"; }
   for payd in "$@"; do
     run "$payd" batch --connections 2 --scenario batch --batch-size 8190 >/dev/null
-    echo "| $payd | $(sed -n 's/.*= \([0-9]*\) transfers\/s.*/\1/p' "$work/loadtest.out") |"
+    echo "| $payd | $(sed -n 's/.*= \([0-9]*\) transfers\/s.*/\1/p' "$work/loadtest.out") | $(per_unit keys) | $(per_unit bytes) |"
   done
 fi

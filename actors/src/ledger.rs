@@ -169,6 +169,8 @@ enum Work {
 struct Submitted {
     transfer: Transfer,
     records: Records,
+    /// The unit's note on its journal entry ([`CommitUnit::note`]; empty: none).
+    note: Vec<u8>,
     waiter: Waiter,
 }
 
@@ -419,6 +421,7 @@ impl Ledger {
             let unit = CommitUnit {
                 effects: vec![Effect::AccountCreated(account)],
                 aux: records,
+                ..CommitUnit::default()
             };
             let ack = inner.store.submit(unit)?;
             let seq = ack.await.map_err(|_| LedgerError::ShuttingDown)??;
@@ -446,7 +449,12 @@ impl Ledger {
         }
         let admitted = self.admit()?;
         transfer.timestamp = now();
-        let answer = self.enqueue(transfer, records, admitted, tracing::Span::current())?;
+        let answer = self.enqueue(
+            transfer,
+            (records, Vec::new()),
+            admitted,
+            tracing::Span::current(),
+        )?;
         answer.await.map_err(|_| LedgerError::ShuttingDown)?
     }
 
@@ -454,7 +462,7 @@ impl Ledger {
     fn enqueue(
         &self,
         transfer: Transfer,
-        records: Records,
+        (records, note): (Records, Vec<u8>),
         admitted: Admitted,
         span: tracing::Span,
     ) -> Result<oneshot::Receiver<Answer>, LedgerError> {
@@ -468,6 +476,7 @@ impl Ledger {
         let submitted = Submitted {
             transfer,
             records,
+            note,
             waiter,
         };
         self.send_work(Work::Transfer(submitted))?;
@@ -478,10 +487,13 @@ impl Ledger {
     /// gets its own outcome, in order — one refused does not refuse the others. Admitted as a
     /// whole: when the batch does not fit in the commands in flight, `Overloaded` and nothing
     /// is applied. Each `Ok` outcome is durable when this returns. The transfers enter the
-    /// coordinator's queue together, so they share rounds and group writes.
+    /// coordinator's queue together, so they share rounds and group writes. Each transfer
+    /// comes with its note (bytes kept with its journal entry, [`CommitUnit::note`]; empty
+    /// for none) instead of records under keys of their own: a batch writes one key per
+    /// transfer (its dedup key) and the notes of a group write together.
     pub async fn transfer_many(
         &self,
-        batch: Vec<(Transfer, Records)>,
+        batch: Vec<(Transfer, Vec<u8>)>,
     ) -> Result<Vec<Result<Outcome, LedgerError>>, LedgerError> {
         let n = batch.len();
         let prior = self.inner.inflight.fetch_add(n, Ordering::AcqRel);
@@ -494,7 +506,7 @@ impl Ledger {
         let span = tracing::Span::current();
         let at = now();
         let mut answers = Vec::with_capacity(n);
-        for (mut transfer, records) in batch {
+        for (mut transfer, note) in batch {
             let slot = admitted.pop().expect("one admission per transfer");
             if let Err(reject) = transfer.validate() {
                 answers.push(Err(Ok(Err(reject))));
@@ -502,7 +514,7 @@ impl Ledger {
             }
             transfer.timestamp = at;
             answers.push(
-                self.enqueue(transfer, records, slot, span.clone())
+                self.enqueue(transfer, (Vec::new(), note), slot, span.clone())
                     .map_err(Err),
             );
         }
@@ -529,6 +541,7 @@ impl Ledger {
             let ack = inner.store.submit(CommitUnit {
                 effects: Vec::new(),
                 aux: records,
+                ..CommitUnit::default()
             })?;
             Ok(ack.await.map_err(|_| LedgerError::ShuttingDown)??)
         })
@@ -756,6 +769,7 @@ fn switch(
             to: next.open,
         }],
         aux: records,
+        ..CommitUnit::default()
     };
     match store.submit(unit) {
         Ok(ack) => {
@@ -995,6 +1009,7 @@ async fn prepare_round(
                 units.push(CommitUnit {
                     effects: vec![Effect::Posted(cmd.transfer)],
                     aux: cmd.records,
+                    note: cmd.note,
                 });
                 accepted.push(cmd.waiter);
             }

@@ -278,6 +278,7 @@ fn merchants_of_a_data_dir_from_before_the_chart_get_their_gl_accounts_on_start(
                     date: engine::gl::BusinessDate::parse(&open),
                 }],
                 aux: vec![(records::merchant_key(m.id), records::encode(&m))],
+                note: Vec::new(),
             })
             .unwrap();
         store.shutdown();
@@ -1085,8 +1086,8 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
             assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
             today.push(r.json()["id"].as_str().unwrap().to_string());
         }
-        // Two batch transfers a day, from the payer to another account: their records are
-        // keyed by creation time and leave with the date's other records.
+        // Two batch transfers a day, from the payer to another account: their notes (client
+        // id, reference) are kept with the journal and leave with the date's other records.
         let batch = p.admin(
             "POST",
             "/v1/transfers/batch",
@@ -1135,6 +1136,37 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
                 let (store, _) =
                     storage::Store::open(&dir, storage::StoreOptions::default()).unwrap();
                 censuses.push(store.census().unwrap());
+                // The batch transfers' notes still hot: each names its transfer's client id
+                // and reference, on the journal entry that posted it.
+                use storage::records;
+                let mut hot = Vec::new();
+                store
+                    .for_each_aux_with_prefix(records::prefix::JOURNAL_NOTES, usize::MAX, |k, v| {
+                        let notes: records::JournalNotes = records::decode(k, v)?;
+                        assert_eq!(k, records::journal_notes_key(notes.first_seq).as_slice());
+                        for (seq, note) in notes.entries() {
+                            let records::Note::BatchTransfer(t) =
+                                records::Note::from_bytes(note).unwrap();
+                            let entry = &store.entries(seq, 1)?[0];
+                            assert_eq!(entry.seq, seq);
+                            assert!(
+                                matches!(&entry.effects[..], [engine::Effect::Posted(p)] if p.id == t.transfer),
+                                "{t:?} is not on the entry that posted it: {entry:?}"
+                            );
+                            hot.push((t.client_id, t.reference));
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+                let expected: Vec<(String, Option<String>)> = (day - 2..=day)
+                    .flat_map(|d| {
+                        [
+                            (format!("d{d}a"), Some(format!("day {d}"))),
+                            (format!("d{d}b"), None),
+                        ]
+                    })
+                    .collect();
+                assert_eq!(hot, expected, "the notes of the three hot days");
             }
             p = Payd::start_in(&dir, &env);
         }
@@ -1158,7 +1190,6 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         ("aux", "de"),
         ("aux", "sb"),
         ("aux", "sn"),
-        ("aux", "bq"),
         ("dedup", ""),
     ] {
         let n: Vec<u64> = censuses.iter().map(|c| count(c, cf, prefix)).collect();
@@ -1166,6 +1197,12 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         assert!(n[0] > 0, "{cf} {prefix:?}: {n:?}");
         assert_eq!(n[1], n[0], "{cf} {prefix:?} grew with history: {n:?}");
         assert_eq!(n[2], n[0], "{cf} {prefix:?} grew with history: {n:?}");
+    }
+    // A date's two batch transfers leave one or two notes records (one per group write).
+    for census in &censuses {
+        let n = count(census, "aux", "jn");
+        assert!((3..=6).contains(&n), "notes records of three days: {n}");
+        assert_eq!(count(census, "aux", "bq"), 0);
     }
     // Three days of 40 payments, one refund each, stay hot (the three dates the refund
     // window and the switch margin keep).

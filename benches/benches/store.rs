@@ -58,7 +58,7 @@ fn bench(c: &mut Criterion) {
     store
         .commit_blocking(CommitUnit {
             effects: accounts,
-            aux: vec![],
+            ..CommitUnit::default()
         })
         .unwrap();
     let mut next_id = 1u128;

@@ -132,7 +132,7 @@ pub fn populate(store: &Store, n: u64) -> Result<(), storage::StoreError> {
             .collect();
         store.commit_blocking(CommitUnit {
             effects,
-            aux: Vec::new(),
+            ..CommitUnit::default()
         })?;
         i = end;
     }

@@ -226,8 +226,20 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
             },
         )
         .map_err(storage_error)?;
-    // Batch transfers created before the date ended: one range of their time-keyed records,
-    // and any of the id-keyed records written before session 20.
+    // Batch transfers: the notes on the date's journal entries (and earlier ones'), one key
+    // range, since a notes record never spans a date switch ...
+    store
+        .for_each_aux_range(
+            &records::journal_notes_key(0),
+            &records::journal_notes_key(d.switch_seq),
+            |k, v| {
+                recs.push((k.to_vec(), v.to_vec()));
+                Ok(())
+            },
+        )
+        .map_err(storage_error)?;
+    // ... and the records of the layouts before notes: those keyed by creation time
+    // (session 20), one range, and those keyed by transfer id (before it).
     store
         .for_each_aux_range(
             &records::batch_transfer_at_key(0, TransferId(0)),

@@ -5,8 +5,9 @@
 //! A transfer's ledger id is derived from the caller and the client's own id (SHA-256,
 //! truncated to 128 bits), so a retried id is the same ledger transfer: `exists`, nothing
 //! moves twice, across restarts and on any replica. The client's id and reference are kept in
-//! a [`records::BatchTransfer`] record written with the transfer, keyed by its creation time
-//! ([`records::batch_transfer_at_key`]).
+//! the transfer's note on its journal entry ([`records::BatchTransferNote`]), written in the
+//! same durable write: the writer keeps a group's notes in one record
+//! ([`records::JournalNotes`]), so a transfer costs no key of its own besides its dedup key.
 
 use engine::{AccountId, Currency, Reject, Timestamp, Transfer, TransferId, TransferKind};
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::accounts::{check_text, parse_currency, parse_positive};
 use crate::error::{Error, Result};
 use crate::merchants::Caller;
-use crate::platform::{now_ns, Platform};
+use crate::platform::Platform;
 use crate::records;
 
 /// Transfers one batch may hold (TigerBeetle's batch size).
@@ -102,9 +103,6 @@ pub fn ledger_id(caller: &Caller, client_id: &str) -> TransferId {
     TransferId(u128::from_be_bytes(id))
 }
 
-/// One stored record: key and value.
-type Record = (Vec<u8>, Vec<u8>);
-
 fn failed(id: &str, code: &'static str, param: Option<&str>) -> TransferResult {
     TransferResult {
         id: id.to_string(),
@@ -142,12 +140,11 @@ fn account(
     }
 }
 
-/// Checks one transfer of a batch; `Ok` is the ledger transfer and its record.
+/// Checks one transfer of a batch; `Ok` is the ledger transfer and its note.
 fn check(
     caller: &Caller,
     t: &CreateTransfer,
-    now: u64,
-) -> std::result::Result<(Transfer, Record), TransferResult> {
+) -> std::result::Result<(Transfer, Vec<u8>), TransferResult> {
     let id = &t.id;
     if id.is_empty() || id.len() > CLIENT_ID_LEN_MAX || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(failed(id, "invalid_parameter", Some("id")));
@@ -179,22 +176,16 @@ fn check(
         amount,
         Timestamp(0),
     );
-    let record = records::BatchTransfer {
+    let note = records::Note::BatchTransfer(records::BatchTransferNote {
+        transfer: ledger_id,
         client_id: id.clone(),
         merchant: match caller {
             Caller::Admin => 0,
             Caller::Merchant(m) => m.id,
         },
         reference: t.reference.clone(),
-        created_at_ns: now,
-    };
-    Ok((
-        transfer,
-        (
-            records::batch_transfer_at_key(now, ledger_id),
-            records::encode(&record),
-        ),
-    ))
+    });
+    Ok((transfer, note.to_bytes()))
 }
 
 /// Applies a batch for `caller`: every valid transfer is sent to the ledger together (they
@@ -214,21 +205,20 @@ pub async fn create_batch(
         .with_param("transfers"));
     }
     let ledger = state.ledger()?;
-    let now = now_ns();
     let mut results: Vec<Option<TransferResult>> = vec![None; n];
     let mut submitted = Vec::with_capacity(n);
     let mut index = Vec::with_capacity(n);
     let mut seen = std::collections::HashSet::with_capacity(n);
     for (i, t) in body.transfers.iter().enumerate() {
-        match check(caller, t, now) {
+        match check(caller, t) {
             Err(result) => results[i] = Some(result),
             Ok(_) if !seen.insert(t.id.as_str()) => {
                 // The first of the batch with this id is the one applied.
                 results[i] = Some(failed(&t.id, "duplicate_id_in_batch", Some("id")));
             }
-            Ok((transfer, record)) => {
+            Ok((transfer, note)) => {
                 index.push((i, transfer.id));
-                submitted.push((transfer, vec![record]));
+                submitted.push((transfer, note));
             }
         }
     }

@@ -39,13 +39,19 @@ pub struct CommitUnit {
     pub effects: Vec<Effect>,
     /// Key/value pairs for the `aux` column family.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A note of the layers above on this unit's journal entry (empty: none), e.g. a batch
+    /// transfer's client id and reference ([`crate::records::Note`], encoded). The writer
+    /// keeps the notes of a group's written units together, in one `aux` record keyed by the
+    /// first one's sequence number ([`crate::records::JournalNotes`]): a unit's note costs
+    /// no key of its own, and the keys ascend as the journal's do.
+    pub note: Vec<u8>,
 }
 
 impl CommitUnit {
     pub fn effect(effect: Effect) -> CommitUnit {
         CommitUnit {
             effects: vec![effect],
-            aux: Vec::new(),
+            ..CommitUnit::default()
         }
     }
 
@@ -395,14 +401,17 @@ fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
     let mut dedup = Vec::with_capacity(group.units);
     let mut aux = Vec::new();
     let mut entries = Vec::with_capacity(group.units);
+    let mut notes = Notes::default();
     let mut seq = first_seq;
     for (unit, refused) in group.units().zip(&group.refused) {
         if refused.is_none() {
             add_unit(inner, &mut batch, &mut dedup, &mut aux, seq, unit);
             entries.push(unit.effects.as_slice());
+            notes.add(inner, &mut batch, seq, unit);
             seq += 1;
         }
     }
+    notes.finish(inner, &mut batch);
     // One journal record for the group: a unit costs no key of its own in the journal.
     let record = match entries.as_slice() {
         [effects] => codec::encode(
@@ -425,6 +434,51 @@ fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
         batch.put_cf(cf, id, seq_key(seq));
     }
     batch
+}
+
+/// The notes of a group's written units, gathered into [`crate::records::JournalNotes`]
+/// records: one per group, or one per business date when a date switch is among the units
+/// (so that a record belongs to one date, and the shelf moves it whole with that date's).
+#[derive(Default)]
+struct Notes<'a> {
+    first_seq: u64,
+    notes: Vec<(u32, &'a [u8])>,
+}
+
+impl<'a> Notes<'a> {
+    fn add(&mut self, inner: &Inner, batch: &mut WriteBatch, seq: u64, unit: &'a CommitUnit) {
+        if unit
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::DateSwitched { .. }))
+        {
+            self.finish(inner, batch);
+        }
+        if unit.note.is_empty() {
+            return;
+        }
+        if self.notes.is_empty() {
+            self.first_seq = seq;
+        }
+        // A group holds far fewer than 2^32 units (`batch_units_max`).
+        let offset = u32::try_from(seq - self.first_seq).expect("a group's units fit in u32");
+        self.notes.push((offset, unit.note.as_slice()));
+    }
+
+    fn finish(&mut self, inner: &Inner, batch: &mut WriteBatch) {
+        if self.notes.is_empty() {
+            return;
+        }
+        let record = crate::records::JournalNotesRef {
+            first_seq: self.first_seq,
+            notes: std::mem::take(&mut self.notes),
+        };
+        batch.put_cf(
+            inner.cf_aux(),
+            crate::records::journal_notes_key(self.first_seq),
+            crate::records::encode(&record),
+        );
+    }
 }
 
 /// The GL changes of the group's written units, in journal order.

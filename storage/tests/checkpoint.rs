@@ -322,7 +322,7 @@ mod gl_book {
         store
             .commit_blocking(CommitUnit {
                 effects,
-                aux: Vec::new(),
+                ..CommitUnit::default()
             })
             .unwrap();
         let dated = |mut t: Transfer, gls: &[GlAccount]| {

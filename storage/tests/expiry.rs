@@ -25,6 +25,7 @@ fn compaction_drops_expired_records_only() {
             ),
             (plain.clone(), b"kept forever".to_vec()),
         ],
+        note: Vec::new(),
     };
     store.commit_blocking(unit).unwrap();
     assert!(

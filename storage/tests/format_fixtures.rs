@@ -895,6 +895,34 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 extra: Tail(()),
             }),
         ),
+        (
+            "journal_notes",
+            encode(&JournalNotes {
+                first_seq: 40,
+                notes: vec![
+                    (
+                        0,
+                        Note::BatchTransfer(BatchTransferNote {
+                            transfer: engine::TransferId(41),
+                            client_id: "payout-0002".into(),
+                            merchant: 2,
+                            reference: Some("July payout".into()),
+                        })
+                        .to_bytes(),
+                    ),
+                    (
+                        3,
+                        Note::BatchTransfer(BatchTransferNote {
+                            transfer: engine::TransferId(u128::MAX),
+                            client_id: "payout-0003".into(),
+                            merchant: 0,
+                            reference: None,
+                        })
+                        .to_bytes(),
+                    ),
+                ],
+            }),
+        ),
     ]
 }
 
@@ -913,6 +941,16 @@ fn roundtrip(name: &str, bytes: &[u8]) -> Vec<u8> {
         "account_meta" => again::<AccountMeta>(bytes),
         "deposit" => again::<Deposit>(bytes),
         "batch_transfer" => again::<BatchTransfer>(bytes),
+        "journal_notes" => {
+            let notes = decode::<JournalNotes>(b"fixture", bytes).expect("decodes");
+            for (_, note) in notes.entries() {
+                assert_eq!(
+                    Note::from_bytes(note).expect("a note decodes").to_bytes(),
+                    note
+                );
+            }
+            encode(&notes)
+        }
         "webhook_endpoint" => again::<Endpoint>(bytes),
         "webhook_event" => again::<Event>(bytes),
         "sms" => again::<SmsRecord>(bytes),

@@ -9,4 +9,5 @@ mod disk_full;
 mod expiry;
 mod format_fixtures;
 mod group_commit;
+mod notes;
 mod recovery;

@@ -19,6 +19,7 @@ pub mod credit;
 pub mod customers;
 pub mod gl;
 pub mod merchants;
+pub mod notes;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
@@ -41,6 +42,7 @@ pub use merchants::{
     methods, Agreement, AgreementVersion, FeeParts, KeyEntry, Merchant, MerchantAuth, Onboarding,
     OnboardingStatus, SigningEntry,
 };
+pub use notes::{BatchTransferNote, JournalNotes, JournalNotesRef, Note};
 pub use orders::{Order, OrderStatus};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{
@@ -84,7 +86,9 @@ pub mod prefix {
     pub const DEPOSIT: &[u8] = b"dp";
     /// Batch transfers written before session 20, keyed by transfer id (read by the shelf).
     pub const BATCH_TRANSFER: &[u8] = b"bt";
+    /// Batch transfers written in session 20, keyed by creation time (read by the shelf).
     pub const BATCH_TRANSFER_AT: &[u8] = b"bq";
+    pub const JOURNAL_NOTES: &[u8] = b"jn";
     pub const MERCHANT: &[u8] = b"mc";
     pub const CUSTOMER: &[u8] = b"cu";
     pub const CUSTOMER_BY_ACCOUNT: &[u8] = b"ca";
@@ -197,8 +201,15 @@ pub const REGISTRY: &[Registered] = &[
     Registered {
         prefix: prefix::BATCH_TRANSFER_AT,
         cf: CF_AUX,
-        key: "created at (ns since the epoch, u64 BE), transfer id (u128 BE)",
+        key: "created at (ns since the epoch, u64 BE), transfer id (u128 BE); written in session 20, no longer",
         record: "BatchTransfer",
+        expiring: false,
+    },
+    Registered {
+        prefix: prefix::JOURNAL_NOTES,
+        cf: CF_AUX,
+        key: "sequence number of its first note's journal entry (u64 BE)",
+        record: "JournalNotes (the notes of one group write on one business date: batch transfers' client ids and references)",
         expiring: false,
     },
     Registered {
@@ -631,18 +642,19 @@ pub fn batch_transfer_key(id: TransferId) -> Vec<u8> {
     key(prefix::BATCH_TRANSFER, &[&id.to_be_bytes()])
 }
 
-/// A batch transfer's record: keyed by its creation time first, so that the keys of the
-/// records one after another are ascending although transfer ids (derived from the
-/// client's) are random. An aux compaction then rewrites only its L0 files and the base
-/// file at their edge, not every batch record the store holds (L0 files still overlap at
-/// their edges: batches stamped before a flush are written after it), and the shelf reads a
-/// date's records as one range. Nothing reads one record by id: the transfer itself is found
-/// through the dedup index.
+/// A batch transfer's record as written in session 20, keyed by creation time (the shelf
+/// still reads them; transfers now carry a [`Note`] instead).
 pub fn batch_transfer_at_key(created_at_ns: u64, id: TransferId) -> Vec<u8> {
     key(
         prefix::BATCH_TRANSFER_AT,
         &[&created_at_ns.to_be_bytes(), &id.to_be_bytes()],
     )
+}
+
+/// The [`JournalNotes`] record whose first note is on the journal entry `first_seq`: the
+/// keys ascend as the journal's do, so one date's records are one key range.
+pub fn journal_notes_key(first_seq: u64) -> Vec<u8> {
+    key(prefix::JOURNAL_NOTES, &[&first_seq.to_be_bytes()])
 }
 
 pub fn clearing_key(merchant: u128) -> Vec<u8> {
@@ -1150,6 +1162,7 @@ mod tests {
                 batch_transfer_at_key(1, TransferId(2)),
                 prefix::BATCH_TRANSFER_AT,
             ),
+            (journal_notes_key(1), prefix::JOURNAL_NOTES),
             (merchant_key(1), prefix::MERCHANT),
             (
                 customer_by_phone_key(&[0; 16], 1, 2),

@@ -21,7 +21,8 @@ pub struct Deposit {
     pub created_at_ns: u64,
 }
 
-/// A transfer made through the batch endpoint: what the ledger's transfer does not say.
+/// A transfer made through the batch endpoint: what the ledger's transfer does not say. Written
+/// before notes on journal entries ([`super::BatchTransferNote`]); read by the shelf.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct BatchTransfer {
     /// The client's own id of the transfer (the ledger's id is derived from it).

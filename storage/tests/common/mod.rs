@@ -28,7 +28,7 @@ pub fn create_accounts(n: u128) -> CommitUnit {
     }
     CommitUnit {
         effects,
-        aux: Vec::new(),
+        ..CommitUnit::default()
     }
 }
 

@@ -161,7 +161,8 @@ fn payload_of(expected: Kind, bytes: &[u8]) -> Result<(u8, &[u8]), CodecError> {
     Ok((version, payload))
 }
 
-fn decode_payload<T: Decode<()>>(payload: &[u8]) -> Result<T, CodecError> {
+/// An unframed bincode payload (a record's, or a note inside one): bounded, and whole.
+pub(crate) fn decode_payload<T: Decode<()>>(payload: &[u8]) -> Result<T, CodecError> {
     // A length inside a payload can never claim more than the payload holds: a corrupt
     // record that passed its checksum must fail, not allocate gigabytes.
     let (value, read) =

@@ -67,13 +67,9 @@ impl Note {
             .expect("a note encodes into a Vec")
     }
 
+    /// A note's bytes decoded, as a record's payload is (bounded, nothing after it).
     pub fn from_bytes(bytes: &[u8]) -> Result<Note, CodecError> {
-        let (note, read) = bincode::decode_from_slice(bytes, bincode::config::standard())
-            .map_err(|e| CodecError::Payload(e.to_string()))?;
-        if read != bytes.len() {
-            return Err(CodecError::Trailing(bytes.len() - read));
-        }
-        Ok(note)
+        crate::codec::decode_payload(bytes)
     }
 }
 

@@ -161,6 +161,12 @@ fn payload_of(expected: Kind, bytes: &[u8]) -> Result<(u8, &[u8]), CodecError> {
     Ok((version, payload))
 }
 
+/// A value as an unframed bincode payload, in the records' configuration (a note, which the
+/// framed record holding it checksums).
+pub(crate) fn encode_payload<T: Encode>(value: &T) -> Vec<u8> {
+    bincode::encode_to_vec(value, config()).expect("encoding into memory cannot fail")
+}
+
 /// An unframed bincode payload (a record's, or a note inside one): bounded, and whole.
 pub(crate) fn decode_payload<T: Decode<()>>(payload: &[u8]) -> Result<T, CodecError> {
     // A length inside a payload can never claim more than the payload holds: a corrupt

@@ -42,7 +42,8 @@ pub use merchants::{
     methods, Agreement, AgreementVersion, FeeParts, KeyEntry, Merchant, MerchantAuth, Onboarding,
     OnboardingStatus, SigningEntry,
 };
-pub use notes::{BatchTransferNote, JournalNotes, JournalNotesRef, Note};
+pub(crate) use notes::JournalNotesRef;
+pub use notes::{BatchTransferNote, JournalNotes, Note};
 pub use orders::{Order, OrderStatus};
 pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
 pub use payments::{

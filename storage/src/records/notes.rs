@@ -23,11 +23,12 @@ pub struct JournalNotes {
     pub notes: Vec<(u32, Vec<u8>)>,
 }
 
-/// [`JournalNotes`] borrowed from the units being written: encodes exactly like it.
+/// [`JournalNotes`] borrowed from the units being written (by the writer): encodes exactly
+/// like it.
 #[derive(Encode)]
-pub struct JournalNotesRef<'a> {
-    pub first_seq: u64,
-    pub notes: Vec<(u32, &'a [u8])>,
+pub(crate) struct JournalNotesRef<'a> {
+    pub(crate) first_seq: u64,
+    pub(crate) notes: Vec<(u32, &'a [u8])>,
 }
 
 impl JournalNotes {
@@ -63,8 +64,7 @@ impl Note {
     /// The bytes a [`crate::CommitUnit`] carries: bincode, unframed (the record that holds
     /// it is framed and checksummed).
     pub fn to_bytes(&self) -> Vec<u8> {
-        bincode::encode_to_vec(self, bincode::config::standard())
-            .expect("a note encodes into a Vec")
+        crate::codec::encode_payload(self)
     }
 
     /// A note's bytes decoded, as a record's payload is (bounded, nothing after it).

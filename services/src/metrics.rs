@@ -349,6 +349,16 @@ fn describe() {
         Unit::Count,
         "RocksDB records (puts and merge operands) written by one synced group write."
     );
+    describe_counter!(
+        storage::writer::WAL_CHECKPOINTS,
+        Unit::Count,
+        "Balance checkpoints written after group writes (unflushed balance deltas into the accounts family)."
+    );
+    describe_counter!(
+        storage::writer::WAL_CHECKPOINT_KEYS,
+        Unit::Count,
+        "RocksDB records (merge operands, GL book, mark) written by balance checkpoints."
+    );
     describe_gauge!(
         WAL_QUEUE,
         Unit::Count,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bincode::Encode;
 use crossbeam_channel::Receiver;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use engine::gl::GlBook;
 use engine::{Account, AccountId, Effect, TransferId};
@@ -119,6 +119,11 @@ pub const WAL_BATCH_UNITS: &str = "rongpay_wal_batch_units";
 pub const WAL_BATCH_BYTES: &str = "rongpay_wal_batch_bytes";
 /// RocksDB records (puts and merge operands) per synced group write (a histogram).
 pub const WAL_BATCH_KEYS: &str = "rongpay_wal_batch_keys";
+/// Balance checkpoints written (a counter).
+pub const WAL_CHECKPOINTS: &str = "rongpay_wal_checkpoints_total";
+/// RocksDB records (merge operands, the GL book, the checkpoint's mark) written by balance
+/// checkpoints (a counter): per commit unit, what balances cost besides the group write.
+pub const WAL_CHECKPOINT_KEYS: &str = "rongpay_wal_checkpoint_keys_total";
 
 pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) {
     let wal_metrics = WalMetrics {
@@ -126,6 +131,8 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) 
         units: metrics::histogram!(WAL_BATCH_UNITS),
         bytes: metrics::histogram!(WAL_BATCH_BYTES),
         keys: metrics::histogram!(WAL_BATCH_KEYS),
+        checkpoints: metrics::counter!(WAL_CHECKPOINTS),
+        checkpoint_keys: metrics::counter!(WAL_CHECKPOINT_KEYS),
     };
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
@@ -192,8 +199,17 @@ impl Group {
 /// operands, with [`BalancesThrough`]) by the group that brings them to this many accounts
 /// (a checkpoint is one long write after its group's: more accounts per checkpoint raised
 /// p99 at 1,024 submitters over 1M accounts; 2,048 rather than 4,096 once checkpoints left
-/// the WAL: p99 ≈ 0.8 ms lower for the same throughput, docs/BENCHMARKS.md)...
+/// the WAL: p99 ≈ 0.8 ms lower for the same throughput, docs/BENCHMARKS.md), unless the
+/// group's accounts recur: most of them are already unflushed or were in the last
+/// checkpoint (transfers among a set of accounts, as the batch endpoint's load test sends).
+/// Waiting then folds more of each account's deltas into one merge operand. Payments over
+/// many accounts, a hot merchant's and payouts to many payees do not recur, and checkpoint
+/// at 2,048 as before. Accounts held by both the deltas and the group count once...
 pub const CHECKPOINT_ACCOUNTS: usize = 2_048;
+/// ...or, recurring or not, at this many: a checkpoint's write stays bounded...
+pub const CHECKPOINT_ACCOUNTS_MAX: usize = 16_384;
+/// The group's accounts looked up to tell whether they recur (hash order: a sample).
+const RECUR_SAMPLE: usize = 64;
 /// ...or this many group writes after the last checkpoint...
 pub const CHECKPOINT_GROUPS: u64 = 64;
 /// ...or the first group this long after it: bounds the deltas held in memory. After a
@@ -215,6 +231,8 @@ pub(crate) struct Unflushed {
     /// turnover of the dates not yet final in the meta family (a checkpoint writes it
     /// whole and keeps only the newest date). Read by the GL's readers under the same lock.
     pub(crate) book: GlBook,
+    /// The accounts the last checkpoint wrote: whether a group's accounts recur.
+    last: HashSet<AccountId, foldhash::fast::RandomState>,
     /// Group writes since the last checkpoint, and when it was.
     groups: u64,
     since: Option<Instant>,
@@ -228,6 +246,7 @@ impl Unflushed {
         Unflushed {
             deltas: Deltas::default(),
             book: GlBook::default(),
+            last: HashSet::default(),
             groups: 0,
             since: None,
             every_groups: every_groups.max(1),
@@ -235,10 +254,35 @@ impl Unflushed {
         }
     }
 
+    /// Whether the group with these deltas writes a checkpoint.
     fn due(&self, group: &Deltas) -> bool {
-        self.deltas.len() + group.len() >= CHECKPOINT_ACCOUNTS
+        self.accounts_due(group)
             || self.groups + 1 >= self.every_groups
             || self.since.is_some_and(|t| t.elapsed() >= self.every)
+    }
+
+    fn accounts_due(&self, group: &Deltas) -> bool {
+        // The sum bounds the union from above: count the accounts only near the limit.
+        if self.deltas.len() + group.len() < CHECKPOINT_ACCOUNTS {
+            return false;
+        }
+        let accounts = self.deltas.len()
+            + group
+                .keys()
+                .filter(|a| !self.deltas.contains_key(*a))
+                .count();
+        if accounts >= CHECKPOINT_ACCOUNTS_MAX {
+            return true;
+        }
+        if accounts < CHECKPOINT_ACCOUNTS {
+            return false;
+        }
+        let sample = group.keys().take(RECUR_SAMPLE);
+        let recurring = sample
+            .clone()
+            .filter(|a| self.deltas.contains_key(*a) || self.last.contains(*a))
+            .count();
+        recurring * 2 < sample.count()
     }
 
     fn fold(&mut self, group: Deltas) {
@@ -251,8 +295,12 @@ impl Unflushed {
 
     /// After a checkpoint: the deltas are in the accounts family, and every date but the
     /// newest is final in the meta family (dates only move forward in the journal).
-    fn clear(&mut self) {
+    /// `group`: the deltas of the group whose checkpoint wrote them too (it is not folded).
+    fn clear(&mut self, group: &Deltas) {
         self.book.forget_all_but_newest();
+        self.last.clear();
+        self.last
+            .extend(self.deltas.keys().chain(group.keys()).copied());
         self.deltas.clear();
         self.groups = 0;
         self.since = Some(Instant::now());
@@ -341,7 +389,7 @@ fn checkpoint_now(inner: &Inner) {
     let through = inner.last_seq.load(Ordering::Acquire);
     let nothing = (&Deltas::default(), &GlBook::default());
     if write_checkpoint(inner, &unflushed, nothing, through).is_some() {
-        unflushed.clear();
+        unflushed.clear(&Deltas::default());
     }
 }
 
@@ -601,13 +649,15 @@ fn find_duplicates(inner: &Inner, group: &mut Group) -> Result<()> {
     Ok(())
 }
 
-/// The writer's histograms, looked up once when it starts (the process's recorder is
+/// The writer's histograms and counters, looked up once when it starts (the process's recorder is
 /// installed before the store opens).
 struct WalMetrics {
     sync: metrics::Histogram,
     units: metrics::Histogram,
     bytes: metrics::Histogram,
     keys: metrics::Histogram,
+    checkpoints: metrics::Counter,
+    checkpoint_keys: metrics::Counter,
 }
 
 fn write_group(
@@ -720,6 +770,12 @@ fn write_group(
         wal_metrics.units.record(written as f64);
         wal_metrics.bytes.record(bytes as f64);
         wal_metrics.keys.record(keys as f64);
+        if checkpointed.is_some() {
+            wal_metrics.checkpoints.increment(1);
+            wal_metrics
+                .checkpoint_keys
+                .increment(checkpoint_keys as u64);
+        }
     }
     match result {
         Ok(()) => {
@@ -734,7 +790,7 @@ fn write_group(
                     .absorb(&group_book)
                     .expect("GL balances fit in i128 (checked when the group was booked)");
                 if checkpointed.is_some() {
-                    u.clear();
+                    u.clear(&deltas);
                 } else {
                     u.fold(deltas);
                 }
@@ -825,5 +881,68 @@ fn add_aux(inner: &Inner, batch: &mut WriteBatch, mut aux: Vec<(&[u8], &[u8])>) 
             Some(audit_key) => batch.put_cf(inner.cf_audit(), audit_key, value),
             None => batch.put_cf(inner.cf_aux(), key, value),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deltas(accounts: std::ops::Range<u128>) -> Deltas {
+        accounts
+            .map(|a| (AccountId(a), AccountDelta::default()))
+            .collect()
+    }
+
+    fn unflushed() -> Unflushed {
+        Unflushed::new(u64::MAX, Duration::from_secs(3600))
+    }
+
+    #[test]
+    fn a_checkpoint_counts_accounts_once() {
+        let mut u = unflushed();
+        let n = CHECKPOINT_ACCOUNTS as u128;
+        assert!(!u.due(&deltas(0..n - 1)));
+        assert!(u.due(&deltas(0..n)));
+        u.fold(deltas(0..n / 2));
+        // The same accounts again do not bring the checkpoint nearer...
+        assert!(!u.due(&deltas(0..n / 2)));
+        assert!(!u.due(&deltas(0..n - 1)));
+        // ...new ones do.
+        assert!(u.due(&deltas(n / 2..n + n / 2)));
+    }
+
+    #[test]
+    fn a_checkpoint_waits_while_the_accounts_recur() {
+        let mut u = unflushed();
+        let n = CHECKPOINT_ACCOUNTS as u128;
+        // Transfers among 10,000 accounts: the first group has nothing to recur against.
+        assert!(u.due(&deltas(0..7_000)));
+        u.clear(&deltas(0..7_000));
+        // After that checkpoint its accounts recur, in the next groups and among them.
+        assert!(!u.due(&deltas(1_000..8_000)));
+        u.fold(deltas(1_000..8_000));
+        assert!(!u.due(&deltas(3_000..10_000)));
+        u.fold(deltas(3_000..10_000));
+        // Up to CHECKPOINT_ACCOUNTS_MAX accounts.
+        let max = CHECKPOINT_ACCOUNTS_MAX as u128;
+        let mut u = unflushed();
+        u.clear(&deltas(0..2 * max));
+        assert!(!u.due(&deltas(0..max - 1)));
+        assert!(u.due(&deltas(0..max)));
+        // New accounts: a checkpoint at CHECKPOINT_ACCOUNTS, as without recurrence.
+        let mut u = unflushed();
+        u.clear(&deltas(0..10_000));
+        assert!(!u.due(&deltas(10_000..10_000 + n - 1)));
+        assert!(u.due(&deltas(10_000..10_000 + n)));
+    }
+
+    #[test]
+    fn a_checkpoint_is_due_after_its_groups_whatever_the_accounts() {
+        let mut u = Unflushed::new(3, Duration::from_secs(3600));
+        u.fold(deltas(0..1));
+        assert!(!u.due(&deltas(0..1)));
+        u.fold(deltas(0..1));
+        assert!(u.due(&deltas(0..1)));
     }
 }

@@ -8,7 +8,8 @@
 #   loadtest/ab.sh batch SECONDS PAYD [PAYD ...]
 #     the batch endpoint, 2 connections x 8,190 transfers: transfers per second, and the
 #     RocksDB records and bytes each commit unit (a transfer; the harness's 10,000 account
-#     creations are among them) cost in the synced group writes (payd's WAL histograms).
+#     creations are among them) cost in the synced group writes (payd's WAL histograms), and
+#     the records its balance checkpoints cost per unit (`?` from a payd without the counter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -62,11 +63,11 @@ if [ "$mode" = card ]; then
     echo "| $payd | $u | $c | $(python3 -c "print(f'{$c / $u:.3f}')") |"
   done
 else
-  echo "| payd | transfers/s | records/unit | bytes/unit |"
-  echo "|---|---:|---:|---:|"
-  per_unit() { awk -v m="rongpay_wal_batch_$1_sum" '$1 == m {v = $2} $1 == "rongpay_wal_batch_units_sum" {u = $2} END {if (u > 0) printf "%.2f", v / u; else printf "?"}' "$work/metrics.txt"; }
+  echo "| payd | transfers/s | records/unit | bytes/unit | checkpoint records/unit |"
+  echo "|---|---:|---:|---:|---:|"
+  per_unit() { awk -v m="$1" '$1 == m {v = $2; f = 1} $1 == "rongpay_wal_batch_units_sum" {u = $2} END {if (u > 0 && f) printf "%.2f", v / u; else printf "?"}' "$work/metrics.txt"; }
   for payd in "$@"; do
     run "$payd" batch --connections 2 --scenario batch --batch-size 8190 >/dev/null
-    echo "| $payd | $(sed -n 's/.*= \([0-9]*\) transfers\/s.*/\1/p' "$work/loadtest.out") | $(per_unit keys) | $(per_unit bytes) |"
+    echo "| $payd | $(sed -n 's/.*= \([0-9]*\) transfers\/s.*/\1/p' "$work/loadtest.out") | $(per_unit rongpay_wal_batch_keys_sum) | $(per_unit rongpay_wal_batch_bytes_sum) | $(per_unit rongpay_wal_checkpoint_keys_total) |"
   done
 fi

@@ -5,8 +5,11 @@
 # (loadtest/perf-stages.py). Prints payd's CPU µs per payment and each stage's share of it.
 #   loadtest/http-profile.sh [seconds, default 8] [scenario, default uniform]
 # Scenario `card` charges through channel-sim (two channels, 1 ms median latency, on the load
-# generator's core), as loadtest/bench.sh's card runs do. PAYD=path profiles another payd
-# binary (an earlier build, for a before/after).
+# generator's core), as loadtest/bench.sh's card runs do. Scenario `batch` sends the batch
+# endpoint 8,190 transfers a request on 2 connections (as loadtest/ab.sh does) and counts
+# transfers (the group-commit writer's units) instead of payments. Besides the stages, the
+# report splits payd's CPU by thread. PAYD=path profiles another payd binary (an earlier
+# build, for a before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-8}"
@@ -39,6 +42,20 @@ for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break;
 payments() {
   curl -sf "127.0.0.1:$port/metrics" | awk '/^rongpay_payments_total/ {s += $2} END {printf "%d\n", s}'
 }
+# Both the harness's setup (10,000 account creations) and its load count before the window.
+started=1000
+what="$scenario payments"
+unit=payment
+load=(--connections 64 --scenario "$scenario")
+if [ "$scenario" = batch ]; then
+  payments() {
+    curl -sf "127.0.0.1:$port/metrics" | awk '$1 == "rongpay_wal_batch_units_sum" {printf "%d\n", $2}'
+  }
+  started=50000
+  what="batch transfers"
+  unit=transfer
+  load=(--connections 2 --scenario batch --batch-size 8190)
+fi
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$payd/stat"; }
 sim=()
 if [ "$scenario" = card ]; then
@@ -49,10 +66,10 @@ if [ "$scenario" = card ]; then
   sim=(--sim 127.0.0.1:18491)
 fi
 taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "$((secs + 30))s" \
-  --connections 64 --scenario "$scenario" --accounts 10000 "${sim[@]}" -q >"$work/loadtest.out" 2>&1 &
+  "${load[@]}" --accounts 10000 "${sim[@]}" -q >"$work/loadtest.out" 2>&1 &
 pids+=($!)
 # The harness creates its merchants and accounts first: measure once payments flow.
-for _ in $(seq 1 600); do [ "$(payments)" -gt 1000 ] && break; sleep 0.1; done
+for _ in $(seq 1 600); do [ "$(payments)" -gt "$started" ] && break; sleep 0.1; done
 sleep 2
 p0=$(payments)
 c0=$(cpu_ticks)
@@ -62,7 +79,7 @@ p1=$(payments)
 c1=$(cpu_ticks)
 hz=$(getconf CLK_TCK)
 echo "machine: $(nproc --all) cores, $(lscpu | sed -n 's/^Model name: *//p'); payd on core 0, load on core 1"
-echo "window: ${secs}s, $((p1 - p0)) ${scenario} payments ($(( (p1 - p0) / secs ))/s), payd CPU $(( (c1 - c0) * 1000 / hz )) ms (perf's own unwinding slows payd: compare rates with loadtest/bench.sh, not with this)"
+echo "window: ${secs}s, $((p1 - p0)) $what ($(( (p1 - p0) / secs ))/s), payd CPU $(( (c1 - c0) * 1000 / hz )) ms (perf's own unwinding slows payd: compare rates with loadtest/bench.sh, not with this)"
 perf script -F comm,tid,ip,sym --no-inline -i "$out/perf.data" 2>/dev/null \
-  | python3 loadtest/perf-stages.py --payments "$((p1 - p0))" \
+  | python3 loadtest/perf-stages.py --payments "$((p1 - p0))" --unit "$unit" \
       --cpu-seconds "$(python3 -c "print(($c1 - $c0) / $hz)")"

@@ -29,7 +29,11 @@ THREAD_RUNTIME = [
 WRAPPERS = re.compile(r"^api::auth::verify_signature::\{\{closure\}\}$|^api::server::serve")
 CONCERN, GENERIC, FLOW = 1, 2, 3
 STAGES = [
-    (CONCERN, "auth: key lookup, signature", r"api::auth::|services::merchants::(by_key|key_sha256)|hmac|sha2::|subtle::"),
+    (CONCERN, "auth: key lookup, signature", r"api::auth::|services::merchants::(by_key|key_sha256)"),
+    # Hashing belongs to whoever hashes: auth's signatures and key digests, the batch
+    # endpoint's ledger ids.
+    (GENERIC, "auth: key lookup, signature", r"hmac|sha2::|subtle::"),
+    (CONCERN, "batch transfers: checks, ledger ids, notes", r"services::transfers::"),
     (CONCERN, "idempotency", r"idempotency"),
     (CONCERN, "risk", r"services::risk|services::metrics::risk"),
     (CONCERN, "rate limits", r"ratelimit|governor"),
@@ -105,19 +109,27 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--payments", type=int, required=True)
     ap.add_argument("--cpu-seconds", type=float, required=True)
+    ap.add_argument("--unit", default="payment", help="what --payments counts (batch: transfer)")
     args = ap.parse_args()
     counts = collections.Counter()
+    threads = collections.Counter()
     for head, frames in samples(sys.stdin):
         counts[stage(head, frames)] += 1
+        # "<comm> <tid>": a thread's name without its id (pools share one name).
+        threads[head.rsplit(None, 1)[0]] += 1
     total = sum(counts.values())
     if total == 0 or args.payments == 0:
         sys.exit("no samples or no payments")
     us_per_payment = args.cpu_seconds * 1e6 / args.payments
-    print(f"\n{total} samples; payd CPU {us_per_payment:.1f} µs per payment\n")
-    print("| stage | share of payd's CPU | µs per payment |")
+    print(f"\n{total} samples; payd CPU {us_per_payment:.1f} µs per {args.unit}\n")
+    print(f"| stage | share of payd's CPU | µs per {args.unit} |")
     print("|---|---:|---:|")
     for name, n in counts.most_common():
         print(f"| {name} | {100 * n / total:.1f}% | {us_per_payment * n / total:.1f} |")
+    print(f"\n| thread | share of payd's CPU | µs per {args.unit} |")
+    print("|---|---:|---:|")
+    for name, n in threads.most_common():
+        print(f"| `{name}` | {100 * n / total:.1f}% | {us_per_payment * n / total:.1f} |")
 
 
 if __name__ == "__main__":

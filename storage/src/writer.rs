@@ -208,8 +208,6 @@ impl Group {
 pub const CHECKPOINT_ACCOUNTS: usize = 2_048;
 /// ...or, recurring or not, at this many: a checkpoint's write stays bounded...
 pub const CHECKPOINT_ACCOUNTS_MAX: usize = 16_384;
-/// The group's accounts looked up to tell whether they recur (hash order: a sample).
-const RECUR_SAMPLE: usize = 64;
 /// ...or this many group writes after the last checkpoint...
 pub const CHECKPOINT_GROUPS: u64 = 64;
 /// ...or the first group this long after it: bounds the deltas held in memory. After a
@@ -218,6 +216,8 @@ pub const CHECKPOINT_GROUPS: u64 = 64;
 /// together whenever one memtable fills, so that is at most one 8 MiB memtable of the
 /// busiest id-keyed family behind the journal's end (≈ 80k–180k transfers).
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// The group's accounts looked up to tell whether they recur (hash order: a sample).
+const RECUR_SAMPLE: usize = 64;
 
 /// Balance and status changes that are durable in the journal but not yet in the accounts
 /// family: between checkpoints an account touched by many transfers costs one merge operand
@@ -649,8 +649,8 @@ fn find_duplicates(inner: &Inner, group: &mut Group) -> Result<()> {
     Ok(())
 }
 
-/// The writer's histograms and counters, looked up once when it starts (the process's recorder is
-/// installed before the store opens).
+/// The writer's histograms and counters, looked up once when it starts (the process's
+/// recorder is installed before the store opens).
 struct WalMetrics {
     sync: metrics::Histogram,
     units: metrics::Histogram,

@@ -810,11 +810,13 @@ fn a_missing_statement_is_retried_and_reported_late() {
     );
     // Back up: the retry reconciles it, and nothing is late any more.
     sim.put("bank", json!({"down": false}));
+    // A run is listed `running` from its first (durable) write until its matching is
+    // booked: wait for `done`, or the counts read may be the zeros it starts with.
     eventually(20, "the retry reconciles d0", || {
         p.admin("GET", &format!("/v1/reconciliation/runs?date={d0}"), "")
             .json()["data"]
             .as_array()
-            .is_some_and(|r| r.len() == 1)
+            .is_some_and(|r| r.len() == 1 && r[0]["status"] == "done")
     });
     let run = run_of(&p, &d0);
     assert_eq!(

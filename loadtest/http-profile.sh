@@ -57,6 +57,8 @@ if [ "$scenario" = batch ]; then
   load=(--connections 2 --scenario batch --batch-size 8190)
 fi
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$payd/stat"; }
+# The main thread, where the ledger runs, is named after the binary's file (PAYD=/tmp/payd-x).
+main_comm=$(cat "/proc/$payd/comm")
 sim=()
 if [ "$scenario" = card ]; then
   taskset -c 1 "$bin/channel-sim" --listen 127.0.0.1:18491 --channel 'a={"latency_ms":1}' \
@@ -82,4 +84,5 @@ echo "machine: $(nproc --all) cores, $(lscpu | sed -n 's/^Model name: *//p'); pa
 echo "window: ${secs}s, $((p1 - p0)) $what ($(( (p1 - p0) / secs ))/s), payd CPU $(( (c1 - c0) * 1000 / hz )) ms (perf's own unwinding slows payd: compare rates with loadtest/bench.sh, not with this)"
 perf script -F comm,tid,ip,sym --no-inline -i "$out/perf.data" 2>/dev/null \
   | python3 loadtest/perf-stages.py --payments "$((p1 - p0))" --unit "$unit" \
+      --main-thread "$main_comm" \
       --cpu-seconds "$(python3 -c "print(($c1 - $c0) / $hz)")"

@@ -21,11 +21,10 @@ THREADS = [
     ("rocksdb:low", "store: RocksDB compaction"),
 ]
 # Threads whose runtime and syscall samples belong to one stage: the log writer's, and the
-# main thread's, where payd runs the ledger (its coordinator and shard actors).
-THREAD_RUNTIME = [
-    ("tracing-appende", "access log, tracing"),
-    ("payd ", "ledger: coordinator, shards"),
-]
+# main thread's (named after the binary's file: `--main-thread`), where payd runs the ledger
+# (its coordinator and shard actors).
+LEDGER = "ledger: coordinator, shards"
+THREAD_RUNTIME = [("tracing-appende", "access log, tracing"), ("payd ", LEDGER)]
 WRAPPERS = re.compile(r"^api::auth::verify_signature::\{\{closure\}\}$|^api::server::serve")
 CONCERN, GENERIC, FLOW = 1, 2, 3
 STAGES = [
@@ -110,7 +109,13 @@ def main():
     ap.add_argument("--payments", type=int, required=True)
     ap.add_argument("--cpu-seconds", type=float, required=True)
     ap.add_argument("--unit", default="payment", help="what --payments counts (batch: transfer)")
+    ap.add_argument(
+        "--main-thread",
+        default="payd",
+        help="the main thread's name (/proc/<pid>/comm: the binary's file name, 15 bytes at most)",
+    )
     args = ap.parse_args()
+    THREAD_RUNTIME[1] = (args.main_thread + " ", LEDGER)
     counts = collections.Counter()
     threads = collections.Counter()
     for head, frames in samples(sys.stdin):

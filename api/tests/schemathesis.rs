@@ -110,10 +110,22 @@ fn schemathesis_finds_no_server_error_and_no_nonconforming_answer() {
     env.push(("RONGPAY_ADMIN_TOKEN", ADMIN.to_string()));
     env.push(("RONGPAY_RISK_RULES_FILE", rules.display().to_string()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let p = Payd::start_in(&tmp.path().join("data"), &env);
-    run(&p, ADMIN);
-    let m = p
+    // The operator's run and the merchant's at once (each is one Python process, and the
+    // suite's other tests are done long before them), each against its own payd: the
+    // operator's fuzzing cannot then rotate, disable or re-sign the merchant the other run
+    // acts as.
+    let operator = Payd::start_in(&tmp.path().join("operator"), &env);
+    let shop = Payd::start_in(&tmp.path().join("merchant"), &env);
+    let m = shop
         .admin("POST", "/v1/merchants", r#"{"name":"Fuzz"}"#)
         .json();
-    run(&p, m["secret_key"].as_str().unwrap());
+    let key = m["secret_key"].as_str().unwrap();
+    std::thread::scope(|s| {
+        let by_operator = s.spawn(|| run(&operator, ADMIN));
+        let by_merchant = s.spawn(|| run(&shop, key));
+        let (a, b) = (by_operator.join(), by_merchant.join());
+        if let Err(e) = a.and(b) {
+            std::panic::resume_unwind(e);
+        }
+    });
 }

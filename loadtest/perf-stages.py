@@ -20,11 +20,18 @@ THREADS = [
     ("rocksdb:high", "store: RocksDB flush"),
     ("rocksdb:low", "store: RocksDB compaction"),
 ]
+
+
 # Threads whose runtime and syscall samples belong to one stage: the log writer's, and the
 # main thread's (named after the binary's file: `--main-thread`), where payd runs the ledger
 # (its coordinator and shard actors).
-LEDGER = "ledger: coordinator, shards"
-THREAD_RUNTIME = [("tracing-appende", "access log, tracing"), ("payd ", LEDGER)]
+def thread_runtime(main_thread):
+    return [
+        ("tracing-appende", "access log, tracing"),
+        (main_thread + " ", "ledger: coordinator, shards"),
+    ]
+
+
 WRAPPERS = re.compile(r"^api::auth::verify_signature::\{\{closure\}\}$|^api::server::serve")
 CONCERN, GENERIC, FLOW = 1, 2, 3
 STAGES = [
@@ -76,13 +83,13 @@ def samples(lines):
         yield head, frames
 
 
-def stage(head, frames):
+def stage(head, frames, runtime):
     for prefix, name in THREADS:
         if head.startswith(prefix):
             return name
     found = stage_of_stack(frames)
     if found.startswith(("HTTP server", "other")):
-        for prefix, name in THREAD_RUNTIME:
+        for prefix, name in runtime:
             if head.startswith(prefix):
                 return name
     return found
@@ -115,11 +122,11 @@ def main():
         help="the main thread's name (/proc/<pid>/comm: the binary's file name, 15 bytes at most)",
     )
     args = ap.parse_args()
-    THREAD_RUNTIME[1] = (args.main_thread + " ", LEDGER)
+    runtime = thread_runtime(args.main_thread)
     counts = collections.Counter()
     threads = collections.Counter()
     for head, frames in samples(sys.stdin):
-        counts[stage(head, frames)] += 1
+        counts[stage(head, frames, runtime)] += 1
         # "<comm> <tid>": a thread's name without its id (pools share one name).
         threads[head.rsplit(None, 1)[0]] += 1
     total = sum(counts.values())

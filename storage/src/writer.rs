@@ -923,7 +923,6 @@ mod tests {
         assert!(!u.due(&deltas(1_000..8_000)));
         u.fold(deltas(1_000..8_000));
         assert!(!u.due(&deltas(3_000..10_000)));
-        u.fold(deltas(3_000..10_000));
         // Up to CHECKPOINT_ACCOUNTS_MAX accounts.
         let max = CHECKPOINT_ACCOUNTS_MAX as u128;
         let mut u = unflushed();

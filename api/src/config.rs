@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 62] = [
+pub const SETTINGS: [&str; 63] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -27,6 +27,7 @@ pub const SETTINGS: [&str; 62] = [
     "head_timeout_ms",
     "head_limit_bytes",
     "workers",
+    "ledger_sched_batch",
     "connections_max",
     "default_currency",
     "default_fee_rate",
@@ -105,6 +106,11 @@ pub struct Config {
     pub head_limit_bytes: usize,
     /// HTTP worker threads (each an actix arbiter).
     pub workers: usize,
+    /// Run the ledger's thread at `SCHED_BATCH` (Linux; default true): its wakeups do not
+    /// preempt an HTTP worker sharing its core, so it takes the commands of many requests in
+    /// one round instead of one command per context switch. The workers and the
+    /// group-commit writer stay at the normal policy. docs/ARCHITECTURE.md.
+    pub ledger_sched_batch: bool,
     /// Connections served at once; more wait in the kernel's backlog.
     pub connections_max: usize,
     /// Currency of merchants' own balance accounts.
@@ -249,6 +255,7 @@ impl Default for Config {
             body_timeout_ms: 10_000,
             head_timeout_ms: 5_000,
             workers: 1,
+            ledger_sched_batch: true,
             connections_max: 16_384,
             head_limit_bytes: 16 << 10,
             default_currency: "CNY".to_string(),

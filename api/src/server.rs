@@ -431,7 +431,16 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         ),
         _ => None,
     };
+    let ledger_sched_batch = config.ledger_sched_batch;
     actix_rt::System::new().block_on(async move {
+        // This thread hosts the ledger (started by the recovery below). Threads spawned from
+        // here on inherit the policy: the HTTP workers set theirs back (the app factory runs
+        // on each), as does the group-commit writer.
+        if ledger_sched_batch {
+            if let Err(e) = services::sched::set_current_thread(services::sched::Policy::Batch) {
+                eprintln!("payd: the ledger's thread stays at the normal policy: {e}");
+            }
+        }
         state.platform.start(fatal);
         if let Some(handle) = state.metrics.clone() {
             // Folds histogram samples into buckets when nobody scrapes: bounded memory.
@@ -457,6 +466,14 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
+            // Called on each worker's thread as it starts: a worker answers clients, so its
+            // wakeups preempt the ledger's batch rounds, not the reverse.
+            if ledger_sched_batch {
+                if let Err(e) = services::sched::set_current_thread(services::sched::Policy::Normal)
+                {
+                    eprintln!("payd: an HTTP worker keeps the ledger's policy: {e}");
+                }
+            }
             App::new()
                 .app_data(app_state.clone())
                 .wrap(actix_web::middleware::from_fn(

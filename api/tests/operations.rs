@@ -3,7 +3,8 @@
 //! (`overloaded`), a second process waiting for the data dir (`not_ready`), concurrent
 //! refunds of one payment (`refund_in_progress`) and decisions on one held payment
 //! (`review_in_progress`), a broken chunked body (`invalid_body`), and a credit that would
-//! overflow a balance (`limit_exceeded`).
+//! overflow a balance (`limit_exceeded`); and the threads' scheduling policies
+//! (`ledger_sched_batch`).
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -455,4 +456,68 @@ fn two_decisions_on_one_held_payment_take_turns() {
     assert!(busy > 0, "two simultaneous decisions never overlapped");
     // Each held payment moved its money exactly once.
     assert_eq!(p.balance(&payer), cents(100_000 - approved * 500));
+}
+
+/// Each of payd's threads by name, with its scheduling policy (`/proc/<pid>/task/<tid>/stat`
+/// field 41: 0 `SCHED_OTHER`, 3 `SCHED_BATCH`); the main thread, which hosts the ledger, as
+/// "main".
+fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
+            continue; // a thread that just ended
+        };
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        // After "pid (comm)", fields count from 3 (the state).
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let policy: u32 = rest.split(' ').nth(41 - 3).unwrap().parse().unwrap();
+        let tid = task.file_name().unwrap().to_string_lossy().to_string();
+        let name = if tid == pid.to_string() {
+            "main".to_string()
+        } else {
+            comm.trim().to_string()
+        };
+        out.push((name, policy));
+    }
+    out
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_ledgers_thread_runs_at_sched_batch_and_the_workers_and_writer_do_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(
+        &tmp.path().join("on"),
+        &[("RONGPAY_ADMIN_TOKEN", ADMIN), ("RONGPAY_WORKERS", "2")],
+    );
+    // A payment through the ledger first: every thread it takes exists.
+    funded_account(&p, "1.00");
+    let threads = thread_policies(p.child.id());
+    let policy = |name: &str| -> Vec<u32> {
+        threads
+            .iter()
+            .filter(|(n, _)| n.starts_with(name))
+            .map(|(_, policy)| *policy)
+            .collect()
+    };
+    assert_eq!(policy("main"), [3], "{threads:?}");
+    assert_eq!(policy("actix-rt|system"), [0, 0], "{threads:?}");
+    assert_eq!(policy("rongpay-wal"), [0], "{threads:?}");
+    drop(p);
+
+    // Off: every thread as the kernel started it.
+    let p = Payd::start_in(
+        &tmp.path().join("off"),
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_LEDGER_SCHED_BATCH", "false"),
+        ],
+    );
+    let threads = thread_policies(p.child.id());
+    assert!(threads.len() > 3, "{threads:?}");
+    assert!(
+        threads.iter().all(|(_, policy)| *policy == 0),
+        "{threads:?}"
+    );
 }

@@ -70,3 +70,5 @@ pub mod webhooks;
 pub use error::{Error, Result};
 pub use merchants::Caller;
 pub use platform::{Platform, Settings};
+/// Threads' scheduling policies: payd puts its ledger's thread at `SCHED_BATCH`.
+pub use storage::sched;

@@ -6,6 +6,7 @@
 //! - [`codec`]: record framing (format version, kind, CRC-32) around bincode 2 payloads.
 //! - [`legacy`]: decoders of record format 1, upgraded on read.
 //! - [`schema`]: column families, journal entries and account merge operands.
+//! - [`sched`]: a thread's scheduling policy (the ledger's thread at `SCHED_BATCH`).
 //! - [`shelf`]: record segments, one file per shelved day (final business records out of
 //!   the hot store, read back one key at a time).
 //! - [`records`]: the registry of every key prefix the layers above use, the key builders
@@ -24,6 +25,7 @@ pub mod codec;
 pub mod error;
 pub mod legacy;
 pub mod records;
+pub mod sched;
 pub mod schema;
 pub mod shelf;
 #[cfg(feature = "rocksdb")]

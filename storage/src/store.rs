@@ -484,7 +484,15 @@ impl Store {
         let group_units_max = options.group_units_max.clamp(1, GROUP_UNITS_MAX);
         let writer = std::thread::Builder::new()
             .name("rongpay-wal".to_string())
-            .spawn(move || writer::run(writer_inner, rx, group_units_max))
+            .spawn(move || {
+                // Prompt, whatever the opening thread's policy (payd opens the store from a
+                // thread of its ledger's, at SCHED_BATCH): a group waiting for the HTTP
+                // worker to block measured a worse p99 (docs/ARCHITECTURE.md).
+                if let Err(e) = crate::sched::set_current_thread(crate::sched::Policy::Normal) {
+                    tracing::warn!("the writer's thread keeps its inherited policy: {e}");
+                }
+                writer::run(writer_inner, rx, group_units_max)
+            })
             .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
         let recovery = Recovery {
             last_seq,

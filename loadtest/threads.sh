@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# payd's threads under load, per payment (issue #14): for each setting given, a fresh payd on
+# core 0 with that environment and the harness on core 1 (64 connections), then the run's
+# rate and latency, and per thread of payd the context switches (voluntary: it slept and was
+# woken; involuntary: it was preempted) and CPU µs per payment, counted from
+# /proc/<pid>/task/*/{status,stat} over the run's middle. Give the settings alternated
+# (A B A B) so that the machine's drift shows as noise.
+#   loadtest/threads.sh SECONDS SCENARIO SETTING [SETTING ...]
+# SCENARIO: uniform, hot or card (card: through channel-sim, two 1 ms channels, on core 1).
+# SETTING: space-separated NAME=VALUE pairs for payd's environment; "" for the defaults.
+#   loadtest/threads.sh 10 uniform RONGPAY_LEDGER_SCHED_BATCH=false "" RONGPAY_LEDGER_SCHED_BATCH=false ""
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 3 ] || { sed -n 2,11p "$0"; exit 2; }
+secs=$1
+scenario=$2
+shift 2
+[ "$secs" -ge 4 ] || { echo "threads.sh: at least 4 seconds" >&2; exit 2; }
+scripts/setup.sh build
+. scripts/env.sh
+cargo build --release --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/release"
+work=$(mktemp -d)
+port=18680
+sim_port=18690
+export RONGPAY_ADMIN_TOKEN="adm_thr_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export RONGPAY_RATE_MERCHANT_PER_S=1000000 RONGPAY_RATE_MERCHANT_BURST=1000000
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+sim=()
+if [ "$scenario" = card ]; then
+  taskset -c 1 "$bin/channel-sim" --listen "127.0.0.1:$sim_port" --channel 'a={"latency_ms":1}' \
+    --channel 'b={"latency_ms":1}' >"$work/sim.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -sf "127.0.0.1:$sim_port/_sim/channels" >/dev/null && break; sleep 0.05; done
+  sim=(--sim "127.0.0.1:$sim_port")
+fi
+payments() {
+  curl -sf "127.0.0.1:$port/metrics" | awk '/^rongpay_payments_total/ {s += $2} END {printf "%d\n", s}'
+}
+# name voluntary involuntary cpu-ticks, summed over the threads of one name (the HTTP
+# workers, RocksDB's pools); the main thread, which hosts the ledger, as "main(ledger)".
+snapshot() {
+  local pid=$1 t
+  for t in /proc/"$pid"/task/*; do
+    local name
+    name=$(tr ' ' _ <"$t/comm")
+    [ "${t##*/}" = "$pid" ] && name="main(ledger)"
+    echo "$name $(awk '/^voluntary_ctxt/ {v = $2} /^nonvoluntary_ctxt/ {n = $2} END {print v, n}' "$t/status") $(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')"
+  done | awk '{v[$1] += $2; n[$1] += $3; c[$1] += $4} END {for (k in v) print k, v[k], n[k], c[k]}' | sort
+}
+hz=$(getconf CLK_TCK)
+echo "machine: $(nproc --all) cores, $(lscpu | sed -n 's/^Model name: *//p'), Linux $(uname -r); payd on core 0, load on core 1; $scenario, 64 connections, ${secs}s per run"
+n=0
+for setting in "$@"; do
+  n=$((n + 1))
+  rm -rf "$work/payd"
+  # shellcheck disable=SC2086 # the setting is a list of NAME=VALUE words
+  env $setting taskset -c 0 "$bin/payd" serve --data-dir "$work/payd" --listen "127.0.0.1:$port" \
+    >"$work/payd.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
+  taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "${secs}s" --accounts 10000 \
+    --connections 64 --scenario "$scenario" "${sim[@]}" --label "run$n" --out "$work/out" -q \
+    >"$work/loadtest.out" 2>&1 &
+  lt=$!
+  # The harness sets up its accounts first; count from one second into its payments to one
+  # second before its end.
+  for _ in $(seq 1 600); do [ "$(payments)" -gt 1000 ] && break; sleep 0.1; done
+  sleep 1
+  p0=$(payments)
+  snapshot "$pid" >"$work/s0"
+  sleep $((secs - 2))
+  p1=$(payments)
+  snapshot "$pid" >"$work/s1"
+  wait "$lt"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  count=$((p1 - p0))
+  echo
+  echo "### run $n: ${setting:-defaults}"
+  python3 -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+l, c = r['latency'], r['checks']
+print(f\"{round(r['throughput'])} ok/s, p50 {l['p50_us'] / 1000:.2f} ms, p99 {l['p99_us'] / 1000:.2f} ms, {r['errors']} errors; checks {'passed' if c['passed'] else 'FAILED'} ({c['verified']} verified)\")
+" "$work/out/run$n.json"
+  echo
+  echo "| thread | woken / payment | preempted / payment | CPU µs / payment |"
+  echo "|---|---:|---:|---:|"
+  join "$work/s0" "$work/s1" | awk -v n="$count" -v hz="$hz" '($7 - $4) > 0 || ($5 - $2) > 0 {
+    printf "| `%s` | %.3f | %.3f | %.1f |\n", $1, ($5 - $2) / n, ($6 - $3) / n, ($7 - $4) * 1e6 / hz / n }'
+  echo "| (payments counted) | $count | | |"
+done

@@ -8,6 +8,7 @@
 #   loadtest/threads.sh SECONDS SCENARIO SETTING [SETTING ...]
 # SCENARIO: uniform, hot or card (card: through channel-sim, two 1 ms channels, on core 1).
 # SETTING: space-separated NAME=VALUE pairs for payd's environment; "" for the defaults.
+# RATE=n: an open loop at n payments/s instead of the closed loop.
 #   loadtest/threads.sh 10 uniform RONGPAY_LEDGER_SCHED_BATCH=false "" RONGPAY_LEDGER_SCHED_BATCH=false ""
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +66,8 @@ for setting in "$@"; do
   pid=$!
   for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
   taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "${secs}s" --accounts 10000 \
-    --connections 64 --scenario "$scenario" "${sim[@]}" --label "run$n" --out "$work/out" -q \
+    --connections 64 --scenario "$scenario" "${sim[@]}" ${RATE:+--rate "constant:$RATE"} \
+    --label "run$n" --out "$work/out" -q \
     >"$work/loadtest.out" 2>&1 &
   lt=$!
   # The harness sets up its accounts first; count from one second into its payments to one

@@ -459,9 +459,9 @@ fn two_decisions_on_one_held_payment_take_turns() {
 }
 
 /// Each of payd's threads by name, with its scheduling policy (`/proc/<pid>/task/<tid>/stat`
-/// field 41: 0 `SCHED_OTHER`, 3 `SCHED_BATCH`); the main thread, which hosts the ledger, as
-/// "main".
-fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+/// field 41: 0 `SCHED_OTHER`, 3 `SCHED_BATCH`) and nice value (field 19); the main thread,
+/// which hosts the ledger, as "main".
+fn thread_policies(pid: u32) -> Vec<(String, u32, i32)> {
     let mut out = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let task = task.unwrap().path();
@@ -470,22 +470,23 @@ fn thread_policies(pid: u32) -> Vec<(String, u32)> {
         };
         let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
         // After "pid (comm)", fields count from 3 (the state).
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let policy: u32 = rest.split(' ').nth(41 - 3).unwrap().parse().unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let policy: u32 = fields[41 - 3].parse().unwrap();
+        let nice: i32 = fields[19 - 3].parse().unwrap();
         let tid = task.file_name().unwrap().to_string_lossy().to_string();
         let name = if tid == pid.to_string() {
             "main".to_string()
         } else {
             comm.trim().to_string()
         };
-        out.push((name, policy));
+        out.push((name, policy, nice));
     }
     out
 }
 
 #[test]
 #[cfg(target_os = "linux")]
-fn the_ledgers_thread_runs_at_sched_batch_and_the_workers_and_writer_do_not() {
+fn the_ledgers_thread_runs_at_sched_batch_and_rocksdbs_threads_reniced() {
     let tmp = tempfile::tempdir().unwrap();
     let p = Payd::start_in(
         &tmp.path().join("on"),
@@ -493,17 +494,22 @@ fn the_ledgers_thread_runs_at_sched_batch_and_the_workers_and_writer_do_not() {
     );
     // A payment through the ledger first: every thread it takes exists.
     funded_account(&p, "1.00");
+    // payd's threads start at this process's nice value.
+    let base = thread_policies(std::process::id())[0].2;
     let threads = thread_policies(p.child.id());
-    let policy = |name: &str| -> Vec<u32> {
+    let of = |name: &str| -> Vec<(u32, i32)> {
         threads
             .iter()
-            .filter(|(n, _)| n.starts_with(name))
-            .map(|(_, policy)| *policy)
+            .filter(|(n, _, _)| n.starts_with(name))
+            .map(|(_, policy, nice)| (*policy, *nice))
             .collect()
     };
-    assert_eq!(policy("main"), [3], "{threads:?}");
-    assert_eq!(policy("actix-rt|system"), [0, 0], "{threads:?}");
-    assert_eq!(policy("rongpay-wal"), [0], "{threads:?}");
+    assert_eq!(of("main"), [(3, base)], "{threads:?}");
+    assert_eq!(of("actix-rt|system"), [(0, base), (0, base)], "{threads:?}");
+    assert_eq!(of("rongpay-wal"), [(0, base)], "{threads:?}");
+    let rocksdb = of("rocksdb:");
+    assert!(!rocksdb.is_empty(), "{threads:?}");
+    assert!(rocksdb.iter().all(|(_, nice)| *nice == 5), "{threads:?}");
     drop(p);
 
     // Off: every thread as the kernel started it.
@@ -512,12 +518,15 @@ fn the_ledgers_thread_runs_at_sched_batch_and_the_workers_and_writer_do_not() {
         &[
             ("RONGPAY_ADMIN_TOKEN", ADMIN),
             ("RONGPAY_LEDGER_SCHED_BATCH", "false"),
+            ("RONGPAY_ROCKSDB_BACKGROUND_NICE", "0"),
         ],
     );
     let threads = thread_policies(p.child.id());
     assert!(threads.len() > 3, "{threads:?}");
     assert!(
-        threads.iter().all(|(_, policy)| *policy == 0),
+        threads
+            .iter()
+            .all(|(_, policy, nice)| (*policy, *nice) == (0, 0)),
         "{threads:?}"
     );
 }

@@ -28,6 +28,9 @@ pub struct Settings {
     pub inflight_max: usize,
     /// How long to wait for a data dir another process still holds.
     pub store_lock_wait: Duration,
+    /// The nice value given to RocksDB's flush and compaction threads once the store is
+    /// open (0: left as started). [`crate::sched::renice_threads`].
+    pub rocksdb_background_nice: i32,
     /// TOML risk rules, reloadable; `None`: every payment scores 0.
     pub risk_rules_file: Option<PathBuf>,
     pub channel_timeout: Duration,
@@ -371,6 +374,14 @@ impl Platform {
             }
         };
         let store = Arc::new(store);
+        // RocksDB's pools started with the store: background work, behind the serving
+        // threads when they share a core (docs/ARCHITECTURE.md, "Actors, memory and bounds").
+        let nice = self.settings.rocksdb_background_nice;
+        if nice != 0 {
+            if let Err(e) = crate::sched::renice_threads("rocksdb:", nice) {
+                println!("payd: RocksDB's threads keep their nice value: {e}");
+            }
+        }
         match crate::channels::load_all(&self, &store) {
             Ok(n) if n > 0 => println!("payd: {n} channels configured"),
             Ok(_) => {}

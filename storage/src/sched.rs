@@ -11,6 +11,10 @@
 //!
 //! Threads inherit their creator's policy, so a thread that must answer promptly (an HTTP
 //! worker, the group-commit writer) sets [`Policy::Normal`] itself.
+//!
+//! RocksDB's flush and compaction threads are background work too: payd raises their nice
+//! value ([`renice_threads`], setting `rocksdb_background_nice`), so that a flush of a large
+//! memtable on the serving core takes a smaller share of it while it runs.
 
 /// How the kernel schedules the calling thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +54,54 @@ pub fn current_thread() -> Option<Policy> {
     }
 }
 
+/// Sets the nice value of every thread of this process whose name starts with `prefix`
+/// (RocksDB names its pools' threads `rocksdb:high`, `rocksdb:low`); returns how many. An
+/// unprivileged process may raise a thread's nice value but not lower it back.
+#[cfg(target_os = "linux")]
+pub fn renice_threads(prefix: &str, nice: i32) -> std::io::Result<usize> {
+    let mut count = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let task = task?.path();
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue; // a thread that just ended
+        };
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let Some(tid) = task
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<libc::id_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: plain integers; PRIO_PROCESS with a thread id sets that thread's value.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The calling thread's nice value.
+#[cfg(target_os = "linux")]
+pub fn current_thread_nice() -> i32 {
+    // SAFETY: pid 0 is this thread. -1 is a valid nice value, so errno is not consulted:
+    // getpriority on oneself does not fail.
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn renice_threads(_prefix: &str, _nice: i32) -> std::io::Result<usize> {
+    Ok(0)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn current_thread_nice() -> i32 {
+    0
+}
+
 #[cfg(not(target_os = "linux"))]
 pub fn set_current_thread(_policy: Policy) -> std::io::Result<()> {
     Ok(())
@@ -85,5 +137,31 @@ mod tests {
         .unwrap();
         // Nor was the test's own thread touched.
         assert_eq!(current_thread(), outside);
+    }
+
+    #[test]
+    fn threads_are_reniced_by_name_and_no_others() {
+        let (named_tx, named_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let done_rx = std::sync::Arc::new(std::sync::Mutex::new(done_rx));
+        let spawn = |name: &str| {
+            let (tx, rx) = (named_tx.clone(), std::sync::Arc::clone(&done_rx));
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(move || {
+                    tx.send(()).unwrap();
+                    let _ = rx.lock().unwrap().recv();
+                    current_thread_nice()
+                })
+                .unwrap()
+        };
+        let target = spawn("sched-renice-t");
+        let other = spawn("sched-other-t");
+        named_rx.recv().unwrap();
+        named_rx.recv().unwrap();
+        assert_eq!(renice_threads("sched-renice", 7).unwrap(), 1);
+        drop(done_tx);
+        assert_eq!(target.join().unwrap(), 7);
+        assert_eq!(other.join().unwrap(), current_thread_nice());
     }
 }

@@ -16,26 +16,12 @@ mode=${1:-}
 [ $# -ge 3 ] && { [ "$mode" = card ] || [ "$mode" = batch ]; } || { sed -n 2,9p "$0"; exit 2; }
 secs=$2
 shift 2
-scripts/setup.sh build
-. scripts/env.sh
-cargo build --release --workspace -q
-bin="${CARGO_TARGET_DIR:-target}/release"
-work=$(mktemp -d)
 port=18580
 sim_port=18590
-export RONGPAY_ADMIN_TOKEN="adm_ab_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export RONGPAY_RATE_MERCHANT_PER_S=1000000 RONGPAY_RATE_MERCHANT_BURST=1000000
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+token_prefix=adm_ab
+. loadtest/runs.sh
 if [ "$mode" = card ]; then
-  taskset -c 1 "$bin/channel-sim" --listen "127.0.0.1:$sim_port" --channel 'a={"latency_ms":1}' \
-    --channel 'b={"latency_ms":1}' >"$work/sim.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 100); do curl -sf "127.0.0.1:$sim_port/_sim/channels" >/dev/null && break; sleep 0.05; done
+  start_sim
 fi
 # One run of `loadtest` on a fresh payd ($1), with the harness's other arguments after it;
 # prints the run's JSON report's path.

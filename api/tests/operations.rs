@@ -526,7 +526,7 @@ fn the_ledgers_thread_runs_at_sched_batch_and_rocksdbs_threads_reniced() {
     assert!(
         threads
             .iter()
-            .all(|(_, policy, nice)| (*policy, *nice) == (0, 0)),
+            .all(|(_, policy, nice)| (*policy, *nice) == (0, base)),
         "{threads:?}"
     );
 }

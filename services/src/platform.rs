@@ -29,7 +29,7 @@ pub struct Settings {
     /// How long to wait for a data dir another process still holds.
     pub store_lock_wait: Duration,
     /// The nice value given to RocksDB's flush and compaction threads once the store is
-    /// open (0: left as started). [`crate::sched::renice_threads`].
+    /// open (0: left as started). `StoreOptions::background_nice`.
     pub rocksdb_background_nice: i32,
     /// TOML risk rules, reloadable; `None`: every payment scores 0.
     pub risk_rules_file: Option<PathBuf>,
@@ -350,9 +350,11 @@ impl Platform {
         let mut said_waiting = false;
         let (store, recovery) = loop {
             let dir = dir.clone();
-            match tokio::task::spawn_blocking(move || Store::open(&dir, StoreOptions::default()))
-                .await
-            {
+            let options = StoreOptions {
+                background_nice: self.settings.rocksdb_background_nice,
+                ..StoreOptions::default()
+            };
+            match tokio::task::spawn_blocking(move || Store::open(&dir, options)).await {
                 Ok(Ok(pair)) => break pair,
                 // A predecessor still holds the store (a restart overlapping its shutdown):
                 // keep answering not ready and try again until it lets go or time is up.
@@ -374,14 +376,6 @@ impl Platform {
             }
         };
         let store = Arc::new(store);
-        // RocksDB's pools started with the store: background work, behind the serving
-        // threads when they share a core (docs/ARCHITECTURE.md, "Actors, memory and bounds").
-        let nice = self.settings.rocksdb_background_nice;
-        if nice != 0 {
-            if let Err(e) = crate::sched::renice_threads("rocksdb:", nice) {
-                println!("payd: RocksDB's threads keep their nice value: {e}");
-            }
-        }
         match crate::channels::load_all(&self, &store) {
             Ok(n) if n > 0 => println!("payd: {n} channels configured"),
             Ok(_) => {}

@@ -7,7 +7,8 @@
 //! does not preempt: the ledger runs when the worker waits for its sockets (or at the next
 //! tick), and takes every command queued meanwhile in one round. Nothing else changes: the
 //! thread keeps its fair share of the CPU, and on a machine with an idle core it is woken
-//! there at once as before. docs/ARCHITECTURE.md, "The ledger's thread at SCHED_BATCH".
+//! there at once as before. docs/ARCHITECTURE.md, "Actors, memory and bounds" (threads and
+//! their scheduling policy).
 //!
 //! Threads inherit their creator's policy, so a thread that must answer promptly (an HTTP
 //! worker, the group-commit writer) sets [`Policy::Normal`] itself.
@@ -43,17 +44,6 @@ pub fn set_current_thread(policy: Policy) -> std::io::Result<()> {
     }
 }
 
-/// The calling thread's policy; `None` for the other (real-time, idle, deadline) policies.
-#[cfg(target_os = "linux")]
-pub fn current_thread() -> Option<Policy> {
-    // SAFETY: no arguments beyond the pid; 0 is this thread.
-    match unsafe { libc::sched_getscheduler(0) } {
-        libc::SCHED_OTHER => Some(Policy::Normal),
-        libc::SCHED_BATCH => Some(Policy::Batch),
-        _ => None,
-    }
-}
-
 /// Sets the nice value of every thread of this process whose name starts with `prefix`
 /// (RocksDB names its pools' threads `rocksdb:high`, `rocksdb:low`); returns how many. An
 /// unprivileged process may raise a thread's nice value but not lower it back.
@@ -84,22 +74,9 @@ pub fn renice_threads(prefix: &str, nice: i32) -> std::io::Result<usize> {
     Ok(count)
 }
 
-/// The calling thread's nice value.
-#[cfg(target_os = "linux")]
-pub fn current_thread_nice() -> i32 {
-    // SAFETY: pid 0 is this thread. -1 is a valid nice value, so errno is not consulted:
-    // getpriority on oneself does not fail.
-    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
-}
-
 #[cfg(not(target_os = "linux"))]
 pub fn renice_threads(_prefix: &str, _nice: i32) -> std::io::Result<usize> {
     Ok(0)
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn current_thread_nice() -> i32 {
-    0
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -107,14 +84,25 @@ pub fn set_current_thread(_policy: Policy) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn current_thread() -> Option<Policy> {
-    Some(Policy::Normal)
-}
-
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    /// The calling thread's policy; `None` for the other (real-time, idle, deadline) ones.
+    fn current_thread() -> Option<Policy> {
+        // SAFETY: no arguments beyond the pid; 0 is this thread.
+        match unsafe { libc::sched_getscheduler(0) } {
+            libc::SCHED_OTHER => Some(Policy::Normal),
+            libc::SCHED_BATCH => Some(Policy::Batch),
+            _ => None,
+        }
+    }
+
+    /// The calling thread's nice value.
+    fn current_thread_nice() -> i32 {
+        // SAFETY: pid 0 is this thread; getpriority on oneself does not fail.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+    }
 
     #[test]
     fn a_thread_sets_its_own_policy_and_its_children_inherit_it() {

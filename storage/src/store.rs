@@ -54,6 +54,9 @@ pub struct StoreOptions {
     pub checkpoint_groups: u64,
     /// ...or by the first group this long after it (or when 4,096 accounts wait).
     pub checkpoint_interval: Duration,
+    /// The nice value RocksDB's flush and compaction threads get once the store is open
+    /// (0: left as started). [`crate::sched::renice_threads`].
+    pub background_nice: i32,
 }
 
 impl Default for StoreOptions {
@@ -67,6 +70,7 @@ impl Default for StoreOptions {
             fail_group_write_from: None,
             checkpoint_groups: writer::CHECKPOINT_GROUPS,
             checkpoint_interval: writer::CHECKPOINT_INTERVAL,
+            background_nice: 0,
         }
     }
 }
@@ -494,6 +498,14 @@ impl Store {
                 writer::run(writer_inner, rx, group_units_max)
             })
             .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
+        // RocksDB's pools started with the database: background work, behind the threads
+        // that serve when they share a core (docs/ARCHITECTURE.md, "Actors, memory and
+        // bounds"). RocksDB names them `rocksdb:high` and `rocksdb:low`.
+        if options.background_nice != 0 {
+            if let Err(e) = crate::sched::renice_threads("rocksdb:", options.background_nice) {
+                tracing::warn!("RocksDB's threads keep their nice value: {e}");
+            }
+        }
         let recovery = Recovery {
             last_seq,
             replayed,

@@ -8,6 +8,7 @@
 #   loadtest/threads.sh SECONDS SCENARIO SETTING [SETTING ...]
 # SCENARIO: uniform, hot or card (card: through channel-sim, two 1 ms channels, on core 1).
 # SETTING: space-separated NAME=VALUE pairs for payd's environment; "" for the defaults.
+# PAYD=path among them runs that payd binary (another build, for a before/after).
 # RATE=n: an open loop at n payments/s instead of the closed loop.
 #   loadtest/threads.sh 10 uniform RONGPAY_LEDGER_SCHED_BATCH=false "" RONGPAY_LEDGER_SCHED_BATCH=false ""
 set -euo pipefail
@@ -46,8 +47,12 @@ n=0
 for setting in "$@"; do
   n=$((n + 1))
   rm -rf "$work/payd"
+  payd="$bin/payd"
+  for word in $setting; do
+    case "$word" in PAYD=*) payd="${word#PAYD=}" ;; esac
+  done
   # shellcheck disable=SC2086 # the setting is a list of NAME=VALUE words
-  env $setting taskset -c 0 "$bin/payd" serve --data-dir "$work/payd" --listen "127.0.0.1:$port" \
+  env $setting taskset -c 0 "$payd" serve --data-dir "$work/payd" --listen "127.0.0.1:$port" \
     >"$work/payd.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done

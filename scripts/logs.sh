@@ -22,7 +22,7 @@ case "$what" in
   payment)
     id="${1:?payment id}"
     jq -c --arg id "$id" 'select(.payment_id == $id or ((.spans // []) | any(.payment_id == $id)))
-      | {timestamp, level, target, message, status, route, outcome, channel, latency_us, seq}
+      | {timestamp, level, target, message, status, route, outcome, channel, ranked, latency_us, seq}
       | with_entries(select(.value != null))' "$file" ;;
   request)
     id="${1:?request id}"

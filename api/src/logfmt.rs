@@ -6,8 +6,8 @@
 //! formatter parses each enclosing span's stored fields back into a `serde_json::Value` for
 //! every line, and goes through serde's map serializer for each field. Here a span's fields,
 //! which the fields formatter already stored as a JSON object, are copied as they are, and
-//! each field is escaped straight into the buffer. A card payment writes two such lines
-//! (`routed`, `channel call`) besides its access line (docs/BENCHMARKS.md).
+//! each field is escaped straight into the buffer. A card payment writes one such line per
+//! channel call (`channel call`) besides its access line (docs/BENCHMARKS.md).
 //!
 //! Events bridged from the `log` crate (their metadata is rewritten by tracing-log) and a
 //! span whose stored fields are not a JSON object go through tracing's own formatter.

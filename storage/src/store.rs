@@ -401,21 +401,6 @@ impl Store {
                 table.set_whole_key_filtering(true);
                 o.set_block_based_table_factory(&table);
                 o.set_compaction_filter("rongpay.aux.expiry", drop_expired);
-                // Flushes write L0 uncompressed; compactions compress (LZ4) into the base
-                // level and below. Under load the aux memtable (payments, their indexes and
-                // idempotency answers, ≈ 60 MB per 70k balance payments) fills every few
-                // seconds, and its flush, on the one serving core, was the costliest part of
-                // each: without LZ4 there, balance payments +2.9% in three alternated pairs
-                // (docs/BENCHMARKS.md, session 25). L0 takes more disk until compacted; a
-                // point read of L0 decompresses nothing.
-                o.set_compression_per_level(&[
-                    DBCompressionType::None,
-                    DBCompressionType::Lz4,
-                    DBCompressionType::Lz4,
-                    DBCompressionType::Lz4,
-                    DBCompressionType::Lz4,
-                    DBCompressionType::Lz4,
-                ]);
                 // Compact every file at least daily, so expired records go even when idle.
                 o.set_periodic_compaction_seconds(24 * 3600);
             }

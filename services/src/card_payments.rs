@@ -167,20 +167,15 @@ fn with_health(
     }
 }
 
-/// The routing decision, said once: on the line of the payment's first channel call (a
-/// line of its own was a third of a card payment's log lines and ≈ 1–2 µs of its CPU,
-/// docs/BENCHMARKS.md), or on the warning when no channel is called at all.
-/// (The channels left out are the payment's own `card.excluded`.)
-struct Routed<'a> {
-    ranked: Vec<&'a str>,
-}
-
+/// Calls `c` for `payment`. `ranked`, the routing decision, is given to the payment's first
+/// call only: its line says it with the channels left out (the payment's `card.excluded`),
+/// rather than a line of its own (a third of a card payment's lines, docs/BENCHMARKS.md).
 async fn call(
     state: &Platform,
     c: &Call,
     payment: &Payment,
     request_id: &str,
-    routed: Option<&Routed<'_>>,
+    ranked: Option<&[&str]>,
 ) -> Outcome {
     let currency = Currency::from_numeric(payment.currency)
         .map(|c| c.code())
@@ -254,8 +249,8 @@ async fn call(
         request = %request_id,
         outcome = outcome.label(),
         latency_us = elapsed.as_micros() as u64,
-        ranked = routed.map(|r| tracing::field::debug(&r.ranked)),
-        excluded = routed.and(payment.card.0.as_ref()).map(|card| tracing::field::debug(&card.excluded)),
+        ranked = ranked.map(tracing::field::debug),
+        excluded = ranked.and(payment.card.0.as_ref()).map(|card| tracing::field::debug(&card.excluded)),
         "channel call"
     );
     let latency = elapsed.as_micros() as u64;
@@ -398,9 +393,8 @@ pub async fn charge(
     if let Some(first) = calls.first() {
         crate::metrics::router_choice(&first.name);
     }
-    let mut routed = Some(Routed {
-        ranked: calls.iter().map(|c| c.name.as_str()).collect(),
-    });
+    // Said on the first call's line, or on the warning when no channel is called.
+    let mut ranked = Some(calls.iter().map(|c| c.name.as_str()).collect::<Vec<_>>());
     if let Some(card) = payment.card.0.as_mut() {
         card.excluded = excluded;
     }
@@ -443,7 +437,7 @@ pub async fn charge(
             with_health(state, c.id, |h| h.abandon(payment.amount));
             return Err(e);
         }
-        let outcome = call(state, c, &payment, &request_id, routed.take().as_ref()).await;
+        let outcome = call(state, c, &payment, &request_id, ranked.take().as_deref()).await;
         let label = outcome.label();
         if let Some(card) = payment.card.0.as_mut() {
             card.attempts.push((c.name.clone(), label.to_string()));
@@ -495,9 +489,9 @@ pub async fn charge(
         .0
         .as_ref()
         .is_some_and(|card| card.request_id.is_some());
-    if let (Some(routed), Some(card)) = (routed, payment.card.0.as_ref()) {
+    if let (Some(ranked), Some(card)) = (ranked, payment.card.0.as_ref()) {
         tracing::warn!(
-            ranked = ?routed.ranked,
+            ranked = ?ranked,
             excluded = ?card.excluded,
             attempts = ?card.attempts,
             "no channel called"

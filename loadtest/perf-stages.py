@@ -28,6 +28,7 @@ THREADS = [
 def thread_runtime(main_thread):
     return [
         ("tracing-appende", "access log, tracing"),
+        ("log-writer", "access log, tracing"),
         (main_thread + " ", "ledger: coordinator, shards"),
     ]
 
@@ -44,7 +45,7 @@ STAGES = [
     (CONCERN, "risk", r"services::risk|services::metrics::risk"),
     (CONCERN, "rate limits", r"ratelimit|governor"),
     (CONCERN, "metrics", r"^metrics::|metrics_util|metrics_exporter|api::metrics|services::metrics"),
-    (CONCERN, "access log, tracing", r"api::access|tracing_subscriber|tracing_appender|tracing_core|^tracing::"),
+    (CONCERN, "access log, tracing", r"api::access|api::logwriter|tracing_subscriber|tracing_appender|tracing_core|^tracing::"),
     (CONCERN, "ledger: coordinator, shards", r"actors::"),
     (GENERIC, "parse: body, JSON, amounts", r"serde_json::de|serde_core::de|serde::de|api::body::|rust_decimal|parse_positive|check_out_trade_no"),
     (GENERIC, "render: the payment's JSON", r"serde_json::ser|Serialize for|services::payments::view|payment_id_text|merchant_id_text"),

@@ -85,12 +85,11 @@ pub fn note_payment(req: &actix_web::HttpRequest, payment: &str) {
 /// Where JSON lines go when payd logs JSON: access lines are then written here directly,
 /// in the shape of tracing's JSON lines, for a fraction of the cost of going through the
 /// formatter (which builds the line from a field visitor). Unset: through `tracing`.
-static JSON_WRITER: std::sync::OnceLock<tracing_appender::non_blocking::NonBlocking> =
-    std::sync::OnceLock::new();
+static JSON_WRITER: std::sync::OnceLock<crate::logwriter::LogWriter> = std::sync::OnceLock::new();
 
 /// payd logs JSON to `writer` (the same writer its subscriber uses, so lines stay whole and
 /// in order).
-pub fn write_json_to(writer: tracing_appender::non_blocking::NonBlocking) {
+pub fn write_json_to(writer: crate::logwriter::LogWriter) {
     let _ = JSON_WRITER.set(writer);
 }
 

@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod idempotency;
 pub mod logfmt;
+pub mod logwriter;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;

@@ -52,23 +52,11 @@ enum Cmd {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Lines the log writer may hold before it drops new ones (it never blocks a request).
-const LOG_LINES_BUFFERED: usize = 65_536;
-/// Bytes of log lines the writer thread gathers into one write.
-const LOG_WRITE_BUFFER_BYTES: usize = 64 << 10;
-
 fn main() -> anyhow::Result<()> {
-    // Logs go to stderr through a bounded buffer and a writer thread: a slow terminal or
-    // disk drops lines (counted by tracing-appender) rather than stalling payments.
-    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_LINES_BUFFERED)
-        .lossy(true)
-        // The writer thread drains every queued line, then flushes: buffered, one write(2)
-        // per drained batch instead of one per line (3% of payd's CPU under load).
-        .finish(std::io::BufWriter::with_capacity(
-            LOG_WRITE_BUFFER_BYTES,
-            std::io::stderr(),
-        ));
+    // Logs go to stderr through a bounded buffer and a writer thread that writes what
+    // gathered every 10 ms (api::logwriter): a slow terminal or disk drops lines (counted)
+    // rather than stalling payments, and the thread does not wake for every line.
+    let (writer, _flush_at_exit) = api::logwriter::spawn(std::io::stderr())?;
     let filter = EnvFilter::try_from_env("RONGPAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // JSON, one object per line (docs/ops/LOGS.md), unless RONGPAY_LOG_FORMAT=text.
     if std::env::var("RONGPAY_LOG_FORMAT").is_ok_and(|f| f == "text") {

@@ -344,6 +344,12 @@ fn charges_and_webhooks_go_over_verified_tls_and_an_untrusted_peer_gets_nothing(
     let failed = v["id"].as_str().unwrap().to_string();
     let last_error = delivery_error(&p, &shop.key, &failed);
     assert!(last_error.contains("UnknownIssuer"), "{last_error}");
+    // The log writer writes a warning at once, on its own thread.
+    eventually(10, "the failed channel call is logged", || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("channel not reached")
+    });
     let logged = std::fs::read_to_string(&log).unwrap();
     let line = logged
         .lines()

@@ -50,6 +50,7 @@ const FAMILIES: &[&str] = &[
     "rongpay_ledger_inflight_commands",
     "rongpay_webhook_backlog",
     "rongpay_webhook_deliveries_total",
+    "rongpay_log_lines_dropped_total",
     "rongpay_accounts_passivated_total",
     "rongpay_rate_limited_total",
     "rongpay_sms_messages_total",
@@ -464,7 +465,7 @@ fn a_real_prometheus_started_by_ops_sh_scrapes_payd_loads_the_rules_and_answers_
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap().clone())
         .collect();
-    assert_eq!(rules.len(), 19, "{rules:?}");
+    assert_eq!(rules.len(), 20, "{rules:?}");
     assert!(rules.iter().all(|r| r["health"] != "err"), "{rules:?}");
     let r = try_request(&ops.prometheus, "GET", "/api/v1/alertmanagers", &[], b"").unwrap();
     assert_eq!(

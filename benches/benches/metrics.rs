@@ -122,44 +122,39 @@ fn metrics(c: &mut Criterion) {
 }
 
 /// One request's logging as payd does it: its span (request id, then the payment id
-/// recorded), and its access line, JSON, through the bounded non-blocking writer (here into
+/// recorded), and its access line, JSON, through the bounded log writer, api::logwriter (here into
 /// a sink; in payd, stderr).
 fn access_log(c: &mut Criterion) {
-    let (writer, _guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(65_536)
-        .lossy(true)
-        .finish(std::io::sink());
+    let (writer, _guard) = api::logwriter::spawn(std::io::sink()).unwrap();
     api::access::write_json_to(writer.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(true)
+    let mut g = c.benchmark_group("logs");
+    g.throughput(Throughput::Elements(1));
+    let one_request = || {
+        let span = api::access::span("req_0123abcd-1f");
+        span.record("payment_id", "pay_01a2160a25c265e0af349818540146e0");
+        drop(span);
+        api::access::Line {
+            request_id: "req_0123abcd-1f",
+            client: Some("127.0.0.1"),
+            method: "POST",
+            route: "/v1/payments",
+            status: 201,
+            error_code: None,
+            latency_us: black_box(812),
+            merchant: Some("mch_01a2160a25a3665c31888accb6a62f8c"),
+            payment_id: Some("pay_01a2160a25c265e0af349818540146e0"),
+        }
+        .write();
+    };
+    // payd's subscriber (api/src/main.rs).
+    let payd = tracing_subscriber::fmt()
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+        .event_format(api::logfmt::JsonLines::default())
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
         .with_writer(writer)
         .finish();
-    let mut g = c.benchmark_group("logs");
-    g.throughput(Throughput::Elements(1));
-    tracing::subscriber::with_default(subscriber, || {
-        g.bench_function("request_span_and_access_line", |b| {
-            b.iter(|| {
-                let span = api::access::span("req_0123abcd-1f");
-                span.record("payment_id", "pay_01a2160a25c265e0af349818540146e0");
-                drop(span);
-                api::access::Line {
-                    request_id: "req_0123abcd-1f",
-                    client: Some("127.0.0.1"),
-                    method: "POST",
-                    route: "/v1/payments",
-                    status: 201,
-                    error_code: None,
-                    latency_us: black_box(812),
-                    merchant: Some("mch_01a2160a25a3665c31888accb6a62f8c"),
-                    payment_id: Some("pay_01a2160a25c265e0af349818540146e0"),
-                }
-                .write();
-            })
-        });
+    tracing::subscriber::with_default(payd, || {
+        g.bench_function("request_span_and_access_line", |b| b.iter(one_request));
     });
     g.finish();
 }

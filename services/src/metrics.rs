@@ -61,6 +61,8 @@ pub const LEDGER_INFLIGHT: &str = "rongpay_ledger_inflight_commands";
 // Webhooks.
 pub const WEBHOOKS: &str = "rongpay_webhook_deliveries_total";
 pub const WEBHOOK_BACKLOG: &str = "rongpay_webhook_backlog";
+/// Log lines dropped because the log writer's buffer was full (api::logwriter).
+pub const LOG_LINES_DROPPED: &str = "rongpay_log_lines_dropped_total";
 // Process.
 pub const READY: &str = "rongpay_ready";
 pub const BUILD_INFO: &str = "rongpay_build_info";
@@ -147,6 +149,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
 fn zeroes() {
     gauge!(DAY_END_FAILED).set(0.0);
     counter!(actors::shard::PASSIVATIONS).increment(0);
+    counter!(LOG_LINES_DROPPED).increment(0);
     for template in ["otp", "alert"] {
         for outcome in ["sent", "rate_limited", "failed"] {
             counter!(SMS, "template" => template, "outcome" => outcome).increment(0);
@@ -392,6 +395,11 @@ fn describe() {
         WEBHOOKS,
         Unit::Count,
         "Webhook delivery tries, by outcome: delivered, retry (scheduled again), failed (last try)."
+    );
+    describe_counter!(
+        LOG_LINES_DROPPED,
+        Unit::Count,
+        "Log lines dropped because the log writer's 16 MiB buffer was full (a slow stderr)."
     );
     describe_gauge!(
         WEBHOOK_BACKLOG,

@@ -14,7 +14,8 @@
 //! - A warning or an error wakes the thread at once. Other lines reach stderr up to
 //!   [`INTERVAL`] late, and a kill -9 loses what the buffer held (the non-blocking writer
 //!   lost its queue the same way). The log is not the record of money: the journal is.
-//! - A clean exit (the [`Flusher`] dropped) writes everything out.
+//! - A clean exit (the [`Flusher`] dropped) writes everything out, and so does a fatal
+//!   error's exit ([`flush_all`] before `std::process::exit`).
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -42,12 +43,29 @@ struct Shared {
     wake: Condvar,
     limit: usize,
     interval: Duration,
+    /// Where lines go. Whoever writes (the thread, or [`LogWriter::flush`]) takes the lines
+    /// out of the buffer while holding it, so lines keep their order.
+    out: Mutex<Box<dyn Write + Send>>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves only bytes behind: keep logging.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes what is buffered, through `spare` (emptied after).
+    fn write_out(&self, spare: &mut Vec<u8>) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::swap(&mut self.lock().lines, spare);
+        if !spare.is_empty() {
+            // Nothing can be done about a failing stderr but to go on.
+            let _ = out.write_all(spare).and_then(|()| out.flush());
+        }
+        spare.clear();
+        if spare.capacity() > KEEP_BYTES {
+            spare.shrink_to(KEEP_BYTES);
+        }
     }
 }
 
@@ -63,13 +81,27 @@ pub struct Flusher {
     thread: Option<JoinHandle<()>>,
 }
 
-/// A writer of lines to `out` (payd: stderr) through a thread named `log-writer`.
+/// The process's log writer, for [`flush_all`].
+static PROCESS: std::sync::OnceLock<LogWriter> = std::sync::OnceLock::new();
+
+/// A writer of lines to `out` (payd: stderr) through a thread named `log-writer`. The first
+/// one spawned is the process's, which [`flush_all`] writes out.
 pub fn spawn(out: impl Write + Send + 'static) -> std::io::Result<(LogWriter, Flusher)> {
-    spawn_with(out, BUFFER_BYTES, INTERVAL)
+    let spawned = spawn_with(out, BUFFER_BYTES, INTERVAL)?;
+    let _ = PROCESS.set(spawned.0.clone());
+    Ok(spawned)
+}
+
+/// Writes out every line the process's log writer holds, on the calling thread: before
+/// `std::process::exit`, which skips the [`Flusher`].
+pub fn flush_all() {
+    if let Some(writer) = PROCESS.get() {
+        writer.flush();
+    }
 }
 
 fn spawn_with(
-    mut out: impl Write + Send + 'static,
+    out: impl Write + Send + 'static,
     limit: usize,
     interval: Duration,
 ) -> std::io::Result<(LogWriter, Flusher)> {
@@ -83,11 +115,12 @@ fn spawn_with(
         wake: Condvar::new(),
         limit,
         interval,
+        out: Mutex::new(Box::new(out)),
     });
     let theirs = shared.clone();
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || run(&theirs, &mut out))?;
+        .spawn(move || run(&theirs))?;
     Ok((
         LogWriter {
             shared: shared.clone(),
@@ -99,7 +132,7 @@ fn spawn_with(
     ))
 }
 
-fn run(shared: &Shared, out: &mut dyn Write) {
+fn run(shared: &Shared) {
     let mut spare: Vec<u8> = Vec::with_capacity(64 << 10);
     loop {
         let mut state = shared.lock();
@@ -114,18 +147,18 @@ fn run(shared: &Shared, out: &mut dyn Write) {
             .wait_timeout_while(state, shared.interval, |s| !s.urgent && !s.closed)
             .unwrap_or_else(|e| e.into_inner());
         state.urgent = false;
-        std::mem::swap(&mut state.lines, &mut spare);
-        let stop = state.closed && spare.is_empty();
-        drop(state);
-        if stop {
+        if state.closed && state.lines.is_empty() {
             return;
         }
-        // Nothing can be done about a failing stderr but to go on.
-        let _ = out.write_all(&spare).and_then(|()| out.flush());
-        spare.clear();
-        if spare.capacity() > KEEP_BYTES {
-            spare.shrink_to(KEEP_BYTES);
-        }
+        drop(state);
+        shared.write_out(&mut spare);
+    }
+}
+
+impl LogWriter {
+    /// Writes out every line buffered so far, on the calling thread.
+    pub fn flush(&self) {
+        self.shared.write_out(&mut Vec::new());
     }
 }
 
@@ -317,6 +350,20 @@ mod tests {
             .chain((0..10).map(|i| format!("line {i:04}")))
             .collect();
         assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn flush_writes_what_is_buffered_at_once_and_in_order() {
+        let out = Out::default();
+        let (writer, flusher) =
+            spawn_with(out.clone(), BUFFER_BYTES, Duration::from_secs(3600)).unwrap();
+        writer.make_writer().write_all(b"one\n").unwrap();
+        writer.make_writer().write_all(b"two\n").unwrap();
+        writer.flush();
+        assert_eq!(out.text(), "one\ntwo\n");
+        writer.make_writer().write_all(b"three\n").unwrap();
+        drop(flusher);
+        assert_eq!(out.text(), "one\ntwo\nthree\n");
     }
 
     #[test]

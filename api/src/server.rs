@@ -586,5 +586,7 @@ async fn guard_request(
 fn fatal(message: &str) -> ! {
     eprintln!("payd: {message}");
     tracing::error!("{message}");
+    // `exit` skips the log writer's clean stop: write out what it holds first.
+    crate::logwriter::flush_all();
     std::process::exit(2)
 }

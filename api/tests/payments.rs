@@ -111,6 +111,32 @@ fn a_balance_payment_moves_money_exactly() {
     );
 }
 
+/// Identifiers whose digits happen to hold a Luhn-valid run of 13-19 digits (one random
+/// 32-hex id in ~1,300; as often a UUID) are not card numbers: as `out_trade_no` and in the
+/// metadata (an order's payment carries its order id there) they are accepted. The run
+/// alone is still refused.
+#[test]
+fn identifiers_whose_digits_pass_luhn_are_not_card_numbers() {
+    let p = Payd::start();
+    let shop = merchant(&p, r#"{"name":"Ids"}"#);
+    let payer = funded_account(&p, "10.00");
+    for otn in [
+        "98b49196-7163-8755-09af-b15cc7300eef",
+        "ord_01a23ca80b1fb7f925a2147647782587",
+    ] {
+        let r = pay(&p, &shop.key, otn, "1.00", &payer);
+        assert_eq!(r.status, 201, "{otn}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["status"], "succeeded");
+        assert_eq!(r.json()["metadata"]["order"], otn);
+    }
+    let r = pay(&p, &shop.key, "2147647782587", "1.00", &payer);
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "card_number_not_allowed")
+    );
+    assert_eq!(balance(&p, &payer), "8.00");
+}
+
 #[test]
 fn declines_are_failed_payments_and_duplicates_are_refused() {
     let p = Payd::start();

@@ -102,12 +102,37 @@ fn find(text: &str) -> Vec<(usize, usize)> {
         if (13..=19).contains(&digits.len())
             && matches!(digits.as_bytes()[0], b'2'..=b'6')
             && luhn_valid(&digits)
+            && !inside_identifier(bytes, start, end)
         {
             found.push((start, end));
         }
         i = end.max(i + 1);
     }
     found
+}
+
+/// Hex identifiers at least this long (payd's ids: 32 hex digits after their prefix; a
+/// UUID: 36 characters with its dashes) are not searched for card numbers.
+const IDENTIFIER_MIN: usize = 32;
+
+/// Whether the digits at `start..end` are part of a hex identifier: a run of at least
+/// [`IDENTIFIER_MIN`] hex digits and dashes holding a letter. One in ~1,300 random 32-hex ids
+/// holds a Luhn-valid run of 13–19 digits (`ord_01a23ca80b1fb7f925a2147647782587`), and a
+/// merchant's UUIDs as often: refusing those as card numbers refused an order's payment
+/// (its id is in the payment's metadata) and would refuse a merchant's `out_trade_no`.
+fn inside_identifier(bytes: &[u8], start: usize, end: usize) -> bool {
+    let id_char = |b: &u8| b.is_ascii_hexdigit() || *b == b'-';
+    if !bytes[start..end].iter().all(id_char) {
+        return false;
+    }
+    let from = start
+        - bytes[..start]
+            .iter()
+            .rev()
+            .take_while(|b| id_char(b))
+            .count();
+    let to = end + bytes[end..].iter().take_while(|b| id_char(b)).count();
+    to - from >= IDENTIFIER_MIN && bytes[from..to].iter().any(u8::is_ascii_alphabetic)
 }
 
 /// Whether `text` holds something that looks like a card number.
@@ -181,8 +206,25 @@ mod tests {
             "41111111111",                   // too short
             "41111111111111111111111",       // a longer run is not a card number
             "order 4111  1111 1111 1111",    // two separators: four numbers
+            // Identifiers whose digits hold a Luhn-valid run: an order's id and a UUID.
+            "ord_01a23ca80b1fb7f925a2147647782587",
+            "metadata order_id=ord_01a23ca80b1fb7f925a2147647782587.",
+            "98b49196-7163-8755-09af-b15cc7300eef",
+            "98B49196-7163-8755-09AF-B15CC7300EEF",
         ] {
             assert!(!contains(not), "{not}");
         }
+        // The same runs alone, or in a token too short to be an identifier, are card-like.
+        for pan in [
+            "2147647782587",
+            "x2147647782587y",
+            "ca2147647782587",
+            "49196-7163-8755-09",
+            "card 4111111111111111 in 0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(contains(pan), "{pan}");
+        }
+        // A card number glued into a long hex token is taken for part of an identifier.
+        assert!(!contains("abcdef4111111111111111abcdef0123"));
     }
 }

@@ -4,9 +4,10 @@
 //! tracing-appender's non-blocking writer (used before) hands each line to its thread
 //! through a channel, so under load that thread woke for nearly every line: a futex wake on
 //! the serving thread, a context switch and a `write(2)` per line, its spin-and-yield
-//! backoff on the serving core. At 7,000 card payments/s (two lines each) that was 3.6 µs
-//! of payd's CPU per payment (docs/BENCHMARKS.md). Here a line is a `memcpy` under a mutex,
-//! and the thread wakes once per interval that has lines at all.
+//! backoff on the serving core. At 8,700 card payments/s (two lines each) that thread took
+//! 2.2–2.3 µs of payd's CPU per payment, against 0.7 µs for this one (`loadtest/threads.sh`,
+//! docs/BENCHMARKS.md). Here a line is a `memcpy` under a mutex, and the thread wakes once
+//! per interval that has lines at all.
 //!
 //! Bounds and what is given up:
 //! - The buffer holds at most [`BUFFER_BYTES`]; a line that does not fit is dropped and

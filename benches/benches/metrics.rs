@@ -122,8 +122,8 @@ fn metrics(c: &mut Criterion) {
 }
 
 /// One request's logging as payd does it: its span (request id, then the payment id
-/// recorded), and its access line, JSON, through the bounded log writer, api::logwriter (here into
-/// a sink; in payd, stderr).
+/// recorded), and its access line, JSON, through payd's subscriber and its bounded log
+/// writer, `api::logwriter` (here into a sink; in payd, stderr).
 fn access_log(c: &mut Criterion) {
     let (writer, _guard) = api::logwriter::spawn(std::io::sink()).unwrap();
     api::access::write_json_to(writer.clone());

@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 64] = [
+pub const SETTINGS: [&str; 65] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -29,6 +29,7 @@ pub const SETTINGS: [&str; 64] = [
     "workers",
     "ledger_sched_batch",
     "rocksdb_background_nice",
+    "dedup_filter_mb",
     "connections_max",
     "default_currency",
     "default_fee_rate",
@@ -116,6 +117,10 @@ pub struct Config {
     /// them as started): a flush of a large memtable on the serving core then takes a smaller
     /// share of it while it runs, and the tail of payments' latency with it.
     pub rocksdb_background_nice: i32,
+    /// MiB the group-commit writer's in-memory filter of durable transfer ids may grow to
+    /// (0 to 4096; default 128, 64M ids; under 2 turns it off): new ids are ruled out in
+    /// memory instead of being looked up in RocksDB. docs/ARCHITECTURE.md.
+    pub dedup_filter_mb: usize,
     /// Connections served at once; more wait in the kernel's backlog.
     pub connections_max: usize,
     /// Currency of merchants' own balance accounts.
@@ -262,6 +267,7 @@ impl Default for Config {
             workers: 1,
             ledger_sched_batch: true,
             rocksdb_background_nice: 5,
+            dedup_filter_mb: services::platform::DEDUP_FILTER_BYTES_MAX >> 20,
             connections_max: 16_384,
             head_limit_bytes: 16 << 10,
             default_currency: "CNY".to_string(),
@@ -451,6 +457,12 @@ impl Config {
                 self.rocksdb_background_nice
             ));
         }
+        if self.dedup_filter_mb > 4096 {
+            return Err(format!(
+                "dedup_filter_mb: {} is outside 0..=4096",
+                self.dedup_filter_mb
+            ));
+        }
         if !(1..=64).contains(&self.workers) {
             return Err(format!("workers: {} is outside 1..=64", self.workers));
         }
@@ -634,6 +646,7 @@ impl Config {
             inflight_max: self.inflight_max,
             store_lock_wait: Duration::from_millis(self.store_lock_wait_ms),
             rocksdb_background_nice: self.rocksdb_background_nice,
+            dedup_filter_bytes_max: self.dedup_filter_mb << 20,
             risk_rules_file: self.risk_rules_file.clone(),
             channel_timeout: self.channel_timeout(),
             routing_policy: self.policy(),
@@ -844,6 +857,7 @@ mod tests {
         assert!(bad(|c| c.body_limit_bytes = 10).starts_with("body_limit_bytes:"));
         assert!(bad(|c| c.workers = 0).starts_with("workers:"));
         assert!(bad(|c| c.rocksdb_background_nice = 20).starts_with("rocksdb_background_nice:"));
+        assert!(bad(|c| c.dedup_filter_mb = 4097).starts_with("dedup_filter_mb:"));
         assert!(bad(|c| c.rocksdb_background_nice = -1).starts_with("rocksdb_background_nice:"));
         assert!(bad(|c| c.inflight_max = 0).starts_with("inflight_max:"));
         assert!(bad(|c| c.store_lock_wait_ms = u64::MAX).starts_with("store_lock_wait_ms:"));

@@ -31,6 +31,8 @@ pub struct Settings {
     /// The nice value given to RocksDB's flush and compaction threads once the store is
     /// open (0: left as started). `StoreOptions::background_nice`.
     pub rocksdb_background_nice: i32,
+    /// `StoreOptions::dedup_filter_bytes_max`.
+    pub dedup_filter_bytes_max: usize,
     /// TOML risk rules, reloadable; `None`: every payment scores 0.
     pub risk_rules_file: Option<PathBuf>,
     pub channel_timeout: Duration,
@@ -352,6 +354,7 @@ impl Platform {
             let dir = dir.clone();
             let options = StoreOptions {
                 background_nice: self.settings.rocksdb_background_nice,
+                dedup_filter_bytes_max: self.settings.dedup_filter_bytes_max,
                 ..StoreOptions::default()
             };
             match tokio::task::spawn_blocking(move || Store::open(&dir, options)).await {
@@ -489,6 +492,9 @@ impl Platform {
         Some(store.last_seq())
     }
 }
+
+/// The default bound on the writer's filter of durable transfer ids, in bytes.
+pub use storage::store::DEDUP_FILTER_BYTES_MAX;
 
 /// Ledger commands admitted at once by default.
 pub const INFLIGHT_COMMANDS_MAX: usize = actors::ledger::INFLIGHT_COMMANDS_MAX;

@@ -57,6 +57,9 @@ pub struct StoreOptions {
     /// The nice value RocksDB's flush and compaction threads get once the store is open
     /// (0: left as started). [`crate::sched::renice_threads`].
     pub background_nice: i32,
+    /// The most memory the writer's filter of durable transfer ids takes
+    /// ([`crate::idfilter`]); under 2 MiB turns it off.
+    pub dedup_filter_bytes_max: usize,
 }
 
 impl Default for StoreOptions {
@@ -71,9 +74,13 @@ impl Default for StoreOptions {
             checkpoint_groups: writer::CHECKPOINT_GROUPS,
             checkpoint_interval: writer::CHECKPOINT_INTERVAL,
             background_nice: 0,
+            dedup_filter_bytes_max: DEDUP_FILTER_BYTES_MAX,
         }
     }
 }
+
+/// [`StoreOptions::dedup_filter_bytes_max`]'s default: 64M transfer ids.
+pub const DEDUP_FILTER_BYTES_MAX: usize = 128 << 20;
 
 /// Counters of the group-commit writer, read by metrics and benchmarks.
 #[derive(Debug, Default)]
@@ -90,6 +97,10 @@ pub struct WriterStats {
     pub checkpoint_nanos: AtomicU64,
     /// Times a group write met a RocksDB write stall (`no_slowdown` refused it) and waited.
     pub stalls: AtomicU64,
+    /// Transfer ids looked up in the dedup index, and those the writer's id filter ruled
+    /// out without a lookup ([`crate::idfilter`]).
+    pub dedup_lookups: AtomicU64,
+    pub dedup_filtered: AtomicU64,
 }
 
 impl WriterStats {
@@ -483,6 +494,7 @@ impl Store {
         let replayed = replay_unflushed(&inner, last_seq, has_book)?;
         let (accounts, trial_balance) = check_trial_balance(&inner, has_book)?;
 
+        let filter = dedup_filter(&inner, options.dedup_filter_bytes_max)?;
         let (tx, rx) = crossbeam_channel::bounded(options.queue_units_max);
         let writer_inner = Arc::clone(&inner);
         let group_units_max = options.group_units_max.clamp(1, GROUP_UNITS_MAX);
@@ -495,7 +507,7 @@ impl Store {
                 if let Err(e) = crate::sched::set_current_thread(crate::sched::Policy::Normal) {
                     tracing::warn!("the writer's thread keeps its inherited policy: {e}");
                 }
-                writer::run(writer_inner, rx, group_units_max)
+                writer::run(writer_inner, rx, group_units_max, filter)
             })
             .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
         // RocksDB's pools started with the database: background work, behind the threads
@@ -1739,6 +1751,46 @@ fn with_unflushed(account: &mut Account, deltas: &Deltas) -> Result<()> {
             StoreError::Inconsistent(format!("account {} overflows i64", account.id))
         }),
     }
+}
+
+/// The writer's filter of the transfer ids in the dedup index ([`crate::idfilter`]), from a
+/// scan of its keys (before the writer starts: nothing adds keys meanwhile).
+fn dedup_filter(inner: &Inner, bytes_max: usize) -> Result<crate::idfilter::IdFilter> {
+    let started = Instant::now();
+    let cf = inner.cf_dedup();
+    let estimate = inner
+        .db
+        .property_int_value_cf(cf, "rocksdb.estimate-num-keys")?
+        .unwrap_or(0);
+    let mut filter = crate::idfilter::IdFilter::new(estimate as usize, bytes_max);
+    if filter.saturated() {
+        return Ok(filter);
+    }
+    let mut read = ReadOptions::default();
+    read.set_total_order_seek(true);
+    read.fill_cache(false);
+    read.set_readahead_size(4 << 20);
+    let mut iter = inner.db.raw_iterator_cf_opt(cf, read);
+    iter.seek_to_first();
+    while let Some(key) = iter.key() {
+        let id: &[u8; 16] = key
+            .try_into()
+            .map_err(|_| StoreError::Inconsistent(format!("a dedup key of {} bytes", key.len())))?;
+        filter.insert(id);
+        if filter.saturated() {
+            break;
+        }
+        iter.next();
+    }
+    iter.status()?;
+    tracing::info!(
+        ids = filter.len(),
+        bytes = filter.bytes(),
+        saturated = filter.saturated(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "dedup filter built"
+    );
+    Ok(filter)
 }
 
 fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> Result<()> {

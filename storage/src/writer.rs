@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::codec::{self, Kind};
 use crate::error::{Result, StoreError};
+use crate::idfilter::IdFilter;
 use crate::schema::{
     gl_day_key, seq_key, AccountDelta, BalancesThrough, GlBalances, META_BALANCES_THROUGH,
     META_GL_BALANCES,
@@ -125,7 +126,12 @@ pub const WAL_CHECKPOINTS: &str = "rongpay_wal_checkpoints_total";
 /// checkpoints (a counter): per commit unit, what balances cost besides the group write.
 pub const WAL_CHECKPOINT_KEYS: &str = "rongpay_wal_checkpoint_keys_total";
 
-pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) {
+pub(crate) fn run(
+    inner: Arc<Inner>,
+    rx: Receiver<Msg>,
+    batch_units_max: usize,
+    mut filter: IdFilter,
+) {
     let wal_metrics = WalMetrics {
         sync: metrics::histogram!(WAL_SYNC_SECONDS),
         units: metrics::histogram!(WAL_BATCH_UNITS),
@@ -155,7 +161,13 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Msg>, batch_units_max: usize) 
                 Err(_) => break,
             }
         }
-        write_group(&inner, &mut group, &write_options, &wal_metrics);
+        write_group(
+            &inner,
+            &mut group,
+            &mut filter,
+            &write_options,
+            &wal_metrics,
+        );
     }
     checkpoint_now(&inner);
     // Anything that raced with Stop is refused, not dropped silently.
@@ -175,6 +187,8 @@ struct Group {
     refused: Vec<Option<StoreError>>,
     /// Scratch: the transfer ids the group posts, with the unit posting each.
     ids: Vec<([u8; 16], usize)>,
+    /// Scratch: those of them the id filter could not rule out.
+    maybe: Vec<([u8; 16], usize)>,
 }
 
 impl Group {
@@ -617,10 +631,11 @@ pub(crate) fn add_effect(deltas: &mut Deltas, effect: &Effect) {
 }
 
 /// Marks the units of the group that post a transfer id already durable, or posted by an
-/// earlier unit of the same group: they are answered, not written. One sorted multi-get over
-/// the dedup index per group (bloom filters answer most of it), on this thread, instead of a
-/// point read per transfer on the submitters' thread.
-fn find_duplicates(inner: &Inner, group: &mut Group) -> Result<()> {
+/// earlier unit of the same group: they are answered, not written. The writer's id filter
+/// rules out most ids; the rest are looked up in one sorted multi-get over the dedup index
+/// per group, on this thread, instead of a point read per transfer on the submitters'
+/// thread. Every id of the group then goes into the filter, before any is written.
+fn find_duplicates(inner: &Inner, group: &mut Group, filter: &mut IdFilter) -> Result<()> {
     group.refused.clear();
     group.refused.resize(group.units, None);
     group.ids.clear();
@@ -640,11 +655,37 @@ fn find_duplicates(inner: &Inner, group: &mut Group) -> Result<()> {
             group.refused[unit] = Some(StoreError::DuplicateTransfer(u128::from_be_bytes(id)));
         }
     }
-    let found = inner.posted(group.ids.iter().map(|(k, _)| k))?;
-    for ((id, unit), found) in group.ids.iter().zip(found) {
-        if found.is_some() {
-            group.refused[*unit] = Some(StoreError::DuplicateTransfer(u128::from_be_bytes(*id)));
+    group.maybe.clear();
+    group
+        .maybe
+        .extend(group.ids.iter().filter(|(id, _)| filter.may_contain(id)));
+    if !group.maybe.is_empty() {
+        let found = inner.posted(group.maybe.iter().map(|(k, _)| k))?;
+        for ((id, unit), found) in group.maybe.iter().zip(found) {
+            if found.is_some() {
+                group.refused[*unit] =
+                    Some(StoreError::DuplicateTransfer(u128::from_be_bytes(*id)));
+            }
         }
+    }
+    inner
+        .stats
+        .dedup_lookups
+        .fetch_add(group.maybe.len() as u64, Ordering::Relaxed);
+    inner.stats.dedup_filtered.fetch_add(
+        (group.ids.len() - group.maybe.len()) as u64,
+        Ordering::Relaxed,
+    );
+    // Refused units' ids too: a superset is still correct, and one pass is cheaper.
+    let saturated = filter.saturated();
+    for (id, _) in &group.ids {
+        filter.insert(id);
+    }
+    if filter.saturated() && !saturated {
+        tracing::warn!(
+            bytes_max = filter.bytes_max(),
+            "the dedup filter is full: every transfer id is looked up in RocksDB until a restart sizes it afresh"
+        );
     }
     Ok(())
 }
@@ -663,6 +704,7 @@ struct WalMetrics {
 fn write_group(
     inner: &Inner,
     group: &mut Group,
+    filter: &mut IdFilter,
     write_options: &WriteOptions,
     wal_metrics: &WalMetrics,
 ) {
@@ -670,7 +712,7 @@ fn write_group(
         group.fail(&StoreError::Poisoned(reason));
         return;
     }
-    if let Err(e) = find_duplicates(inner, group) {
+    if let Err(e) = find_duplicates(inner, group, filter) {
         // A failed read of the index: the store cannot tell what is durable. Poison, as for
         // a failed write: nothing more is acknowledged until a restart recovers.
         let reason = format!("reading the dedup index failed: {e}");

@@ -168,3 +168,82 @@ fn the_writer_answers_duplicates_from_the_group_it_writes() {
     assert_eq!(recovery.last_seq, 4);
     store.verify().unwrap();
 }
+
+/// The writer's id filter is built from the dedup index when the store opens: an id durable
+/// before a restart is still a duplicate after it, with the filter on or off, and new ids
+/// are mostly ruled out without a lookup.
+#[test]
+fn duplicates_are_found_after_a_restart_with_or_without_the_id_filter() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        store.commit_blocking(create_accounts(2)).unwrap();
+        let ack = store
+            .submit_many(
+                (1..=500)
+                    .map(|id| transfer(id, FUNDS, user(0), 1))
+                    .collect(),
+            )
+            .unwrap();
+        assert!(ack
+            .blocking_recv()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .all(Result::is_ok));
+        let stats = store.stats();
+        assert_eq!(
+            stats.dedup_lookups.load(Relaxed) + stats.dedup_filtered.load(Relaxed),
+            500
+        );
+    }
+    for bytes_max in [storage::store::DEDUP_FILTER_BYTES_MAX, 0] {
+        let options = StoreOptions {
+            dedup_filter_bytes_max: bytes_max,
+            ..StoreOptions::default()
+        };
+        let (store, _) = Store::open(dir.path(), options).unwrap();
+        // Ids 1..=500 again, and 1,000 new ones (each tried once, on both opens: the
+        // second open sees the first's).
+        let base = if bytes_max == 0 { 3_000 } else { 1_000 };
+        let units: Vec<_> = (1..=500)
+            .chain(base..base + 1_000)
+            .map(|id| transfer(id, FUNDS, user(0), 1))
+            .collect();
+        let outcomes = store
+            .submit_many(units)
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        for (i, outcome) in outcomes.iter().enumerate() {
+            if i < 500 {
+                assert_eq!(
+                    *outcome,
+                    Err(StoreError::DuplicateTransfer(i as u128 + 1)),
+                    "filter of {bytes_max} bytes"
+                );
+            } else {
+                assert!(outcome.is_ok(), "{outcome:?}");
+            }
+        }
+        let stats = store.stats();
+        let (lookups, filtered) = (
+            stats.dedup_lookups.load(Relaxed),
+            stats.dedup_filtered.load(Relaxed),
+        );
+        if bytes_max == 0 {
+            assert_eq!((lookups, filtered), (1_500, 0));
+        } else {
+            // The durable ids all looked up; of the new ones, false positives only.
+            assert_eq!(lookups + filtered, 1_500);
+            assert!((500..510).contains(&lookups), "{lookups} lookups");
+        }
+        let opens = 1 + (bytes_max == 0) as i64;
+        assert_eq!(
+            store.account(user(0)).unwrap().unwrap().balance,
+            500 + 1_000 * opens
+        );
+    }
+}

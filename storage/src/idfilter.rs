@@ -9,10 +9,12 @@
 //! the layout of Apache Parquet's and Impala's), 16 bits per id. Only ids it cannot rule
 //! out go to RocksDB.
 //!
-//! Invariant: every key in the dedup family is in the filter. It is built from a scan of
-//! the family when the store opens, before the writer starts, and the writer (the only
-//! thread that adds dedup keys) adds each group's ids before they are written. Ids that
-//! leave the family (shelved) stay in the filter as false positives until the next open.
+//! Invariant: once the writer uses the filter, every key in the dedup family is in it. A
+//! thread builds it from a scan of the family after the store opens; the writer (the only
+//! thread that adds dedup keys) looks every id up until it arrives, keeps the ids it writes
+//! meanwhile and adds them to it, then adds each group's ids before they are written
+//! (`writer::IdFilterState`). Ids that leave the family (shelved) stay in the filter as
+//! false positives until the next open.
 //!
 //! Bounded: the first segment is sized for twice the ids found at open (at least
 //! [`MIN_IDS`]); a full segment is followed by one twice its size, until

@@ -101,6 +101,9 @@ pub struct WriterStats {
     /// out without a lookup ([`crate::idfilter`]).
     pub dedup_lookups: AtomicU64,
     pub dedup_filtered: AtomicU64,
+    /// The filter's build after open is over (built, failed or cancelled): the writer takes
+    /// a built filter at its next group.
+    pub dedup_filter_built: std::sync::atomic::AtomicBool,
 }
 
 impl WriterStats {
@@ -494,7 +497,12 @@ impl Store {
         let replayed = replay_unflushed(&inner, last_seq, has_book)?;
         let (accounts, trial_balance) = check_trial_balance(&inner, has_book)?;
 
-        let filter = dedup_filter(&inner, options.dedup_filter_bytes_max)?;
+        let cancel_filter = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let filter = spawn_dedup_filter(
+            &inner,
+            options.dedup_filter_bytes_max,
+            Arc::clone(&cancel_filter),
+        );
         let (tx, rx) = crossbeam_channel::bounded(options.queue_units_max);
         let writer_inner = Arc::clone(&inner);
         let group_units_max = options.group_units_max.clamp(1, GROUP_UNITS_MAX);
@@ -507,7 +515,8 @@ impl Store {
                 if let Err(e) = crate::sched::set_current_thread(crate::sched::Policy::Normal) {
                     tracing::warn!("the writer's thread keeps its inherited policy: {e}");
                 }
-                writer::run(writer_inner, rx, group_units_max, filter)
+                writer::run(writer_inner, rx, group_units_max, filter);
+                cancel_filter.store(true, Ordering::Release);
             })
             .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
         // RocksDB's pools started with the database: background work, behind the threads
@@ -1753,9 +1762,56 @@ fn with_unflushed(account: &mut Account, deltas: &Deltas) -> Result<()> {
     }
 }
 
-/// The writer's filter of the transfer ids in the dedup index ([`crate::idfilter`]), from a
-/// scan of its keys (before the writer starts: nothing adds keys meanwhile).
-fn dedup_filter(inner: &Inner, bytes_max: usize) -> Result<crate::idfilter::IdFilter> {
+/// Builds the writer's filter of the transfer ids in the dedup index ([`crate::idfilter`])
+/// from a scan of its keys, on a thread of its own while the store serves: a store with
+/// millions of ids would otherwise open seconds later (7.7M ids: 2.3 s of a 3.1 s open,
+/// caches cold). The writer looks every id up in RocksDB meanwhile, and keeps the ids it
+/// writes, to add them when the filter arrives ([`writer::IdFilterState`]): the scan sees at
+/// least every key written before it started, the writer's list every key after.
+/// `cancel`: the writer stopped, stop scanning.
+fn spawn_dedup_filter(
+    inner: &Arc<Inner>,
+    bytes_max: usize,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+) -> writer::IdFilterState {
+    if bytes_max < crate::idfilter::MIN_IDS * crate::idfilter::BITS_PER_ID / 8 {
+        return writer::IdFilterState::Off;
+    }
+    let (built, rx) = crossbeam_channel::bounded(1);
+    let inner = Arc::clone(inner);
+    let spawned = std::thread::Builder::new()
+        .name("rongpay-idfilter".to_string())
+        .spawn(move || {
+            match dedup_filter(&inner, bytes_max, &cancel) {
+                Ok(Some(filter)) => {
+                    let _ = built.send(filter);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "the dedup filter could not be built: every transfer id is looked up in RocksDB"
+                ),
+            }
+            inner
+                .stats
+                .dedup_filter_built
+                .store(true, Ordering::Release);
+        });
+    match spawned {
+        Ok(_) => writer::IdFilterState::building(rx),
+        Err(e) => {
+            tracing::warn!(error = %e, "no thread for the dedup filter: every transfer id is looked up in RocksDB");
+            writer::IdFilterState::Off
+        }
+    }
+}
+
+/// The filter from a scan of the dedup index's keys; `None` when cancelled.
+fn dedup_filter(
+    inner: &Inner,
+    bytes_max: usize,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<Option<crate::idfilter::IdFilter>> {
     let started = Instant::now();
     let cf = inner.cf_dedup();
     let estimate = inner
@@ -1763,15 +1819,13 @@ fn dedup_filter(inner: &Inner, bytes_max: usize) -> Result<crate::idfilter::IdFi
         .property_int_value_cf(cf, "rocksdb.estimate-num-keys")?
         .unwrap_or(0);
     let mut filter = crate::idfilter::IdFilter::new(estimate as usize, bytes_max);
-    if filter.saturated() {
-        return Ok(filter);
-    }
     let mut read = ReadOptions::default();
     read.set_total_order_seek(true);
     read.fill_cache(false);
     read.set_readahead_size(4 << 20);
     let mut iter = inner.db.raw_iterator_cf_opt(cf, read);
     iter.seek_to_first();
+    let mut scanned = 0u64;
     while let Some(key) = iter.key() {
         let id: &[u8; 16] = key
             .try_into()
@@ -1779,6 +1833,10 @@ fn dedup_filter(inner: &Inner, bytes_max: usize) -> Result<crate::idfilter::IdFi
         filter.insert(id);
         if filter.saturated() {
             break;
+        }
+        scanned += 1;
+        if scanned.is_multiple_of(65_536) && cancel.load(Ordering::Acquire) {
+            return Ok(None);
         }
         iter.next();
     }
@@ -1790,7 +1848,7 @@ fn dedup_filter(inner: &Inner, bytes_max: usize) -> Result<crate::idfilter::IdFi
         elapsed_ms = started.elapsed().as_millis() as u64,
         "dedup filter built"
     );
-    Ok(filter)
+    Ok(Some(filter))
 }
 
 fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> Result<()> {

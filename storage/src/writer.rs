@@ -130,7 +130,7 @@ pub(crate) fn run(
     inner: Arc<Inner>,
     rx: Receiver<Msg>,
     batch_units_max: usize,
-    mut filter: IdFilter,
+    mut filter: IdFilterState,
 ) {
     let wal_metrics = WalMetrics {
         sync: metrics::histogram!(WAL_SYNC_SECONDS),
@@ -630,12 +630,89 @@ pub(crate) fn add_effect(deltas: &mut Deltas, effect: &Effect) {
     }
 }
 
+/// Ids the writer keeps for a filter being built (64 MiB): past it, the filter is given up
+/// until a restart.
+const PENDING_IDS_MAX: usize = 1 << 22;
+
+/// The writer's id filter ([`crate::idfilter`]): being built after open, ready, or off.
+pub(crate) enum IdFilterState {
+    /// Being built from a scan of the dedup index (`crate::store::spawn_dedup_filter`): it
+    /// rules nothing out yet, and the ids written meanwhile wait in `pending`.
+    Building {
+        built: Receiver<IdFilter>,
+        pending: Vec<[u8; 16]>,
+    },
+    Ready(IdFilter),
+    /// Turned off, failed to build, or given up: every id is looked up.
+    Off,
+}
+
+impl IdFilterState {
+    pub(crate) fn building(built: Receiver<IdFilter>) -> IdFilterState {
+        IdFilterState::Building {
+            built,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Takes the built filter, if it arrived, with the ids written since the scan began.
+    fn poll(&mut self) {
+        if let IdFilterState::Building { built, pending } = self {
+            match built.try_recv() {
+                Ok(mut filter) => {
+                    for id in pending.iter() {
+                        filter.insert(id);
+                    }
+                    *self = IdFilterState::Ready(filter);
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+                Err(crossbeam_channel::TryRecvError::Disconnected) => *self = IdFilterState::Off,
+            }
+        }
+    }
+
+    fn may_contain(&self, id: &[u8; 16]) -> bool {
+        match self {
+            IdFilterState::Ready(filter) => filter.may_contain(id),
+            _ => true,
+        }
+    }
+
+    fn insert_all<'a>(&mut self, ids: impl Iterator<Item = &'a [u8; 16]>) {
+        match self {
+            IdFilterState::Ready(filter) => {
+                let saturated = filter.saturated();
+                for id in ids {
+                    filter.insert(id);
+                }
+                if filter.saturated() && !saturated {
+                    tracing::warn!(
+                        bytes_max = filter.bytes_max(),
+                        "the dedup filter is full: every transfer id is looked up in RocksDB until a restart sizes it afresh"
+                    );
+                }
+            }
+            IdFilterState::Building { pending, .. } => {
+                pending.extend(ids);
+                if pending.len() > PENDING_IDS_MAX {
+                    tracing::warn!(
+                        "the dedup filter took too long to build: every transfer id is looked up in RocksDB until a restart"
+                    );
+                    *self = IdFilterState::Off;
+                }
+            }
+            IdFilterState::Off => {}
+        }
+    }
+}
+
 /// Marks the units of the group that post a transfer id already durable, or posted by an
 /// earlier unit of the same group: they are answered, not written. The writer's id filter
 /// rules out most ids; the rest are looked up in one sorted multi-get over the dedup index
 /// per group, on this thread, instead of a point read per transfer on the submitters'
 /// thread. Every id of the group then goes into the filter, before any is written.
-fn find_duplicates(inner: &Inner, group: &mut Group, filter: &mut IdFilter) -> Result<()> {
+fn find_duplicates(inner: &Inner, group: &mut Group, filter: &mut IdFilterState) -> Result<()> {
+    filter.poll();
     group.refused.clear();
     group.refused.resize(group.units, None);
     group.ids.clear();
@@ -677,16 +754,7 @@ fn find_duplicates(inner: &Inner, group: &mut Group, filter: &mut IdFilter) -> R
         Ordering::Relaxed,
     );
     // Refused units' ids too: a superset is still correct, and one pass is cheaper.
-    let saturated = filter.saturated();
-    for (id, _) in &group.ids {
-        filter.insert(id);
-    }
-    if filter.saturated() && !saturated {
-        tracing::warn!(
-            bytes_max = filter.bytes_max(),
-            "the dedup filter is full: every transfer id is looked up in RocksDB until a restart sizes it afresh"
-        );
-    }
+    filter.insert_all(group.ids.iter().map(|(id, _)| id));
     Ok(())
 }
 
@@ -704,7 +772,7 @@ struct WalMetrics {
 fn write_group(
     inner: &Inner,
     group: &mut Group,
-    filter: &mut IdFilter,
+    filter: &mut IdFilterState,
     write_options: &WriteOptions,
     wal_metrics: &WalMetrics,
 ) {
@@ -985,5 +1053,49 @@ mod tests {
         assert!(!u.due(&deltas(0..1)));
         u.fold(deltas(0..1));
         assert!(u.due(&deltas(0..1)));
+    }
+
+    #[test]
+    fn ids_written_while_the_filter_is_built_are_added_when_it_arrives() {
+        let id = |n: u128| n.to_be_bytes();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut state = IdFilterState::building(rx);
+        // Building: nothing is ruled out, and written ids wait.
+        state.poll();
+        assert!(state.may_contain(&id(99)));
+        state.insert_all([id(1), id(2)].iter());
+        // The scan's filter, which saw id 3 (written before it started) but not 1 or 2.
+        let mut scanned = IdFilter::new(0, 64 << 20);
+        scanned.insert(&id(3));
+        tx.send(scanned).unwrap();
+        state.poll();
+        assert!(matches!(state, IdFilterState::Ready(_)));
+        for n in 1..=3 {
+            assert!(state.may_contain(&id(n)), "id {n}");
+        }
+        let ruled_out = (1_000..2_000)
+            .filter(|&n| !state.may_contain(&id(n)))
+            .count();
+        assert!(ruled_out > 990, "{ruled_out}");
+        state.insert_all([id(4)].iter());
+        assert!(state.may_contain(&id(4)));
+    }
+
+    #[test]
+    fn a_filter_that_fails_to_build_or_waits_too_long_is_off() {
+        let (tx, rx) = crossbeam_channel::bounded::<IdFilter>(1);
+        let mut state = IdFilterState::building(rx);
+        drop(tx);
+        state.poll();
+        assert!(matches!(state, IdFilterState::Off));
+        assert!(state.may_contain(&[0; 16]));
+
+        let (_tx, rx) = crossbeam_channel::bounded::<IdFilter>(1);
+        let mut state = IdFilterState::building(rx);
+        let ids: Vec<[u8; 16]> = (0..=PENDING_IDS_MAX as u128)
+            .map(u128::to_be_bytes)
+            .collect();
+        state.insert_all(ids.iter());
+        assert!(matches!(state, IdFilterState::Off));
     }
 }

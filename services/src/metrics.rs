@@ -170,6 +170,11 @@ fn zeroes() {
             ][..],
         ),
         (ALERTS, "status", &["firing", "resolved"][..]),
+        (
+            storage::writer::WAL_DEDUP_IDS,
+            "answered_by",
+            &["filter", "index"][..],
+        ),
         (WEBHOOKS, "outcome", &["delivered", "retry", "failed"][..]),
         (
             RATE_LIMITED,
@@ -361,6 +366,16 @@ fn describe() {
         storage::writer::WAL_CHECKPOINT_KEYS,
         Unit::Count,
         "RocksDB records (merge operands, GL book, mark) written by balance checkpoints."
+    );
+    describe_counter!(
+        storage::writer::WAL_DEDUP_IDS,
+        Unit::Count,
+        "Transfer ids checked for duplicates before a group write, by what answered: filter (ruled out in memory) or index (looked up in RocksDB's dedup index)."
+    );
+    describe_gauge!(
+        storage::writer::WAL_DEDUP_FILTER_BYTES,
+        Unit::Bytes,
+        "Bytes of the group-commit writer's filter of durable transfer ids (0 while it is built after a start, or when off or given up)."
     );
     describe_gauge!(
         WAL_QUEUE,

@@ -125,6 +125,11 @@ pub const WAL_CHECKPOINTS: &str = "rongpay_wal_checkpoints_total";
 /// RocksDB records (merge operands, the GL book, the checkpoint's mark) written by balance
 /// checkpoints (a counter): per commit unit, what balances cost besides the group write.
 pub const WAL_CHECKPOINT_KEYS: &str = "rongpay_wal_checkpoint_keys_total";
+/// Transfer ids checked for duplicates (a counter), by what answered: `filter` (the id
+/// filter ruled it out in memory) or `index` (looked up in the dedup index).
+pub const WAL_DEDUP_IDS: &str = "rongpay_wal_dedup_ids_total";
+/// Bytes of the writer's id filter (a gauge): 0 while it is being built after open, or off.
+pub const WAL_DEDUP_FILTER_BYTES: &str = "rongpay_wal_dedup_filter_bytes";
 
 pub(crate) fn run(
     inner: Arc<Inner>,
@@ -139,6 +144,9 @@ pub(crate) fn run(
         keys: metrics::histogram!(WAL_BATCH_KEYS),
         checkpoints: metrics::counter!(WAL_CHECKPOINTS),
         checkpoint_keys: metrics::counter!(WAL_CHECKPOINT_KEYS),
+        dedup_by_filter: metrics::counter!(WAL_DEDUP_IDS, "answered_by" => "filter"),
+        dedup_by_index: metrics::counter!(WAL_DEDUP_IDS, "answered_by" => "index"),
+        filter_bytes: metrics::gauge!(WAL_DEDUP_FILTER_BYTES),
     };
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
@@ -678,6 +686,14 @@ impl IdFilterState {
         }
     }
 
+    /// Bytes of a filter in use (0 while building, or off).
+    fn bytes(&self) -> usize {
+        match self {
+            IdFilterState::Ready(filter) => filter.bytes(),
+            _ => 0,
+        }
+    }
+
     fn insert_all<'a>(&mut self, ids: impl Iterator<Item = &'a [u8; 16]>) {
         match self {
             IdFilterState::Ready(filter) => {
@@ -711,7 +727,12 @@ impl IdFilterState {
 /// rules out most ids; the rest are looked up in one sorted multi-get over the dedup index
 /// per group, on this thread, instead of a point read per transfer on the submitters'
 /// thread. Every id of the group then goes into the filter, before any is written.
-fn find_duplicates(inner: &Inner, group: &mut Group, filter: &mut IdFilterState) -> Result<()> {
+fn find_duplicates(
+    inner: &Inner,
+    group: &mut Group,
+    filter: &mut IdFilterState,
+    wal_metrics: &WalMetrics,
+) -> Result<()> {
     filter.poll();
     group.refused.clear();
     group.refused.resize(group.units, None);
@@ -753,8 +774,15 @@ fn find_duplicates(inner: &Inner, group: &mut Group, filter: &mut IdFilterState)
         (group.ids.len() - group.maybe.len()) as u64,
         Ordering::Relaxed,
     );
+    wal_metrics
+        .dedup_by_index
+        .increment(group.maybe.len() as u64);
+    wal_metrics
+        .dedup_by_filter
+        .increment((group.ids.len() - group.maybe.len()) as u64);
     // Refused units' ids too: a superset is still correct, and one pass is cheaper.
     filter.insert_all(group.ids.iter().map(|(id, _)| id));
+    wal_metrics.filter_bytes.set(filter.bytes() as f64);
     Ok(())
 }
 
@@ -767,6 +795,9 @@ struct WalMetrics {
     keys: metrics::Histogram,
     checkpoints: metrics::Counter,
     checkpoint_keys: metrics::Counter,
+    dedup_by_filter: metrics::Counter,
+    dedup_by_index: metrics::Counter,
+    filter_bytes: metrics::Gauge,
 }
 
 fn write_group(
@@ -780,7 +811,7 @@ fn write_group(
         group.fail(&StoreError::Poisoned(reason));
         return;
     }
-    if let Err(e) = find_duplicates(inner, group, filter) {
+    if let Err(e) = find_duplicates(inner, group, filter, wal_metrics) {
         // A failed read of the index: the store cannot tell what is durable. Poison, as for
         // a failed write: nothing more is acknowledged until a restart recovers.
         let reason = format!("reading the dedup index failed: {e}");

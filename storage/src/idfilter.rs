@@ -115,6 +115,17 @@ fn fmix64(mut k: u64) -> u64 {
     k
 }
 
+/// Ids a segment of `bytes` holds.
+fn ids_in(bytes: usize) -> usize {
+    bytes * 8 / BITS_PER_ID
+}
+
+/// Whether `bytes_max` leaves room for a filter at all (a first segment of [`MIN_IDS`]);
+/// without it, [`IdFilter::new`] is saturated from the start.
+pub fn fits(bytes_max: usize) -> bool {
+    ids_in(bytes_max) >= MIN_IDS
+}
+
 impl IdFilter {
     /// An empty filter sized for `expected` ids, growing to at most `bytes_max` bytes.
     pub fn new(expected: usize, bytes_max: usize) -> IdFilter {
@@ -132,8 +143,7 @@ impl IdFilter {
     /// (a `bytes_max` under 2 MiB turns the filter off).
     fn grow(&mut self, capacity: usize) {
         let left = self.bytes_max.saturating_sub(self.bytes());
-        let fits = left * 8 / BITS_PER_ID;
-        let capacity = capacity.min(fits);
+        let capacity = capacity.min(ids_in(left));
         if capacity < MIN_IDS {
             self.saturated = true;
             self.segments = Vec::new();
@@ -183,11 +193,6 @@ impl IdFilter {
     /// Ids added.
     pub fn len(&self) -> usize {
         self.segments.iter().map(|s| s.len).sum()
-    }
-
-    /// Whether no id was added.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Whether it outgrew `bytes_max` and rules nothing out.
@@ -287,6 +292,8 @@ mod tests {
         // Not even the smallest segment fits: saturated from the start, and still correct.
         let filter = IdFilter::new(0, 1 << 20);
         assert!(filter.saturated());
+        assert!(!fits(1 << 20) && !fits((2 << 20) - 1) && fits(2 << 20));
+        assert!(!IdFilter::new(0, 2 << 20).saturated());
         assert!(filter.may_contain(&[7; 16]));
     }
 }

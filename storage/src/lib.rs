@@ -4,8 +4,8 @@
 //! Layout:
 //! - [`archive`]: archive segments, one file per archived day (compressed, checksummed).
 //! - [`codec`]: record framing (format version, kind, CRC-32) around bincode 2 payloads.
-//! - [`idfilter`]: the writer's in-memory filter of durable transfer ids (a split block
-//!   bloom filter), so that most new ids are never looked up in RocksDB.
+//! - `idfilter` (crate-private): the writer's in-memory filter of durable transfer ids (a
+//!   split block bloom filter), so that most new ids are never looked up in RocksDB.
 //! - [`legacy`]: decoders of record format 1, upgraded on read.
 //! - [`schema`]: column families, journal entries and account merge operands.
 //! - [`sched`]: a thread's scheduling policy (the ledger's thread at `SCHED_BATCH`).
@@ -25,7 +25,7 @@
 pub mod archive;
 pub mod codec;
 pub mod error;
-pub mod idfilter;
+pub(crate) mod idfilter;
 pub mod legacy;
 pub mod records;
 pub mod sched;

@@ -1774,7 +1774,7 @@ fn spawn_dedup_filter(
     bytes_max: usize,
     cancel: Arc<std::sync::atomic::AtomicBool>,
 ) -> writer::IdFilterState {
-    if bytes_max < crate::idfilter::MIN_IDS * crate::idfilter::BITS_PER_ID / 8 {
+    if !crate::idfilter::fits(bytes_max) {
         return writer::IdFilterState::Off;
     }
     let (built, rx) = crossbeam_channel::bounded(1);

@@ -766,20 +766,18 @@ fn find_duplicates(
             }
         }
     }
+    let looked_up = group.maybe.len() as u64;
+    let ruled_out = (group.ids.len() - group.maybe.len()) as u64;
     inner
         .stats
         .dedup_lookups
-        .fetch_add(group.maybe.len() as u64, Ordering::Relaxed);
-    inner.stats.dedup_filtered.fetch_add(
-        (group.ids.len() - group.maybe.len()) as u64,
-        Ordering::Relaxed,
-    );
-    wal_metrics
-        .dedup_by_index
-        .increment(group.maybe.len() as u64);
-    wal_metrics
-        .dedup_by_filter
-        .increment((group.ids.len() - group.maybe.len()) as u64);
+        .fetch_add(looked_up, Ordering::Relaxed);
+    inner
+        .stats
+        .dedup_filtered
+        .fetch_add(ruled_out, Ordering::Relaxed);
+    wal_metrics.dedup_by_index.increment(looked_up);
+    wal_metrics.dedup_by_filter.increment(ruled_out);
     // Refused units' ids too: a superset is still correct, and one pass is cheaper.
     filter.insert_all(group.ids.iter().map(|(id, _)| id));
     wal_metrics.filter_bytes.set(filter.bytes() as f64);

@@ -397,9 +397,12 @@ impl Sim {
             None => {
                 let mut config = ChannelConfig::default();
                 config.apply(settings)?;
+                // The listener the kernel picked the port for is the one that serves: a
+                // dropped-and-rebound port can be taken in between by anyone who was handed it
+                // free (seen in sims' tests: a parallel test's sim bound it, this channel's
+                // rebind failed and the sim exited under the test's first request).
                 let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
                 let addr = listener.local_addr().map_err(|e| e.to_string())?;
-                drop(listener);
                 let secret: String = (0..32)
                     .map(|_| format!("{:x}", rand::rng().random_range(0..16u8)))
                     .collect();
@@ -418,7 +421,7 @@ impl Sim {
                     .lock()
                     .expect("sim")
                     .insert(name.to_string(), channel.clone());
-                self.sync_listener(&channel)?;
+                self.sync_listener(&channel, Some(listener))?;
                 return Ok(channel);
             }
         };
@@ -426,12 +429,17 @@ impl Sim {
         if settings.reveal == Some(true) {
             channel.ledger.lock().expect("sim ledger").hidden.clear();
         }
-        self.sync_listener(&channel)?;
+        self.sync_listener(&channel, None)?;
         Ok(channel)
     }
 
-    /// Listening when up, not listening (connections refused) when down.
-    fn sync_listener(self: &Arc<Self>, channel: &Arc<Channel>) -> Result<(), String> {
+    /// Listening when up, not listening (connections refused) when down; a new channel hands
+    /// over the listener its port came from, a channel coming back up binds its port again.
+    fn sync_listener(
+        self: &Arc<Self>,
+        channel: &Arc<Channel>,
+        mut fresh: Option<TcpListener>,
+    ) -> Result<(), String> {
         let down = channel.config.lock().expect("sim config").down;
         let mut server = channel.server.lock().expect("sim server");
         match (down, server.is_some()) {
@@ -462,9 +470,11 @@ impl Sim {
                     .workers(1)
                     .disable_signals()
                     .shutdown_timeout(0);
-                    let built = match &self.tls {
-                        Some(tls) => built.bind_rustls_0_23(channel.addr, tls.clone()),
-                        None => built.bind(channel.addr),
+                    let built = match (fresh.take(), &self.tls) {
+                        (Some(l), Some(tls)) => built.listen_rustls_0_23(l, tls.clone()),
+                        (Some(l), None) => built.listen(l),
+                        (None, Some(tls)) => built.bind_rustls_0_23(channel.addr, tls.clone()),
+                        (None, None) => built.bind(channel.addr),
                     };
                     match built {
                         Ok(b) => break b.run(),

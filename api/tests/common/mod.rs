@@ -54,9 +54,40 @@ impl Payd {
     }
 
     pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Payd {
-        let p = Payd::spawn_in(dir, env);
-        p.wait_ready();
-        p
+        Payd::start_on_a_free_port(|addr| Payd::spawn_at(dir, addr, env))
+    }
+
+    /// Spawns payd on a port the kernel had free and waits until it is ready; again on
+    /// another port if it exited first. The port is free when looked up, but payd binds it
+    /// a moment later, and meanwhile another test's process may be handed it by the kernel
+    /// (a simulator's channel): payd then exits with "address in use".
+    fn start_on_a_free_port(spawn: impl Fn(&str) -> Payd) -> Payd {
+        let mut exits = Vec::new();
+        for _ in 0..3 {
+            let mut p = spawn(&format!("127.0.0.1:{}", free_port()));
+            match p.ready_or_exited() {
+                None => return p,
+                Some(status) => exits.push(format!("{} on {}", status, p.addr)),
+            }
+        }
+        panic!("payd exited before it was ready, three times: {exits:?}");
+    }
+
+    /// Waits until payd answers `/readyz`; its exit status if it exited first.
+    fn ready_or_exited(&mut self) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = try_request(&self.addr, "GET", "/readyz", &[], b"") {
+                if r.status == 200 {
+                    return None;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("payd did not become ready");
     }
 
     /// Starts payd on `dir` and returns once it was spawned (it may not even listen yet).
@@ -77,10 +108,9 @@ impl Payd {
 
     /// Starts payd on `dir` with a config file, and waits until ready.
     pub fn start_with_config(dir: &Path, env: &[(&str, &str)], config: &Path) -> Payd {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let p = Payd::spawn_full(dir, &addr, env, Stdio::piped(), Stdio::null(), Some(config));
-        p.wait_ready();
-        p
+        Payd::start_on_a_free_port(|addr| {
+            Payd::spawn_full(dir, addr, env, Stdio::piped(), Stdio::null(), Some(config))
+        })
     }
 
     /// Starts payd on `dir` with stdout and stderr (its logs) appended to `log`, and waits
@@ -429,25 +459,40 @@ impl Sim {
     }
 
     /// With more command-line arguments (`--tls-cert …`).
+    /// On a control port the kernel had free; on another if the sim exited first (another
+    /// process was handed the port meanwhile, as for [`Payd::start_in`]).
     pub fn start_with(channels: &[&str], args: &[&str]) -> Sim {
-        let control = free_addr();
-        let mut cmd = Command::new(tool("channel-sim"));
-        cmd.args(["--listen", &control]).args(args);
-        for c in channels {
-            cmd.args(["--channel", c]);
+        let mut exits = Vec::new();
+        for _ in 0..3 {
+            let control = free_addr();
+            let mut cmd = Command::new(tool("channel-sim"));
+            cmd.args(["--listen", &control]).args(args);
+            for c in channels {
+                cmd.args(["--channel", c]);
+            }
+            let child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut sim = Sim { child, control };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let exited = loop {
+                if try_request(&sim.control, "GET", "/_sim/channels", &[], b"").is_ok() {
+                    break None;
+                }
+                if let Ok(Some(status)) = sim.child.try_wait() {
+                    break Some(status);
+                }
+                assert!(Instant::now() < deadline, "channel-sim did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            match exited {
+                None => return sim,
+                Some(status) => exits.push(format!("{status} on {}", sim.control)),
+            }
         }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sim = Sim { child, control };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while try_request(&sim.control, "GET", "/_sim/channels", &[], b"").is_err() {
-            assert!(Instant::now() < deadline, "channel-sim did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        sim
+        panic!("channel-sim exited before it answered, three times: {exits:?}");
     }
 
     pub fn put(&self, name: &str, settings: Value) -> Value {

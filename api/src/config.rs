@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 65] = [
+pub const SETTINGS: [&str; 66] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -29,6 +29,7 @@ pub const SETTINGS: [&str; 65] = [
     "workers",
     "ledger_sched_batch",
     "rocksdb_background_nice",
+    "rocksdb_flush_idle_nice",
     "dedup_filter_mb",
     "connections_max",
     "default_currency",
@@ -117,6 +118,11 @@ pub struct Config {
     /// them as started): a flush of a large memtable on the serving core then takes a smaller
     /// share of it while it runs, and the tail of payments' latency with it.
     pub rocksdb_background_nice: i32,
+    /// Nice value of RocksDB's flush threads while no flush presses (0 to 19; default 19; 0
+    /// or not above `rocksdb_background_nice` turns it off): they go to
+    /// `rocksdb_background_nice` when a pending flush risks a write stop. Only where payd may
+    /// lower a nice value again (root, `CAP_SYS_NICE`, systemd's `LimitNICE=`).
+    pub rocksdb_flush_idle_nice: i32,
     /// MiB the group-commit writer's in-memory filter of durable transfer ids may grow to
     /// (0 to 4096; default 128, 64M ids; under 2 turns it off): new ids are ruled out in
     /// memory instead of being looked up in RocksDB. docs/ARCHITECTURE.md.
@@ -267,6 +273,7 @@ impl Default for Config {
             workers: 1,
             ledger_sched_batch: true,
             rocksdb_background_nice: 5,
+            rocksdb_flush_idle_nice: 19,
             dedup_filter_mb: services::platform::DEDUP_FILTER_BYTES_MAX >> 20,
             connections_max: 16_384,
             head_limit_bytes: 16 << 10,
@@ -455,6 +462,12 @@ impl Config {
             return Err(format!(
                 "rocksdb_background_nice: {} is outside 0..=19",
                 self.rocksdb_background_nice
+            ));
+        }
+        if !(0..=19).contains(&self.rocksdb_flush_idle_nice) {
+            return Err(format!(
+                "rocksdb_flush_idle_nice: {} is outside 0..=19",
+                self.rocksdb_flush_idle_nice
             ));
         }
         if self.dedup_filter_mb > 4096 {
@@ -646,6 +659,7 @@ impl Config {
             inflight_max: self.inflight_max,
             store_lock_wait: Duration::from_millis(self.store_lock_wait_ms),
             rocksdb_background_nice: self.rocksdb_background_nice,
+            rocksdb_flush_idle_nice: self.rocksdb_flush_idle_nice,
             dedup_filter_bytes_max: self.dedup_filter_mb << 20,
             risk_rules_file: self.risk_rules_file.clone(),
             channel_timeout: self.channel_timeout(),
@@ -859,6 +873,7 @@ mod tests {
         assert!(bad(|c| c.rocksdb_background_nice = 20).starts_with("rocksdb_background_nice:"));
         assert!(bad(|c| c.dedup_filter_mb = 4097).starts_with("dedup_filter_mb:"));
         assert!(bad(|c| c.rocksdb_background_nice = -1).starts_with("rocksdb_background_nice:"));
+        assert!(bad(|c| c.rocksdb_flush_idle_nice = 20).starts_with("rocksdb_flush_idle_nice:"));
         assert!(bad(|c| c.inflight_max = 0).starts_with("inflight_max:"));
         assert!(bad(|c| c.store_lock_wait_ms = u64::MAX).starts_with("store_lock_wait_ms:"));
         assert!(bad(|c| c.default_currency = "XXX".into()).starts_with("default_currency:"));

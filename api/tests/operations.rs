@@ -507,9 +507,19 @@ fn the_ledgers_thread_runs_at_sched_batch_and_rocksdbs_threads_reniced() {
     assert_eq!(of("main"), [(3, base)], "{threads:?}");
     assert_eq!(of("actix-rt|system"), [(0, base), (0, base)], "{threads:?}");
     assert_eq!(of("rongpay-wal"), [(0, base)], "{threads:?}");
-    let rocksdb = of("rocksdb:");
-    assert!(!rocksdb.is_empty(), "{threads:?}");
-    assert!(rocksdb.iter().all(|(_, nice)| *nice == 5), "{threads:?}");
+    let compaction = of("rocksdb:low");
+    assert!(!compaction.is_empty(), "{threads:?}");
+    assert!(compaction.iter().all(|(_, nice)| *nice == 5), "{threads:?}");
+    // The flush threads wait at `rocksdb_flush_idle_nice` (19) where payd may lower them
+    // again when a flush presses (this test's process and payd are the same user).
+    let flush = of("rocksdb:high");
+    let idle = if storage::sched::can_lower_nice(19, 5) {
+        19
+    } else {
+        5
+    };
+    assert!(!flush.is_empty(), "{threads:?}");
+    assert!(flush.iter().all(|(_, nice)| *nice == idle), "{threads:?}");
     drop(p);
 
     // Off: every thread as the kernel started it.
@@ -519,6 +529,7 @@ fn the_ledgers_thread_runs_at_sched_batch_and_rocksdbs_threads_reniced() {
             ("RONGPAY_ADMIN_TOKEN", ADMIN),
             ("RONGPAY_LEDGER_SCHED_BATCH", "false"),
             ("RONGPAY_ROCKSDB_BACKGROUND_NICE", "0"),
+            ("RONGPAY_ROCKSDB_FLUSH_IDLE_NICE", "0"),
         ],
     );
     let threads = thread_policies(p.child.id());

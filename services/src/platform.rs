@@ -31,6 +31,8 @@ pub struct Settings {
     /// The nice value given to RocksDB's flush and compaction threads once the store is
     /// open (0: left as started). `StoreOptions::background_nice`.
     pub rocksdb_background_nice: i32,
+    /// `StoreOptions::flush_idle_nice`.
+    pub rocksdb_flush_idle_nice: i32,
     /// `StoreOptions::dedup_filter_bytes_max`.
     pub dedup_filter_bytes_max: usize,
     /// TOML risk rules, reloadable; `None`: every payment scores 0.
@@ -354,6 +356,7 @@ impl Platform {
             let dir = dir.clone();
             let options = StoreOptions {
                 background_nice: self.settings.rocksdb_background_nice,
+                flush_idle_nice: self.settings.rocksdb_flush_idle_nice,
                 dedup_filter_bytes_max: self.settings.dedup_filter_bytes_max,
                 ..StoreOptions::default()
             };

@@ -25,6 +25,7 @@
 pub mod archive;
 pub mod codec;
 pub mod error;
+pub mod flushprio;
 pub(crate) mod idfilter;
 pub mod legacy;
 pub mod records;

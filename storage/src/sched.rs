@@ -74,6 +74,27 @@ pub fn renice_threads(prefix: &str, nice: i32) -> std::io::Result<usize> {
     Ok(count)
 }
 
+/// Whether this process may lower a thread's nice value from `high` back to `low` (it may
+/// always raise it): root, `CAP_SYS_NICE`, or an `RLIMIT_NICE` that allows `low` (systemd's
+/// `LimitNICE=`). Probed on a short-lived thread of its own, so nothing else moves.
+#[cfg(target_os = "linux")]
+pub fn can_lower_nice(high: i32, low: i32) -> bool {
+    std::thread::spawn(move || {
+        // SAFETY: plain integers; who 0 is the calling thread.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, 0, high) == 0
+                && libc::setpriority(libc::PRIO_PROCESS, 0, low) == 0
+        }
+    })
+    .join()
+    .unwrap_or(false)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn can_lower_nice(_high: i32, _low: i32) -> bool {
+    false
+}
+
 #[cfg(not(target_os = "linux"))]
 pub fn renice_threads(_prefix: &str, _nice: i32) -> std::io::Result<usize> {
     Ok(0)

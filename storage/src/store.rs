@@ -57,6 +57,10 @@ pub struct StoreOptions {
     /// The nice value RocksDB's flush and compaction threads get once the store is open
     /// (0: left as started). [`crate::sched::renice_threads`].
     pub background_nice: i32,
+    /// The nice value of RocksDB's flush threads while no flush presses
+    /// ([`crate::flushprio`]); 0, or not above `background_nice`, or a process that may not
+    /// lower a nice value again: they keep `background_nice`.
+    pub flush_idle_nice: i32,
     /// The most memory the writer's filter of durable transfer ids takes
     /// ([`crate::idfilter`]); under 2 MiB turns it off.
     pub dedup_filter_bytes_max: usize,
@@ -74,6 +78,7 @@ impl Default for StoreOptions {
             checkpoint_groups: writer::CHECKPOINT_GROUPS,
             checkpoint_interval: writer::CHECKPOINT_INTERVAL,
             background_nice: 0,
+            flush_idle_nice: 0,
             dedup_filter_bytes_max: DEDUP_FILTER_BYTES_MAX,
         }
     }
@@ -503,6 +508,41 @@ impl Store {
             options.dedup_filter_bytes_max,
             Arc::clone(&cancel_filter),
         );
+        // RocksDB's pools started with the database: background work, behind the threads
+        // that serve when they share a core (docs/ARCHITECTURE.md, "Actors, memory and
+        // bounds"). RocksDB names them `rocksdb:high` and `rocksdb:low`.
+        if options.background_nice != 0 {
+            if let Err(e) = crate::sched::renice_threads("rocksdb:", options.background_nice) {
+                tracing::warn!("RocksDB's threads keep their nice value: {e}");
+            }
+        }
+        let flush_priority = if options.flush_idle_nice > options.background_nice
+            && crate::sched::can_lower_nice(options.flush_idle_nice, options.background_nice)
+        {
+            match crate::sched::renice_threads("rocksdb:high", options.flush_idle_nice) {
+                Ok(_) => Some(crate::flushprio::FlushPriority::new(
+                    options.flush_idle_nice,
+                    options.background_nice,
+                    COLUMN_FAMILIES
+                        .iter()
+                        .map(|cf| {
+                            let size = if *cf == CF_ACCOUNTS || *cf == CF_DEDUP {
+                                options.id_write_buffer_bytes
+                            } else {
+                                options.write_buffer_bytes
+                            };
+                            (*cf, size as u64)
+                        })
+                        .collect(),
+                )),
+                Err(e) => {
+                    tracing::warn!("RocksDB's flush threads keep their nice value: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let (tx, rx) = crossbeam_channel::bounded(options.queue_units_max);
         let writer_inner = Arc::clone(&inner);
         let group_units_max = options.group_units_max.clamp(1, GROUP_UNITS_MAX);
@@ -515,18 +555,10 @@ impl Store {
                 if let Err(e) = crate::sched::set_current_thread(crate::sched::Policy::Normal) {
                     tracing::warn!("the writer's thread keeps its inherited policy: {e}");
                 }
-                writer::run(writer_inner, rx, group_units_max, filter);
+                writer::run(writer_inner, rx, group_units_max, filter, flush_priority);
                 cancel_filter.store(true, Ordering::Release);
             })
             .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
-        // RocksDB's pools started with the database: background work, behind the threads
-        // that serve when they share a core (docs/ARCHITECTURE.md, "Actors, memory and
-        // bounds"). RocksDB names them `rocksdb:high` and `rocksdb:low`.
-        if options.background_nice != 0 {
-            if let Err(e) = crate::sched::renice_threads("rocksdb:", options.background_nice) {
-                tracing::warn!("RocksDB's threads keep their nice value: {e}");
-            }
-        }
         let recovery = Recovery {
             last_seq,
             replayed,

@@ -136,6 +136,7 @@ pub(crate) fn run(
     rx: Receiver<Msg>,
     batch_units_max: usize,
     mut filter: IdFilterState,
+    mut flush_priority: Option<crate::flushprio::FlushPriority>,
 ) {
     let wal_metrics = WalMetrics {
         sync: metrics::histogram!(WAL_SYNC_SECONDS),
@@ -176,6 +177,9 @@ pub(crate) fn run(
             &write_options,
             &wal_metrics,
         );
+        if let Some(p) = &mut flush_priority {
+            p.poll(&inner.db);
+        }
     }
     checkpoint_now(&inner);
     // Anything that raced with Stop is refused, not dropped silently.

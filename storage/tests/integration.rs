@@ -7,6 +7,7 @@ mod common;
 mod checkpoint;
 mod disk_full;
 mod expiry;
+mod flush_priority;
 mod format_fixtures;
 mod group_commit;
 mod notes;

@@ -62,10 +62,20 @@ pub(crate) struct FlushPriority {
 }
 
 impl FlushPriority {
-    /// Flush threads now at `idle`.
-    pub(crate) fn new(idle: i32, busy: i32, families: Vec<(&'static str, u64)>) -> Self {
+    /// Puts RocksDB's flush threads at `idle` and answers the controller that moves them
+    /// between `idle` and `busy`; `None` (the threads left at `busy`) when `idle` is not
+    /// above `busy` or the process may not lower a nice value again. `families`: each
+    /// column family's name and memtable size.
+    pub(crate) fn start(idle: i32, busy: i32, families: Vec<(&'static str, u64)>) -> Option<Self> {
+        if idle <= busy || !crate::sched::can_lower_nice(idle, busy) {
+            return None;
+        }
+        if let Err(e) = crate::sched::renice_threads("rocksdb:high", idle) {
+            tracing::warn!("RocksDB's flush threads keep their nice value: {e}");
+            return None;
+        }
         let n = families.len();
-        FlushPriority {
+        Some(FlushPriority {
             idle,
             busy,
             current: idle,
@@ -73,7 +83,7 @@ impl FlushPriority {
             checked: Instant::now(),
             window: (Instant::now(), vec![0; n]),
             rates: vec![0; n],
-        }
+        })
     }
 
     /// After a group write: at most every [`CHECK_EVERY`], the memtables' state decides the

@@ -338,6 +338,21 @@ fn drop_expired(_level: u32, key: &[u8], value: &[u8]) -> rocksdb::CompactionDec
     }
 }
 
+/// Column families keyed by 16-byte ids in random order, read by point lookups (accounts,
+/// dedup): small memtables, bloom filters, no compression.
+fn keyed_by_id(cf: &str) -> bool {
+    cf == CF_ACCOUNTS || cf == CF_DEDUP
+}
+
+/// A column family's memtable size.
+fn memtable_bytes(options: &StoreOptions, cf: &str) -> usize {
+    if keyed_by_id(cf) {
+        options.id_write_buffer_bytes
+    } else {
+        options.write_buffer_bytes
+    }
+}
+
 impl Store {
     /// Opens (creating when missing) the store in `path`, recovers, checks, and starts the
     /// writer. Refuses to open a store whose records do not check out.
@@ -368,9 +383,10 @@ impl Store {
         db_options.set_allow_concurrent_memtable_write(false);
 
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
-        let cf = |name: &str, keyed_by_id: bool| {
+        let cf = |name: &str| {
+            let keyed_by_id = keyed_by_id(name);
             let mut o = Options::default();
-            o.set_write_buffer_size(options.write_buffer_bytes);
+            o.set_write_buffer_size(memtable_bytes(&options, name));
             o.set_compression_type(DBCompressionType::Lz4);
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
@@ -380,7 +396,6 @@ impl Store {
                 // writer thread's main cost with a large one); flushes of a small sorted
                 // memtable are cheap and sequential. (A hash-indexed memtable makes inserts
                 // O(1) but its flush must sort everything: measured worse overall.)
-                o.set_write_buffer_size(options.id_write_buffer_bytes);
                 o.set_memtable_prefix_bloom_ratio(0.1);
                 o.set_memtable_whole_key_filtering(true);
                 table.set_bloom_filter(10.0, false);
@@ -426,12 +441,12 @@ impl Store {
             ColumnFamilyDescriptor::new(name, o)
         };
         let descriptors = vec![
-            cf(CF_JOURNAL, false),
-            cf(CF_ACCOUNTS, true),
-            cf(CF_DEDUP, true),
-            cf(CF_AUX, false),
-            cf(CF_META, false),
-            cf(CF_AUDIT, false),
+            cf(CF_JOURNAL),
+            cf(CF_ACCOUNTS),
+            cf(CF_DEDUP),
+            cf(CF_AUX),
+            cf(CF_META),
+            cf(CF_AUDIT),
         ];
         let db = DB::open_cf_descriptors(&db_options, &path, descriptors).map_err(|e| {
             let message = e.into_string();
@@ -516,33 +531,14 @@ impl Store {
                 tracing::warn!("RocksDB's threads keep their nice value: {e}");
             }
         }
-        let flush_priority = if options.flush_idle_nice > options.background_nice
-            && crate::sched::can_lower_nice(options.flush_idle_nice, options.background_nice)
-        {
-            match crate::sched::renice_threads("rocksdb:high", options.flush_idle_nice) {
-                Ok(_) => Some(crate::flushprio::FlushPriority::new(
-                    options.flush_idle_nice,
-                    options.background_nice,
-                    COLUMN_FAMILIES
-                        .iter()
-                        .map(|cf| {
-                            let size = if *cf == CF_ACCOUNTS || *cf == CF_DEDUP {
-                                options.id_write_buffer_bytes
-                            } else {
-                                options.write_buffer_bytes
-                            };
-                            (*cf, size as u64)
-                        })
-                        .collect(),
-                )),
-                Err(e) => {
-                    tracing::warn!("RocksDB's flush threads keep their nice value: {e}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let flush_priority = crate::flushprio::FlushPriority::start(
+            options.flush_idle_nice,
+            options.background_nice,
+            COLUMN_FAMILIES
+                .iter()
+                .map(|cf| (*cf, memtable_bytes(&options, cf) as u64))
+                .collect(),
+        );
         let (tx, rx) = crossbeam_channel::bounded(options.queue_units_max);
         let writer_inner = Arc::clone(&inner);
         let group_units_max = options.group_units_max.clamp(1, GROUP_UNITS_MAX);

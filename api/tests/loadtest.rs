@@ -86,7 +86,7 @@ fn killed_after(after: Duration) -> (tempfile::TempDir, String, std::thread::Joi
         std::thread::sleep(after);
         first.kill9();
         std::thread::sleep(Duration::from_millis(300));
-        let second = Payd::spawn_at(&dir, &again, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+        let mut second = Payd::spawn_at(&dir, &again, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
         second.wait_ready();
         second
     });
@@ -115,7 +115,7 @@ fn a_server_that_comes_back_without_its_data_is_caught() {
     let swapper = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1_000));
         first.kill9();
-        let second = Payd::spawn_at(&empty, &addr2, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+        let mut second = Payd::spawn_at(&empty, &addr2, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
         second.wait_ready();
         second
     });

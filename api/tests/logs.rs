@@ -40,7 +40,7 @@ fn every_request_is_one_json_access_line_and_a_payment_is_followed_by_its_id() {
         ("RONGPAY_STATUS_SYNC_MS", "100"),
         ("RONGPAY_LOG", "info,actors=debug"),
     ];
-    let p = Payd::spawn_with_stderr(&dir, &env, Stdio::from(stderr));
+    let mut p = Payd::spawn_with_stderr(&dir, &env, Stdio::from(stderr));
     p.wait_ready();
     channel(&p, "slow", &format!("http://{}", sim.addr("slow")), "0.002");
     let shop = merchant(&p, r#"{"name":"Logged","fee_rate":"0.006"}"#);

@@ -233,7 +233,7 @@ fn a_second_payd_on_the_same_data_dir_is_not_ready_until_the_first_lets_go() {
 
     // The successor listens at once but cannot open the store: alive, not ready, and every
     // endpoint that needs the store answers 503 not_ready.
-    let second = Payd::spawn_in(&dir, &env);
+    let mut second = Payd::spawn_in(&dir, &env);
     let deadline = Instant::now() + Duration::from_secs(30);
     while try_request(&second.addr, "GET", "/healthz", &[], b"")
         .map(|r| r.status)

@@ -123,10 +123,9 @@ impl Payd {
                 .open(log)
                 .unwrap()
         };
-        let addr = format!("127.0.0.1:{}", free_port());
-        let p = Payd::spawn_full(dir, &addr, env, file().into(), file().into(), None);
-        p.wait_ready();
-        p
+        Payd::start_on_a_free_port(|addr| {
+            Payd::spawn_full(dir, addr, env, file().into(), file().into(), None)
+        })
     }
 
     fn spawn_full(
@@ -158,17 +157,11 @@ impl Payd {
         }
     }
 
-    pub fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(r) = try_request(&self.addr, "GET", "/readyz", &[], b"") {
-                if r.status == 200 {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// Waits until payd answers `/readyz`; fails at once if it exits first.
+    pub fn wait_ready(&mut self) {
+        if let Some(status) = self.ready_or_exited() {
+            panic!("payd exited before it was ready: {status}");
         }
-        panic!("payd did not become ready");
     }
 
     pub fn req(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {

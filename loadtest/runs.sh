@@ -1,5 +1,5 @@
-# Sourced by loadtest/ab.sh and loadtest/threads.sh (from the repo's root): builds payd and
-# the harness and sets up what their runs share. Set `port`, `sim_port` and `token_prefix`
+# Sourced by loadtest/ab.sh, loadtest/threads.sh and loadtest/batch-shape.sh (from the
+# repo's root): builds payd and the harness and sets up what their runs share. Set `port`, `sim_port` and `token_prefix`
 # first. Leaves `bin`, `work` (removed at exit), `pids` (killed at exit) and `start_sim`.
 scripts/setup.sh build
 . scripts/env.sh

@@ -909,9 +909,8 @@ async fn prepare_round(
         return;
     }
     // 2. One Prepare per shard with all its legs, in round order. Sized for a shard's share
-    //    and a quarter more (accounts hash evenly over the shards): the legs are not copied
-    //    to grow, which at the batch endpoint's 16,380 legs a round was most of this thread's
-    //    memory traffic.
+    //    and a quarter more (accounts hash evenly over the shards), so that a full round's
+    //    legs (16,380 at the batch endpoint) are not copied at every doubling.
     let legs_total: usize = cmds.iter().map(|c| c.transfer.postings.len()).sum();
     let share = if legs_total < 8 * n {
         0 // a few legs (a round of payments): allocated by the first push, as before

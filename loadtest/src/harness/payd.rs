@@ -309,7 +309,7 @@ fn batch_results(body: &[u8]) -> Option<Vec<BatchResult<'_>>> {
         .map(|a| a.results)
 }
 
-/// Appends `v` cents as `"12.34"`, as [`format_cents`] renders it, without allocating.
+/// Appends `v` cents as `12.34` (signs allowed), without allocating.
 fn push_cents(out: &mut String, v: i64) {
     use std::fmt::Write;
     let sign = if v < 0 { "-" } else { "" };
@@ -351,12 +351,9 @@ pub fn cents(text: &str) -> anyhow::Result<i64> {
 }
 
 pub fn format_cents(v: i64) -> String {
-    let sign = if v < 0 { "-" } else { "" };
-    format!(
-        "{sign}{}.{:02}",
-        v.unsigned_abs() / 100,
-        v.unsigned_abs() % 100
-    )
+    let mut s = String::with_capacity(8);
+    push_cents(&mut s, v);
+    s
 }
 
 fn error_code(body: &[u8]) -> String {

@@ -22,8 +22,8 @@ if ! command -v wrk >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/nu
   apt-get install -y -qq wrk postgresql >/dev/null
 fi
 . scripts/env.sh
-cargo build --release --workspace -q
-bin="${CARGO_TARGET_DIR:-target}/release"
+cargo build --profile dist --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/dist"
 out="${OUT:-loadtest-out/bench-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$out"
 work=$(mktemp -d)

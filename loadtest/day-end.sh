@@ -15,8 +15,8 @@ conns="${CONNECTIONS:-64}"
 runs="${RUNS:-2}"
 scripts/setup.sh build
 . scripts/env.sh
-cargo build --release --workspace -q
-bin="${CARGO_TARGET_DIR:-target}/release"
+cargo build --profile dist --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/dist"
 out="${OUT:-loadtest-out/day-end-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$out"
 work=$(mktemp -d)

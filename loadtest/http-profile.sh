@@ -19,6 +19,9 @@ if ! command -v perf >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
 fi
 . scripts/env.sh
+# The release build, not the `dist` one the other scripts measure: the stages are told apart
+# by the functions on each stack, and a whole-program build inlines the dependencies' code
+# (which carries no debug info to name inlined frames) into whatever calls it.
 cargo build --release --workspace -q
 bin="${CARGO_TARGET_DIR:-target}/release"
 work=$(mktemp -d)

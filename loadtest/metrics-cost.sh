@@ -17,8 +17,8 @@ pairs="${2:-5}"
 scrapes="${3:-20}"
 scripts/setup.sh
 . scripts/env.sh
-cargo build --release --workspace -q
-bin="${CARGO_TARGET_DIR:-target}/release"
+cargo build --profile dist --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/dist"
 out="${OUT:-loadtest-out/metrics-cost-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$out"
 work=$(mktemp -d)

@@ -4,8 +4,8 @@
 # (killed at exit) and `start_sim`.
 scripts/setup.sh build
 . scripts/env.sh
-cargo build --release --workspace -q
-bin="${CARGO_TARGET_DIR:-target}/release"
+cargo build --profile dist --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/dist"
 work=$(mktemp -d)
 export RONGPAY_ADMIN_TOKEN="${token_prefix}_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export RONGPAY_RATE_MERCHANT_PER_S=1000000 RONGPAY_RATE_MERCHANT_BURST=1000000

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 n="${1:-100000}"
 scripts/setup.sh build
 . scripts/env.sh
-cargo build --release --workspace -q
-bin="${CARGO_TARGET_DIR:-target}/release"
+cargo build --profile dist --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/dist"
 work=$(mktemp -d)
 pids=()
 cleanup() {

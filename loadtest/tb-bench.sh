@@ -29,8 +29,8 @@ if [ -z "${TB_BIN:-}" ]; then
 fi
 scripts/setup.sh build
 . scripts/env.sh
-cargo build --release --workspace -q
-bin="${CARGO_TARGET_DIR:-target}/release"
+cargo build --profile dist --workspace -q
+bin="${CARGO_TARGET_DIR:-target}/dist"
 work=$(mktemp -d)
 payd_pid=
 cleanup() {

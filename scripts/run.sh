@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh build
 . scripts/env.sh
 target="${CARGO_TARGET_DIR:-target}"
-if [ ! -x "$target/release/payd" ]; then
+if [ ! -x "$target/dist/payd" ]; then
   echo "run: first build of payd: RocksDB's C++ is compiled from source, about 12-25 minutes on"
   echo "run: 2 cores (later builds reuse $target and take seconds). Progress every minute."
 fi
@@ -17,7 +17,8 @@ started=$SECONDS
 ( while sleep 60; do echo "run: still building payd ($(( (SECONDS - started) / 60 )) min so far)"; done ) &
 beat=$!
 trap 'kill $beat 2>/dev/null || true' EXIT
-cargo build --release -p rongpay-api --bin payd
+# The `dist` profile: release, optimized across crates at link time (Cargo.toml).
+cargo build --profile dist -p rongpay-api --bin payd
 kill $beat 2>/dev/null || true
 echo "run: payd built in $(( SECONDS - started )) s; serving"
-exec "$target/release/payd" serve "$@"
+exec "$target/dist/payd" serve "$@"

@@ -11,21 +11,10 @@ secs="${1:-20}"
 # Its own target dir: coverage flags would otherwise rebuild the main build's crates.
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}-fuzz"
 # RocksDB's C++ (linked by the api targets) is not instrumented anyway: link the library
-# the main build compiled instead of compiling it again (~12 minutes on 2 cores). The build
-# (the whole workspace, all targets, as the test command builds it: a build of one package
-# resolves other features for RocksDB's dependencies) names its build script's out dir;
-# another librocksdb.a in the target dir, from a build of one package or of another commit,
-# may have been built with other features, and would not link.
-rocksdb_lib=$(cargo build --release -q --workspace --all-targets --message-format=json \
-  | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "build-script-executed" and "librocksdb-sys" in m["package_id"]:
-        print(m["out_dir"] + "/librocksdb.a")
-' | head -1)
-[ -f "$rocksdb_lib" ] || { echo "fuzz: the build named no librocksdb.a ($rocksdb_lib)" >&2; exit 1; }
-export ROCKSDB_LIB_DIR="$(dirname "$rocksdb_lib")" ROCKSDB_STATIC=1
+# the main build compiled (the whole workspace, all targets, as the test command builds it)
+# instead of compiling it again.
+ROCKSDB_LIB_DIR="$(scripts/rocksdb-lib.sh --release --workspace --all-targets)"
+export ROCKSDB_LIB_DIR ROCKSDB_STATIC=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd fuzz

@@ -59,6 +59,31 @@ fn same_key_same_body_replays_the_first_answer_once() {
     assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
     assert_eq!(again.body, first.body, "byte for byte the first answer");
     assert_eq!(balance(&p, &w.payer), "90.00", "charged once");
+    // The payment as it was answered, not as it is now: a refund since changes the
+    // payment, not the replay.
+    let id = first.json()["id"].as_str().unwrap().to_string();
+    let refund = post(
+        &p,
+        &w.key,
+        &format!("/v1/payments/{id}/refunds"),
+        None,
+        r#"{"amount":"4.00","out_refund_no":"r-1"}"#,
+    );
+    assert_eq!(refund.status, 201, "{:?}", refund.json());
+    let now = p.admin("GET", &format!("/v1/payments/{id}"), "").json();
+    assert_eq!(now["refunded_amount"], "4.00");
+    let later = post(&p, &w.key, "/v1/payments", Some("key-1"), &body);
+    assert_eq!(
+        (later.status, later.header("Idempotent-Replayed")),
+        (201, Some("true"))
+    );
+    assert_eq!(later.body, first.body, "byte for byte the first answer");
+    assert_eq!(later.json()["refunded_amount"], "0.00");
+    assert_eq!(
+        balance(&p, &w.payer),
+        "94.00",
+        "charged once, refunded once"
+    );
 
     let other = post(
         &p,
@@ -96,7 +121,7 @@ fn same_key_same_body_replays_the_first_answer_once() {
             "{bad:?}"
         );
     }
-    assert_eq!(balance(&p, &w.payer), "90.00");
+    assert_eq!(balance(&p, &w.payer), "94.00");
 }
 
 #[test]

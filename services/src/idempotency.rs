@@ -2,7 +2,8 @@
 //! a repeat; the same key with a different request, or while the first is in flight, is
 //! refused.
 //!
-//! The record — request fingerprint, the answer's tag and bytes — is written in the same
+//! The record — request fingerprint, the answer's tag and bytes (for a payment, the payment's
+//! record its answer renders: [`Guard::record_payment`]) — is written in the same
 //! durable unit as the effect it guards (flows add [`Guard::record`] to their records), so
 //! no crash can leave the effect without its key, or the key without its effect. Records
 //! are kept [`RETENTION`] (≥ 24 h, across restarts) and then dropped by compaction: bounded
@@ -12,7 +13,7 @@
 use std::time::Duration;
 
 use storage::codec::{self, Kind};
-use storage::records::IdemRecord;
+use storage::records::{IdemForm, IdemRecord, Payment, Tail};
 use storage::schema::{expiring_value, split_expiring};
 
 use crate::platform::{now_ns, Platform};
@@ -50,10 +51,23 @@ pub struct Guard<'a> {
 impl Guard<'_> {
     /// The record to write with the effect: the answer `body` (with the tag given at claim).
     pub fn record(&self, body: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        self.record_as(body, IdemForm::Answer)
+    }
+
+    /// The record to write with a payment whose answer is its view
+    /// ([`crate::payments::view`]): `payment` is the payment's record as written in the same
+    /// unit (a third of its view's JSON). A replay renders the view of that record, so it
+    /// answers the payment as it was then, whatever happened to it since.
+    pub fn record_payment(&self, payment: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        self.record_as(payment, IdemForm::Payment)
+    }
+
+    fn record_as(&self, body: &[u8], form: IdemForm) -> (Vec<u8>, Vec<u8>) {
         let record = IdemRecord {
             fingerprint: self.fingerprint,
             status: self.tag,
             body: body.to_vec(),
+            form: Tail(form),
         };
         let expires = now_ns().saturating_add(RETENTION.as_nanos() as u64);
         (
@@ -119,10 +133,21 @@ pub fn claim<'a>(
         crate::metrics::idempotency("reused");
         return Err(Error::IdempotencyKeyReused);
     }
+    let body = match record.form.0 {
+        IdemForm::Answer => record.body,
+        IdemForm::Payment => {
+            let payment: Payment = codec::decode(Kind::Aux, &record.body).map_err(|e| {
+                Error::storage(format!(
+                    "the payment of a stored idempotency record does not decode: {e}"
+                ))
+            })?;
+            serde_json::to_vec(&crate::payments::view(&payment)).expect("a payment view serializes")
+        }
+    };
     crate::metrics::idempotency("replayed");
     Ok(Claim::Replay {
         tag: record.status,
-        body: record.body,
+        body,
     })
 }
 

@@ -491,6 +491,7 @@ fn aux_records() -> Vec<(&'static str, Vec<u8>)> {
                 fingerprint: [2; 32],
                 status: 201,
                 body: b"{\"id\":1}".to_vec(),
+                form: Tail(IdemForm::Payment),
             }),
         ),
         (
@@ -997,8 +998,8 @@ fn aux_records_of_format_v1_still_decode() {
             "{name}: format 1's payload is not a prefix of its re-encoding"
         );
         // Fields added since (a `Tail`): the merchant's pending account, a payment's and a
-        // refund's business date, a channel's settlement terms.
-        if !["merchant", "payment", "refund", "channel"].contains(&name.as_str()) {
+        // refund's business date, a channel's settlement terms, an idempotency record's form.
+        if !["merchant", "payment", "refund", "channel", "idempotency"].contains(&name.as_str()) {
             assert_eq!(again.len(), bytes.len(), "{name} grew");
         }
     }
@@ -1196,4 +1197,18 @@ fn aux_records_still_decode_and_encode_identically() {
             "{name} encodes differently from the committed layout"
         );
     }
+}
+
+/// An idempotency record written before its body's forms (as `aux_v2.hex` held it until
+/// then) holds the answer's bytes.
+#[test]
+fn an_idempotency_record_from_before_forms_holds_the_answer() {
+    let old = unhex(include_str!("fixtures/idempotency_before_form.hex").trim());
+    let r: storage::records::IdemRecord =
+        storage::records::decode(b"fixture", &old).expect("decodes");
+    assert_eq!(
+        (r.form.0, r.body.as_slice()),
+        (storage::records::IdemForm::Answer, &b"{\"id\":1}"[..])
+    );
+    assert!(storage::records::encode(&r)[6..].starts_with(&old[6..]));
 }

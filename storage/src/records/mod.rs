@@ -45,7 +45,9 @@ pub use merchants::{
 pub(crate) use notes::JournalNotesRef;
 pub use notes::{BatchTransferNote, JournalNotes, Note};
 pub use orders::{Order, OrderStatus};
-pub use outbox::{AuditEntry, Endpoint, Event, EventStatus, IdemRecord, OtpRecord, SmsRecord};
+pub use outbox::{
+    AuditEntry, Endpoint, Event, EventStatus, IdemForm, IdemRecord, OtpRecord, SmsRecord,
+};
 pub use payments::{
     AccountMeta, Authorization, BatchTransfer, Card, CardPayment, Deposit, Payment, PaymentStatus,
     Refund, RiskRecord, Split,

@@ -77,7 +77,22 @@ pub struct IdemRecord {
     /// SHA-256 of the method, path and body.
     pub fingerprint: [u8; 32],
     pub status: u16,
+    /// The answer, in the form [`IdemRecord::form`] says.
     pub body: Vec<u8>,
+    /// What `body` holds. `Answer` in records written before the field.
+    pub form: super::Tail<IdemForm>,
+}
+
+/// What an idempotency record's `body` holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub enum IdemForm {
+    /// The answer's bytes, as sent.
+    #[default]
+    Answer,
+    /// The payment the answer showed, as its record is stored ([`super::Payment`], with its
+    /// codec header): the answer is that payment's view, rendered again on a replay. A
+    /// third of the answer's bytes, in the same unit as the payment it shows.
+    Payment,
 }
 
 /// One operator action as stored.

@@ -56,7 +56,7 @@ impl Guard<'_> {
 
     /// The record to write with a payment whose answer is its view
     /// ([`crate::payments::view`]): `payment` is the payment's record as written in the same
-    /// unit (a third of its view's JSON). A replay renders the view of that record, so it
+    /// unit (a fifth of its view's JSON). A replay renders the view of that record, so it
     /// answers the payment as it was then, whatever happened to it since.
     pub fn record_payment(&self, payment: &[u8]) -> (Vec<u8>, Vec<u8>) {
         self.record_as(payment, IdemForm::Payment)

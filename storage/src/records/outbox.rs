@@ -91,7 +91,7 @@ pub enum IdemForm {
     Answer,
     /// The payment the answer showed, as its record is stored ([`super::Payment`], with its
     /// codec header): the answer is that payment's view, rendered again on a replay. A
-    /// third of the answer's bytes, in the same unit as the payment it shows.
+    /// fifth of the answer's bytes, in the same unit as the payment it shows.
     Payment,
 }
 

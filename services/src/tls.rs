@@ -97,8 +97,8 @@ pub fn failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(format!("TLS handshake failed: {tls}"));
         }
-        // An io::Error's `source` skips the error it wraps (hyper-rustls wraps rustls's in
-        // two of them): look inside it instead.
+        // An io::Error's `source` skips the error it wraps (a TLS stream wraps rustls's in
+        // one or two of them): look inside it instead.
         next = match e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn a_tls_failure_is_found_inside_the_errors_that_carry_it() {
         let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        // As hyper-rustls hands it to hyper: an io::Error in an io::Error.
+        // As a TLS stream hands it on, wrapped again: an io::Error in an io::Error.
         let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
         let io = std::io::Error::other(io);
         #[derive(Debug, thiserror::Error)]

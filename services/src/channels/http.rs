@@ -1,36 +1,98 @@
 //! The channel client: payd's HTTP/1.1 calls to its channels ([`super::wire`]), on hyper's
-//! pooled client.
+//! connection API with payd's own pool of kept-alive connections.
 //!
 //! Not reqwest, which the cold calls (webhooks, SMS, identity checks) keep using: a card
 //! payment makes one channel call, and reqwest's per-call work (parsing the URL through the
 //! `url` crate with IDNA, its retry and timeout layers, a request builder) was ≈ 4–6 µs of
 //! the ≈ 60 µs a card payment costs beyond a balance payment (docs/BENCHMARKS.md, fifth
-//! slice).
-//! Here a call is an [`http::Uri`] (parsed by `http`, no IDNA: endpoints are validated when
-//! a channel is configured), a JSON body written once, and one deadline around the send and
-//! the whole answer. An answer's body is read up to a bound (a channel that streams without
-//! end is an error, not memory growth).
+//! slice). Nor hyper-util's pooled client any more: it runs each connection as a task of its
+//! own and hands every request and answer across a channel to it, so one call woke two tasks
+//! and went through a pool keyed by a boxed, hashed key (docs/BENCHMARKS.md, session 33).
+//! Here the calling task drives its connection itself while it waits for the answer, and a
+//! connection at rest is polled by no one: it is checked when it is taken again.
+//!
+//! A call is an [`http::Uri`] (parsed by `http`, no IDNA: endpoints are validated when a
+//! channel is configured), a JSON body written once, and one deadline around the connect,
+//! the send and the whole answer. An answer's body is read up to a bound (a channel that
+//! streams without end is an error, not memory growth).
+//!
+//! Only a request that was never written is sent again (on a new connection): one that went
+//! out on a connection that then closed without an answer is "no answer", since the channel
+//! may have acted on it.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1;
 use hyper::{Method, Request, StatusCode};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::time::Duration;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 /// The largest answer read from a channel call's body, except where a call says otherwise
 /// (a statement download): charge, refund and payout answers are a few hundred bytes.
 pub const ANSWER_BYTES_MAX: usize = 64 * 1024;
 
-/// Pooled HTTP/1.1 connections to the channels, `http://` or `https://` (TLS by
+/// How long a connection may rest in the pool before it is closed rather than used.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Every this many calls, the whole pool is swept of connections idle too long (a channel
+/// no longer called keeps none open for long).
+const SWEEP_EVERY: u64 = 1024;
+
+/// Kept-alive HTTP/1.1 connections to the channels, `http://` or `https://` (TLS by
 /// [`crate::tls::client_config`]: the endpoint's certificate must chain to a trusted root and
 /// name its host), straight to the endpoint (no proxy taken from the environment, which
 /// reqwest would have honoured), idle connections closed after 90 s. A failed TLS handshake
 /// is a failure to connect: no request was sent, so the channel cannot have acted on it.
+///
+/// Connections are pooled per endpoint and per thread: a socket is registered with the
+/// reactor of the runtime that opened it (each HTTP worker runs its own), so a connection is
+/// taken again only on the thread that opened it, where its readiness is seen without a
+/// hop to another thread.
 #[derive(Clone)]
 pub struct ChannelHttp {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    idle: Mutex<Pool>,
+    idle_per_host: usize,
+    connect_timeout: Duration,
+    tls: tokio_rustls::TlsConnector,
+}
+
+#[derive(Default)]
+struct Pool {
+    by_key: HashMap<Key, Vec<Resting>>,
+    calls: u64,
+}
+
+/// Where a connection goes: the thread that opened it, TLS or not, and `host:port`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    thread: std::thread::ThreadId,
+    tls: bool,
+    authority: String,
+}
+
+struct Resting {
+    conn: Conn,
+    since: Instant,
+}
+
+/// One HTTP/1.1 connection: the handle requests are sent through, and the connection's
+/// state machine, which whoever waits on it polls.
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: Pin<Box<http1::Connection<TokioIo<Stream>, Full<Bytes>>>>,
+    /// The connection's state machine finished (closed by either side, or failed).
+    done: bool,
 }
 
 /// Why a call has no answer.
@@ -95,28 +157,22 @@ impl Reply {
 }
 
 impl ChannelHttp {
-    /// At most `idle_per_host` idle connections kept per channel; a connection attempt gives
-    /// up after `connect_timeout`; `https://` endpoints are reached with `tls`.
+    /// At most `idle_per_host` idle connections kept per channel (and HTTP worker); a
+    /// connection attempt gives up after `connect_timeout`; `https://` endpoints are reached
+    /// with `tls`.
     pub fn new(
         idle_per_host: usize,
         connect_timeout: Duration,
         tls: rustls::ClientConfig,
     ) -> ChannelHttp {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        ChannelHttp { client }
+        ChannelHttp {
+            inner: Arc::new(Inner {
+                idle: Mutex::new(Pool::default()),
+                idle_per_host,
+                connect_timeout,
+                tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            }),
+        }
     }
 
     /// `GET url`, its answer within `timeout`.
@@ -150,6 +206,14 @@ impl ChannelHttp {
             .await
     }
 
+    /// Connections resting in the pool (all threads', all endpoints').
+    pub fn idle_connections(&self) -> usize {
+        self.inner
+            .idle
+            .lock()
+            .map_or(0, |pool| pool.by_key.values().map(Vec::len).sum())
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -159,15 +223,41 @@ impl ChannelHttp {
         max: usize,
     ) -> Result<Reply, CallError> {
         let uri: hyper::Uri = url.parse().map_err(|e| CallError::Url(format!("{e}")))?;
-        let scheme = uri.scheme();
-        if !(scheme == Some(&http::uri::Scheme::HTTP) || scheme == Some(&http::uri::Scheme::HTTPS))
-            || uri.host().is_none()
-        {
-            return Err(CallError::Url(format!(
-                "{url} is not an http:// or https:// URL"
-            )));
+        let tls = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            true
+        } else if uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+            false
+        } else {
+            return Err(not_http(url));
+        };
+        let (Some(host), Some(authority)) = (uri.host(), uri.authority()) else {
+            return Err(not_http(url));
+        };
+        if host.is_empty() {
+            return Err(not_http(url));
         }
-        let mut request = Request::builder().method(method).uri(uri);
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        // An IPv6 literal is bracketed in a URL, not in a name to resolve or to check a
+        // certificate against.
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .to_string();
+        let key = Key {
+            thread: std::thread::current().id(),
+            tls,
+            authority: authority.as_str().to_string(),
+        };
+        // Origin form on the wire, the authority in Host (as an HTTP/1.1 client sends it).
+        let target = uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string();
+        let mut request = Request::builder()
+            .method(method)
+            .uri(target)
+            .header(hyper::header::HOST, authority.as_str());
         if body.is_some() {
             request = request.header(hyper::header::CONTENT_TYPE, "application/json");
         }
@@ -175,16 +265,29 @@ impl ChannelHttp {
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| CallError::Url(e.to_string()))?;
         let answer = async {
-            let resp = self.client.request(request).await.map_err(|e| {
-                if e.is_connect() {
-                    CallError::Connect(crate::tls::failure(&e).unwrap_or_else(|| chain(&e)))
-                } else {
-                    CallError::Io(e.to_string())
+            let mut request = request;
+            let mut conn = match self.checkout(&key) {
+                Some(conn) => conn,
+                None => self.connect(&host, port, tls).await?,
+            };
+            let resp = loop {
+                let sent = conn.sender.try_send_request(request);
+                match conn.drive(sent).await {
+                    Ok(resp) => break resp,
+                    Err(mut e) => match e.take_message() {
+                        // Never written (the connection had closed meanwhile): nothing
+                        // reached the channel, so it goes again on a new connection.
+                        Some(back) => {
+                            request = back;
+                            conn = self.connect(&host, port, tls).await?;
+                        }
+                        None => return Err(CallError::Io(chain(&e.into_error()))),
+                    },
                 }
-            })?;
+            };
             let status = resp.status();
-            let body = Limited::new(resp.into_body(), max)
-                .collect()
+            let body = conn
+                .drive(Limited::new(resp.into_body(), max).collect())
                 .await
                 .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
@@ -194,11 +297,210 @@ impl ChannelHttp {
                     }
                 })?
                 .to_bytes();
+            self.checkin(key, conn);
             Ok(Reply { status, body })
         };
         tokio::time::timeout(timeout, answer)
             .await
             .map_err(|_| CallError::Timeout(timeout))?
+    }
+
+    /// A resting connection to `key` that is still open, if there is one; the closed and the
+    /// stale are dropped on the way.
+    fn checkout(&self, key: &Key) -> Option<Conn> {
+        let mut pool = self.inner.idle.lock().ok()?;
+        pool.calls = pool.calls.wrapping_add(1);
+        let now = Instant::now();
+        if pool.calls % SWEEP_EVERY == 0 {
+            pool.by_key.retain(|_, rest| {
+                rest.retain(|r| now.duration_since(r.since) < IDLE_TIMEOUT);
+                !rest.is_empty()
+            });
+        }
+        let rest = pool.by_key.get_mut(key)?;
+        // The most recently used first: the likeliest to be open still.
+        while let Some(Resting { mut conn, since }) = rest.pop() {
+            if now.duration_since(since) >= IDLE_TIMEOUT {
+                continue;
+            }
+            // Whatever happened while it rested (the channel closed it, sent something
+            // unasked) is read now: a closed one finishes its state machine here.
+            conn.poll_once();
+            if !conn.done && conn.sender.is_ready() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Back to the pool once it can take another request (the answer read whole, no
+    /// `Connection: close`), unless the pool has enough for this endpoint.
+    fn checkin(&self, key: Key, mut conn: Conn) {
+        if conn.done {
+            return;
+        }
+        // The connection's state machine goes back to idle on its next poll after the
+        // answer's end; that needs no I/O, so one turn decides.
+        conn.poll_once();
+        if conn.done || !conn.sender.is_ready() {
+            return;
+        }
+        let Ok(mut pool) = self.inner.idle.lock() else {
+            return;
+        };
+        let rest = pool.by_key.entry(key).or_default();
+        if rest.len() < self.inner.idle_per_host {
+            rest.push(Resting {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// A new connection (TCP, then TLS for `https://`), within the connect timeout for the
+    /// TCP part; every address the name resolves to is tried in turn.
+    async fn connect(&self, host: &str, port: u16, tls: bool) -> Result<Conn, CallError> {
+        let refused = |e: &dyn std::fmt::Display| CallError::Connect(format!("{host}:{port}: {e}"));
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| refused(&e))?
+            .collect();
+        let mut last = None;
+        let mut tcp = None;
+        for addr in addrs {
+            match tokio::time::timeout(self.inner.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Ok(Err(e)) => last = Some(e.to_string()),
+                Err(_) => {
+                    last = Some(format!(
+                        "no connection within {:?}",
+                        self.inner.connect_timeout
+                    ))
+                }
+            }
+        }
+        let Some(tcp) = tcp else {
+            return Err(refused(&last.unwrap_or_else(|| "no address".to_string())));
+        };
+        let _ = tcp.set_nodelay(true);
+        let stream = if tls {
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| refused(&e))?;
+            let tls = self.inner.tls.connect(name, tcp).await.map_err(|e| {
+                CallError::Connect(crate::tls::failure(&e).unwrap_or_else(|| chain(&e)))
+            })?;
+            Stream::Tls(Box::new(tls))
+        } else {
+            Stream::Plain(tcp)
+        };
+        let (sender, driver) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| CallError::Connect(chain(&e)))?;
+        Ok(Conn {
+            sender,
+            driver: Box::pin(driver),
+            done: false,
+        })
+    }
+}
+
+fn not_http(url: &str) -> CallError {
+    CallError::Url(format!("{url} is not an http:// or https:// URL"))
+}
+
+impl Conn {
+    /// Waits for `fut` (an answer, its body) while driving the connection that produces it.
+    async fn drive<F: Future>(&mut self, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| {
+            // The connection first: it writes what was queued and reads what arrived,
+            // which is what readies `fut`.
+            self.poll_driver(cx);
+            fut.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    fn poll_driver(&mut self, cx: &mut Context<'_>) {
+        if !self.done && self.driver.as_mut().poll(cx).is_ready() {
+            // Closed or failed: a request in flight hears of it through its own future.
+            self.done = true;
+        }
+    }
+
+    /// One turn of the connection's state machine, with no one to wake (the caller checks
+    /// the outcome at once; the next poll registers its own waker).
+    fn poll_once(&mut self) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.poll_driver(&mut cx);
+    }
+}
+
+/// A channel connection's byte stream: TCP, or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
@@ -323,6 +625,149 @@ mod tests {
             matches!(err, CallError::TooLarge(ANSWER_BYTES_MAX)),
             "{err:?}"
         );
+    }
+
+    /// A server that answers each request it reads with `200 {"n": k}` (k counting from 1
+    /// over the whole server), taking up to `per_connection` requests on a connection before
+    /// closing it. Returns its URL and how many connections it accepted.
+    async fn keep_alive_server(
+        per_connection: usize,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let served = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                let served = served.clone();
+                tokio::spawn(async move {
+                    let mut pending = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    for _ in 0..per_connection {
+                        // One request: a head and no body (these tests GET).
+                        let end = loop {
+                            if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break end + 4;
+                            }
+                            let n = socket.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            pending.extend_from_slice(&buf[..n]);
+                        };
+                        pending.drain(..end);
+                        let k = served.fetch_add(1, Ordering::SeqCst) + 1;
+                        let body = format!("{{\"n\": {k}}}");
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Closed after its last answer, as a channel's idle timeout would.
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    fn n_of(reply: &Reply) -> u64 {
+        reply.json::<serde_json::Value>().unwrap()["n"]
+            .as_u64()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn calls_in_turn_share_one_kept_alive_connection() {
+        let (url, accepted) = keep_alive_server(100).await;
+        let http = client();
+        for k in 1..=5 {
+            let reply = http
+                .get(&format!("{url}/charges/{k}"), Duration::from_secs(2))
+                .await
+                .unwrap();
+            assert_eq!(n_of(&reply), k);
+            assert_eq!(http.idle_connections(), 1);
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_channel_closed_while_it_rested_is_not_used() {
+        // One answer per connection, then the server closes it: each call finds its
+        // resting connection closed, drops it and opens another, and is answered.
+        let (url, accepted) = keep_alive_server(1).await;
+        let http = client();
+        for k in 1..=3 {
+            let reply = http
+                .get(&format!("{url}/charges/{k}"), Duration::from_secs(2))
+                .await
+                .unwrap();
+            assert_eq!(n_of(&reply), k);
+            // Let the close arrive before the next call takes the connection.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_request_written_to_a_connection_that_then_closes_is_not_sent_again() {
+        // The server reads the request and closes without answering: the channel may have
+        // acted on it, so it is "no answer" (not a refusal, and not sent a second time).
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                drop(socket);
+            }
+        });
+        let http = client();
+        let err = http
+            .post(
+                &format!("{url}/charges"),
+                Some(&serde_json::json!({"amount_minor": 5})),
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CallError::Io(_)), "{err:?}");
+        assert!(!err.is_connect());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(http.idle_connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn connections_rest_up_to_the_bound_per_endpoint() {
+        let (url, accepted) = keep_alive_server(100).await;
+        let http = ChannelHttp::new(
+            2,
+            Duration::from_secs(1),
+            crate::tls::client_config(None).unwrap(),
+        );
+        // Five calls at once need five connections; two of them are kept.
+        let calls = (0..5).map(|k| {
+            let http = http.clone();
+            let url = format!("{url}/charges/{k}");
+            async move { http.get(&url, Duration::from_secs(2)).await }
+        });
+        for reply in futures_util::future::join_all(calls).await {
+            assert!(reply.unwrap().answered());
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
+        assert_eq!(http.idle_connections(), 2);
     }
 
     #[tokio::test]

@@ -593,3 +593,81 @@ fn the_bulkhead_and_the_daily_limit_hold_under_concurrent_payments() {
         "{v}"
     );
 }
+
+#[test]
+fn a_client_that_hangs_up_mid_charge_still_gets_its_payment_booked_and_the_slot_freed() {
+    // The channel takes 1.5 s to answer; the merchant's client gives up after 0.3 s and
+    // closes its connection while payd is waiting on the channel. The channel charges
+    // regardless, so payd must finish the payment (booked once, not left processing) and
+    // give the channel's in-flight slot back.
+    let sim = Sim::start(&[r#"slow={"latency_ms":1500}"#]);
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Payd::start_in(
+        &tmp.path().join("data"),
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_CHANNEL_TIMEOUT_MS", "5000"),
+        ],
+    );
+    let r = p.post(
+        ADMIN,
+        "/v1/channels",
+        None,
+        &format!(
+            r#"{{"name":"slow","endpoint":"http://{}","methods":["bank_card"],"currency":"CNY",
+                "fee_rate":"0.002","max_amount":"50.00","daily_limit":"1000.00","inflight_max":8}}"#,
+            sim.addr("slow")
+        ),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let shop = merchant(&p, r#"{"name":"Hangup","fee_rate":"0.006"}"#);
+    let token = tokenize(&p, &shop.key, "4111111111111111");
+
+    let body = format!(
+        r#"{{"out_trade_no":"hangup-1","amount":"12.34","currency":"CNY","payment_method":{{"type":"bank_card","card_token":"{token}"}}}}"#
+    );
+    let head = format!(
+        "POST /v1/payments HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        p.addr,
+        shop.key,
+        body.len()
+    );
+    {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&p.addr).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        assert!(
+            stream.read(&mut buf).is_err(),
+            "answered within 0.3 s; the channel should take 1.5 s"
+        );
+        // Hang up while payd waits on the channel.
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let auth = format!("Bearer {}", shop.key);
+    let list = p
+        .req(
+            "GET",
+            "/v1/payments?out_trade_no=hangup-1",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .json();
+    let id = list["data"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no payment: {list}"))
+        .to_string();
+    let v = settled(&p, &shop.key, &id);
+    println!(
+        "after the hang-up: status {}, channel in flight {}",
+        v["status"],
+        channels(&p)[0]["health"]["inflight"]
+    );
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(sim.records("slow").len(), 1, "charged once");
+    assert_eq!(channels(&p)[0]["health"]["inflight"], 0);
+}

@@ -16,9 +16,9 @@
 //! the send and the whole answer. An answer's body is read up to a bound (a channel that
 //! streams without end is an error, not memory growth).
 //!
-//! Only a request that was never written is sent again (on a new connection): one that went
-//! out on a connection that then closed without an answer is "no answer", since the channel
-//! may have acted on it.
+//! Only a request that was never written is sent again, once, on a new connection (when a
+//! resting connection turns out closed): one that went out on a connection that then closed
+//! without an answer is "no answer", since the channel may have acted on it.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -266,20 +266,29 @@ impl ChannelHttp {
             .map_err(|e| CallError::Url(e.to_string()))?;
         let answer = async {
             let mut request = request;
-            let mut conn = match self.checkout(&key) {
-                Some(conn) => conn,
-                None => self.connect(&host, port, tls).await?,
+            let (mut conn, mut reused) = match self.checkout(&key) {
+                Some(conn) => (conn, true),
+                None => (self.connect(&host, port, tls).await?, false),
             };
             let resp = loop {
                 let sent = conn.sender.try_send_request(request);
                 match conn.drive(sent).await {
                     Ok(resp) => break resp,
                     Err(mut e) => match e.take_message() {
-                        // Never written (the connection had closed meanwhile): nothing
-                        // reached the channel, so it goes again on a new connection.
-                        Some(back) => {
+                        // Never written (a resting connection the channel had just closed):
+                        // nothing reached the channel, so it goes once more, on a new one.
+                        Some(back) if reused => {
                             request = back;
                             conn = self.connect(&host, port, tls).await?;
+                            reused = false;
+                        }
+                        // A new connection closed before the request went out: as a refused
+                        // connection, the channel never saw it.
+                        Some(_) => {
+                            return Err(CallError::Connect(format!(
+                                "{authority}: closed before the request was sent: {}",
+                                chain(&e.into_error())
+                            )))
                         }
                         None => return Err(CallError::Io(chain(&e.into_error()))),
                     },
@@ -308,19 +317,23 @@ impl ChannelHttp {
     /// A resting connection to `key` that is still open, if there is one; the closed and the
     /// stale are dropped on the way.
     fn checkout(&self, key: &Key) -> Option<Conn> {
-        let mut pool = self.inner.idle.lock().ok()?;
-        pool.calls = pool.calls.wrapping_add(1);
-        let now = Instant::now();
-        if pool.calls % SWEEP_EVERY == 0 {
-            pool.by_key.retain(|_, rest| {
-                rest.retain(|r| now.duration_since(r.since) < IDLE_TIMEOUT);
-                !rest.is_empty()
-            });
-        }
-        let rest = pool.by_key.get_mut(key)?;
-        // The most recently used first: the likeliest to be open still.
-        while let Some(Resting { mut conn, since }) = rest.pop() {
-            if now.duration_since(since) >= IDLE_TIMEOUT {
+        loop {
+            // Taken out under the lock, checked outside it (the check may read the socket).
+            let (mut conn, since) = {
+                let mut pool = self.inner.idle.lock().ok()?;
+                pool.calls = pool.calls.wrapping_add(1);
+                let now = Instant::now();
+                if pool.calls % SWEEP_EVERY == 0 {
+                    pool.by_key.retain(|_, rest| {
+                        rest.retain(|r| now.duration_since(r.since) < IDLE_TIMEOUT);
+                        !rest.is_empty()
+                    });
+                }
+                // The most recently used first: the likeliest to be open still.
+                let Resting { conn, since } = pool.by_key.get_mut(key)?.pop()?;
+                (conn, since)
+            };
+            if since.elapsed() >= IDLE_TIMEOUT {
                 continue;
             }
             // Whatever happened while it rested (the channel closed it, sent something
@@ -330,7 +343,6 @@ impl ChannelHttp {
                 return Some(conn);
             }
         }
-        None
     }
 
     /// Back to the pool once it can take another request (the answer read whole, no

@@ -609,17 +609,7 @@ fn a_client_that_hangs_up_mid_charge_still_gets_its_payment_booked_and_the_slot_
             ("RONGPAY_CHANNEL_TIMEOUT_MS", "5000"),
         ],
     );
-    let r = p.post(
-        ADMIN,
-        "/v1/channels",
-        None,
-        &format!(
-            r#"{{"name":"slow","endpoint":"http://{}","methods":["bank_card"],"currency":"CNY",
-                "fee_rate":"0.002","max_amount":"50.00","daily_limit":"1000.00","inflight_max":8}}"#,
-            sim.addr("slow")
-        ),
-    );
-    assert_eq!(r.status, 201, "{:?}", r.json());
+    channel(&p, "slow", &format!("http://{}", sim.addr("slow")), "0.002");
     let shop = merchant(&p, r#"{"name":"Hangup","fee_rate":"0.006"}"#);
     let token = tokenize(&p, &shop.key, "4111111111111111");
 

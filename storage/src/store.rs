@@ -518,7 +518,7 @@ impl Store {
         let (accounts, trial_balance) = check_trial_balance(&inner, has_book)?;
 
         let cancel_filter = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let filter = spawn_dedup_filter(
+        let (filter, filter_thread) = spawn_dedup_filter(
             &inner,
             options.dedup_filter_bytes_max,
             Arc::clone(&cancel_filter),
@@ -541,6 +541,7 @@ impl Store {
         );
         let (tx, rx) = crossbeam_channel::bounded(options.queue_units_max);
         let writer_inner = Arc::clone(&inner);
+        let cancel_on_error = Arc::clone(&cancel_filter);
         let group_units_max = options.group_units_max.clamp(1, GROUP_UNITS_MAX);
         let writer = std::thread::Builder::new()
             .name("rongpay-wal".to_string())
@@ -553,8 +554,17 @@ impl Store {
                 }
                 writer::run(writer_inner, rx, group_units_max, filter, flush_priority);
                 cancel_filter.store(true, Ordering::Release);
+                // The scan holds the database open: the store is closed, and its directory
+                // free to open again, only once it stopped (it checks `cancel` every 64Ki
+                // keys).
+                if let Some(scan) = filter_thread {
+                    let _ = scan.join();
+                }
             })
-            .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
+            .map_err(|e| {
+                cancel_on_error.store(true, Ordering::Release);
+                StoreError::Io(format!("cannot start writer thread: {e}"))
+            })?;
         let recovery = Recovery {
             last_seq,
             replayed,
@@ -1796,14 +1806,15 @@ fn with_unflushed(account: &mut Account, deltas: &Deltas) -> Result<()> {
 /// caches cold). The writer looks every id up in RocksDB meanwhile, and keeps the ids it
 /// writes, to add them when the filter arrives ([`writer::IdFilterState`]): the scan sees at
 /// least every key written before it started, the writer's list every key after.
-/// `cancel`: the writer stopped, stop scanning.
+/// `cancel`: the writer stopped, stop scanning. The scan's thread is returned to be joined
+/// by the writer's as it stops.
 fn spawn_dedup_filter(
     inner: &Arc<Inner>,
     bytes_max: usize,
     cancel: Arc<std::sync::atomic::AtomicBool>,
-) -> writer::IdFilterState {
+) -> (writer::IdFilterState, Option<JoinHandle<()>>) {
     if !crate::idfilter::fits(bytes_max) {
-        return writer::IdFilterState::Off;
+        return (writer::IdFilterState::Off, None);
     }
     let (built, rx) = crossbeam_channel::bounded(1);
     let inner = Arc::clone(inner);
@@ -1826,10 +1837,10 @@ fn spawn_dedup_filter(
                 .store(true, Ordering::Release);
         });
     match spawned {
-        Ok(_) => writer::IdFilterState::building(rx),
+        Ok(scan) => (writer::IdFilterState::building(rx), Some(scan)),
         Err(e) => {
             tracing::warn!(error = %e, "no thread for the dedup filter: every transfer id is looked up in RocksDB");
-            writer::IdFilterState::Off
+            (writer::IdFilterState::Off, None)
         }
     }
 }

@@ -60,6 +60,30 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    // An id's text form both ways (a batch request parses two a transfer and renders one),
+    // beside what the standard library's integer parsing and formatting cost for the same.
+    let mut g = c.benchmark_group("ids");
+    let text = "acct_0190f3a2b4c5d6e7f8091a2b3c4d5e6f";
+    g.bench_function("account_id_parse", |b| {
+        b.iter(|| engine::AccountId::parse(black_box(text)))
+    });
+    g.bench_function("std_from_str_radix_reference", |b| {
+        b.iter(|| {
+            let hex = black_box(text).strip_prefix("acct_")?;
+            (hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+                .then(|| u128::from_str_radix(hex, 16).ok())
+                .flatten()
+        })
+    });
+    let id = engine::AccountId::parse(text).expect("a valid id");
+    g.bench_function("account_id_to_string", |b| {
+        b.iter(|| black_box(id).to_string())
+    });
+    g.bench_function("std_format_reference", |b| {
+        b.iter(|| format!("acct_{:032x}", black_box(id).0))
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("state_machine");
     let batch = payments(8_000, 1 << 64);
     g.throughput(Throughput::Elements(batch.len() as u64));

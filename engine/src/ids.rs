@@ -5,6 +5,49 @@ use std::fmt;
 
 use bincode::{Decode, Encode};
 
+/// 32 lower-case hex digits, most significant first: an id's text form after its prefix.
+/// By hand rather than `u128::from_str_radix`, which checks each digit's multiply and add
+/// for overflow on 128 bits (a batch request parses two ids a transfer).
+fn parse_hex32(hex: &str) -> Option<u128> {
+    let hex: &[u8; 32] = hex.as_bytes().try_into().ok()?;
+    let (high, low) = hex.split_at(16);
+    Some(u128::from(parse_hex16(high)?) << 64 | u128::from(parse_hex16(low)?))
+}
+
+/// 16 hex digits into a `u64` (on 64-bit halves: a `u128` shift is two).
+fn parse_hex16(hex: &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for &b in hex {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        value = (value << 4) | u64::from(digit);
+    }
+    Some(value)
+}
+
+/// The 32 lower-case hex digits of `value`, zero-padded: what `{:032x}` writes, without the
+/// formatting machinery's padding pass.
+struct Hex32([u8; 32]);
+
+impl Hex32 {
+    fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written into it.
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+}
+
+fn hex32(value: u128) -> Hex32 {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = DIGITS[((value >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    Hex32(out)
+}
+
 macro_rules! id128 {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -26,17 +69,14 @@ macro_rules! id128 {
 
             /// Parses the text form (`prefix` then 32 lower-case hex digits).
             pub fn parse(text: &str) -> Option<Self> {
-                let hex = text.strip_prefix($prefix)?;
-                if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-                    return None;
-                }
-                u128::from_str_radix(hex, 16).ok().map(Self)
+                parse_hex32(text.strip_prefix($prefix)?).map(Self)
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}{:032x}", $prefix, self.0)
+                f.write_str($prefix)?;
+                f.write_str(hex32(self.0).as_str())
             }
         }
 
@@ -198,6 +238,27 @@ mod tests {
             None
         );
         assert_eq!(AccountId::parse("acct_123"), None);
+    }
+
+    proptest::proptest! {
+        /// The hand-written hex agrees with the standard library's both ways.
+        #[test]
+        fn hex_text_is_std_formatting(value: u128, noise: u8, at in 0usize..32) {
+            let text = format!("{value:032x}");
+            let hex = hex32(value);
+            proptest::prop_assert_eq!(hex.as_str(), text.as_str());
+            proptest::prop_assert_eq!(parse_hex32(&text), Some(value));
+            proptest::prop_assert_eq!(AccountId(value).to_string(), format!("acct_{text}"));
+            // One byte changed: parsed only if it is still a lower-case hex digit.
+            let mut bytes = text.into_bytes();
+            bytes[at] = noise;
+            let expected = matches!(noise, b'0'..=b'9' | b'a'..=b'f')
+                .then(|| u128::from_str_radix(std::str::from_utf8(&bytes).unwrap(), 16).unwrap());
+            match std::str::from_utf8(&bytes) {
+                Ok(changed) => proptest::prop_assert_eq!(parse_hex32(changed), expected),
+                Err(_) => proptest::prop_assert!(expected.is_none()),
+            }
+        }
     }
 
     #[test]

@@ -49,12 +49,12 @@ pub fn resume(state: &Arc<Platform>, store: &storage::Store) -> Result<usize, St
         };
         let Some(call) = state.channels.get(&channel).and_then(|c| {
             c.value().lock().ok().map(|rt| Call {
-                id: rt.record.id,
+                id: rt.record().id,
                 name: name.clone(),
-                endpoint: rt.record.endpoint.clone(),
-                number: rt.record.number,
+                endpoint: rt.record().endpoint.clone(),
+                number: rt.record().number,
                 fee: card.channel_fee,
-                notify: rt.record.notify_secret.is_some(),
+                notify: rt.record().notify_secret.is_some(),
             })
         }) else {
             continue;
@@ -115,15 +115,7 @@ fn plan(
     ids.sort_unstable();
     let refs: Vec<_> = ids.iter().filter_map(|id| state.channels.get(id)).collect();
     let mut locked: Vec<_> = refs.iter().filter_map(|r| r.value().lock().ok()).collect();
-    let specs: Vec<_> = locked.iter().map(|rt| rt.record.spec()).collect();
-    let mut candidates: Vec<Candidate> = specs
-        .iter()
-        .zip(locked.iter_mut())
-        .map(|(spec, rt)| Candidate {
-            spec,
-            health: &mut rt.health,
-        })
-        .collect();
+    let mut candidates: Vec<Candidate> = locked.iter_mut().map(|rt| rt.candidate()).collect();
     let req = RouteRequest {
         method: Method::BankCard,
         currency,
@@ -132,17 +124,18 @@ fn plan(
         draw: rand::random(),
     };
     let routed = route(&mut candidates, &req, state.settings.routing_policy);
+    drop(candidates);
     let calls = routed
         .ranked
         .iter()
         .map(|&i| {
-            let r = &locked[i].record;
+            let r = locked[i].record();
             Call {
                 id: r.id,
                 name: r.name.clone(),
                 endpoint: r.endpoint.clone(),
                 number: r.number,
-                fee: specs[i].fee(payment.amount),
+                fee: locked[i].spec().fee(payment.amount),
                 notify: r.notify_secret.is_some(),
             }
         })
@@ -150,7 +143,7 @@ fn plan(
     let excluded = routed
         .excluded
         .iter()
-        .map(|&(i, why)| (specs[i].name.clone(), why.code().to_string()))
+        .map(|&(i, why)| (locked[i].spec().name.clone(), why.code().to_string()))
         .collect();
     (calls, excluded)
 }
@@ -407,9 +400,10 @@ pub async fn charge(
         // or the daily limit (nor can the failover's next channel, ranked earlier).
         let admitted = state.channels.get(&c.id).and_then(|entry| {
             entry.lock().ok().map(|mut rt| {
-                let spec = rt.record.spec();
-                rt.health
-                    .try_start(&spec, Timestamp(now_ns()), payment.amount)
+                let channel = rt.candidate();
+                channel
+                    .health
+                    .try_start(channel.spec, Timestamp(now_ns()), payment.amount)
                     .map_err(|why| why.code())
             })
         });
@@ -453,13 +447,10 @@ pub async fn charge(
             }
             Outcome::Charged(answer) => {
                 take_reported_fee(&mut payment, &answer);
-                let extra = without(
-                    answer_of(&Payment {
-                        status: PaymentStatus::Succeeded,
-                        ..payment.clone()
-                    }),
-                    &written,
-                );
+                // The answer is of the booked payment (`book` keeps the status it is given
+                // unless the ledger refuses, and then writes the payment again).
+                payment.status = PaymentStatus::Succeeded;
+                let extra = without(answer_of(&payment), &written);
                 if let Err(e) = book(state, &mut payment, merchant_account, c.number, extra).await {
                     // Charged but not booked (the store refused the write): the status
                     // sync books it as soon as the store takes writes again.
@@ -621,7 +612,7 @@ pub async fn resolve(
             let number = state
                 .channels
                 .get(&channel)
-                .and_then(|c| c.value().lock().ok().map(|rt| rt.record.number))
+                .and_then(|c| c.value().lock().ok().map(|rt| rt.record().number))
                 .ok_or_else(|| Error::storage("a payment's channel is missing"))?;
             let events = crate::payments::payment_records(
                 state,
@@ -674,7 +665,7 @@ fn authorized_at(state: &Platform, p: &Payment) -> Result<(String, u32, String, 
             c.value()
                 .lock()
                 .ok()
-                .map(|rt| (rt.record.endpoint.clone(), rt.record.number))
+                .map(|rt| (rt.record().endpoint.clone(), rt.record().number))
         })
         .ok_or_else(|| Error::storage("a card authorization's channel is missing"))?;
     Ok((endpoint, number, request_id, channel))
@@ -739,12 +730,7 @@ pub async fn capture(
     let channel_fee = state
         .channels
         .get(&channel)
-        .and_then(|c| {
-            c.value()
-                .lock()
-                .ok()
-                .map(|rt| rt.record.spec().fee(captured))
-        })
+        .and_then(|c| c.value().lock().ok().map(|rt| rt.spec().fee(captured)))
         .unwrap_or(0);
     if let Some(card) = p.card.0.as_mut() {
         card.channel_fee = channel_fee;

@@ -57,11 +57,11 @@ fn payout_channel(state: &Platform) -> Option<(u128, String, String)> {
     let name = state.settings.payout_channel.as_deref()?;
     state.channels.iter().find_map(|entry| {
         let rt = entry.value().lock().ok()?;
-        (rt.record.name == name).then(|| {
+        (rt.record().name == name).then(|| {
             (
-                rt.record.id,
-                rt.record.name.clone(),
-                rt.record.endpoint.clone(),
+                rt.record().id,
+                rt.record().name.clone(),
+                rt.record().endpoint.clone(),
             )
         })
     })

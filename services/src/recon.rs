@@ -435,7 +435,7 @@ fn channel_name(state: &Platform, id: u128) -> String {
     state
         .channels
         .get(&id)
-        .and_then(|c| c.value().lock().ok().map(|rt| rt.record.name.clone()))
+        .and_then(|c| c.value().lock().ok().map(|rt| rt.record().name.clone()))
         .unwrap_or_else(|| crate::channels::channel_id_text(id))
 }
 
@@ -1764,7 +1764,7 @@ async fn booked_by_status_sync(state: &Platform, id: u128, request_id: &str) -> 
     let Some(endpoint) = state
         .channels
         .get(&channel)
-        .and_then(|c| c.value().lock().ok().map(|rt| rt.record.endpoint.clone()))
+        .and_then(|c| c.value().lock().ok().map(|rt| rt.record().endpoint.clone()))
     else {
         return Ok(false);
     };

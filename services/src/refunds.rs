@@ -299,7 +299,7 @@ fn channel_of(state: &Platform, payment: &Payment) -> Option<(String, u32)> {
     let (channel, _) = payment.card.0.as_ref()?.channel.clone()?;
     let entry = state.channels.get(&channel)?;
     let rt = entry.value().lock().ok()?;
-    Some((rt.record.endpoint.clone(), rt.record.number))
+    Some((rt.record().endpoint.clone(), rt.record().number))
 }
 
 /// Asks the channel about a card refund that got no answer until it says; then marks it
@@ -575,7 +575,7 @@ pub async fn create(
                     c.value()
                         .lock()
                         .ok()
-                        .map(|rt| (rt.record.number, rt.record.endpoint.clone()))
+                        .map(|rt| (rt.record().number, rt.record().endpoint.clone()))
                 })
                 .ok_or_else(|| Error::storage("the payment's channel is not configured"))?;
             Some((call, card.request_id.clone().unwrap_or_default()))

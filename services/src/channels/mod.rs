@@ -16,7 +16,7 @@ pub mod wire;
 use std::sync::Mutex;
 
 use engine::money::{format_fee_rate, format_minor, parse_amount, parse_fee_rate, MoneyError};
-use engine::routing::{BreakerConfig, BreakerState, ChannelHealth};
+use engine::routing::{BreakerConfig, BreakerState, ChannelHealth, ChannelSpec};
 use engine::{AccountId, Currency, PlatformRole, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -48,8 +48,43 @@ fn encode_sealed(state: &Platform, r: &ChannelRecord) -> Vec<u8> {
 
 /// A channel's configuration and live state (what its actor will own).
 pub struct ChannelRuntime {
-    pub record: ChannelRecord,
+    record: ChannelRecord,
+    /// The record as the router reads it, made once per configuration rather than once per
+    /// payment routed (its name and lists are allocations).
+    spec: ChannelSpec,
     pub health: ChannelHealth,
+}
+
+impl ChannelRuntime {
+    pub fn new(record: ChannelRecord) -> Self {
+        Self {
+            spec: record.spec(),
+            record,
+            health: ChannelHealth::new(BreakerConfig::default()),
+        }
+    }
+
+    pub fn record(&self) -> &ChannelRecord {
+        &self.record
+    }
+
+    pub fn spec(&self) -> &ChannelSpec {
+        &self.spec
+    }
+
+    /// The channel as the router ranks it: its spec, and its health to update.
+    pub fn candidate(&mut self) -> engine::routing::Candidate<'_> {
+        engine::routing::Candidate {
+            spec: &self.spec,
+            health: &mut self.health,
+        }
+    }
+
+    /// The channel's new configuration; its live health carries on.
+    pub fn set_record(&mut self, record: ChannelRecord) {
+        self.spec = record.spec();
+        self.record = record;
+    }
 }
 
 pub fn channel_id_text(id: u128) -> String {
@@ -71,7 +106,7 @@ pub fn records(state: &Platform) -> Vec<ChannelRecord> {
     let mut out: Vec<ChannelRecord> = state
         .channels
         .iter()
-        .filter_map(|c| c.value().lock().ok().map(|rt| rt.record.clone()))
+        .filter_map(|c| c.value().lock().ok().map(|rt| rt.record().clone()))
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
@@ -101,13 +136,9 @@ pub fn load_all(state: &Platform, store: &storage::Store) -> Result<usize, Strin
         .map_err(|e| e.to_string())?;
     let n = loaded.len();
     for r in loaded {
-        state.channels.insert(
-            r.id,
-            Mutex::new(ChannelRuntime {
-                record: r,
-                health: ChannelHealth::new(BreakerConfig::default()),
-            }),
-        );
+        state
+            .channels
+            .insert(r.id, Mutex::new(ChannelRuntime::new(r)));
     }
     Ok(n)
 }
@@ -296,7 +327,7 @@ pub struct ChannelList {
 }
 
 pub fn view(rt: &ChannelRuntime, at: Timestamp, position: i64) -> ChannelView {
-    let r = &rt.record;
+    let r = &rt.record();
     let currency = Currency::from_numeric(r.currency).expect("stored channels carry a currency");
     let (calls, failures, latency_us) = rt.health.stats(at);
     let ppm = rt.health.success_ppm(at);
@@ -509,7 +540,7 @@ pub async fn add(
     let number = state
         .channels
         .iter()
-        .filter_map(|c| c.value().lock().ok().map(|rt| rt.record.number))
+        .filter_map(|c| c.value().lock().ok().map(|rt| rt.record().number))
         .max()
         .unwrap_or(0)
         + 1;
@@ -585,10 +616,7 @@ pub async fn add(
             Err(other) => return Err(Error::invalid(other.code(), other.to_string())),
         }
     }
-    let runtime = ChannelRuntime {
-        record: record.clone(),
-        health: ChannelHealth::new(BreakerConfig::default()),
-    };
+    let runtime = ChannelRuntime::new(record.clone());
     let answer = view(&runtime, Timestamp(now_ns()), 0);
     let mut recs = vec![
         (records::channel_key(id), encode_sealed(state, &record)),
@@ -645,7 +673,7 @@ pub async fn add_configured(state: &Platform) -> Result<usize, String> {
         let exists = state.channels.iter().any(|e| {
             e.value()
                 .lock()
-                .map(|rt| rt.record.name == c.name)
+                .map(|rt| rt.record().name == c.name)
                 .unwrap_or(false)
         });
         if !exists {
@@ -669,7 +697,7 @@ async fn positions(
         .iter()
         .filter_map(|c| {
             c.value().lock().ok().map(|rt| {
-                let r = &rt.record;
+                let r = &rt.record();
                 (
                     r.id,
                     AccountId::platform_at_channel(
@@ -730,7 +758,7 @@ pub async fn health_snapshot(state: &Platform, ledger: &actors::Ledger) -> Vec<H
         .filter_map(|c| {
             let position = positions.get(c.key()).copied().unwrap_or(0);
             c.value().lock().ok().map(|rt| {
-                let r = &rt.record;
+                let r = &rt.record();
                 let (calls, _, latency_us) = rt.health.stats(at);
                 HealthSnapshot {
                     name: r.name.clone(),
@@ -812,7 +840,7 @@ pub async fn update(
         let rt = entry
             .lock()
             .map_err(|_| Error::storage("channel state poisoned"))?;
-        rt.record.clone()
+        rt.record().clone()
     };
     let before = record.clone();
     apply(&mut record, body)?;
@@ -843,7 +871,7 @@ pub async fn update(
         let mut rt = entry
             .lock()
             .map_err(|_| Error::storage("channel state poisoned"))?;
-        rt.record = record;
+        rt.set_record(record);
     }
     // No lock is held across an await: the channel's state is read again after it.
     let position = ledger
@@ -874,7 +902,7 @@ fn verify_notification(
         let rt = entry
             .lock()
             .map_err(|_| Error::storage("channel state poisoned"))?;
-        rt.record.notify_secret.clone()
+        rt.record().notify_secret.clone()
     };
     let unauthenticated = |why: &str| Error::Unauthenticated {
         code: "invalid_signature",

@@ -169,6 +169,22 @@ fn the_writer_answers_duplicates_from_the_group_it_writes() {
     store.verify().unwrap();
 }
 
+/// Creates `accounts` accounts in the store at `dir`, and transfers 1..=`n` of 1 from FUNDS
+/// to user 0, all durable; then closes the store.
+fn seed(dir: &std::path::Path, accounts: u128, n: u128) {
+    let (store, _) = Store::open(dir, StoreOptions::default()).unwrap();
+    store.commit_blocking(create_accounts(accounts)).unwrap();
+    let ack = store
+        .submit_many((1..=n).map(|id| transfer(id, FUNDS, user(0), 1)).collect())
+        .unwrap();
+    assert!(ack
+        .blocking_recv()
+        .unwrap()
+        .unwrap()
+        .iter()
+        .all(Result::is_ok));
+}
+
 /// The writer's id filter is built from the dedup index after the store opens, while it
 /// serves: an id durable before a restart is a duplicate after it, whether the filter is
 /// still being built, built, or off; once built, new ids are mostly ruled out without a
@@ -177,23 +193,7 @@ fn the_writer_answers_duplicates_from_the_group_it_writes() {
 fn duplicates_are_found_after_a_restart_with_or_without_the_id_filter() {
     use std::sync::atomic::Ordering::{Acquire, Relaxed};
     let dir = tempfile::tempdir().unwrap();
-    {
-        let (store, _) = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        store.commit_blocking(create_accounts(2)).unwrap();
-        let ack = store
-            .submit_many(
-                (1..=500)
-                    .map(|id| transfer(id, FUNDS, user(0), 1))
-                    .collect(),
-            )
-            .unwrap();
-        assert!(ack
-            .blocking_recv()
-            .unwrap()
-            .unwrap()
-            .iter()
-            .all(Result::is_ok));
-    }
+    seed(dir.path(), 2, 500);
     let submit = |store: &Store, ids: Vec<u128>| {
         store
             .submit_many(
@@ -283,23 +283,7 @@ fn duplicates_are_found_after_a_restart_with_or_without_the_id_filter() {
 #[test]
 fn a_dropped_store_can_be_opened_again_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let (store, _) = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        store.commit_blocking(create_accounts(1)).unwrap();
-        let ack = store
-            .submit_many(
-                (1..=2_000)
-                    .map(|i| transfer(i, FUNDS, user(0), 1))
-                    .collect(),
-            )
-            .unwrap();
-        assert!(ack
-            .blocking_recv()
-            .unwrap()
-            .unwrap()
-            .iter()
-            .all(Result::is_ok));
-    }
+    seed(dir.path(), 1, 2_000);
     for _ in 0..50 {
         let (store, _) = Store::open(dir.path(), StoreOptions::default()).unwrap();
         drop(store);

@@ -124,7 +124,6 @@ fn plan(
         draw: rand::random(),
     };
     let routed = route(&mut candidates, &req, state.settings.routing_policy);
-    drop(candidates);
     let calls = routed
         .ranked
         .iter()

@@ -327,7 +327,7 @@ pub struct ChannelList {
 }
 
 pub fn view(rt: &ChannelRuntime, at: Timestamp, position: i64) -> ChannelView {
-    let r = &rt.record();
+    let r = rt.record();
     let currency = Currency::from_numeric(r.currency).expect("stored channels carry a currency");
     let (calls, failures, latency_us) = rt.health.stats(at);
     let ppm = rt.health.success_ppm(at);
@@ -697,7 +697,7 @@ async fn positions(
         .iter()
         .filter_map(|c| {
             c.value().lock().ok().map(|rt| {
-                let r = &rt.record();
+                let r = rt.record();
                 (
                     r.id,
                     AccountId::platform_at_channel(
@@ -758,7 +758,7 @@ pub async fn health_snapshot(state: &Platform, ledger: &actors::Ledger) -> Vec<H
         .filter_map(|c| {
             let position = positions.get(c.key()).copied().unwrap_or(0);
             c.value().lock().ok().map(|rt| {
-                let r = &rt.record();
+                let r = rt.record();
                 let (calls, _, latency_us) = rt.health.stats(at);
                 HealthSnapshot {
                     name: r.name.clone(),

@@ -11,8 +11,13 @@ use std::borrow::Cow;
 
 /// Luhn checksum over ASCII digits.
 pub fn luhn_valid(digits: &str) -> bool {
+    luhn_digits(digits.as_bytes())
+}
+
+/// [`luhn_valid`] over ASCII digits.
+fn luhn_digits(digits: &[u8]) -> bool {
     let mut sum = 0u32;
-    for (i, b) in digits.bytes().rev().enumerate() {
+    for (i, &b) in digits.iter().rev().enumerate() {
         let mut d = u32::from(b - b'0');
         if i % 2 == 1 {
             d *= 2;
@@ -70,8 +75,20 @@ pub fn expired(exp_month: u8, exp_year: u16, now_ns: u64) -> bool {
 
 /// Byte ranges of the PANs in `text`.
 fn find(text: &str) -> Vec<(usize, usize)> {
-    let bytes = text.as_bytes();
     let mut found = Vec::new();
+    scan(text.as_bytes(), |range| {
+        found.push(range);
+        true
+    });
+    found
+}
+
+/// Calls `hit` with each PAN's byte range in `bytes`, in order, while it returns true.
+/// Every text a payment carries (`out_trade_no`, description, metadata) is scanned, so a
+/// run's digits are kept on the stack, not in a string per run.
+fn scan(bytes: &[u8], mut hit: impl FnMut((usize, usize)) -> bool) {
+    // Digits past the longest PAN only tell that the run is too long.
+    let mut digits = [0u8; 20];
     let mut i = 0;
     while i < bytes.len() {
         if !bytes[i].is_ascii_digit() {
@@ -81,11 +98,14 @@ fn find(text: &str) -> Vec<(usize, usize)> {
         // A maximal run of digits with single separators between them.
         let start = i;
         let mut end = i;
-        let mut digits = String::new();
+        let mut count = 0;
         let mut j = i;
         while j < bytes.len() {
             if bytes[j].is_ascii_digit() {
-                digits.push(bytes[j] as char);
+                if let Some(slot) = digits.get_mut(count) {
+                    *slot = bytes[j];
+                }
+                count += 1;
                 end = j + 1;
                 j += 1;
             } else if (bytes[j] == b' ' || bytes[j] == b'-')
@@ -99,16 +119,16 @@ fn find(text: &str) -> Vec<(usize, usize)> {
                 break;
             }
         }
-        if (13..=19).contains(&digits.len())
-            && matches!(digits.as_bytes()[0], b'2'..=b'6')
-            && luhn_valid(&digits)
+        if (13..=19).contains(&count)
+            && matches!(digits[0], b'2'..=b'6')
+            && luhn_digits(&digits[..count])
             && !inside_identifier(bytes, start, end)
+            && !hit((start, end))
         {
-            found.push((start, end));
+            return;
         }
         i = end.max(i + 1);
     }
-    found
 }
 
 /// Hex identifiers at least this long (payd's ids: 32 hex digits after their prefix; a
@@ -137,7 +157,12 @@ fn inside_identifier(bytes: &[u8], start: usize, end: usize) -> bool {
 
 /// Whether `text` holds something that looks like a card number.
 pub fn contains(text: &str) -> bool {
-    !find(text).is_empty()
+    let mut any = false;
+    scan(text.as_bytes(), |_| {
+        any = true;
+        false
+    });
+    any
 }
 
 /// `text` with every card number replaced by `[card number]`.
@@ -160,6 +185,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn luhn_brands_and_expiry() {
@@ -226,5 +252,74 @@ mod tests {
         }
         // A card number glued into a long hex token is taken for part of an identifier.
         assert!(!contains("abcdef4111111111111111abcdef0123"));
+    }
+
+    /// The scan before it kept its digits on the stack (a `String` per run): the reference.
+    fn find_by_strings(text: &str) -> Vec<(usize, usize)> {
+        let bytes = text.as_bytes();
+        let mut found = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !bytes[i].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut end = i;
+            let mut digits = String::new();
+            let mut j = i;
+            while j < bytes.len() {
+                if bytes[j].is_ascii_digit() {
+                    digits.push(bytes[j] as char);
+                    end = j + 1;
+                    j += 1;
+                } else if (bytes[j] == b' ' || bytes[j] == b'-')
+                    && j + 1 < bytes.len()
+                    && bytes[j + 1].is_ascii_digit()
+                    && j > start
+                    && bytes[j - 1].is_ascii_digit()
+                {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            if (13..=19).contains(&digits.len())
+                && matches!(digits.as_bytes()[0], b'2'..=b'6')
+                && luhn_valid(&digits)
+                && !inside_identifier(bytes, start, end)
+            {
+                found.push((start, end));
+            }
+            i = end.max(i + 1);
+        }
+        found
+    }
+
+    proptest::proptest! {
+        /// Texts of digits, separators, hex letters and others, with real PANs spliced in:
+        /// the same ranges as the reference, and `contains` says whether there are any.
+        #[test]
+        fn the_scan_finds_what_the_reference_finds(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[0-9]{1,22}",
+                    "[0-9 -]{1,30}",
+                    "[a-fA-F0-9-]{1,40}",
+                    "[ a-z.=_]{0,6}",
+                    proptest::sample::select(vec![
+                        "4111111111111111", "4111 1111 1111 1111", "5555-5555-5555-4444",
+                        "378282246310005", "2147647782587", "6212345678901234569",
+                        "ord_01a23ca80b1fb7f925a2147647782587",
+                    ]).prop_map(str::to_string),
+                ],
+                0..8,
+            )
+        ) {
+            let text = parts.concat();
+            let expected = find_by_strings(&text);
+            proptest::prop_assert_eq!(find(&text), expected.clone());
+            proptest::prop_assert_eq!(contains(&text), !expected.is_empty());
+        }
     }
 }

@@ -48,6 +48,15 @@ fn hex32(value: u128) -> Hex32 {
     Hex32(out)
 }
 
+/// `prefix` then the 32 hex digits of `value` (`pay_…`, `mch_…`): an id's text form in one
+/// allocation of its exact size, for the ids that are not an [`id128!`] type.
+pub fn prefixed_hex(prefix: &str, value: u128) -> String {
+    let mut text = String::with_capacity(prefix.len() + 32);
+    text.push_str(prefix);
+    text.push_str(hex32(value).as_str());
+    text
+}
+
 macro_rules! id128 {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -249,6 +258,7 @@ mod tests {
             proptest::prop_assert_eq!(hex.as_str(), text.as_str());
             proptest::prop_assert_eq!(parse_hex32(&text), Some(value));
             proptest::prop_assert_eq!(AccountId(value).to_string(), format!("acct_{text}"));
+            proptest::prop_assert_eq!(prefixed_hex("pay_", value), format!("pay_{text}"));
             // One byte changed: parsed only if it is still a lower-case hex digit.
             let mut bytes = text.into_bytes();
             bytes[at] = noise;

@@ -60,7 +60,7 @@ pub struct CardView {
 }
 
 pub fn card_token_text(token: u128) -> String {
-    format!("tok_{token:032x}")
+    engine::ids::prefixed_hex("tok_", token)
 }
 
 pub fn parse_card_token(text: &str) -> Option<u128> {

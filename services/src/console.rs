@@ -32,7 +32,7 @@ pub const STAFF_MAX: usize = 200;
 pub const SEARCH_MAX: usize = 200;
 
 pub fn staff_id_text(id: u128) -> String {
-    format!("stf_{id:032x}")
+    engine::ids::prefixed_hex("stf_", id)
 }
 
 pub fn role_text(r: StaffRole) -> &'static str {

@@ -39,11 +39,11 @@ const NAME_CHARS_MAX: usize = 64;
 pub const MAX_COUPONS: u32 = 10_000_000;
 
 pub fn stock_id_text(id: u128) -> String {
-    format!("cps_{id:032x}")
+    engine::ids::prefixed_hex("cps_", id)
 }
 
 pub fn coupon_id_text(id: u128) -> String {
-    format!("cpn_{id:032x}")
+    engine::ids::prefixed_hex("cpn_", id)
 }
 
 /// `POST /v1/coupon_stocks`.

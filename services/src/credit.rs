@@ -36,7 +36,7 @@ pub const GRACE_DAYS_MAX: u16 = 60;
 pub const DAILY_RATE_PPM_MAX: u32 = 10_000;
 
 pub fn line_id_text(id: u128) -> String {
-    format!("crl_{id:032x}")
+    engine::ids::prefixed_hex("crl_", id)
 }
 
 /// `POST /v1/credit_lines`.
@@ -471,7 +471,7 @@ pub async fn repay(
     }
     let m = |v: i64| format_minor(v, currency);
     let answer = serde_json::to_vec(&RepaymentView {
-        id: format!("crp_{id:032x}"),
+        id: engine::ids::prefixed_hex("crp_", id),
         credit_line_id: line_id_text(l.id),
         amount: m(amount),
         applied: AppliedView {

@@ -1229,7 +1229,7 @@ pub async fn rotate(
 }
 
 pub fn merchant_id_text(id: u128) -> String {
-    format!("mch_{id:032x}")
+    engine::ids::prefixed_hex("mch_", id)
 }
 
 pub fn parse_merchant_id(text: &str) -> Option<u128> {

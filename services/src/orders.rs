@@ -42,7 +42,7 @@ const MARKER_KEEP_NS: u64 = 7 * 24 * 3600 * 1_000_000_000;
 pub const EXPIRY_TICK: Duration = Duration::from_millis(200);
 
 pub fn order_id_text(id: u128) -> String {
-    format!("ord_{id:032x}")
+    engine::ids::prefixed_hex("ord_", id)
 }
 
 /// `POST /v1/orders`.

@@ -240,7 +240,7 @@ pub fn payment_records(state: &Platform, p: &Payment) -> Vec<(Vec<u8>, Vec<u8>)>
 }
 
 pub fn payment_id_text(id: u128) -> String {
-    format!("pay_{id:032x}")
+    engine::ids::prefixed_hex("pay_", id)
 }
 
 pub fn parse_payment_id(text: &str) -> Option<u128> {
@@ -952,9 +952,17 @@ pub async fn create(
             records
         };
         let index = vec![(index_key.clone(), records::encode(&id))];
-        let done =
-            crate::card_payments::charge(state, payment, merchant.pending(), &answer_of, index)
-                .await?;
+        // Boxed: the charge's state (the channel call's with it, ≈ 4 KiB) would otherwise be
+        // part of every payment's future, balance payments' too, and each level that moves
+        // the future (the handler, actix's boxing of it) copies all of it.
+        let done = Box::pin(crate::card_payments::charge(
+            state,
+            payment,
+            merchant.pending(),
+            &answer_of,
+            index,
+        ))
+        .await?;
         state.payment_reached(&done);
         let body = match rendered.take() {
             Some((p, body)) if p == done => body,

@@ -344,7 +344,7 @@ pub struct ReserveTransferList {
 }
 
 pub fn transfer_id_text(id: u128) -> String {
-    format!("rtr_{id:032x}")
+    engine::ids::prefixed_hex("rtr_", id)
 }
 
 fn transfer_view(t: &ReserveTransfer, names: &[ReserveRecord]) -> ReserveTransferView {

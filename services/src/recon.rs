@@ -47,7 +47,7 @@ const FETCH_ATTEMPTS: u32 = 3;
 
 /// `rec_…` text of a run id.
 pub fn run_id_text(id: u128) -> String {
-    format!("rec_{id:032x}")
+    engine::ids::prefixed_hex("rec_", id)
 }
 
 /// `rcm_…` text of mismatch `n` of run `run`.
@@ -255,7 +255,7 @@ fn mismatch_view(m: &ReconMismatch, channel: &str, currency: Currency) -> Mismat
         out_refund_no: m.out_refund_no.clone(),
         channel_reference: m.channel_reference.clone(),
         payment_id: m.payment.map(crate::payments::payment_id_text),
-        refund_id: m.refund.map(|r| format!("re_{r:032x}")),
+        refund_id: m.refund.map(|r| engine::ids::prefixed_hex("re_", r)),
         platform_amount: opt(m.platform_amount),
         channel_amount: opt(m.channel_amount),
         platform_fee: opt(m.platform_fee),

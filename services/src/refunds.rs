@@ -306,7 +306,7 @@ fn channel_of(state: &Platform, payment: &Payment) -> Option<(String, u32)> {
 /// succeeded, or reverses its booking and fails it.
 fn spawn_sync(state: Arc<Platform>, refund_id: u128) {
     actix_rt::spawn(async move {
-        let request_id = format!("re_{refund_id:032x}");
+        let request_id = engine::ids::prefixed_hex("re_", refund_id);
         for _ in 0..SYNC_ATTEMPTS {
             actix_rt::time::sleep(state.settings.status_sync).await;
             let endpoint = match read_refund_and_payment(&state, refund_id) {

@@ -62,7 +62,7 @@ fn marker(merchant: u128, id: u128, live: bool) -> (Vec<u8>, Vec<u8>) {
 }
 
 pub fn event_id_text(id: u128) -> String {
-    format!("evt_{id:032x}")
+    engine::ids::prefixed_hex("evt_", id)
 }
 
 pub fn parse_event_id(text: &str) -> Option<u128> {

@@ -88,7 +88,7 @@ impl ChannelRuntime {
 }
 
 pub fn channel_id_text(id: u128) -> String {
-    format!("chn_{id:032x}")
+    engine::ids::prefixed_hex("chn_", id)
 }
 
 pub fn parse_channel_id(text: &str) -> Option<u128> {

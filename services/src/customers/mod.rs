@@ -43,7 +43,7 @@ const NAME_CHARS_MAX: usize = 64;
 const PHONE_PURPOSE: &str = "kyc_phone";
 
 pub fn customer_id_text(id: u128) -> String {
-    format!("cus_{id:032x}")
+    engine::ids::prefixed_hex("cus_", id)
 }
 
 /// `POST /v1/customers`.

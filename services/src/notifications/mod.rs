@@ -198,7 +198,7 @@ impl Notifier {
 pub use storage::records::SmsRecord;
 
 pub fn sms_id_text(id: u128) -> String {
-    format!("sms_{id:032x}")
+    engine::ids::prefixed_hex("sms_", id)
 }
 
 /// `+` and 8 to 15 digits (E.164).

@@ -17,7 +17,7 @@ const KEEP_AFTER_EXPIRY_NS: u64 = 24 * 3600 * 1_000_000_000;
 pub use storage::records::OtpRecord;
 
 fn otp_id_text(id: u128) -> String {
-    format!("otp_{id:032x}")
+    engine::ids::prefixed_hex("otp_", id)
 }
 
 fn code_mac(state: &Platform, id: u128, code: &str) -> [u8; 32] {

@@ -530,22 +530,23 @@ impl Ledger {
 
     /// Makes records of the layers above durable on their own, with no effect on any balance
     /// (e.g. a declined payment, which is an object but moves no money).
+    ///
+    /// Cancellation-safe without a task of its own (a card payment's attempt comes here, so
+    /// a spawned task was one more task to schedule and wake per payment): the unit is queued
+    /// before the first await, so dropping this future drops only the answer, as dropping the
+    /// detached task's handle did. The admission then ends before the write does; what waits
+    /// stays bounded by the store's queue (`Overloaded` when full).
     pub async fn write_records(
         &self,
         records: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Seq, LedgerError> {
-        let admitted = self.admit()?;
-        let inner = Arc::clone(&self.inner);
-        spawn_detached(async move {
-            let _admitted = admitted;
-            let ack = inner.store.submit(CommitUnit {
-                effects: Vec::new(),
-                aux: records,
-                ..CommitUnit::default()
-            })?;
-            Ok(ack.await.map_err(|_| LedgerError::ShuttingDown)??)
-        })
-        .await
+        let _admitted = self.admit()?;
+        let ack = self.inner.store.submit(CommitUnit {
+            effects: Vec::new(),
+            aux: records,
+            ..CommitUnit::default()
+        })?;
+        Ok(ack.await.map_err(|_| LedgerError::ShuttingDown)??)
     }
 
     /// Freezes, unfreezes or closes an account, durably.

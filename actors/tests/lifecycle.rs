@@ -300,3 +300,40 @@ fn the_shards_are_a_bounded_cache_over_every_account_in_the_store() {
         );
     });
 }
+
+/// A record write whose waiter goes away after it was queued (a client that hung up) is
+/// still made durable, and its admission comes back: nothing half-done, nothing leaked.
+#[test]
+fn a_record_write_dropped_while_it_waits_is_still_written() {
+    actix_rt::System::new().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, store) = start(dir.path(), LedgerConfig::default()).await;
+        let before = store.last_seq();
+        let key = b"test-dropped-write".to_vec();
+        {
+            let mut write = Box::pin(ledger.write_records(vec![(key.clone(), b"kept".to_vec())]));
+            // One poll queues the unit; then the waiter is dropped.
+            let polled = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(std::future::Future::poll(write.as_mut(), cx))
+            })
+            .await;
+            assert!(polled.is_pending(), "a synced write cannot be done at once");
+            assert_eq!(ledger.inflight(), 1);
+        }
+        let mut waited = 0;
+        while store.last_seq() == before || ledger.inflight() > 0 {
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+            waited += 1;
+            assert!(
+                waited < 1_000,
+                "the queued write was never made, or its admission never ended"
+            );
+        }
+        assert_eq!(store.aux(&key).unwrap(), Some(b"kept".to_vec()));
+        // And the ledger goes on: a later write is answered.
+        ledger
+            .write_records(vec![(b"test-after".to_vec(), b"x".to_vec())])
+            .await
+            .unwrap();
+    });
+}

@@ -35,23 +35,23 @@ pub fn caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
     if operator(req).is_some() {
         return Ok(Caller::Admin);
     }
-    // The signature middleware already looked this key up.
-    let known = req.extensions().get::<KeyOwner>().cloned();
+    // The signature middleware already looked this key up: its merchant is taken, not
+    // copied (a caller asked for twice looks the key up again).
+    let known = req.extensions_mut().remove::<KeyOwner>();
     let merchant = match known {
-        Some(KeyOwner(m)) => Some(*m),
-        None => services::merchants::by_key(state, token)?,
+        Some(KeyOwner(m)) => Some(m),
+        None => services::merchants::by_key(state, token)?.map(Box::new),
     };
     if let Some(m) = merchant {
         crate::access::note_merchant(req, &crate::routes::merchants::merchant_id_text(m.id));
         state.rate.merchant.check(&m.id)?;
-        return Ok(Caller::Merchant(Box::new(m)));
+        return Ok(Caller::Merchant(m));
     }
     Err(ApiError::unauthenticated("the bearer token is not valid"))
 }
 
 /// The merchant whose working key the request's bearer token is (set by
 /// [`verify_signature`], so the handler does not look it up again).
-#[derive(Clone)]
 struct KeyOwner(Box<records::Merchant>);
 
 /// Checks `Rongpay-Signature` on requests of merchants that require it (or that send one
@@ -70,9 +70,13 @@ pub async fn verify_signature(
                 .and_then(|v| v.strip_prefix("Bearer "));
             match token.map(|t| services::merchants::by_key(state, t)) {
                 Some(Ok(Some(m))) => {
-                    req.extensions_mut().insert(KeyOwner(Box::new(m.clone())));
-                    (m.auth.0.require_signature || req.headers().contains_key(signing::HEADER))
-                        .then(|| (state.clone(), m))
+                    let m = Box::new(m);
+                    if m.auth.0.require_signature || req.headers().contains_key(signing::HEADER) {
+                        Some((state.clone(), m))
+                    } else {
+                        req.extensions_mut().insert(KeyOwner(m));
+                        None
+                    }
                 }
                 // Not a merchant (or the store is not ready): the handler answers.
                 _ => None,
@@ -85,6 +89,7 @@ pub async fn verify_signature(
             let response = actix_web::ResponseError::error_response(&e);
             return Ok(req.into_response(response).map_into_right_body());
         }
+        req.extensions_mut().insert(KeyOwner(merchant));
     }
     next.call(req)
         .await
@@ -138,10 +143,22 @@ async fn check_signature(
 pub fn merchant(req: &HttpRequest, state: &AppState) -> Result<records::Merchant, ApiError> {
     match caller(req, state)? {
         Caller::Merchant(m) => Ok(*m),
-        Caller::Admin => Err(ApiError::unauthenticated(
-            "this route takes a merchant's secret key, not the admin token",
-        )),
+        Caller::Admin => Err(not_a_merchant()),
     }
+}
+
+/// The caller of a route that takes a merchant's key: always [`Caller::Merchant`], kept as
+/// the caller (what idempotency and visibility take) rather than copied into one.
+pub fn merchant_caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
+    match caller(req, state)? {
+        Caller::Admin => Err(not_a_merchant()),
+        merchant => Ok(merchant),
+    }
+}
+
+/// The answer to the admin token on a merchant's route.
+pub fn not_a_merchant() -> ApiError {
+    ApiError::unauthenticated("this route takes a merchant's secret key, not the admin token")
 }
 
 /// The bearer token of a request, or a 401 saying what is wrong with the header.

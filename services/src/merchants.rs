@@ -1252,4 +1252,12 @@ impl Caller {
             Caller::Merchant(m) => m.id == merchant,
         }
     }
+
+    /// The merchant, when the caller is one.
+    pub fn merchant(&self) -> Option<&records::Merchant> {
+        match self {
+            Caller::Admin => None,
+            Caller::Merchant(m) => Some(m),
+        }
+    }
 }

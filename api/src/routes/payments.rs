@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use services::payments::{payment_id_text, view, PaymentView};
 pub use services::payments::{CreatePayment, PaymentMethod};
 
-use crate::auth::{self, Caller};
+use crate::auth;
 use crate::body;
 use crate::error::ApiError;
 use crate::idempotency;
@@ -40,17 +40,19 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.serving()?;
-    let merchant = auth::merchant(&req, &state)?;
+    let caller = auth::merchant_caller(&req, &state)?;
     let (body, raw): (CreatePayment, _) =
         body::json(&req, payload, state.limits, &["amount"]).await?;
-    let caller = Caller::Merchant(Box::new(merchant.clone()));
+    let Some(merchant) = caller.merchant() else {
+        return Err(auth::not_a_merchant());
+    };
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,
     };
     let answer = services::payments::create(
         &state.platform,
-        &merchant,
+        merchant,
         new_id(),
         body,
         idem.as_ref(),

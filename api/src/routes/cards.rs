@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest};
 use services::cards::CardView;
 pub use services::cards::{card_token_text, parse_card_token, CardNumber, CreateCard};
 
-use crate::auth::{self, Caller};
+use crate::auth;
 use crate::body;
 use crate::error::ApiError;
 use crate::idempotency;
@@ -25,9 +25,11 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<actix_web::HttpResponse, ApiError> {
-    let merchant = auth::merchant(&req, &state)?;
+    let caller = auth::merchant_caller(&req, &state)?;
     let (body, raw): (CreateCard, _) = body::json_sensitive(&req, payload, state.limits).await?;
-    let caller = Caller::Merchant(Box::new(merchant.clone()));
+    let Some(merchant) = caller.merchant() else {
+        return Err(auth::not_a_merchant());
+    };
     // The idempotency fingerprint of a body holding a card number is keyed, never a plain
     // hash of it.
     let keyed = services::cards::keyed_fingerprint(&state, &raw);
@@ -35,6 +37,6 @@ pub async fn create(
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,
     };
-    let answer = services::cards::create(&state, &merchant, body, idem.as_ref()).await?;
+    let answer = services::cards::create(&state, merchant, body, idem.as_ref()).await?;
     Ok(idempotency::respond(StatusCode::CREATED, answer))
 }

@@ -25,15 +25,17 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = auth::merchant(&req, &state)?;
-    let caller = services::Caller::Merchant(Box::new(merchant.clone()));
+    let caller = auth::merchant_caller(&req, &state)?;
+    let Some(merchant) = caller.merchant() else {
+        return Err(auth::not_a_merchant());
+    };
     let (body, raw): (CreateOrder, _) =
         body::json(&req, payload, state.limits, &["amount"]).await?;
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,
     };
-    let answer = services::orders::create(&state, &merchant, body, idem.as_ref()).await?;
+    let answer = services::orders::create(&state, merchant, body, idem.as_ref()).await?;
     Ok(idempotency::respond(StatusCode::CREATED, answer))
 }
 
@@ -90,8 +92,7 @@ pub async fn close(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let merchant = auth::merchant(&req, &state)?;
-    let caller = services::Caller::Merchant(Box::new(merchant));
+    let caller = auth::merchant_caller(&req, &state)?;
     Ok(HttpResponse::Ok().json(services::orders::close(&state, &caller, &path).await?))
 }
 

@@ -254,44 +254,44 @@ mod tests {
         assert!(!contains("abcdef4111111111111111abcdef0123"));
     }
 
-    /// The scan before it kept its digits on the stack (a `String` per run): the reference.
+    /// The reference the scan is checked against, written another way: each run grows by
+    /// digit groups while one separator and a digit follow, and its digits are collected
+    /// into a `String` (as the scan did before it kept them on the stack).
     fn find_by_strings(text: &str) -> Vec<(usize, usize)> {
-        let bytes = text.as_bytes();
+        let b = text.as_bytes();
         let mut found = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if !bytes[i].is_ascii_digit() {
-                i += 1;
+        let mut start = 0;
+        while start < b.len() {
+            if !b[start].is_ascii_digit() {
+                start += 1;
                 continue;
             }
-            let start = i;
-            let mut end = i;
-            let mut digits = String::new();
-            let mut j = i;
-            while j < bytes.len() {
-                if bytes[j].is_ascii_digit() {
-                    digits.push(bytes[j] as char);
-                    end = j + 1;
-                    j += 1;
-                } else if (bytes[j] == b' ' || bytes[j] == b'-')
-                    && j + 1 < bytes.len()
-                    && bytes[j + 1].is_ascii_digit()
-                    && j > start
-                    && bytes[j - 1].is_ascii_digit()
-                {
-                    j += 1;
-                } else {
+            let mut end = start;
+            loop {
+                while end < b.len() && b[end].is_ascii_digit() {
+                    end += 1;
+                }
+                let separated = end + 1 < b.len()
+                    && matches!(b[end], b' ' | b'-')
+                    && b[end + 1].is_ascii_digit();
+                if !separated {
                     break;
                 }
+                end += 1;
             }
+            let digits: String = text[start..end]
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            let network = digits.starts_with(['2', '3', '4', '5', '6']);
             if (13..=19).contains(&digits.len())
-                && matches!(digits.as_bytes()[0], b'2'..=b'6')
+                && network
                 && luhn_valid(&digits)
-                && !inside_identifier(bytes, start, end)
+                && !inside_identifier(b, start, end)
             {
                 found.push((start, end));
             }
-            i = end.max(i + 1);
+            start = end;
         }
         found
     }

@@ -11,6 +11,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorType};
 
@@ -183,8 +184,12 @@ fn unquoted(e: ApiError) -> ApiError {
     e.with_message(message)
 }
 
-/// Strict JSON parsing with the failing field's path.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8], amount_fields: &[&str]) -> Result<T, ApiError> {
+/// Strict JSON parsing with the failing field's path. `T` may borrow from `bytes` (the
+/// batch endpoint's transfers do).
+pub fn parse<'de, T: Deserialize<'de>>(
+    bytes: &'de [u8],
+    amount_fields: &[&str],
+) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::invalid(
             "invalid_json",

@@ -26,7 +26,9 @@ pub async fn batch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth::caller(&req, &state)?;
-    let (body, raw): (CreateBatch, _) = body::json(&req, payload, state.batch_limits, &[]).await?;
+    let raw = body::bytes(&req, payload, state.batch_limits).await?;
+    // Parsed from the body kept here: the transfers' strings borrow from it.
+    let body: CreateBatch<'_> = body::parse(&raw, &[])?;
     let idem = match idempotency::begin_answering(&req, &state, &caller, &raw, StatusCode::OK)? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,

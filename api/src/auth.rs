@@ -147,17 +147,13 @@ pub fn merchant(req: &HttpRequest, state: &AppState) -> Result<records::Merchant
     }
 }
 
-/// The caller of a route that takes a merchant's key: always [`Caller::Merchant`], kept as
-/// the caller (what idempotency and visibility take) rather than copied into one.
-pub fn merchant_caller(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
-    match caller(req, state)? {
-        Caller::Admin => Err(not_a_merchant()),
-        merchant => Ok(merchant),
-    }
+/// The merchant of a route that takes a merchant's key, borrowed from its [`caller`] (which
+/// idempotency and visibility take too) rather than copied out of it.
+pub fn merchant_of(caller: &Caller) -> Result<&records::Merchant, ApiError> {
+    caller.merchant().ok_or_else(not_a_merchant)
 }
 
-/// The answer to the admin token on a merchant's route.
-pub fn not_a_merchant() -> ApiError {
+fn not_a_merchant() -> ApiError {
     ApiError::unauthenticated("this route takes a merchant's secret key, not the admin token")
 }
 

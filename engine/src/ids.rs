@@ -14,12 +14,15 @@ fn parse_hex32(hex: &str) -> Option<u128> {
     Some(u128::from(parse_hex16(high)?) << 64 | u128::from(parse_hex16(low)?))
 }
 
+/// The lower-case hex digits, by value.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Each byte's value as a lower-case hex digit, or `0xff`.
 const HEX_VALUE: [u8; 256] = {
     let mut table = [0xffu8; 256];
     let mut i = 0;
     while i < 16 {
-        table[b"0123456789abcdef"[i] as usize] = i as u8;
+        table[HEX_DIGITS[i] as usize] = i as u8;
         i += 1;
     }
     table
@@ -53,10 +56,9 @@ impl Hex32 {
 }
 
 fn hex32(value: u128) -> Hex32 {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
     for (i, slot) in out.iter_mut().enumerate() {
-        *slot = DIGITS[((value >> (124 - 4 * i)) & 0xf) as usize];
+        *slot = HEX_DIGITS[((value >> (124 - 4 * i)) & 0xf) as usize];
     }
     Hex32(out)
 }

@@ -19,7 +19,6 @@ use crate::accounts::{check_text, parse_currency, parse_positive};
 use crate::error::{Error, Result};
 use crate::merchants::Caller;
 use crate::platform::Platform;
-
 use crate::records;
 
 /// Transfers one batch may hold (TigerBeetle's batch size).
@@ -29,7 +28,7 @@ pub const CLIENT_ID_LEN_MAX: usize = 64;
 
 // The batch request (not a doc comment: it would become the schema's description). Its
 // strings are borrowed from the request's body where they hold no escape (`Cow`): a batch
-// of 8,190 transfers otherwise allocated and copied six strings a transfer that are only
+// of 8,190 transfers otherwise allocated and copied five strings a transfer that are only
 // checked and parsed.
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

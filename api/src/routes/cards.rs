@@ -25,11 +25,9 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<actix_web::HttpResponse, ApiError> {
-    let caller = auth::merchant_caller(&req, &state)?;
+    let caller = auth::caller(&req, &state)?;
+    let merchant = auth::merchant_of(&caller)?;
     let (body, raw): (CreateCard, _) = body::json_sensitive(&req, payload, state.limits).await?;
-    let Some(merchant) = caller.merchant() else {
-        return Err(auth::not_a_merchant());
-    };
     // The idempotency fingerprint of a body holding a card number is keyed, never a plain
     // hash of it.
     let keyed = services::cards::keyed_fingerprint(&state, &raw);

@@ -25,10 +25,8 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth::merchant_caller(&req, &state)?;
-    let Some(merchant) = caller.merchant() else {
-        return Err(auth::not_a_merchant());
-    };
+    let caller = auth::caller(&req, &state)?;
+    let merchant = auth::merchant_of(&caller)?;
     let (body, raw): (CreateOrder, _) =
         body::json(&req, payload, state.limits, &["amount"]).await?;
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
@@ -92,7 +90,8 @@ pub async fn close(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth::merchant_caller(&req, &state)?;
+    let caller = auth::caller(&req, &state)?;
+    auth::merchant_of(&caller)?;
     Ok(HttpResponse::Ok().json(services::orders::close(&state, &caller, &path).await?))
 }
 

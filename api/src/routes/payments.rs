@@ -40,12 +40,10 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.serving()?;
-    let caller = auth::merchant_caller(&req, &state)?;
+    let caller = auth::caller(&req, &state)?;
+    let merchant = auth::merchant_of(&caller)?;
     let (body, raw): (CreatePayment, _) =
         body::json(&req, payload, state.limits, &["amount"]).await?;
-    let Some(merchant) = caller.merchant() else {
-        return Err(auth::not_a_merchant());
-    };
     let idem = match idempotency::begin(&req, &state, &caller, &raw)? {
         idempotency::Begin::Replay(response) => return Ok(response),
         idempotency::Begin::Proceed(guard) => guard,

@@ -396,8 +396,18 @@ impl Store {
                 // writer thread's main cost with a large one); flushes of a small sorted
                 // memtable are cheap and sequential. (A hash-indexed memtable makes inserts
                 // O(1) but its flush must sort everything: measured worse overall.)
-                o.set_memtable_prefix_bloom_ratio(0.1);
-                o.set_memtable_whole_key_filtering(true);
+                if name == CF_ACCOUNTS {
+                    // A memtable filter costs every insert a cache miss and spares a
+                    // read of a key not in the memtable its skiplist walk. Accounts are
+                    // read whenever one is not resident (idle ones are passivated after
+                    // minutes), about once a payment in production: kept. Dedup keys are
+                    // read almost never: the writer's id filter rules out nearly every id
+                    // before RocksDB is asked (`idfilter`). Without the dedup family's
+                    // filter, the engine bench's CPU per transfer fell ≈ 5% (session 36,
+                    // docs/BENCHMARKS.md).
+                    o.set_memtable_prefix_bloom_ratio(0.1);
+                    o.set_memtable_whole_key_filtering(true);
+                }
                 table.set_bloom_filter(10.0, false);
                 table.set_whole_key_filtering(true);
             }

@@ -16,9 +16,10 @@ use std::fmt::{self, Write};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::{Format, Json, Writer};
 use tracing_subscriber::fmt::time::SystemTime;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Writes `s` as a JSON string, escaped as serde_json escapes (two-character escapes for
@@ -58,6 +59,219 @@ pub fn escape(out: &mut impl Write, s: &str) -> fmt::Result {
 /// The entries of a stored JSON object, without its braces.
 fn object_inner(stored: &str) -> Option<&str> {
     stored.strip_prefix('{')?.strip_suffix('}')
+}
+
+/// Span fields, stored as tracing's `JsonFields` stores them: a JSON object of the span's
+/// fields in name order, a value recorded later replacing an earlier one of the same name,
+/// values rendered as `serde_json` renders tracing's (the bytes are the same:
+/// `span_fields_are_byte_for_byte_json_fields`). What differs is the cost. `JsonFields`
+/// gathers the fields into a `BTreeMap` of `serde_json::Value`s and serializes it, and a
+/// field recorded on a span that has fields (a request's `payment_id`) parses the stored
+/// object back into such a map first: ≈ 2.5% of a balance payment's CPU with the span's
+/// creation (docs/BENCHMARKS.md). Here the values are written straight into a buffer, and a
+/// record merges the stored object's entries with the new ones, as text. A stored object
+/// this cannot read as it wrote (a name that needed escaping) goes through `serde_json`
+/// (where `JsonFields` fails and drops the record: its map borrows the names).
+#[derive(Debug, Default)]
+pub struct SpanFields;
+
+/// The fields a record or a span's creation carries: (name, its value's JSON in `text`),
+/// in name order, one entry a name (the last value recorded wins, as in a `BTreeMap`).
+#[derive(Default)]
+struct Collected {
+    text: String,
+    entries: Vec<(&'static str, std::ops::Range<usize>)>,
+}
+
+impl Collected {
+    fn put(&mut self, name: &'static str, value: impl FnOnce(&mut String) -> fmt::Result) {
+        let start = self.text.len();
+        if value(&mut self.text).is_err() {
+            self.text.truncate(start);
+            return;
+        }
+        let range = start..self.text.len();
+        match self.entries.binary_search_by(|(n, _)| n.cmp(&name)) {
+            Ok(i) => self.entries[i].1 = range,
+            Err(i) => self.entries.insert(i, (name, range)),
+        }
+    }
+
+    fn value(&self, range: &std::ops::Range<usize>) -> &str {
+        &self.text[range.clone()]
+    }
+}
+
+/// The same `Visit` methods `JsonFields`'s visitor overrides, rendering what its
+/// `serde_json::Value`s serialize to; the rest (i128, u128, errors) arrive as `record_debug`
+/// there and here.
+impl Visit for Collected {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field.name(), |out| {
+            let text = serde_json::to_string(&value).map_err(|_| fmt::Error)?;
+            out.write_str(&text)
+        });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field.name(), |out| write!(out, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field.name(), |out| write!(out, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field.name(), |out| write!(out, "{value}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field.name(), |out| escape(out, value));
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.put(field.name(), |out| {
+            out.write_char('[')?;
+            for (i, b) in value.iter().enumerate() {
+                if i > 0 {
+                    out.write_char(',')?;
+                }
+                write!(out, "{b}")?;
+            }
+            out.write_char(']')
+        });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        if name.starts_with("log.") {
+            // Metadata of an event bridged from `log`, which `JsonFields` skips too.
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        let shown = format!("{value:?}");
+        self.put(name, |out| escape(out, &shown));
+    }
+}
+
+/// The entries of a stored object as (name, value) texts, when each name is written as it
+/// reads (no escapes) and the names ascend; `None` otherwise.
+fn stored_entries(stored: &str) -> Option<Vec<(&str, &str)>> {
+    let inner = object_inner(stored)?;
+    let bytes = inner.as_bytes();
+    let mut entries: Vec<(&str, &str)> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !entries.is_empty() {
+            (bytes[i] == b',').then_some(())?;
+            i += 1;
+        }
+        // The name: a string without escapes.
+        (bytes.get(i) == Some(&b'"')).then_some(())?;
+        let name_len = inner[i + 1..].find(['"', '\\'])?;
+        let name_end = i + 1 + name_len;
+        (bytes[name_end] == b'"').then_some(())?;
+        let name = &inner[i + 1..name_end];
+        (bytes.get(name_end + 1) == Some(&b':')).then_some(())?;
+        // The value: a string (escapes skipped), an array of numbers, or a scalar.
+        let start = name_end + 2;
+        let end = match bytes.get(start)? {
+            b'"' => {
+                let mut j = start + 1;
+                loop {
+                    match bytes.get(j)? {
+                        b'\\' => j += 2,
+                        b'"' => break j + 1,
+                        _ => j += 1,
+                    }
+                }
+            }
+            b'[' => start + inner[start..].find(']')? + 1,
+            _ => {
+                start
+                    + inner[start..]
+                        .find([',', '}'])
+                        .unwrap_or(inner.len() - start)
+            }
+        };
+        if end == start || entries.last().is_some_and(|(last, _)| *last >= name) {
+            return None;
+        }
+        entries.push((name, inner.get(start..end)?));
+        i = end;
+    }
+    Some(entries)
+}
+
+fn write_entry(out: &mut impl Write, first: &mut bool, name: &str, value: &str) -> fmt::Result {
+    if !std::mem::take(first) {
+        out.write_char(',')?;
+    }
+    escape(out, name)?;
+    out.write_char(':')?;
+    out.write_str(value)
+}
+
+impl<'w> FormatFields<'w> for SpanFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut collected = Collected::default();
+        fields.record(&mut collected);
+        writer.write_char('{')?;
+        let mut first = true;
+        for (name, range) in &collected.entries {
+            write_entry(&mut writer, &mut first, name, collected.value(range))?;
+        }
+        writer.write_char('}')
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        if current.fields.is_empty() {
+            return self.format_fields(current.as_writer(), fields);
+        }
+        let mut collected = Collected::default();
+        fields.record(&mut collected);
+        let mut merged = String::with_capacity(current.fields.len() + collected.text.len() + 16);
+        match stored_entries(&current.fields) {
+            Some(stored) => {
+                // Both lists ascend by name: merged in order, a new value replacing a stored one.
+                merged.push('{');
+                let mut first = true;
+                let mut new = collected.entries.iter().peekable();
+                for (name, value) in stored {
+                    while let Some((n, range)) = new.next_if(|(n, _)| *n < name) {
+                        write_entry(&mut merged, &mut first, n, collected.value(range))?;
+                    }
+                    match new.next_if(|(n, _)| *n == name) {
+                        Some((n, range)) => {
+                            write_entry(&mut merged, &mut first, n, collected.value(range))?
+                        }
+                        None => write_entry(&mut merged, &mut first, name, value)?,
+                    }
+                }
+                for (n, range) in new {
+                    write_entry(&mut merged, &mut first, n, collected.value(range))?;
+                }
+                merged.push('}');
+            }
+            None => {
+                // What `JsonFields` does: the stored object parsed, the new values put in.
+                let mut map: std::collections::BTreeMap<String, serde_json::Value> =
+                    serde_json::from_str(&current.fields).map_err(|_| fmt::Error)?;
+                for (name, range) in &collected.entries {
+                    let value =
+                        serde_json::from_str(collected.value(range)).map_err(|_| fmt::Error)?;
+                    map.insert((*name).to_string(), value);
+                }
+                merged = serde_json::to_string(&map).map_err(|_| fmt::Error)?;
+            }
+        }
+        current.fields = merged;
+        Ok(())
+    }
 }
 
 /// The event formatter: see the module's documentation.
@@ -134,13 +348,13 @@ impl Visit for Fields<'_, '_> {
     }
 }
 
-impl<S> FormatEvent<S, JsonFields> for JsonLines
+impl<S> FormatEvent<S, SpanFields> for JsonLines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, JsonFields>,
+        ctx: &FmtContext<'_, S, SpanFields>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -165,7 +379,7 @@ where
         };
         for span in scope() {
             let extensions = span.extensions();
-            let stored = extensions.get::<FormattedFields<JsonFields>>();
+            let stored = extensions.get::<FormattedFields<SpanFields>>();
             if stored.and_then(|f| object_inner(&f.fields)).is_none() {
                 return self.fallback.format_event(ctx, writer, event);
             }
@@ -195,7 +409,7 @@ where
                 writer.write_char('{')?;
                 let extensions = span.extensions();
                 let inner = extensions
-                    .get::<FormattedFields<JsonFields>>()
+                    .get::<FormattedFields<SpanFields>>()
                     .and_then(|f| object_inner(&f.fields))
                     .unwrap_or_default();
                 if !inner.is_empty() {
@@ -217,6 +431,7 @@ mod tests {
     use std::io;
     use std::sync::{Arc, Mutex};
 
+    use tracing_subscriber::fmt::format::JsonFields;
     use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
@@ -298,13 +513,57 @@ mod tests {
         tracing::info!(parent: None, "explicit root");
     }
 
-    fn lines<E>(format: E) -> String
+    /// Spans of every shape a field can have, recorded on after their creation, each with a
+    /// line inside (which lists the spans' stored fields).
+    fn span_events() {
+        let all = tracing::info_span!(
+            "all",
+            z = 1u64,
+            neg = -7i64,
+            yes = false,
+            half = 1.5f64,
+            whole = 2.0f64,
+            nan = f64::NAN,
+            big = u128::MAX,
+            bytes = &b"a\"b"[..],
+            r#type = ?"kind",
+            "dotted.name" = "d",
+            text = "quote \" backslash \\ nul \u{0} 支付",
+            later = tracing::field::Empty,
+            again = tracing::field::Empty,
+        );
+        let _all = all.enter();
+        tracing::info!("created");
+        all.record("later", "first");
+        all.record("again", 3u64);
+        tracing::info!("recorded two");
+        all.record("later", "replaced");
+        all.record("z", tracing::field::debug(vec![1, 2]));
+        tracing::info!("replaced two");
+        let empty = tracing::info_span!(
+            "empty",
+            a = tracing::field::Empty,
+            b = tracing::field::Empty
+        );
+        let _empty = empty.enter();
+        tracing::info!("nothing recorded");
+        empty.record("b", "second");
+        empty.record("a", true);
+        tracing::info!("recorded on nothing");
+        let odd = tracing::info_span!("odd", "we\"ird" = 1u64, m = tracing::field::Empty);
+        let _odd = odd.enter();
+        odd.record("m", "x");
+        tracing::info!("an escaped name");
+    }
+
+    fn lines<N, E>(fields: N, format: E, events: fn()) -> String
     where
-        E: FormatEvent<tracing_subscriber::Registry, JsonFields> + Send + Sync + 'static,
+        N: for<'w> FormatFields<'w> + Send + Sync + 'static,
+        E: FormatEvent<tracing_subscriber::Registry, N> + Send + Sync + 'static,
     {
         let captured = Captured::default();
         let subscriber = tracing_subscriber::fmt()
-            .fmt_fields(JsonFields::new())
+            .fmt_fields(fields)
             .event_format(format)
             .with_max_level(tracing::Level::TRACE)
             .with_writer(captured.clone())
@@ -312,6 +571,14 @@ mod tests {
         tracing::subscriber::with_default(subscriber, events);
         let bytes = captured.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
+    }
+
+    fn tracings_format() -> Format<Json, SystemTime> {
+        tracing_subscriber::fmt::format()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
     }
 
     /// The timestamps differ between two runs; everything else must not.
@@ -333,14 +600,8 @@ mod tests {
 
     #[test]
     fn lines_are_byte_for_byte_what_tracings_json_formatter_writes() {
-        let theirs = lines(
-            tracing_subscriber::fmt::format()
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(true),
-        );
-        let ours = lines(JsonLines::default());
+        let theirs = lines(JsonFields::new(), tracings_format(), events);
+        let ours = lines(SpanFields, JsonLines::default(), events);
         let (theirs, ours) = (without_timestamps(&theirs), without_timestamps(&ours));
         assert_eq!(theirs.len(), 9, "{theirs:#?}");
         for (t, o) in theirs.iter().zip(&ours) {
@@ -351,6 +612,36 @@ mod tests {
         assert!(ours.iter().any(|l| l.contains(
             "\"spans\":[{\"payment_id\":\"pay_\\\"x\\\"\\n\",\"request_id\":\"req_1-2\",\"name\":\"request\"}]"
         )));
+    }
+
+    #[test]
+    fn span_fields_are_byte_for_byte_json_fields() {
+        let theirs = lines(JsonFields::new(), tracings_format(), span_events);
+        let ours = lines(SpanFields, JsonLines::default(), span_events);
+        let (theirs, ours) = (without_timestamps(&theirs), without_timestamps(&ours));
+        assert_eq!(theirs.len(), 6, "{theirs:#?}");
+        assert_eq!(theirs.len(), ours.len());
+        // All but the last: there tracing's formatter loses the value recorded on a span
+        // with an escaped name (it reads the stored object into a map of borrowed names,
+        // which an escaped one cannot be, and drops the record); payd's keeps it.
+        for (t, o) in theirs.iter().zip(&ours).take(5) {
+            assert_eq!(t, o);
+        }
+        assert_eq!(
+            theirs[5].replace("{\"we", "{\"m\":\"x\",\"we"),
+            ours[5],
+            "the one difference"
+        );
+        // Recorded values replaced, merged in order, and an escaped name read back.
+        let replaced = &ours[2];
+        assert!(replaced.contains("\"again\":3,\"big\":"), "{replaced}");
+        assert!(
+            replaced.contains("\"later\":\"replaced\",\"nan\":null"),
+            "{replaced}"
+        );
+        assert!(replaced.contains("\"z\":\"[1, 2]\""), "{replaced}");
+        assert!(ours[4].contains("{\"a\":true,\"b\":\"second\",\"name\":\"empty\"}"));
+        assert!(ours[5].contains("{\"m\":\"x\",\"we\\\"ird\":1,\"name\":\"odd\"}"));
     }
 
     #[test]

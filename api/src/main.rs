@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
         api::access::write_json_to(writer.clone());
         // tracing's JSON lines, formatted for less (api::logfmt).
         tracing_subscriber::fmt()
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .fmt_fields(api::logfmt::SpanFields)
             .event_format(api::logfmt::JsonLines::default())
             .with_env_filter(filter)
             .with_writer(writer)

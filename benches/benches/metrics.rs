@@ -148,7 +148,7 @@ fn access_log(c: &mut Criterion) {
     };
     // payd's subscriber (api/src/main.rs).
     let payd = tracing_subscriber::fmt()
-        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+        .fmt_fields(api::logfmt::SpanFields)
         .event_format(api::logfmt::JsonLines::default())
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
         .with_writer(writer)

@@ -141,7 +141,7 @@ pub fn claim<'a>(
                     "the payment of a stored idempotency record does not decode: {e}"
                 ))
             })?;
-            serde_json::to_vec(&crate::payments::view(&payment)).expect("a payment view serializes")
+            crate::payments::view_json(&payment)
         }
     };
     crate::metrics::idempotency("replayed");

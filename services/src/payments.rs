@@ -233,7 +233,7 @@ pub fn events_for(state: &Platform, p: &Payment, body: &[u8]) -> Vec<(Vec<u8>, V
 pub fn payment_records(state: &Platform, p: &Payment) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut records = vec![(records::payment_key(p.id), records::encode(p))];
     if state.webhook_endpoints.contains_key(&p.merchant) {
-        let body = serde_json::to_vec(&view(p)).expect("a payment view serializes");
+        let body = view_json(p);
         records.extend(events_for(state, p, &body));
     }
     records
@@ -245,6 +245,14 @@ pub fn payment_id_text(id: u128) -> String {
 
 pub fn parse_payment_id(text: &str) -> Option<u128> {
     records::parse_id(text, "pay_")
+}
+
+/// A payment's view as JSON, in a buffer sized for it: a payment's view is ≈ 570 bytes, and
+/// `serde_json::to_vec`'s 128 grew three times to hold it (docs/BENCHMARKS.md, session 36).
+pub fn view_json(p: &Payment) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &view(p)).expect("a payment view serializes");
+    out
 }
 
 pub fn view(p: &Payment) -> PaymentView {
@@ -915,7 +923,7 @@ pub async fn create(
     // unit as the payment, carries the payment's record the answer renders (a replay renders
     // it again): ≈ 105 bytes where the answer's JSON is ≈ 570 (docs/BENCHMARKS.md).
     let records_for = |p: &Payment| {
-        let body = serde_json::to_vec(&view(p)).expect("a payment view serializes");
+        let body = view_json(p);
         let record = records::encode(p);
         let remembered = idem.map(|g| g.record_payment(&record));
         let mut records = vec![
@@ -966,7 +974,7 @@ pub async fn create(
         state.payment_reached(&done);
         let body = match rendered.take() {
             Some((p, body)) if p == done => body,
-            _ => serde_json::to_vec(&view(&done)).expect("a payment view serializes"),
+            _ => view_json(&done),
         };
         return Ok(body);
     }

@@ -135,7 +135,7 @@ fn access_log(c: &mut Criterion) {
         drop(span);
         api::access::Line {
             request_id: "req_0123abcd-1f",
-            client: Some("127.0.0.1"),
+            client: Some(std::net::Ipv4Addr::LOCALHOST.into()),
             method: "POST",
             route: "/v1/payments",
             status: 201,

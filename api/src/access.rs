@@ -200,7 +200,6 @@ pub fn log<B>(res: &ServiceResponse<B>, route: Option<&str>, request_id: &str, l
     let extensions = req.extensions();
     let noted = extensions.get::<Noted>();
     let error = res.response().extensions().get::<ErrorCode>().map(|c| c.0);
-
     Line {
         request_id,
         client: req.peer_addr().map(|a| a.ip()),

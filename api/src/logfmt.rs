@@ -56,6 +56,12 @@ pub fn escape(out: &mut impl Write, s: &str) -> fmt::Result {
     out.write_char('"')
 }
 
+/// Writes `value` as serde_json renders it (shortest round trip; `null` when not finite).
+fn json_f64(out: &mut impl Write, value: f64) -> fmt::Result {
+    let text = serde_json::to_string(&value).map_err(|_| fmt::Error)?;
+    out.write_str(&text)
+}
+
 /// The entries of a stored JSON object, without its braces.
 fn object_inner(stored: &str) -> Option<&str> {
     stored.strip_prefix('{')?.strip_suffix('}')
@@ -118,10 +124,7 @@ impl Collected {
 /// there and here.
 impl Visit for Collected {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field.name(), |out| {
-            let text = serde_json::to_string(&value).map_err(|_| fmt::Error)?;
-            out.write_str(&text)
-        });
+        self.put(field.name(), |out| json_f64(out, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -339,11 +342,7 @@ impl Visit for Fields<'_, '_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        // serde_json's own rendering (shortest round trip; `null` when not finite).
-        self.entry(field, |f| {
-            let text = serde_json::to_string(&value).map_err(|_| fmt::Error)?;
-            f.out.write_str(&text)
-        });
+        self.entry(field, |f| json_f64(f.out, value));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {

@@ -228,13 +228,13 @@ impl Group {
 /// the WAL: p99 ≈ 0.8 ms lower for the same throughput; 1,024 rather than 2,048: a group of
 /// that load (≈ 1,270 accounts) then writes its own checkpoint instead of every other group
 /// writing one twice as long, and its deltas are never folded into the unflushed ones:
-/// engine p99 8.3–8.8 against 8.5–10.5 ms, CPU per transfer ≈ 4% lower, session 37 in
-/// docs/BENCHMARKS.md), unless the group's accounts recur: most of them are already
-/// unflushed or were in the last checkpoint (transfers among a set of accounts, as the batch
-/// endpoint's load test sends). Waiting then folds more of each account's deltas into one
-/// merge operand. Payments over many accounts, a hot merchant's and payouts to many payees
-/// do not recur, and checkpoint at this many as before. Accounts held by both the deltas and
-/// the group count once...
+/// with `bytes_per_sync` (store.rs), engine p99 7.8–8.8 against 8.5–10.5 ms, CPU per
+/// transfer ≈ 4% lower; session 37 in docs/BENCHMARKS.md), unless the group's accounts
+/// recur: most of them are already unflushed or were in the last checkpoint (transfers
+/// among a set of accounts, as the batch endpoint's load test sends). Waiting then folds
+/// more of each account's deltas into one merge operand. Payments over many accounts, a hot
+/// merchant's and payouts to many payees do not recur, and checkpoint at this many as
+/// before. Accounts held by both the deltas and the group count once...
 pub const CHECKPOINT_ACCOUNTS: usize = 1_024;
 /// ...or, recurring or not, at this many: a checkpoint's write stays bounded...
 pub const CHECKPOINT_ACCOUNTS_MAX: usize = 16_384;

@@ -197,7 +197,8 @@ struct Group {
     units: usize,
     /// Per unit in group order: `None` to be written, or why it is not.
     refused: Vec<Option<StoreError>>,
-    /// Scratch: the transfer ids the group posts, with the unit posting each.
+    /// Scratch: the transfer ids the group posts, with the unit posting each; sorted by
+    /// [`find_duplicates`], and written in that order by [`build_batch`].
     ids: Vec<([u8; 16], usize)>,
     /// Scratch: those of them the id filter could not rule out.
     maybe: Vec<([u8; 16], usize)>,
@@ -481,14 +482,16 @@ fn write_checkpoint(
 /// after the base records of the accounts this group creates.
 fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
     let mut batch = WriteBatch::default();
-    let mut dedup = Vec::with_capacity(group.units);
     let mut aux = Vec::new();
     let mut entries = Vec::with_capacity(group.units);
     let mut notes = Notes::default();
+    // Each unit's sequence number (a refused unit's is never read).
+    let mut seqs = Vec::with_capacity(group.units);
     let mut seq = first_seq;
     for (unit, refused) in group.units().zip(&group.refused) {
+        seqs.push(seq);
         if refused.is_none() {
-            add_unit(inner, &mut batch, &mut dedup, &mut aux, seq, unit);
+            add_unit(inner, &mut batch, &mut aux, unit);
             entries.push(unit.effects.as_slice());
             notes.add(inner, &mut batch, seq, unit);
             seq += 1;
@@ -511,10 +514,12 @@ fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
     // Random 16-byte keys, inserted in key order: each memtable insert then starts its search
     // from where the previous one ended (the skiplist's sequential splice) instead of from
     // the top. The writer's main cost was these searches (profile in docs/BENCHMARKS.md).
-    dedup.sort_unstable();
+    // `find_duplicates` sorted the group's ids already: a written unit's are in there once.
     let cf = inner.cf_dedup();
-    for (id, seq) in dedup {
-        batch.put_cf(cf, id, seq_key(seq));
+    for &(id, unit) in &group.ids {
+        if group.refused[unit].is_none() {
+            batch.put_cf(cf, id, seq_key(seqs[unit]));
+        }
     }
     batch
 }
@@ -1000,9 +1005,7 @@ fn add_delta(deltas: &mut Deltas, account: AccountId, delta: AccountDelta) {
 fn add_unit<'a>(
     inner: &Inner,
     batch: &mut WriteBatch,
-    dedup: &mut Vec<([u8; 16], u64)>,
     aux: &mut Vec<(&'a [u8], &'a [u8])>,
-    seq: u64,
     unit: &'a CommitUnit,
 ) {
     for effect in &unit.effects {
@@ -1014,8 +1017,11 @@ fn add_unit<'a>(
                     codec::encode(Kind::Account, account),
                 );
             }
-            Effect::Posted(transfer) => dedup.push((transfer.id.to_be_bytes(), seq)),
-            Effect::StatusSet { .. } | Effect::GlAssigned { .. } | Effect::DateSwitched { .. } => {}
+            // Its dedup key is written from the group's sorted ids (`build_batch`).
+            Effect::Posted(_)
+            | Effect::StatusSet { .. }
+            | Effect::GlAssigned { .. }
+            | Effect::DateSwitched { .. } => {}
         }
     }
     for (key, value) in &unit.aux {

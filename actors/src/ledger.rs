@@ -21,7 +21,6 @@
 //! reservations or a durable transfer half-applied.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +37,7 @@ use storage::records::{self, GlDates};
 use storage::{CommitUnit, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::claims::{Claims, Token};
 use crate::error::LedgerError;
 use crate::shard::{
     shard_of, Activate, AssignGl, Commit, FinishGl, FinishStatus, IdHasher, Leg, LegError, Prepare,
@@ -667,10 +667,8 @@ async fn spawn_detached<T: 'static>(
         .map_err(|_| LedgerError::ShuttingDown)?
 }
 
-/// Transfer ids between their claim and their answer: a second command with the same id
-/// while the first is in flight is a duplicate the store cannot see yet. Owned by the
-/// coordinator's arbiter, so a plain set.
-type Claimed = Rc<RefCell<HashSet<TransferId, IdHasher>>>;
+/// The ids in flight ([`Claims`]): the coordinator's, so behind a plain `RefCell`.
+type Claimed = Rc<RefCell<Claims>>;
 
 /// Transfers a round takes at most: half of the commands in flight (at least
 /// [`ROUND_TRANSFERS_MIN`], at most [`ROUND_TRANSFERS_MAX`]). Callers that wait for their
@@ -881,32 +879,51 @@ async fn prepare_round(
     cmds: &mut Vec<Submitted>,
 ) {
     let n = shards.len();
-    // 1. Dates and claims.
+    // 1. Dates and claims, in place: the refused are taken out, the rest stay where they are
+    //    (a round's transfers are not copied to another buffer, 1.7 MB at 8,190), and the
+    //    buffers trade places.
     debug_assert!(cmds.is_empty());
-    {
-        let mut set = claimed.borrow_mut();
-        for mut s in round.drain(..) {
-            if let Some(period) = period {
+    if let Some(period) = period {
+        let mut why = Vec::new();
+        let refused: Vec<Submitted> = round
+            .extract_if(.., |s| {
                 let t = &mut s.transfer;
                 match period.stamp(t.accounting_date, t.value_date) {
                     Ok((accounting, value)) => {
                         t.accounting_date = Some(accounting);
                         t.value_date = Some(value);
+                        false
                     }
                     Err(reject) => {
-                        s.waiter.answer(Ok(Err(reject)));
-                        continue;
+                        why.push(reject);
+                        true
                     }
                 }
-            }
-            if set.insert(s.transfer.id) {
-                cmds.push(s);
-            } else {
-                s.waiter.answer(Ok(Err(Reject::DuplicateId)));
-            }
+            })
+            .collect();
+        for (s, reject) in refused.into_iter().zip(why) {
+            s.waiter.answer(Ok(Err(reject)));
         }
     }
+    let token = {
+        let ids: Vec<TransferId> = round.iter().map(|s| s.transfer.id).collect();
+        let mut duplicate = Vec::new();
+        let token = claimed.borrow_mut().claim(&ids, &mut duplicate);
+        let mut i = 0;
+        let refused: Vec<Submitted> = round
+            .extract_if(.., |_| {
+                i += 1;
+                duplicate[i - 1]
+            })
+            .collect();
+        for s in refused {
+            s.waiter.answer(Ok(Err(Reject::DuplicateId)));
+        }
+        token
+    };
+    std::mem::swap(round, cmds);
     if cmds.is_empty() {
+        claimed.borrow_mut().finish(token);
         return;
     }
     // 2. One Prepare per shard with all its legs, in round order. Sized for a shard's share
@@ -1017,7 +1034,7 @@ async fn prepare_round(
     let mut index_of = vec![u32::MAX; cmds.len()];
     for (c, (cmd, why)) in cmds.drain(..).zip(refused).enumerate() {
         match why {
-            Some((_, e)) => cmd_answer(cmd.waiter, answer_of(e), claimed),
+            Some((_, e)) => cmd_answer(cmd.waiter, answer_of(e), claimed, token),
             None => {
                 index_of[c] = accepted.len() as u32;
                 units.push(CommitUnit {
@@ -1030,6 +1047,7 @@ async fn prepare_round(
         }
     }
     if accepted.is_empty() {
+        claimed.borrow_mut().finish(token);
         return;
     }
     // Keep only the accepted commands' legs, renumbered to their place in `accepted` (in
@@ -1101,14 +1119,19 @@ async fn prepare_round(
                     tracing::debug!(seq, transfer = %format_args!("{:032x}", cmd.id.0), "transfer durable");
                 });
             }
-            cmd_answer(cmd, outcome, &claimed);
+            if token == Token::Single {
+                claimed.borrow_mut().release(cmd.id, token);
+            }
+            cmd.answer(outcome);
         }
+        // A bulk claim's ids are released together.
+        claimed.borrow_mut().finish(token);
     });
 }
 
-/// Answers a command of a round and lets its id be claimed again.
-fn cmd_answer(waiter: Waiter, answer: Answer, claimed: &Claimed) {
-    claimed.borrow_mut().remove(&waiter.id);
+/// Answers a command of a round before the round is done, and lets its id be claimed again.
+fn cmd_answer(waiter: Waiter, answer: Answer, claimed: &Claimed, token: Token) {
+    claimed.borrow_mut().release(waiter.id, token);
     waiter.answer(answer);
 }
 

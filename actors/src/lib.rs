@@ -8,8 +8,11 @@
 //!   status changes, lazy activation from the store, passivation of idle accounts.
 //! - [`ledger`]: admission, the coordinator's rounds, the durable write, the answers;
 //!   cancellation-safe.
+//! - [`claims`]: the transfer ids in flight, so that a duplicate of one is refused before
+//!   it reserves anything.
 //! - [`error`]: overload and storage failures (business rejections are `engine::Reject`).
 
+pub mod claims;
 pub mod error;
 pub mod ledger;
 pub mod shard;

@@ -249,3 +249,70 @@ fn duplicate_transfer_id_is_applied_once() {
         assert_eq!(store.account(account(1)).unwrap().unwrap().balance, 100);
     });
 }
+
+#[test]
+fn duplicate_ids_across_large_rounds_in_flight_are_applied_once() {
+    // Batches of this size go through the coordinator in rounds large enough to claim their
+    // ids as sorted lists (`actors::claims`); single transfers claim one at a time. Every
+    // id below is sent two to four times, concurrently: each is applied exactly once.
+    let case = Case {
+        accounts: vec![(1_000_000, 0), (0, 0)],
+        transfers: vec![],
+    };
+    actix_rt::System::new().block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, store) = setup(dir.path(), &case).await;
+        let batch = |ids: Vec<usize>| {
+            let ledger = ledger.clone();
+            actix_rt::spawn(async move {
+                let batch = ids
+                    .into_iter()
+                    .map(|k| (transfer(k, (0, 1, 1)), Vec::new()))
+                    .collect();
+                ledger.transfer_many(batch).await.unwrap()
+            })
+        };
+        // The first has its own duplicates (0..100 twice, the second time last).
+        let a = batch((0..1_000).chain(0..100).collect());
+        let b = batch((500..1_500).collect());
+        let singles: Vec<_> = [0, 99, 700, 1_499, 1_500]
+            .into_iter()
+            .flat_map(|k| [k, k])
+            .map(|k| {
+                let ledger = ledger.clone();
+                actix_rt::spawn(async move { ledger.transfer(transfer(k, (0, 1, 1))).await })
+            })
+            .collect();
+        let mut applied = 0;
+        for outcomes in [a.await.unwrap(), b.await.unwrap()] {
+            for outcome in outcomes {
+                match outcome.unwrap() {
+                    Ok(_) => applied += 1,
+                    Err(r) => assert_eq!(r, Reject::DuplicateId),
+                }
+            }
+        }
+        for single in singles {
+            match single.await.unwrap().unwrap() {
+                Ok(_) => applied += 1,
+                Err(r) => assert_eq!(r, Reject::DuplicateId),
+            }
+        }
+        // Ids 0..=1,500, each once.
+        assert_eq!(applied, 1_501);
+        assert_eq!(store.account(account(1)).unwrap().unwrap().balance, 1_501);
+        // Once durable, every one of them is a duplicate whichever way it comes again.
+        let again = ledger
+            .transfer_many(
+                (0..300)
+                    .map(|k| (transfer(k * 5, (0, 1, 1)), Vec::new()))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        assert!(again
+            .into_iter()
+            .all(|o| o.unwrap() == Err(Reject::DuplicateId)));
+        assert_eq!(store.account(account(1)).unwrap().unwrap().balance, 1_501);
+    });
+}

@@ -1,0 +1,205 @@
+//! Transfer ids between their claim and their answer: a second command with an id that is in
+//! flight is a duplicate the store cannot see yet. Owned by the coordinator's thread.
+//!
+//! A round of a few transfers claims its ids one at a time in a hash set. A large round (the
+//! batch endpoint's, up to 8,190) claims them as one sorted list instead, checked against the
+//! others by a merge and dropped whole when the round is answered: in the hash set, each of
+//! its ids cost a cache miss at its claim and another at its release, because the round's
+//! other work evicts the set in between (4.5% of the batch endpoint's CPU, docs/BENCHMARKS.md).
+
+use std::collections::HashSet;
+
+use engine::TransferId;
+
+use crate::shard::IdHasher;
+
+/// Rounds of at least this many transfers claim their ids as one sorted list.
+pub const BULK_MIN: usize = 256;
+
+/// How a round's ids were claimed, to release them the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Token {
+    /// One at a time, in the set.
+    Single,
+    /// As the bulk claim of this number.
+    Bulk(u64),
+}
+
+/// A large round's ids, sorted, and those of them already answered (refused before the
+/// round's write): claimable again until the round is dropped.
+struct Bulk {
+    number: u64,
+    ids: Vec<u128>,
+    released: HashSet<u128, IdHasher>,
+}
+
+impl Bulk {
+    fn holds(&self, id: u128) -> bool {
+        self.ids.binary_search(&id).is_ok() && !self.released.contains(&id)
+    }
+}
+
+#[derive(Default)]
+pub struct Claims {
+    single: HashSet<TransferId, IdHasher>,
+    bulk: Vec<Bulk>,
+    next: u64,
+    /// Scratch: a large round's ids with their places, sorted.
+    sorted: Vec<(u128, u32)>,
+}
+
+impl Claims {
+    /// Claims the ids of a round, in round order: `Some(token)` and `duplicate[i]` set for
+    /// each id already in flight or earlier in the round (the earliest is the one claimed).
+    pub fn claim(&mut self, ids: &[TransferId], duplicate: &mut Vec<bool>) -> Token {
+        duplicate.clear();
+        duplicate.resize(ids.len(), false);
+        if ids.len() < BULK_MIN {
+            for (i, id) in ids.iter().enumerate() {
+                if self.held_by_bulk(id.0) || !self.single.insert(*id) {
+                    duplicate[i] = true;
+                }
+            }
+            return Token::Single;
+        }
+        let mut sorted = std::mem::take(&mut self.sorted);
+        sorted.clear();
+        sorted.extend(ids.iter().enumerate().map(|(i, id)| (id.0, i as u32)));
+        // By id, then by place: of equal ids the earliest comes first.
+        sorted.sort_unstable();
+        let mut claimed = Vec::with_capacity(sorted.len());
+        // One cursor per bulk claim in flight: both lists are sorted, so each is walked once.
+        let mut cursors = vec![0usize; self.bulk.len()];
+        for (w, &(id, i)) in sorted.iter().enumerate() {
+            if w > 0 && sorted[w - 1].0 == id {
+                duplicate[i as usize] = true;
+                continue;
+            }
+            let mut held = !self.single.is_empty() && self.single.contains(&TransferId(id));
+            for (b, cursor) in self.bulk.iter().zip(cursors.iter_mut()) {
+                while *cursor < b.ids.len() && b.ids[*cursor] < id {
+                    *cursor += 1;
+                }
+                held |= b.ids.get(*cursor) == Some(&id) && !b.released.contains(&id);
+            }
+            if held {
+                duplicate[i as usize] = true;
+            } else {
+                claimed.push(id);
+            }
+        }
+        self.sorted = sorted;
+        let number = self.next;
+        self.next += 1;
+        self.bulk.push(Bulk {
+            number,
+            ids: claimed,
+            released: HashSet::default(),
+        });
+        Token::Bulk(number)
+    }
+
+    fn held_by_bulk(&self, id: u128) -> bool {
+        self.bulk.iter().any(|b| b.holds(id))
+    }
+
+    /// The command of `id`, claimed with `token`, is answered before its round is done.
+    pub fn release(&mut self, id: TransferId, token: Token) {
+        match token {
+            Token::Single => {
+                self.single.remove(&id);
+            }
+            Token::Bulk(number) => {
+                if let Some(b) = self.bulk.iter_mut().find(|b| b.number == number) {
+                    b.released.insert(id.0);
+                }
+            }
+        }
+    }
+
+    /// Every command of a bulk claim is answered: its ids may be claimed again.
+    pub fn finish(&mut self, token: Token) {
+        if let Token::Bulk(number) = token {
+            self.bulk.retain(|b| b.number != number);
+        }
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.single.is_empty() && self.bulk.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: impl IntoIterator<Item = u128>) -> Vec<TransferId> {
+        v.into_iter().map(TransferId).collect()
+    }
+
+    fn dups(d: &[bool]) -> Vec<usize> {
+        d.iter()
+            .enumerate()
+            .filter(|(_, &x)| x)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn a_bulk_round_keeps_the_earliest_of_its_equal_ids() {
+        let mut c = Claims::default();
+        let mut round: Vec<u128> = (0..BULK_MIN as u128).map(|i| i * 7_919 % 1_000).collect();
+        round[10] = round[3];
+        round[200] = round[3];
+        round[50] = round[199];
+        let mut d = Vec::new();
+        let t = c.claim(&ids(round.iter().copied()), &mut d);
+        assert!(matches!(t, Token::Bulk(_)));
+        assert_eq!(dups(&d), vec![10, 199, 200], "50 comes before 199");
+        c.finish(t);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn rounds_in_flight_see_each_others_ids_whichever_way_they_claimed() {
+        let mut c = Claims::default();
+        let mut d = Vec::new();
+        let big_a = c.claim(&ids(0..1_000), &mut d);
+        assert!(dups(&d).is_empty());
+        let small = c.claim(&ids([5_000, 999, 1_000]), &mut d);
+        assert_eq!(dups(&d), vec![1], "999 is the first bulk round's");
+        // 1,000 is the small round's, 900..1,000 the first bulk round's.
+        let big_b = c.claim(&ids(900..2_000), &mut d);
+        assert_eq!(dups(&d), (0..101).collect::<Vec<_>>());
+        // The second bulk round claimed 1,001..2,000 only.
+        let small_2 = c.claim(&ids([1_500, 950, 2_000]), &mut d);
+        assert_eq!(dups(&d), vec![0, 1]);
+        c.finish(big_a);
+        let again = c.claim(&ids([950, 1_500]), &mut d);
+        assert_eq!(dups(&d), vec![1], "950 is free once its round is answered");
+        c.release(TransferId(950), again);
+        c.release(TransferId(5_000), small);
+        c.release(TransferId(1_000), small);
+        c.release(TransferId(2_000), small_2);
+        c.finish(big_b);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn an_id_answered_early_is_claimable_while_its_round_is_in_flight() {
+        let mut c = Claims::default();
+        let mut d = Vec::new();
+        let big = c.claim(&ids(0..BULK_MIN as u128), &mut d);
+        c.release(TransferId(7), big);
+        let small = c.claim(&ids([7, 8]), &mut d);
+        assert_eq!(dups(&d), vec![1]);
+        let big_2 = c.claim(&ids(5..5 + BULK_MIN as u128), &mut d);
+        // 5, 6 and 8.. are the first round's; 7 the small round's.
+        assert_eq!(dups(&d), (0..BULK_MIN - 5).collect::<Vec<_>>());
+        c.release(TransferId(7), small);
+        c.finish(big);
+        c.finish(big_2);
+        assert!(c.is_empty());
+    }
+}

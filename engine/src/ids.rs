@@ -95,6 +95,12 @@ macro_rules! id128 {
             pub fn parse(text: &str) -> Option<Self> {
                 parse_hex32(text.strip_prefix($prefix)?).map(Self)
             }
+
+            /// The text form in one allocation of its size (`to_string` grows a `String`
+            /// from nothing through the formatter).
+            pub fn text(self) -> String {
+                prefixed_hex($prefix, self.0)
+            }
         }
 
         impl fmt::Display for $name {

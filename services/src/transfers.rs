@@ -241,7 +241,7 @@ pub async fn create_batch(
     let outcomes = ledger.transfer_many(submitted).await?;
     for ((i, id), outcome) in index.into_iter().zip(outcomes) {
         let t = &body.transfers[i];
-        let transfer_id = Some(id.to_string());
+        let transfer_id = Some(id.text());
         results[i] = Some(match outcome {
             Ok(Ok(_)) => TransferResult {
                 id: t.id.to_string(),

@@ -87,7 +87,11 @@ pub async fn read_body(
     declared: Option<usize>,
 ) -> Result<web::Bytes, ApiError> {
     let read = async {
-        let mut body = web::BytesMut::new();
+        // Room for the declared length at once (within the limit): a batch's megabytes grew
+        // from nothing by doubling, each step a copy of what was read so far.
+        let mut body = web::BytesMut::with_capacity(
+            declared.filter(|&n| n <= limits.limit_bytes).unwrap_or(0),
+        );
         let mut overflow = declared.is_some_and(|n| n > limits.limit_bytes);
         let mut drained = 0usize;
         while let Some(chunk) = payload.next().await {

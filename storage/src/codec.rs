@@ -77,6 +77,14 @@ pub fn encode<T: Encode>(kind: Kind, value: &T) -> Vec<u8> {
     out
 }
 
+/// [`encode`] into a buffer with room for `capacity` bytes (a large record, e.g. a group's
+/// journal entries, sized from its parts instead of grown by doubling).
+pub fn encode_sized<T: Encode>(kind: Kind, value: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    encode_into(kind, value, &mut out);
+    out
+}
+
 /// [`encode`] into `out` (cleared first), so a caller encoding many records reuses one
 /// buffer.
 pub fn encode_into<T: Encode>(kind: Kind, value: &T, out: &mut Vec<u8>) {

@@ -507,7 +507,12 @@ fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
                 effects,
             },
         ),
-        _ => codec::encode(Kind::JournalGroup, &JournalGroupRef { first_seq, entries }),
+        _ => {
+            // A transfer's entry is ≈ 100 bytes (two postings): room for the group's at once.
+            let capacity = 64 + 128 * entries.len();
+            let group = JournalGroupRef { first_seq, entries };
+            codec::encode_sized(Kind::JournalGroup, &group, capacity)
+        }
     };
     batch.put_cf(inner.cf_journal(), seq_key(first_seq), record);
     add_aux(inner, &mut batch, aux);

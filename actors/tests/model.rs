@@ -273,9 +273,9 @@ fn duplicate_ids_across_large_rounds_in_flight_are_applied_once() {
             })
         };
         // The first has its own duplicates (0..100 twice, the second time last).
-        let a = batch((0..1_000).chain(0..100).collect());
-        let b = batch((500..1_500).collect());
-        let singles: Vec<_> = [0, 99, 700, 1_499, 1_500]
+        let a = batch((0..5_000).chain(0..100).collect());
+        let b = batch((2_500..7_500).collect());
+        let singles: Vec<_> = [0, 99, 3_000, 7_499, 7_500]
             .into_iter()
             .flat_map(|k| [k, k])
             .map(|k| {
@@ -298,9 +298,9 @@ fn duplicate_ids_across_large_rounds_in_flight_are_applied_once() {
                 Err(r) => assert_eq!(r, Reject::DuplicateId),
             }
         }
-        // Ids 0..=1,500, each once.
-        assert_eq!(applied, 1_501);
-        assert_eq!(store.account(account(1)).unwrap().unwrap().balance, 1_501);
+        // Ids 0..=7,500, each once.
+        assert_eq!(applied, 7_501);
+        assert_eq!(store.account(account(1)).unwrap().unwrap().balance, 7_501);
         // Once durable, every one of them is a duplicate whichever way it comes again.
         let again = ledger
             .transfer_many(
@@ -313,6 +313,6 @@ fn duplicate_ids_across_large_rounds_in_flight_are_applied_once() {
         assert!(again
             .into_iter()
             .all(|o| o.unwrap() == Err(Reject::DuplicateId)));
-        assert_eq!(store.account(account(1)).unwrap().unwrap().balance, 1_501);
+        assert_eq!(store.account(account(1)).unwrap().unwrap().balance, 7_501);
     });
 }

@@ -48,25 +48,40 @@ pub struct Claims {
     next: u64,
     /// Scratch: a large round's ids with their places, sorted.
     sorted: Vec<(u128, u32)>,
+    /// Scratch: the last round's answer, per id whether it is a duplicate.
+    duplicate: Vec<bool>,
 }
 
 impl Claims {
-    /// Claims the ids of a round, in round order: `Some(token)` and `duplicate[i]` set for
-    /// each id already in flight or earlier in the round (the earliest is the one claimed).
-    pub fn claim(&mut self, ids: &[TransferId], duplicate: &mut Vec<bool>) -> Token {
+    /// Claims the ids of a round, given in round order. Returns how they were claimed and,
+    /// per id, whether it is a duplicate: already in flight, or earlier in the round (the
+    /// earliest is the one claimed).
+    pub fn claim(&mut self, ids: impl ExactSizeIterator<Item = TransferId>) -> (Token, &[bool]) {
+        let mut duplicate = std::mem::take(&mut self.duplicate);
         duplicate.clear();
         duplicate.resize(ids.len(), false);
-        if ids.len() < BULK_MIN {
-            for (i, id) in ids.iter().enumerate() {
-                if self.held_by_bulk(id.0) || !self.single.insert(*id) {
+        let token = if ids.len() < BULK_MIN {
+            for (i, id) in ids.enumerate() {
+                if self.held_by_bulk(id.0) || !self.single.insert(id) {
                     duplicate[i] = true;
                 }
             }
-            return Token::Single;
-        }
+            Token::Single
+        } else {
+            self.claim_bulk(ids, &mut duplicate)
+        };
+        self.duplicate = duplicate;
+        (token, &self.duplicate)
+    }
+
+    fn claim_bulk(
+        &mut self,
+        ids: impl Iterator<Item = TransferId>,
+        duplicate: &mut [bool],
+    ) -> Token {
         let mut sorted = std::mem::take(&mut self.sorted);
         sorted.clear();
-        sorted.extend(ids.iter().enumerate().map(|(i, id)| (id.0, i as u32)));
+        sorted.extend(ids.enumerate().map(|(i, id)| (id.0, i as u32)));
         // By id, then by place: of equal ids the earliest comes first.
         sorted.sort_unstable();
         let mut claimed = Vec::with_capacity(sorted.len());
@@ -140,12 +155,16 @@ mod tests {
         v.into_iter().map(TransferId).collect()
     }
 
-    fn dups(d: &[bool]) -> Vec<usize> {
-        d.iter()
+    /// Claims `v`: the token, and the places of the duplicates.
+    fn claim(c: &mut Claims, v: impl IntoIterator<Item = u128>) -> (Token, Vec<usize>) {
+        let (token, d) = c.claim(ids(v).into_iter());
+        let dups = d
+            .iter()
             .enumerate()
             .filter(|(_, &x)| x)
             .map(|(i, _)| i)
-            .collect()
+            .collect();
+        (token, dups)
     }
 
     #[test]
@@ -157,10 +176,9 @@ mod tests {
         round[10] = round[3];
         round[200] = round[3];
         round[50] = round[199];
-        let mut d = Vec::new();
-        let t = c.claim(&ids(round.iter().copied()), &mut d);
+        let (t, d) = claim(&mut c, round);
         assert!(matches!(t, Token::Bulk(_)));
-        assert_eq!(dups(&d), vec![10, 199, 200], "50 comes before 199");
+        assert_eq!(d, vec![10, 199, 200], "50 comes before 199");
         c.finish(t);
         assert!(c.is_empty());
     }
@@ -169,26 +187,21 @@ mod tests {
     fn rounds_in_flight_see_each_others_ids_whichever_way_they_claimed() {
         let n = BULK_MIN as u128;
         let mut c = Claims::default();
-        let mut d = Vec::new();
-        let big_a = c.claim(&ids(0..n), &mut d);
-        assert!(matches!(big_a, Token::Bulk(_)) && dups(&d).is_empty());
-        let small = c.claim(&ids([5 * n, n - 1, n]), &mut d);
+        let (big_a, d) = claim(&mut c, 0..n);
+        assert!(matches!(big_a, Token::Bulk(_)) && d.is_empty());
+        let (small, d) = claim(&mut c, [5 * n, n - 1, n]);
         assert_eq!(small, Token::Single);
-        assert_eq!(dups(&d), vec![1], "n - 1 is the first bulk round's");
+        assert_eq!(d, vec![1], "n - 1 is the first bulk round's");
         // n is the small round's, n - 100..n the first bulk round's.
-        let big_b = c.claim(&ids(n - 100..2 * n), &mut d);
+        let (big_b, d) = claim(&mut c, n - 100..2 * n);
         assert!(matches!(big_b, Token::Bulk(_)));
-        assert_eq!(dups(&d), (0..101).collect::<Vec<_>>());
+        assert_eq!(d, (0..101).collect::<Vec<_>>());
         // The second bulk round claimed n + 1..2n only.
-        let small_2 = c.claim(&ids([n + 500, n - 50, 2 * n]), &mut d);
-        assert_eq!(dups(&d), vec![0, 1]);
+        let (small_2, d) = claim(&mut c, [n + 500, n - 50, 2 * n]);
+        assert_eq!(d, vec![0, 1]);
         c.finish(big_a);
-        let again = c.claim(&ids([n - 50, n + 500]), &mut d);
-        assert_eq!(
-            dups(&d),
-            vec![1],
-            "n - 50 is free once its round is answered"
-        );
+        let (again, d) = claim(&mut c, [n - 50, n + 500]);
+        assert_eq!(d, vec![1], "n - 50 is free once its round is answered");
         c.release(TransferId(n - 50), again);
         c.release(TransferId(5 * n), small);
         c.release(TransferId(n), small);
@@ -200,14 +213,13 @@ mod tests {
     #[test]
     fn an_id_answered_early_is_claimable_while_its_round_is_in_flight() {
         let mut c = Claims::default();
-        let mut d = Vec::new();
-        let big = c.claim(&ids(0..BULK_MIN as u128), &mut d);
+        let (big, _) = claim(&mut c, 0..BULK_MIN as u128);
         c.release(TransferId(7), big);
-        let small = c.claim(&ids([7, 8]), &mut d);
-        assert_eq!(dups(&d), vec![1]);
-        let big_2 = c.claim(&ids(5..5 + BULK_MIN as u128), &mut d);
+        let (small, d) = claim(&mut c, [7, 8]);
+        assert_eq!(d, vec![1]);
+        let (big_2, d) = claim(&mut c, 5..5 + BULK_MIN as u128);
         // 5, 6 and 8.. are the first round's; 7 the small round's.
-        assert_eq!(dups(&d), (0..BULK_MIN - 5).collect::<Vec<_>>());
+        assert_eq!(d, (0..BULK_MIN - 5).collect::<Vec<_>>());
         c.release(TransferId(7), small);
         c.finish(big);
         c.finish(big_2);

@@ -905,22 +905,18 @@ async fn prepare_round(
             s.waiter.answer(Ok(Err(reject)));
         }
     }
-    let token = {
-        let ids: Vec<TransferId> = round.iter().map(|s| s.transfer.id).collect();
-        let mut duplicate = Vec::new();
-        let token = claimed.borrow_mut().claim(&ids, &mut duplicate);
-        let mut i = 0;
+    let (token, refused) = {
+        let mut claims = claimed.borrow_mut();
+        let (token, duplicate) = claims.claim(round.iter().map(|s| s.transfer.id));
+        let mut duplicate = duplicate.iter();
         let refused: Vec<Submitted> = round
-            .extract_if(.., |_| {
-                i += 1;
-                duplicate[i - 1]
-            })
+            .extract_if(.., |_| *duplicate.next().expect("one flag per transfer"))
             .collect();
-        for s in refused {
-            s.waiter.answer(Ok(Err(Reject::DuplicateId)));
-        }
-        token
+        (token, refused)
     };
+    for s in refused {
+        s.waiter.answer(Ok(Err(Reject::DuplicateId)));
+    }
     std::mem::swap(round, cmds);
     if cmds.is_empty() {
         claimed.borrow_mut().finish(token);

@@ -30,6 +30,11 @@ pub enum BenchCmd {
         /// Empty directory for the benchmark's stores (a fresh temp dir when omitted).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Transfer ids the writer holds in memory for ingestion into the dedup index (the
+        /// store's default when omitted); 0 writes every dedup key in its group's synced
+        /// write, as stores before layout 5 did (docs/ARCHITECTURE.md).
+        #[arg(long)]
+        dedup_held_ids: Option<usize>,
     },
     /// A day-end's cost (issue #15): `accounts` accounts and `entries` journal entries (two-leg
     /// transfers between random accounts) on one business date, then the real day-end of
@@ -78,6 +83,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             seconds,
             warmup,
             dir,
+            dedup_held_ids,
         } => {
             let tmp;
             let dir = match dir {
@@ -96,6 +102,8 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
                 submitters,
                 duration: Duration::from_secs(seconds),
                 warmup: Duration::from_secs(warmup),
+                dedup_held_ids_max: dedup_held_ids
+                    .unwrap_or(services::platform::DEDUP_HELD_IDS_MAX),
             };
             let report = loadtest::engine::run(&config).map_err(anyhow::Error::msg)?;
             println!("## payd bench engine\n");

@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 66] = [
+pub const SETTINGS: [&str; 67] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -31,6 +31,7 @@ pub const SETTINGS: [&str; 66] = [
     "rocksdb_background_nice",
     "rocksdb_flush_idle_nice",
     "dedup_filter_mb",
+    "dedup_held_ids",
     "connections_max",
     "default_currency",
     "default_fee_rate",
@@ -127,6 +128,11 @@ pub struct Config {
     /// (0 to 4096; default 128, 64M ids; under 2 turns it off): new ids are ruled out in
     /// memory instead of being looked up in RocksDB. docs/ARCHITECTURE.md.
     pub dedup_filter_mb: usize,
+    /// Transfer ids the group-commit writer holds in memory, durable in the journal, until
+    /// a thread ingests them into the dedup index as table files (0 to 16,777,216; default
+    /// 1,048,576, 24 bytes each; 0 writes every id's key in its group's synced write).
+    /// docs/ARCHITECTURE.md, "What is durable when".
+    pub dedup_held_ids: usize,
     /// Connections served at once; more wait in the kernel's backlog.
     pub connections_max: usize,
     /// Currency of merchants' own balance accounts.
@@ -275,6 +281,7 @@ impl Default for Config {
             rocksdb_background_nice: 5,
             rocksdb_flush_idle_nice: 19,
             dedup_filter_mb: services::platform::DEDUP_FILTER_BYTES_MAX >> 20,
+            dedup_held_ids: services::platform::DEDUP_HELD_IDS_MAX,
             connections_max: 16_384,
             head_limit_bytes: 16 << 10,
             default_currency: "CNY".to_string(),
@@ -476,6 +483,12 @@ impl Config {
                 self.dedup_filter_mb
             ));
         }
+        if self.dedup_held_ids > 1 << 24 {
+            return Err(format!(
+                "dedup_held_ids: {} is outside 0..=16777216",
+                self.dedup_held_ids
+            ));
+        }
         if !(1..=64).contains(&self.workers) {
             return Err(format!("workers: {} is outside 1..=64", self.workers));
         }
@@ -661,6 +674,7 @@ impl Config {
             rocksdb_background_nice: self.rocksdb_background_nice,
             rocksdb_flush_idle_nice: self.rocksdb_flush_idle_nice,
             dedup_filter_bytes_max: self.dedup_filter_mb << 20,
+            dedup_held_ids_max: self.dedup_held_ids,
             risk_rules_file: self.risk_rules_file.clone(),
             channel_timeout: self.channel_timeout(),
             routing_policy: self.policy(),
@@ -872,6 +886,7 @@ mod tests {
         assert!(bad(|c| c.workers = 0).starts_with("workers:"));
         assert!(bad(|c| c.rocksdb_background_nice = 20).starts_with("rocksdb_background_nice:"));
         assert!(bad(|c| c.dedup_filter_mb = 4097).starts_with("dedup_filter_mb:"));
+        assert!(bad(|c| c.dedup_held_ids = (1 << 24) + 1).starts_with("dedup_held_ids:"));
         assert!(bad(|c| c.rocksdb_background_nice = -1).starts_with("rocksdb_background_nice:"));
         assert!(bad(|c| c.rocksdb_flush_idle_nice = 20).starts_with("rocksdb_flush_idle_nice:"));
         assert!(bad(|c| c.inflight_max = 0).starts_with("inflight_max:"));

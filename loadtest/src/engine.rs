@@ -28,6 +28,8 @@ pub struct EngineBenchConfig {
     pub submitters: Vec<usize>,
     pub duration: Duration,
     pub warmup: Duration,
+    /// `StoreOptions::dedup_held_ids_max` (0: every dedup key in its group's write).
+    pub dedup_held_ids_max: usize,
 }
 
 /// Where the credits go.
@@ -312,7 +314,11 @@ pub fn run(config: &EngineBenchConfig) -> Result<EngineReport, String> {
             store_dir.display()
         ));
     }
-    let (store, _) = Store::open(&store_dir, StoreOptions::default()).map_err(|e| e.to_string())?;
+    let options = StoreOptions {
+        dedup_held_ids_max: config.dedup_held_ids_max,
+        ..StoreOptions::default()
+    };
+    let (store, _) = Store::open(&store_dir, options).map_err(|e| e.to_string())?;
     let store = Arc::new(store);
     let t0 = Instant::now();
     populate(&store, config.accounts).map_err(|e| e.to_string())?;

@@ -378,6 +378,11 @@ fn describe() {
         "Bytes of the group-commit writer's filter of durable transfer ids (0 while it is built after a start, or when off or given up)."
     );
     describe_gauge!(
+        storage::writer::WAL_DEDUP_HELD_IDS,
+        Unit::Count,
+        "Transfer ids durable in the journal and held in memory by the writer, not yet ingested into the dedup index (bounded; past the bound groups write their ids inline)."
+    );
+    describe_gauge!(
         WAL_QUEUE,
         Unit::Count,
         "Commit units waiting for the journal writer."

@@ -35,6 +35,8 @@ pub struct Settings {
     pub rocksdb_flush_idle_nice: i32,
     /// `StoreOptions::dedup_filter_bytes_max`.
     pub dedup_filter_bytes_max: usize,
+    /// `StoreOptions::dedup_held_ids_max`.
+    pub dedup_held_ids_max: usize,
     /// TOML risk rules, reloadable; `None`: every payment scores 0.
     pub risk_rules_file: Option<PathBuf>,
     pub channel_timeout: Duration,
@@ -358,6 +360,7 @@ impl Platform {
                 background_nice: self.settings.rocksdb_background_nice,
                 flush_idle_nice: self.settings.rocksdb_flush_idle_nice,
                 dedup_filter_bytes_max: self.settings.dedup_filter_bytes_max,
+                dedup_held_ids_max: self.settings.dedup_held_ids_max,
                 ..StoreOptions::default()
             };
             match tokio::task::spawn_blocking(move || Store::open(&dir, options)).await {
@@ -498,6 +501,7 @@ impl Platform {
 
 /// The default bound on the writer's filter of durable transfer ids, in bytes.
 pub use storage::store::DEDUP_FILTER_BYTES_MAX;
+pub use storage::store::DEDUP_HELD_IDS_MAX;
 
 /// Ledger commands admitted at once by default.
 pub const INFLIGHT_COMMANDS_MAX: usize = actors::ledger::INFLIGHT_COMMANDS_MAX;

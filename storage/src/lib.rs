@@ -4,6 +4,8 @@
 //! Layout:
 //! - [`archive`]: archive segments, one file per archived day (compressed, checksummed).
 //! - [`codec`]: record framing (format version, kind, CRC-32) around bincode 2 payloads.
+//! - `dedup` (crate-private): the dedup index's newest ids, held as sorted runs by the writer
+//!   and ingested into the dedup family as table files by a thread of their own.
 //! - `idfilter` (crate-private): the writer's in-memory filter of durable transfer ids (a
 //!   split block bloom filter), so that most new ids are never looked up in RocksDB.
 //! - [`legacy`]: decoders of record format 1, upgraded on read.
@@ -18,12 +20,15 @@
 //! - [`store`]: open and recovery checks, reads, full verification against a journal replay.
 //!
 //! What is durable when: a commit unit is durable exactly when its [`writer::Ack`] resolves
-//! `Ok(seq)`. The journal entry, the account balance deltas (RocksDB merge operands), the
-//! dedup index and the unit's auxiliary records are in that one `WriteBatch`, so they are
-//! recovered together or not at all.
+//! `Ok(seq)`. The journal entry and the unit's auxiliary records are in that one synced
+//! `WriteBatch`, so they are recovered together or not at all. Balance deltas and dedup keys
+//! follow from the journal: they reach their families later (checkpoints, ingested runs) and
+//! open replays the journal after the marks that say how far each is complete.
 
 pub mod archive;
 pub mod codec;
+#[cfg(feature = "rocksdb")]
+pub(crate) mod dedup;
 pub mod error;
 pub mod flushprio;
 pub(crate) mod idfilter;

@@ -59,7 +59,13 @@ pub const META_BALANCES_THROUGH: &[u8] = b"balances_through";
 /// 4: the GL book ([`GlBalances`], each date's turnover) is kept with the balance
 /// checkpoints; a store of layout 1–3 gains it on open, its balances summed from the
 /// accounts.
-pub const LAYOUT_VERSION: u8 = 4;
+/// 5: a transfer's dedup key may reach the dedup family after its entry (ingested from the
+/// writer's runs, `crate::dedup`), with [`META_DEDUP_THROUGH`] saying how far it is
+/// complete; an older build would take a posted transfer missing from it as new.
+pub const LAYOUT_VERSION: u8 = 5;
+/// Layout 4: the GL book, every dedup key written with its entry. Opened by marking the
+/// dedup family complete through the last entry.
+pub const LAYOUT_GL_BOOK: u8 = 4;
 /// Layout 3: one journal record per group, no GL book. Opened by opening the book.
 pub const LAYOUT_GROUP_RECORDS: u8 = 3;
 /// Layout 2: checkpointed balances, one journal record per unit. Opened as it is.
@@ -76,6 +82,10 @@ pub const META_GL_BALANCES: &[u8] = b"gl_balances";
 /// may have left the dedup index (their records are shelved, their at-most-once window over:
 /// `Store::shelve`).
 pub const META_DEDUP_PRUNED_THROUGH: &[u8] = b"dedup_pruned_through";
+/// Meta key ([`BalancesThrough`]): every transfer posted by the journal entries through this
+/// one is in the dedup family; later ones may be held only in the writer's runs
+/// (`crate::dedup`), and open puts them there from the journal.
+pub const META_DEDUP_THROUGH: &[u8] = b"dedup_through";
 /// Meta key prefix of a business date's GL turnover ([`gl_day_key`] → [`engine::gl::Turnover`]).
 pub const META_GL_DAY: &[u8] = b"gl_day/";
 

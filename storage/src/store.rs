@@ -64,6 +64,11 @@ pub struct StoreOptions {
     /// The most memory the writer's filter of durable transfer ids takes
     /// ([`crate::idfilter`]); under 2 MiB turns it off.
     pub dedup_filter_bytes_max: usize,
+    /// The writer's runs of new transfer ids are ingested into the dedup family once they
+    /// hold this many ([`crate::dedup`])...
+    pub dedup_seal_ids: usize,
+    /// ...and hold at most this many: past it groups write their dedup keys inline.
+    pub dedup_held_ids_max: usize,
 }
 
 impl Default for StoreOptions {
@@ -80,12 +85,16 @@ impl Default for StoreOptions {
             background_nice: 0,
             flush_idle_nice: 0,
             dedup_filter_bytes_max: DEDUP_FILTER_BYTES_MAX,
+            dedup_seal_ids: crate::dedup::SEAL_IDS,
+            dedup_held_ids_max: DEDUP_HELD_IDS_MAX,
         }
     }
 }
 
 /// [`StoreOptions::dedup_filter_bytes_max`]'s default: 64M transfer ids.
 pub const DEDUP_FILTER_BYTES_MAX: usize = 128 << 20;
+/// `StoreOptions::dedup_held_ids_max`'s default ([`crate::dedup`]).
+pub const DEDUP_HELD_IDS_MAX: usize = crate::dedup::HELD_IDS_MAX;
 
 /// Counters of the group-commit writer, read by metrics and benchmarks.
 #[derive(Debug, Default)]
@@ -106,6 +115,11 @@ pub struct WriterStats {
     /// out without a lookup ([`crate::idfilter`]).
     pub dedup_lookups: AtomicU64,
     pub dedup_filtered: AtomicU64,
+    /// Transfer ids ingested into the dedup family from the writer's runs
+    /// ([`crate::dedup`]), and group writes that wrote theirs inline because the runs were
+    /// full (ingestion failing or behind).
+    pub dedup_ingested: AtomicU64,
+    pub dedup_inline_groups: AtomicU64,
     /// The filter's build after open is over (built, failed or cancelled): the writer takes
     /// a built filter at its next group.
     pub dedup_filter_built: std::sync::atomic::AtomicBool,
@@ -141,6 +155,9 @@ pub struct Recovery {
     pub last_seq: u64,
     /// Journal entries after the last balance checkpoint, replayed into the balances.
     pub replayed: u64,
+    /// Transfer ids of the journal after the dedup family's mark (held in memory by the
+    /// writer when the store stopped), put into the dedup family.
+    pub dedup_replayed: u64,
     pub accounts: u64,
     /// Sum of balances per currency; all zero, or the open would have failed.
     pub trial_balance: BTreeMap<Currency, i128>,
@@ -176,6 +193,8 @@ pub(crate) struct Inner {
     groups_attempted: AtomicU64,
     /// Balance changes durable in the journal, not yet in the accounts family.
     unflushed: RwLock<Unflushed>,
+    /// Transfer ids durable in the journal, not yet in the dedup family.
+    pub(crate) dedup: crate::dedup::Dedup,
     /// Journal records of keys below this are in archive segments (`archive/`), not in the
     /// journal family ([`META_ARCHIVED_THROUGH`]; 0: none archived).
     archived_through: AtomicU64,
@@ -210,20 +229,39 @@ impl Inner {
 
     /// The sequence numbers at which transfers were posted, from the dedup index, for
     /// transfer ids (big-endian keys) given in key order: one sorted multi-get.
+    /// The writer's runs first: an ingestion drops its runs only once the family holds
+    /// their ids, so an id missing from the runs and then from the family was never posted.
     pub(crate) fn posted<'a>(
         &self,
         sorted_keys: impl IntoIterator<Item = &'a [u8; 16]>,
     ) -> Result<Vec<Option<u64>>> {
-        self.db
-            .batched_multi_get_cf(self.cf_dedup(), sorted_keys, true)
-            .into_iter()
-            .map(|found| match found? {
-                None => Ok(None),
-                Some(v) => seq_from_key(&v).map(Some).ok_or_else(|| {
+        let keys: Vec<&[u8; 16]> = sorted_keys.into_iter().collect();
+        let mut seqs = vec![None; keys.len()];
+        let mut rest = Vec::new();
+        {
+            let runs = self.dedup.runs();
+            for (i, key) in keys.iter().enumerate() {
+                match runs.find(key) {
+                    Some(seq) => seqs[i] = Some(seq),
+                    None => rest.push(i),
+                }
+            }
+        }
+        if rest.is_empty() {
+            return Ok(seqs);
+        }
+        let found =
+            self.db
+                .batched_multi_get_cf(self.cf_dedup(), rest.iter().map(|&i| keys[i]), true);
+        for (&i, found) in rest.iter().zip(found) {
+            seqs[i] = match found? {
+                None => None,
+                Some(v) => Some(seq_from_key(&v).ok_or_else(|| {
                     StoreError::Inconsistent(format!("a dedup entry of {} bytes", v.len()))
-                }),
-            })
-            .collect()
+                })?),
+            };
+        }
+        Ok(seqs)
     }
 
     pub(crate) fn cf_aux(&self) -> &ColumnFamily {
@@ -487,6 +525,11 @@ impl Store {
                 options.checkpoint_groups,
                 options.checkpoint_interval,
             )),
+            dedup: crate::dedup::Dedup::new(
+                &path,
+                options.dedup_seal_ids,
+                options.dedup_held_ids_max,
+            ),
             archived_through: AtomicU64::new(0),
             archive_dir: path.join(ARCHIVE_DIR),
             segment_cache: Mutex::new(None),
@@ -523,10 +566,18 @@ impl Store {
         }
         let (last_seq, layout) = check_format_and_tail(&inner)?;
         inner.last_seq.store(last_seq, Ordering::Release);
+        // The ids the writer held in memory when the store stopped, from the journal; then a
+        // store of layout 4 (every dedup key written with its entry, now marked complete)
+        // is labelled 5, which no older build opens.
+        inner.dedup.clear_dir()?;
+        let dedup_replayed = crate::dedup::replay(&inner, last_seq, layout)?;
+        if layout == Some(LAYOUT_GL_BOOK) {
+            write_layout(&inner, LAYOUT_VERSION, None, None)?;
+        }
         // A store of an older layout (or a new one) has no GL book yet: it is opened from
         // the accounts once they are complete. Otherwise it is read as of the checkpoint,
         // and the replay brings it to the last entry with the balances.
-        let has_book = layout == Some(LAYOUT_VERSION);
+        let has_book = layout == Some(LAYOUT_VERSION) || layout == Some(LAYOUT_GL_BOOK);
         if has_book {
             inner.unflushed_mut().book = load_book(&inner)?;
         }
@@ -556,6 +607,7 @@ impl Store {
                 .collect(),
         );
         let (tx, rx) = crossbeam_channel::bounded(options.queue_units_max);
+        let ingester = crate::dedup::spawn_ingester(&inner)?;
         let writer_inner = Arc::clone(&inner);
         let cancel_on_error = Arc::clone(&cancel_filter);
         let group_units_max = options.group_units_max.clamp(1, GROUP_UNITS_MAX);
@@ -568,7 +620,14 @@ impl Store {
                 if let Err(e) = crate::sched::set_current_thread(crate::sched::Policy::Normal) {
                     tracing::warn!("the writer's thread keeps its inherited policy: {e}");
                 }
-                writer::run(writer_inner, rx, group_units_max, filter, flush_priority);
+                writer::run(
+                    writer_inner,
+                    rx,
+                    group_units_max,
+                    filter,
+                    flush_priority,
+                    ingester,
+                );
                 cancel_filter.store(true, Ordering::Release);
                 // The scan holds the database open: the store is closed, and its directory
                 // free to open again, only once it stopped (it checks `cancel` every 64Ki
@@ -584,6 +643,7 @@ impl Store {
         let recovery = Recovery {
             last_seq,
             replayed,
+            dedup_replayed,
             accounts,
             trial_balance,
             elapsed: started.elapsed(),
@@ -592,6 +652,7 @@ impl Store {
             last_seq,
             accounts,
             replayed,
+            dedup_replayed,
             elapsed_ms = recovery.elapsed.as_millis() as u64,
             "store recovered"
         );
@@ -712,11 +773,7 @@ impl Store {
 
     /// The sequence number of the journal entry that posted `id`, if it was posted.
     pub fn transfer_seq(&self, id: TransferId) -> Result<Option<u64>> {
-        let value = self
-            .inner
-            .db
-            .get_pinned_cf(self.inner.cf_dedup(), id.to_be_bytes())?;
-        Ok(value.and_then(|v| seq_from_key(&v)))
+        Ok(self.inner.posted([&id.to_be_bytes()])?[0])
     }
 
     /// [`Store::transfer_seq`] of many ids in one sorted multi-get.
@@ -1133,6 +1190,9 @@ impl Store {
             shelves.push((header, path));
             shelves.sort_by_key(|(h, _)| h.date);
         }
+        // Every held id into the family first: an id still in the writer's runs, deleted
+        // here, would come back with their ingestion.
+        crate::dedup::ingest_all(inner)?;
         let mut batch = rocksdb::WriteBatch::default();
         for (key, _) in records {
             batch.delete_cf(inner.cf_aux(), key);
@@ -1786,7 +1846,7 @@ fn scan_hot(
 }
 
 /// [`for_each_entry`], checking that the entries are contiguous from `from`.
-fn for_each_contiguous_entry(
+pub(crate) fn for_each_contiguous_entry(
     inner: &Inner,
     from: u64,
     mut f: impl FnMut(JournalEntry) -> Result<()>,
@@ -1961,7 +2021,7 @@ fn check_format_and_tail(inner: &Inner) -> Result<(u64, Option<u8>)> {
             match found.format_version {
                 // Layout 2's journal records are single entries, which this build reads;
                 // layout 3 lacks only the GL book.
-                LAYOUT_VERSION | LAYOUT_GROUP_RECORDS | LAYOUT_CHECKPOINTED => {}
+                LAYOUT_VERSION | LAYOUT_GL_BOOK | LAYOUT_GROUP_RECORDS | LAYOUT_CHECKPOINTED => {}
                 LAYOUT_PER_GROUP_BALANCES => migrate = true,
                 other => {
                     return Err(StoreError::Inconsistent(format!(
@@ -2038,7 +2098,7 @@ fn load_book(inner: &Inner) -> Result<GlBook> {
     };
     let Some(bytes) = inner.db.get_cf(inner.cf_meta(), META_GL_BALANCES)? else {
         return Err(StoreError::Inconsistent(
-            "the GL book is missing from a store of layout 4".into(),
+            "the GL book is missing from a store of layout 4 or later".into(),
         ));
     };
     let balances: GlBalances = codec::decode(Kind::Meta, &bytes).map_err(corrupt("gl_balances"))?;

@@ -130,6 +130,9 @@ pub const WAL_CHECKPOINT_KEYS: &str = "rongpay_wal_checkpoint_keys_total";
 pub const WAL_DEDUP_IDS: &str = "rongpay_wal_dedup_ids_total";
 /// Bytes of the writer's id filter (a gauge): 0 while it is being built after open, or off.
 pub const WAL_DEDUP_FILTER_BYTES: &str = "rongpay_wal_dedup_filter_bytes";
+/// Transfer ids durable in the journal and held in the writer's runs, not yet ingested into
+/// the dedup family (a gauge; bounded by `crate::dedup::HELD_IDS_MAX`).
+pub const WAL_DEDUP_HELD_IDS: &str = "rongpay_wal_dedup_held_ids";
 
 pub(crate) fn run(
     inner: Arc<Inner>,
@@ -137,7 +140,9 @@ pub(crate) fn run(
     batch_units_max: usize,
     mut filter: IdFilterState,
     mut flush_priority: Option<crate::flushprio::FlushPriority>,
+    ingester: (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>),
 ) {
+    let (ingest, ingester) = ingester;
     let wal_metrics = WalMetrics {
         sync: metrics::histogram!(WAL_SYNC_SECONDS),
         units: metrics::histogram!(WAL_BATCH_UNITS),
@@ -148,6 +153,7 @@ pub(crate) fn run(
         dedup_by_filter: metrics::counter!(WAL_DEDUP_IDS, "answered_by" => "filter"),
         dedup_by_index: metrics::counter!(WAL_DEDUP_IDS, "answered_by" => "index"),
         filter_bytes: metrics::gauge!(WAL_DEDUP_FILTER_BYTES),
+        held_ids: metrics::gauge!(WAL_DEDUP_HELD_IDS),
     };
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
@@ -170,18 +176,29 @@ pub(crate) fn run(
                 Err(_) => break,
             }
         }
-        write_group(
+        if write_group(
             &inner,
             &mut group,
             &mut filter,
             &write_options,
             &wal_metrics,
-        );
+        ) {
+            // Full: the thread is busy and will look again when done.
+            let _ = ingest.try_send(());
+        }
         if let Some(p) = &mut flush_priority {
             p.poll(&inner.db);
         }
     }
     checkpoint_now(&inner);
+    // The held ids into the dedup family: the next open then replays none.
+    if inner.poison_reason().is_none() {
+        if let Err(e) = crate::dedup::ingest_all(&inner) {
+            tracing::warn!(error = %e, "ingesting the dedup index's ids at stop failed; the next open replays them");
+        }
+    }
+    drop(ingest);
+    let _ = ingester.join();
     // Anything that raced with Stop is refused, not dropped silently.
     while let Ok(msg) = rx.try_recv() {
         if let Msg::Commit(_, reply) = msg {
@@ -480,7 +497,7 @@ fn write_checkpoint(
 
 /// The group as one `WriteBatch`: every written unit's journal entry, records and dedup keys,
 /// after the base records of the accounts this group creates.
-fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
+fn build_batch(inner: &Inner, group: &Group, first_seq: u64, inline_ids: bool) -> WriteBatch {
     let mut batch = WriteBatch::default();
     let mut aux = Vec::new();
     let mut entries = Vec::with_capacity(group.units);
@@ -516,14 +533,16 @@ fn build_batch(inner: &Inner, group: &Group, first_seq: u64) -> WriteBatch {
     };
     batch.put_cf(inner.cf_journal(), seq_key(first_seq), record);
     add_aux(inner, &mut batch, aux);
-    // Random 16-byte keys, inserted in key order: each memtable insert then starts its search
-    // from where the previous one ended (the skiplist's sequential splice) instead of from
-    // the top. The writer's main cost was these searches (profile in docs/BENCHMARKS.md).
+    // Only when the writer's runs are full (`crate::dedup`): random 16-byte keys, inserted
+    // in key order, so that each memtable insert starts its search from where the previous
+    // one ended (the skiplist's sequential splice) instead of from the top.
     // `find_duplicates` sorted the group's ids already: a written unit's are in there once.
-    let cf = inner.cf_dedup();
-    for &(id, unit) in &group.ids {
-        if group.refused[unit].is_none() {
-            batch.put_cf(cf, id, seq_key(seqs[unit]));
+    if inline_ids {
+        let cf = inner.cf_dedup();
+        for &(id, unit) in &group.ids {
+            if group.refused[unit].is_none() {
+                batch.put_cf(cf, id, seq_key(seqs[unit]));
+            }
         }
     }
     batch
@@ -819,18 +838,21 @@ struct WalMetrics {
     dedup_by_filter: metrics::Counter,
     dedup_by_index: metrics::Counter,
     filter_bytes: metrics::Gauge,
+    held_ids: metrics::Gauge,
 }
 
+/// Writes one group and answers its units. Answers whether it sealed the dedup runs for
+/// ingestion (`crate::dedup`): the ingesting thread is to be woken.
 fn write_group(
     inner: &Inner,
     group: &mut Group,
     filter: &mut IdFilterState,
     write_options: &WriteOptions,
     wal_metrics: &WalMetrics,
-) {
+) -> bool {
     if let Some(reason) = inner.poison_reason() {
         group.fail(&StoreError::Poisoned(reason));
-        return;
+        return false;
     }
     if let Err(e) = find_duplicates(inner, group, filter, wal_metrics) {
         // A failed read of the index: the store cannot tell what is durable. Poison, as for
@@ -839,9 +861,11 @@ fn write_group(
         tracing::error!(error = %reason, "store poisoned");
         inner.poison(reason.clone());
         group.fail(&StoreError::Poisoned(reason));
-        return;
+        return false;
     }
     let written = group.refused.iter().filter(|r| r.is_none()).count();
+    // The group's ids go to the runs, unless they are full: then into this write, as keys.
+    let inline_ids = !inner.dedup.runs().has_room(group.ids.len());
     let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
     let started = Instant::now();
     let mut bytes = 0;
@@ -855,7 +879,7 @@ fn write_group(
             tracing::error!(error = %reason, "store poisoned");
             inner.poison(reason.clone());
             group.fail(&StoreError::Poisoned(reason));
-            return;
+            return false;
         }
     };
     // Only this thread changes `unflushed`, so deciding outside the lock is safe.
@@ -865,7 +889,7 @@ fn write_group(
             // Every unit was a duplicate: nothing to write or sync.
             break Ok(());
         }
-        let batch = build_batch(inner, group, first_seq);
+        let batch = build_batch(inner, group, first_seq, inline_ids);
         bytes = batch.size_in_bytes();
         keys = batch.len();
         if inner.inject_failure() {
@@ -939,10 +963,24 @@ fn write_group(
                 .increment(checkpoint_keys as u64);
         }
     }
+    let mut sealed = false;
     match result {
         Ok(()) => {
-            // Before any acknowledgement: once a caller hears its unit is durable, a read of
-            // the accounts it touched must include it.
+            // Before any acknowledgement: once a caller hears its transfer is durable, a
+            // lookup of its id must find it...
+            if written > 0 && !group.ids.is_empty() {
+                if inline_ids {
+                    inner
+                        .stats
+                        .dedup_inline_groups
+                        .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    let held;
+                    (sealed, held) = hold_ids(inner, group, first_seq, written);
+                    wal_metrics.held_ids.set(held as f64);
+                }
+            }
+            // ...and a read of the accounts it touched must include it.
             if written > 0 {
                 let mut u = match unflushed.take() {
                     Some(u) => u,
@@ -993,6 +1031,30 @@ fn write_group(
             group.fail(&e);
         }
     }
+    sealed
+}
+
+/// Adds the written units' transfer ids (sorted by `find_duplicates`) to the dedup runs, at
+/// their units' sequence numbers (as `build_batch` numbers them). Answers whether the runs
+/// were sealed for ingestion, and the ids held now.
+fn hold_ids(inner: &Inner, group: &Group, first_seq: u64, written: usize) -> (bool, usize) {
+    let mut seqs = Vec::with_capacity(group.units);
+    let mut seq = first_seq;
+    for refused in &group.refused {
+        seqs.push(seq);
+        if refused.is_none() {
+            seq += 1;
+        }
+    }
+    let ids: Vec<crate::dedup::Posted> = group
+        .ids
+        .iter()
+        .filter(|(_, unit)| group.refused[*unit].is_none())
+        .map(|&(id, unit)| (id, seqs[unit]))
+        .collect();
+    let mut runs = inner.dedup.runs_mut();
+    let sealed = runs.push(ids, first_seq + written as u64 - 1);
+    (sealed, runs.held())
 }
 
 /// Balance and status changes of one group, summed per account.

@@ -5,6 +5,7 @@
 mod common;
 
 mod checkpoint;
+mod dedup_runs;
 mod disk_full;
 mod expiry;
 mod flush_priority;

@@ -110,11 +110,16 @@ batch_run() {
   rate=$(sed -n 's/.* = \([0-9]*\) transfers\/s.*/\1/p' "$work/batch.out")
   done_transfers=$(sed -n 's/^batch: \([0-9]*\) requests of \([0-9]*\) .*/\1 \2/p' "$work/batch.out" |
     awk '{print $1 * $2}')
-  awk -v r="$rate" -v t="$run_ticks" -v s="$setup_ticks" -v lt="$run_lt" -v ls="$setup_lt" \
-    -v n="$done_transfers" 'BEGIN {n = (n > 0 ? n : 1); printf "%s %.1f %.1f\n", r, (t - s) * 1e4 / n, (t - s + lt - ls) * 1e4 / n}'
-  # (A subshell runs this: the EXIT trap would not know its payd.)
+  local line
+  line=$(awk -v r="$rate" -v t="$run_ticks" -v s="$setup_ticks" -v lt="$run_lt" -v ls="$setup_lt" \
+    -v n="$done_transfers" 'BEGIN {n = (n > 0 ? n : 1); printf "%s %.1f %.1f", r, (t - s) * 1e4 / n, (t - s + lt - ls) * 1e4 / n}')
+  # (A subshell runs this: the EXIT trap would not know its payd.) Stopped before the line
+  # is printed: the caller goes on at the line, and the next run's payd takes the same
+  # directory, which this one's shutdown (its final checkpoint, flush and dedup ingestion)
+  # may still be writing.
   kill "$payd_pid"
   wait "$payd_pid" 2>/dev/null || true
+  echo "$line"
 }
 read -r batch_rate batch_cpu batch_cpu_all < <(batch_run one-core)
 echo "payd batch endpoint (server on 1 core, load generator on the other; 2 connections x 8,190 transfers): $batch_rate transfers/s, $batch_cpu CPU µs/transfer (payd's CPU, setup taken off; $batch_cpu_all with the load generator's)"

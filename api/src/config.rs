@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 67] = [
+pub const SETTINGS: [&str; 68] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -32,6 +32,7 @@ pub const SETTINGS: [&str; 67] = [
     "rocksdb_flush_idle_nice",
     "dedup_filter_mb",
     "dedup_held_ids",
+    "dedup_seal_ids",
     "connections_max",
     "default_currency",
     "default_fee_rate",
@@ -133,6 +134,9 @@ pub struct Config {
     /// 1,048,576, 24 bytes each; 0 writes every id's key in its group's synced write).
     /// docs/ARCHITECTURE.md, "What is durable when".
     pub dedup_held_ids: usize,
+    /// Held ids are ingested as one table file once this many are held (1 to 16,777,216;
+    /// default 262,144), or five seconds after the last ingestion.
+    pub dedup_seal_ids: usize,
     /// Connections served at once; more wait in the kernel's backlog.
     pub connections_max: usize,
     /// Currency of merchants' own balance accounts.
@@ -282,6 +286,7 @@ impl Default for Config {
             rocksdb_flush_idle_nice: 19,
             dedup_filter_mb: services::platform::DEDUP_FILTER_BYTES_MAX >> 20,
             dedup_held_ids: services::platform::DEDUP_HELD_IDS_MAX,
+            dedup_seal_ids: services::platform::DEDUP_SEAL_IDS,
             connections_max: 16_384,
             head_limit_bytes: 16 << 10,
             default_currency: "CNY".to_string(),
@@ -489,6 +494,12 @@ impl Config {
                 self.dedup_held_ids
             ));
         }
+        if !(1..=1 << 24).contains(&self.dedup_seal_ids) {
+            return Err(format!(
+                "dedup_seal_ids: {} is outside 1..=16777216",
+                self.dedup_seal_ids
+            ));
+        }
         if !(1..=64).contains(&self.workers) {
             return Err(format!("workers: {} is outside 1..=64", self.workers));
         }
@@ -675,6 +686,7 @@ impl Config {
             rocksdb_flush_idle_nice: self.rocksdb_flush_idle_nice,
             dedup_filter_bytes_max: self.dedup_filter_mb << 20,
             dedup_held_ids_max: self.dedup_held_ids,
+            dedup_seal_ids: self.dedup_seal_ids,
             risk_rules_file: self.risk_rules_file.clone(),
             channel_timeout: self.channel_timeout(),
             routing_policy: self.policy(),
@@ -887,6 +899,7 @@ mod tests {
         assert!(bad(|c| c.rocksdb_background_nice = 20).starts_with("rocksdb_background_nice:"));
         assert!(bad(|c| c.dedup_filter_mb = 4097).starts_with("dedup_filter_mb:"));
         assert!(bad(|c| c.dedup_held_ids = (1 << 24) + 1).starts_with("dedup_held_ids:"));
+        assert!(bad(|c| c.dedup_seal_ids = 0).starts_with("dedup_seal_ids:"));
         assert!(bad(|c| c.rocksdb_background_nice = -1).starts_with("rocksdb_background_nice:"));
         assert!(bad(|c| c.rocksdb_flush_idle_nice = 20).starts_with("rocksdb_flush_idle_nice:"));
         assert!(bad(|c| c.inflight_max = 0).starts_with("inflight_max:"));

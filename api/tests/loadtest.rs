@@ -77,16 +77,26 @@ fn a_mixed_run_is_checked_payment_by_payment() {
 /// Starts payd in a temp dir and, on another thread, kill -9s it after `after` and restarts it
 /// on the same dir and address. The thread's result is the second payd.
 fn killed_after(after: Duration) -> (tempfile::TempDir, String, std::thread::JoinHandle<Payd>) {
+    killed_after_with(after, &[])
+}
+
+/// [`killed_after`], both payds with `env` besides the admin token.
+fn killed_after_with(
+    after: Duration,
+    env: &[(&'static str, &'static str)],
+) -> (tempfile::TempDir, String, std::thread::JoinHandle<Payd>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let first = Payd::start_in(&dir, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+    let mut env = env.to_vec();
+    env.push(("RONGPAY_ADMIN_TOKEN", ADMIN));
+    let first = Payd::start_in(&dir, &env);
     let addr = first.addr.clone();
     let again = addr.clone();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(after);
         first.kill9();
         std::thread::sleep(Duration::from_millis(300));
-        let mut second = Payd::spawn_at(&dir, &again, &[("RONGPAY_ADMIN_TOKEN", ADMIN)]);
+        let mut second = Payd::spawn_at(&dir, &again, &env);
         second.wait_ready();
         second
     });
@@ -163,4 +173,44 @@ fn a_kill9_during_batch_load_loses_no_acknowledged_transfer() {
     );
     assert!(checks.accounts_checked >= 200 && checks.balance_mismatches == 0);
     assert!(stats.outcomes.get("batch").copied().unwrap_or(0) > 10);
+}
+
+#[test]
+fn a_kill9_while_dedup_ids_are_ingested_loses_and_repeats_nothing() {
+    // Held transfer ids sealed every 1,000 (the default 262,144 is never reached in a test):
+    // the writer's runs are ingested into the dedup index all along, so the kill lands among
+    // held ids, ingestions in flight and ingested ones, and the restart replays the journal
+    // after the last mark. A batch whose answer the kill lost is sent again: each transfer
+    // must then be found (applied once), never applied twice.
+    let (_tmp, addr, killer) = killed_after_with(
+        Duration::from_millis(1_500),
+        &[("RONGPAY_DEDUP_SEAL_IDS", "1000")],
+    );
+    let config = PaydConfig {
+        scenario: Scenario::Batch,
+        batch_size: 500,
+        ..config(&addr, "")
+    };
+    let (stats, checks) = load(config, 4);
+    let second = killer.join().unwrap();
+    println!("outcomes {:?}\nchecks {checks:?}", stats.outcomes);
+    assert!(checks.passed, "{checks:?}");
+    assert!(
+        checks.unknown_outcomes > 0,
+        "the kill interrupted no batch?"
+    );
+    assert!(checks.accounts_checked >= 200 && checks.balance_mismatches == 0);
+    assert!(stats.outcomes.get("batch").copied().unwrap_or(0) > 10);
+    // The second payd ingested while the load went on (its replay of the first's held ids
+    // is not counted: only its own ingestions).
+    let metrics = String::from_utf8(second.req("GET", "/metrics", &[], b"").body).unwrap();
+    let ingested: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("rongpay_wal_dedup_ingested_ids_total "))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        ingested.len() == 1 && ingested[0] >= 1_000.0,
+        "ingested {ingested:?}\n{metrics}"
+    );
 }

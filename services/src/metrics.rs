@@ -382,6 +382,11 @@ fn describe() {
         Unit::Count,
         "Transfer ids durable in the journal and held in memory by the writer, not yet ingested into the dedup index (bounded; past the bound groups write their ids inline)."
     );
+    describe_counter!(
+        storage::writer::WAL_DEDUP_INGESTED_IDS,
+        Unit::Count,
+        "Transfer ids ingested into the dedup index as table files from the writer's held runs."
+    );
     describe_gauge!(
         WAL_QUEUE,
         Unit::Count,

@@ -37,6 +37,8 @@ pub struct Settings {
     pub dedup_filter_bytes_max: usize,
     /// `StoreOptions::dedup_held_ids_max`.
     pub dedup_held_ids_max: usize,
+    /// `StoreOptions::dedup_seal_ids`.
+    pub dedup_seal_ids: usize,
     /// TOML risk rules, reloadable; `None`: every payment scores 0.
     pub risk_rules_file: Option<PathBuf>,
     pub channel_timeout: Duration,
@@ -361,6 +363,7 @@ impl Platform {
                 flush_idle_nice: self.settings.rocksdb_flush_idle_nice,
                 dedup_filter_bytes_max: self.settings.dedup_filter_bytes_max,
                 dedup_held_ids_max: self.settings.dedup_held_ids_max,
+                dedup_seal_ids: self.settings.dedup_seal_ids,
                 ..StoreOptions::default()
             };
             match tokio::task::spawn_blocking(move || Store::open(&dir, options)).await {
@@ -501,7 +504,7 @@ impl Platform {
 
 /// The default bound on the writer's filter of durable transfer ids, in bytes.
 pub use storage::store::DEDUP_FILTER_BYTES_MAX;
-pub use storage::store::DEDUP_HELD_IDS_MAX;
+pub use storage::store::{DEDUP_HELD_IDS_MAX, DEDUP_SEAL_IDS};
 
 /// Ledger commands admitted at once by default.
 pub const INFLIGHT_COMMANDS_MAX: usize = actors::ledger::INFLIGHT_COMMANDS_MAX;

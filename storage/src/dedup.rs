@@ -298,6 +298,7 @@ fn ingest_sealed(inner: &Inner) -> Result<()> {
         .stats
         .dedup_ingested
         .fetch_add(ids.len() as u64, Ordering::Relaxed);
+    metrics::counter!(crate::writer::WAL_DEDUP_INGESTED_IDS).increment(ids.len() as u64);
     Ok(())
 }
 

@@ -85,7 +85,7 @@ impl Default for StoreOptions {
             background_nice: 0,
             flush_idle_nice: 0,
             dedup_filter_bytes_max: DEDUP_FILTER_BYTES_MAX,
-            dedup_seal_ids: crate::dedup::SEAL_IDS,
+            dedup_seal_ids: DEDUP_SEAL_IDS,
             dedup_held_ids_max: DEDUP_HELD_IDS_MAX,
         }
     }
@@ -95,6 +95,8 @@ impl Default for StoreOptions {
 pub const DEDUP_FILTER_BYTES_MAX: usize = 128 << 20;
 /// `StoreOptions::dedup_held_ids_max`'s default ([`crate::dedup`]).
 pub const DEDUP_HELD_IDS_MAX: usize = crate::dedup::HELD_IDS_MAX;
+/// `StoreOptions::dedup_seal_ids`'s default.
+pub const DEDUP_SEAL_IDS: usize = crate::dedup::SEAL_IDS;
 
 /// Counters of the group-commit writer, read by metrics and benchmarks.
 #[derive(Debug, Default)]

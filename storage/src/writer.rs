@@ -133,6 +133,8 @@ pub const WAL_DEDUP_FILTER_BYTES: &str = "rongpay_wal_dedup_filter_bytes";
 /// Transfer ids durable in the journal and held in the writer's runs, not yet ingested into
 /// the dedup family (a gauge; bounded by `crate::dedup::HELD_IDS_MAX`).
 pub const WAL_DEDUP_HELD_IDS: &str = "rongpay_wal_dedup_held_ids";
+/// Transfer ids ingested from the writer's runs into the dedup family (a counter).
+pub const WAL_DEDUP_INGESTED_IDS: &str = "rongpay_wal_dedup_ingested_ids_total";
 
 pub(crate) fn run(
     inner: Arc<Inner>,

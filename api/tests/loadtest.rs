@@ -153,39 +153,12 @@ fn a_batch_run_is_checked_account_by_account() {
     assert!(checks.accounts_checked >= 200 && checks.balance_mismatches == 0);
 }
 
-#[test]
-fn a_kill9_during_batch_load_loses_no_acknowledged_transfer() {
-    let (_tmp, addr, killer) = killed_after(Duration::from_millis(1_500));
-    let config = PaydConfig {
-        scenario: Scenario::Batch,
-        batch_size: 500,
-        ..config(&addr, "")
-    };
-    let (stats, checks) = load(config, 4);
-    let _second = killer.join().unwrap();
-    println!("outcomes {:?}\nchecks {checks:?}", stats.outcomes);
-    // Every payer's balance is what the answers imply: each acknowledged transfer is there,
-    // each one of a batch whose answer was lost is there exactly once after sending it again.
-    assert!(checks.passed, "{checks:?}");
-    assert!(
-        checks.unknown_outcomes > 0,
-        "the kill interrupted no batch?"
-    );
-    assert!(checks.accounts_checked >= 200 && checks.balance_mismatches == 0);
-    assert!(stats.outcomes.get("batch").copied().unwrap_or(0) > 10);
-}
-
-#[test]
-fn a_kill9_while_dedup_ids_are_ingested_loses_and_repeats_nothing() {
-    // Held transfer ids sealed every 1,000 (the default 262,144 is never reached in a test):
-    // the writer's runs are ingested into the dedup index all along, so the kill lands among
-    // held ids, ingestions in flight and ingested ones, and the restart replays the journal
-    // after the last mark. A batch whose answer the kill lost is sent again: each transfer
-    // must then be found (applied once), never applied twice.
-    let (_tmp, addr, killer) = killed_after_with(
-        Duration::from_millis(1_500),
-        &[("RONGPAY_DEDUP_SEAL_IDS", "1000")],
-    );
+/// Batch load (batches of 500) for 4 s with payd killed -9 at 1.5 s and restarted, both
+/// with `env`: every payer's balance is what the answers imply (each acknowledged transfer
+/// is there, each one of a batch whose answer was lost is there exactly once after sending
+/// it again). Answers the restarted payd and its directory's owner.
+fn batch_load_through_a_kill9(env: &[(&'static str, &'static str)]) -> (tempfile::TempDir, Payd) {
+    let (tmp, addr, killer) = killed_after_with(Duration::from_millis(1_500), env);
     let config = PaydConfig {
         scenario: Scenario::Batch,
         batch_size: 500,
@@ -201,6 +174,22 @@ fn a_kill9_while_dedup_ids_are_ingested_loses_and_repeats_nothing() {
     );
     assert!(checks.accounts_checked >= 200 && checks.balance_mismatches == 0);
     assert!(stats.outcomes.get("batch").copied().unwrap_or(0) > 10);
+    (tmp, second)
+}
+
+#[test]
+fn a_kill9_during_batch_load_loses_no_acknowledged_transfer() {
+    batch_load_through_a_kill9(&[]);
+}
+
+#[test]
+fn a_kill9_while_dedup_ids_are_ingested_loses_and_repeats_nothing() {
+    // Held transfer ids sealed every 1,000 (the default 262,144 is never reached in a test):
+    // the writer's runs are ingested into the dedup index all along, so the kill lands among
+    // held ids, ingestions in flight and ingested ones, and the restart replays the journal
+    // after the last mark. A batch whose answer the kill lost is sent again: each transfer
+    // must then be found (applied once), never applied twice.
+    let (_tmp, second) = batch_load_through_a_kill9(&[("RONGPAY_DEDUP_SEAL_IDS", "1000")]);
     // The second payd ingested while the load went on (its replay of the first's held ids
     // is not counted: only its own ingestions).
     let metrics = String::from_utf8(second.req("GET", "/metrics", &[], b"").body).unwrap();

@@ -38,7 +38,7 @@ use rocksdb::{
 use crate::codec::{self, Kind};
 use crate::error::{Result, StoreError};
 use crate::schema::{seq_key, BalancesThrough, META_DEDUP_THROUGH};
-use crate::store::Inner;
+use crate::store::{write_synced, Inner};
 
 /// A posted transfer's id (big-endian, the family's key) and its entry's sequence number.
 pub(crate) type Posted = ([u8; 16], u64);
@@ -460,13 +460,6 @@ pub(crate) fn replay(inner: &Inner, last: u64, layout: Option<u8>) -> Result<u64
     );
     write_synced(inner, batch)?;
     Ok(replayed)
-}
-
-fn write_synced(inner: &Inner, batch: rocksdb::WriteBatch) -> Result<()> {
-    let mut o = rocksdb::WriteOptions::default();
-    o.set_sync(true);
-    inner.db.write_opt(batch, &o)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2132,7 +2132,7 @@ fn gl_days_from(inner: &Inner, from: BusinessDate) -> Result<Vec<(BusinessDate, 
 }
 
 /// One synced write outside the writer thread (open, before the writer starts).
-fn write_synced(inner: &Inner, batch: rocksdb::WriteBatch) -> Result<()> {
+pub(crate) fn write_synced(inner: &Inner, batch: rocksdb::WriteBatch) -> Result<()> {
     let mut o = rocksdb::WriteOptions::default();
     o.set_sync(true);
     inner.db.write_opt(batch, &o)?;

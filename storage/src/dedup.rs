@@ -136,7 +136,7 @@ impl Runs {
             older.ids = merge(&older.ids, &newer.ids);
             older.through = newer.through;
             // Merging drops nothing but an id in both (posted again after a prune).
-            self.held = self.runs.iter().map(|r| r.ids.len()).sum();
+            self.held -= a + b - older.ids.len();
         }
         let open: usize = self.runs[self.sealed..].iter().map(|r| r.ids.len()).sum();
         let due = self.sealed == 0
@@ -406,16 +406,8 @@ const REPLAY_CHUNK: usize = 65_536;
 /// with its entry: marked complete through `last`. Answers the ids replayed.
 pub(crate) fn replay(inner: &Inner, last: u64, layout: Option<u8>) -> Result<u64> {
     let value = inner.db.get_cf(inner.cf_meta(), META_DEDUP_THROUGH)?;
-    let through = match value {
-        Some(bytes) => {
-            codec::decode::<BalancesThrough>(Kind::Meta, &bytes)
-                .map_err(|source| StoreError::Corrupt {
-                    cf: crate::schema::CF_META,
-                    key: "dedup_through".into(),
-                    source,
-                })?
-                .seq
-        }
+    let through = match crate::store::meta_seq(value.as_deref(), "dedup_through")? {
+        Some(seq) => seq,
         None if layout == Some(crate::schema::LAYOUT_VERSION) => {
             return Err(StoreError::Inconsistent(
                 "the dedup index's mark is missing from a store of layout 5".into(),

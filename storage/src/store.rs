@@ -1781,7 +1781,7 @@ fn read_archived_through(inner: &Inner) -> Result<u64> {
 
 /// A journal position stored in the meta family ([`BalancesThrough`]-shaped): `None` when
 /// absent, an error naming `key` when it does not decode.
-fn meta_seq(value: Option<&[u8]>, key: &str) -> Result<Option<u64>> {
+pub(crate) fn meta_seq(value: Option<&[u8]>, key: &str) -> Result<Option<u64>> {
     value
         .map(|bytes| {
             codec::decode::<BalancesThrough>(Kind::Meta, bytes)

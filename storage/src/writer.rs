@@ -499,21 +499,18 @@ fn write_checkpoint(
 
 /// The group as one `WriteBatch`: every written unit's journal entry, records and dedup keys,
 /// after the base records of the accounts this group creates.
-fn build_batch(inner: &Inner, group: &Group, first_seq: u64, inline_ids: bool) -> WriteBatch {
+/// `seqs`: each unit's sequence number ([`unit_seqs`]); a group of at least one written unit.
+fn build_batch(inner: &Inner, group: &Group, seqs: &[u64], inline_ids: bool) -> WriteBatch {
+    let first_seq = seqs[0];
     let mut batch = WriteBatch::default();
     let mut aux = Vec::new();
     let mut entries = Vec::with_capacity(group.units);
     let mut notes = Notes::default();
-    // Each unit's sequence number (a refused unit's is never read).
-    let mut seqs = Vec::with_capacity(group.units);
-    let mut seq = first_seq;
-    for (unit, refused) in group.units().zip(&group.refused) {
-        seqs.push(seq);
+    for ((unit, refused), &seq) in group.units().zip(&group.refused).zip(seqs) {
         if refused.is_none() {
             add_unit(inner, &mut batch, &mut aux, unit);
             entries.push(unit.effects.as_slice());
             notes.add(inner, &mut batch, seq, unit);
-            seq += 1;
         }
     }
     notes.finish(inner, &mut batch);
@@ -869,6 +866,7 @@ fn write_group(
     // The group's ids go to the runs, unless they are full: then into this write, as keys.
     let inline_ids = !inner.dedup.runs().has_room(group.ids.len());
     let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
+    let seqs = unit_seqs(group, first_seq);
     let started = Instant::now();
     let mut bytes = 0;
     let mut keys = 0;
@@ -891,7 +889,7 @@ fn write_group(
             // Every unit was a duplicate: nothing to write or sync.
             break Ok(());
         }
-        let batch = build_batch(inner, group, first_seq, inline_ids);
+        let batch = build_batch(inner, group, &seqs, inline_ids);
         bytes = batch.size_in_bytes();
         keys = batch.len();
         if inner.inject_failure() {
@@ -978,7 +976,7 @@ fn write_group(
                         .fetch_add(1, Ordering::Relaxed);
                 } else {
                     let held;
-                    (sealed, held) = hold_ids(inner, group, first_seq, written);
+                    (sealed, held) = hold_ids(inner, group, &seqs, written);
                     wal_metrics.held_ids.set(held as f64);
                 }
             }
@@ -1036,10 +1034,9 @@ fn write_group(
     sealed
 }
 
-/// Adds the written units' transfer ids (sorted by `find_duplicates`) to the dedup runs, at
-/// their units' sequence numbers (as `build_batch` numbers them). Answers whether the runs
-/// were sealed for ingestion, and the ids held now.
-fn hold_ids(inner: &Inner, group: &Group, first_seq: u64, written: usize) -> (bool, usize) {
+/// Each unit's sequence number from `first_seq` on: written units take one each, in order
+/// (a refused unit's, its next one's, is never read).
+fn unit_seqs(group: &Group, first_seq: u64) -> Vec<u64> {
     let mut seqs = Vec::with_capacity(group.units);
     let mut seq = first_seq;
     for refused in &group.refused {
@@ -1048,6 +1045,13 @@ fn hold_ids(inner: &Inner, group: &Group, first_seq: u64, written: usize) -> (bo
             seq += 1;
         }
     }
+    seqs
+}
+
+/// Adds the written units' transfer ids (sorted by `find_duplicates`) to the dedup runs, at
+/// their units' sequence numbers. Answers whether the runs were sealed for ingestion, and
+/// the ids held now.
+fn hold_ids(inner: &Inner, group: &Group, seqs: &[u64], written: usize) -> (bool, usize) {
     let ids: Vec<crate::dedup::Posted> = group
         .ids
         .iter()
@@ -1055,7 +1059,7 @@ fn hold_ids(inner: &Inner, group: &Group, first_seq: u64, written: usize) -> (bo
         .map(|&(id, unit)| (id, seqs[unit]))
         .collect();
     let mut runs = inner.dedup.runs_mut();
-    let sealed = runs.push(ids, first_seq + written as u64 - 1);
+    let sealed = runs.push(ids, seqs[0] + written as u64 - 1);
     (sealed, runs.held())
 }
 

@@ -247,9 +247,9 @@ impl Group {
 /// p99 at 1,024 submitters over 1M accounts; 2,048 rather than 4,096 once checkpoints left
 /// the WAL: p99 ≈ 0.8 ms lower for the same throughput; 1,024 rather than 2,048: a group of
 /// that load (≈ 1,270 accounts) then writes its own checkpoint instead of every other group
-/// writing one twice as long, and its deltas are never folded into the unflushed ones:
-/// with `bytes_per_sync` (store.rs), engine p99 7.8–8.8 against 8.5–10.5 ms, CPU per
-/// transfer ≈ 4% lower; session 37 in docs/BENCHMARKS.md), unless the group's accounts
+/// writing one twice as long: with `bytes_per_sync` (store.rs), engine p99 7.8–8.8 against
+/// 8.5–10.5 ms, CPU per transfer ≈ 4% lower; session 37 in docs/BENCHMARKS.md; since
+/// session 41 the checkpoint follows its group's acknowledgement), unless the group's accounts
 /// recur: most of them are already unflushed or were in the last checkpoint (transfers
 /// among a set of accounts, as the batch endpoint's load test sends). Waiting then folds
 /// more of each account's deltas into one merge operand. Payments over many accounts, a hot
@@ -350,12 +350,10 @@ impl Unflushed {
 
     /// After a checkpoint: the deltas are in the accounts family, and every date but the
     /// newest is final in the meta family (dates only move forward in the journal).
-    /// `group`: the deltas of the group whose checkpoint wrote them too (it is not folded).
-    fn clear(&mut self, group: &Deltas) {
+    fn clear(&mut self) {
         self.book.forget_all_but_newest();
         self.last.clear();
-        self.last
-            .extend(self.deltas.keys().chain(group.keys()).copied());
+        self.last.extend(self.deltas.keys().copied());
         self.deltas.clear();
         self.groups = 0;
         self.since = Some(Instant::now());
@@ -375,15 +373,15 @@ pub(crate) fn add_checkpoint<'a>(
 }
 
 /// [`add_checkpoint`] of deltas in a vector, which it sorts. One account may appear more
-/// than once (the unflushed delta, then the group's): its entries are combined in order.
+/// than once: its entries are combined in order.
 fn add_sorted_checkpoint(
     inner: &Inner,
     batch: &mut WriteBatch,
     deltas: &mut [(AccountId, AccountDelta)],
     through: u64,
 ) {
-    // Stable: of one account's entries the earlier (unflushed) comes first, and a status or
-    // GL change in the later one wins, as `then` says.
+    // Stable: of one account's entries the earlier comes first, and a status or GL change in
+    // the later one wins, as `then` says.
     deltas.sort_by_key(|(account, _)| account.0);
     let cf = inner.cf_accounts();
     // One buffer for every operand: a checkpoint encodes thousands (docs/BENCHMARKS.md).
@@ -442,9 +440,8 @@ fn checkpoint_now(inner: &Inner) {
         return;
     }
     let through = inner.last_seq.load(Ordering::Acquire);
-    let nothing = (&Deltas::default(), &GlBook::default());
-    if write_checkpoint(inner, &unflushed, nothing, through).is_some() {
-        unflushed.clear(&Deltas::default());
+    if write_checkpoint(inner, &unflushed, through).is_some() {
+        unflushed.clear();
     }
 }
 
@@ -467,24 +464,12 @@ fn checkpoint_options() -> WriteOptions {
 /// its [`BalancesThrough`], its book) is in the flushed tables or none of it is. Answers
 /// the bytes and records written, or `None` if it was not (a write stall, an error): the
 /// deltas then stay unflushed and a later group tries again.
-fn write_checkpoint(
-    inner: &Inner,
-    unflushed: &Unflushed,
-    (deltas, group_book): (&Deltas, &GlBook),
-    through: u64,
-) -> Option<(usize, usize)> {
+fn write_checkpoint(inner: &Inner, unflushed: &Unflushed, through: u64) -> Option<(usize, usize)> {
     let mut batch = WriteBatch::default();
-    // The unflushed deltas and the group's side by side, combined once sorted (no copy of
-    // the unflushed map).
     let mut all: Vec<(AccountId, AccountDelta)> =
-        Vec::with_capacity(unflushed.deltas.len() + deltas.len());
-    all.extend(unflushed.deltas.iter().map(|(a, d)| (*a, *d)));
-    all.extend(deltas.iter().map(|(a, d)| (*a, *d)));
+        unflushed.deltas.iter().map(|(a, d)| (*a, *d)).collect();
     add_sorted_checkpoint(inner, &mut batch, &mut all, through);
-    let mut book = unflushed.book.clone();
-    book.absorb(group_book)
-        .expect("GL balances fit in i128 (checked when the group was booked)");
-    add_book(inner, &mut batch, &book);
+    add_book(inner, &mut batch, &unflushed.book);
     let written = (batch.size_in_bytes(), batch.len());
     match inner.db.write_opt(batch, &checkpoint_options()) {
         Ok(()) => Some(written),
@@ -924,45 +909,7 @@ fn write_group(
         }
     };
     let synced = started.elapsed();
-    // The checkpoint, once the group is durable, through its last entry. The write lock is
-    // held from before its write until the deltas are cleared: a reader of an account then
-    // sees its balance either before the checkpoint (accounts family + unflushed delta) or
-    // after it (accounts family alone), never the delta twice or not at all.
-    let mut unflushed = None;
-    let mut checkpointed = None;
-    if due && result.is_ok() {
-        let u = inner.unflushed_mut();
-        checkpointed = write_checkpoint(
-            inner,
-            &u,
-            (&deltas, &group_book),
-            first_seq + written as u64 - 1,
-        );
-        unflushed = Some(u);
-    }
-    if written > 0 {
-        let elapsed = started.elapsed();
-        // The writer's counters include the checkpoint's records and time; the WAL
-        // histograms below describe the synced write only.
-        let (checkpoint_bytes, checkpoint_keys) = checkpointed.unwrap_or((0, 0));
-        inner.stats.record_group(
-            written,
-            bytes + checkpoint_bytes,
-            keys + checkpoint_keys,
-            elapsed,
-            checkpointed.is_some(),
-        );
-        wal_metrics.sync.record(synced.as_secs_f64());
-        wal_metrics.units.record(written as f64);
-        wal_metrics.bytes.record(bytes as f64);
-        wal_metrics.keys.record(keys as f64);
-        if checkpointed.is_some() {
-            wal_metrics.checkpoints.increment(1);
-            wal_metrics
-                .checkpoint_keys
-                .increment(checkpoint_keys as u64);
-        }
-    }
+    let durable = written > 0 && result.is_ok();
     let mut sealed = false;
     match result {
         Ok(()) => {
@@ -982,20 +929,12 @@ fn write_group(
             }
             // ...and a read of the accounts it touched must include it.
             if written > 0 {
-                let mut u = match unflushed.take() {
-                    Some(u) => u,
-                    None => inner.unflushed_mut(),
-                };
+                let mut u = inner.unflushed_mut();
                 u.book
                     .absorb(&group_book)
                     .expect("GL balances fit in i128 (checked when the group was booked)");
-                if checkpointed.is_some() {
-                    u.clear(&deltas);
-                } else {
-                    u.fold(deltas);
-                }
+                u.fold(deltas);
             }
-            drop(unflushed);
             let mut seq = first_seq;
             if written > 0 {
                 inner
@@ -1029,6 +968,46 @@ fn write_group(
             tracing::error!(error = %reason, units = group.units, "group write failed; store poisoned");
             inner.poison(reason);
             group.fail(&e);
+        }
+    }
+    // The checkpoint, after the group is acknowledged: it only moves deltas that readers
+    // already see (accounts family + unflushed) into the accounts family, so no caller
+    // needs to wait for it. Before the acknowledgement it added its whole write (≈ 1.5 ms
+    // for ≈ 1,300 accounts, three groups in four at 1,024 submitters over 1M accounts) to
+    // every transfer of its group (docs/BENCHMARKS.md, session 41). The write lock is held
+    // from before its write until the deltas are cleared: a reader of an account then sees
+    // its balance either before the checkpoint (accounts family + unflushed delta) or after
+    // it (accounts family alone), never the delta twice or not at all.
+    let mut checkpointed = None;
+    let checkpoint_started = Instant::now();
+    if due && durable {
+        let mut u = inner.unflushed_mut();
+        checkpointed = write_checkpoint(inner, &u, first_seq + written as u64 - 1);
+        if checkpointed.is_some() {
+            u.clear();
+        }
+    }
+    if written > 0 {
+        let elapsed = synced + checkpoint_started.elapsed();
+        // The writer's counters include the checkpoint's records and time; the WAL
+        // histograms describe the synced write only.
+        let (checkpoint_bytes, checkpoint_keys) = checkpointed.unwrap_or((0, 0));
+        inner.stats.record_group(
+            written,
+            bytes + checkpoint_bytes,
+            keys + checkpoint_keys,
+            elapsed,
+            checkpointed.is_some(),
+        );
+        wal_metrics.sync.record(synced.as_secs_f64());
+        wal_metrics.units.record(written as f64);
+        wal_metrics.bytes.record(bytes as f64);
+        wal_metrics.keys.record(keys as f64);
+        if checkpointed.is_some() {
+            wal_metrics.checkpoints.increment(1);
+            wal_metrics
+                .checkpoint_keys
+                .increment(checkpoint_keys as u64);
         }
     }
     sealed
@@ -1149,7 +1128,8 @@ mod tests {
         let n = CHECKPOINT_ACCOUNTS as u128;
         // Transfers among 10,000 accounts: the first group has nothing to recur against.
         assert!(u.due(&deltas(0..7_000)));
-        u.clear(&deltas(0..7_000));
+        u.fold(deltas(0..7_000));
+        u.clear();
         // After that checkpoint its accounts recur, in the next groups and among them.
         assert!(!u.due(&deltas(1_000..8_000)));
         u.fold(deltas(1_000..8_000));
@@ -1159,12 +1139,14 @@ mod tests {
         // Up to CHECKPOINT_ACCOUNTS_MAX accounts.
         let max = CHECKPOINT_ACCOUNTS_MAX as u128;
         let mut u = unflushed();
-        u.clear(&deltas(0..2 * max));
+        u.fold(deltas(0..2 * max));
+        u.clear();
         assert!(!u.due(&deltas(0..max - 1)));
         assert!(u.due(&deltas(0..max)));
         // New accounts: a checkpoint at CHECKPOINT_ACCOUNTS, as without recurrence.
         let mut u = unflushed();
-        u.clear(&deltas(0..10_000));
+        u.fold(deltas(0..10_000));
+        u.clear();
         assert!(!u.due(&deltas(10_000..10_000 + n - 1)));
         assert!(u.due(&deltas(10_000..10_000 + n)));
     }

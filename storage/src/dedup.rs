@@ -60,7 +60,9 @@ pub const INGEST_DIR: &str = "ingest";
 
 /// One group's ids, or several neighbouring groups' merged: sorted by id, unique.
 struct Run {
-    ids: Vec<Posted>,
+    /// Shared: the ingesting thread takes the sealed runs' ids without copying them, and
+    /// merges them after it has let go of the runs' lock.
+    ids: Arc<Vec<Posted>>,
     /// The last sequence number of the groups it holds.
     through: u64,
 }
@@ -124,7 +126,10 @@ impl Runs {
     pub(crate) fn push(&mut self, ids: Vec<Posted>, through: u64) -> bool {
         debug_assert!(ids.windows(2).all(|w| w[0].0 < w[1].0));
         self.held += ids.len();
-        self.runs.push(Run { ids, through });
+        self.runs.push(Run {
+            ids: Arc::new(ids),
+            through,
+        });
         while self.runs.len() - self.sealed >= 2 {
             let n = self.runs.len();
             let (a, b) = (self.runs[n - 2].ids.len(), self.runs[n - 1].ids.len());
@@ -133,7 +138,7 @@ impl Runs {
             }
             let newer = self.runs.pop().expect("two open runs");
             let older = self.runs.last_mut().expect("two open runs");
-            older.ids = merge(&older.ids, &newer.ids);
+            older.ids = Arc::new(merge(&older.ids, &newer.ids));
             older.through = newer.through;
             // Merging drops nothing but an id in both (posted again after a prune).
             self.held -= a + b - older.ids.len();
@@ -156,25 +161,20 @@ impl Runs {
         self.sealed
     }
 
-    /// The sealed runs' ids in key order (of an id in two runs, the newer entry) and the
-    /// last entry they cover.
-    fn sealed_ids(&self) -> (Vec<Posted>, u64) {
+    /// The sealed runs (oldest first, shared, not copied) and the last entry they cover.
+    /// Cheap, for the runs' lock: [`merge_runs`] makes one list of them after it is let go.
+    /// (Copying and sorting them under the read lock held up the writer, which takes the
+    /// write lock after every group: 12–15 ms at each seal of 262,144 ids, session 41.)
+    fn sealed_runs(&self) -> (Vec<Arc<Vec<Posted>>>, u64) {
         let sealed = &self.runs[..self.sealed];
-        let mut ids = Vec::with_capacity(sealed.iter().map(|r| r.ids.len()).sum());
-        for run in sealed {
-            ids.extend_from_slice(&run.ids);
-        }
-        // Stable, and the runs are sorted: a merge of runs, oldest first among equals.
-        ids.sort_by_key(|a| a.0);
-        let mut out: Vec<Posted> = Vec::with_capacity(ids.len());
-        for p in ids {
-            match out.last_mut() {
-                Some(last) if last.0 == p.0 => *last = p,
-                _ => out.push(p),
-            }
-        }
         let through = sealed.iter().map(|r| r.through).max().unwrap_or(0);
-        (out, through)
+        (sealed.iter().map(|r| Arc::clone(&r.ids)).collect(), through)
+    }
+
+    #[cfg(test)]
+    fn sealed_ids(&self) -> (Vec<Posted>, u64) {
+        let (runs, through) = self.sealed_runs();
+        (merge_runs(runs), through)
     }
 
     /// The sealed runs are in the family: drop them.
@@ -183,6 +183,26 @@ impl Runs {
         self.sealed = 0;
         self.held = self.runs.iter().map(|r| r.ids.len()).sum();
     }
+}
+
+/// Sorted runs, oldest first, as one sorted list; of an id in several, the newest run's
+/// entry. One copy and a stable sort, which finds the runs already sorted: 12–15 ms for
+/// 262,800 ids in 24 runs, where merging neighbours pairwise took 19–20 ms (session 41).
+fn merge_runs(runs: Vec<Arc<Vec<Posted>>>) -> Vec<Posted> {
+    let mut ids = Vec::with_capacity(runs.iter().map(|r| r.len()).sum());
+    for run in &runs {
+        ids.extend_from_slice(run);
+    }
+    // Stable, and the runs are sorted: a merge of runs, oldest first among equals.
+    ids.sort_by_key(|a| a.0);
+    let mut out: Vec<Posted> = Vec::with_capacity(ids.len());
+    for p in ids {
+        match out.last_mut() {
+            Some(last) if last.0 == p.0 => *last = p,
+            _ => out.push(p),
+        }
+    }
+    out
 }
 
 /// Two sorted runs as one; of an id in both, `newer`'s entry.
@@ -268,13 +288,14 @@ fn table_options() -> Options {
 /// Ingests the sealed runs, if any: one table file of their ids, then
 /// [`META_DEDUP_THROUGH`], then the runs are dropped. Under `ingesting`.
 fn ingest_sealed(inner: &Inner) -> Result<()> {
-    let (ids, through) = {
+    let (runs, through) = {
         let runs = inner.dedup.runs();
         if runs.sealed == 0 {
             return Ok(());
         }
-        runs.sealed_ids()
+        runs.sealed_runs()
     };
+    let ids = merge_runs(runs);
     let dir = &inner.dedup.dir;
     std::fs::create_dir_all(dir)
         .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
@@ -508,6 +529,25 @@ mod tests {
         assert_eq!(runs.held(), 2);
         assert_eq!(runs.find(&id(10)), None);
         assert_eq!(runs.find(&id(7)), Some(3));
+    }
+
+    #[test]
+    fn sealed_runs_merge_into_one_list_the_newest_entry_winning() {
+        let run = |v: Vec<(u128, u64)>| Arc::new(v.into_iter().map(|(k, s)| (id(k), s)).collect());
+        let merged = merge_runs(vec![
+            run(vec![(1, 1), (3, 1), (9, 1)]),
+            run(vec![(2, 2), (3, 2)]),
+            run(vec![(3, 3), (4, 3), (9, 3)]),
+            run(vec![(0, 4)]),
+            run(vec![(4, 5), (8, 5)]),
+        ]);
+        let want: Vec<Posted> = [(0, 4), (1, 1), (2, 2), (3, 3), (4, 5), (8, 5), (9, 3)]
+            .into_iter()
+            .map(|(k, s)| (id(k), s))
+            .collect();
+        assert_eq!(merged, want);
+        assert_eq!(merge_runs(vec![run(vec![(7, 1)])]), vec![(id(7), 1)]);
+        assert!(merge_runs(Vec::new()).is_empty());
     }
 
     #[test]

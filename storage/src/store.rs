@@ -128,21 +128,29 @@ pub struct WriterStats {
 }
 
 impl WriterStats {
-    pub(crate) fn record_group(
+    /// A group write, before its units are answered: a caller that reads the counters after
+    /// its answer sees its group in them.
+    pub(crate) fn record_group(&self, units: usize, bytes: usize, keys: usize, elapsed: Duration) {
+        self.group_writes.fetch_add(1, Ordering::Relaxed);
+        self.units.fetch_add(units as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.keys.fetch_add(keys as u64, Ordering::Relaxed);
+        self.write_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// The checkpoint a group wrote after its answers: its records and time count with the
+    /// group's (`group_write` is the group's own write time, already in `write_nanos`).
+    pub(crate) fn record_checkpoint(
         &self,
-        units: usize,
         bytes: usize,
         keys: usize,
+        group_write: Duration,
         elapsed: Duration,
-        checkpoint: bool,
     ) {
-        self.group_writes.fetch_add(1, Ordering::Relaxed);
-        if checkpoint {
-            self.checkpoints.fetch_add(1, Ordering::Relaxed);
-            self.checkpoint_nanos
-                .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
-        }
-        self.units.fetch_add(units as u64, Ordering::Relaxed);
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.checkpoint_nanos
+            .fetch_add((group_write + elapsed).as_nanos() as u64, Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.keys.fetch_add(keys as u64, Ordering::Relaxed);
         self.write_nanos

@@ -910,6 +910,13 @@ fn write_group(
     };
     let synced = started.elapsed();
     let durable = written > 0 && result.is_ok();
+    if written > 0 {
+        inner.stats.record_group(written, bytes, keys, synced);
+        wal_metrics.sync.record(synced.as_secs_f64());
+        wal_metrics.units.record(written as f64);
+        wal_metrics.bytes.record(bytes as f64);
+        wal_metrics.keys.record(keys as f64);
+    }
     let mut sealed = false;
     match result {
         Ok(()) => {
@@ -978,36 +985,19 @@ fn write_group(
     // from before its write until the deltas are cleared: a reader of an account then sees
     // its balance either before the checkpoint (accounts family + unflushed delta) or after
     // it (accounts family alone), never the delta twice or not at all.
-    let mut checkpointed = None;
-    let checkpoint_started = Instant::now();
     if due && durable {
+        let checkpoint_started = Instant::now();
         let mut u = inner.unflushed_mut();
-        checkpointed = write_checkpoint(inner, &u, first_seq + written as u64 - 1);
-        if checkpointed.is_some() {
+        if let Some((bytes, keys)) = write_checkpoint(inner, &u, first_seq + written as u64 - 1) {
             u.clear();
-        }
-    }
-    if written > 0 {
-        let elapsed = synced + checkpoint_started.elapsed();
-        // The writer's counters include the checkpoint's records and time; the WAL
-        // histograms describe the synced write only.
-        let (checkpoint_bytes, checkpoint_keys) = checkpointed.unwrap_or((0, 0));
-        inner.stats.record_group(
-            written,
-            bytes + checkpoint_bytes,
-            keys + checkpoint_keys,
-            elapsed,
-            checkpointed.is_some(),
-        );
-        wal_metrics.sync.record(synced.as_secs_f64());
-        wal_metrics.units.record(written as f64);
-        wal_metrics.bytes.record(bytes as f64);
-        wal_metrics.keys.record(keys as f64);
-        if checkpointed.is_some() {
+            drop(u);
+            // The writer's counters include the checkpoint's records and time; the WAL
+            // histograms above describe the synced write only.
+            inner
+                .stats
+                .record_checkpoint(bytes, keys, synced, checkpoint_started.elapsed());
             wal_metrics.checkpoints.increment(1);
-            wal_metrics
-                .checkpoint_keys
-                .increment(checkpoint_keys as u64);
+            wal_metrics.checkpoint_keys.increment(keys as u64);
         }
     }
     sealed

@@ -521,6 +521,20 @@ fn a_checkpoint_combines_an_unflushed_change_with_the_groups_in_journal_order() 
     store
         .commit_blocking(status(engine::AccountStatus::Active))
         .unwrap(); // group 3: the checkpoint, with group 2's change before its own
+                   // The writer writes the checkpoint after it has answered group 3.
+    let started = std::time::Instant::now();
+    while store
+        .stats()
+        .checkpoints
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no checkpoint after group 3"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     store.flush().unwrap();
     let image = dir.path().join("../image-order");
     let _ = std::fs::remove_dir_all(&image);

@@ -372,31 +372,21 @@ pub(crate) fn add_checkpoint<'a>(
     add_sorted_checkpoint(inner, batch, &mut deltas, through);
 }
 
-/// [`add_checkpoint`] of deltas in a vector, which it sorts. One account may appear more
-/// than once: its entries are combined in order.
+/// [`add_checkpoint`] of deltas in a vector (one per account: every caller's come from a
+/// map), which it sorts.
 fn add_sorted_checkpoint(
     inner: &Inner,
     batch: &mut WriteBatch,
     deltas: &mut [(AccountId, AccountDelta)],
     through: u64,
 ) {
-    // Stable: of one account's entries the earlier comes first, and a status or GL change in
-    // the later one wins, as `then` says.
-    deltas.sort_by_key(|(account, _)| account.0);
+    deltas.sort_unstable_by_key(|(account, _)| account.0);
+    debug_assert!(deltas.windows(2).all(|w| w[0].0 != w[1].0));
     let cf = inner.cf_accounts();
     // One buffer for every operand: a checkpoint encodes thousands (docs/BENCHMARKS.md).
     let mut value = Vec::with_capacity(64);
-    let mut i = 0;
-    while i < deltas.len() {
-        let (account, mut delta) = deltas[i];
-        i += 1;
-        while i < deltas.len() && deltas[i].0 == account {
-            delta = delta
-                .then(deltas[i].1)
-                .expect("unflushed deltas fit in i128");
-            i += 1;
-        }
-        codec::encode_into(Kind::AccountDelta, &delta, &mut value);
+    for (account, delta) in deltas.iter() {
+        codec::encode_into(Kind::AccountDelta, delta, &mut value);
         batch.merge_cf(cf, account.to_be_bytes(), &value);
     }
     batch.put_cf(
@@ -431,18 +421,23 @@ pub(crate) fn add_book(inner: &Inner, batch: &mut WriteBatch, book: &GlBook) {
 /// Writes the unflushed deltas now (a clean stop), so the next open replays nothing. Like
 /// every checkpoint it goes without the WAL (a checkpoint in the WAL could outlive an earlier
 /// one lost from the memtables and claim its deltas); the shutdown's flush makes it durable.
-fn checkpoint_now(inner: &Inner) {
+/// Also the checkpoint a group brought due, written once the group is answered. Answers
+/// the bytes and records written, if it was.
+fn checkpoint_now(inner: &Inner) -> Option<(usize, usize)> {
     if inner.poison_reason().is_some() {
-        return;
+        return None;
     }
+    // Held from before the write until the deltas are cleared: a reader of an account sees
+    // its balance either before the checkpoint (accounts family + unflushed delta) or after
+    // it (accounts family alone), never the delta twice or not at all.
     let mut unflushed = inner.unflushed_mut();
     if unflushed.groups == 0 {
-        return;
+        return None;
     }
     let through = inner.last_seq.load(Ordering::Acquire);
-    if write_checkpoint(inner, &unflushed, through).is_some() {
-        unflushed.clear();
-    }
+    let written = write_checkpoint(inner, &unflushed, through)?;
+    unflushed.clear();
+    Some(written)
 }
 
 /// The longest a group waits out a RocksDB write stall before the store poisons itself.
@@ -981,16 +976,11 @@ fn write_group(
     // already see (accounts family + unflushed) into the accounts family, so no caller
     // needs to wait for it. Before the acknowledgement it added its whole write (≈ 1.5 ms
     // for ≈ 1,300 accounts, three groups in four at 1,024 submitters over 1M accounts) to
-    // every transfer of its group (docs/BENCHMARKS.md, session 41). The write lock is held
-    // from before its write until the deltas are cleared: a reader of an account then sees
-    // its balance either before the checkpoint (accounts family + unflushed delta) or after
-    // it (accounts family alone), never the delta twice or not at all.
+    // every transfer of its group (docs/BENCHMARKS.md, session 41). Through `last_seq`,
+    // this group's last entry.
     if due && durable {
         let checkpoint_started = Instant::now();
-        let mut u = inner.unflushed_mut();
-        if let Some((bytes, keys)) = write_checkpoint(inner, &u, first_seq + written as u64 - 1) {
-            u.clear();
-            drop(u);
+        if let Some((bytes, keys)) = checkpoint_now(inner) {
             // The writer's counters include the checkpoint's records and time; the WAL
             // histograms above describe the synced write only.
             inner

@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 68] = [
+pub const SETTINGS: [&str; 69] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -33,6 +33,7 @@ pub const SETTINGS: [&str; 68] = [
     "dedup_filter_mb",
     "dedup_held_ids",
     "dedup_seal_ids",
+    "balance_seal_accounts",
     "connections_max",
     "default_currency",
     "default_fee_rate",
@@ -137,6 +138,11 @@ pub struct Config {
     /// Held ids are ingested as one table file once this many are held (1 to 16,777,216;
     /// default 262,144), or five seconds after the last ingestion.
     pub dedup_seal_ids: usize,
+    /// Balance deltas of at least 4,096 accounts are checkpointed as one table file ingested
+    /// into the accounts family once they hold this many accounts (0 to 16,777,216; default
+    /// 262,144; 0: never, every checkpoint goes to the memtable), or a second after the
+    /// last checkpoint.
+    pub balance_seal_accounts: usize,
     /// Connections served at once; more wait in the kernel's backlog.
     pub connections_max: usize,
     /// Currency of merchants' own balance accounts.
@@ -287,6 +293,7 @@ impl Default for Config {
             dedup_filter_mb: services::platform::DEDUP_FILTER_BYTES_MAX >> 20,
             dedup_held_ids: services::platform::DEDUP_HELD_IDS_MAX,
             dedup_seal_ids: services::platform::DEDUP_SEAL_IDS,
+            balance_seal_accounts: services::platform::BALANCE_SEAL_ACCOUNTS,
             connections_max: 16_384,
             head_limit_bytes: 16 << 10,
             default_currency: "CNY".to_string(),
@@ -494,6 +501,12 @@ impl Config {
                 self.dedup_held_ids
             ));
         }
+        if self.balance_seal_accounts > 1 << 24 {
+            return Err(format!(
+                "balance_seal_accounts: {} is outside 0..=16777216",
+                self.balance_seal_accounts
+            ));
+        }
         if !(1..=1 << 24).contains(&self.dedup_seal_ids) {
             return Err(format!(
                 "dedup_seal_ids: {} is outside 1..=16777216",
@@ -687,6 +700,7 @@ impl Config {
             dedup_filter_bytes_max: self.dedup_filter_mb << 20,
             dedup_held_ids_max: self.dedup_held_ids,
             dedup_seal_ids: self.dedup_seal_ids,
+            balance_seal_accounts: self.balance_seal_accounts,
             risk_rules_file: self.risk_rules_file.clone(),
             channel_timeout: self.channel_timeout(),
             routing_policy: self.policy(),
@@ -900,6 +914,9 @@ mod tests {
         assert!(bad(|c| c.dedup_filter_mb = 4097).starts_with("dedup_filter_mb:"));
         assert!(bad(|c| c.dedup_held_ids = (1 << 24) + 1).starts_with("dedup_held_ids:"));
         assert!(bad(|c| c.dedup_seal_ids = 0).starts_with("dedup_seal_ids:"));
+        assert!(
+            bad(|c| c.balance_seal_accounts = (1 << 24) + 1).starts_with("balance_seal_accounts:")
+        );
         assert!(bad(|c| c.rocksdb_background_nice = -1).starts_with("rocksdb_background_nice:"));
         assert!(bad(|c| c.rocksdb_flush_idle_nice = 20).starts_with("rocksdb_flush_idle_nice:"));
         assert!(bad(|c| c.inflight_max = 0).starts_with("inflight_max:"));

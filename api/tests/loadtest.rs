@@ -183,6 +183,25 @@ fn a_kill9_during_batch_load_loses_no_acknowledged_transfer() {
 }
 
 #[test]
+fn a_kill9_while_balance_checkpoints_are_ingested_loses_and_repeats_nothing() {
+    // Balance deltas sealed at 64 accounts (the default's 4,096 accounts at least is never
+    // reached in a test): table files of merge operands are ingested into the accounts
+    // family all along, so the kill lands among sealed deltas, ingestions in flight and
+    // ingested files, and the restart replays the journal after the accounts' position.
+    let (_tmp, second) = batch_load_through_a_kill9(&[("RONGPAY_BALANCE_SEAL_ACCOUNTS", "64")]);
+    let metrics = String::from_utf8(second.req("GET", "/metrics", &[], b"").body).unwrap();
+    let ingested: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("rongpay_wal_checkpoints_ingested_total "))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        ingested.len() == 1 && ingested[0] >= 1.0,
+        "ingested {ingested:?}\n{metrics}"
+    );
+}
+
+#[test]
 fn a_kill9_while_dedup_ids_are_ingested_loses_and_repeats_nothing() {
     // Held transfer ids sealed every 1,000 (the default 262,144 is never reached in a test):
     // the writer's runs are ingested into the dedup index all along, so the kill lands among

@@ -39,6 +39,8 @@ pub struct Settings {
     pub dedup_held_ids_max: usize,
     /// `StoreOptions::dedup_seal_ids`.
     pub dedup_seal_ids: usize,
+    /// `StoreOptions::balance_seal_accounts`.
+    pub balance_seal_accounts: usize,
     /// TOML risk rules, reloadable; `None`: every payment scores 0.
     pub risk_rules_file: Option<PathBuf>,
     pub channel_timeout: Duration,
@@ -364,6 +366,7 @@ impl Platform {
                 dedup_filter_bytes_max: self.settings.dedup_filter_bytes_max,
                 dedup_held_ids_max: self.settings.dedup_held_ids_max,
                 dedup_seal_ids: self.settings.dedup_seal_ids,
+                balance_seal_accounts: self.settings.balance_seal_accounts,
                 ..StoreOptions::default()
             };
             match tokio::task::spawn_blocking(move || Store::open(&dir, options)).await {
@@ -504,7 +507,7 @@ impl Platform {
 
 /// The default bound on the writer's filter of durable transfer ids, in bytes.
 pub use storage::store::DEDUP_FILTER_BYTES_MAX;
-pub use storage::store::{DEDUP_HELD_IDS_MAX, DEDUP_SEAL_IDS};
+pub use storage::store::{BALANCE_SEAL_ACCOUNTS, DEDUP_HELD_IDS_MAX, DEDUP_SEAL_IDS};
 
 /// Ledger commands admitted at once by default.
 pub const INFLIGHT_COMMANDS_MAX: usize = actors::ledger::INFLIGHT_COMMANDS_MAX;

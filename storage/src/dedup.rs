@@ -362,6 +362,17 @@ pub(crate) fn ingest_all(inner: &Inner) -> Result<()> {
     }
 }
 
+/// Ingests the sealed balance checkpoint now, if there is one (a clean stop), waiting for
+/// the ingesting thread if it is ingesting.
+pub(crate) fn ingest_balances_now(inner: &Inner) -> Result<()> {
+    let _turn = inner
+        .dedup
+        .ingesting
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    crate::writer::ingest_sealed_balances(inner, &inner.dedup.dir)
+}
+
 /// Writes [`META_DEDUP_THROUGH`]. Not synced: a mark lost in a crash only makes the next
 /// open replay more.
 fn mark(inner: &Inner, through: u64) -> Result<()> {
@@ -400,6 +411,14 @@ pub(crate) fn spawn_ingester(inner: &Arc<Inner>) -> Result<(Sender<()>, JoinHand
                     .ingesting
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
+                // The sealed balance checkpoint first: the writer writes no other until it is
+                // in. A failure gives its deltas back to the writer, so it is not retried here.
+                if let Err(e) = crate::writer::ingest_sealed_balances(&inner, &inner.dedup.dir) {
+                    tracing::warn!(
+                        error = %e,
+                        "ingesting a balance checkpoint failed; its deltas stay in memory and checkpoints go to the memtable for a while"
+                    );
+                }
                 match ingest_sealed(&inner) {
                     Ok(()) => failing = false,
                     Err(e) => {
@@ -429,9 +448,9 @@ pub(crate) fn replay(inner: &Inner, last: u64, layout: Option<u8>) -> Result<u64
     let value = inner.db.get_cf(inner.cf_meta(), META_DEDUP_THROUGH)?;
     let through = match crate::store::meta_seq(value.as_deref(), "dedup_through")? {
         Some(seq) => seq,
-        None if layout == Some(crate::schema::LAYOUT_VERSION) => {
+        None if layout.is_some_and(|l| l >= crate::schema::LAYOUT_DEDUP_RUNS) => {
             return Err(StoreError::Inconsistent(
-                "the dedup index's mark is missing from a store of layout 5".into(),
+                "the dedup index's mark is missing from a store of layout 5 or later".into(),
             ))
         }
         None => last,

@@ -42,6 +42,9 @@ pub mod store;
 #[cfg(feature = "rocksdb")]
 pub mod writer;
 
+/// Where table files are written before they are ingested, inside the store's directory.
+#[cfg(feature = "rocksdb")]
+pub use dedup::INGEST_DIR;
 pub use error::{Result, StoreError};
 pub use schema::JournalEntry;
 #[cfg(feature = "rocksdb")]

@@ -46,8 +46,20 @@ pub const COLUMN_FAMILIES: [&str; 6] =
     [CF_JOURNAL, CF_ACCOUNTS, CF_DEDUP, CF_AUX, CF_META, CF_AUDIT];
 
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
-/// Meta key of [`BalancesThrough`].
+/// Meta key of the GL book's [`BalancesThrough`]: the book in the meta family
+/// ([`META_GL_BALANCES`], each open date's turnover) is as of that entry. Written with the
+/// book in the synced write of the group that brings a balance checkpoint due, before the
+/// checkpoint's accounts: never behind [`ACCOUNTS_THROUGH_KEY`] (store layout 5 and older:
+/// the accounts' position too).
 pub const META_BALANCES_THROUGH: &[u8] = b"balances_through";
+/// Key, in the accounts family, of the accounts' [`BalancesThrough`]: the family's records
+/// and merge operands hold every journal entry through it. Written in the same write or
+/// table file as the checkpoint's operands, so a crash keeps both or neither. 17 bytes,
+/// after every 16-byte account key: scans of accounts stop before it.
+pub const ACCOUNTS_THROUGH_KEY: [u8; 17] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0x00,
+];
 
 /// The store's layout, in [`FormatMeta`] (records keep their own framing version,
 /// [`crate::codec::FORMAT_VERSION`]). 1: every group write carried its balance merge
@@ -62,7 +74,14 @@ pub const META_BALANCES_THROUGH: &[u8] = b"balances_through";
 /// 5: a transfer's dedup key may reach the dedup family after its entry (ingested from the
 /// writer's runs, `crate::dedup`), with [`META_DEDUP_THROUGH`] saying how far it is
 /// complete; an older build would take a posted transfer missing from it as new.
-pub const LAYOUT_VERSION: u8 = 5;
+/// 6: the accounts family carries its own checkpoint position under
+/// [`ACCOUNTS_THROUGH_KEY`] (balance checkpoints may be ingested as table files, which hold
+/// one column family's keys), and [`META_BALANCES_THROUGH`] is the GL book's; an older
+/// build would read that key as an account.
+pub const LAYOUT_VERSION: u8 = 6;
+/// Layout 5: the dedup runs, one checkpoint position for balances and the GL book. Opened
+/// by writing the accounts family's position (the same) and the label.
+pub const LAYOUT_DEDUP_RUNS: u8 = 5;
 /// Layout 4: the GL book, every dedup key written with its entry. Opened by marking the
 /// dedup family complete through the last entry.
 pub const LAYOUT_GL_BOOK: u8 = 4;

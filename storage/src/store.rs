@@ -69,6 +69,11 @@ pub struct StoreOptions {
     pub dedup_seal_ids: usize,
     /// ...and hold at most this many: past it groups write their dedup keys inline.
     pub dedup_held_ids_max: usize,
+    /// Balance deltas of at least [`writer::INGEST_MIN_ACCOUNTS`] accounts are checkpointed
+    /// as a table file ingested into the accounts family once they hold this many accounts
+    /// (or a second after the last checkpoint); 0: never, every checkpoint goes to the
+    /// memtable.
+    pub balance_seal_accounts: usize,
 }
 
 impl Default for StoreOptions {
@@ -87,6 +92,7 @@ impl Default for StoreOptions {
             dedup_filter_bytes_max: DEDUP_FILTER_BYTES_MAX,
             dedup_seal_ids: DEDUP_SEAL_IDS,
             dedup_held_ids_max: DEDUP_HELD_IDS_MAX,
+            balance_seal_accounts: BALANCE_SEAL_ACCOUNTS,
         }
     }
 }
@@ -97,6 +103,8 @@ pub const DEDUP_FILTER_BYTES_MAX: usize = 128 << 20;
 pub const DEDUP_HELD_IDS_MAX: usize = crate::dedup::HELD_IDS_MAX;
 /// `StoreOptions::dedup_seal_ids`'s default.
 pub const DEDUP_SEAL_IDS: usize = crate::dedup::SEAL_IDS;
+/// `StoreOptions::balance_seal_accounts`'s default.
+pub const BALANCE_SEAL_ACCOUNTS: usize = writer::SEAL_ACCOUNTS;
 
 /// Counters of the group-commit writer, read by metrics and benchmarks.
 #[derive(Debug, Default)]
@@ -125,6 +133,17 @@ pub struct WriterStats {
     /// The filter's build after open is over (built, failed or cancelled): the writer takes
     /// a built filter at its next group.
     pub dedup_filter_built: std::sync::atomic::AtomicBool,
+    /// Balance checkpoints ingested as table files by the ingesting thread
+    /// ([`writer::ingest_sealed_balances`]), the accounts and bytes in them, and their time
+    /// (building the file, flushing the accounts memtable, ingesting): none of it the
+    /// writer's.
+    pub ingested_checkpoints: AtomicU64,
+    /// Balance checkpoints the writer sealed for ingestion (one more than those ingested
+    /// while one is in flight; a failed ingestion gives its deltas back).
+    pub balance_seals: AtomicU64,
+    pub ingested_accounts: AtomicU64,
+    pub ingested_bytes: AtomicU64,
+    pub ingest_nanos: AtomicU64,
 }
 
 impl WriterStats {
@@ -154,6 +173,22 @@ impl WriterStats {
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.keys.fetch_add(keys as u64, Ordering::Relaxed);
         self.write_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// A balance checkpoint the ingesting thread ingested.
+    pub(crate) fn record_ingested_checkpoint(
+        &self,
+        accounts: usize,
+        bytes: usize,
+        elapsed: Duration,
+    ) {
+        self.ingested_checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.ingested_accounts
+            .fetch_add(accounts as u64, Ordering::Relaxed);
+        self.ingested_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        self.ingest_nanos
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
     }
 }
@@ -296,7 +331,7 @@ impl Inner {
             key: id.to_string(),
             source,
         })?;
-        with_unflushed(&mut account, &unflushed.deltas)?;
+        unflushed.apply(&mut account)?;
         Ok(Some(account))
     }
 
@@ -335,7 +370,11 @@ pub struct Store {
     path: PathBuf,
 }
 
-fn merge_full(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+pub(crate) fn merge_full(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &MergeOperands,
+) -> Option<Vec<u8>> {
     let mut account: Option<Account> = match existing {
         Some(bytes) => Some(legacy::decode_account(bytes).ok()?),
         None => None,
@@ -352,7 +391,7 @@ fn merge_full(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) ->
     Some(codec::encode(Kind::Account, &account?))
 }
 
-fn merge_partial(
+pub(crate) fn merge_partial(
     _key: &[u8],
     _existing: Option<&[u8]>,
     operands: &MergeOperands,
@@ -534,6 +573,7 @@ impl Store {
             unflushed: RwLock::new(Unflushed::new(
                 options.checkpoint_groups,
                 options.checkpoint_interval,
+                options.balance_seal_accounts,
             )),
             dedup: crate::dedup::Dedup::new(
                 &path,
@@ -581,17 +621,22 @@ impl Store {
         // is labelled 5, which no older build opens.
         inner.dedup.clear_dir()?;
         let dedup_replayed = crate::dedup::replay(&inner, last_seq, layout)?;
-        if layout == Some(LAYOUT_GL_BOOK) {
-            write_layout(&inner, LAYOUT_VERSION, None, None)?;
-        }
         // A store of an older layout (or a new one) has no GL book yet: it is opened from
         // the accounts once they are complete. Otherwise it is read as of the checkpoint,
         // and the replay brings it to the last entry with the balances.
-        let has_book = layout == Some(LAYOUT_VERSION) || layout == Some(LAYOUT_GL_BOOK);
+        let has_book = matches!(
+            layout,
+            Some(LAYOUT_VERSION | LAYOUT_DEDUP_RUNS | LAYOUT_GL_BOOK)
+        );
         if has_book {
             inner.unflushed_mut().book = load_book(&inner)?;
         }
-        let replayed = replay_unflushed(&inner, last_seq, has_book)?;
+        let replayed = replay_unflushed(&inner, last_seq, has_book, layout)?;
+        // The replay wrote the accounts' own position: a store of layout 4 or 5 (dedup
+        // marked complete above) is labelled 6, which no older build opens.
+        if matches!(layout, Some(LAYOUT_GL_BOOK | LAYOUT_DEDUP_RUNS)) {
+            write_layout(&inner, LAYOUT_VERSION, None, None)?;
+        }
         let (accounts, trial_balance) = check_trial_balance(&inner, has_book)?;
 
         let cancel_filter = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -777,7 +822,7 @@ impl Store {
                 key: id.to_string(),
                 source,
             })?;
-        with_unflushed(&mut account, &unflushed.deltas)?;
+        unflushed.apply(&mut account)?;
         Ok(Some(account))
     }
 
@@ -954,8 +999,10 @@ impl Store {
     ) -> Result<()> {
         let inner = &self.inner;
         let snap = inner.db.snapshot();
-        let value = snap.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
-        let through = meta_seq(value.as_deref(), "balances_through")?.unwrap_or(0);
+        // The accounts' own position, read at the snapshot with their records (a
+        // checkpoint's operands and position are one write, or one ingested file).
+        let value = snap.get_cf(inner.cf_accounts(), ACCOUNTS_THROUGH_KEY)?;
+        let through = meta_seq(value.as_deref(), "accounts_through")?.unwrap_or(0);
         let last = match snap
             .iterator_cf(inner.cf_journal(), IteratorMode::End)
             .next()
@@ -1024,6 +1071,9 @@ impl Store {
             .iterator_cf_opt(inner.cf_accounts(), read, IteratorMode::Start)
         {
             let (key, value) = item?;
+            if key[..] == ACCOUNTS_THROUGH_KEY {
+                continue;
+            }
             let mut account =
                 legacy::decode_account(&value).map_err(|source| StoreError::Corrupt {
                     cf: CF_ACCOUNTS,
@@ -1089,8 +1139,8 @@ impl Store {
         let end_key = record_key_of(switch_seq + 1)?.ok_or_else(|| {
             StoreError::Inconsistent(format!("no journal entry after the switch of {date}"))
         })?;
-        let value = inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
-        let through = meta_seq(value.as_deref(), "balances_through")?.unwrap_or(0);
+        // Open replays from the accounts' position (the GL book's is never behind it).
+        let through = accounts_through(inner)?.unwrap_or(0);
         // That checkpoint may still be only in the memtables (checkpoints are written without
         // the WAL): made durable before any record it covers is deleted, or a crash could
         // leave open a checkpoint older than the journal it must replay.
@@ -1987,6 +2037,9 @@ fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> 
         .iterator_cf_opt(inner.cf_accounts(), read, IteratorMode::Start)
     {
         let (key, value) = item?;
+        if key[..] == ACCOUNTS_THROUGH_KEY {
+            continue;
+        }
         let mut account: Account =
             legacy::decode_account(&value).map_err(|source| StoreError::Corrupt {
                 cf: CF_ACCOUNTS,
@@ -1999,7 +2052,7 @@ fn for_each_account(inner: &Inner, mut f: impl FnMut(Account) -> Result<()>) -> 
                 account.id
             )));
         }
-        with_unflushed(&mut account, &unflushed.deltas)?;
+        unflushed.apply(&mut account)?;
         f(account)?;
     }
     Ok(())
@@ -2031,7 +2084,8 @@ fn check_format_and_tail(inner: &Inner) -> Result<(u64, Option<u8>)> {
             match found.format_version {
                 // Layout 2's journal records are single entries, which this build reads;
                 // layout 3 lacks only the GL book.
-                LAYOUT_VERSION | LAYOUT_GL_BOOK | LAYOUT_GROUP_RECORDS | LAYOUT_CHECKPOINTED => {}
+                LAYOUT_VERSION | LAYOUT_DEDUP_RUNS | LAYOUT_GL_BOOK | LAYOUT_GROUP_RECORDS
+                | LAYOUT_CHECKPOINTED => {}
                 LAYOUT_PER_GROUP_BALANCES => migrate = true,
                 other => {
                     return Err(StoreError::Inconsistent(format!(
@@ -2083,14 +2137,23 @@ fn write_layout(
         codec::encode(Kind::Meta, &layout),
     );
     if let Some(seq) = through {
+        // The accounts family complete through `seq`, and the book's position with it.
         batch.put_cf(
             inner.cf_meta(),
             META_BALANCES_THROUGH,
-            codec::encode(Kind::Meta, &BalancesThrough { seq }),
+            writer::through_value(seq),
+        );
+        batch.put_cf(
+            inner.cf_accounts(),
+            ACCOUNTS_THROUGH_KEY,
+            writer::through_value(seq),
         );
     }
     if let Some(book) = book {
-        writer::add_book(inner, &mut batch, book);
+        // Where the book is written whole (a store gaining it), it is as of the checkpoint.
+        let value = inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
+        let at = meta_seq(value.as_deref(), "balances_through")?.unwrap_or(0);
+        writer::add_book(inner, &mut batch, book, through.unwrap_or(at));
     }
     write_synced(inner, batch)
 }
@@ -2147,51 +2210,84 @@ pub(crate) fn write_synced(inner: &Inner, batch: rocksdb::WriteBatch) -> Result<
     Ok(())
 }
 
-/// Brings the accounts family up to the last journal entry: replays the entries after the
-/// last balance checkpoint (a crash lost the unflushed deltas, never the journal) and writes
-/// them as a new checkpoint. Answers how many entries were replayed.
-fn replay_unflushed(inner: &Inner, last: u64, has_book: bool) -> Result<u64> {
+/// The accounts' position ([`ACCOUNTS_THROUGH_KEY`]), if the family has one.
+pub(crate) fn accounts_through(inner: &Inner) -> Result<Option<u64>> {
+    let value = inner.db.get_cf(inner.cf_accounts(), ACCOUNTS_THROUGH_KEY)?;
+    meta_seq(value.as_deref(), "accounts_through")
+}
+
+/// Brings the accounts family and the GL book up to the last journal entry: replays the
+/// entries after the accounts' position (a crash lost the deltas not yet checkpointed,
+/// never the journal) into the accounts, and those after the book's position
+/// ([`META_BALANCES_THROUGH`], never behind the accounts') into the book, in one pass; then
+/// writes both as a new checkpoint (with the accounts' position where a store of layout 5
+/// or older had none: its one position was both's). Answers how many entries were
+/// replayed into the accounts.
+fn replay_unflushed(inner: &Inner, last: u64, has_book: bool, layout: Option<u8>) -> Result<u64> {
     let value = inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
-    let through = meta_seq(value.as_deref(), "balances_through")?.ok_or_else(|| {
+    let book_through = meta_seq(value.as_deref(), "balances_through")?.ok_or_else(|| {
         StoreError::Inconsistent("the balance checkpoint's position is missing".into())
     })?;
-    if through > last {
+    let (through, had_position) = match accounts_through(inner)? {
+        Some(seq) => (seq, true),
+        None if layout == Some(LAYOUT_VERSION) => {
+            return Err(StoreError::Inconsistent(
+                "the accounts family's checkpoint position is missing".into(),
+            ))
+        }
+        None => (book_through, false),
+    };
+    if book_through > last {
         return Err(StoreError::Inconsistent(format!(
-            "balances checkpointed through entry {through}, past the journal's last entry {last}"
+            "balances checkpointed through entry {book_through}, past the journal's last entry {last}"
         )));
     }
-    if through == last {
+    if through > book_through {
+        return Err(StoreError::Inconsistent(format!(
+            "the accounts are checkpointed through entry {through}, past the GL book's {book_through}"
+        )));
+    }
+    if through == last && had_position {
         return Ok(0);
     }
     let mut deltas = Deltas::default();
     let mut book = std::mem::take(&mut inner.unflushed_mut().book);
-    for_each_contiguous_entry(inner, through + 1, |entry| {
-        for effect in &entry.effects {
-            if has_book {
-                // The account as of just before the effect: the checkpointed record plus
-                // what the replay added so far.
-                let mut at = |id: AccountId| {
-                    let bytes = inner
-                        .db
-                        .get_cf(inner.cf_accounts(), id.to_be_bytes())
-                        .ok()??;
-                    let mut account = legacy::decode_account(&bytes).ok()?;
-                    with_unflushed(&mut account, &deltas).ok()?;
-                    Some(account)
-                };
-                book.apply(effect, &mut at).map_err(|e| {
-                    StoreError::Inconsistent(format!("journal entry {}: {e}", entry.seq))
-                })?;
+    if through < last {
+        for_each_contiguous_entry(inner, through + 1, |entry| {
+            for effect in &entry.effects {
+                if has_book && entry.seq > book_through {
+                    // The account as of just before the effect: the checkpointed record
+                    // plus what the replay added so far (every entry after the accounts'
+                    // position, and the book's is not before it).
+                    let mut at = |id: AccountId| {
+                        let bytes = inner
+                            .db
+                            .get_cf(inner.cf_accounts(), id.to_be_bytes())
+                            .ok()??;
+                        let mut account = legacy::decode_account(&bytes).ok()?;
+                        with_unflushed(&mut account, &deltas).ok()?;
+                        Some(account)
+                    };
+                    book.apply(effect, &mut at).map_err(|e| {
+                        StoreError::Inconsistent(format!("journal entry {}: {e}", entry.seq))
+                    })?;
+                }
+                writer::add_effect(&mut deltas, effect);
             }
-            writer::add_effect(&mut deltas, effect);
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
+    }
     let mut batch = rocksdb::WriteBatch::default();
     writer::add_checkpoint(inner, &mut batch, deltas.iter(), last);
     if has_book {
-        writer::add_book(inner, &mut batch, &book);
+        writer::add_book(inner, &mut batch, &book, last);
         book.forget_all_but_newest();
+    } else {
+        batch.put_cf(
+            inner.cf_meta(),
+            META_BALANCES_THROUGH,
+            writer::through_value(last),
+        );
     }
     write_synced(inner, batch)?;
     inner.unflushed_mut().book = book;

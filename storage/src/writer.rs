@@ -27,8 +27,8 @@ use crate::codec::{self, Kind};
 use crate::error::{Result, StoreError};
 use crate::idfilter::IdFilter;
 use crate::schema::{
-    gl_day_key, seq_key, AccountDelta, BalancesThrough, GlBalances, META_BALANCES_THROUGH,
-    META_GL_BALANCES,
+    gl_day_key, seq_key, AccountDelta, BalancesThrough, GlBalances, ACCOUNTS_THROUGH_KEY,
+    META_BALANCES_THROUGH, META_GL_BALANCES,
 };
 use crate::store::Inner;
 
@@ -122,6 +122,8 @@ pub const WAL_BATCH_BYTES: &str = "rongpay_wal_batch_bytes";
 pub const WAL_BATCH_KEYS: &str = "rongpay_wal_batch_keys";
 /// Balance checkpoints written (a counter).
 pub const WAL_CHECKPOINTS: &str = "rongpay_wal_checkpoints_total";
+/// Of those, checkpoints ingested as table files (a counter).
+pub const WAL_CHECKPOINTS_INGESTED: &str = "rongpay_wal_checkpoints_ingested_total";
 /// RocksDB records (merge operands, the GL book, the checkpoint's mark) written by balance
 /// checkpoints (a counter): per commit unit, what balances cost besides the group write.
 pub const WAL_CHECKPOINT_KEYS: &str = "rongpay_wal_checkpoint_keys_total";
@@ -192,7 +194,7 @@ pub(crate) fn run(
             p.poll(&inner.db);
         }
     }
-    checkpoint_now(&inner);
+    checkpoint_at_stop(&inner);
     // The held ids into the dedup family: the next open then replays none.
     if inner.poison_reason().is_none() {
         if let Err(e) = crate::dedup::ingest_all(&inner) {
@@ -269,17 +271,61 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// The group's accounts looked up to tell whether they recur (a sample, strided in hash order).
 const RECUR_SAMPLE: usize = 64;
 
+/// A balance checkpoint of at least this many accounts (fewer when
+/// [`crate::store::StoreOptions::balance_seal_accounts`] is lower) is written as a table file
+/// ingested into the accounts family by the ingesting thread ([`ingest_sealed_balances`])
+/// instead of as merge operands in the accounts memtable: the deltas wait until
+/// `balance_seal_accounts` accounts or [`SEAL_INTERVAL`], then are sealed. Memtable
+/// inserts, their flushes and their L0 compactions were ≈ 4.5 of the engine's ≈ 7 µs per
+/// transfer over 1M accounts (session 41, docs/BENCHMARKS.md). Below it (few accounts, or
+/// accounts that recur: the batch endpoint's load among a set of accounts) the memtable
+/// checkpoints above stay: a table file a second of a few hundred accounts would only feed
+/// compactions.
+pub const INGEST_MIN_ACCOUNTS: usize = 4_096;
+/// `StoreOptions::balance_seal_accounts`'s default: the deltas are sealed for ingestion once
+/// they hold this many accounts (≈ 16 MiB of deltas, a table file of ≈ 10 MiB)...
+pub const SEAL_ACCOUNTS: usize = 262_144;
+/// ...or, holding at least [`INGEST_MIN_ACCOUNTS`], this long after the last checkpoint.
+/// With the ingestion's time, bounds what open replays after a crash.
+pub const SEAL_INTERVAL: Duration = Duration::from_secs(1);
+/// After a failed ingestion (its deltas are taken back, [`unseal`]) checkpoints go to the
+/// memtable for this long.
+const INGEST_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// What follows a group write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Checkpoint {
+    No,
+    /// Merge operands in the accounts memtable, after the group's answers.
+    Memtable,
+    /// The deltas sealed for the ingesting thread, after the group's answers.
+    Seal,
+}
+
+/// Deltas sealed for ingestion: no longer changed, still read (accounts family + sealed +
+/// unflushed) until the ingestion ends.
+pub(crate) struct Sealed {
+    pub(crate) deltas: Deltas,
+    /// The last journal entry they hold.
+    pub(crate) through: u64,
+}
+
 /// Balance and status changes that are durable in the journal but not yet in the accounts
 /// family: between checkpoints an account touched by many transfers costs one merge operand
-/// per checkpoint instead of one per group write. Readers of an account add its delta
-/// (under the read lock, so a checkpoint is never seen half done: the writer holds the write
-/// lock across a checkpoint's write). After a crash, open replays the journal after the
-/// flushed [`BalancesThrough`] instead.
+/// per checkpoint instead of one per group write. Readers of an account add its sealed and
+/// its unflushed delta (under the read lock, so a checkpoint is never seen half done: the
+/// writer holds the write lock across a memtable checkpoint's write, the ingesting thread
+/// across an ingestion). After a crash, open replays the journal after the accounts'
+/// position ([`crate::schema::ACCOUNTS_THROUGH_KEY`]) instead.
 pub(crate) struct Unflushed {
     pub(crate) deltas: Deltas,
+    /// Being ingested ([`Checkpoint::Seal`]); while it is, no other checkpoint is written
+    /// (a memtable checkpoint's position would be overtaken by the file's older one).
+    pub(crate) sealed: Option<Arc<Sealed>>,
     /// The GL book as of the last durable entry: every GL account's balance, and the
-    /// turnover of the dates not yet final in the meta family (a checkpoint writes it
-    /// whole and keeps only the newest date). Read by the GL's readers under the same lock.
+    /// turnover of the dates not yet final in the meta family (the group before a
+    /// checkpoint writes it whole and keeps only the newest date). Read by the GL's readers
+    /// under the same lock.
     pub(crate) book: GlBook,
     /// The accounts the last checkpoint wrote: whether a group's accounts recur.
     last: HashSet<AccountId, foldhash::fast::RandomState>,
@@ -289,26 +335,71 @@ pub(crate) struct Unflushed {
     /// The policy: [`CHECKPOINT_GROUPS`] and [`CHECKPOINT_INTERVAL`] unless configured.
     every_groups: u64,
     every: Duration,
+    /// [`SEAL_ACCOUNTS`] unless configured; 0: never ingest.
+    seal_accounts: usize,
+    /// When an ingestion last failed.
+    ingest_failed: Option<Instant>,
 }
 
 impl Unflushed {
-    pub(crate) fn new(every_groups: u64, every: Duration) -> Unflushed {
+    pub(crate) fn new(every_groups: u64, every: Duration, seal_accounts: usize) -> Unflushed {
         Unflushed {
             deltas: Deltas::default(),
+            sealed: None,
             book: GlBook::default(),
             last: HashSet::default(),
             groups: 0,
             since: None,
             every_groups: every_groups.max(1),
             every,
+            seal_accounts,
+            ingest_failed: None,
         }
     }
 
-    /// Whether the group with these deltas writes a checkpoint.
-    fn due(&self, group: &Deltas) -> bool {
-        self.accounts_due(group)
+    /// What follows the group with these deltas.
+    pub(crate) fn plan(&self, group: &Deltas) -> Checkpoint {
+        if self.sealed.is_some() {
+            return Checkpoint::No;
+        }
+        let ingest = self.seal_accounts > 0
+            && self
+                .ingest_failed
+                .is_none_or(|t| t.elapsed() >= INGEST_RETRY_AFTER);
+        if ingest {
+            let min = INGEST_MIN_ACCOUNTS.min(self.seal_accounts);
+            // The sum bounds the union from above: count the accounts only near the limit.
+            if self.deltas.len() + group.len() >= min {
+                let accounts = self.accounts_with(group);
+                if accounts >= self.seal_accounts
+                    || (accounts >= min && self.since.is_some_and(|t| t.elapsed() >= SEAL_INTERVAL))
+                {
+                    return Checkpoint::Seal;
+                }
+                if accounts >= min {
+                    return Checkpoint::No;
+                }
+            }
+        }
+        // Accounts that do not recur wait for a table file when there is one to wait for:
+        // a memtable checkpoint at CHECKPOINT_ACCOUNTS would write them there first.
+        if (!ingest && self.accounts_due(group))
             || self.groups + 1 >= self.every_groups
             || self.since.is_some_and(|t| t.elapsed() >= self.every)
+        {
+            Checkpoint::Memtable
+        } else {
+            Checkpoint::No
+        }
+    }
+
+    /// The accounts of the deltas and the group's together.
+    fn accounts_with(&self, group: &Deltas) -> usize {
+        self.deltas.len()
+            + group
+                .keys()
+                .filter(|a| !self.deltas.contains_key(*a))
+                .count()
     }
 
     fn accounts_due(&self, group: &Deltas) -> bool {
@@ -316,11 +407,7 @@ impl Unflushed {
         if self.deltas.len() + group.len() < CHECKPOINT_ACCOUNTS {
             return false;
         }
-        let accounts = self.deltas.len()
-            + group
-                .keys()
-                .filter(|a| !self.deltas.contains_key(*a))
-                .count();
+        let accounts = self.accounts_with(group);
         if accounts >= CHECKPOINT_ACCOUNTS_MAX {
             return true;
         }
@@ -348,20 +435,60 @@ impl Unflushed {
         self.since.get_or_insert_with(Instant::now);
     }
 
-    /// After a checkpoint: the deltas are in the accounts family, and every date but the
-    /// newest is final in the meta family (dates only move forward in the journal).
+    /// After a memtable checkpoint: the deltas are in the accounts family.
     fn clear(&mut self) {
-        self.book.forget_all_but_newest();
         self.last.clear();
         self.last.extend(self.deltas.keys().copied());
         self.deltas.clear();
         self.groups = 0;
         self.since = Some(Instant::now());
     }
+
+    /// Seals the deltas (through `through`) for the ingesting thread.
+    fn seal(&mut self, through: u64) {
+        let deltas = std::mem::take(&mut self.deltas);
+        self.sealed = Some(Arc::new(Sealed { deltas, through }));
+        self.last.clear();
+        self.groups = 0;
+        self.since = Some(Instant::now());
+    }
+
+    /// A failed ingestion: its deltas back under the newer ones (a delta's status is the
+    /// newer one's), and checkpoints in the memtable for a while.
+    fn unseal(&mut self) {
+        let Some(sealed) = self.sealed.take() else {
+            return;
+        };
+        let newer = std::mem::take(&mut self.deltas);
+        self.deltas = Arc::try_unwrap(sealed)
+            .map(|s| s.deltas)
+            .unwrap_or_else(|s| s.deltas.clone());
+        for (account, delta) in newer {
+            add_delta(&mut self.deltas, account, delta);
+        }
+        self.ingest_failed = Some(Instant::now());
+    }
+
+    /// `account` as of the last durable journal entry, from its record in the accounts
+    /// family: plus its sealed delta, then its unflushed one.
+    pub(crate) fn apply(&self, account: &mut Account) -> Result<()> {
+        let id = account.id;
+        let overflow = || StoreError::Inconsistent(format!("account {id} overflows i64"));
+        if let Some(sealed) = &self.sealed {
+            if let Some(delta) = sealed.deltas.get(&account.id) {
+                delta.apply(account).ok_or_else(overflow)?;
+            }
+        }
+        if let Some(delta) = self.deltas.get(&account.id) {
+            delta.apply(account).ok_or_else(overflow)?;
+        }
+        Ok(())
+    }
 }
 
 /// Adds to `batch` one merge operand per account of `deltas` (in key order: each memtable
-/// insert starts where the previous ended) and the checkpoint's [`BalancesThrough`].
+/// insert starts where the previous ended) and the accounts' position
+/// ([`ACCOUNTS_THROUGH_KEY`]).
 pub(crate) fn add_checkpoint<'a>(
     inner: &Inner,
     batch: &mut WriteBatch,
@@ -389,16 +516,18 @@ fn add_sorted_checkpoint(
         codec::encode_into(Kind::AccountDelta, delta, &mut value);
         batch.merge_cf(cf, account.to_be_bytes(), &value);
     }
-    batch.put_cf(
-        inner.cf_meta(),
-        META_BALANCES_THROUGH,
-        codec::encode(Kind::Meta, &BalancesThrough { seq: through }),
-    );
+    batch.put_cf(cf, ACCOUNTS_THROUGH_KEY, through_value(through));
 }
 
-/// Adds the GL book to a checkpoint's batch: its balances, and each date's turnover it
-/// holds (whole: a date's record is its full turnover so far).
-pub(crate) fn add_book(inner: &Inner, batch: &mut WriteBatch, book: &GlBook) {
+/// A position's stored value.
+pub(crate) fn through_value(seq: u64) -> Vec<u8> {
+    codec::encode(Kind::Meta, &BalancesThrough { seq })
+}
+
+/// Adds the GL book as of entry `through` to a batch: its balances, each date's turnover it
+/// holds (whole: a date's record is its full turnover so far), and its position
+/// ([`META_BALANCES_THROUGH`]).
+pub(crate) fn add_book(inner: &Inner, batch: &mut WriteBatch, book: &GlBook, through: u64) {
     let balances = GlBalances {
         rows: book.balances().collect(),
     };
@@ -416,14 +545,50 @@ pub(crate) fn add_book(inner: &Inner, batch: &mut WriteBatch, book: &GlBook) {
             );
         }
     }
+    batch.put_cf(
+        inner.cf_meta(),
+        META_BALANCES_THROUGH,
+        through_value(through),
+    );
 }
 
-/// Writes the unflushed deltas now (a clean stop), so the next open replays nothing. Like
-/// every checkpoint it goes without the WAL (a checkpoint in the WAL could outlive an earlier
-/// one lost from the memtables and claim its deltas); the shutdown's flush makes it durable.
-/// Also the checkpoint a group brought due, written once the group is answered. Answers
-/// the bytes and records written, if it was.
-fn checkpoint_now(inner: &Inner) -> Option<(usize, usize)> {
+/// At a clean stop: the sealed deltas ingested, then the GL book and the unflushed deltas
+/// written, so the next open replays nothing. The book goes in a synced write before the
+/// accounts' operands (its position is never behind theirs); the operands, like every
+/// memtable checkpoint, without the WAL (a checkpoint in the WAL could outlive an earlier
+/// one lost from the memtables and claim its deltas); the shutdown's flush makes them
+/// durable.
+fn checkpoint_at_stop(inner: &Inner) {
+    if inner.poison_reason().is_some() {
+        return;
+    }
+    if let Err(e) = crate::dedup::ingest_balances_now(inner) {
+        tracing::warn!(error = %e, "ingesting the sealed balance checkpoint at stop failed; the next open replays it");
+        return;
+    }
+    let (book, through) = {
+        let unflushed = inner.unflushed();
+        if unflushed.groups == 0 {
+            return;
+        }
+        (
+            unflushed.book.clone(),
+            inner.last_seq.load(Ordering::Acquire),
+        )
+    };
+    let mut batch = WriteBatch::default();
+    add_book(inner, &mut batch, &book, through);
+    if let Err(e) = crate::store::write_synced(inner, batch) {
+        tracing::warn!(error = %e, "writing the GL book at stop failed; the next open replays the journal");
+        return;
+    }
+    checkpoint_accounts(inner);
+}
+
+/// Writes the unflushed deltas to the accounts memtable through `last_seq` (the group
+/// that brought the checkpoint due wrote the GL book through it already, in its synced
+/// write). Answers the bytes and records written, if it was.
+fn checkpoint_accounts(inner: &Inner) -> Option<(usize, usize)> {
     if inner.poison_reason().is_some() {
         return None;
     }
@@ -431,7 +596,7 @@ fn checkpoint_now(inner: &Inner) -> Option<(usize, usize)> {
     // its balance either before the checkpoint (accounts family + unflushed delta) or after
     // it (accounts family alone), never the delta twice or not at all.
     let mut unflushed = inner.unflushed_mut();
-    if unflushed.groups == 0 {
+    if unflushed.groups == 0 || unflushed.sealed.is_some() {
         return None;
     }
     let through = inner.last_seq.load(Ordering::Acquire);
@@ -451,20 +616,18 @@ fn checkpoint_options() -> WriteOptions {
     options
 }
 
-/// Writes a balance checkpoint through `through` — the unflushed deltas and the group's
-/// own as one merge operand per account, and the GL book — in its own write, without the
-/// WAL: everything in it is in the journal, synced already, so a crash that loses it only
-/// makes the next open replay more journal. The store flushes its column families
-/// atomically (`atomic_flush`), so after a crash either all of a checkpoint (its operands,
-/// its [`BalancesThrough`], its book) is in the flushed tables or none of it is. Answers
-/// the bytes and records written, or `None` if it was not (a write stall, an error): the
-/// deltas then stay unflushed and a later group tries again.
+/// Writes a balance checkpoint through `through` — the unflushed deltas as one merge
+/// operand per account, and the accounts' position — in its own write to the accounts
+/// family, without the WAL: everything in it is in the journal, synced already, so a crash
+/// that loses it only makes the next open replay more journal. Operands and position are
+/// in one write to one memtable, so a crash keeps both or neither. Answers the bytes and
+/// records written, or `None` if it was not (a write stall, an error): the deltas then stay
+/// unflushed and a later group tries again.
 fn write_checkpoint(inner: &Inner, unflushed: &Unflushed, through: u64) -> Option<(usize, usize)> {
     let mut batch = WriteBatch::default();
     let mut all: Vec<(AccountId, AccountDelta)> =
         unflushed.deltas.iter().map(|(a, d)| (*a, *d)).collect();
     add_sorted_checkpoint(inner, &mut batch, &mut all, through);
-    add_book(inner, &mut batch, &unflushed.book);
     let written = (batch.size_in_bytes(), batch.len());
     match inner.db.write_opt(batch, &checkpoint_options()) {
         Ok(()) => Some(written),
@@ -477,10 +640,107 @@ fn write_checkpoint(inner: &Inner, unflushed: &Unflushed, through: u64) -> Optio
     }
 }
 
+/// The options balance table files are written with: the accounts family's (store.rs):
+/// bloom filters of 10 bits a key on whole keys, no compression, the merge operator; and
+/// written back every 1 MiB rather than all at the file's final sync.
+fn balance_table_options() -> rocksdb::Options {
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    table.set_whole_key_filtering(true);
+    let mut o = rocksdb::Options::default();
+    o.set_block_based_table_factory(&table);
+    o.set_compression_type(rocksdb::DBCompressionType::None);
+    o.set_bytes_per_sync(1 << 20);
+    o.set_merge_operator(
+        crate::schema::ACCOUNT_MERGE_OPERATOR,
+        crate::store::merge_full,
+        crate::store::merge_partial,
+    );
+    o
+}
+
+/// Ingests the sealed deltas, if any: one table file of their merge operands (sorted by
+/// account) and the accounts' position, ingested into the accounts family. The accounts
+/// memtable is flushed first: the file continues the memtable checkpoints before the seal,
+/// which must not be lost behind it, and an ingestion that overlaps the memtable would flush
+/// it itself while every write waits. The balances' write lock is held across the
+/// ingestion and the drop of the sealed deltas (readers never see them twice or not at
+/// all). A failed ingestion gives the deltas back ([`Unflushed::unseal`]). Under the
+/// ingesting lock ([`crate::dedup`]).
+pub(crate) fn ingest_sealed_balances(inner: &Inner, dir: &std::path::Path) -> Result<()> {
+    let Some(sealed) = inner.unflushed().sealed.clone() else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let mut rows: Vec<(AccountId, AccountDelta)> =
+        sealed.deltas.iter().map(|(a, d)| (*a, *d)).collect();
+    rows.sort_unstable_by_key(|(account, _)| account.0);
+    let path = dir.join(format!("balances-{:020}.sst", sealed.through));
+    let result = std::fs::create_dir_all(dir)
+        .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))
+        .and_then(|()| write_balance_table(&path, &rows, sealed.through))
+        .and_then(|bytes| {
+            let mut flush = rocksdb::FlushOptions::default();
+            flush.set_wait(true);
+            inner.db.flush_cf_opt(inner.cf_accounts(), &flush)?;
+            let mut o = rocksdb::IngestExternalFileOptions::default();
+            // Linked into the store, not copied: the file is the store's from here on.
+            o.set_move_files(true);
+            let mut unflushed = inner.unflushed_mut();
+            inner
+                .db
+                .ingest_external_file_cf_opts(inner.cf_accounts(), &o, vec![&path])?;
+            unflushed.sealed = None;
+            Ok(bytes)
+        });
+    let _ = std::fs::remove_file(&path);
+    match result {
+        Ok(bytes) => {
+            inner
+                .stats
+                .record_ingested_checkpoint(rows.len(), bytes, started.elapsed());
+            metrics::counter!(WAL_CHECKPOINTS).increment(1);
+            metrics::counter!(WAL_CHECKPOINTS_INGESTED).increment(1);
+            metrics::counter!(WAL_CHECKPOINT_KEYS).increment(rows.len() as u64 + 1);
+            Ok(())
+        }
+        Err(e) => {
+            inner.unflushed_mut().unseal();
+            Err(e)
+        }
+    }
+}
+
+/// Writes the table file of a sealed checkpoint; answers its size.
+fn write_balance_table(
+    path: &std::path::Path,
+    rows: &[(AccountId, AccountDelta)],
+    through: u64,
+) -> Result<usize> {
+    let options = balance_table_options();
+    let mut writer = rocksdb::SstFileWriter::create(&options);
+    writer.open(path)?;
+    let mut value = Vec::with_capacity(64);
+    for (account, delta) in rows {
+        codec::encode_into(Kind::AccountDelta, delta, &mut value);
+        writer.merge(account.to_be_bytes(), &value)?;
+    }
+    writer.put(ACCOUNTS_THROUGH_KEY, through_value(through))?;
+    writer.finish()?;
+    Ok(writer.file_size() as usize)
+}
+
 /// The group as one `WriteBatch`: every written unit's journal entry, records and dedup keys,
 /// after the base records of the accounts this group creates.
 /// `seqs`: each unit's sequence number ([`unit_seqs`]); a group of at least one written unit.
-fn build_batch(inner: &Inner, group: &Group, seqs: &[u64], inline_ids: bool) -> WriteBatch {
+/// `book`: the GL book and its position, when a balance checkpoint follows the group.
+fn build_batch(
+    inner: &Inner,
+    group: &Group,
+    seqs: &[u64],
+    inline_ids: bool,
+    book: Option<(&GlBook, u64)>,
+) -> WriteBatch {
     let first_seq = seqs[0];
     let mut batch = WriteBatch::default();
     let mut aux = Vec::new();
@@ -523,6 +783,9 @@ fn build_batch(inner: &Inner, group: &Group, seqs: &[u64], inline_ids: bool) -> 
                 batch.put_cf(cf, id, seq_key(seqs[unit]));
             }
         }
+    }
+    if let Some((book, through)) = book {
+        add_book(inner, &mut batch, book, through);
     }
     batch
 }
@@ -862,14 +1125,37 @@ fn write_group(
             return false;
         }
     };
-    // Only this thread changes `unflushed`, so deciding outside the lock is safe.
-    let due = written > 0 && inner.unflushed().due(&deltas);
+    // Only this thread changes `unflushed` (but for the ingesting thread dropping or giving
+    // back the sealed deltas, which only makes a later group's plan differ), so deciding
+    // outside the lock is safe.
+    let plan = if written > 0 {
+        inner.unflushed().plan(&deltas)
+    } else {
+        Checkpoint::No
+    };
+    // A checkpoint follows: the GL book through the group's last entry goes into its synced
+    // write, so the book's position is durable before the accounts' position can pass it
+    // (open replays the accounts from theirs, the book from its own, in one pass: docs/
+    // ARCHITECTURE.md). It costs no sync of its own.
+    let last_of_group = first_seq + written as u64 - 1;
+    let book_after = (plan != Checkpoint::No).then(|| {
+        let mut book = inner.unflushed().book.clone();
+        book.absorb(&group_book)
+            .expect("GL balances fit in i128 (checked when the group was booked)");
+        book
+    });
     let result = loop {
         if written == 0 {
             // Every unit was a duplicate: nothing to write or sync.
             break Ok(());
         }
-        let batch = build_batch(inner, group, &seqs, inline_ids);
+        let batch = build_batch(
+            inner,
+            group,
+            &seqs,
+            inline_ids,
+            book_after.as_ref().map(|b| (b, last_of_group)),
+        );
         bytes = batch.size_in_bytes();
         keys = batch.len();
         if inner.inject_failure() {
@@ -935,6 +1221,11 @@ fn write_group(
                 u.book
                     .absorb(&group_book)
                     .expect("GL balances fit in i128 (checked when the group was booked)");
+                if plan != Checkpoint::No {
+                    // The group wrote the book whole: every date but the newest is final in
+                    // the meta family (dates only move forward in the journal).
+                    u.book.forget_all_but_newest();
+                }
                 u.fold(deltas);
             }
             let mut seq = first_seq;
@@ -978,9 +1269,14 @@ fn write_group(
     // for ≈ 1,300 accounts, three groups in four at 1,024 submitters over 1M accounts) to
     // every transfer of its group (docs/BENCHMARKS.md, session 41). Through `last_seq`,
     // this group's last entry.
-    if due && durable {
+    if plan == Checkpoint::Seal && durable {
+        inner.unflushed_mut().seal(last_of_group);
+        inner.stats.balance_seals.fetch_add(1, Ordering::Relaxed);
+        sealed = true;
+    }
+    if plan == Checkpoint::Memtable && durable {
         let checkpoint_started = Instant::now();
-        if let Some((bytes, keys)) = checkpoint_now(inner) {
+        if let Some((bytes, keys)) = checkpoint_accounts(inner) {
             // The writer's counters include the checkpoint's records and time; the WAL
             // histograms above describe the synced write only.
             inner
@@ -1084,8 +1380,14 @@ mod tests {
             .collect()
     }
 
+    impl Unflushed {
+        fn due(&self, group: &Deltas) -> bool {
+            self.plan(group) != Checkpoint::No
+        }
+    }
+
     fn unflushed() -> Unflushed {
-        Unflushed::new(u64::MAX, Duration::from_secs(3600))
+        Unflushed::new(u64::MAX, Duration::from_secs(3600), 0)
     }
 
     #[test]
@@ -1133,11 +1435,60 @@ mod tests {
 
     #[test]
     fn a_checkpoint_is_due_after_its_groups_whatever_the_accounts() {
-        let mut u = Unflushed::new(3, Duration::from_secs(3600));
+        let mut u = Unflushed::new(3, Duration::from_secs(3600), 0);
         u.fold(deltas(0..1));
         assert!(!u.due(&deltas(0..1)));
         u.fold(deltas(0..1));
         assert!(u.due(&deltas(0..1)));
+    }
+
+    #[test]
+    fn deltas_of_many_accounts_are_sealed_and_wait_for_their_ingestion() {
+        let mut u = Unflushed::new(u64::MAX, Duration::from_secs(3600), 64);
+        let deltas = |accounts: std::ops::Range<u128>| -> Deltas {
+            accounts
+                .map(|a| {
+                    let delta = AccountDelta {
+                        balance: 1,
+                        ..AccountDelta::default()
+                    };
+                    (AccountId(a), delta)
+                })
+                .collect()
+        };
+        // Under the seal's size (and INGEST_MIN_ACCOUNTS, here 64): the memtable's rules,
+        // but for accounts that do not recur (those wait for a table file).
+        assert_eq!(u.plan(&deltas(0..63)), Checkpoint::No);
+        let by_default = Unflushed::new(u64::MAX, Duration::from_secs(3600), SEAL_ACCOUNTS);
+        assert_eq!(by_default.plan(&deltas(0..2_000)), Checkpoint::No);
+        assert_eq!(by_default.plan(&deltas(0..4_096)), Checkpoint::No);
+        u.fold(deltas(0..40));
+        assert_eq!(u.plan(&deltas(30..63)), Checkpoint::No);
+        assert_eq!(u.plan(&deltas(30..64)), Checkpoint::Seal);
+        u.fold(deltas(30..64));
+        u.seal(7);
+        assert!(u.deltas.is_empty());
+        assert_eq!(
+            u.sealed.as_ref().map(|s| (s.deltas.len(), s.through)),
+            Some((64, 7))
+        );
+        // While it is ingested, nothing else is written, however many accounts wait.
+        assert_eq!(u.plan(&deltas(0..100_000)), Checkpoint::No);
+        // Readers add the sealed delta, then the newer one.
+        u.fold(deltas(0..1));
+        let mut account =
+            Account::new(AccountId(0), engine::Currency::CNY, 0, engine::Timestamp(1));
+        u.apply(&mut account).unwrap();
+        assert_eq!(account.balance, 2);
+        // A failed ingestion gives the deltas back, and checkpoints go to the memtable.
+        u.unseal();
+        assert!(u.sealed.is_none());
+        assert_eq!((u.deltas.len(), u.deltas[&AccountId(0)].balance), (64, 2));
+        assert_eq!(u.plan(&deltas(0..100)), Checkpoint::No);
+        assert_eq!(
+            u.plan(&deltas(0..CHECKPOINT_ACCOUNTS_MAX as u128)),
+            Checkpoint::Memtable
+        );
     }
 
     #[test]

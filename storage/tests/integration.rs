@@ -11,5 +11,6 @@ mod expiry;
 mod flush_priority;
 mod format_fixtures;
 mod group_commit;
+mod ingested_checkpoints;
 mod notes;
 mod recovery;

@@ -35,6 +35,11 @@ pub enum BenchCmd {
         /// write, as stores before layout 5 did (docs/ARCHITECTURE.md).
         #[arg(long)]
         dedup_held_ids: Option<usize>,
+        /// Accounts whose balance deltas are sealed into one ingested table file (the
+        /// store's default when omitted); 0 writes every checkpoint to the accounts
+        /// memtable, as stores before layout 6 did (docs/ARCHITECTURE.md).
+        #[arg(long)]
+        balance_seal_accounts: Option<usize>,
     },
     /// A day-end's cost (issue #15): `accounts` accounts and `entries` journal entries (two-leg
     /// transfers between random accounts) on one business date, then the real day-end of
@@ -84,6 +89,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             warmup,
             dir,
             dedup_held_ids,
+            balance_seal_accounts,
         } => {
             let tmp;
             let dir = match dir {
@@ -104,6 +110,8 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
                 warmup: Duration::from_secs(warmup),
                 dedup_held_ids_max: dedup_held_ids
                     .unwrap_or(services::platform::DEDUP_HELD_IDS_MAX),
+                balance_seal_accounts: balance_seal_accounts
+                    .unwrap_or(services::platform::BALANCE_SEAL_ACCOUNTS),
             };
             let report = loadtest::engine::run(&config).map_err(anyhow::Error::msg)?;
             println!("## payd bench engine\n");

@@ -30,6 +30,8 @@ pub struct EngineBenchConfig {
     pub warmup: Duration,
     /// `StoreOptions::dedup_held_ids_max` (0: every dedup key in its group's write).
     pub dedup_held_ids_max: usize,
+    /// `StoreOptions::balance_seal_accounts` (0: every checkpoint to the memtable).
+    pub balance_seal_accounts: usize,
 }
 
 /// Where the credits go.
@@ -316,6 +318,7 @@ pub fn run(config: &EngineBenchConfig) -> Result<EngineReport, String> {
     }
     let options = StoreOptions {
         dedup_held_ids_max: config.dedup_held_ids_max,
+        balance_seal_accounts: config.balance_seal_accounts,
         ..StoreOptions::default()
     };
     let (store, _) = Store::open(&store_dir, options).map_err(|e| e.to_string())?;

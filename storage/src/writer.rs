@@ -256,7 +256,9 @@ impl Group {
 /// among a set of accounts, as the batch endpoint's load test sends). Waiting then folds
 /// more of each account's deltas into one merge operand. Payments over many accounts, a hot
 /// merchant's and payouts to many payees do not recur, and checkpoint at this many as
-/// before. Accounts held by both the deltas and the group count once...
+/// before — when checkpoints are never ingested (`balance_seal_accounts` 0); otherwise they
+/// wait for a table file ([`INGEST_MIN_ACCOUNTS`]). Accounts held by both the deltas and
+/// the group count once...
 pub const CHECKPOINT_ACCOUNTS: usize = 1_024;
 /// ...or, recurring or not, at this many: a checkpoint's write stays bounded...
 pub const CHECKPOINT_ACCOUNTS_MAX: usize = 16_384;
@@ -266,7 +268,9 @@ pub const CHECKPOINT_GROUPS: u64 = 64;
 /// crash, open replays the journal after the last checkpoint that reached the flushed tables
 /// (checkpoints are written without the WAL, `write_checkpoint`): the column families flush
 /// together whenever one memtable fills, so that is at most one 8 MiB memtable of the
-/// busiest id-keyed family behind the journal's end (≈ 80k–180k transfers).
+/// busiest id-keyed family behind the journal's end (≈ 80k–180k transfers). An ingested
+/// checkpoint is durable once ingested: after it open replays the deltas since the last
+/// seal ([`SEAL_ACCOUNTS`], [`SEAL_INTERVAL`]) and the seal in flight.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// The group's accounts looked up to tell whether they recur (a sample, strided in hash order).
 const RECUR_SAMPLE: usize = 64;

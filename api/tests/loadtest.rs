@@ -189,15 +189,24 @@ fn a_kill9_while_balance_checkpoints_are_ingested_loses_and_repeats_nothing() {
     // family all along, so the kill lands among sealed deltas, ingestions in flight and
     // ingested files, and the restart replays the journal after the accounts' position.
     let (_tmp, second) = batch_load_through_a_kill9(&[("RONGPAY_BALANCE_SEAL_ACCOUNTS", "64")]);
-    let metrics = String::from_utf8(second.req("GET", "/metrics", &[], b"").body).unwrap();
-    let ingested: Vec<f64> = metrics
+    // The second payd ingested checkpoints of its own while the load went on.
+    assert_counter_at_least(&second, "rongpay_wal_checkpoints_ingested_total", 1.0);
+}
+
+/// Asserts that `payd`'s counter `name` (unlabelled) is at least `min`.
+fn assert_counter_at_least(payd: &Payd, name: &str, min: f64) {
+    let metrics = String::from_utf8(payd.req("GET", "/metrics", &[], b"").body).unwrap();
+    let values: Vec<f64> = metrics
         .lines()
-        .filter(|l| l.starts_with("rongpay_wal_checkpoints_ingested_total "))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
         .collect();
     assert!(
-        ingested.len() == 1 && ingested[0] >= 1.0,
-        "ingested {ingested:?}\n{metrics}"
+        values.len() == 1 && values[0] >= min,
+        "{name} {values:?}\n{metrics}"
     );
 }
 
@@ -211,14 +220,5 @@ fn a_kill9_while_dedup_ids_are_ingested_loses_and_repeats_nothing() {
     let (_tmp, second) = batch_load_through_a_kill9(&[("RONGPAY_DEDUP_SEAL_IDS", "1000")]);
     // The second payd ingested while the load went on (its replay of the first's held ids
     // is not counted: only its own ingestions).
-    let metrics = String::from_utf8(second.req("GET", "/metrics", &[], b"").body).unwrap();
-    let ingested: Vec<f64> = metrics
-        .lines()
-        .filter(|l| l.starts_with("rongpay_wal_dedup_ingested_ids_total "))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    assert!(
-        ingested.len() == 1 && ingested[0] >= 1_000.0,
-        "ingested {ingested:?}\n{metrics}"
-    );
+    assert_counter_at_least(&second, "rongpay_wal_dedup_ingested_ids_total", 1_000.0);
 }

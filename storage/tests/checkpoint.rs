@@ -289,6 +289,53 @@ fn a_layout_2_store_opens_and_is_relabelled() {
     assert_eq!(layout(dir.path()), LAYOUT_VERSION);
 }
 
+/// Deletes the accounts family's checkpoint position (what a store of layout 5 or older
+/// lacks) and labels the store `label`.
+fn drop_accounts_position(dir: &std::path::Path, label: u8) {
+    edit_meta(dir, |db, cf| {
+        let layout = FormatMeta {
+            format_version: label,
+        };
+        db.put_cf(cf, META_FORMAT_VERSION, codec::encode(Kind::Meta, &layout))
+            .unwrap();
+        let accounts = db.cf_handle(storage::schema::CF_ACCOUNTS).unwrap();
+        db.delete_cf(accounts, storage::schema::ACCOUNTS_THROUGH_KEY)
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_layout_5_store_gains_the_accounts_position_and_is_relabelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), options()).unwrap();
+    ten_transfers(&store);
+    drop(store);
+    // Layout 5: one position, in the meta family, for the accounts and the GL book.
+    drop_accounts_position(dir.path(), storage::schema::LAYOUT_DEDUP_RUNS);
+    let (store, recovery) = Store::open(dir.path(), options()).unwrap();
+    assert_eq!((recovery.last_seq, recovery.replayed), (12, 0));
+    assert_eq!(store.account(user(0)).unwrap().unwrap().balance, 950);
+    assert_eq!(store.account(user(1)).unwrap().unwrap().balance, 50);
+    store.verify().unwrap();
+    drop(store);
+    assert_eq!(layout(dir.path()), LAYOUT_VERSION);
+    assert_eq!(through(dir.path()), 12);
+    // Opened as layout 6: the upgrade wrote the accounts' position.
+    let (store, recovery) = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(recovery.replayed, 0);
+    drop(store);
+    // A store of layout 6 without the accounts' position cannot tell what its balances hold.
+    drop_accounts_position(dir.path(), LAYOUT_VERSION);
+    let msg = Store::open(dir.path(), options())
+        .err()
+        .expect("must refuse")
+        .to_string();
+    assert!(
+        msg.contains("accounts family's checkpoint position"),
+        "{msg}"
+    );
+}
+
 /// Waits for a oneshot outside any runtime (the writer answers from its own thread).
 fn block_on<T>(rx: tokio::sync::oneshot::Receiver<T>) -> T {
     rx.blocking_recv().expect("the writer answers")

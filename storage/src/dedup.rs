@@ -249,6 +249,11 @@ impl Dedup {
         }
     }
 
+    /// The ingesting lock: one ingestion at a time.
+    fn turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.ingesting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn runs(&self) -> std::sync::RwLockReadGuard<'_, Runs> {
         self.runs.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -274,7 +279,7 @@ impl Dedup {
 /// bloom filters of 10 bits a key on whole keys, no compression; and, as the store's own
 /// flushes, written back every 1 MiB rather than all at the file's final sync, which would
 /// put ≈ 8 MiB in the disk's queue ahead of the WAL's next sync.
-fn table_options() -> Options {
+pub(crate) fn table_options() -> Options {
     let mut table = BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);
     table.set_whole_key_filtering(true);
@@ -338,11 +343,7 @@ fn write_table(path: &Path, ids: &[Posted]) -> Result<()> {
 /// later ingestion cannot bring a pruned id back; and at a clean stop, so the next open
 /// replays nothing).
 pub(crate) fn ingest_all(inner: &Inner) -> Result<()> {
-    let _turn = inner
-        .dedup
-        .ingesting
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _turn = inner.dedup.turn();
     // Runs sealed before and not ingested (a failed try) go first, then the rest.
     ingest_sealed(inner)?;
     let through = {
@@ -365,11 +366,7 @@ pub(crate) fn ingest_all(inner: &Inner) -> Result<()> {
 /// Ingests the sealed balance checkpoint now, if there is one (a clean stop), waiting for
 /// the ingesting thread if it is ingesting.
 pub(crate) fn ingest_balances_now(inner: &Inner) -> Result<()> {
-    let _turn = inner
-        .dedup
-        .ingesting
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _turn = inner.dedup.turn();
     crate::writer::ingest_sealed_balances(inner, &inner.dedup.dir)
 }
 
@@ -406,11 +403,7 @@ pub(crate) fn spawn_ingester(inner: &Arc<Inner>) -> Result<(Sender<()>, JoinHand
                     Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
-                let _turn = inner
-                    .dedup
-                    .ingesting
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let _turn = inner.dedup.turn();
                 // The sealed balance checkpoint first: the writer writes no other until it is
                 // in. A failure gives its deltas back to the writer, so it is not retried here.
                 if let Err(e) = crate::writer::ingest_sealed_balances(&inner, &inner.dedup.dir) {

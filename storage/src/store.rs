@@ -1925,17 +1925,6 @@ pub(crate) fn for_each_contiguous_entry(
     })
 }
 
-/// `account` as of the last durable journal entry: the accounts family's record plus what
-/// has not been checkpointed yet.
-fn with_unflushed(account: &mut Account, deltas: &Deltas) -> Result<()> {
-    match deltas.get(&account.id) {
-        None => Ok(()),
-        Some(delta) => delta.apply(account).ok_or_else(|| {
-            StoreError::Inconsistent(format!("account {} overflows i64", account.id))
-        }),
-    }
-}
-
 /// Builds the writer's filter of the transfer ids in the dedup index ([`crate::idfilter`])
 /// from a scan of its keys, on a thread of its own while the store serves: a store with
 /// millions of ids would otherwise open seconds later (7.7M ids: 2.3 s of a 3.1 s open,
@@ -2151,9 +2140,11 @@ fn write_layout(
     }
     if let Some(book) = book {
         // Where the book is written whole (a store gaining it), it is as of the checkpoint.
-        let value = inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
-        let at = meta_seq(value.as_deref(), "balances_through")?.unwrap_or(0);
-        writer::add_book(inner, &mut batch, book, through.unwrap_or(at));
+        let at = match through {
+            Some(seq) => seq,
+            None => book_through(inner)?.unwrap_or(0),
+        };
+        writer::add_book(inner, &mut batch, book, at);
     }
     write_synced(inner, batch)
 }
@@ -2210,6 +2201,12 @@ pub(crate) fn write_synced(inner: &Inner, batch: rocksdb::WriteBatch) -> Result<
     Ok(())
 }
 
+/// The GL book's position ([`META_BALANCES_THROUGH`]), if the store has one.
+fn book_through(inner: &Inner) -> Result<Option<u64>> {
+    let value = inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
+    meta_seq(value.as_deref(), "balances_through")
+}
+
 /// The accounts' position ([`ACCOUNTS_THROUGH_KEY`]), if the family has one.
 pub(crate) fn accounts_through(inner: &Inner) -> Result<Option<u64>> {
     let value = inner.db.get_cf(inner.cf_accounts(), ACCOUNTS_THROUGH_KEY)?;
@@ -2224,8 +2221,7 @@ pub(crate) fn accounts_through(inner: &Inner) -> Result<Option<u64>> {
 /// or older had none: its one position was both's). Answers how many entries were
 /// replayed into the accounts.
 fn replay_unflushed(inner: &Inner, last: u64, has_book: bool, layout: Option<u8>) -> Result<u64> {
-    let value = inner.db.get_cf(inner.cf_meta(), META_BALANCES_THROUGH)?;
-    let book_through = meta_seq(value.as_deref(), "balances_through")?.ok_or_else(|| {
+    let book_through = book_through(inner)?.ok_or_else(|| {
         StoreError::Inconsistent("the balance checkpoint's position is missing".into())
     })?;
     let (through, had_position) = match accounts_through(inner)? {
@@ -2265,7 +2261,7 @@ fn replay_unflushed(inner: &Inner, last: u64, has_book: bool, layout: Option<u8>
                             .get_cf(inner.cf_accounts(), id.to_be_bytes())
                             .ok()??;
                         let mut account = legacy::decode_account(&bytes).ok()?;
-                        with_unflushed(&mut account, &deltas).ok()?;
+                        writer::apply_delta(&mut account, &deltas).ok()?;
                         Some(account)
                     };
                     book.apply(effect, &mut at).map_err(|e| {

@@ -375,13 +375,14 @@ impl Unflushed {
             // The sum bounds the union from above: count the accounts only near the limit.
             if self.deltas.len() + group.len() >= min {
                 let accounts = self.accounts_with(group);
-                if accounts >= self.seal_accounts
-                    || (accounts >= min && self.since.is_some_and(|t| t.elapsed() >= SEAL_INTERVAL))
-                {
-                    return Checkpoint::Seal;
-                }
                 if accounts >= min {
-                    return Checkpoint::No;
+                    // Enough to wait for a table file: sealed once full or old enough.
+                    let old = self.since.is_some_and(|t| t.elapsed() >= SEAL_INTERVAL);
+                    return if accounts >= self.seal_accounts || old {
+                        Checkpoint::Seal
+                    } else {
+                        Checkpoint::No
+                    };
                 }
             }
         }
@@ -476,17 +477,20 @@ impl Unflushed {
     /// `account` as of the last durable journal entry, from its record in the accounts
     /// family: plus its sealed delta, then its unflushed one.
     pub(crate) fn apply(&self, account: &mut Account) -> Result<()> {
-        let id = account.id;
-        let overflow = || StoreError::Inconsistent(format!("account {id} overflows i64"));
         if let Some(sealed) = &self.sealed {
-            if let Some(delta) = sealed.deltas.get(&account.id) {
-                delta.apply(account).ok_or_else(overflow)?;
-            }
+            apply_delta(account, &sealed.deltas)?;
         }
-        if let Some(delta) = self.deltas.get(&account.id) {
-            delta.apply(account).ok_or_else(overflow)?;
-        }
-        Ok(())
+        apply_delta(account, &self.deltas)
+    }
+}
+
+/// `account` plus its delta in `deltas`, if it has one.
+pub(crate) fn apply_delta(account: &mut Account, deltas: &Deltas) -> Result<()> {
+    match deltas.get(&account.id) {
+        None => Ok(()),
+        Some(delta) => delta.apply(account).ok_or_else(|| {
+            StoreError::Inconsistent(format!("account {} overflows i64", account.id))
+        }),
     }
 }
 
@@ -644,17 +648,10 @@ fn write_checkpoint(inner: &Inner, unflushed: &Unflushed, through: u64) -> Optio
     }
 }
 
-/// The options balance table files are written with: the accounts family's (store.rs):
-/// bloom filters of 10 bits a key on whole keys, no compression, the merge operator; and
-/// written back every 1 MiB rather than all at the file's final sync.
+/// The options balance table files are written with: the dedup files' (the accounts family
+/// is id-keyed too: whole-key bloom filters, no compression), with the merge operator.
 fn balance_table_options() -> rocksdb::Options {
-    let mut table = rocksdb::BlockBasedOptions::default();
-    table.set_bloom_filter(10.0, false);
-    table.set_whole_key_filtering(true);
-    let mut o = rocksdb::Options::default();
-    o.set_block_based_table_factory(&table);
-    o.set_compression_type(rocksdb::DBCompressionType::None);
-    o.set_bytes_per_sync(1 << 20);
+    let mut o = crate::dedup::table_options();
     o.set_merge_operator(
         crate::schema::ACCOUNT_MERGE_OPERATOR,
         crate::store::merge_full,
@@ -1222,13 +1219,17 @@ fn write_group(
             // ...and a read of the accounts it touched must include it.
             if written > 0 {
                 let mut u = inner.unflushed_mut();
-                u.book
-                    .absorb(&group_book)
-                    .expect("GL balances fit in i128 (checked when the group was booked)");
-                if plan != Checkpoint::No {
-                    // The group wrote the book whole: every date but the newest is final in
-                    // the meta family (dates only move forward in the journal).
-                    u.book.forget_all_but_newest();
+                match book_after {
+                    Some(mut book) => {
+                        // The group wrote this book whole: every date but the newest is final
+                        // in the meta family (dates only move forward in the journal).
+                        book.forget_all_but_newest();
+                        u.book = book;
+                    }
+                    None => u
+                        .book
+                        .absorb(&group_book)
+                        .expect("GL balances fit in i128 (checked when the group was booked)"),
                 }
                 u.fold(deltas);
             }

@@ -5,6 +5,10 @@
 #   loadtest/ab.sh card SECONDS PAYD [PAYD ...]
 #     uniform balance payments, then card payments through channel-sim (two channels, 1 ms
 #     median latency), 64 connections each: both rates and their ratio.
+#   loadtest/ab.sh uniform SECONDS PAYD [PAYD ...]
+#     uniform balance payments only, 64 connections: the rate and payd's CPU µs per payment
+#     over the load (from the first payment to the run's end; payd saturates its core, so the
+#     CPU figure moves less with the machine's speed than the rate does).
 #   loadtest/ab.sh batch SECONDS PAYD [PAYD ...]
 #     the batch endpoint, 2 connections x 8,190 transfers: transfers per second, and the
 #     RocksDB records and bytes each commit unit (a transfer; the harness's 10,000 account
@@ -13,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
-[ $# -ge 3 ] && { [ "$mode" = card ] || [ "$mode" = batch ]; } || { sed -n 2,9p "$0"; exit 2; }
+[ $# -ge 3 ] && { [ "$mode" = card ] || [ "$mode" = uniform ] || [ "$mode" = batch ]; } || { sed -n 2,13p "$0"; exit 2; }
 secs=$2
 shift 2
 port=18580
@@ -33,12 +37,38 @@ run() {
   local pid=$!
   for _ in $(seq 1 400); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.05; done
   taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "${secs}s" --accounts 10000 \
-    --label "$label" --out "$work/out" -q "$@" >"$work/loadtest.out" 2>&1
+    --label "$label" --out "$work/out" -q "$@" >"$work/loadtest.out" 2>&1 &
+  local lt=$!
+  # payd's CPU and payments over the load: from the first payment for SECONDS - 1 seconds
+  # (neither the harness's setup nor its end checks, which read every account, count).
+  local c0='' p0=0 c1 p1
+  while kill -0 "$lt" 2>/dev/null; do
+    p0=$(payments)
+    if [ "${p0:-0}" -gt 0 ]; then
+      c0=$(cpu_ticks "$pid")
+      sleep "$((secs - 1))"
+      c1=$(cpu_ticks "$pid")
+      p1=$(payments)
+      break
+    fi
+    sleep 0.05
+  done
+  wait "$lt" || true
+  if [ -n "$c0" ] && [ "$p1" -gt "$p0" ]; then
+    python3 -c "import os, sys; c, p = int(sys.argv[1]), int(sys.argv[2]); print(f'{c * 1e6 / os.sysconf(\"SC_CLK_TCK\") / p:.1f}')" \
+      "$((c1 - c0))" "$((p1 - p0))" >"$work/cpu"
+  else
+    echo '?' >"$work/cpu"
+  fi
   curl -sf "127.0.0.1:$port/metrics" >"$work/metrics.txt" || true
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   echo "$work/out/$label.json"
 }
+payments() {
+  curl -sf "127.0.0.1:$port/metrics" | awk '/^rongpay_payments_total/ {s += $2} END {printf "%d\n", s}'
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rate() { python3 -c "import json, sys; print(round(json.load(open(sys.argv[1]))['throughput']))" "$1"; }
 if [ "$mode" = card ]; then
   echo "| payd | uniform ok/s | card ok/s | card / uniform |"
@@ -47,6 +77,13 @@ if [ "$mode" = card ]; then
     u=$(rate "$(run "$payd" uniform --connections 64 --scenario uniform)")
     c=$(rate "$(run "$payd" card --connections 64 --scenario card --sim "127.0.0.1:$sim_port")")
     echo "| $payd | $u | $c | $(python3 -c "print(f'{$c / $u:.3f}')") |"
+  done
+elif [ "$mode" = uniform ]; then
+  echo "| payd | uniform ok/s | payd CPU µs/payment |"
+  echo "|---|---:|---:|"
+  for payd in "$@"; do
+    u=$(rate "$(run "$payd" uniform --connections 64 --scenario uniform)")
+    echo "| $payd | $u | $(cat "$work/cpu") |"
   done
 else
   echo "| payd | transfers/s | records/unit | bytes/unit | checkpoint records/unit |"

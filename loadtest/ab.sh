@@ -39,10 +39,11 @@ run() {
   taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "${secs}s" --accounts 10000 \
     --label "$label" --out "$work/out" -q "$@" >"$work/loadtest.out" 2>&1 &
   local lt=$!
-  # payd's CPU and payments over the load: from the first payment for SECONDS - 1 seconds
-  # (neither the harness's setup nor its end checks, which read every account, count).
+  # Uniform mode: payd's CPU and payments over the load, from the first payment for
+  # SECONDS - 1 seconds (neither the harness's setup nor its end checks, which read every
+  # account, count). The other modes are not polled.
   local c0='' p0=0 c1 p1
-  while kill -0 "$lt" 2>/dev/null; do
+  while [ "$mode" = uniform ] && kill -0 "$lt" 2>/dev/null; do
     p0=$(payments)
     if [ "${p0:-0}" -gt 0 ]; then
       c0=$(cpu_ticks "$pid")

@@ -370,6 +370,8 @@ impl Unflushed {
             && self
                 .ingest_failed
                 .is_none_or(|t| t.elapsed() >= INGEST_RETRY_AFTER);
+        // The group-count rule, unless the deltas are on their way to a table file (below).
+        let mut by_groups = true;
         if ingest {
             let min = INGEST_MIN_ACCOUNTS.min(self.seal_accounts);
             // The sum bounds the union from above: count the accounts only near the limit.
@@ -388,20 +390,14 @@ impl Unflushed {
             // Deltas of this many accounts are on their way to a table file: the group-count
             // rule waits for it, and only the interval writes them to the memtable first.
             // HTTP-sized groups (a few dozen payments) brought a memtable checkpoint of
-            // ≈ 2,000 accounts every 64 groups, 0.83 merge operands a payment, and never
-            // reached a seal (docs/BENCHMARKS.md, session 43).
-            if self.deltas.len() >= CHECKPOINT_ACCOUNTS.min(min) {
-                return if self.since.is_some_and(|t| t.elapsed() >= self.every) {
-                    Checkpoint::Memtable
-                } else {
-                    Checkpoint::No
-                };
-            }
+            // ≈ 2,000 accounts every 64 groups, 0.83–0.91 merge operands a payment, and never
+            // reached a seal (docs/BENCHMARKS.md, sessions 42–43).
+            by_groups = self.deltas.len() < CHECKPOINT_ACCOUNTS.min(min);
         }
         // Accounts that do not recur wait for a table file when there is one to wait for:
         // a memtable checkpoint at CHECKPOINT_ACCOUNTS would write them there first.
         if (!ingest && self.accounts_due(group))
-            || self.groups + 1 >= self.every_groups
+            || (by_groups && self.groups + 1 >= self.every_groups)
             || self.since.is_some_and(|t| t.elapsed() >= self.every)
         {
             Checkpoint::Memtable

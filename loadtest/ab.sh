@@ -9,6 +9,11 @@
 #     uniform balance payments only, 64 connections: the rate and payd's CPU µs per payment
 #     over the load (from the first payment to the run's end; payd saturates its core, so the
 #     CPU figure moves less with the machine's speed than the rate does).
+#   loadtest/ab.sh ratio SECONDS PAYD [PAYD ...]
+#     GET /healthz, then uniform balance payments, 64 connections each, on each payd: both
+#     rates and the ratio issue #14 sets a target for (payments / /healthz, same server). A
+#     wrapper script that exports settings first (RONGPAY_LOG=off ...) measures a
+#     configuration of one binary.
 #   loadtest/ab.sh batch SECONDS PAYD [PAYD ...]
 #     the batch endpoint, 2 connections x 8,190 transfers: transfers per second, and the
 #     RocksDB records and bytes each commit unit (a transfer; the harness's 10,000 account
@@ -17,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
-[ $# -ge 3 ] && { [ "$mode" = card ] || [ "$mode" = uniform ] || [ "$mode" = batch ]; } || { sed -n 2,13p "$0"; exit 2; }
+[ $# -ge 3 ] && { [ "$mode" = card ] || [ "$mode" = uniform ] || [ "$mode" = ratio ] || [ "$mode" = batch ]; } || { sed -n 2,21p "$0"; exit 2; }
 secs=$2
 shift 2
 port=18580
@@ -85,6 +90,14 @@ elif [ "$mode" = uniform ]; then
   for payd in "$@"; do
     u=$(rate "$(run "$payd" uniform --connections 64 --scenario uniform)")
     echo "| $payd | $u | $(cat "$work/cpu") |"
+  done
+elif [ "$mode" = ratio ]; then
+  echo "| payd | /healthz/s | uniform ok/s | uniform / /healthz |"
+  echo "|---|---:|---:|---:|"
+  for payd in "$@"; do
+    h=$(rate "$(run "$payd" healthz --connections 64 --scenario healthz)")
+    u=$(rate "$(run "$payd" uniform --connections 64 --scenario uniform)")
+    echo "| $payd | $h | $u | $(python3 -c "print(f'{$u / $h:.3f}')") |"
   done
 else
   echo "| payd | transfers/s | records/unit | bytes/unit | checkpoint records/unit |"

@@ -4,6 +4,7 @@
 # the measured window, and every sample attributed to one stage of the request by its stack
 # (loadtest/perf-stages.py). Prints payd's CPU µs per payment and each stage's share of it.
 #   loadtest/http-profile.sh [seconds, default 8] [scenario, default uniform]
+# Scenario `healthz` profiles the ratio's baseline, GET /healthz, counting requests.
 # Scenario `card` charges through channel-sim (two channels, 1 ms median latency, on the load
 # generator's core), as loadtest/bench.sh's card runs do. Scenario `batch` sends the batch
 # endpoint 8,190 transfers a request on 2 connections (as loadtest/ab.sh does) and counts
@@ -58,6 +59,16 @@ if [ "$scenario" = batch ]; then
   what="batch transfers"
   unit=transfer
   load=(--connections 2 --scenario batch --batch-size 8190)
+fi
+if [ "$scenario" = healthz ]; then
+  # The ratio's baseline: the same server answering GET /healthz, the same stages.
+  payments() {
+    curl -sf "127.0.0.1:$port/metrics" \
+      | awk '/^rongpay_http_requests_total\{.*route="\/healthz"/ {s += $2} END {printf "%d\n", s}'
+  }
+  started=1000
+  what="/healthz requests"
+  unit=request
 fi
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$payd/stat"; }
 # The main thread, where the ledger runs, is named after the binary's file (PAYD=/tmp/payd-x).

@@ -7,6 +7,10 @@
 # package (which resolves other features for RocksDB's dependencies) or of another commit,
 # may have been built with other features, and would not link.
 set -euo pipefail
+# The shared target dir (scripts/env.sh) when the caller has not sourced it: without it this
+# build went to ./target and compiled RocksDB's C++ again (session 44).
+cd "$(dirname "$0")/.."
+. scripts/env.sh
 lib=$(cargo build -q --message-format=json "$@" | python3 -c '
 import json, sys
 for line in sys.stdin:

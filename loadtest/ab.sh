@@ -76,14 +76,21 @@ payments() {
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rate() { python3 -c "import json, sys; print(round(json.load(open(sys.argv[1]))['throughput']))" "$1"; }
-if [ "$mode" = card ]; then
-  echo "| payd | uniform ok/s | card ok/s | card / uniform |"
+# Each payd: a run of scenario $first, then one of $second (each a scenario and its extra
+# harness arguments), 64 connections each; both rates and the second's over the first's.
+two_rates() {
+  echo "| payd | $1 | $2 | $3 |"
   echo "|---|---:|---:|---:|"
+  shift 3
   for payd in "$@"; do
-    u=$(rate "$(run "$payd" uniform --connections 64 --scenario uniform)")
-    c=$(rate "$(run "$payd" card --connections 64 --scenario card --sim "127.0.0.1:$sim_port")")
-    echo "| $payd | $u | $c | $(python3 -c "print(f'{$c / $u:.3f}')") |"
+    a=$(rate "$(run "$payd" "${first[0]}" --connections 64 --scenario "${first[@]}")")
+    b=$(rate "$(run "$payd" "${second[0]}" --connections 64 --scenario "${second[@]}")")
+    echo "| $payd | $a | $b | $(python3 -c "print(f'{$b / $a:.3f}')") |"
   done
+}
+if [ "$mode" = card ]; then
+  first=(uniform) second=(card --sim "127.0.0.1:$sim_port")
+  two_rates "uniform ok/s" "card ok/s" "card / uniform" "$@"
 elif [ "$mode" = uniform ]; then
   echo "| payd | uniform ok/s | payd CPU µs/payment |"
   echo "|---|---:|---:|"
@@ -92,13 +99,8 @@ elif [ "$mode" = uniform ]; then
     echo "| $payd | $u | $(cat "$work/cpu") |"
   done
 elif [ "$mode" = ratio ]; then
-  echo "| payd | /healthz/s | uniform ok/s | uniform / /healthz |"
-  echo "|---|---:|---:|---:|"
-  for payd in "$@"; do
-    h=$(rate "$(run "$payd" healthz --connections 64 --scenario healthz)")
-    u=$(rate "$(run "$payd" uniform --connections 64 --scenario uniform)")
-    echo "| $payd | $h | $u | $(python3 -c "print(f'{$u / $h:.3f}')") |"
-  done
+  first=(healthz) second=(uniform)
+  two_rates "/healthz/s" "uniform ok/s" "uniform / /healthz" "$@"
 else
   echo "| payd | transfers/s | records/unit | bytes/unit | checkpoint records/unit |"
   echo "|---|---:|---:|---:|---:|"

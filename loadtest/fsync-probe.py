@@ -22,35 +22,49 @@ import sys
 import time
 
 
-def run(directory, mode, n=2000, size=4000):
+DIRECT = "overwrite, O_DIRECT + O_DSYNC"
+
+
+def open_probe(directory, mode, total):
+    """The probe's file, laid out as `mode` says, for `total` bytes of writes."""
     path = os.path.join(directory, f".fsync-probe-{os.getpid()}")
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    direct = mode == "overwrite, O_DIRECT + O_DSYNC"
-    try:
-        if direct:
-            os.write(fd, b"\0" * (n * size + 4096))
-            os.fsync(fd)
+    if mode in ("overwrite", DIRECT):
+        os.write(fd, b"\0" * (total + 4096))
+        os.fsync(fd)
+        os.lseek(fd, 0, os.SEEK_SET)
+        if mode == DIRECT:
             os.close(fd)
             fd = os.open(path, os.O_RDWR | os.O_DIRECT | os.O_DSYNC)
-        elif mode == "overwrite":
-            os.write(fd, b"\0" * (n * size + 4096))
-            os.fsync(fd)
-            os.lseek(fd, 0, os.SEEK_SET)
-        elif mode == "preallocated":
-            os.posix_fallocate(fd, 0, n * size + 4096)
-            os.fsync(fd)
-        if direct:
-            # O_DIRECT needs an aligned buffer: an anonymous mapping is page-aligned.
-            buf = mmap.mmap(-1, size)
-            buf.write(b"x" * size)
-        else:
-            buf = b"x" * size
+    elif mode == "preallocated":
+        os.posix_fallocate(fd, 0, total + 4096)
+        os.fsync(fd)
+    return path, fd
+
+
+def payload(size, mode):
+    if mode != DIRECT:
+        return b"x" * size
+    # O_DIRECT needs an aligned buffer: an anonymous mapping is page-aligned.
+    buf = mmap.mmap(-1, size)
+    buf.write(b"x" * size)
+    return buf
+
+
+def durable_write(fd, buf, mode):
+    os.write(fd, buf)
+    if mode != DIRECT:
+        os.fdatasync(fd)
+
+
+def run(directory, mode, n=2000, size=4000):
+    path, fd = open_probe(directory, mode, n * size)
+    try:
+        buf = payload(size, mode)
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.monotonic()
         for _ in range(n):
-            os.write(fd, buf)
-            if not direct:
-                os.fdatasync(fd)
+            durable_write(fd, buf, mode)
         wall = time.monotonic() - t0
         r1 = resource.getrusage(resource.RUSAGE_SELF)
     finally:
@@ -60,42 +74,30 @@ def run(directory, mode, n=2000, size=4000):
     print(f"| {mode} | {size // 1024} | {wall / n * 1e6:.0f} | {cpu / n * 1e6:.1f} |")
 
 
-def paused(directory, pause_s, direct, n=600, size=24576):
-    path = os.path.join(directory, f".fsync-probe-{os.getpid()}")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    if direct:
-        os.write(fd, b"\0" * (n * size + 4096))
-        os.fsync(fd)
-        os.close(fd)
-        fd = os.open(path, os.O_RDWR | os.O_DIRECT | os.O_DSYNC)
-        buf = mmap.mmap(-1, size)
-        buf.write(b"x" * size)
-    else:
-        buf = b"x" * size
+def paused(directory, pause_s, mode, n=600, size=24576):
+    path, fd = open_probe(directory, mode, n * size)
     took = []
     try:
+        buf = payload(size, mode)
         for _ in range(n):
             end = time.perf_counter() + pause_s
             while time.perf_counter() < end:
                 pass
             t = time.perf_counter()
-            os.write(fd, buf)
-            if not direct:
-                os.fdatasync(fd)
+            durable_write(fd, buf, mode)
             took.append(time.perf_counter() - t)
     finally:
         os.close(fd)
         os.remove(path)
     took.sort()
-    how = "overwrite, O_DIRECT + O_DSYNC" if direct else "append + fdatasync"
-    print(f"| {how} | {pause_s * 1e3:g} | {took[n // 2] * 1e6:.0f} | {took[n * 9 // 10] * 1e6:.0f} |")
+    print(f"| {mode} | {pause_s * 1e3:g} | {took[n // 2] * 1e6:.0f} | {took[n * 9 // 10] * 1e6:.0f} |")
 
 
 def main():
     directory = sys.argv[1] if len(sys.argv) > 1 else "."
     print("| file | KB a write | µs wall per durable write | µs CPU per durable write |")
     print("|---|---:|---:|---:|")
-    modes = ["append", "preallocated", "overwrite", "overwrite, O_DIRECT + O_DSYNC"]
+    modes = ["append", "preallocated", "overwrite", DIRECT]
     for size in [4096, 24576]:
         for mode in modes + modes:
             run(directory, mode, size=size)
@@ -103,8 +105,8 @@ def main():
     print("| 24 KB durable write | busy pause before each, ms | µs wall p50 | µs wall p90 |")
     print("|---|---:|---:|---:|")
     for pause_s in [0, 0.0002, 0.001, 0.002]:
-        for direct in [False, True]:
-            paused(directory, pause_s, direct)
+        for mode in ["append", DIRECT]:
+            paused(directory, pause_s, mode)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@
 # SETTING: space-separated NAME=VALUE pairs for payd's environment; "" for the defaults.
 # PAYD=path among them runs that payd binary (another build, for a before/after).
 # RATE=n: an open loop at n payments/s instead of the closed loop.
+# Also prints the WAL's synced groups over the same window: how many a second and how many
+# commit units (a balance payment is one, a card payment two) each carried, beside payd's
+# whole CPU per payment: what a group costs shows in how the two move together.
 #   loadtest/threads.sh 10 uniform RONGPAY_LEDGER_SCHED_BATCH=false "" RONGPAY_LEDGER_SCHED_BATCH=false ""
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +44,11 @@ snapshot() {
     echo "$name $(awk '/^voluntary_ctxt/ {v = $2} /^nonvoluntary_ctxt/ {n = $2} END {print v, n}' "$t/status") $(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')"
   done | awk '{v[$1] += $2; n[$1] += $3; c[$1] += $4} END {for (k in v) print k, v[k], n[k], c[k]}' | sort
 }
+# The WAL's synced groups so far: "<units> <groups>".
+groups() {
+  curl -sf "127.0.0.1:$port/metrics" \
+    | awk '$1 == "rongpay_wal_batch_units_sum" {u = $2} $1 == "rongpay_wal_batch_units_count" {g = $2} END {print u + 0, g + 0}'
+}
 hz=$(getconf CLK_TCK)
 echo "machine: $(nproc --all) cores, $(lscpu | sed -n 's/^Model name: *//p'), Linux $(uname -r); payd on core 0, load on core 1; $scenario, 64 connections, ${secs}s per run"
 n=0
@@ -66,9 +74,11 @@ for setting in "$@"; do
   for _ in $(seq 1 600); do [ "$(payments)" -gt 1000 ] && break; sleep 0.1; done
   sleep 1
   p0=$(payments)
+  g0=$(groups)
   snapshot "$pid" >"$work/s0"
   sleep $((secs - 2))
   p1=$(payments)
+  g1=$(groups)
   snapshot "$pid" >"$work/s1"
   wait "$lt"
   kill "$pid"
@@ -88,4 +98,11 @@ print(f\"{round(r['throughput'])} ok/s, p50 {l['p50_us'] / 1000:.2f} ms, p99 {l[
   join "$work/s0" "$work/s1" | awk -v n="$count" -v hz="$hz" '($7 - $4) > 0 || ($5 - $2) > 0 {
     printf "| `%s` | %.3f | %.3f | %.1f |\n", $1, ($5 - $2) / n, ($6 - $3) / n, ($7 - $4) * 1e6 / hz / n }'
   echo "| (payments counted) | $count | | |"
+  echo
+  # shellcheck disable=SC2086 # two numbers each
+  set -- $g0 $g1
+  join "$work/s0" "$work/s1" | awk -v n="$count" -v hz="$hz" -v s="$((secs - 2))" \
+    -v u="$(($3 - $1))" -v g="$(($4 - $2))" '{c += $7 - $4} END {
+    printf "synced groups: %.0f/s, %.1f units a group; payd %.0f%% of its core, %.1f CPU µs a payment\n",
+      g / s, (g > 0 ? u / g : 0), 100 * c / hz / s, c * 1e6 / hz / n }'
 done

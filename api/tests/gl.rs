@@ -1076,6 +1076,10 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
     let mut days = Vec::new();
     let mut sizes = Vec::new();
     let mut censuses = Vec::new();
+    // What each census saw of payments and day-ends, for the failure message: a payment
+    // left hot past its date's shelving names its date and times here (the edge seen in
+    // sessions 42 and 45, not reproduced alone).
+    let mut hot_payments = Vec::new();
     let mut ids: Vec<Vec<String>> = Vec::new();
     let mut refunds = Vec::new();
     let mut first_batch = serde_json::Value::Null;
@@ -1136,6 +1140,37 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
                 let (store, _) =
                     storage::Store::open(&dir, storage::StoreOptions::default()).unwrap();
                 censuses.push(store.census().unwrap());
+                {
+                    use storage::records;
+                    let mut by_date = std::collections::BTreeMap::<String, (u64, u64, u64)>::new();
+                    store
+                        .for_each_aux_with_prefix(records::prefix::PAYMENT, usize::MAX, |k, v| {
+                            let p: records::Payment = records::decode(k, v)?;
+                            let ms = u64::try_from(p.id >> 80).unwrap();
+                            let e = by_date
+                                .entry(format!("{:?}", p.business_date.0))
+                                .or_insert((0, u64::MAX, 0));
+                            *e = (e.0 + 1, e.1.min(ms), e.2.max(ms));
+                            Ok(())
+                        })
+                        .unwrap();
+                    let mut day_ends = Vec::new();
+                    store
+                        .for_each_aux_with_prefix(records::prefix::DAY_END, usize::MAX, |k, v| {
+                            let e: records::DayEnd = records::decode(k, v)?;
+                            day_ends.push((
+                                e.date,
+                                e.started_at_ns / 1_000_000,
+                                e.shelved.0.is_some(),
+                            ));
+                            Ok(())
+                        })
+                        .unwrap();
+                    hot_payments.push(format!(
+                        "day {day}: payments by date (count, first and last id ms) {by_date:?}; \
+                         day-ends (date, started ms, shelved) {day_ends:?}"
+                    ));
+                }
                 // The batch transfers' notes still hot: each names its transfer's client id
                 // and reference, on the journal entry that posted it.
                 use storage::records;
@@ -1195,8 +1230,14 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
         let n: Vec<u64> = censuses.iter().map(|c| count(c, cf, prefix)).collect();
         println!("hot {cf} {prefix:?} after days 10, 20, 30: {n:?}");
         assert!(n[0] > 0, "{cf} {prefix:?}: {n:?}");
-        assert_eq!(n[1], n[0], "{cf} {prefix:?} grew with history: {n:?}");
-        assert_eq!(n[2], n[0], "{cf} {prefix:?} grew with history: {n:?}");
+        assert_eq!(
+            n[1], n[0],
+            "{cf} {prefix:?} grew with history: {n:?}; {hot_payments:#?}"
+        );
+        assert_eq!(
+            n[2], n[0],
+            "{cf} {prefix:?} grew with history: {n:?}; {hot_payments:#?}"
+        );
     }
     // A date's two batch transfers leave one or two notes records (one per group write).
     for census in &censuses {

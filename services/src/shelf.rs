@@ -6,7 +6,9 @@
 //!
 //! What is final, and so shelved, once the day is older than both `archive_after_days` and
 //! `refund_window_days` (plus one day: a payment whose id was made before a switch may be
-//! dated the day after):
+//! dated the day after; the other way round, one minted in the day-end's own millisecond
+//! carries the date with an id past the day-end's start, so the shelving also looks a
+//! second past it, by business date):
 //! - a payment that succeeded or failed, with every refund of it decided (no refund can be
 //!   added: the refund window is over), its `out_trade_no` and `out_refund_no` keys and its
 //!   refunds;
@@ -125,6 +127,22 @@ pub fn refund_ids(store: &storage::Store, payment: u128, limit: usize) -> Result
     Ok(out)
 }
 
+/// How far past a day-end's start [`shelve_day`] looks for payments of its date: the switch
+/// follows the start within milliseconds, and the wall clock can step back.
+const SWITCH_MARGIN_MS: u64 = 1_000;
+
+/// Whether a payment (`id`, `business_date`) was made before the switch of the day-end of
+/// `date` that started at the id `cutoff_id` (see [`shelve_day`], which reads no further
+/// than [`SWITCH_MARGIN_MS`] past it).
+fn made_before_switch(
+    id: u128,
+    business_date: Option<BusinessDate>,
+    cutoff_id: u128,
+    date: BusinessDate,
+) -> bool {
+    id < cutoff_id || business_date.is_some_and(|d| d <= date)
+}
+
 /// What one date's shelving moved.
 pub struct Shelved {
     pub info: storage::shelf::ShelfInfo,
@@ -153,12 +171,19 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
             .map_err(storage_error)?
             .map(|value| (key.to_vec(), value)))
     };
-    // Payments made before the switch, final with every refund of theirs.
+    // Payments made before the switch, final with every refund of theirs. Made before it:
+    // an id from before the day-end started, or one from up to `SWITCH_MARGIN_MS` after
+    // with the date (or an earlier one) as its business date. Ids and the day-end's start
+    // both come from the wall clock in milliseconds: a payment minted in the day-end's own
+    // millisecond (or before the clock stepped back) has an id past the cutoff, and would
+    // otherwise stay hot a day longer than its date (`api/tests/gl.rs` saw it, sessions 42
+    // and 45).
+    let margin_id = time_ordered_id(cutoff_ms.saturating_add(SWITCH_MARGIN_MS), 0);
     let mut payments: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     store
         .for_each_aux_range(
             &records::payment_key(0),
-            &records::payment_key(cutoff_id),
+            &records::payment_key(margin_id),
             |k, v| {
                 payments.push((k.to_vec(), v.to_vec()));
                 Ok(())
@@ -167,7 +192,9 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
         .map_err(storage_error)?;
     'payments: for (key, value) in payments {
         let p: Payment = records::decode(&key, &value)?;
-        if p.status == PaymentStatus::Processing {
+        if p.status == PaymentStatus::Processing
+            || !made_before_switch(p.id, p.business_date.0, cutoff_id, d.date)
+        {
             continue;
         }
         let mut refunds = Vec::new();
@@ -334,4 +361,47 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
         info,
         transfers: transfers.len() as u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A date's payments are those minted before its day-end started, and those minted in
+    /// the day-end's own millisecond (or after a clock step back) that carry the date: not
+    /// the next date's.
+    #[test]
+    fn a_payment_of_the_date_minted_in_the_day_ends_millisecond_is_the_dates() {
+        let started_ms = 1_796_504_722_305;
+        let cutoff = time_ordered_id(started_ms, 0);
+        let date = BusinessDate(20_800);
+        let same_ms = time_ordered_id(started_ms, 0x1234_5678_9abc_def0 << 48);
+        assert!(same_ms > cutoff);
+        // Before the start: the date's (or, dated the day after, the horizon's extra day
+        // keeps it final) whatever it carries.
+        assert!(made_before_switch(cutoff - 1, Some(date), cutoff, date));
+        assert!(made_before_switch(
+            cutoff - 1,
+            Some(BusinessDate(20_801)),
+            cutoff,
+            date
+        ));
+        assert!(made_before_switch(cutoff - 1, None, cutoff, date));
+        // In the start's millisecond or later: by the date it carries.
+        assert!(made_before_switch(same_ms, Some(date), cutoff, date));
+        assert!(made_before_switch(
+            same_ms,
+            Some(BusinessDate(20_799)),
+            cutoff,
+            date
+        ));
+        assert!(!made_before_switch(
+            same_ms,
+            Some(BusinessDate(20_801)),
+            cutoff,
+            date
+        ));
+        // A payment from before business dates, past the start: not this date's.
+        assert!(!made_before_switch(same_ms, None, cutoff, date));
+    }
 }

@@ -16,8 +16,8 @@ cleanup() {
 }
 trap cleanup EXIT
 # channel-sim on core 1 at $sim_port, two channels of 1 ms median latency, as the card runs
-# of loadtest/bench.sh have; returns once it answers. SIM=path runs another channel-sim build
-# (a channel-sim from before session 45 fixed its delays: `SIM=/tmp/channel-sim-old loadtest/ab.sh card ...`).
+# of loadtest/bench.sh have; returns once it answers. SIM=path runs another channel-sim build,
+# e.g. one from before session 45 fixed its delays: `SIM=/tmp/channel-sim-old loadtest/ab.sh card ...`.
 start_sim() {
   taskset -c 1 "${SIM:-$bin/channel-sim}" --listen "127.0.0.1:$sim_port" --channel 'a={"latency_ms":1}' \
     --channel 'b={"latency_ms":1}' >"$work/sim.log" 2>&1 &

@@ -99,10 +99,8 @@ print(f\"{round(r['throughput'])} ok/s, p50 {l['p50_us'] / 1000:.2f} ms, p99 {l[
     printf "| `%s` | %.3f | %.3f | %.1f |\n", $1, ($5 - $2) / n, ($6 - $3) / n, ($7 - $4) * 1e6 / hz / n }'
   echo "| (payments counted) | $count | | |"
   echo
-  # shellcheck disable=SC2086 # two numbers each
-  set -- $g0 $g1
   join "$work/s0" "$work/s1" | awk -v n="$count" -v hz="$hz" -v s="$((secs - 2))" \
-    -v u="$(($3 - $1))" -v g="$(($4 - $2))" '{c += $7 - $4} END {
+    -v u="$((${g1% *} - ${g0% *}))" -v g="$((${g1#* } - ${g0#* }))" '{c += $7 - $4} END {
     printf "synced groups: %.0f/s, %.1f units a group; payd %.0f%% of its core, %.1f CPU µs a payment\n",
       g / s, (g > 0 ? u / g : 0), 100 * c / hz / s, c * 1e6 / hz / n }'
 done

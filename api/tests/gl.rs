@@ -1142,14 +1142,12 @@ fn closed_days_move_to_verified_archive_segments_and_the_hot_journal_stays_bound
                 censuses.push(store.census().unwrap());
                 {
                     use storage::records;
-                    let mut by_date = std::collections::BTreeMap::<String, (u64, u64, u64)>::new();
+                    let mut by_date = std::collections::BTreeMap::new();
                     store
                         .for_each_aux_with_prefix(records::prefix::PAYMENT, usize::MAX, |k, v| {
                             let p: records::Payment = records::decode(k, v)?;
-                            let ms = u64::try_from(p.id >> 80).unwrap();
-                            let e = by_date
-                                .entry(format!("{:?}", p.business_date.0))
-                                .or_insert((0, u64::MAX, 0));
+                            let ms = engine::ids::id_time_ms(p.id);
+                            let e = by_date.entry(p.business_date.0).or_insert((0, u64::MAX, 0));
                             *e = (e.0 + 1, e.1.min(ms), e.2.max(ms));
                             Ok(())
                         })

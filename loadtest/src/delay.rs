@@ -87,7 +87,7 @@ fn timer() -> &'static Timer {
             earlier: Condvar::new(),
         }));
         std::thread::Builder::new()
-            .name("sim-delays".into())
+            .name("delays".into())
             .spawn(move || t.run())
             .expect("the delay thread");
         t

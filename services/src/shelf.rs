@@ -8,7 +8,8 @@
 //! `refund_window_days` (plus one day: a payment whose id was made before a switch may be
 //! dated the day after; the other way round, one minted in the day-end's own millisecond
 //! carries the date with an id past the day-end's start, so the shelving also looks a
-//! second past it, by business date):
+//! second past it, by business date for a payment and by the date's journal entries for a
+//! deposit):
 //! - a payment that succeeded or failed, with every refund of it decided (no refund can be
 //!   added: the refund window is over), its `out_trade_no` and `out_refund_no` keys and its
 //!   refunds;
@@ -143,6 +144,31 @@ fn made_before_switch(
     id < cutoff_id || business_date.is_some_and(|d| d <= date)
 }
 
+/// The ids among a date's posted `transfers` minted from the day-end's start (`cutoff_id`)
+/// to `margin_id`: the date's own, though minted after its day-end started. Few: only those
+/// of the day-end's own millisecond, or of a clock step back.
+fn posted_after_cutoff(
+    transfers: &[TransferId],
+    cutoff_id: u128,
+    margin_id: u128,
+) -> std::collections::HashSet<u128> {
+    transfers
+        .iter()
+        .map(|t| t.0)
+        .filter(|&id| id >= cutoff_id && id < margin_id)
+        .collect()
+}
+
+/// Whether a deposit (`id`, its transfer's) was made before the switch of the day-end that
+/// started at `cutoff_id`, `late` being [`posted_after_cutoff`] of the date's transfers.
+fn deposit_made_before_switch(
+    id: u128,
+    cutoff_id: u128,
+    late: &std::collections::HashSet<u128>,
+) -> bool {
+    id < cutoff_id || late.contains(&id)
+}
+
 /// What one date's shelving moved.
 pub struct Shelved {
     pub info: storage::shelf::ShelfInfo,
@@ -239,16 +265,39 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
             Ok(())
         })
         .map_err(storage_error)?;
-    // Deposits (time-ordered ids) and batch transfers (ids derived from the client's).
+    // The date's transfers: their dedup keys go.
+    let mut transfers = Vec::new();
+    let mut from = d.from_seq.max(1);
+    while from < d.switch_seq {
+        let chunk = store.entries(from, 4_096).map_err(storage_error)?;
+        let Some(last) = chunk.last().map(|e| e.seq) else {
+            break;
+        };
+        for entry in chunk.iter().filter(|e| e.seq < d.switch_seq) {
+            for effect in &entry.effects {
+                if let engine::Effect::Posted(t) = effect {
+                    transfers.push(t.id);
+                }
+            }
+        }
+        from = last + 1;
+    }
+    // Deposits (time-ordered ids, their transfers' own): those minted before the day-end
+    // started, and those up to `SWITCH_MARGIN_MS` after whose transfer the date's journal
+    // entries posted (minted in the day-end's own millisecond, as payments above).
+    let late = posted_after_cutoff(&transfers, cutoff_id, margin_id);
     store
         .for_each_aux_range(
             &records::deposit_key(TransferId(0)),
-            &records::deposit_key(TransferId(cutoff_id)),
+            &records::deposit_key(TransferId(margin_id)),
             |k, v| {
-                if let Some(id) = records::id_after(k, records::prefix::DEPOSIT) {
+                let Some(id) = records::id_after(k, records::prefix::DEPOSIT) else {
+                    return Ok(());
+                };
+                if deposit_made_before_switch(id, cutoff_id, &late) {
                     note(id);
+                    recs.push((k.to_vec(), v.to_vec()));
                 }
-                recs.push((k.to_vec(), v.to_vec()));
                 Ok(())
             },
         )
@@ -319,23 +368,6 @@ pub fn shelve_day(store: &storage::Store, d: &DayEnd) -> Result<Shelved> {
             },
         )
         .map_err(storage_error)?;
-    // The date's transfers: their dedup keys go.
-    let mut transfers = Vec::new();
-    let mut from = d.from_seq.max(1);
-    while from < d.switch_seq {
-        let chunk = store.entries(from, 4_096).map_err(storage_error)?;
-        let Some(last) = chunk.last().map(|e| e.seq) else {
-            break;
-        };
-        for entry in chunk.iter().filter(|e| e.seq < d.switch_seq) {
-            for effect in &entry.effects {
-                if let engine::Effect::Posted(t) = effect {
-                    transfers.push(t.id);
-                }
-            }
-        }
-        from = last + 1;
-    }
     // The date's day-end record, with what this run moves (the segment's own figures are
     // read from its trailer: `crate::day_end::load`).
     let mut record = d.clone();
@@ -403,5 +435,25 @@ mod tests {
         ));
         // A payment from before business dates, past the start: not this date's.
         assert!(!made_before_switch(same_ms, None, cutoff, date));
+    }
+
+    /// A deposit of the date minted in the day-end's own millisecond is found among the
+    /// date's posted transfers; one of the next date, or past the margin, is not.
+    #[test]
+    fn a_deposit_posted_on_the_date_after_the_day_end_started_is_the_dates() {
+        let started_ms = 1_764_000_000_000u64;
+        let cutoff = time_ordered_id(started_ms, 0);
+        let margin = time_ordered_id(started_ms + SWITCH_MARGIN_MS, 0);
+        let before = time_ordered_id(started_ms - 1, 7 << 48);
+        let same_ms = time_ordered_id(started_ms, 42 << 48);
+        let past_margin = time_ordered_id(started_ms + SWITCH_MARGIN_MS, 1 << 48);
+        let next_dates = time_ordered_id(started_ms, 43 << 48);
+        let date_posted = [before, same_ms, past_margin].map(TransferId);
+        let late = posted_after_cutoff(&date_posted, cutoff, margin);
+        assert_eq!(late, [same_ms].into_iter().collect());
+        assert!(deposit_made_before_switch(before, cutoff, &late));
+        assert!(deposit_made_before_switch(same_ms, cutoff, &late));
+        assert!(!deposit_made_before_switch(next_dates, cutoff, &late));
+        // (Past the margin the shelving does not read at all.)
     }
 }

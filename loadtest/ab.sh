@@ -14,6 +14,12 @@
 #     rates and the ratio issue #14 sets a target for (payments / /healthz, same server). A
 #     wrapper script that exports settings first (RONGPAY_LOG=off ...) measures a
 #     configuration of one binary.
+#   loadtest/ab.sh floor SECONDS PAYD [PAYD ...]
+#     GET /healthz, then POST /bench/floor (a payment's body made durable through the same
+#     group-commit writer and nothing else; payd runs with RONGPAY_BENCH_FLOOR=true), then
+#     uniform balance payments, 64 connections each, on each payd: the rates, each one's
+#     payd CPU µs a request, and the floor's and the payments' ratios to /healthz. The floor
+#     bounds what any durable request reaches on the machine.
 #   loadtest/ab.sh batch SECONDS PAYD [PAYD ...]
 #     the batch endpoint, 2 connections x 8,190 transfers: transfers per second, and the
 #     RocksDB records and bytes each commit unit (a transfer; the harness's 10,000 account
@@ -22,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
-[ $# -ge 3 ] && { [ "$mode" = card ] || [ "$mode" = uniform ] || [ "$mode" = ratio ] || [ "$mode" = batch ]; } || { sed -n 2,21p "$0"; exit 2; }
+[ $# -ge 3 ] && { [ "$mode" = card ] || [ "$mode" = uniform ] || [ "$mode" = ratio ] || [ "$mode" = floor ] || [ "$mode" = batch ]; } || { sed -n 2,26p "$0"; exit 2; }
 secs=$2
 shift 2
 port=18580
@@ -31,6 +37,11 @@ token_prefix=adm_ab
 . loadtest/runs.sh
 if [ "$mode" = card ]; then
   start_sim
+fi
+if [ "$mode" = floor ]; then
+  # The floor passes 50,000 requests/s, the default limit per client IP (all the harness's
+  # connections come from one): raised, not switched off, so each request still pays the check.
+  export RONGPAY_BENCH_FLOOR=true RONGPAY_RATE_IP_PER_S=1000000 RONGPAY_RATE_IP_BURST=1000000
 fi
 # One run of `loadtest` on a fresh payd ($1), with the harness's other arguments after it;
 # prints the run's JSON report's path.
@@ -44,17 +55,17 @@ run() {
   taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "${secs}s" --accounts 10000 \
     --label "$label" --out "$work/out" -q "$@" >"$work/loadtest.out" 2>&1 &
   local lt=$!
-  # Uniform mode: payd's CPU and payments over the load, from the first payment for
-  # SECONDS - 1 seconds (neither the harness's setup nor its end checks, which read every
-  # account, count). The other modes are not polled.
+  # Uniform and floor modes: payd's CPU and requests over the load, from the first request
+  # for SECONDS - 1 seconds (neither the harness's setup nor its end checks, which read
+  # every account, count). The other modes are not polled.
   local c0='' p0=0 c1 p1
-  while [ "$mode" = uniform ] && kill -0 "$lt" 2>/dev/null; do
-    p0=$(payments)
+  while { [ "$mode" = uniform ] || [ "$mode" = floor ]; } && kill -0 "$lt" 2>/dev/null; do
+    p0=$(requests "$label")
     if [ "${p0:-0}" -gt 0 ]; then
       c0=$(cpu_ticks "$pid")
       sleep "$((secs - 1))"
       c1=$(cpu_ticks "$pid")
-      p1=$(payments)
+      p1=$(requests "$label")
       break
     fi
     sleep 0.05
@@ -73,6 +84,17 @@ run() {
 }
 payments() {
   curl -sf "127.0.0.1:$port/metrics" | awk '/^rongpay_payments_total/ {s += $2} END {printf "%d\n", s}'
+}
+# Requests of scenario $1 answered so far: payments, or the requests of its route.
+requests() {
+  local route
+  case $1 in
+    healthz) route=/healthz ;;
+    floor) route=/bench/floor ;;
+    *) payments; return ;;
+  esac
+  curl -sf "127.0.0.1:$port/metrics" | awk -v r="route=\"$route\"" \
+    '/^rongpay_http_requests_total/ && index($0, r) {s += $2} END {printf "%d\n", s}'
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rate() { python3 -c "import json, sys; print(round(json.load(open(sys.argv[1]))['throughput']))" "$1"; }
@@ -97,6 +119,18 @@ elif [ "$mode" = uniform ]; then
   for payd in "$@"; do
     u=$(rate "$(run "$payd" uniform --connections 64 --scenario uniform)")
     echo "| $payd | $u | $(cat "$work/cpu") |"
+  done
+elif [ "$mode" = floor ]; then
+  echo "| payd | /healthz/s | CPU µs | floor/s | CPU µs | uniform ok/s | CPU µs | floor / /healthz | uniform / /healthz |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for payd in "$@"; do
+    h=$(rate "$(run "$payd" healthz --connections 64 --scenario healthz)")
+    hc=$(cat "$work/cpu")
+    f=$(rate "$(run "$payd" floor --connections 64 --scenario floor)")
+    fc=$(cat "$work/cpu")
+    u=$(rate "$(run "$payd" uniform --connections 64 --scenario uniform)")
+    uc=$(cat "$work/cpu")
+    echo "| $payd | $h | $hc | $f | $fc | $u | $uc | $(python3 -c "print(f'{$f / $h:.3f}')") | $(python3 -c "print(f'{$u / $h:.3f}')") |"
   done
 elif [ "$mode" = ratio ]; then
   first=(healthz) second=(uniform)

@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 69] = [
+pub const SETTINGS: [&str; 70] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -59,6 +59,7 @@ pub const SETTINGS: [&str; 69] = [
     "rate_payer_per_s",
     "rate_payer_burst",
     "metrics_enabled",
+    "bench_floor",
     "alerts_token",
     "sms_gateway_url",
     "sms_gateway_key",
@@ -203,6 +204,11 @@ pub struct Config {
     /// Record Prometheus metrics and serve them at `/metrics` (default true). Off: every
     /// recording call is a no-op and `/metrics` answers 404 (how their cost is measured).
     pub metrics_enabled: bool,
+    /// Serve `POST /bench/floor` to the operator (default false): each request's body made
+    /// durable through the payments' group-commit writer and nothing else, the floor a
+    /// payment is measured against (`loadtest/ab.sh floor`). For load tests on a throwaway
+    /// data dir; off, the path is unknown (404).
+    pub bench_floor: bool,
     /// Bearer token of the alert intake (`POST /v1/ops/alerts`, Alertmanager's webhook).
     /// Unset: generated on first start into `<data_dir>/alerts_token` (mode 0600).
     pub alerts_token: Option<Secret>,
@@ -321,6 +327,7 @@ impl Default for Config {
             rate_payer_burst: 200,
             channels: Vec::new(),
             metrics_enabled: true,
+            bench_floor: false,
             alerts_token: None,
             oncall_phones: Vec::new(),
             sms_gateway_url: None,

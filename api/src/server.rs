@@ -36,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(crate::routes::transfers::batch)),
     )
     .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+    .service(resource("/bench/floor", "POST").route(web::post().to(routes::floor::write)))
     .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
     .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
     .service(resource("/openapi.json", "GET").route(web::get().to(health::openapi)))

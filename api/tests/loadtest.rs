@@ -222,3 +222,89 @@ fn a_kill9_while_dedup_ids_are_ingested_loses_and_repeats_nothing() {
     // is not counted: only its own ingestions).
     assert_counter_at_least(&second, "rongpay_wal_dedup_ingested_ids_total", 1_000.0);
 }
+
+/// The durable floor (`bench_floor`, `loadtest/ab.sh floor`): an unknown path unless switched
+/// on; then the operator's alone, its parameter checked, and every request it answers `201`
+/// durable: after the harness's floor scenario and a kill -9, the store holds exactly the
+/// records of the requests answered.
+#[test]
+fn the_durable_floor_is_off_by_default_and_each_answer_is_durable_when_on() {
+    let off = Payd::start();
+    let r = off.post(ADMIN, "/bench/floor", None, "{}");
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "route_not_found")
+    );
+    drop(off);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let p = Payd::start_in(
+        &dir,
+        &[
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_BENCH_FLOOR", "true"),
+            // One client IP past 100,000 requests in the run's second would be refused.
+            ("RONGPAY_RATE_IP_PER_S", "1000000"),
+            ("RONGPAY_RATE_IP_BURST", "1000000"),
+        ],
+    );
+    let r = p.post("wrong-token-wrong-token", "/bench/floor", None, "{}");
+    assert_eq!(r.status, 401);
+    for query in ["?records=0", "?records=9", "?records=x", "?record=1"] {
+        let r = p.post(ADMIN, &format!("/bench/floor{query}"), None, "{}");
+        assert_eq!(r.status, 400, "{query}");
+        assert!(
+            ["invalid_records", "invalid_parameter"].contains(&r.error_code().as_str()),
+            "{query}: {}",
+            r.error_code()
+        );
+    }
+    let r = p.post(ADMIN, "/bench/floor?records=8", None, r#"{"any":"body"}"#);
+    assert_eq!(r.status, 201);
+    assert!(r.json()["id"].as_str().unwrap().starts_with("flr_"));
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = p.addr.clone();
+    let stats = tokio::task::LocalSet::new().block_on(&rt, async move {
+        let target = Rc::new(
+            Target::setup(PaydConfig {
+                scenario: Scenario::Floor,
+                ..config(&addr, "")
+            })
+            .await
+            .unwrap(),
+        );
+        harness::run(
+            target,
+            &RunConfig {
+                connections: 16,
+                pacing: Pacing::Closed,
+                duration: Duration::from_secs(1),
+                warmup: Duration::ZERO,
+                max_requests: 1_000_000,
+                progress: false,
+                phase: None,
+            },
+        )
+        .await
+    });
+    println!("outcomes {:?}", stats.outcomes);
+    assert_eq!(stats.errors, 0, "{:?}", stats.outcomes);
+    let answered = stats.outcomes.get("201").copied().unwrap_or(0);
+    assert!(answered > 100, "{:?}", stats.outcomes);
+    p.kill9();
+
+    let (store, _) = storage::Store::open(&dir, storage::StoreOptions::default()).unwrap();
+    let floor_records: u64 = store
+        .census()
+        .unwrap()
+        .iter()
+        .filter(|(cf, prefix, _, _)| cf == "aux" && prefix == "xbf")
+        .map(|(_, _, n, _)| *n)
+        .sum();
+    assert_eq!(floor_records, 8 + answered);
+}

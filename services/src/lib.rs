@@ -39,6 +39,7 @@ pub mod credit;
 pub mod customers;
 pub mod day_end;
 pub mod error;
+pub mod floor;
 pub mod gl;
 pub mod idempotency;
 pub mod json_int;

@@ -6,6 +6,7 @@ pub mod channels;
 pub mod coupons;
 pub mod credit;
 pub mod customers;
+pub mod floor;
 pub mod gl;
 pub mod health;
 pub mod merchants;

@@ -45,6 +45,9 @@ enum TargetKind {
 #[derive(Clone, Copy, ValueEnum)]
 enum ScenarioArg {
     Healthz,
+    /// `POST /bench/floor` (payd with `bench_floor` on): a payment's body made durable and
+    /// nothing else, the floor a payment is measured against.
+    Floor,
     Uniform,
     Hot,
     Card,
@@ -239,6 +242,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
     }
     let scenario = match args.scenario {
         ScenarioArg::Healthz => Scenario::Healthz,
+        ScenarioArg::Floor => Scenario::Floor,
         ScenarioArg::Uniform => Scenario::Uniform,
         ScenarioArg::Hot => Scenario::Hot,
         ScenarioArg::Card => Scenario::Card,
@@ -344,7 +348,8 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
                     ms(&phases[1], 0.99) / ms(&phases[0], 0.99).max(1e-9)
                 );
             }
-            let checks = if args.no_check || scenario == Scenario::Healthz {
+            let checks = if args.no_check || matches!(scenario, Scenario::Healthz | Scenario::Floor)
+            {
                 None
             } else {
                 eprintln!("loadtest: checking every acknowledged payment");
@@ -353,7 +358,10 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
             (stats, checks)
         }
         TargetKind::Postgres => {
-            if scenario == Scenario::Healthz || mix.refund > 0 || mix.retry > 0 {
+            if matches!(scenario, Scenario::Healthz | Scenario::Floor)
+                || mix.refund > 0
+                || mix.retry > 0
+            {
                 bail!("the PostgreSQL baseline runs payments (uniform or hot, with declines) only");
             }
             let target = Rc::new(

@@ -128,6 +128,10 @@ async fn send(
 pub enum Scenario {
     /// `GET /healthz`: the server's trivial ceiling.
     Healthz,
+    /// `POST /bench/floor` (operator; payd with `bench_floor` on) with a balance payment's
+    /// body and an `Idempotency-Key`: the body made durable through payd's group-commit
+    /// writer and nothing else, the floor a payment is measured against.
+    Floor,
     /// Payers uniform over all accounts, merchants uniform over all merchants.
     Uniform,
     /// Payers uniform, every payment to one merchant.
@@ -242,6 +246,8 @@ pub struct RetrySlot {
 
 pub enum Op {
     Health,
+    /// A request of the `floor` scenario.
+    Floor(u64),
     /// One batch request (batch scenario).
     Batch(u64),
     Pay {
@@ -450,7 +456,7 @@ impl Payd {
             bail!("{addr} is not ready ({})", health.status);
         }
         let (n_merchants, n_payers, n_poor) = match config.scenario {
-            Scenario::Healthz => (0, 0, 0),
+            Scenario::Healthz | Scenario::Floor => (0, 0, 0),
             Scenario::Hot => (1, config.accounts, 64),
             Scenario::Uniform => (config.merchants.max(1), config.accounts, 64),
             Scenario::Card => (config.merchants.max(1), 0, 0),
@@ -1267,6 +1273,9 @@ impl Target for Payd {
         if self.config.scenario == Scenario::Healthz {
             return Op::Health;
         }
+        if self.config.scenario == Scenario::Floor {
+            return Op::Floor(i);
+        }
         if self.config.scenario == Scenario::Batch {
             return Op::Batch(i);
         }
@@ -1338,9 +1347,32 @@ impl Target for Payd {
             Op::Refund { acked, amount, n } => self.refund(conn, acked, amount, n).await,
             Op::Retry(slot) => self.retry(conn, &slot).await,
             Op::Batch(n) => self.batch(conn, n).await,
+            Op::Floor(n) => {
+                let body = self.payment_body(FLOOR_PAYER, rand::rng().random_range(100..=9_999), n);
+                let key = client_text("k", self.run, n);
+                match send(
+                    &self.config.addr,
+                    conn,
+                    Method::POST,
+                    "/bench/floor",
+                    Some(&self.admin),
+                    Some(&key),
+                    Some(body),
+                )
+                .await
+                {
+                    Ok(a) if a.status == 201 => Outcome::ok("201"),
+                    Ok(a) => Outcome::err(a.status.to_string()),
+                    Err(_) => Outcome::err("io_error"),
+                }
+            }
         }
     }
 }
+
+/// The payer a `floor` request's body names: an account id of the length a payment's has
+/// (the floor reads nothing from the body).
+const FLOOR_PAYER: &str = "acct_0123456789abcdef0123456789abcdef";
 
 /// A client-chosen text of request `n` of run `run` (an `out_trade_no`, an
 /// `Idempotency-Key`, a refund's or a batch transfer's id): `<prefix><run as 8 hex

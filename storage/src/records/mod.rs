@@ -145,6 +145,7 @@ pub mod prefix {
     pub const IDEMPOTENCY: &[u8] = b"xi";
     pub const OTP: &[u8] = b"xot";
     pub const SMS: &[u8] = b"xsm";
+    pub const BENCH_FLOOR: &[u8] = b"xbf";
     /// Routed to the `audit` column family by the writer (`schema::AUDIT_ROUTE`).
     pub const AUDIT: &[u8] = crate::schema::AUDIT_ROUTE;
 }
@@ -570,6 +571,13 @@ pub const REGISTRY: &[Registered] = &[
         cf: CF_AUX,
         key: "caller scope, Idempotency-Key (as sent)",
         record: "IdemRecord",
+        expiring: true,
+    },
+    Registered {
+        prefix: prefix::BENCH_FLOOR,
+        cf: CF_AUX,
+        key: "request id (u128 BE), record number (u8)",
+        record: "a request's body as sent (`bench_floor` only)",
         expiring: true,
     },
     Registered {
@@ -1012,6 +1020,18 @@ pub fn idempotency_key(scope: &[u8], idempotency_key: &[u8]) -> Vec<u8> {
     key(prefix::IDEMPOTENCY, &[scope, idempotency_key])
 }
 
+/// Record `n` of request `id` at the durable floor (`services::floor`). The id's random bits
+/// lead records past the first, so they land all over the key space as a payment's index and
+/// idempotency keys do; the first is time-ordered, as a payment's own record is.
+pub fn bench_floor_key(id: u128, n: u8) -> Vec<u8> {
+    let id = if n == 0 {
+        id
+    } else {
+        id.rotate_left(8 * u32::from(n) + 40)
+    };
+    key(prefix::BENCH_FLOOR, &[&id.to_be_bytes(), &[n]])
+}
+
 pub fn otp_key(id: u128) -> Vec<u8> {
     key(prefix::OTP, &[&id.to_be_bytes()])
 }
@@ -1266,6 +1286,7 @@ mod tests {
                 prefix::OPEN_PAYOUT,
             ),
             (idempotency_key(b"m", b"k"), prefix::IDEMPOTENCY),
+            (bench_floor_key(1, 0), prefix::BENCH_FLOOR),
             (otp_key(1), prefix::OTP),
             (sms_key(1), prefix::SMS),
             (audit_key(1), prefix::AUDIT),

@@ -19,7 +19,10 @@
 #     group-commit writer and nothing else; payd runs with RONGPAY_BENCH_FLOOR=true), then
 #     uniform balance payments, 64 connections each, on each payd: the rates, each one's
 #     payd CPU µs a request, and the floor's and the payments' ratios to /healthz. The floor
-#     bounds what any durable request reaches on the machine.
+#     bounds what any durable request reaches on the machine. FLOOR_RECORDS=n (1-8) has
+#     each floor request write n records, the first time-ordered and the others random-keyed
+#     (a balance payment writes its record, time-ordered, and two keyed by the client's
+#     texts: its out_trade_no index and its idempotency record).
 #   loadtest/ab.sh batch SECONDS PAYD [PAYD ...]
 #     the batch endpoint, 2 connections x 8,190 transfers: transfers per second, and the
 #     RocksDB records and bytes each commit unit (a transfer; the harness's 10,000 account
@@ -28,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
-[ $# -ge 3 ] && { [ "$mode" = card ] || [ "$mode" = uniform ] || [ "$mode" = ratio ] || [ "$mode" = floor ] || [ "$mode" = batch ]; } || { sed -n 2,26p "$0"; exit 2; }
+[ $# -ge 3 ] && { [ "$mode" = card ] || [ "$mode" = uniform ] || [ "$mode" = ratio ] || [ "$mode" = floor ] || [ "$mode" = batch ]; } || { sed -n 2,30p "$0"; exit 2; }
 secs=$2
 shift 2
 port=18580
@@ -126,7 +129,7 @@ elif [ "$mode" = floor ]; then
   for payd in "$@"; do
     h=$(rate "$(run "$payd" healthz --connections 64 --scenario healthz)")
     hc=$(cat "$work/cpu")
-    f=$(rate "$(run "$payd" floor --connections 64 --scenario floor)")
+    f=$(rate "$(run "$payd" floor --connections 64 --scenario floor --floor-records "${FLOOR_RECORDS:-1}")")
     fc=$(cat "$work/cpu")
     u=$(rate "$(run "$payd" uniform --connections 64 --scenario uniform)")
     uc=$(cat "$work/cpu")

@@ -23,6 +23,7 @@ fn config(addr: &str, mix: &str) -> PaydConfig {
         setup_connections: 8,
         sim: None,
         batch_size: 8_190,
+        floor_records: 1,
     }
 }
 

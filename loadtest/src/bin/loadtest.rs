@@ -86,6 +86,10 @@ struct RunArgs {
     /// Transfers per request of `--scenario batch` (1..=8,190).
     #[arg(long, default_value_t = 8_190, value_parser = clap::value_parser!(u32).range(1..=8_190))]
     batch_size: u32,
+    /// Records each request of `--scenario floor` asks payd to write (1..=8): the first
+    /// time-ordered, the others random-keyed, as a payment's index and idempotency keys.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    floor_records: u8,
     /// Funded payer accounts.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     accounts: u32,
@@ -305,6 +309,7 @@ async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
                     setup_connections: 16,
                     sim: args.sim.clone(),
                     batch_size: args.batch_size as usize,
+                    floor_records: args.floor_records,
                 })
                 .await?,
             );

@@ -194,6 +194,8 @@ pub struct PaydConfig {
     pub sim: Option<String>,
     /// Transfers per request of the batch scenario (1..=8,190).
     pub batch_size: usize,
+    /// Records each request of the floor scenario asks payd to write (1..=8).
+    pub floor_records: u8,
 }
 
 struct Payer {
@@ -280,6 +282,8 @@ pub struct Payd {
     unknown_batches: RefCell<Vec<(Bytes, Vec<Move>)>>,
     dropped_acks: Cell<u64>,
     admin: HeaderValue,
+    /// The floor scenario's path, with its `records` parameter.
+    floor_path: String,
 }
 
 #[derive(Deserialize)]
@@ -612,7 +616,6 @@ impl Payd {
             }
         }
         Ok(Payd {
-            config,
             run,
             payers,
             poor,
@@ -625,6 +628,11 @@ impl Payd {
             unknown_batches: RefCell::default(),
             dropped_acks: Cell::new(0),
             admin,
+            floor_path: match config.floor_records {
+                1 => "/bench/floor".to_string(),
+                n => format!("/bench/floor?records={n}"),
+            },
+            config,
         })
     }
 
@@ -1354,7 +1362,7 @@ impl Target for Payd {
                     &self.config.addr,
                     conn,
                     Method::POST,
-                    "/bench/floor",
+                    &self.floor_path,
                     Some(&self.admin),
                     Some(&key),
                     Some(body),

@@ -20,9 +20,9 @@
 #     uniform balance payments, 64 connections each, on each payd: the rates, each one's
 #     payd CPU µs a request, and the floor's and the payments' ratios to /healthz. The floor
 #     bounds what any durable request reaches on the machine. FLOOR_RECORDS=n (1-8) has
-#     each floor request write n records, the first time-ordered and the others random-keyed
-#     (a balance payment writes its record, time-ordered, and two keyed by the client's
-#     texts: its out_trade_no index and its idempotency record).
+#     each floor request write n records, the first keyed by a time-ordered id and the others
+#     by the request's Idempotency-Key, as a balance payment writes its own record and two
+#     keyed by the client's texts (its out_trade_no index and its idempotency record).
 #   loadtest/ab.sh batch SECONDS PAYD [PAYD ...]
 #     the batch endpoint, 2 connections x 8,190 transfers: transfers per second, and the
 #     RocksDB records and bytes each commit unit (a transfer; the harness's 10,000 account

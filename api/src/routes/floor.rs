@@ -30,7 +30,12 @@ pub async fn write(
         })?,
     };
     let raw = body::bytes(&req, payload, state.limits).await?;
-    let id = services::floor::write(&state.platform, &raw, records).await?;
+    let client_key = req
+        .headers()
+        .get("idempotency-key")
+        .map(|v| v.as_bytes())
+        .filter(|k| !k.is_empty() && k.len() <= 255);
+    let id = services::floor::write(&state.platform, &raw, records, client_key).await?;
     Ok(HttpResponse::build(StatusCode::CREATED)
         .json(serde_json::json!({ "id": format!("flr_{id:032x}") })))
 }

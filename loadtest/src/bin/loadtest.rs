@@ -86,8 +86,9 @@ struct RunArgs {
     /// Transfers per request of `--scenario batch` (1..=8,190).
     #[arg(long, default_value_t = 8_190, value_parser = clap::value_parser!(u32).range(1..=8_190))]
     batch_size: u32,
-    /// Records each request of `--scenario floor` asks payd to write (1..=8): the first
-    /// time-ordered, the others random-keyed, as a payment's index and idempotency keys.
+    /// Records each request of `--scenario floor` asks payd to write (1..=8): the first keyed
+    /// by a time-ordered id, the others by the request's Idempotency-Key, as a payment's own
+    /// record and its index and idempotency records are.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
     floor_records: u8,
     /// Funded payer accounts.

@@ -576,7 +576,7 @@ pub const REGISTRY: &[Registered] = &[
     Registered {
         prefix: prefix::BENCH_FLOOR,
         cf: CF_AUX,
-        key: "request id (u128 BE), record number (u8)",
+        key: "record number (u8), then request id (u128 BE) or the client's Idempotency-Key",
         record: "a request's body as sent (`bench_floor` only)",
         expiring: true,
     },
@@ -1020,16 +1020,12 @@ pub fn idempotency_key(scope: &[u8], idempotency_key: &[u8]) -> Vec<u8> {
     key(prefix::IDEMPOTENCY, &[scope, idempotency_key])
 }
 
-/// Record `n` of request `id` at the durable floor (`services::floor`). The id's random bits
-/// lead records past the first, so they land all over the key space as a payment's index and
-/// idempotency keys do; the first is time-ordered, as a payment's own record is.
-pub fn bench_floor_key(id: u128, n: u8) -> Vec<u8> {
-    let id = if n == 0 {
-        id
-    } else {
-        id.rotate_left(8 * u32::from(n) + 40)
-    };
-    key(prefix::BENCH_FLOOR, &[&id.to_be_bytes(), &[n]])
+/// Record `n` of a request at the durable floor (`services::floor`), keyed by `key`: the
+/// request's time-ordered id for the first, as a payment's own record is; for the others the
+/// client's text (its `Idempotency-Key`), as a payment's index and idempotency keys are, or
+/// the id's random bits.
+pub fn bench_floor_key(n: u8, key: &[u8]) -> Vec<u8> {
+    self::key(prefix::BENCH_FLOOR, &[&[n], key])
 }
 
 pub fn otp_key(id: u128) -> Vec<u8> {
@@ -1286,7 +1282,7 @@ mod tests {
                 prefix::OPEN_PAYOUT,
             ),
             (idempotency_key(b"m", b"k"), prefix::IDEMPOTENCY),
-            (bench_floor_key(1, 0), prefix::BENCH_FLOOR),
+            (bench_floor_key(1, b"k"), prefix::BENCH_FLOOR),
             (otp_key(1), prefix::OTP),
             (sms_key(1), prefix::SMS),
             (audit_key(1), prefix::AUDIT),

@@ -19,22 +19,16 @@ pub async fn write(
     state.serving()?;
     auth::admin(&req, &state.admin_token)?;
     let query = super::query_params(&req, &["records"])?;
-    let records = match query.get("records") {
-        None => 1,
-        Some(n) => n.parse::<u8>().map_err(|_| {
-            ApiError::invalid(
-                "invalid_records",
-                format!("records must be 1 to {}", services::floor::RECORDS_MAX),
-            )
-            .with_param("records")
-        })?,
-    };
+    // Not a number reads as 0: the service refuses it as it does 9, naming the range.
+    let records = query
+        .get("records")
+        .map_or(1, |n| n.parse::<u8>().unwrap_or(0));
     let raw = body::bytes(&req, payload, state.limits).await?;
     let client_key = req
         .headers()
         .get("idempotency-key")
         .map(|v| v.as_bytes())
-        .filter(|k| !k.is_empty() && k.len() <= 255);
+        .filter(|k| !k.is_empty() && k.len() <= crate::idempotency::KEY_LEN_MAX);
     let id = services::floor::write(&state.platform, &raw, records, client_key).await?;
     Ok(HttpResponse::build(StatusCode::CREATED)
         .json(serde_json::json!({ "id": format!("flr_{id:032x}") })))

@@ -1020,12 +1020,12 @@ pub fn idempotency_key(scope: &[u8], idempotency_key: &[u8]) -> Vec<u8> {
     key(prefix::IDEMPOTENCY, &[scope, idempotency_key])
 }
 
-/// Record `n` of a request at the durable floor (`services::floor`), keyed by `key`: the
+/// Record `n` of a request at the durable floor (`services::floor`), keyed by `suffix`: the
 /// request's time-ordered id for the first, as a payment's own record is; for the others the
 /// client's text (its `Idempotency-Key`), as a payment's index and idempotency keys are, or
 /// the id's random bits.
-pub fn bench_floor_key(n: u8, key: &[u8]) -> Vec<u8> {
-    self::key(prefix::BENCH_FLOOR, &[&[n], key])
+pub fn bench_floor_key(n: u8, suffix: &[u8]) -> Vec<u8> {
+    key(prefix::BENCH_FLOOR, &[&[n], suffix])
 }
 
 pub fn otp_key(id: u128) -> Vec<u8> {

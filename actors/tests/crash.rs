@@ -16,7 +16,17 @@ use engine::{AccountId, Currency, Effect, Reject, Timestamp, Transfer, TransferI
 use rand::Rng;
 use storage::{Store, StoreOptions};
 
+/// Kill cycles of a run: 24, or `RONGPAY_CRASH_CYCLES` for a longer soak
+/// (`RONGPAY_CRASH_CYCLES=300 cargo test --release -p rongpay-actors --test crash`).
 const CYCLES: usize = 24;
+
+fn cycles() -> usize {
+    std::env::var("RONGPAY_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(CYCLES)
+}
 const ACCOUNTS: u128 = 32;
 const DEPOSIT: i64 = 1_000_000;
 const WORKERS: usize = 64;
@@ -166,7 +176,8 @@ fn kill9_loses_nothing_acknowledged() {
     let replay_file = root.path().join("replay.txt");
     let mut rng = rand::rng();
     let mut acked: Vec<Sent> = Vec::new();
-    for cycle in 0..CYCLES {
+    let cycles = cycles();
+    for cycle in 0..cycles {
         let replay: Vec<Sent> = (0..acked.len().min(16))
             .map(|_| acked[rng.random_range(0..acked.len())])
             .collect();
@@ -300,7 +311,7 @@ fn kill9_loses_nothing_acknowledged() {
         );
     }
     assert!(
-        acked.len() > CYCLES * 10,
+        acked.len() > cycles * 10,
         "the child made progress: {} acks",
         acked.len()
     );

@@ -1,4 +1,5 @@
-//! Waits as long as asked: the harness's open-loop schedule and channel-sim's latencies.
+//! Waits as long as asked: the harness's open-loop schedule and the simulators' latencies
+//! (channel-sim's charges, identity-sim's checks, sms-sim's delivery receipts).
 //!
 //! Tokio's timer, and so actix-rt's `sleep`, counts whole milliseconds and fires on the
 //! driver's next tick after the deadline. On this project's 2-core VM a channel-sim charge
@@ -28,7 +29,7 @@ pub async fn sleep(d: Duration) {
 }
 
 /// Waits until `deadline`, to within tens of microseconds when it is less than [`COARSE`]
-/// away (the load generator's open-loop schedule, a channel's latency).
+/// away (the load generator's open-loop schedule, a simulator's latency).
 pub async fn sleep_until(deadline: Instant) {
     let now = Instant::now();
     if deadline <= now {

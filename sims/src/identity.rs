@@ -73,7 +73,7 @@ async fn verify(req: HttpRequest, body: web::Bytes, s: web::Data<Arc<Service>>) 
     }
     let settings = s.settings.lock().expect("sim settings").clone();
     if settings.latency_ms > 0 {
-        actix_rt::time::sleep(Duration::from_millis(settings.latency_ms)).await;
+        loadtest::delay::sleep(Duration::from_millis(settings.latency_ms)).await;
     }
     if settings.down || rand::random::<f64>() < settings.fail_rate {
         s.book.lock().expect("sim book").refused += 1;

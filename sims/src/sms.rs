@@ -116,7 +116,7 @@ async fn accept(req: HttpRequest, body: web::Bytes, gw: web::Data<Arc<Gateway>>)
         error: failed.then(|| "carrier rejected the message".to_string()),
     };
     actix_rt::spawn(async move {
-        actix_rt::time::sleep(Duration::from_millis(settings.receipt_delay_ms)).await;
+        loadtest::delay::sleep(Duration::from_millis(settings.receipt_delay_ms)).await;
         gateway.deliver_receipt(&m.callback_url, receipt).await;
     });
     HttpResponse::Accepted().json(serde_json::json!({"id": id, "status": "accepted"}))

@@ -16,10 +16,15 @@ use engine::{AccountId, Currency, Effect, Reject, Timestamp, Transfer, TransferI
 use rand::Rng;
 use storage::{Store, StoreOptions};
 
-/// Kill cycles of a run: 24, or `RONGPAY_CRASH_CYCLES` for a longer soak
-/// (`RONGPAY_CRASH_CYCLES=300 cargo test --release -p rongpay-actors --test crash`).
+/// Kill cycles of a run in the suite; `RONGPAY_CRASH_CYCLES` sets another count for a soak
+/// (`scripts/kill-soak.sh`).
 const CYCLES: usize = 24;
+const ACCOUNTS: u128 = 32;
+const DEPOSIT: i64 = 1_000_000;
+const WORKERS: usize = 64;
+const FUNDS: AccountId = AccountId(1);
 
+/// [`CYCLES`], or `RONGPAY_CRASH_CYCLES` when it is a positive number.
 fn cycles() -> usize {
     std::env::var("RONGPAY_CRASH_CYCLES")
         .ok()
@@ -27,10 +32,6 @@ fn cycles() -> usize {
         .filter(|&n| n > 0)
         .unwrap_or(CYCLES)
 }
-const ACCOUNTS: u128 = 32;
-const DEPOSIT: i64 = 1_000_000;
-const WORKERS: usize = 64;
-const FUNDS: AccountId = AccountId(1);
 
 fn account(i: u128) -> AccountId {
     AccountId(100 + i)

@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 70] = [
+pub const SETTINGS: [&str; 71] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -31,6 +31,7 @@ pub const SETTINGS: [&str; 70] = [
     "rocksdb_background_nice",
     "rocksdb_flush_idle_nice",
     "dedup_filter_mb",
+    "key_filter_mb",
     "dedup_held_ids",
     "dedup_seal_ids",
     "balance_seal_accounts",
@@ -131,6 +132,11 @@ pub struct Config {
     /// (0 to 4096; default 128, 64M ids; under 2 turns it off): new ids are ruled out in
     /// memory instead of being looked up in RocksDB. docs/ARCHITECTURE.md.
     pub dedup_filter_mb: usize,
+    /// MiB the store's in-memory filter of idempotency keys, out_trade_no indexes and
+    /// customer links may grow to (0 to 4096; default 64, 32M keys; under 2 turns it off):
+    /// a payment's lookups of keys not stored are answered in memory instead of by
+    /// RocksDB. docs/ARCHITECTURE.md.
+    pub key_filter_mb: usize,
     /// Transfer ids the group-commit writer holds in memory, durable in the journal, until
     /// a thread ingests them into the dedup index as table files (0 to 16,777,216; default
     /// 1,048,576, 24 bytes each; 0 writes every id's key in its group's synced write).
@@ -297,6 +303,7 @@ impl Default for Config {
             rocksdb_background_nice: 5,
             rocksdb_flush_idle_nice: 19,
             dedup_filter_mb: services::platform::DEDUP_FILTER_BYTES_MAX >> 20,
+            key_filter_mb: services::platform::KEY_FILTER_BYTES_MAX >> 20,
             dedup_held_ids: services::platform::DEDUP_HELD_IDS_MAX,
             dedup_seal_ids: services::platform::DEDUP_SEAL_IDS,
             balance_seal_accounts: services::platform::BALANCE_SEAL_ACCOUNTS,
@@ -502,6 +509,12 @@ impl Config {
                 self.dedup_filter_mb
             ));
         }
+        if self.key_filter_mb > 4096 {
+            return Err(format!(
+                "key_filter_mb: {} is outside 0..=4096",
+                self.key_filter_mb
+            ));
+        }
         if self.dedup_held_ids > 1 << 24 {
             return Err(format!(
                 "dedup_held_ids: {} is outside 0..=16777216",
@@ -705,6 +718,7 @@ impl Config {
             rocksdb_background_nice: self.rocksdb_background_nice,
             rocksdb_flush_idle_nice: self.rocksdb_flush_idle_nice,
             dedup_filter_bytes_max: self.dedup_filter_mb << 20,
+            key_filter_bytes_max: self.key_filter_mb << 20,
             dedup_held_ids_max: self.dedup_held_ids,
             dedup_seal_ids: self.dedup_seal_ids,
             balance_seal_accounts: self.balance_seal_accounts,
@@ -919,6 +933,7 @@ mod tests {
         assert!(bad(|c| c.workers = 0).starts_with("workers:"));
         assert!(bad(|c| c.rocksdb_background_nice = 20).starts_with("rocksdb_background_nice:"));
         assert!(bad(|c| c.dedup_filter_mb = 4097).starts_with("dedup_filter_mb:"));
+        assert!(bad(|c| c.key_filter_mb = 4097).starts_with("key_filter_mb:"));
         assert!(bad(|c| c.dedup_held_ids = (1 << 24) + 1).starts_with("dedup_held_ids:"));
         assert!(bad(|c| c.dedup_seal_ids = 0).starts_with("dedup_seal_ids:"));
         assert!(

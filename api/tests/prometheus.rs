@@ -45,6 +45,7 @@ const FAMILIES: &[&str] = &[
     "rongpay_wal_dedup_ids_total",
     "rongpay_wal_dedup_filter_bytes",
     "rongpay_wal_dedup_held_ids",
+    "rongpay_store_key_filter_bytes",
     "rongpay_wal_queue_depth",
     "rongpay_wal_poisoned",
     "rongpay_wal_last_seq",

@@ -378,6 +378,11 @@ fn describe() {
         "Bytes of the group-commit writer's filter of durable transfer ids (0 while it is built after a start, or when off or given up)."
     );
     describe_gauge!(
+        storage::store::KEY_FILTER_BYTES,
+        Unit::Bytes,
+        "Bytes of the store's filter of idempotency keys, out_trade_no indexes and customer links, which answers lookups of keys not stored without RocksDB (0 while it is built after a start, or when off or given up)."
+    );
+    describe_gauge!(
         storage::writer::WAL_DEDUP_HELD_IDS,
         Unit::Count,
         "Transfer ids durable in the journal and held in memory by the writer, not yet ingested into the dedup index (bounded; past the bound groups write their ids inline)."

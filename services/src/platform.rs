@@ -35,6 +35,8 @@ pub struct Settings {
     pub rocksdb_flush_idle_nice: i32,
     /// `StoreOptions::dedup_filter_bytes_max`.
     pub dedup_filter_bytes_max: usize,
+    /// `StoreOptions::key_filter_bytes_max`.
+    pub key_filter_bytes_max: usize,
     /// `StoreOptions::dedup_held_ids_max`.
     pub dedup_held_ids_max: usize,
     /// `StoreOptions::dedup_seal_ids`.
@@ -364,6 +366,7 @@ impl Platform {
                 background_nice: self.settings.rocksdb_background_nice,
                 flush_idle_nice: self.settings.rocksdb_flush_idle_nice,
                 dedup_filter_bytes_max: self.settings.dedup_filter_bytes_max,
+                key_filter_bytes_max: self.settings.key_filter_bytes_max,
                 dedup_held_ids_max: self.settings.dedup_held_ids_max,
                 dedup_seal_ids: self.settings.dedup_seal_ids,
                 balance_seal_accounts: self.settings.balance_seal_accounts,
@@ -507,6 +510,8 @@ impl Platform {
 
 /// The default bound on the writer's filter of durable transfer ids, in bytes.
 pub use storage::store::DEDUP_FILTER_BYTES_MAX;
+/// The default bound on the store's filter of client-keyed aux keys, in bytes.
+pub use storage::store::KEY_FILTER_BYTES_MAX;
 pub use storage::store::{BALANCE_SEAL_ACCOUNTS, DEDUP_HELD_IDS_MAX, DEDUP_SEAL_IDS};
 
 /// Ledger commands admitted at once by default.

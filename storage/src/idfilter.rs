@@ -154,6 +154,12 @@ impl IdFilter {
 
     /// Adds an id.
     pub fn insert(&mut self, id: &[u8; 16]) {
+        self.insert_hash(hash(id));
+    }
+
+    /// Adds a key by its 64-bit hash, every bit of which must vary (the aux family's key
+    /// filter, [`crate::keyfilter`], hashes whole keys).
+    pub fn insert_hash(&mut self, h: u64) {
         if self.saturated {
             return;
         }
@@ -165,7 +171,6 @@ impl IdFilter {
                 return;
             }
         }
-        let h = hash(id);
         if let Some(segment) = self.segments.last_mut() {
             segment.insert(h);
         }
@@ -173,10 +178,14 @@ impl IdFilter {
 
     /// False only for an id never added.
     pub fn may_contain(&self, id: &[u8; 16]) -> bool {
+        self.may_contain_hash(hash(id))
+    }
+
+    /// False only for a hash never added ([`IdFilter::insert_hash`]).
+    pub fn may_contain_hash(&self, h: u64) -> bool {
         if self.saturated {
             return true;
         }
-        let h = hash(id);
         self.segments.iter().any(|s| s.may_contain(h))
     }
 

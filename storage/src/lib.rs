@@ -8,6 +8,8 @@
 //!   and ingested into the dedup family as table files by a thread of their own.
 //! - `idfilter` (crate-private): the writer's in-memory filter of durable transfer ids (a
 //!   split block bloom filter), so that most new ids are never looked up in RocksDB.
+//! - `keyfilter` (crate-private): an in-memory filter of the aux keys requests look up and
+//!   almost never find (idempotency records, `out_trade_no` indexes, customer links).
 //! - [`legacy`]: decoders of record format 1, upgraded on read.
 //! - [`schema`]: column families, journal entries and account merge operands.
 //! - [`sched`]: a thread's scheduling policy (the ledger's thread at `SCHED_BATCH`).
@@ -32,6 +34,7 @@ pub(crate) mod dedup;
 pub mod error;
 pub mod flushprio;
 pub(crate) mod idfilter;
+pub(crate) mod keyfilter;
 pub mod legacy;
 pub mod records;
 pub mod sched;

@@ -64,6 +64,9 @@ pub struct StoreOptions {
     /// The most memory the writer's filter of durable transfer ids takes
     /// ([`crate::idfilter`]); under 2 MiB turns it off.
     pub dedup_filter_bytes_max: usize,
+    /// The most memory the filter of the aux keys requests look up and almost never find
+    /// takes ([`crate::keyfilter`]); under 2 MiB turns it off.
+    pub key_filter_bytes_max: usize,
     /// The writer's runs of new transfer ids are ingested into the dedup family once they
     /// hold this many ([`crate::dedup`])...
     pub dedup_seal_ids: usize,
@@ -90,6 +93,7 @@ impl Default for StoreOptions {
             background_nice: 0,
             flush_idle_nice: 0,
             dedup_filter_bytes_max: DEDUP_FILTER_BYTES_MAX,
+            key_filter_bytes_max: KEY_FILTER_BYTES_MAX,
             dedup_seal_ids: DEDUP_SEAL_IDS,
             dedup_held_ids_max: DEDUP_HELD_IDS_MAX,
             balance_seal_accounts: BALANCE_SEAL_ACCOUNTS,
@@ -99,6 +103,8 @@ impl Default for StoreOptions {
 
 /// [`StoreOptions::dedup_filter_bytes_max`]'s default: 64M transfer ids.
 pub const DEDUP_FILTER_BYTES_MAX: usize = 128 << 20;
+/// [`StoreOptions::key_filter_bytes_max`]'s default: 32M keys.
+pub const KEY_FILTER_BYTES_MAX: usize = 64 << 20;
 /// `StoreOptions::dedup_held_ids_max`'s default ([`crate::dedup`]).
 pub const DEDUP_HELD_IDS_MAX: usize = crate::dedup::HELD_IDS_MAX;
 /// `StoreOptions::dedup_seal_ids`'s default.
@@ -133,6 +139,10 @@ pub struct WriterStats {
     /// The filter's build after open is over (built, failed or cancelled): the writer takes
     /// a built filter at its next group.
     pub dedup_filter_built: std::sync::atomic::AtomicBool,
+    /// Reads of aux keys the key filter answered "absent" without RocksDB
+    /// ([`crate::keyfilter`]), and whether its build after open is over.
+    pub key_filter_ruled_out: AtomicU64,
+    pub key_filter_built: std::sync::atomic::AtomicBool,
     /// Balance checkpoints ingested as table files by the ingesting thread
     /// ([`writer::ingest_sealed_balances`]), the accounts and bytes in them, and their time
     /// (building the file, flushing the accounts memtable, ingesting): none of it the
@@ -251,6 +261,8 @@ pub(crate) struct Inner {
     /// The record segments (`archive/records/`, [`crate::shelf`]), oldest first: their
     /// headers (date, id time range) and paths, read on open.
     shelves: RwLock<Vec<(crate::shelf::ShelfHeader, PathBuf)>>,
+    /// The aux keys requests look up and almost never find ([`crate::keyfilter`]).
+    pub(crate) key_filter: crate::keyfilter::KeyFilter,
 }
 
 impl Inner {
@@ -584,6 +596,9 @@ impl Store {
             archive_dir: path.join(ARCHIVE_DIR),
             segment_cache: Mutex::new(None),
             shelves: RwLock::new(Vec::new()),
+            key_filter: crate::keyfilter::KeyFilter::new(crate::idfilter::fits(
+                options.key_filter_bytes_max,
+            )),
         });
         inner
             .archived_through
@@ -645,6 +660,11 @@ impl Store {
             options.dedup_filter_bytes_max,
             Arc::clone(&cancel_filter),
         );
+        let key_filter_thread = spawn_key_filter(
+            &inner,
+            options.key_filter_bytes_max,
+            Arc::clone(&cancel_filter),
+        );
         // RocksDB's pools started with the database: background work, behind the threads
         // that serve when they share a core (docs/ARCHITECTURE.md, "Actors, memory and
         // bounds"). RocksDB names them `rocksdb:high` and `rocksdb:low`.
@@ -687,7 +707,7 @@ impl Store {
                 // The scan holds the database open: the store is closed, and its directory
                 // free to open again, only once it stopped (it checks `cancel` every 64Ki
                 // keys).
-                if let Some(scan) = filter_thread {
+                for scan in [filter_thread, key_filter_thread].into_iter().flatten() {
                     let _ = scan.join();
                 }
             })
@@ -849,6 +869,13 @@ impl Store {
 
     /// A record of the layers above.
     pub fn aux(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if !self.inner.key_filter.may_contain(key) {
+            self.inner
+                .stats
+                .key_filter_ruled_out
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
         Ok(self.inner.db.get_cf(self.inner.cf_aux(), key)?)
     }
 
@@ -1382,14 +1409,7 @@ impl Store {
     /// Deletes every aux record whose key starts with `prefix` (derived records of archived
     /// days), in one synced write.
     pub fn delete_aux_prefix(&self, prefix: &[u8]) -> Result<()> {
-        let mut end = prefix.to_vec();
-        // The first key after every key starting with `prefix`.
-        while let Some(last) = end.pop() {
-            if last < 0xff {
-                end.push(last + 1);
-                break;
-            }
-        }
+        let end = prefix_end(prefix);
         let mut batch = rocksdb::WriteBatch::default();
         if end.is_empty() {
             return Err(StoreError::Inconsistent("an empty prefix".into()));
@@ -1968,6 +1988,107 @@ fn spawn_dedup_filter(
             (writer::IdFilterState::Off, None)
         }
     }
+}
+
+/// Builds the filter of the aux keys requests look up and almost never find
+/// ([`crate::keyfilter`]) from a scan of their prefixes, on a thread of its own while the
+/// store serves (as the dedup filter is): the writer adds the keys it writes meanwhile.
+/// The thread is returned to be joined by the writer's as it stops (`cancel`).
+fn spawn_key_filter(
+    inner: &Arc<Inner>,
+    bytes_max: usize,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+) -> Option<JoinHandle<()>> {
+    if !crate::idfilter::fits(bytes_max) {
+        inner.stats.key_filter_built.store(true, Ordering::Release);
+        return None;
+    }
+    let scanning = Arc::clone(inner);
+    let spawned = std::thread::Builder::new()
+        .name("rongpay-keyfilter".to_string())
+        .spawn(move || {
+            let inner = scanning;
+            match key_filter(&inner, bytes_max, &cancel) {
+                Ok(Some(built)) => {
+                    let keys = built.len();
+                    let bytes = inner.key_filter.install(built);
+                    metrics::gauge!(KEY_FILTER_BYTES).set(bytes as f64);
+                    tracing::info!(keys, bytes, "aux key filter built");
+                }
+                Ok(None) => inner.key_filter.give_up(),
+                Err(e) => {
+                    inner.key_filter.give_up();
+                    tracing::warn!(
+                        error = %e,
+                        "the aux key filter could not be built: every idempotency, out_trade_no and customer-link lookup goes to RocksDB"
+                    );
+                }
+            }
+            inner.stats.key_filter_built.store(true, Ordering::Release);
+        });
+    match spawned {
+        Ok(scan) => Some(scan),
+        Err(e) => {
+            inner.key_filter.give_up();
+            inner.stats.key_filter_built.store(true, Ordering::Release);
+            tracing::warn!(error = %e, "no thread for the aux key filter: every lookup goes to RocksDB");
+            None
+        }
+    }
+}
+
+/// Bytes of the aux key filter (a gauge): 0 while it is built after open, or off
+/// ([`crate::keyfilter`]).
+pub const KEY_FILTER_BYTES: &str = "rongpay_store_key_filter_bytes";
+
+/// The key filter from a scan of the filtered prefixes' keys; `None` when cancelled.
+fn key_filter(
+    inner: &Inner,
+    bytes_max: usize,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<Option<crate::idfilter::IdFilter>> {
+    let cf = inner.cf_aux();
+    let estimate = inner
+        .db
+        .property_int_value_cf(cf, "rocksdb.estimate-num-keys")?
+        .unwrap_or(0);
+    let mut filter = crate::keyfilter::KeyFilter::empty(estimate as usize, bytes_max);
+    let mut scanned = 0u64;
+    for prefix in crate::keyfilter::FILTERED {
+        let mut read = ReadOptions::default();
+        read.set_total_order_seek(true);
+        read.fill_cache(false);
+        read.set_readahead_size(4 << 20);
+        read.set_iterate_upper_bound(prefix_end(prefix));
+        let mut iter = inner.db.raw_iterator_cf_opt(cf, read);
+        iter.seek(prefix);
+        while let Some(key) = iter.key() {
+            crate::keyfilter::KeyFilter::add_scanned(&mut filter, key);
+            if filter.saturated() {
+                return Ok(Some(filter));
+            }
+            scanned += 1;
+            if scanned.is_multiple_of(65_536) && cancel.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            iter.next();
+        }
+        iter.status()?;
+    }
+    Ok(Some(filter))
+}
+
+/// The first key after every key that starts with `prefix` (empty when `prefix` is empty
+/// or all 0xff: no such key).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    end
 }
 
 /// The filter from a scan of the dedup index's keys; `None` when cancelled.

@@ -1375,6 +1375,9 @@ fn add_unit<'a>(
 /// starts from where the previous one ended.
 fn add_aux(inner: &Inner, batch: &mut WriteBatch, mut aux: Vec<(&[u8], &[u8])>) {
     aux.sort_by(|a, b| a.0.cmp(b.0));
+    // Before the write: a read that may no longer miss the key must find it in the filter
+    // (a failed write leaves a false positive, never a miss).
+    inner.key_filter.insert(aux.iter().map(|(key, _)| *key));
     for (key, value) in aux {
         match key.strip_prefix(crate::schema::AUDIT_ROUTE) {
             Some(audit_key) => batch.put_cf(inner.cf_audit(), audit_key, value),

@@ -12,5 +12,6 @@ mod flush_priority;
 mod format_fixtures;
 mod group_commit;
 mod ingested_checkpoints;
+mod key_filter;
 mod notes;
 mod recovery;

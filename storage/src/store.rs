@@ -2048,11 +2048,7 @@ fn key_filter(
     cancel: &std::sync::atomic::AtomicBool,
 ) -> Result<Option<crate::idfilter::IdFilter>> {
     let cf = inner.cf_aux();
-    let estimate = inner
-        .db
-        .property_int_value_cf(cf, "rocksdb.estimate-num-keys")?
-        .unwrap_or(0);
-    let mut filter = crate::keyfilter::KeyFilter::empty(estimate as usize, bytes_max);
+    let mut filter = crate::keyfilter::KeyFilter::empty(estimated_keys(inner, cf)?, bytes_max);
     let mut scanned = 0u64;
     for prefix in crate::keyfilter::FILTERED {
         let mut read = ReadOptions::default();
@@ -2078,6 +2074,15 @@ fn key_filter(
     Ok(Some(filter))
 }
 
+/// RocksDB's estimate of the keys in a column family (what a filter is first sized for).
+fn estimated_keys(inner: &Inner, cf: &ColumnFamily) -> Result<usize> {
+    let estimate = inner
+        .db
+        .property_int_value_cf(cf, "rocksdb.estimate-num-keys")?
+        .unwrap_or(0);
+    Ok(usize::try_from(estimate).unwrap_or(usize::MAX))
+}
+
 /// The first key after every key that starts with `prefix` (empty when `prefix` is empty
 /// or all 0xff: no such key).
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -2099,11 +2104,7 @@ fn dedup_filter(
 ) -> Result<Option<crate::idfilter::IdFilter>> {
     let started = Instant::now();
     let cf = inner.cf_dedup();
-    let estimate = inner
-        .db
-        .property_int_value_cf(cf, "rocksdb.estimate-num-keys")?
-        .unwrap_or(0);
-    let mut filter = crate::idfilter::IdFilter::new(estimate as usize, bytes_max);
+    let mut filter = crate::idfilter::IdFilter::new(estimated_keys(inner, cf)?, bytes_max);
     let mut read = ReadOptions::default();
     read.set_total_order_seek(true);
     read.fill_cache(false);

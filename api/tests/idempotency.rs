@@ -166,6 +166,19 @@ fn keys_are_scoped_to_the_caller_and_survive_kill9() {
     p.kill9();
 
     let p = Payd::start_in(&dir, &env);
+    // Replayed once the store's key filter is built (storage::keyfilter): the replay's
+    // lookup of its idempotency record goes through the filter, not around it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !String::from_utf8_lossy(&p.req("GET", "/metrics", &[], b"").body)
+        .lines()
+        .any(|l| l.starts_with("rongpay_store_key_filter_bytes ") && !l.ends_with(" 0"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key filter was never built"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let again = post(
         &p,
         &a.key,

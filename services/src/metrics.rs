@@ -380,7 +380,7 @@ fn describe() {
     describe_gauge!(
         storage::store::KEY_FILTER_BYTES,
         Unit::Bytes,
-        "Bytes of the store's filter of idempotency keys, out_trade_no indexes and customer links, which answers lookups of keys not stored without RocksDB (0 while it is built after a start, or when off or given up)."
+        "Bytes of the store's filter of idempotency keys, out_trade_no indexes and customer links, which answers lookups of keys not stored without RocksDB (0 while it is built after a start, or when off, given up or saturated)."
     );
     describe_gauge!(
         storage::writer::WAL_DEDUP_HELD_IDS,

@@ -44,6 +44,10 @@ pub const FILTERED: [&[u8]; 3] = [
     prefix::CUSTOMER_BY_ACCOUNT,
 ];
 
+/// Bytes of the filter (a gauge): 0 while it is built after open, or off, given up or
+/// saturated.
+pub const KEY_FILTER_BYTES: &str = "rongpay_store_key_filter_bytes";
+
 /// Hashes of keys the writer keeps while the filter is built (8 bytes each, 8 MiB).
 pub const PENDING_MAX: usize = 1 << 20;
 
@@ -70,6 +74,7 @@ enum State {
 /// See the module's documentation.
 pub struct KeyFilter {
     state: RwLock<State>,
+    bytes: metrics::Gauge,
 }
 
 impl KeyFilter {
@@ -81,6 +86,7 @@ impl KeyFilter {
             } else {
                 State::Off
             }),
+            bytes: metrics::gauge!(KEY_FILTER_BYTES),
         }
     }
 
@@ -92,7 +98,15 @@ impl KeyFilter {
         }
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         match &mut *state {
-            State::Ready(filter) => keys.for_each(|k| filter.insert_hash(hash(k))),
+            State::Ready(filter) => {
+                let before = filter.bytes();
+                keys.for_each(|k| filter.insert_hash(hash(k)));
+                // A new segment, or saturated (its segments dropped).
+                let after = filter.bytes();
+                if after != before {
+                    self.bytes.set(after as f64);
+                }
+            }
             State::Building(pending) => {
                 pending.extend(keys.map(hash));
                 if pending.len() > PENDING_MAX {
@@ -100,6 +114,7 @@ impl KeyFilter {
                         "the aux key filter's build fell behind the writes: every lookup goes to RocksDB until a restart"
                     );
                     *state = State::Off;
+                    self.bytes.set(0.0);
                 }
             }
             State::Off => {}
@@ -139,6 +154,7 @@ impl KeyFilter {
                 pending.into_iter().for_each(|h| built.insert_hash(h));
                 let bytes = built.bytes();
                 *state = State::Ready(built);
+                self.bytes.set(bytes as f64);
                 bytes
             }
             State::Ready(_) | State::Off => 0,
@@ -148,6 +164,7 @@ impl KeyFilter {
     /// The scan failed or was cancelled: every read goes to RocksDB.
     pub fn give_up(&self) {
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = State::Off;
+        self.bytes.set(0.0);
     }
 
     /// Whether the filter is ready (reads of absent filtered keys are answered in memory).

@@ -2012,7 +2012,6 @@ fn spawn_key_filter(
                 Ok(Some(built)) => {
                     let keys = built.len();
                     let bytes = inner.key_filter.install(built);
-                    metrics::gauge!(KEY_FILTER_BYTES).set(bytes as f64);
                     tracing::info!(keys, bytes, "aux key filter built");
                 }
                 Ok(None) => inner.key_filter.give_up(),
@@ -2037,9 +2036,8 @@ fn spawn_key_filter(
     }
 }
 
-/// Bytes of the aux key filter (a gauge): 0 while it is built after open, or off
-/// ([`crate::keyfilter`]).
-pub const KEY_FILTER_BYTES: &str = "rongpay_store_key_filter_bytes";
+/// Bytes of the aux key filter (a gauge, [`crate::keyfilter`]).
+pub use crate::keyfilter::KEY_FILTER_BYTES;
 
 /// The key filter from a scan of the filtered prefixes' keys; `None` when cancelled.
 fn key_filter(

@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 71] = [
+pub const SETTINGS: [&str; 72] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -35,6 +35,7 @@ pub const SETTINGS: [&str; 71] = [
     "dedup_held_ids",
     "dedup_seal_ids",
     "balance_seal_accounts",
+    "commit_delay_us",
     "connections_max",
     "default_currency",
     "default_fee_rate",
@@ -150,6 +151,10 @@ pub struct Config {
     /// 262,144; 0: never, every checkpoint goes to the memtable), or a second after the
     /// last checkpoint.
     pub balance_seal_accounts: usize,
+    /// The longest a group-commit write waits for the payments its core's other threads are
+    /// preparing (0 to 10,000 µs; default 1,000; 0 never waits). It waits only while they
+    /// run: a quiet server writes at once. docs/ARCHITECTURE.md, "Group commit".
+    pub commit_delay_us: u64,
     /// Connections served at once; more wait in the kernel's backlog.
     pub connections_max: usize,
     /// Currency of merchants' own balance accounts.
@@ -307,6 +312,7 @@ impl Default for Config {
             dedup_held_ids: services::platform::DEDUP_HELD_IDS_MAX,
             dedup_seal_ids: services::platform::DEDUP_SEAL_IDS,
             balance_seal_accounts: services::platform::BALANCE_SEAL_ACCOUNTS,
+            commit_delay_us: services::platform::CommitDelay::DEFAULT.max.as_micros() as u64,
             connections_max: 16_384,
             head_limit_bytes: 16 << 10,
             default_currency: "CNY".to_string(),
@@ -527,6 +533,12 @@ impl Config {
                 self.balance_seal_accounts
             ));
         }
+        if self.commit_delay_us > 10_000 {
+            return Err(format!(
+                "commit_delay_us: {} is outside 0..=10000",
+                self.commit_delay_us
+            ));
+        }
         if !(1..=1 << 24).contains(&self.dedup_seal_ids) {
             return Err(format!(
                 "dedup_seal_ids: {} is outside 1..=16777216",
@@ -722,6 +734,9 @@ impl Config {
             dedup_held_ids_max: self.dedup_held_ids,
             dedup_seal_ids: self.dedup_seal_ids,
             balance_seal_accounts: self.balance_seal_accounts,
+            commit_delay: services::platform::CommitDelay {
+                max: Duration::from_micros(self.commit_delay_us),
+            },
             risk_rules_file: self.risk_rules_file.clone(),
             channel_timeout: self.channel_timeout(),
             routing_policy: self.policy(),
@@ -939,6 +954,7 @@ mod tests {
         assert!(
             bad(|c| c.balance_seal_accounts = (1 << 24) + 1).starts_with("balance_seal_accounts:")
         );
+        assert!(bad(|c| c.commit_delay_us = 10_001).starts_with("commit_delay_us:"));
         assert!(bad(|c| c.rocksdb_background_nice = -1).starts_with("rocksdb_background_nice:"));
         assert!(bad(|c| c.rocksdb_flush_idle_nice = 20).starts_with("rocksdb_flush_idle_nice:"));
         assert!(bad(|c| c.inflight_max = 0).starts_with("inflight_max:"));

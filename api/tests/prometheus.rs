@@ -40,6 +40,7 @@ const FAMILIES: &[&str] = &[
     "rongpay_wal_batch_units",
     "rongpay_wal_batch_bytes",
     "rongpay_wal_batch_keys",
+    "rongpay_wal_commit_delay_seconds",
     "rongpay_wal_checkpoints_total",
     "rongpay_wal_checkpoint_keys_total",
     "rongpay_wal_dedup_ids_total",

@@ -102,6 +102,11 @@ const SECONDS_BUCKETS: &[f64] = &[
 const SYNC_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5,
 ];
+/// A group's wait for more units before its write: 1 µs (a yield that found nothing to
+/// run) to 10 ms (past `commit_delay_us`'s bound).
+const DELAY_BUCKETS: &[f64] = &[
+    0.000001, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01,
+];
 const UNITS_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
 ];
@@ -130,6 +135,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         b = buckets(b, name, SECONDS_BUCKETS)?;
     }
     b = buckets(b, storage::writer::WAL_SYNC_SECONDS, SYNC_BUCKETS)?;
+    b = buckets(b, storage::writer::WAL_COMMIT_DELAY_SECONDS, DELAY_BUCKETS)?;
     b = buckets(b, storage::writer::WAL_BATCH_UNITS, UNITS_BUCKETS)?;
     b = buckets(b, storage::writer::WAL_BATCH_BYTES, BYTES_BUCKETS)?;
     b = buckets(b, storage::writer::WAL_BATCH_KEYS, KEYS_BUCKETS)?;
@@ -341,6 +347,11 @@ fn describe() {
         storage::writer::WAL_SYNC_SECONDS,
         Unit::Seconds,
         "Time of one synced group write of the journal, fdatasync included."
+    );
+    describe_histogram!(
+        storage::writer::WAL_COMMIT_DELAY_SECONDS,
+        Unit::Seconds,
+        "Time a group write waited before its write for the units its core's other threads were preparing (commit_delay_us; recorded for every group while the delay is on)."
     );
     describe_histogram!(
         storage::writer::WAL_BATCH_UNITS,

@@ -43,6 +43,8 @@ pub struct Settings {
     pub dedup_seal_ids: usize,
     /// `StoreOptions::balance_seal_accounts`.
     pub balance_seal_accounts: usize,
+    /// `StoreOptions::commit_delay`.
+    pub commit_delay: storage::CommitDelay,
     /// TOML risk rules, reloadable; `None`: every payment scores 0.
     pub risk_rules_file: Option<PathBuf>,
     pub channel_timeout: Duration,
@@ -370,6 +372,7 @@ impl Platform {
                 dedup_held_ids_max: self.settings.dedup_held_ids_max,
                 dedup_seal_ids: self.settings.dedup_seal_ids,
                 balance_seal_accounts: self.settings.balance_seal_accounts,
+                commit_delay: self.settings.commit_delay,
                 ..StoreOptions::default()
             };
             match tokio::task::spawn_blocking(move || Store::open(&dir, options)).await {
@@ -513,6 +516,7 @@ pub use storage::store::DEDUP_FILTER_BYTES_MAX;
 /// The default bound on the store's filter of client-keyed aux keys, in bytes.
 pub use storage::store::KEY_FILTER_BYTES_MAX;
 pub use storage::store::{BALANCE_SEAL_ACCOUNTS, DEDUP_HELD_IDS_MAX, DEDUP_SEAL_IDS};
+pub use storage::CommitDelay;
 
 /// Ledger commands admitted at once by default.
 pub const INFLIGHT_COMMANDS_MAX: usize = actors::ledger::INFLIGHT_COMMANDS_MAX;

@@ -53,4 +53,4 @@ pub use schema::JournalEntry;
 #[cfg(feature = "rocksdb")]
 pub use store::{GlCut, Recovery, Store, StoreOptions, Verification, WriterStats};
 #[cfg(feature = "rocksdb")]
-pub use writer::{Ack, BatchAck, CommitUnit};
+pub use writer::{Ack, BatchAck, CommitDelay, CommitUnit};

@@ -77,6 +77,8 @@ pub struct StoreOptions {
     /// (or a second after the last checkpoint); 0: never, every checkpoint goes to the
     /// memtable.
     pub balance_seal_accounts: usize,
+    /// How long a group may wait for more units under load ([`writer::CommitDelay`]).
+    pub commit_delay: writer::CommitDelay,
 }
 
 impl Default for StoreOptions {
@@ -97,6 +99,7 @@ impl Default for StoreOptions {
             dedup_seal_ids: DEDUP_SEAL_IDS,
             dedup_held_ids_max: DEDUP_HELD_IDS_MAX,
             balance_seal_accounts: BALANCE_SEAL_ACCOUNTS,
+            commit_delay: writer::CommitDelay::OFF,
         }
     }
 }
@@ -686,6 +689,7 @@ impl Store {
         let writer_inner = Arc::clone(&inner);
         let cancel_on_error = Arc::clone(&cancel_filter);
         let group_units_max = options.group_units_max.clamp(1, GROUP_UNITS_MAX);
+        let commit_delay = options.commit_delay;
         let writer = std::thread::Builder::new()
             .name("rongpay-wal".to_string())
             .spawn(move || {
@@ -699,6 +703,7 @@ impl Store {
                     writer_inner,
                     rx,
                     group_units_max,
+                    commit_delay,
                     filter,
                     flush_priority,
                     ingester,

@@ -102,7 +102,7 @@ const SECONDS_BUCKETS: &[f64] = &[
 const SYNC_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5,
 ];
-/// A group's wait for more units before its write: 1 µs (a yield that found nothing to
+/// A group's wait for more units before its write: 1 µs (a yield that found nothing else to
 /// run) to 10 ms (past `commit_delay_us`'s bound).
 const DELAY_BUCKETS: &[f64] = &[
     0.000001, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01,
@@ -351,7 +351,7 @@ fn describe() {
     describe_histogram!(
         storage::writer::WAL_COMMIT_DELAY_SECONDS,
         Unit::Seconds,
-        "Time a group write waited before its write for the units its core's other threads were preparing (commit_delay_us; recorded for every group while the delay is on)."
+        "Time a group write waited before its write for the units its core's other threads were preparing (commit_delay_us; for each group that waited: a group waits when the one before it held two units or more)."
     );
     describe_histogram!(
         storage::writer::WAL_BATCH_UNITS,

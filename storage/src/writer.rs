@@ -134,8 +134,8 @@ pub const WAL_CHECKPOINT_KEYS: &str = "rongpay_wal_checkpoint_keys_total";
 /// Transfer ids checked for duplicates (a counter), by what answered: `filter` (the id
 /// filter ruled it out in memory) or `index` (looked up in the dedup index).
 pub const WAL_DEDUP_IDS: &str = "rongpay_wal_dedup_ids_total";
-/// Seconds a group waited for more units before its write ([`CommitDelay`]; recorded for
-/// every group while the delay is on), a histogram.
+/// Seconds a group waited for more units before its write, for each group that lingered
+/// ([`CommitDelay`]), a histogram.
 pub const WAL_COMMIT_DELAY_SECONDS: &str = "rongpay_wal_commit_delay_seconds";
 /// Bytes of the writer's id filter (a gauge): 0 while it is being built after open, or off.
 pub const WAL_DEDUP_FILTER_BYTES: &str = "rongpay_wal_dedup_filter_bytes";
@@ -156,10 +156,10 @@ pub const WAL_DEDUP_INGESTED_IDS: &str = "rongpay_wal_dedup_ingested_ids_total";
 /// after draining the queue the writer yields its core (`sched_yield`) and takes what the
 /// threads that ran meanwhile submitted, again while each yield brings more, until one
 /// brings nothing, `max` has passed or the group is full. A yield returns at once when no
-/// other thread is runnable on the core, so a quiet server, or one whose clients are all in
-/// the group already, writes at once: the wait never leaves the core idle, unlike a timed
-/// one (which at 64 closed-loop connections of balance payments cost 3–20% of their
-/// rate, session 50).
+/// other thread is runnable on the core, so a server whose clients are all in the group
+/// already writes at once: the wait never leaves the core idle, unlike a timed one (which at
+/// 64 closed-loop connections of balance payments cost 3–20% of their rate, session 50). A
+/// quiet server's groups, of one unit, do not linger at all ([`LINGER_AFTER_UNITS`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommitDelay {
     /// The longest a group waits; zero turns the delay off.
@@ -177,6 +177,11 @@ impl CommitDelay {
         max: Duration::from_millis(1),
     };
 }
+
+/// A group lingers ([`CommitDelay`]) only when the one before it held at least this many
+/// units: at a rate where groups hold one payment, nothing would come, and a yield to a
+/// thread that happens to run (a response being written) would only delay the write.
+const LINGER_AFTER_UNITS: usize = 2;
 
 /// Takes more units into `group` while they keep coming ([`CommitDelay`]), calling `yield_core`
 /// (`std::thread::yield_now`) before each look. Answers whether the writer is to stop after
@@ -235,6 +240,7 @@ pub(crate) fn run(
         held_ids: metrics::gauge!(WAL_DEDUP_HELD_IDS),
     };
     let delayed = metrics::histogram!(WAL_COMMIT_DELAY_SECONDS);
+    let mut previous_units = 0;
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
     write_options.set_no_slowdown(true);
@@ -256,7 +262,11 @@ pub(crate) fn run(
                 Err(_) => break,
             }
         }
-        if !stopping && !delay.max.is_zero() && group.units < batch_units_max {
+        if !stopping
+            && !delay.max.is_zero()
+            && previous_units >= LINGER_AFTER_UNITS
+            && group.units < batch_units_max
+        {
             let mut waited = 0;
             stopping = linger(
                 &rx,
@@ -268,6 +278,7 @@ pub(crate) fn run(
             );
             delayed.record(waited as f64 / 1e9);
         }
+        previous_units = group.units;
         if write_group(
             &inner,
             &mut group,

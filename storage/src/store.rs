@@ -2052,29 +2052,62 @@ fn key_filter(
 ) -> Result<Option<crate::idfilter::IdFilter>> {
     let cf = inner.cf_aux();
     let mut filter = crate::keyfilter::KeyFilter::empty(estimated_keys(inner, cf)?, bytes_max);
-    let mut scanned = 0u64;
     for prefix in crate::keyfilter::FILTERED {
-        let mut read = ReadOptions::default();
-        read.set_total_order_seek(true);
-        read.fill_cache(false);
-        read.set_readahead_size(4 << 20);
-        read.set_iterate_upper_bound(prefix_end(prefix));
-        let mut iter = inner.db.raw_iterator_cf_opt(cf, read);
-        iter.seek(prefix);
-        while let Some(key) = iter.key() {
+        let scanned = scan_keys(inner, cf, prefix, Some(prefix_end(prefix)), cancel, |key| {
             crate::keyfilter::KeyFilter::add_scanned(&mut filter, key);
-            if filter.saturated() {
-                return Ok(Some(filter));
-            }
-            scanned += 1;
-            if scanned.is_multiple_of(65_536) && cancel.load(Ordering::Acquire) {
-                return Ok(None);
-            }
-            iter.next();
+            Ok(!filter.saturated())
+        })?;
+        match scanned {
+            Scanned::Cancelled => return Ok(None),
+            Scanned::Stopped => break,
+            Scanned::All => {}
         }
-        iter.status()?;
     }
     Ok(Some(filter))
+}
+
+/// How a [`scan_keys`] ended.
+enum Scanned {
+    All,
+    /// Its callback asked to stop (a filter saturated).
+    Stopped,
+    /// `cancel` was set: the writer stopped.
+    Cancelled,
+}
+
+/// Calls `each` with every key of `cf` from `from` (below `upper` when given), for a filter
+/// built after open: a total-order scan that reads ahead and leaves the block cache to the
+/// requests. `each` answers whether to go on; `cancel` is checked every 64Ki keys.
+fn scan_keys(
+    inner: &Inner,
+    cf: &ColumnFamily,
+    from: &[u8],
+    upper: Option<Vec<u8>>,
+    cancel: &std::sync::atomic::AtomicBool,
+    mut each: impl FnMut(&[u8]) -> Result<bool>,
+) -> Result<Scanned> {
+    let mut read = ReadOptions::default();
+    read.set_total_order_seek(true);
+    read.fill_cache(false);
+    read.set_readahead_size(4 << 20);
+    if let Some(upper) = upper {
+        read.set_iterate_upper_bound(upper);
+    }
+    let mut iter = inner.db.raw_iterator_cf_opt(cf, read);
+    iter.seek(from);
+    let mut scanned = 0u64;
+    while let Some(key) = iter.key() {
+        if !each(key)? {
+            return Ok(Scanned::Stopped);
+        }
+        scanned += 1;
+        if scanned.is_multiple_of(65_536) && cancel.load(Ordering::Acquire) {
+            return Ok(Scanned::Cancelled);
+        }
+        iter.next();
+    }
+    iter.status()?;
+    Ok(Scanned::All)
 }
 
 /// RocksDB's estimate of the keys in a column family (what a filter is first sized for).
@@ -2108,28 +2141,16 @@ fn dedup_filter(
     let started = Instant::now();
     let cf = inner.cf_dedup();
     let mut filter = crate::idfilter::IdFilter::new(estimated_keys(inner, cf)?, bytes_max);
-    let mut read = ReadOptions::default();
-    read.set_total_order_seek(true);
-    read.fill_cache(false);
-    read.set_readahead_size(4 << 20);
-    let mut iter = inner.db.raw_iterator_cf_opt(cf, read);
-    iter.seek_to_first();
-    let mut scanned = 0u64;
-    while let Some(key) = iter.key() {
+    let scanned = scan_keys(inner, cf, &[], None, cancel, |key| {
         let id: &[u8; 16] = key
             .try_into()
             .map_err(|_| StoreError::Inconsistent(format!("a dedup key of {} bytes", key.len())))?;
         filter.insert(id);
-        if filter.saturated() {
-            break;
-        }
-        scanned += 1;
-        if scanned.is_multiple_of(65_536) && cancel.load(Ordering::Acquire) {
-            return Ok(None);
-        }
-        iter.next();
+        Ok(!filter.saturated())
+    })?;
+    if let Scanned::Cancelled = scanned {
+        return Ok(None);
     }
-    iter.status()?;
     tracing::info!(
         ids = filter.len(),
         bytes = filter.bytes(),

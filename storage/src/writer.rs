@@ -185,13 +185,12 @@ const LINGER_AFTER_UNITS: usize = 2;
 
 /// Takes more units into `group` while they keep coming ([`CommitDelay`]), calling `yield_core`
 /// (`std::thread::yield_now`) before each look. Answers whether the writer is to stop after
-/// this group (`Stop` came, or every sender is gone); the nanoseconds waited go to `waited`.
+/// this group (`Stop` came, or every sender is gone).
 fn linger(
     rx: &Receiver<Msg>,
     group: &mut Group,
     delay: &CommitDelay,
     units_max: usize,
-    waited: &mut u64,
     mut yield_core: impl FnMut(),
 ) -> bool {
     let started = Instant::now();
@@ -213,7 +212,6 @@ fn linger(
             break;
         }
     }
-    *waited = waited.saturating_add(started.elapsed().as_nanos() as u64);
     stop
 }
 
@@ -267,16 +265,15 @@ pub(crate) fn run(
             && previous_units >= LINGER_AFTER_UNITS
             && group.units < batch_units_max
         {
-            let mut waited = 0;
+            let started = Instant::now();
             stopping = linger(
                 &rx,
                 &mut group,
                 &delay,
                 batch_units_max,
-                &mut waited,
                 std::thread::yield_now,
             );
-            delayed.record(waited as f64 / 1e9);
+            delayed.record(started.elapsed().as_secs_f64());
         }
         previous_units = group.units;
         if write_group(
@@ -1505,15 +1502,15 @@ mod tests {
             tx.send(commit()).unwrap();
         }
         let mut group = Group::default();
-        let mut waited = 0;
+        let started = Instant::now();
         // Nothing else sends: the first yield that brings nothing ends the wait, long
         // before `max`.
-        assert!(!linger(&rx, &mut group, &WAIT, 100, &mut waited, || {}));
+        assert!(!linger(&rx, &mut group, &WAIT, 100, || {}));
         assert_eq!(group.units, 3);
-        assert!(waited < WAIT.max.as_nanos() as u64);
         // The same again with nothing queued: the group stays as it is.
-        assert!(!linger(&rx, &mut group, &WAIT, 100, &mut waited, || {}));
+        assert!(!linger(&rx, &mut group, &WAIT, 100, || {}));
         assert_eq!(group.units, 3);
+        assert!(started.elapsed() < WAIT.max);
     }
 
     #[test]
@@ -1524,27 +1521,20 @@ mod tests {
         tx.send(Msg::Stop).unwrap();
         tx.send(commit()).unwrap();
         let mut group = Group::default();
-        let mut waited = 0;
-        assert!(
-            linger(&rx, &mut group, &WAIT, 100, &mut waited, || {}),
-            "Stop is seen"
-        );
+        assert!(linger(&rx, &mut group, &WAIT, 100, || {}), "Stop is seen");
         assert_eq!(group.units, 2, "nothing behind Stop is taken");
         let (tx, rx) = crossbeam_channel::unbounded();
         tx.send(commit()).unwrap();
         drop(tx);
         let mut group = Group::default();
-        assert!(
-            linger(&rx, &mut group, &WAIT, 100, &mut waited, || {}),
-            "no sender left"
-        );
+        assert!(linger(&rx, &mut group, &WAIT, 100, || {}), "no sender left");
         assert_eq!(group.units, 1);
         let (tx, rx) = crossbeam_channel::unbounded();
         for _ in 0..10 {
             tx.send(commit()).unwrap();
         }
         let mut group = Group::default();
-        assert!(!linger(&rx, &mut group, &WAIT, 4, &mut waited, || {}));
+        assert!(!linger(&rx, &mut group, &WAIT, 4, || {}));
         assert_eq!(group.units, 4, "a full group waits no more");
         assert_eq!(rx.len(), 6);
     }
@@ -1556,15 +1546,16 @@ mod tests {
             max: Duration::from_millis(20),
         };
         let mut group = Group::default();
-        let mut waited = 0;
         let mut yields = 0;
+        let started = Instant::now();
         // Every yield brings a unit: only `max` ends the wait.
-        let stop = linger(&rx, &mut group, &delay, usize::MAX, &mut waited, || {
+        let stop = linger(&rx, &mut group, &delay, usize::MAX, || {
             yields += 1;
             tx.send(commit()).unwrap();
         });
+        let waited = started.elapsed();
         assert!(!stop);
-        assert!(waited >= delay.max.as_nanos() as u64, "waited {waited} ns");
+        assert!(waited >= delay.max, "waited {waited:?}");
         assert_eq!(group.units, yields);
         assert!(yields > 1);
     }

@@ -10,7 +10,8 @@
 # endpoint 8,190 transfers a request on 2 connections (as loadtest/ab.sh does) and counts
 # transfers (the group-commit writer's units) instead of payments. Besides the stages, the
 # report splits payd's CPU by thread. PAYD=path profiles another payd binary (an earlier
-# build, for a before/after).
+# build, for a before/after). RATE=n: an open loop at n payments/s instead of the closed loop
+# (what a payment costs when nothing batches it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-8}"
@@ -82,7 +83,8 @@ if [ "$scenario" = card ]; then
   sim=(--sim 127.0.0.1:18491)
 fi
 taskset -c 1 "$bin/loadtest" run --addr "127.0.0.1:$port" --duration "$((secs + 30))s" \
-  "${load[@]}" --accounts 10000 "${sim[@]}" -q >"$work/loadtest.out" 2>&1 &
+  "${load[@]}" --accounts 10000 "${sim[@]}" ${RATE:+--rate "constant:$RATE"} -q \
+  >"$work/loadtest.out" 2>&1 &
 pids+=($!)
 # The harness creates its merchants and accounts first: measure once payments flow.
 for _ in $(seq 1 600); do [ "$(payments)" -gt "$started" ] && break; sleep 0.1; done

@@ -57,6 +57,10 @@ pub const ROUND_TRANSFERS_MAX: usize = 8_190;
 pub const ROUND_TRANSFERS_MIN: usize = 128;
 /// Shard actors of a ledger unless configured.
 pub const SHARDS_DEFAULT: usize = 8;
+/// Accounts whose [`AccountFacts`] the ledger remembers unless configured; the map is
+/// cleared when full (a miss costs one point read of the account). ≈ 48 bytes an entry:
+/// ≈ 12 MiB at most.
+pub const FACTS_CACHED_MAX: usize = 1 << 18;
 
 /// Key/value records of the layers above, written in the same unit as a command's effect.
 pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
@@ -77,6 +81,8 @@ pub struct LedgerConfig {
     pub sweep_every: Duration,
     /// Shard actors the accounts are spread over (by a fixed hash of the id).
     pub shards: usize,
+    /// Accounts whose facts ([`Ledger::facts`]) are kept in memory at most.
+    pub facts_cached_max: usize,
 }
 
 impl Default for LedgerConfig {
@@ -87,6 +93,7 @@ impl Default for LedgerConfig {
             idle_after: Duration::from_secs(300),
             sweep_every: Duration::from_secs(10),
             shards: SHARDS_DEFAULT,
+            facts_cached_max: FACTS_CACHED_MAX,
         }
     }
 }
@@ -116,6 +123,18 @@ struct Inner {
     /// Account ids between their claim and their durable write (or rejection): catches a
     /// duplicate creation that the store cannot see yet.
     accounts_inflight: IdSet<AccountId>,
+    /// Facts of accounts read before ([`Ledger::facts`]), at most `facts_cached_max`.
+    facts: DashMap<AccountId, AccountFacts, IdHasher>,
+    facts_cached_max: usize,
+}
+
+/// What never changes about an account once it exists: what a payment is checked against
+/// (the payer's currency, its age for the risk score) before the ledger is asked to move
+/// money. Read without a message to the account's shard ([`Ledger::facts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountFacts {
+    pub currency: Currency,
+    pub created_at: Timestamp,
 }
 
 /// A cheap, cloneable handle on the ledger, usable from any thread.
@@ -271,6 +290,8 @@ impl Ledger {
                 inflight_max: config.inflight_max,
                 active,
                 accounts_inflight: IdSet::default(),
+                facts: DashMap::default(),
+                facts_cached_max: config.facts_cached_max.max(1),
             }),
         }
     }
@@ -653,6 +674,40 @@ impl Ledger {
             // Not in memory: nothing is pending on it, the store holds its exact state.
             None => Ok(self.inner.store.account(id)?.map(LiveAccount::new)),
         }
+    }
+
+    /// The account's immutable facts; `None` if it does not exist. Answered from memory
+    /// when read before, else from the store, never by its shard: an account's currency and
+    /// creation time are written once, in the unit that creates it, and an account is
+    /// acknowledged (its id known to anyone) only once that unit is durable. Nothing about
+    /// its balance or status: those are the shard's, checked when a transfer is prepared.
+    ///
+    /// This is what a payment asks before scoring: as a message to the shard it cost each
+    /// payment a round trip to the ledger's thread, and under a moderate load, where
+    /// nothing batches them, each such hop is a wake-up of a sleeping thread
+    /// (docs/BENCHMARKS.md, session 51).
+    pub fn facts(&self, id: AccountId) -> Result<Option<AccountFacts>, LedgerError> {
+        if let Some(facts) = self.inner.facts.get(&id) {
+            return Ok(Some(*facts));
+        }
+        let Some(account) = self.inner.store.account(id)? else {
+            // Not cached: the account may be created later.
+            return Ok(None);
+        };
+        let facts = AccountFacts {
+            currency: account.currency,
+            created_at: account.created_at,
+        };
+        if self.inner.facts.len() >= self.inner.facts_cached_max {
+            self.inner.facts.clear();
+        }
+        self.inner.facts.insert(id, facts);
+        Ok(Some(facts))
+    }
+
+    /// Accounts whose facts are in memory now (at most `facts_cached_max`).
+    pub fn facts_cached(&self) -> usize {
+        self.inner.facts.len()
     }
 }
 

@@ -18,4 +18,4 @@ pub mod ledger;
 pub mod shard;
 
 pub use error::LedgerError;
-pub use ledger::{Ledger, LedgerConfig, Outcome, Seq};
+pub use ledger::{AccountFacts, Ledger, LedgerConfig, Outcome, Seq};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actors::{Ledger, LedgerConfig, LedgerError};
+use actors::{AccountFacts, Ledger, LedgerConfig, LedgerError};
 use engine::{
     AccountId, AccountStatus, Currency, Reject, Timestamp, Transfer, TransferId, TransferKind,
 };
@@ -335,5 +335,81 @@ fn a_record_write_dropped_while_it_waits_is_still_written() {
             .write_records(vec![(b"test-after".to_vec(), b"x".to_vec())])
             .await
             .unwrap();
+    });
+}
+
+#[test]
+fn an_accounts_facts_are_read_without_its_shard_and_the_cache_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = 8;
+    let config = LedgerConfig {
+        facts_cached_max: bound,
+        ..LedgerConfig::default()
+    };
+    let before = actix_rt::System::new().block_on(async {
+        let (ledger, store) = start(dir.path(), config.clone()).await;
+        let a = store.account(A).unwrap().unwrap();
+        let facts = ledger.facts(A).unwrap().unwrap();
+        assert_eq!(
+            facts,
+            AccountFacts {
+                currency: Currency::CNY,
+                created_at: a.created_at
+            }
+        );
+        // Unknown: absent, and not remembered as absent (it may be created later).
+        let later = AccountId(77);
+        assert_eq!(ledger.facts(later).unwrap(), None);
+        ledger
+            .create_account(later, Currency::USD, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ledger.facts(later).unwrap().unwrap().currency,
+            Currency::USD
+        );
+        // Balance and status are not facts: they change, the facts do not.
+        ledger
+            .set_status(A, AccountStatus::Frozen)
+            .await
+            .unwrap()
+            .unwrap();
+        ledger
+            .transfer(between(2, FUNDS, B, 5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ledger.facts(A).unwrap(), Some(facts));
+        // Bounded: reading the facts of 40 accounts keeps at most `bound` in memory, and
+        // every answer is still right.
+        let many: Vec<AccountId> = (0..40u128).map(|i| AccountId(500 + i)).collect();
+        for &id in &many {
+            ledger
+                .create_account(id, Currency::CNY, 0)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        for round in 0..2 {
+            for &id in &many {
+                let f = ledger.facts(id).unwrap().unwrap();
+                assert_eq!(f.created_at, store.account(id).unwrap().unwrap().created_at);
+                assert!(
+                    ledger.facts_cached() <= bound,
+                    "round {round}: {}",
+                    ledger.facts_cached()
+                );
+            }
+        }
+        facts
+    });
+    // After a restart, from the store.
+    actix_rt::System::new().block_on(async {
+        let (store, _) = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let ledger = Ledger::start(Arc::new(store), config);
+        assert_eq!(ledger.facts_cached(), 0);
+        assert_eq!(ledger.facts(A).unwrap(), Some(before));
+        assert_eq!(ledger.facts_cached(), 1);
     });
 }

@@ -557,21 +557,21 @@ fn balance_transfer(p: &Payment, merchant: AccountId, currency: Currency) -> Tra
 fn paying_account(
     state: &Platform,
     payer: AccountId,
-    account: engine::LiveAccount,
+    account: actors::AccountFacts,
     currency: Currency,
 ) -> Result<(AccountId, Option<Timestamp>)> {
     state.rate.payer.check(&payer.0)?;
-    if account.account.currency != currency {
+    if account.currency != currency {
         return Err(Error::invalid(
             "invalid_currency",
             format!(
                 "the paying account is in {}, not {currency}",
-                account.account.currency
+                account.currency
             ),
         )
         .with_param("currency"));
     }
-    Ok((payer, Some(account.account.created_at)))
+    Ok((payer, Some(account.created_at)))
 }
 
 /// Where the money comes from.
@@ -788,19 +788,13 @@ pub async fn create(
                     .with_param("payment_method.account_id")
             };
             let payer = AccountId::parse(payer_text).ok_or_else(not_found)?;
-            let account = ledger.account(payer);
-            paying_account(
-                state,
-                payer,
-                account.await?.ok_or_else(not_found)?,
-                currency,
-            )?
+            let account = ledger.facts(payer)?.ok_or_else(not_found)?;
+            paying_account(state, payer, account, currency)?
         }
         Source::Credit(line, _) => {
             let payer = line.principal_account;
             let account = ledger
-                .account(payer)
-                .await?
+                .facts(payer)?
                 .ok_or_else(|| Error::storage("a credit line's principal account is missing"))?;
             paying_account(state, payer, account, currency)?
         }

@@ -47,6 +47,8 @@ const FAMILIES: &[&str] = &[
     "rongpay_wal_dedup_filter_bytes",
     "rongpay_wal_dedup_held_ids",
     "rongpay_store_key_filter_bytes",
+    "rongpay_store_online_discard",
+    "rongpay_wal_write_stalls_total",
     "rongpay_wal_queue_depth",
     "rongpay_wal_poisoned",
     "rongpay_wal_last_seq",
@@ -245,6 +247,14 @@ fn metrics_after_a_workload_are_described_counted_bounded_and_promtool_clean() {
             ]
         ),
         1.0
+    );
+    // The data dir's file system as payd found it at open: 1 only where it discards online.
+    let discard = storage::mounts::of(&tmp.path().join("data"))
+        .expect("the data dir is on a mount in /proc/self/mountinfo")
+        .online_discard();
+    assert_eq!(
+        count("rongpay_store_online_discard", &[]),
+        if discard { 1.0 } else { 0.0 }
     );
     let amount = "rongpay_payment_amount_minor_units_total";
     assert_eq!(
@@ -470,7 +480,7 @@ fn a_real_prometheus_started_by_ops_sh_scrapes_payd_loads_the_rules_and_answers_
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap().clone())
         .collect();
-    assert_eq!(rules.len(), 20, "{rules:?}");
+    assert_eq!(rules.len(), 22, "{rules:?}");
     assert!(rules.iter().all(|r| r["health"] != "err"), "{rules:?}");
     let r = try_request(&ops.prometheus, "GET", "/api/v1/alertmanagers", &[], b"").unwrap();
     assert_eq!(

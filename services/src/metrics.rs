@@ -403,6 +403,15 @@ fn describe() {
         Unit::Count,
         "Transfer ids ingested into the dedup index as table files from the writer's held runs."
     );
+    describe_counter!(
+        storage::writer::WAL_WRITE_STALLS,
+        Unit::Count,
+        "Group writes that met a RocksDB write stall (memtable flushes or L0 compactions behind the writes) and waited for it to clear."
+    );
+    describe_gauge!(
+        storage::store::STORE_ONLINE_DISCARD,
+        "1 while the data dir's file system is mounted with online discard (journal syncs wait behind the discards of deleted files: mount it without discard, trim on a timer), else 0."
+    );
     describe_gauge!(
         WAL_QUEUE,
         Unit::Count,

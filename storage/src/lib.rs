@@ -11,6 +11,8 @@
 //! - `keyfilter` (crate-private): an in-memory filter of the aux keys requests look up and
 //!   almost never find (idempotency records, `out_trade_no` indexes, customer links).
 //! - [`legacy`]: decoders of record format 1, upgraded on read.
+//! - [`mounts`]: the file system a data dir is on (`/proc/self/mountinfo`), to warn about
+//!   online `discard`.
 //! - [`schema`]: column families, journal entries and account merge operands.
 //! - [`sched`]: a thread's scheduling policy (the ledger's thread at `SCHED_BATCH`).
 //! - [`shelf`]: record segments, one file per shelved day (final business records out of
@@ -36,6 +38,7 @@ pub mod flushprio;
 pub(crate) mod idfilter;
 pub(crate) mod keyfilter;
 pub mod legacy;
+pub mod mounts;
 pub mod records;
 pub mod sched;
 pub mod schema;

@@ -128,7 +128,8 @@ pub struct WriterStats {
     /// Of those, the group writes that carried a balance checkpoint, and their time.
     pub checkpoints: AtomicU64,
     pub checkpoint_nanos: AtomicU64,
-    /// Times a group write met a RocksDB write stall (`no_slowdown` refused it) and waited.
+    /// Milliseconds group writes waited out RocksDB write stalls (`no_slowdown` refused the
+    /// write; one per 1 ms retry). The metric `rongpay_wal_write_stalls_total` counts groups.
     pub stalls: AtomicU64,
     /// Transfer ids looked up in the dedup index, and those the writer's id filter ruled
     /// out without a lookup ([`crate::idfilter`]).
@@ -736,6 +737,7 @@ impl Store {
             elapsed_ms = recovery.elapsed.as_millis() as u64,
             "store recovered"
         );
+        report_mount(&path);
         Ok((
             Store {
                 inner,
@@ -2043,6 +2045,36 @@ fn spawn_key_filter(
 
 /// Bytes of the aux key filter (a gauge, [`crate::keyfilter`]).
 pub use crate::keyfilter::KEY_FILTER_BYTES;
+
+/// 1 while the data dir's file system is mounted with online `discard`, else 0
+/// ([`crate::mounts`]).
+pub const STORE_ONLINE_DISCARD: &str = "rongpay_store_online_discard";
+
+/// Says, once at open, whether the data dir's file system discards blocks as they are freed:
+/// a warning and [`STORE_ONLINE_DISCARD`] at 1 if so. The journal's synced writes queue behind
+/// those discards (crate::mounts).
+fn report_mount(path: &Path) {
+    let mount = crate::mounts::of(path);
+    let discard = mount
+        .as_ref()
+        .is_some_and(crate::mounts::Mount::online_discard);
+    metrics::gauge!(STORE_ONLINE_DISCARD).set(if discard { 1.0 } else { 0.0 });
+    match mount {
+        Some(m) if discard => tracing::warn!(
+            mount = %m.point.display(),
+            device = %m.source,
+            fs = %m.fs_type,
+            "the data dir's file system is mounted with online discard: every file deleted there \
+             (old WAL and table files) sends the disk a discard that journal syncs wait behind, \
+             holding every payment in flight; remount it without discard and trim on a timer \
+             (fstrim.timer)"
+        ),
+        Some(m) => {
+            tracing::info!(mount = %m.point.display(), device = %m.source, fs = %m.fs_type, "data dir's file system")
+        }
+        None => {}
+    }
+}
 
 /// The key filter from a scan of the filtered prefixes' keys; `None` when cancelled.
 fn key_filter(

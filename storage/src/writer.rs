@@ -144,6 +144,8 @@ pub const WAL_DEDUP_FILTER_BYTES: &str = "rongpay_wal_dedup_filter_bytes";
 pub const WAL_DEDUP_HELD_IDS: &str = "rongpay_wal_dedup_held_ids";
 /// Transfer ids ingested from the writer's runs into the dedup family (a counter).
 pub const WAL_DEDUP_INGESTED_IDS: &str = "rongpay_wal_dedup_ingested_ids_total";
+/// Group writes that met a RocksDB write stall (flushes or compactions behind) and waited.
+pub const WAL_WRITE_STALLS: &str = "rongpay_wal_write_stalls_total";
 
 /// How long a group may wait for more units before it is written, while other threads of
 /// the writer's core have work: the group-commit counterpart of PostgreSQL's `commit_delay`,
@@ -238,6 +240,8 @@ pub(crate) fn run(
         held_ids: metrics::gauge!(WAL_DEDUP_HELD_IDS),
     };
     let delayed = metrics::histogram!(WAL_COMMIT_DELAY_SECONDS);
+    // Exported from the start, at 0 until a group meets a stall.
+    metrics::counter!(WAL_WRITE_STALLS).increment(0);
     let mut previous_units = 0;
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
@@ -1249,6 +1253,7 @@ fn write_group(
             .expect("GL balances fit in i128 (checked when the group was booked)");
         book
     });
+    let mut stalled = false;
     let result = loop {
         if written == 0 {
             // Every unit was a duplicate: nothing to write or sync.
@@ -1287,6 +1292,11 @@ fn write_group(
                         WRITE_STALL_MAX.as_secs(),
                         e.into_string()
                     )));
+                }
+                if !stalled {
+                    // Once a group, not once a millisecond it waits.
+                    metrics::counter!(WAL_WRITE_STALLS).increment(1);
+                    stalled = true;
                 }
                 inner.stats.stalls.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(1));

@@ -1,7 +1,7 @@
-# Sourced by loadtest/ab.sh, loadtest/threads.sh and loadtest/batch-shape.sh (from the
-# repo's root): builds payd and the harness and sets up what their runs share. Set `port`,
-# `sim_port` and `token_prefix` first. Leaves `bin`, `work` (removed at exit), `pids`
-# (killed at exit) and `start_sim`.
+# Sourced by loadtest/ab.sh, loadtest/threads.sh, loadtest/batch-shape.sh and
+# loadtest/sync-stalls.sh (from the repo's root): builds payd and the harness and sets up
+# what their runs share. Set `port`, `sim_port` and `token_prefix` first. Leaves `bin`, `work`
+# (removed at exit), `pids` (killed at exit) and `start_sim`.
 scripts/setup.sh build
 . scripts/env.sh
 cargo build --profile dist --workspace -q

@@ -4,14 +4,12 @@
 //!
 //! Why it matters (docs/BENCHMARKS.md, sessions 51–52): with `discard`, every file deleted on
 //! that file system (a WAL after its memtables' flush, table files after a compaction, a
-//! previous run's files) sends the device a discard at the next journal commit, and the
-//! journal's synced writes queue behind it. On the AMD EPYC VM a loop of 8 KB appends and
-//! `fdatasync`s that deleted its 64 MB file every 8,000 writes saw 11 syncs over 10 ms in
-//! 120 s with `discard` and 1 without, and payd's synced group writes at 10,000 payments/s
-//! waited over 25 ms 6 times in 100 s with it against 8 times in 360 s without. Every payment
-//! in flight waits for such a sync. Operators mount the data dir without `discard` and trim
-//! on a timer (`fstrim.timer`) instead; payd cannot change the mount, so it warns and exports
-//! `rongpay_store_online_discard`.
+//! previous run's files) sends the device a discard, and the journal's synced writes queue
+//! behind it. On the AMD EPYC VM payd's group writes at 10,000 payments/s took over 25 ms
+//! once every 14 s with `discard` and once every 41 s without (230 s and 450 s of runs), and
+//! every payment in flight waits for such a write. Operators mount the data dir without
+//! `discard` and trim on a timer (`fstrim.timer`) instead; payd cannot change the mount, so
+//! it warns and exports `rongpay_store_online_discard`.
 
 use std::path::{Path, PathBuf};
 

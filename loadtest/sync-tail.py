@@ -12,7 +12,9 @@ disk a discard the next syncs wait behind: docs/ARCHITECTURE.md, Operations).
 fsync-probe.py measures what a durable write costs; this measures how often one is slow, the
 thing a stall of every payment in flight comes from (docs/BENCHMARKS.md, session 52).
 """
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -22,21 +24,17 @@ PAUSE_S = 0.0002
 
 
 def mount_of(directory):
-    """(mount point, type, options) of the file system holding `directory`."""
-    path = os.path.realpath(directory)
-    best = None
-    with open("/proc/self/mountinfo") as table:
-        for line in table:
-            fields = line.split()
-            if "-" not in fields:
-                continue
-            dash = fields.index("-")
-            point = fields[4].replace("\\040", " ")
-            inside = path == point or path.startswith(point.rstrip("/") + "/")
-            if inside and (best is None or len(point) >= len(best[0])):
-                options = fields[5].split(",") + fields[dash + 3].split(",")
-                best = (point, fields[dash + 1], options)
-    return best
+    """(mount point, type, options) of the file system holding `directory` (util-linux's
+    findmnt); None where it cannot tell."""
+    try:
+        out = subprocess.run(
+            ["findmnt", "-J", "-o", "TARGET,FSTYPE,OPTIONS", "-T", directory],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    fs = json.loads(out)["filesystems"][0]
+    return fs["target"], fs["fstype"], fs["options"].split(",")
 
 
 def main():

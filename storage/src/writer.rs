@@ -238,10 +238,9 @@ pub(crate) fn run(
         dedup_by_index: metrics::counter!(WAL_DEDUP_IDS, "answered_by" => "index"),
         filter_bytes: metrics::gauge!(WAL_DEDUP_FILTER_BYTES),
         held_ids: metrics::gauge!(WAL_DEDUP_HELD_IDS),
+        write_stalls: metrics::counter!(WAL_WRITE_STALLS),
     };
     let delayed = metrics::histogram!(WAL_COMMIT_DELAY_SECONDS);
-    // Exported from the start, at 0 until a group meets a stall.
-    metrics::counter!(WAL_WRITE_STALLS).increment(0);
     let mut previous_units = 0;
     let mut write_options = WriteOptions::default();
     write_options.set_sync(true);
@@ -1190,6 +1189,7 @@ struct WalMetrics {
     dedup_by_index: metrics::Counter,
     filter_bytes: metrics::Gauge,
     held_ids: metrics::Gauge,
+    write_stalls: metrics::Counter,
 }
 
 /// Writes one group and answers its units. Answers whether it sealed the dedup runs for
@@ -1295,7 +1295,7 @@ fn write_group(
                 }
                 if !stalled {
                     // Once a group, not once a millisecond it waits.
-                    metrics::counter!(WAL_WRITE_STALLS).increment(1);
+                    wal_metrics.write_stalls.increment(1);
                     stalled = true;
                 }
                 inner.stats.stalls.fetch_add(1, Ordering::Relaxed);

@@ -24,7 +24,10 @@ THREADS = [
 
 # Threads whose runtime and syscall samples belong to one stage: the log writer's, and the
 # main thread's (named after the binary's file: `--main-thread`), where payd runs the ledger
-# (its coordinator and shard actors).
+# (its coordinator and shard actors) when it may use two CPUs. Pinned to one, as the
+# profiles run it, payd runs the ledger on the HTTP worker (`ledger_home` auto): the
+# ledger's own code still counts by its frames (`actors::`), the runtime around it as the
+# HTTP server's.
 def thread_runtime(main_thread):
     return [
         ("tracing-appende", "access log, tracing"),

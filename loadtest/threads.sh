@@ -34,13 +34,15 @@ payments() {
   curl -sf "127.0.0.1:$port/metrics" | awk '/^rongpay_payments_total/ {s += $2} END {printf "%d\n", s}'
 }
 # name voluntary involuntary cpu-ticks, summed over the threads of one name (the HTTP
-# workers, RocksDB's pools); the main thread, which hosts the ledger, as "main(ledger)".
+# workers, RocksDB's pools); the main thread as "main". payd pinned to one core runs the
+# ledger on its HTTP worker (`ledger_home` auto); RONGPAY_LEDGER_HOME=own_thread puts it back
+# on the main thread.
 snapshot() {
   local pid=$1 t
   for t in /proc/"$pid"/task/*; do
     local name
     name=$(tr ' ' _ <"$t/comm")
-    [ "${t##*/}" = "$pid" ] && name="main(ledger)"
+    [ "${t##*/}" = "$pid" ] && name="main"
     echo "$name $(awk '/^voluntary_ctxt/ {v = $2} /^nonvoluntary_ctxt/ {n = $2} END {print v, n}' "$t/status") $(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')"
   done | awk '{v[$1] += $2; n[$1] += $3; c[$1] += $4} END {for (k in v) print k, v[k], n[k], c[k]}' | sort
 }

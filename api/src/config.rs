@@ -17,7 +17,7 @@ pub const BODY_LIMIT_BYTES_MAX: usize = 16 << 20;
 pub use crate::secret::Secret;
 
 /// The settings' names, as in the file and after `RONGPAY_` in the environment.
-pub const SETTINGS: [&str; 72] = [
+pub const SETTINGS: [&str; 73] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -28,6 +28,7 @@ pub const SETTINGS: [&str; 72] = [
     "head_limit_bytes",
     "workers",
     "ledger_sched_batch",
+    "ledger_home",
     "rocksdb_background_nice",
     "rocksdb_flush_idle_nice",
     "dedup_filter_mb",
@@ -120,6 +121,12 @@ pub struct Config {
     /// one round instead of one command per context switch. The workers and the
     /// group-commit writer stay at the normal policy. docs/ARCHITECTURE.md.
     pub ledger_sched_batch: bool,
+    /// Where the ledger's actors (its coordinator and shards) run: `own_thread` (payd's main
+    /// thread), `worker` (the first HTTP worker's thread: a payment's commands and answers
+    /// then pass between tasks of one thread, and no thread is woken for the ledger), or
+    /// `auto` (default): `worker` when payd may use one CPU only, where a thread of its own
+    /// could never run beside the worker anyway. docs/ARCHITECTURE.md.
+    pub ledger_home: String,
     /// Nice value of RocksDB's flush and compaction threads (0 to 19; default 5; 0 leaves
     /// them as started): a flush of a large memtable on the serving core then takes a smaller
     /// share of it while it runs, and the tail of payments' latency with it.
@@ -305,6 +312,7 @@ impl Default for Config {
             head_timeout_ms: 5_000,
             workers: 1,
             ledger_sched_batch: true,
+            ledger_home: "auto".to_string(),
             rocksdb_background_nice: 5,
             rocksdb_flush_idle_nice: 19,
             dedup_filter_mb: services::platform::DEDUP_FILTER_BYTES_MAX >> 20,
@@ -395,6 +403,16 @@ impl Config {
                 burst: self.rate_payer_burst,
             },
         )
+    }
+
+    /// Whether the ledger runs on the first HTTP worker's thread (`ledger_home`): `auto`
+    /// asks how many CPUs this process may use (its affinity and its cgroup's quota).
+    pub fn ledger_on_worker(&self) -> bool {
+        match self.ledger_home.as_str() {
+            "worker" => true,
+            "own_thread" => false,
+            _ => std::thread::available_parallelism().is_ok_and(|n| n.get() == 1),
+        }
     }
 
     /// Loads defaults, then `file` (if given), then `RONGPAY_*` variables
@@ -543,6 +561,12 @@ impl Config {
             return Err(format!(
                 "dedup_seal_ids: {} is outside 1..=16777216",
                 self.dedup_seal_ids
+            ));
+        }
+        if !["auto", "worker", "own_thread"].contains(&self.ledger_home.as_str()) {
+            return Err(format!(
+                "ledger_home: {:?} is not auto, worker or own_thread",
+                self.ledger_home
             ));
         }
         if !(1..=64).contains(&self.workers) {
@@ -946,6 +970,7 @@ mod tests {
         assert!(bad(|c| c.listen = "localhost".into()).starts_with("listen:"));
         assert!(bad(|c| c.body_limit_bytes = 10).starts_with("body_limit_bytes:"));
         assert!(bad(|c| c.workers = 0).starts_with("workers:"));
+        assert!(bad(|c| c.ledger_home = "main".into()).starts_with("ledger_home:"));
         assert!(bad(|c| c.rocksdb_background_nice = 20).starts_with("rocksdb_background_nice:"));
         assert!(bad(|c| c.dedup_filter_mb = 4097).starts_with("dedup_filter_mb:"));
         assert!(bad(|c| c.key_filter_mb = 4097).starts_with("key_filter_mb:"));

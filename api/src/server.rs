@@ -433,6 +433,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         _ => None,
     };
     let ledger_sched_batch = config.ledger_sched_batch;
+    let ledger_on_worker = config.ledger_on_worker();
     actix_rt::System::new().block_on(async move {
         // This thread hosts the ledger (started by the recovery below). Threads spawned from
         // here on inherit the policy: the HTTP workers set theirs back (the app factory runs
@@ -442,7 +443,21 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 eprintln!("payd: the ledger's thread stays at the normal policy: {e}");
             }
         }
-        state.platform.start(fatal);
+        // The first HTTP worker to start sends its arbiter, and the ledger starts there.
+        println!(
+            "payd: the ledger runs on {} (ledger_home {})",
+            if ledger_on_worker {
+                "the first HTTP worker's thread"
+            } else {
+                "the main thread"
+            },
+            config.ledger_home
+        );
+        let (home, ledger_home) = tokio::sync::oneshot::channel();
+        let home = Arc::new(std::sync::Mutex::new(Some(home)));
+        state
+            .platform
+            .start_with_ledger_on(fatal, ledger_on_worker.then_some(ledger_home));
         if let Some(handle) = state.metrics.clone() {
             // Folds histogram samples into buckets when nobody scrapes: bounded memory.
             actix_rt::spawn(async move {
@@ -474,6 +489,9 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 {
                     eprintln!("payd: an HTTP worker keeps the ledger's policy: {e}");
                 }
+            }
+            if let Some(home) = home.lock().ok().and_then(|mut h| h.take()) {
+                let _ = home.send(actix_rt::Arbiter::current());
             }
             App::new()
                 .app_data(app_state.clone())

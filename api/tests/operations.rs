@@ -541,3 +541,70 @@ fn the_ledgers_thread_runs_at_sched_batch_and_rocksdbs_threads_reniced() {
         "{threads:?}"
     );
 }
+
+/// How many times payd's main thread was woken after sleeping (voluntary context switches).
+fn main_thread_wakeups(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `ledger_home`: on `own_thread` the ledger's actors are payd's main thread's, woken for
+/// every payment; on `worker` they are the first HTTP worker's, and the main thread only
+/// wakes for its timers. With two workers, payments reach the ledger both from its own
+/// worker and across threads. A kill -9 there loses no acknowledged payment.
+#[test]
+#[cfg(target_os = "linux")]
+fn the_ledger_runs_on_an_http_worker_when_asked_and_a_kill_loses_nothing() {
+    const PAYMENTS: u64 = 200;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut woken = Vec::new();
+    for home in ["own_thread", "worker"] {
+        let dir = tmp.path().join(home);
+        let log = tmp.path().join(format!("{home}.log"));
+        let env = [
+            ("RONGPAY_ADMIN_TOKEN", ADMIN),
+            ("RONGPAY_WORKERS", "2"),
+            ("RONGPAY_LEDGER_HOME", home),
+        ];
+        let p = Payd::start_logging(&dir, &env, &log);
+        let said = std::fs::read_to_string(&log).unwrap();
+        let placed = if home == "worker" {
+            "payd: the ledger runs on the first HTTP worker's thread (ledger_home worker)"
+        } else {
+            "payd: the ledger runs on the main thread (ledger_home own_thread)"
+        };
+        assert!(said.contains(placed), "{said}");
+        let shop = merchant(&p, r#"{"name":"Home","fee_rate":"0"}"#);
+        let payer = funded_account(&p, "1000.00");
+        let before = main_thread_wakeups(p.child.id());
+        for n in 0..PAYMENTS {
+            let r = pay(&p, &shop.key, &format!("home-{n}"), "1.25", &payer);
+            assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+        }
+        woken.push(main_thread_wakeups(p.child.id()) - before);
+        assert_eq!(p.balance(&payer), "750.00");
+        if home == "worker" {
+            p.kill9();
+            let p = Payd::start_logging(&dir, &env, &log);
+            assert_eq!(p.balance(&payer), "750.00");
+            assert_eq!(p.balance(&shop.account), "250.00");
+            let r = pay(&p, &shop.key, "home-after", "1.25", &payer);
+            assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+            assert_eq!(p.balance(&payer), "748.75");
+        }
+    }
+    println!(
+        "main thread woken during {PAYMENTS} payments: own_thread {}, worker {}",
+        woken[0], woken[1]
+    );
+    // Each payment wakes the ledger's thread at least for its command and for its synced
+    // group; on the worker the main thread keeps only its timers (every 200 ms at most).
+    assert!(woken[0] >= PAYMENTS, "{woken:?}");
+    assert!(woken[1] < PAYMENTS / 4, "{woken:?}");
+}

@@ -350,14 +350,30 @@ impl Platform {
     /// Recovery problems end the process through `fatal` (serving without a store would only
     /// ever answer not ready).
     pub fn start(self: &Arc<Self>, fatal: fn(&str) -> !) {
+        self.start_with_ledger_on(fatal, None);
+    }
+
+    /// [`Platform::start`], with the ledger's actors on the arbiter `home` yields (an HTTP
+    /// worker's, sent once it runs) rather than on the calling one. A payment's commands and
+    /// answers then pass between tasks of one thread: no thread is woken for the ledger
+    /// (docs/ARCHITECTURE.md, "Decisions").
+    pub fn start_with_ledger_on(
+        self: &Arc<Self>,
+        fatal: fn(&str) -> !,
+        home: Option<tokio::sync::oneshot::Receiver<actix_rt::ArbiterHandle>>,
+    ) {
         let recovering = Arc::clone(self);
-        actix_rt::spawn(async move { recovering.recover(fatal).await });
+        actix_rt::spawn(async move { recovering.recover(fatal, home).await });
         crate::webhooks::spawn_dispatcher(Arc::clone(self));
     }
 
     /// Opens the store off the async threads, then starts the ledger, loads and resumes what
     /// was in flight, and marks the platform recovered.
-    async fn recover(self: Arc<Self>, fatal: fn(&str) -> !) {
+    async fn recover(
+        self: Arc<Self>,
+        fatal: fn(&str) -> !,
+        home: Option<tokio::sync::oneshot::Receiver<actix_rt::ArbiterHandle>>,
+    ) {
         let dir = self.settings.data_dir.clone();
         let wait = self.settings.store_lock_wait;
         let started = std::time::Instant::now();
@@ -402,13 +418,27 @@ impl Platform {
             Ok(_) => {}
             Err(e) => fatal(&format!("cannot load the channels: {e}")),
         }
-        let ledger = actors::Ledger::start(
-            Arc::clone(&store),
-            actors::LedgerConfig {
-                inflight_max: self.settings.inflight_max,
-                ..actors::LedgerConfig::default()
-            },
-        );
+        let config = actors::LedgerConfig {
+            inflight_max: self.settings.inflight_max,
+            ..actors::LedgerConfig::default()
+        };
+        let ledger = match home {
+            None => actors::Ledger::start(Arc::clone(&store), config),
+            Some(home) => {
+                let Ok(arbiter) = home.await else {
+                    fatal("no HTTP worker started to host the ledger");
+                };
+                let (started, ledger) = tokio::sync::oneshot::channel();
+                let on = Arc::clone(&store);
+                let sent = arbiter.spawn(async move {
+                    let _ = started.send(actors::Ledger::start(on, config));
+                });
+                match ledger.await {
+                    Ok(ledger) if sent => ledger,
+                    _ => fatal("the HTTP worker that was to host the ledger stopped"),
+                }
+            }
+        };
         if let Err(e) =
             crate::accounts::ensure_platform_accounts(&ledger, self.settings.currency).await
         {

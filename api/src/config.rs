@@ -116,10 +116,11 @@ pub struct Config {
     pub head_limit_bytes: usize,
     /// HTTP worker threads (each an actix arbiter).
     pub workers: usize,
-    /// Run the ledger's thread at `SCHED_BATCH` (Linux; default true): its wakeups do not
-    /// preempt an HTTP worker sharing its core, so it takes the commands of many requests in
-    /// one round instead of one command per context switch. The workers and the
-    /// group-commit writer stay at the normal policy. docs/ARCHITECTURE.md.
+    /// Run the ledger's thread (payd's main thread, which keeps the ledger unless
+    /// `ledger_home` puts it on a worker) at `SCHED_BATCH` (Linux; default true): its
+    /// wakeups do not preempt an HTTP worker sharing its core, so it takes the commands of
+    /// many requests in one round instead of one command per context switch. The workers
+    /// and the group-commit writer stay at the normal policy. docs/ARCHITECTURE.md.
     pub ledger_sched_batch: bool,
     /// Where the ledger's actors (its coordinator and shards) run: `own_thread` (payd's main
     /// thread), `worker` (the first HTTP worker's thread: a payment's commands and answers

@@ -430,13 +430,14 @@ impl Platform {
                 };
                 let (started, ledger) = tokio::sync::oneshot::channel();
                 let on = Arc::clone(&store);
-                let sent = arbiter.spawn(async move {
+                // A stopped arbiter drops the task, and with it `started`.
+                arbiter.spawn(async move {
                     let _ = started.send(actors::Ledger::start(on, config));
                 });
-                match ledger.await {
-                    Ok(ledger) if sent => ledger,
-                    _ => fatal("the HTTP worker that was to host the ledger stopped"),
-                }
+                let Ok(ledger) = ledger.await else {
+                    fatal("the HTTP worker that was to host the ledger stopped");
+                };
+                ledger
             }
         };
         if let Err(e) =

@@ -141,7 +141,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
                 config.resident.min(config.accounts),
                 mib(report.rss_after_run_bytes),
             );
-            println!("| pattern | submitters | transfers/s | p50 ms | p99 ms | p999 ms | transfers/sync | bytes/transfer | keys/transfer | CPU µs/transfer | writer busy | ms/group write without checkpoint | checkpoint groups | ms/checkpoint group write | stalls | raw ceiling records/s (same batch) | engine / raw | overloaded |");
+            println!("| pattern | submitters | transfers/s | p50 ms | p99 ms | p999 ms | transfers/sync | bytes/transfer | keys/transfer | CPU µs/transfer | writer busy | ms/group write without checkpoint | checkpoint groups | ms/checkpoint group write | stall ms | raw ceiling records/s (same batch) | engine / raw | overloaded |");
             println!(
                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );

@@ -56,7 +56,8 @@ pub struct ScenarioResult {
     /// Of the group writes, those that carried a balance checkpoint, and their summed time.
     pub checkpoints: u64,
     pub checkpoint_time: Duration,
-    /// Group writes that met a RocksDB write stall and waited it out.
+    /// Milliseconds the group writes waited out RocksDB write stalls (one per 1 ms retry;
+    /// `rongpay_wal_write_stalls_total` counts the groups).
     pub stalls: u64,
     /// CPU time of the whole process (every thread, RocksDB's included) during the scenario.
     pub cpu: Option<Duration>,

@@ -436,8 +436,9 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let ledger_on_worker = config.ledger_on_worker();
     actix_rt::System::new().block_on(async move {
         // This thread hosts the ledger (started by the recovery below) unless it runs on the
-        // first HTTP worker (`ledger_home`). Threads spawned from here on inherit the policy: the HTTP workers set theirs back (the app factory runs
-        // on each), as does the group-commit writer.
+        // first HTTP worker (`ledger_home`). Threads spawned from here on inherit the policy:
+        // the HTTP workers set theirs back (the app factory runs on each), as does the
+        // group-commit writer.
         if ledger_sched_batch {
             if let Err(e) = services::sched::set_current_thread(services::sched::Policy::Batch) {
                 eprintln!("payd: the ledger's thread stays at the normal policy: {e}");
@@ -454,12 +455,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         );
         // On the worker: the first HTTP worker to start sends its arbiter (from the app
         // factory below), and recovery starts the ledger there.
-        let (home, ledger_home) = if ledger_on_worker {
-            let (home, ledger_home) = tokio::sync::oneshot::channel();
-            (Some(home), Some(ledger_home))
-        } else {
-            (None, None)
-        };
+        let (home, ledger_home) = ledger_on_worker.then(tokio::sync::oneshot::channel).unzip();
         let home = Arc::new(std::sync::Mutex::new(home));
         state.platform.start_with_ledger_on(fatal, ledger_home);
         if let Some(handle) = state.metrics.clone() {
